@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Runs the whole voxprov test suite. Meant for a fresh Debian 12 machine as root (CI runs it
+# through .ci/run); on a prepared machine it installs nothing and only runs the tests.
+#
+#   VOXPROV_TEST_POSTGRES_URL  PostgreSQL admin URL for the tests
+#                              (default: postgres://<postgres|root>@127.0.0.1:5432/test)
+#   VOXPROV_TEST_THREADS       parallel test threads (default 4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { echo "==> $*"; }
+die() { echo "error: $*" >&2; exit 1; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+fi
+
+apt_updated=no
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "missing packages ($*) and no apt-get to install them"
+    if [ "$apt_updated" = no ]; then
+        step "apt-get update"
+        "${SUDO[@]}" apt-get update -qq
+        apt_updated=yes
+    fi
+    step "installing $*"
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+
+# --- cargo --------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+    # rustup installs here; non-login shells (CI) often lack it on PATH.
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        die "cargo not found: install Rust (https://rustup.rs, Rust >= 1.80) and re-run"
+    fi
+fi
+
+# --- Debian packages for the Perl seed test --------------------------------------------------
+missing=()
+for pkg in perl libwww-perl libjson-perl; do
+    installed "$pkg" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+# --- PostgreSQL on 127.0.0.1:5432 ------------------------------------------------------------
+pg_up() {
+    if command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        return 0
+    fi
+    (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null
+}
+
+pg_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1; }
+
+if ! pg_up; then
+    if ! installed postgresql || [ -z "$(pg_version)" ]; then
+        apt_install postgresql
+    fi
+    ver="$(pg_version)"
+    [ -n "$ver" ] || die "postgresql is installed but /etc/postgresql has no cluster version"
+    if [ ! -d "/etc/postgresql/$ver/main" ]; then
+        step "creating PostgreSQL $ver cluster main"
+        "${SUDO[@]}" pg_createcluster "$ver" main >/dev/null
+    fi
+    # Let the test suite connect over TCP without a password (first matching line wins).
+    hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    for net in 127.0.0.1/32 ::1/128; do
+        line="host all all $net trust"
+        if ! "${SUDO[@]}" grep -qxF "$line" "$hba"; then
+            "${SUDO[@]}" sed -i "1i $line" "$hba"
+        fi
+    done
+    if pg_up; then
+        # Started by the package install: pick up the pg_hba change.
+        "${SUDO[@]}" pg_ctlcluster --skip-systemctl-redirect "$ver" main reload
+    else
+        step "starting PostgreSQL $ver"
+        "${SUDO[@]}" pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+    fi
+    for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+    pg_up || die "PostgreSQL does not answer on 127.0.0.1:5432"
+fi
+
+# --- which database user works -------------------------------------------------------------
+if [ -z "${VOXPROV_TEST_POSTGRES_URL:-}" ]; then
+    pg_user=postgres
+    if command -v psql >/dev/null 2>&1; then
+        pg_user=
+        for u in postgres root; do
+            if psql -qAt -h 127.0.0.1 -p 5432 -U "$u" -d test -c 'select 1' >/dev/null 2>&1; then
+                pg_user=$u
+                break
+            fi
+            # Fresh cluster: the role exists but the `test` database does not yet.
+            if psql -qAt -h 127.0.0.1 -p 5432 -U "$u" -d postgres -c 'select 1' >/dev/null 2>&1; then
+                step "creating database test"
+                psql -qAt -h 127.0.0.1 -p 5432 -U "$u" -d postgres -c 'CREATE DATABASE test' >/dev/null
+                pg_user=$u
+                break
+            fi
+        done
+        [ -n "$pg_user" ] || die "cannot connect to PostgreSQL on 127.0.0.1 as postgres or root without a password; set VOXPROV_TEST_POSTGRES_URL"
+    fi
+    VOXPROV_TEST_POSTGRES_URL="postgres://$pg_user@127.0.0.1:5432/test"
+fi
+export VOXPROV_TEST_POSTGRES_URL
+
+# --- tests ---------------------------------------------------------------------------------
+locked=()
+if [ -f Cargo.lock ]; then locked=(--locked); fi
+threads="${VOXPROV_TEST_THREADS:-4}"
+step "cargo test --workspace ${locked[*]} (PostgreSQL: $VOXPROV_TEST_POSTGRES_URL, $threads threads)"
+status=0
+cargo test --workspace "${locked[@]}" -- --test-threads="$threads" || status=$?
+exit "$status"

@@ -1,0 +1,186 @@
+//! Configuration: defaults → TOML file (`--config`) → `VOXPROV_*` environment → flags.
+//! Validated once at start; a bad value stops the server with a message naming the setting.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+/// A string that never prints: database URLs carry passwords.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and the secret key.
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`; default: `sqlite:<data_dir>/voxprov.db`.
+    pub database_url: Option<Secret>,
+    /// File holding the key that encrypts SIP passwords at rest (32 bytes, hex or raw);
+    /// default `<data_dir>/secret.key`, created 0600 on first start.
+    pub secret_key_file: Option<PathBuf>,
+    /// `full` (default): a write acknowledged to a client survives power loss.
+    /// `normal`: survives a crash of voxprov but not of the machine; faster.
+    pub sqlite_synchronous: SqliteSync,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds a verified Basic credential is remembered (argon2 is deliberately slow).
+    pub auth_cache_seconds: u64,
+    /// Failed logins from one address within a minute before it gets 429.
+    pub auth_max_failures: u32,
+    /// Log filter (tracing EnvFilter syntax).
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            data_dir: PathBuf::from("./voxprov-data"),
+            database_url: None,
+            secret_key_file: None,
+            sqlite_synchronous: SqliteSync::Full,
+            max_body_bytes: 1 << 20,
+            auth_cache_seconds: 30,
+            auth_max_failures: 10,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Settings given on the command line; `None` means "not given", so lower layers show through.
+#[derive(Debug, Default, Clone, Serialize, clap::Args)]
+pub struct Flags {
+    /// Address to listen on (VOXPROV_LISTEN), e.g. 127.0.0.1:8080 or 0.0.0.0:443.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (VOXPROV_DATA_DIR).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:PATH or postgres://user@host/db (VOXPROV_DATABASE_URL).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// Environment variables that are read but are not settings of the file.
+const OTHER_ENV: &[&str] = &[
+    "VOXPROV_ADMIN_PASSWORD",
+    "VOXPROV_DATABASE_URL_FILE",
+    "VOXPROV_CONFIG",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+impl Config {
+    pub fn load(file: Option<&std::path::Path>, flags: &Flags) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                anyhow::bail!("config file {} does not exist", path.display());
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("VOXPROV_").ignore(&[
+            "ADMIN_PASSWORD",
+            "DATABASE_URL_FILE",
+            "CONFIG",
+        ]));
+        if let Ok(path) = std::env::var("VOXPROV_DATABASE_URL_FILE") {
+            let url = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("VOXPROV_DATABASE_URL_FILE {path}: {e}"))?;
+            fig = fig.merge(Serialized::global("database_url", url.trim().to_string()));
+        }
+        fig = fig.merge(Serialized::globals(flags));
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Environment variables that look like ours but are not: a typo must not pass silently.
+    pub fn unknown_env_vars() -> Vec<String> {
+        let known: Vec<String> = serde_json::to_value(Config::default())
+            .ok()
+            .and_then(|v| {
+                v.as_object().map(|o| {
+                    o.keys()
+                        .map(|k| format!("VOXPROV_{}", k.to_uppercase()))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        std::env::vars()
+            .map(|(k, _)| k)
+            .filter(|k| {
+                k.starts_with("VOXPROV_") && !known.contains(k) && !OTHER_ENV.contains(&k.as_str())
+            })
+            .filter(|k| !k.starts_with("VOXPROV_TEST_"))
+            .collect()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.db_kind()?;
+        if self.max_body_bytes < 1024 {
+            anyhow::bail!("max_body_bytes: must be at least 1024");
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(s) => s.0.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("voxprov.db").display()),
+        }
+    }
+
+    pub fn db_kind(&self) -> anyhow::Result<DbKind> {
+        db_kind(&self.database_url())
+    }
+
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+}
+
+/// The database is chosen once, from the URL's scheme; anything else is refused rather than
+/// guessed (a typo must not silently create an empty SQLite file).
+pub fn db_kind(url: &str) -> anyhow::Result<DbKind> {
+    let scheme = url.split(':').next().unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(DbKind::Sqlite),
+        "postgres" | "postgresql" => Ok(DbKind::Postgres),
+        other => anyhow::bail!(
+            "database_url: unsupported scheme '{other}': use sqlite:PATH or postgres://user@host/database"
+        ),
+    }
+}

@@ -1,0 +1,156 @@
+//! Secrets: admin and web passwords are argon2id hashes (never recoverable, never returned);
+//! SIP passwords must be recoverable (HA1 for other realms, phone configurations) so they are
+//! encrypted at rest with AES-256-GCM under a key kept outside the database; API keys are
+//! long random strings, so a SHA-256 of them is enough and keeps every request cheap.
+
+use std::{io::Write, path::Path};
+
+use aes_gcm::{
+    aead::{Aead, KeyInit},
+    Aes256Gcm, Nonce,
+};
+use argon2::{
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use base64::{engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use rand::{rngs::OsRng, RngCore};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Hashes on the blocking pool: argon2 is deliberately slow and must not stall the runtime.
+pub async fn hash_password(pw: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(pw.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(Error::internal)?
+    .map_err(|e| Error::internal(anyhow::anyhow!("argon2: {e}")))
+}
+
+pub async fn verify_password(hash: String, pw: String) -> bool {
+    tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
+        Ok(h) => Argon2::default().verify_password(pw.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    })
+    .await
+    .unwrap_or(false)
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+pub fn random_token(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// A new API key: `vxp_<prefix>_<secret>`. The prefix finds the row; the hash checks it.
+pub fn new_api_key() -> (String, String, String) {
+    let prefix = hex::encode({
+        let mut b = [0u8; 6];
+        OsRng.fill_bytes(&mut b);
+        b
+    });
+    let full = format!("vxp_{prefix}_{}", random_token(32));
+    let hash = sha256_hex(full.as_bytes());
+    (full, prefix, hash)
+}
+
+/// Splits a presented API key into its prefix, if it has our shape.
+pub fn api_key_prefix(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("vxp_")?;
+    let (prefix, secret) = rest.split_once('_')?;
+    (prefix.len() == 12 && !secret.is_empty()).then_some(prefix)
+}
+
+#[derive(Clone)]
+pub struct Cipher {
+    aead: Aes256Gcm,
+    key: Vec<u8>,
+}
+
+impl Cipher {
+    /// Loads the key from `path`, creating it (mode 0600) on first start.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Cipher> {
+        let key = if path.exists() {
+            let raw = std::fs::read(path)?;
+            let text = String::from_utf8_lossy(&raw);
+            let t = text.trim();
+            if t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit()) {
+                hex::decode(t)?
+            } else if raw.len() == 32 {
+                raw
+            } else {
+                anyhow::bail!(
+                    "secret key {}: expected 32 bytes or 64 hex digits",
+                    path.display()
+                );
+            }
+        } else {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut k = vec![0u8; 32];
+            OsRng.fill_bytes(&mut k);
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(path)?;
+            f.write_all(hex::encode(&k).as_bytes())?;
+            f.sync_all()?;
+            k
+        };
+        let aead =
+            Aes256Gcm::new_from_slice(&key).map_err(|_| anyhow::anyhow!("bad key length"))?;
+        Ok(Cipher { aead, key })
+    }
+
+    pub fn encrypt(&self, plain: &str) -> Result<String> {
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ct = self
+            .aead
+            .encrypt(Nonce::from_slice(&nonce), plain.as_bytes())
+            .map_err(|_| Error::internal(anyhow::anyhow!("encryption failed")))?;
+        let mut out = nonce.to_vec();
+        out.extend(ct);
+        Ok(format!("v1:{}", STANDARD.encode(out)))
+    }
+
+    pub fn decrypt(&self, stored: &str) -> Result<String> {
+        let fail = || {
+            Error::internal(anyhow::anyhow!(
+                "stored secret cannot be decrypted (wrong secret key?)"
+            ))
+        };
+        let b = STANDARD
+            .decode(stored.strip_prefix("v1:").ok_or_else(fail)?)
+            .map_err(|_| fail())?;
+        if b.len() < 13 {
+            return Err(fail());
+        }
+        let pt = self
+            .aead
+            .decrypt(Nonce::from_slice(&b[..12]), &b[12..])
+            .map_err(|_| fail())?;
+        String::from_utf8(pt).map_err(|_| fail())
+    }
+}
+
+impl Cipher {
+    /// A sub-key for another purpose, so the encryption key itself is used for one thing only.
+    pub fn derive_key(&self, purpose: &[u8]) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("hmac takes any key");
+        m.update(purpose);
+        m.finalize().into_bytes().to_vec()
+    }
+}

@@ -1,0 +1,147 @@
+//! One error type for the whole server. Inner layers return it; the HTTP edge turns it into
+//! `{"code": N, "message": "…"}`. The cause of an internal error goes to the log, never to the
+//! client: a database error text in a response body helps an attacker and nobody else.
+
+use axum::http::StatusCode;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400: the request itself is malformed (bad JSON, bad query parameter, bad id).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no or wrong credentials.
+    #[error("authentication required")]
+    Unauthorized,
+    /// 403: authenticated but not allowed, or a business limit (max_subscribers).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: absent, or belongs to another reseller (which must look the same).
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// 412: If-Match did not match the current ETag.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed but invalid; always names the field.
+    #[error("{field}: {message}")]
+    Validation { field: String, message: String },
+    /// 423: the object is still in use by others.
+    #[error("{0}")]
+    Locked(String),
+    #[error("too many failed attempts, retry in {0} s")]
+    TooManyRequests(u64),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Error::NotFound(format!("{what} not found"))
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Error::Internal(e.into())
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Locked(_) => StatusCode::LOCKED,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Unique-constraint violations become a 422 naming the field; everything else from the
+/// database is internal. Index names are chosen so that both SQLite's message
+/// ("UNIQUE constraint failed: subscribers.username, …") and PostgreSQL's constraint name
+/// ("uq_subscribers_username") identify the field.
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                let hay = format!("{} {}", db.constraint().unwrap_or(""), db.message());
+                for (needle, field, msg) in UNIQUE_FIELDS {
+                    if hay.contains(needle) {
+                        return Error::invalid(*field, *msg);
+                    }
+                }
+                return Error::Conflict("an object with these values already exists".into());
+            }
+        }
+        if let sqlx::Error::PoolTimedOut = e {
+            return Error::Unavailable("database busy, retry".into());
+        }
+        Error::Internal(e.into())
+    }
+}
+
+const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "subscribers_username",
+        "username",
+        "already exists in this domain",
+    ),
+    (
+        "subscribers.username",
+        "username",
+        "already exists in this domain",
+    ),
+    (
+        "subscribers_webusername",
+        "webusername",
+        "already exists in this domain",
+    ),
+    (
+        "subscribers.webusername",
+        "webusername",
+        "already exists in this domain",
+    ),
+    ("numbers_e164", "number", "is already assigned"),
+    ("numbers.cc", "number", "is already assigned"),
+    ("domains_domain", "domain", "already exists"),
+    ("domains.domain", "domain", "already exists"),
+    ("billing_profiles_handle", "handle", "already exists"),
+    ("billing_profiles.handle", "handle", "already exists"),
+    ("resellers_name", "name", "already exists"),
+    ("resellers.name", "name", "already exists"),
+    ("admins_login", "login", "already exists"),
+    ("admins.login", "login", "already exists"),
+    ("subscribers_uuid", "uuid", "already exists"),
+    ("subscribers.uuid", "uuid", "already exists"),
+];
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Internal(e.into())
+    }
+}

@@ -1,0 +1,208 @@
+//! Customer contacts (a reseller's, identifying customers) and system contacts (admin-only,
+//! for resellers themselves). One table; a system contact has no reseller.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::resellers::check_reseller;
+use crate::error::{Error, Result};
+use crate::http::resource::{Created, ListQuery, Resource};
+use crate::http::App;
+use crate::model::{self, Actor};
+use crate::store::contacts::{save, Contact, ContactFields, CONTACT_COLS};
+use crate::store::{delete_row, exists, get_as, list_as, Arg, Conn, Where};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    /// Customer contacts only: required for admins, a reseller's own otherwise.
+    #[serde(default, deserialize_with = "model::opt_int")]
+    #[schema(value_type = Option<i64>)]
+    pub reseller_id: Option<i64>,
+    #[serde(default)]
+    pub firstname: Option<String>,
+    #[serde(default)]
+    pub lastname: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub street: Option<String>,
+    #[serde(default)]
+    pub postcode: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub phonenumber: Option<String>,
+    #[serde(default)]
+    pub mobilenumber: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+fn fields(i: ContactInput, reseller_id: Option<i64>) -> Result<ContactFields> {
+    let t = |f: &str, v: Option<String>| model::text(f, v, 255);
+    let f = ContactFields {
+        reseller_id,
+        firstname: t("firstname", i.firstname)?,
+        lastname: t("lastname", i.lastname)?,
+        email: model::email("email", i.email)?,
+        company: t("company", i.company)?,
+        street: t("street", i.street)?,
+        postcode: t("postcode", i.postcode)?,
+        city: t("city", i.city)?,
+        country: t("country", i.country)?,
+        phonenumber: t("phonenumber", i.phonenumber)?,
+        mobilenumber: t("mobilenumber", i.mobilenumber)?,
+        external_id: t("external_id", i.external_id)?,
+    };
+    if f.email.is_none() && f.firstname.is_none() && f.lastname.is_none() && f.company.is_none() {
+        return Err(Error::invalid(
+            "email",
+            "a contact needs at least an email, a name or a company",
+        ));
+    }
+    Ok(f)
+}
+
+/// Both contact collections; `SYSTEM` selects system contacts.
+pub struct Contacts<const SYSTEM: bool>;
+pub type CustomerContacts = Contacts<false>;
+pub type SystemContacts = Contacts<true>;
+
+#[async_trait]
+impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
+    const NAME: &'static str = if SYSTEM {
+        "systemcontacts"
+    } else {
+        "customercontacts"
+    };
+    const SUMMARY: &'static str = if SYSTEM {
+        "System contacts (of resellers and the platform; admins only)"
+    } else {
+        "Customer contacts: who a customer is"
+    };
+    const FILTERS: &'static [(&'static str, &'static str)] = &[
+        ("email", "email, * wildcard"),
+        ("external_id", "external id, * wildcard"),
+        ("firstname", "first name, * wildcard"),
+        ("lastname", "last name, * wildcard"),
+        ("company", "company, * wildcard"),
+        ("reseller_id", "owning reseller"),
+    ];
+    const ORDER_BY: &'static [(&'static str, &'static str)] =
+        &[("id", "id"), ("email", "email"), ("lastname", "lastname")];
+    const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
+    type Repr = Contact;
+    type Input = ContactInput;
+
+    fn check_access(actor: &Actor, write: bool) -> Result<()> {
+        if SYSTEM {
+            actor.check_admin()?;
+        }
+        if write {
+            actor.check_write()?;
+        }
+        Ok(())
+    }
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<Contact>, Option<i64>)> {
+        let mut w = Where::new();
+        w.raw(if SYSTEM {
+            "reseller_id IS NULL"
+        } else {
+            "reseller_id IS NOT NULL"
+        });
+        if let Some(r) = actor.scope() {
+            w.push("reseller_id = ?", Arg::Int(r));
+        }
+        for col in ["email", "external_id", "firstname", "lastname", "company"] {
+            if let Some(v) = q.get(col) {
+                w.text_filter(col, v);
+            }
+        }
+        if let Some(v) = q.get_id("reseller_id")? {
+            w.push("reseller_id = ?", Arg::Int(v));
+        }
+        list_as(c, CONTACT_COLS, "contacts", &w, &q.page).await
+    }
+    async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Contact>> {
+        let r: Option<Contact> = get_as(c, CONTACT_COLS, "contacts", id, lock).await?;
+        Ok(r.filter(|r| r.reseller_id.is_none() == SYSTEM))
+    }
+    async fn create(c: &mut Conn, _: &App, actor: &Actor, mut i: ContactInput) -> Result<Created> {
+        let reseller = if SYSTEM {
+            if i.reseller_id.is_some() {
+                return Err(Error::invalid(
+                    "reseller_id",
+                    "a system contact belongs to no reseller",
+                ));
+            }
+            None
+        } else {
+            let r = actor.owning_reseller(i.reseller_id.take())?;
+            check_reseller(c, r).await?;
+            Some(r)
+        };
+        Ok(save(c, None, &fields(i, reseller)?).await?.into())
+    }
+    async fn update(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        id: i64,
+        old: &Contact,
+        mut i: ContactInput,
+    ) -> Result<()> {
+        let reseller = match (SYSTEM, actor.scope(), i.reseller_id.take()) {
+            (true, _, Some(_)) => {
+                return Err(Error::invalid(
+                    "reseller_id",
+                    "a system contact belongs to no reseller",
+                ))
+            }
+            (true, _, None) => None,
+            (false, None, Some(r)) if Some(r) != old.reseller_id => {
+                if exists(c, "customers", "contact_id = $1", id).await? {
+                    return Err(Error::invalid(
+                        "reseller_id",
+                        "cannot change while customers use this contact",
+                    ));
+                }
+                check_reseller(c, r).await?;
+                Some(r)
+            }
+            _ => old.reseller_id,
+        };
+        save(c, Some(id), &fields(i, reseller)?).await?;
+        Ok(())
+    }
+    async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &Contact) -> Result<()> {
+        if exists(c, "customers", "contact_id = $1", id).await?
+            || exists(c, "resellers", "contact_id = $1", id).await?
+        {
+            return Err(Error::Locked(format!("contact {id} is still in use")));
+        }
+        delete_row(c, "contacts", id).await
+    }
+    fn id(r: &Contact) -> i64 {
+        r.id
+    }
+    fn reseller_of(r: &Contact) -> Option<i64> {
+        r.reseller_id
+    }
+    fn visible(r: &Contact, actor: &Actor) -> bool {
+        match actor.scope() {
+            None => true,
+            Some(s) => !SYSTEM && r.reseller_id == Some(s),
+        }
+    }
+}

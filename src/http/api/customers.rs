@@ -1,0 +1,224 @@
+//! Customers: billing containers for subscribers, identified by a customer contact.
+//! Status drives the subscribers: locked locks them, active unlocks them, terminated
+//! terminates them all; a terminated customer never changes again.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::subscribers;
+use crate::error::{Error, Result};
+use crate::http::resource::{Created, ListQuery, Resource};
+use crate::http::App;
+use crate::model::{self, Actor, CustomerStatus, CustomerType};
+use crate::store::contacts::{Contact, CONTACT_COLS};
+use crate::store::customers::{self, save, Customer, CustomerFields, CUSTOMER_COLS};
+use crate::store::resellers::{BillingProfile, BILLING_COLS};
+use crate::store::{get_as, list_as, Arg, Conn, Where};
+
+pub struct Customers;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerInput {
+    /// A customer contact; the customer belongs to the contact's reseller.
+    #[serde(deserialize_with = "model::int")]
+    #[schema(value_type = i64)]
+    pub contact_id: i64,
+    #[serde(deserialize_with = "model::int")]
+    #[schema(value_type = i64)]
+    pub billing_profile_id: i64,
+    /// sipaccount (default) or pbxaccount.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// active (default), pending, locked or terminated.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Most subscribers this customer may have; null: unlimited.
+    #[serde(default, deserialize_with = "model::opt_int")]
+    #[schema(value_type = Option<i64>)]
+    pub max_subscribers: Option<i64>,
+}
+
+async fn validate(c: &mut Conn, actor: &Actor, i: CustomerInput) -> Result<CustomerFields> {
+    let contact: Option<Contact> = get_as(c, CONTACT_COLS, "contacts", i.contact_id, false).await?;
+    let reseller_id = match contact.and_then(|ct| ct.reseller_id) {
+        Some(r) if actor.scope().is_none_or(|s| s == r) => r,
+        _ => {
+            return Err(Error::invalid(
+                "contact_id",
+                format!("customer contact {} does not exist", i.contact_id),
+            ))
+        }
+    };
+    let bp: Option<BillingProfile> = get_as(
+        c,
+        BILLING_COLS,
+        "billing_profiles",
+        i.billing_profile_id,
+        false,
+    )
+    .await?;
+    if bp.is_none_or(|b| b.reseller_id != reseller_id) {
+        return Err(Error::invalid(
+            "billing_profile_id",
+            format!(
+                "billing profile {} does not exist for this customer's reseller",
+                i.billing_profile_id
+            ),
+        ));
+    }
+    if let Some(m) = i.max_subscribers {
+        if m < 0 {
+            return Err(Error::invalid("max_subscribers", "must not be negative"));
+        }
+    }
+    Ok(CustomerFields {
+        reseller_id,
+        contact_id: i.contact_id,
+        billing_profile_id: i.billing_profile_id,
+        kind: CustomerType::parse("type", i.kind.as_deref().unwrap_or("sipaccount"))?
+            .as_str()
+            .into(),
+        status: CustomerStatus::parse("status", i.status.as_deref().unwrap_or("active"))?
+            .as_str()
+            .into(),
+        external_id: model::text("external_id", i.external_id, 255)?,
+        max_subscribers: i.max_subscribers,
+    })
+}
+
+#[async_trait]
+impl Resource for Customers {
+    const NAME: &'static str = "customers";
+    const SUMMARY: &'static str = "Customers: billing containers of subscribers";
+    const CAN_DELETE: bool = false;
+    const FILTERS: &'static [(&'static str, &'static str)] = &[
+        ("status", "active, pending, locked or terminated"),
+        ("external_id", "external id, * wildcard"),
+        ("contact_id", "customer contact"),
+        ("reseller_id", "owning reseller"),
+        ("billing_profile_id", "billing profile"),
+    ];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("external_id", "external_id"),
+        ("status", "status"),
+        ("create_timestamp", "create_timestamp"),
+    ];
+    const READ_ONLY: &'static [&'static str] = &[
+        "id",
+        "reseller_id",
+        "create_timestamp",
+        "modify_timestamp",
+        "terminate_timestamp",
+    ];
+    type Repr = Customer;
+    type Input = CustomerInput;
+
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<Customer>, Option<i64>)> {
+        let mut w = Where::new();
+        if let Some(r) = actor.scope() {
+            w.push("reseller_id = ?", Arg::Int(r));
+        }
+        if let Some(v) = q.get("status") {
+            w.push("status = ?", Arg::Text(v.into()));
+        }
+        if let Some(v) = q.get("external_id") {
+            w.text_filter("external_id", v);
+        }
+        for col in ["contact_id", "reseller_id", "billing_profile_id"] {
+            if let Some(v) = q.get_id(col)? {
+                w.push(&format!("{col} = ?"), Arg::Int(v));
+            }
+        }
+        list_as(c, CUSTOMER_COLS, "customers", &w, &q.page).await
+    }
+    async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Customer>> {
+        get_as(c, CUSTOMER_COLS, "customers", id, lock).await
+    }
+    async fn create(c: &mut Conn, _: &App, actor: &Actor, i: CustomerInput) -> Result<Created> {
+        let f = validate(c, actor, i).await?;
+        if f.status == "terminated" {
+            return Err(Error::invalid(
+                "status",
+                "a customer cannot be created terminated",
+            ));
+        }
+        Ok(save(c, None, &f).await?.into())
+    }
+    async fn update(
+        c: &mut Conn,
+        app: &App,
+        actor: &Actor,
+        id: i64,
+        old: &Customer,
+        i: CustomerInput,
+    ) -> Result<()> {
+        if old.status == "terminated" {
+            return Err(Error::invalid(
+                "status",
+                format!("customer {id} is terminated and cannot change"),
+            ));
+        }
+        let f = validate(c, actor, i).await?;
+        if f.reseller_id != old.reseller_id {
+            return Err(Error::invalid(
+                "contact_id",
+                "the contact must belong to the customer's reseller",
+            ));
+        }
+        if let Some(m) = f.max_subscribers {
+            let n = customers::live_subscriber_count(c, id).await?;
+            if n > m {
+                return Err(Error::invalid(
+                    "max_subscribers",
+                    format!("the customer already has {n} subscribers"),
+                ));
+            }
+        }
+        save(c, Some(id), &f).await?;
+        if f.status != old.status {
+            for sub in customers::live_subscriber_ids(c, id).await? {
+                match f.status.as_str() {
+                    "terminated" => subscribers::terminate(c, app, actor, sub).await?,
+                    "locked" => subscribers::set_status(c, app, actor, sub, "locked").await?,
+                    "active" if old.status == "locked" => {
+                        subscribers::set_status(c, app, actor, sub, "active").await?
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+    fn id(r: &Customer) -> i64 {
+        r.id
+    }
+    fn reseller_of(r: &Customer) -> Option<i64> {
+        Some(r.reseller_id)
+    }
+    fn links(r: &Customer) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "customercontacts",
+                format!("/api/customercontacts/{}", r.contact_id),
+            ),
+            (
+                "billingprofiles",
+                format!("/api/billingprofiles/{}", r.billing_profile_id),
+            ),
+            (
+                "subscribers",
+                format!("/api/subscribers/?customer_id={}", r.id),
+            ),
+        ]
+    }
+}

@@ -1,0 +1,61 @@
+//! `/api/`: one module per resource family; this file lists them once, for the router and
+//! for the OpenAPI description, so the two cannot drift apart.
+
+pub mod admins;
+pub mod contacts;
+pub mod customers;
+pub mod journals;
+pub mod numbers;
+pub mod resellers;
+pub mod subscribers;
+
+use axum::{routing::get, Router};
+
+use super::openapi::{self, ResourceDoc};
+use super::resource::{routes, Resource};
+use super::AppState;
+
+/// Calls `$f::<R>()` for every resource, in the order the documentation lists them.
+macro_rules! each_resource {
+    ($f:ident) => {
+        vec![
+            $f::<resellers::Resellers>(),
+            $f::<admins::Admins>(),
+            $f::<admins::ApiKeys>(),
+            $f::<resellers::Domains>(),
+            $f::<resellers::BillingProfiles>(),
+            $f::<contacts::SystemContacts>(),
+            $f::<contacts::CustomerContacts>(),
+            $f::<customers::Customers>(),
+            $f::<subscribers::Subscribers>(),
+            $f::<numbers::Numbers>(),
+        ]
+    };
+}
+
+pub fn router() -> Router<AppState> {
+    let mut r = Router::new()
+        .route("/api/", get(openapi::index))
+        .route(
+            "/api",
+            get(|| async { axum::response::Redirect::permanent("/api/") }),
+        )
+        .route("/api/openapi.json", get(openapi::spec))
+        .route("/api/journals/", get(journals::list))
+        .route(
+            "/api/journals",
+            get(|| async { axum::response::Redirect::permanent("/api/journals/") }),
+        );
+    for rr in each_resource!(routes) {
+        r = r.merge(rr);
+    }
+    r
+}
+
+pub fn docs() -> Vec<ResourceDoc> {
+    each_resource!(describe)
+}
+
+fn describe<R: Resource>() -> ResourceDoc {
+    openapi::describe::<R>()
+}

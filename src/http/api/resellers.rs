@@ -1,0 +1,341 @@
+//! Resellers, domains and billing profiles.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::{Error, Result};
+use crate::http::resource::{Created, ListQuery, Resource};
+use crate::http::App;
+use crate::model::{self, Actor, ResellerStatus};
+use crate::store::resellers::*;
+use crate::store::{delete_row, exists, get_as, list_as, Arg, Conn, Where};
+
+pub struct Resellers;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResellerInput {
+    pub name: String,
+    /// active (default), locked or terminated.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// A system contact.
+    #[serde(default)]
+    pub contact_id: Option<i64>,
+}
+
+async fn check_system_contact(c: &mut Conn, id: Option<i64>) -> Result<()> {
+    if let Some(id) = id {
+        if !exists(c, "contacts", "id = $1 AND reseller_id IS NULL", id).await? {
+            return Err(Error::invalid(
+                "contact_id",
+                format!("system contact {id} does not exist"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An admin naming a reseller: it must exist.
+pub async fn check_reseller(c: &mut Conn, id: i64) -> Result<()> {
+    if !exists(c, "resellers", "id = $1", id).await? {
+        return Err(Error::invalid(
+            "reseller_id",
+            format!("reseller {id} does not exist"),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Resource for Resellers {
+    const NAME: &'static str = "resellers";
+    const SUMMARY: &'static str = "Resellers: the tenants of the platform; each owns its domains, contacts, customers and admins";
+    const FILTERS: &'static [(&'static str, &'static str)] = &[
+        ("name", "reseller name, * wildcard"),
+        ("status", "active, locked or terminated"),
+    ];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id"), ("name", "name")];
+    const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
+    type Repr = Reseller;
+    type Input = ResellerInput;
+
+    fn check_access(actor: &Actor, write: bool) -> Result<()> {
+        if write {
+            actor.check_write()?;
+            actor.check_admin()?;
+        }
+        Ok(())
+    }
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<Reseller>, Option<i64>)> {
+        let mut w = Where::new();
+        if let Some(r) = actor.scope() {
+            w.push("id = ?", Arg::Int(r));
+        }
+        if let Some(v) = q.get("name") {
+            w.text_filter("name", v);
+        }
+        if let Some(v) = q.get("status") {
+            w.push("status = ?", Arg::Text(v.into()));
+        }
+        list_as(c, RESELLER_COLS, "resellers", &w, &q.page).await
+    }
+    async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Reseller>> {
+        get_as(c, RESELLER_COLS, "resellers", id, lock).await
+    }
+    async fn create(c: &mut Conn, _: &App, _: &Actor, i: ResellerInput) -> Result<Created> {
+        let name = model::non_empty("name", i.name, 127)?;
+        let status = ResellerStatus::parse("status", i.status.as_deref().unwrap_or("active"))?;
+        check_system_contact(c, i.contact_id).await?;
+        Ok(insert_reseller(c, &name, status.as_str(), i.contact_id)
+            .await?
+            .into())
+    }
+    async fn update(
+        c: &mut Conn,
+        _: &App,
+        _: &Actor,
+        id: i64,
+        _: &Reseller,
+        i: ResellerInput,
+    ) -> Result<()> {
+        let name = model::non_empty("name", i.name, 127)?;
+        let status = ResellerStatus::parse("status", i.status.as_deref().unwrap_or("active"))?;
+        check_system_contact(c, i.contact_id).await?;
+        update_reseller(c, id, &name, status.as_str(), i.contact_id).await
+    }
+    async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &Reseller) -> Result<()> {
+        for (table, what) in [
+            ("customers", "customers"),
+            ("domains", "domains"),
+            ("admins", "admins"),
+            ("contacts", "contacts"),
+            ("billing_profiles", "billing profiles"),
+        ] {
+            if exists(c, table, "reseller_id = $1", id).await? {
+                return Err(Error::Locked(format!("reseller {id} still has {what}")));
+            }
+        }
+        delete_row(c, "resellers", id).await
+    }
+    fn id(r: &Reseller) -> i64 {
+        r.id
+    }
+    fn reseller_of(r: &Reseller) -> Option<i64> {
+        Some(r.id)
+    }
+    fn links(r: &Reseller) -> Vec<(&'static str, String)> {
+        r.contact_id
+            .map(|c| vec![("systemcontacts", format!("/api/systemcontacts/{c}"))])
+            .unwrap_or_default()
+    }
+}
+
+pub struct Domains;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainInput {
+    /// The SIP domain (DNS name or IPv4 address).
+    pub domain: String,
+    /// Required for admins; a reseller's own is used otherwise.
+    #[serde(default)]
+    pub reseller_id: Option<i64>,
+}
+
+#[async_trait]
+impl Resource for Domains {
+    const NAME: &'static str = "domains";
+    const SUMMARY: &'static str = "SIP domains; subscribers live in one";
+    const CAN_UPDATE: bool = false;
+    const FILTERS: &'static [(&'static str, &'static str)] = &[
+        ("domain", "domain name, * wildcard"),
+        ("reseller_id", "owning reseller"),
+    ];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id"), ("domain", "domain")];
+    const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
+    type Repr = Domain;
+    type Input = DomainInput;
+
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<Domain>, Option<i64>)> {
+        let mut w = Where::new();
+        if let Some(r) = actor.scope() {
+            w.push("reseller_id = ?", Arg::Int(r));
+        }
+        if let Some(v) = q.get("domain") {
+            w.text_filter("domain", &v.to_ascii_lowercase());
+        }
+        if let Some(v) = q.get_id("reseller_id")? {
+            w.push("reseller_id = ?", Arg::Int(v));
+        }
+        list_as(c, DOMAIN_COLS, "domains", &w, &q.page).await
+    }
+    async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Domain>> {
+        get_as(c, DOMAIN_COLS, "domains", id, lock).await
+    }
+    async fn create(c: &mut Conn, _: &App, actor: &Actor, i: DomainInput) -> Result<Created> {
+        let domain = model::domain_name("domain", &i.domain)?;
+        let reseller = actor.owning_reseller(i.reseller_id)?;
+        check_reseller(c, reseller).await?;
+        Ok(insert_domain(c, &domain, reseller).await?.into())
+    }
+    async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &Domain) -> Result<()> {
+        if exists(c, "subscribers", "domain_id = $1", id).await? {
+            return Err(Error::Locked(format!(
+                "domain {id} still has subscribers (terminated ones are kept for billing)"
+            )));
+        }
+        delete_row(c, "domains", id).await
+    }
+    fn id(r: &Domain) -> i64 {
+        r.id
+    }
+    fn reseller_of(r: &Domain) -> Option<i64> {
+        Some(r.reseller_id)
+    }
+    fn links(r: &Domain) -> Vec<(&'static str, String)> {
+        vec![("resellers", format!("/api/resellers/{}", r.reseller_id))]
+    }
+}
+
+pub struct BillingProfiles;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillingProfileInput {
+    /// Unique short name that clients search by.
+    pub handle: String,
+    pub name: String,
+    #[serde(default)]
+    pub reseller_id: Option<i64>,
+    #[serde(default)]
+    pub prepaid: Option<bool>,
+}
+
+#[async_trait]
+impl Resource for BillingProfiles {
+    const NAME: &'static str = "billingprofiles";
+    const SUMMARY: &'static str = "Billing profiles (no rating engine: a customer must name one)";
+    const FILTERS: &'static [(&'static str, &'static str)] = &[
+        ("handle", "handle, * wildcard"),
+        ("name", "name, * wildcard"),
+        ("reseller_id", "owning reseller"),
+    ];
+    const ORDER_BY: &'static [(&'static str, &'static str)] =
+        &[("id", "id"), ("handle", "handle"), ("name", "name")];
+    const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
+    type Repr = BillingProfile;
+    type Input = BillingProfileInput;
+
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<BillingProfile>, Option<i64>)> {
+        let mut w = Where::new();
+        if let Some(r) = actor.scope() {
+            w.push("reseller_id = ?", Arg::Int(r));
+        }
+        if let Some(v) = q.get("handle") {
+            w.text_filter("handle", v);
+        }
+        if let Some(v) = q.get("name") {
+            w.text_filter("name", v);
+        }
+        if let Some(v) = q.get_id("reseller_id")? {
+            w.push("reseller_id = ?", Arg::Int(v));
+        }
+        list_as(c, BILLING_COLS, "billing_profiles", &w, &q.page).await
+    }
+    async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<BillingProfile>> {
+        get_as(c, BILLING_COLS, "billing_profiles", id, lock).await
+    }
+    async fn create(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        i: BillingProfileInput,
+    ) -> Result<Created> {
+        let reseller = actor.owning_reseller(i.reseller_id)?;
+        check_reseller(c, reseller).await?;
+        let (handle, name) = (
+            model::non_empty("handle", i.handle, 63)?,
+            model::non_empty("name", i.name, 127)?,
+        );
+        Ok(upsert_billing_profile(
+            c,
+            None,
+            &handle,
+            &name,
+            reseller,
+            i.prepaid.unwrap_or(false),
+        )
+        .await?
+        .into())
+    }
+    async fn update(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        id: i64,
+        old: &BillingProfile,
+        i: BillingProfileInput,
+    ) -> Result<()> {
+        let reseller = match (actor.scope(), i.reseller_id) {
+            (None, Some(r)) => r,
+            _ => old.reseller_id,
+        };
+        if reseller != old.reseller_id
+            && exists(c, "customers", "billing_profile_id = $1", id).await?
+        {
+            return Err(Error::invalid(
+                "reseller_id",
+                "cannot change while customers use this profile",
+            ));
+        }
+        check_reseller(c, reseller).await?;
+        let (handle, name) = (
+            model::non_empty("handle", i.handle, 63)?,
+            model::non_empty("name", i.name, 127)?,
+        );
+        upsert_billing_profile(
+            c,
+            Some(id),
+            &handle,
+            &name,
+            reseller,
+            i.prepaid.unwrap_or(false),
+        )
+        .await?;
+        Ok(())
+    }
+    async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &BillingProfile) -> Result<()> {
+        if exists(c, "customers", "billing_profile_id = $1", id).await? {
+            return Err(Error::Locked(format!(
+                "billing profile {id} is still used by customers"
+            )));
+        }
+        delete_row(c, "billing_profiles", id).await
+    }
+    fn id(r: &BillingProfile) -> i64 {
+        r.id
+    }
+    fn reseller_of(r: &BillingProfile) -> Option<i64> {
+        Some(r.reseller_id)
+    }
+    fn links(r: &BillingProfile) -> Vec<(&'static str, String)> {
+        vec![("resellers", format!("/api/resellers/{}", r.reseller_id))]
+    }
+}

@@ -1,0 +1,733 @@
+//! The REST conventions, once: every collection is a [`Resource`] and gets the same list,
+//! get, create, PUT, PATCH, DELETE, OPTIONS and journal handlers, the same body parsing,
+//! ETags, `Prefer` handling and change records. A resource module says only what differs:
+//! its fields, filters and rules.
+//!
+//! A write is one transaction: load the object (locked), check If-Match, build the new
+//! input (PUT body, or the current representation with the JSON Patch applied), validate,
+//! write, record the change, commit. Nothing half-written survives an error.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use axum::{
+    body::Body,
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{any, get, MethodRouter},
+    Router,
+};
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+
+use super::{auth::Auth, hal, App, AppState};
+use crate::changes::{self, Change, Op};
+use crate::error::{Error, Result};
+use crate::model::Actor;
+use crate::store::{Conn, Page};
+
+pub const MAX_ROWS: i64 = 1000;
+
+/// What a resource module provides.
+#[async_trait]
+pub trait Resource: Send + Sync + 'static {
+    /// Collection name, as in `/api/<NAME>/` and the journal.
+    const NAME: &'static str;
+    const SUMMARY: &'static str;
+    const CAN_CREATE: bool = true;
+    const CAN_UPDATE: bool = true;
+    const CAN_DELETE: bool = true;
+    /// Accepted filter parameters and what they match.
+    const FILTERS: &'static [(&'static str, &'static str)];
+    /// `order_by` values and the column each sorts by.
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id")];
+    /// Representation fields clients cannot set. PUT and PATCH accept them unchanged (so a
+    /// GET → modify → PUT round trip works); a different value is refused.
+    const READ_ONLY: &'static [&'static str];
+
+    type Repr: Serialize + ToSchema + Send + Sync;
+    type Input: DeserializeOwned + ToSchema + Send;
+
+    /// Who may touch this collection at all, before anything is loaded.
+    fn check_access(actor: &Actor, write: bool) -> Result<()> {
+        if write {
+            actor.check_write()?;
+        }
+        Ok(())
+    }
+
+    async fn list(
+        c: &mut Conn,
+        app: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<Self::Repr>, Option<i64>)>;
+    /// The full representation (secrets included, as the journal and admins see it), or
+    /// `None`. `lock`: inside a write transaction, lock the row against concurrent writers.
+    async fn load(c: &mut Conn, app: &App, id: i64, lock: bool) -> Result<Option<Self::Repr>>;
+    async fn create(
+        _c: &mut Conn,
+        _app: &App,
+        _actor: &Actor,
+        _input: Self::Input,
+    ) -> Result<Created> {
+        Err(Error::MethodNotAllowed("POST is not allowed here".into()))
+    }
+    async fn update(
+        _c: &mut Conn,
+        _app: &App,
+        _actor: &Actor,
+        _id: i64,
+        _old: &Self::Repr,
+        _input: Self::Input,
+    ) -> Result<()> {
+        Err(Error::MethodNotAllowed(
+            "PUT and PATCH are not allowed here".into(),
+        ))
+    }
+    async fn delete(
+        _c: &mut Conn,
+        _app: &App,
+        _actor: &Actor,
+        _id: i64,
+        _old: &Self::Repr,
+    ) -> Result<()> {
+        Err(Error::MethodNotAllowed("DELETE is not allowed here".into()))
+    }
+
+    fn id(repr: &Self::Repr) -> i64;
+    /// The reseller owning the object; `None` for objects only admins may see.
+    fn reseller_of(repr: &Self::Repr) -> Option<i64>;
+    /// Related links (`ngcp:<rel>`).
+    fn links(_repr: &Self::Repr) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    /// The representation as `actor` may see it (e.g. without secrets).
+    fn view(repr: &Self::Repr, _actor: &Actor) -> Map<String, Value> {
+        to_map(repr)
+    }
+    fn visible(repr: &Self::Repr, actor: &Actor) -> bool {
+        match actor.scope() {
+            None => true,
+            Some(r) => Self::reseller_of(repr) == Some(r),
+        }
+    }
+}
+
+pub struct Created {
+    pub id: i64,
+    /// Fields shown once in the creation response (e.g. an API key's secret).
+    pub once: Option<Map<String, Value>>,
+}
+
+impl From<i64> for Created {
+    fn from(id: i64) -> Self {
+        Created { id, once: None }
+    }
+}
+
+pub fn to_map<T: Serialize>(v: &T) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// A validated listing request.
+pub struct ListQuery {
+    pub page: Page,
+    pub filters: BTreeMap<String, String>,
+    /// Everything but page/rows, re-encoded for next/prev links.
+    pub passthrough: String,
+}
+
+impl ListQuery {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.filters.get(name).map(String::as_str)
+    }
+    pub fn get_id(&self, name: &str) -> Result<Option<i64>> {
+        self.get(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| Error::BadRequest(format!("{name}: '{v}' is not an integer id")))
+            })
+            .transpose()
+    }
+}
+
+pub fn parse_list_query(
+    raw: Option<&str>,
+    filters: &[(&str, &str)],
+    order_by: &[(&'static str, &'static str)],
+) -> Result<ListQuery> {
+    let mut page = 1i64;
+    let mut rows = 10i64;
+    let mut order = order_by[0].1;
+    let mut desc = false;
+    let mut count = true;
+    let mut map = BTreeMap::new();
+    let mut pass = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        let (k, v) = (k.into_owned(), v.into_owned());
+        match k.as_str() {
+            "page" => {
+                page = v
+                    .parse()
+                    .ok()
+                    .filter(|p: &i64| *p >= 1 && *p <= 1_000_000_000)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!("page: '{v}' is not a positive integer"))
+                    })?;
+                continue;
+            }
+            "rows" => {
+                rows = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|r| *r >= 1)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!("rows: '{v}' is not a positive integer"))
+                    })?
+                    .min(MAX_ROWS);
+                continue;
+            }
+            "order_by" => {
+                order = order_by
+                    .iter()
+                    .find(|(n, _)| *n == v)
+                    .map(|(_, c)| *c)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!(
+                            "order_by: '{v}' is not one of {}",
+                            order_by
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+            }
+            "order_by_direction" => {
+                desc = match v.to_ascii_lowercase().as_str() {
+                    "asc" => false,
+                    "desc" => true,
+                    _ => {
+                        return Err(Error::BadRequest(format!(
+                            "order_by_direction: '{v}' is not asc or desc"
+                        )))
+                    }
+                };
+            }
+            "no_count" => count = !matches!(v.as_str(), "1" | "true"),
+            _ if filters.iter().any(|(n, _)| *n == k) => {
+                if v.len() > 255 {
+                    return Err(Error::BadRequest(format!("{k}: filter value too long")));
+                }
+                map.insert(k.clone(), v.clone());
+            }
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "unknown query parameter '{k}'; filters here: {}",
+                    filters
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        }
+        pass.append_pair(&k, &v);
+    }
+    Ok(ListQuery {
+        page: Page {
+            page,
+            rows,
+            order_by: order,
+            descending: desc,
+            count,
+        },
+        filters: map,
+        passthrough: pass.finish(),
+    })
+}
+
+pub fn parse_id(raw: &str) -> Result<i64> {
+    raw.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "invalid id '{}': ids are positive integers",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+/// Reads the body, refusing more than the configured limit (413) and other media types (415).
+pub async fn read_body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    accepted: &[&str],
+) -> Result<Value> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !accepted.contains(&mime.as_str()) {
+        return Err(Error::UnsupportedMediaType(format!(
+            "Content-Type must be {} (got '{}')",
+            accepted.join(" or "),
+            if mime.is_empty() { "none" } else { &mime }
+        )));
+    }
+    let limit = app.cfg.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| Error::PayloadTooLarge(limit))?;
+    if bytes.is_empty() {
+        return Err(Error::BadRequest("request body is empty".into()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))
+}
+
+const JSON_TYPES: &[&str] = &["application/json", "application/hal+json"];
+const PATCH_TYPES: &[&str] = &["application/json-patch+json"];
+
+/// Turns a JSON object into the resource's input, naming the field on every error.
+pub fn to_input<T: DeserializeOwned>(
+    v: Value,
+    read_only: &[&str],
+    current: Option<&Map<String, Value>>,
+) -> Result<T> {
+    let Value::Object(mut m) = v else {
+        return Err(Error::invalid("body", "must be a JSON object"));
+    };
+    m.remove("_links");
+    m.remove("_embedded");
+    for f in read_only {
+        if let Some(val) = m.remove(*f) {
+            let same = match current {
+                Some(cur) => cur.get(*f).unwrap_or(&Value::Null) == &val,
+                None => val.is_null(),
+            };
+            if !same {
+                return Err(Error::invalid(*f, "is read-only"));
+            }
+        }
+    }
+    serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let field = if path == "." || path.is_empty() {
+            msg.split('`').nth(1).unwrap_or("body").to_string()
+        } else {
+            path
+        };
+        Error::invalid(field, msg)
+    })
+}
+
+/// The ETag of a representation: a keyed hash, so it reveals nothing about secret fields.
+fn etag(app: &App, repr: &impl Serialize) -> String {
+    format!(
+        "\"{}\"",
+        app.etag(&serde_json::to_vec(repr).unwrap_or_default())
+    )
+}
+
+fn check_if_match(headers: &HeaderMap, current: &str) -> Result<()> {
+    if let Some(v) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        let ok = v
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t == current || t.trim_start_matches("W/") == current);
+        if !ok {
+            return Err(Error::PreconditionFailed(
+                "If-Match does not match the current ETag; reload and retry".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn wants_representation(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("return=representation"))
+        })
+}
+
+fn item_json<R: Resource>(repr: &R::Repr, actor: &Actor) -> Value {
+    hal::item(R::NAME, R::id(repr), R::view(repr, actor), &R::links(repr))
+}
+
+fn with_etag(mut resp: Response, tag: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+async fn load_visible<R: Resource>(
+    c: &mut Conn,
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    lock: bool,
+) -> Result<R::Repr> {
+    match R::load(c, app, id, lock).await? {
+        Some(r) if R::visible(&r, actor) => Ok(r),
+        _ => Err(Error::NotFound(format!("{} {id} not found", R::NAME))),
+    }
+}
+
+/// Records a change of a resource's object, from its full representations.
+pub async fn record<R: Resource>(
+    c: &mut Conn,
+    actor: &Actor,
+    op: Op,
+    before: Option<&R::Repr>,
+    after: Option<&R::Repr>,
+) -> Result<()> {
+    let subject = after.or(before).expect("a change has a subject");
+    let (b, a) = (
+        before.map(|r| Value::Object(to_map(r))),
+        after.map(|r| Value::Object(to_map(r))),
+    );
+    changes::record(
+        c,
+        actor,
+        Change {
+            resource: R::NAME,
+            object_id: R::id(subject),
+            reseller_id: R::reseller_of(subject),
+            op,
+            before: b.as_ref(),
+            after: a.as_ref(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn list<R: Resource>(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    R::check_access(&actor, false)?;
+    let q = parse_list_query(q.as_deref(), R::FILTERS, R::ORDER_BY)?;
+    let mut c = app.store.read().await?;
+    let (items, total) = R::list(&mut c, &app, &actor, &q).await?;
+    drop(c);
+    let items = items.iter().map(|r| item_json::<R>(r, &actor)).collect();
+    let page = hal::CollectionPage {
+        name: R::NAME,
+        page: q.page.page,
+        rows: q.page.rows,
+        total,
+        query: q.passthrough,
+    };
+    Ok(hal::respond(
+        StatusCode::OK,
+        &headers,
+        &hal::collection(&page, items),
+    ))
+}
+
+async fn get_item<R: Resource>(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    R::check_access(&actor, false)?;
+    let id = parse_id(&id)?;
+    let mut c = app.store.read().await?;
+    let repr = load_visible::<R>(&mut c, &app, &actor, id, false).await?;
+    drop(c);
+    let tag = etag(&app, &repr);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
+    {
+        return Ok(with_etag(StatusCode::NOT_MODIFIED.into_response(), &tag));
+    }
+    Ok(with_etag(
+        hal::respond(StatusCode::OK, &headers, &item_json::<R>(&repr, &actor)),
+        &tag,
+    ))
+}
+
+async fn create<R: Resource>(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    R::check_access(&actor, true)?;
+    let v = read_body(&app, &headers, body, JSON_TYPES).await?;
+    if v.is_array() {
+        return Err(Error::invalid(
+            "body",
+            "must be a JSON object (bulk creation is not available on this collection)",
+        ));
+    }
+    let input: R::Input = to_input(v, R::READ_ONLY, None)?;
+    let mut tx = app.store.begin().await?;
+    let created = R::create(&mut tx, &app, &actor, input).await?;
+    let repr = R::load(&mut tx, &app, created.id, false)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("created object vanished")))?;
+    record::<R>(&mut tx, &actor, Op::Create, None, Some(&repr)).await?;
+    tx.commit().await?;
+    let location = format!("/api/{}/{}", R::NAME, created.id);
+    let tag = etag(&app, &repr);
+    let mut resp = if wants_representation(&headers) || created.once.is_some() {
+        let mut body = item_json::<R>(&repr, &actor);
+        if let (Some(once), Some(obj)) = (created.once, body.as_object_mut()) {
+            obj.extend(once);
+        }
+        hal::respond(StatusCode::CREATED, &headers, &body)
+    } else {
+        StatusCode::CREATED.into_response()
+    };
+    resp.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(Error::internal)?,
+    );
+    Ok(with_etag(resp, &tag))
+}
+
+enum Change2 {
+    Put(Value),
+    Patch(json_patch::Patch),
+}
+
+async fn put<R: Resource>(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    R::check_access(&auth.0, true)?;
+    let id = parse_id(&id)?;
+    let v = read_body(&app, &headers, body, JSON_TYPES).await?;
+    modify::<R>(app, auth.0, id, headers, Change2::Put(v)).await
+}
+
+async fn patch<R: Resource>(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    R::check_access(&auth.0, true)?;
+    let id = parse_id(&id)?;
+    let v = read_body(&app, &headers, body, PATCH_TYPES).await?;
+    if !v.is_array() {
+        return Err(Error::BadRequest(
+            "a JSON Patch (RFC 6902) must be an array of operations".into(),
+        ));
+    }
+    let p: json_patch::Patch = serde_json::from_value(v)
+        .map_err(|e| Error::BadRequest(format!("invalid JSON Patch: {e}")))?;
+    modify::<R>(app, auth.0, id, headers, Change2::Patch(p)).await
+}
+
+async fn modify<R: Resource>(
+    app: AppState,
+    actor: Actor,
+    id: i64,
+    headers: HeaderMap,
+    change: Change2,
+) -> Result<Response> {
+    let mut tx = app.store.begin().await?;
+    let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
+    check_if_match(&headers, &etag(&app, &old))?;
+    let current = R::view(&old, &actor);
+    let new = match change {
+        Change2::Put(v) => v,
+        Change2::Patch(p) => {
+            let mut doc = Value::Object(current.clone());
+            json_patch::patch(&mut doc, &p)
+                .map_err(|e| Error::invalid("patch", format!("cannot apply: {e}")))?;
+            doc
+        }
+    };
+    let input: R::Input = to_input(new, R::READ_ONLY, Some(&current))?;
+    R::update(&mut tx, &app, &actor, id, &old, input).await?;
+    let repr = R::load(&mut tx, &app, id, false)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("updated object vanished")))?;
+    record::<R>(&mut tx, &actor, Op::Update, Some(&old), Some(&repr)).await?;
+    tx.commit().await?;
+    let tag = etag(&app, &repr);
+    let resp = if wants_representation(&headers) {
+        hal::respond(StatusCode::OK, &headers, &item_json::<R>(&repr, &actor))
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    };
+    Ok(with_etag(resp, &tag))
+}
+
+async fn delete<R: Resource>(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    R::check_access(&actor, true)?;
+    let id = parse_id(&id)?;
+    let mut tx = app.store.begin().await?;
+    let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
+    check_if_match(&headers, &etag(&app, &old))?;
+    R::delete(&mut tx, &app, &actor, id, &old).await?;
+    let after = R::load(&mut tx, &app, id, false).await?;
+    record::<R>(&mut tx, &actor, Op::Delete, Some(&old), after.as_ref()).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn journal<R: Resource>(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    R::check_access(&actor, false)?;
+    let id = parse_id(&id)?;
+    let mut c = app.store.read().await?;
+    // Visible now, or once visible (a terminated subscriber keeps its record).
+    load_visible::<R>(&mut c, &app, &actor, id, false).await?;
+    let q = parse_list_query(q.as_deref(), &[], &[("id", "id")])?;
+    let f = changes::JournalFilter {
+        resource: Some(R::NAME.into()),
+        resource_id: Some(id),
+        ..Default::default()
+    };
+    let (items, total) = changes::list(&mut c, actor.scope(), &f, &q.page).await?;
+    let name = format!("{}/{id}/journal", R::NAME);
+    super::api::journals::respond(&headers, &name, &q, items, total)
+}
+
+fn allow(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn collection_methods<R: Resource>() -> Vec<Method> {
+    let mut m = vec![Method::GET, Method::HEAD, Method::OPTIONS];
+    if R::CAN_CREATE {
+        m.push(Method::POST);
+    }
+    m
+}
+
+pub fn item_methods<R: Resource>() -> Vec<Method> {
+    let mut m = vec![Method::GET, Method::HEAD, Method::OPTIONS];
+    if R::CAN_UPDATE {
+        m.extend([Method::PUT, Method::PATCH]);
+    }
+    if R::CAN_DELETE {
+        m.push(Method::DELETE);
+    }
+    m
+}
+
+fn options_response(methods: Vec<Method>, post: bool, patch: bool) -> Response {
+    let mut resp = (
+        StatusCode::OK,
+        axum::Json(json!({ "methods": methods.iter().map(Method::as_str).collect::<Vec<_>>() })),
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::ALLOW,
+        HeaderValue::from_str(&allow(&methods)).expect("method names"),
+    );
+    if post {
+        h.insert(
+            "accept-post",
+            HeaderValue::from_static("application/json, application/hal+json"),
+        );
+    }
+    if patch {
+        h.insert(
+            "accept-patch",
+            HeaderValue::from_static("application/json-patch+json"),
+        );
+    }
+    resp
+}
+
+fn not_allowed(methods: Vec<Method>) -> Response {
+    let allowed = allow(&methods);
+    let mut r =
+        Error::MethodNotAllowed(format!("method not allowed; allowed: {allowed}")).into_response();
+    if let Ok(v) = HeaderValue::from_str(&allowed) {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    r
+}
+
+/// The routes of one resource.
+pub fn routes<R: Resource>() -> Router<AppState> {
+    let coll = format!("/api/{}/", R::NAME);
+    let item = format!("/api/{}/{{id}}", R::NAME);
+    let mut c: MethodRouter<AppState> = get(list::<R>)
+        .options(|| async { options_response(collection_methods::<R>(), R::CAN_CREATE, false) });
+    if R::CAN_CREATE {
+        c = c.post(create::<R>);
+    }
+    let mut i: MethodRouter<AppState> = get(get_item::<R>)
+        .options(|| async { options_response(item_methods::<R>(), false, R::CAN_UPDATE) });
+    if R::CAN_UPDATE {
+        i = i.put(put::<R>).patch(patch::<R>);
+    }
+    if R::CAN_DELETE {
+        i = i.delete(delete::<R>);
+    }
+    let redirect_to = coll.clone();
+    Router::new()
+        .route(
+            &coll,
+            c.fallback(|| async { not_allowed(collection_methods::<R>()) }),
+        )
+        .route(
+            &item,
+            i.fallback(|| async { not_allowed(item_methods::<R>()) }),
+        )
+        .route(
+            &format!("/api/{}/{{id}}/journal/", R::NAME),
+            get(journal::<R>),
+        )
+        .route(
+            &format!("/api/{}", R::NAME),
+            any(move |RawQuery(q): RawQuery| {
+                let to = match q {
+                    Some(q) => format!("{redirect_to}?{q}"),
+                    None => redirect_to.clone(),
+                };
+                async move { axum::response::Redirect::permanent(&to) }
+            }),
+        )
+}

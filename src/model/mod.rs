@@ -1,0 +1,345 @@
+//! Types and rules, without HTTP and without SQL. Input becomes typed, validated values here,
+//! at the edge; inner code never re-validates strings.
+
+use std::fmt;
+
+use serde::{de, Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{Error, Result};
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            pub const ALL: &'static [&'static str] = &[$($s),+];
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),+ } }
+            pub fn parse(field: &str, s: &str) -> Result<Self> {
+                match s { $($s => Ok($name::$variant),)+ _ => Err(Error::invalid(field,
+                    format!("must be one of {}", Self::ALL.join(", ")))) }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum!(
+    /// Lifecycle of a customer (Sipwise contract status).
+    CustomerStatus { Active = "active", Pending = "pending", Locked = "locked", Terminated = "terminated" }
+);
+string_enum!(
+    /// Lifecycle of a subscriber.
+    SubscriberStatus { Active = "active", Locked = "locked", Terminated = "terminated" }
+);
+string_enum!(CustomerType { Sipaccount = "sipaccount", Pbxaccount = "pbxaccount" });
+string_enum!(ResellerStatus { Active = "active", Locked = "locked", Terminated = "terminated" });
+string_enum!(
+    /// `admin` may do everything; `reseller` only within its reseller.
+    Role { Admin = "admin", Reseller = "reseller" }
+);
+
+/// A string of decimal digits, accepted from JSON as a string or a non-negative integer
+/// (Sipwise's own clients send `cc => 43`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Digits(pub String);
+
+impl<'de> Deserialize<'de> for Digits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Digits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string of digits or a non-negative integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Digits, E> {
+                Ok(Digits(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Digits, E> {
+                if v < 0 {
+                    return Err(E::custom("must not be negative"));
+                }
+                Ok(Digits(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Digits, E> {
+                if !v.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(E::custom(format!("'{v}' is not a string of digits")));
+                }
+                Ok(Digits(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl utoipa::PartialSchema for Digits {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9]*$"))
+            .description(Some("digits; an integer is accepted too"))
+            .into()
+    }
+}
+impl ToSchema for Digits {}
+
+/// A telephone number as Sipwise splits it: country code, area code, subscriber number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NumberInput {
+    pub cc: Digits,
+    #[serde(default = "empty_digits")]
+    pub ac: Digits,
+    pub sn: Digits,
+    /// Returned by voxprov in representations; ignored on input.
+    #[serde(default, skip_serializing)]
+    #[schema(read_only)]
+    pub number_id: Option<serde_json::Value>,
+}
+
+fn empty_digits() -> Digits {
+    Digits(String::new())
+}
+
+/// A validated E.164 number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Number {
+    pub cc: String,
+    pub ac: String,
+    pub sn: String,
+}
+
+impl Number {
+    pub fn parse(field: &str, n: &NumberInput) -> Result<Number> {
+        let (cc, ac, sn) = (&n.cc.0, &n.ac.0, &n.sn.0);
+        if cc.is_empty() || cc.len() > 3 || cc.starts_with('0') {
+            return Err(Error::invalid(
+                format!("{field}.cc"),
+                "must be a country code of 1 to 3 digits, not starting with 0",
+            ));
+        }
+        if sn.is_empty() {
+            return Err(Error::invalid(format!("{field}.sn"), "must not be empty"));
+        }
+        if cc.len() + ac.len() + sn.len() > 15 {
+            return Err(Error::invalid(
+                field,
+                "cc, ac and sn together must not exceed 15 digits (E.164)",
+            ));
+        }
+        Ok(Number {
+            cc: cc.clone(),
+            ac: ac.clone(),
+            sn: sn.clone(),
+        })
+    }
+    pub fn e164(&self) -> String {
+        format!("{}{}{}", self.cc, self.ac, self.sn)
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{}", self.e164())
+    }
+}
+
+/// Optional text: trims nothing, but bounds the length and refuses control characters.
+pub fn text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
+    match v {
+        None => Ok(None),
+        Some(s) => Ok(Some(required_text(field, s, max)?)),
+    }
+}
+
+pub fn required_text(field: &str, s: String, max: usize) -> Result<String> {
+    if s.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(s)
+}
+
+pub fn non_empty(field: &str, s: String, max: usize) -> Result<String> {
+    if s.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    required_text(field, s, max)
+}
+
+/// SIP user part: letters, digits and the unreserved marks that SIP servers and phones all
+/// accept; 1–127 characters.
+pub fn sip_username(field: &str, s: &str) -> Result<String> {
+    if s.is_empty() || s.len() > 127 {
+        return Err(Error::invalid(field, "must be 1 to 127 characters"));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-+~!*'()".contains(c))
+    {
+        return Err(Error::invalid(
+            field,
+            "may contain only letters, digits and . _ - + ~ ! * ' ( )",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// A SIP domain: a DNS name or an IPv4 address, lower-cased.
+pub fn domain_name(field: &str, s: &str) -> Result<String> {
+    let s = s.to_ascii_lowercase();
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if !ok {
+        return Err(Error::invalid(
+            field,
+            format!("'{s}' is not a valid domain name"),
+        ));
+    }
+    Ok(s)
+}
+
+pub fn email(field: &str, v: Option<String>) -> Result<Option<String>> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => {
+            let ok = s.len() <= 254
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+                && s.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'));
+            if !ok {
+                return Err(Error::invalid(
+                    field,
+                    format!("'{s}' is not a valid email address"),
+                ));
+            }
+            Ok(Some(s))
+        }
+    }
+}
+
+/// Deserializes a present field as `Some(value)`, so that with `#[serde(default)]` an absent
+/// field is `None` and an explicit null is `Some(None)`.
+pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Who is acting, resolved from the credentials of a request (or the system itself).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: Option<i64>,
+    pub name: String,
+    pub role: Role,
+    pub reseller_id: Option<i64>,
+    pub read_only: bool,
+    /// The client's address, for the journal.
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    Admin,
+    ApiKey,
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Admin => "admin",
+            ActorKind::ApiKey => "apikey",
+            ActorKind::System => "system",
+        }
+    }
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor {
+            kind: ActorKind::System,
+            id: None,
+            name: "system".into(),
+            role: Role::Admin,
+            reseller_id: None,
+            read_only: false,
+            client: None,
+        }
+    }
+    /// The reseller this actor is confined to; `None` for admins, who see everything.
+    pub fn scope(&self) -> Option<i64> {
+        match self.role {
+            Role::Admin => None,
+            Role::Reseller => Some(self.reseller_id.unwrap_or(-1)),
+        }
+    }
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+    /// Writes need a role that is not read-only.
+    pub fn check_write(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::Forbidden(
+                "read-only credentials cannot change anything".into(),
+            ));
+        }
+        Ok(())
+    }
+    pub fn check_admin(&self) -> Result<()> {
+        if !self.is_admin() {
+            return Err(Error::Forbidden("only admins may do this".into()));
+        }
+        Ok(())
+    }
+    /// The reseller an object created by this actor belongs to: a reseller's own, always;
+    /// an admin must say which.
+    pub fn owning_reseller(&self, given: Option<i64>) -> Result<i64> {
+        match self.scope() {
+            Some(own) => Ok(own),
+            None => given.ok_or_else(|| Error::invalid("reseller_id", "is required")),
+        }
+    }
+}
+
+/// An integer id accepted as a JSON number or a string of digits: Sipwise's Perl clients
+/// take ids from Location headers with a regex and send them back as strings.
+pub fn int<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IntOrString {
+        I(i64),
+        S(String),
+    }
+    match IntOrString::deserialize(d).map_err(|_| de::Error::custom("expected an integer"))? {
+        IntOrString::I(i) => Ok(i),
+        IntOrString::S(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| de::Error::custom(format!("'{s}' is not an integer"))),
+    }
+}
+
+pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct W(#[serde(deserialize_with = "int")] i64);
+    Option::<W>::deserialize(d).map(|o| o.map(|w| w.0))
+}

@@ -1,0 +1,379 @@
+//! Storage: SQLite (embedded default) or PostgreSQL, chosen once from the URL.
+//!
+//! Both run the same statements (written with `$N` placeholders, which SQLite accepts too) over
+//! sqlx's `Any` driver; what differs lives here and in the per-dialect migrations: how a
+//! database is opened, how rows are locked, how writers are serialised. Nothing above this
+//! module knows which database it is on.
+//!
+//! SQLite has a single writer. Rather than letting several connections race for the write lock
+//! (SQLITE_BUSY, or a deadlock when two deferred transactions both upgrade), writes go through
+//! a pool of exactly one connection and wait their turn; reads use a separate pool and never
+//! block on writers thanks to WAL.
+
+pub mod accounts;
+pub mod contacts;
+pub mod customers;
+pub mod numbers;
+pub mod resellers;
+pub mod subscribers;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions},
+    pool::PoolConnection,
+    Any, AnyPool, Executor,
+};
+
+use crate::config::{db_kind, DbKind, SqliteSync};
+use crate::error::{Error, Result};
+
+pub type Conn = sqlx::AnyConnection;
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Clone)]
+pub struct Store {
+    write: AnyPool,
+    read: AnyPool,
+    kind: DbKind,
+}
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    pub async fn open(url: &str, sync: SqliteSync) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let kind = db_kind(url)?;
+        match kind {
+            DbKind::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let opts = AnyConnectOptions::from_str(&url)?;
+                let sync = match sync {
+                    SqliteSync::Full => "FULL",
+                    SqliteSync::Normal => "NORMAL",
+                };
+                let pragmas = format!(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; \
+                     PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY;"
+                );
+                let p1 = pragmas.clone();
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(move |c, _| {
+                        let p = p1.clone();
+                        Box::pin(async move {
+                            c.execute(p.as_str()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts.clone())
+                    .await?;
+                let p2 = pragmas;
+                let read = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(move |c, _| {
+                        let p = p2.clone();
+                        Box::pin(async move {
+                            c.execute(p.as_str()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts)
+                    .await?;
+                Ok(Store { write, read, kind })
+            }
+            DbKind::Postgres => {
+                let opts = AnyConnectOptions::from_str(url)?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(32)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?;
+                Ok(Store {
+                    write: pool.clone(),
+                    read: pool,
+                    kind,
+                })
+            }
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self.kind {
+            DbKind::Sqlite => SQLITE_MIGRATOR.run(&self.write).await?,
+            DbKind::Postgres => POSTGRES_MIGRATOR.run(&self.write).await?,
+        }
+        Ok(())
+    }
+
+    /// A write transaction. On SQLite this also serialises writers (see module docs).
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.write.begin().await?)
+    }
+
+    pub async fn read(&self) -> Result<PoolConnection<Any>> {
+        Ok(self.read.acquire().await?)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.read().await?;
+        sqlx::query("SELECT 1").execute(&mut *c).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.kind {
+            DbKind::Sqlite => "sqlite",
+            DbKind::Postgres => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// `FOR UPDATE` where the database has row locks; SQLite's single writer already excludes
+/// every other writer for the whole transaction.
+pub fn for_update(c: &Conn) -> &'static str {
+    if c.backend_name().eq_ignore_ascii_case("postgresql") {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
+/// Timestamps are stored as fixed-width UTC text, so they sort as text on both databases and
+/// read the way Sipwise prints them.
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// A `LIKE` pattern from a Sipwise filter value: `*` is the wildcard; SQL's own wildcards are
+/// escaped, so `50%` matches only "50%".
+pub fn like_pattern(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for ch in v.chars() {
+        match ch {
+            '\\' | '%' | '_' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '*' => out.push('%'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A growing WHERE clause with numbered placeholders.
+#[derive(Default)]
+pub struct Where {
+    clauses: Vec<String>,
+    args: Vec<Arg>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+impl Where {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds `expr` where `?` stands for the next placeholder.
+    pub fn push(&mut self, expr: &str, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        let n = self.args.len();
+        self.clauses.push(expr.replace('?', &format!("${n}")));
+        self
+    }
+    pub fn raw(&mut self, expr: &str) -> &mut Self {
+        self.clauses.push(expr.to_string());
+        self
+    }
+    /// `col = v`, or `col LIKE pattern` when the value has a `*` wildcard.
+    pub fn text_filter(&mut self, col: &str, v: &str) -> &mut Self {
+        if v.contains('*') {
+            self.push(
+                &format!("{col} LIKE ? ESCAPE '\\'"),
+                Arg::Text(like_pattern(v)),
+            )
+        } else {
+            self.push(&format!("{col} = ?"), Arg::Text(v.to_string()))
+        }
+    }
+    pub fn next_placeholder(&self) -> usize {
+        self.args.len() + 1
+    }
+    pub fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+    pub fn args(&self) -> &[Arg] {
+        &self.args
+    }
+}
+
+pub fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::Int(i) => q.bind(*i),
+            Arg::Text(s) => q.bind(s.as_str()),
+        };
+    }
+    q
+}
+
+/// Paging and ordering of a listing, already validated at the edge.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub page: i64,
+    pub rows: i64,
+    /// A column name from the resource's allow-list.
+    pub order_by: &'static str,
+    pub descending: bool,
+    pub count: bool,
+}
+
+impl Page {
+    pub fn sql(&self, w: &Where) -> String {
+        let n = w.next_placeholder();
+        format!(
+            " ORDER BY {} {}, id {} LIMIT ${} OFFSET ${}",
+            self.order_by,
+            if self.descending { "DESC" } else { "ASC" },
+            if self.descending { "DESC" } else { "ASC" },
+            n,
+            n + 1
+        )
+    }
+    pub fn limit_args(&self) -> [Arg; 2] {
+        [Arg::Int(self.rows), Arg::Int((self.page - 1) * self.rows)]
+    }
+}
+
+/// Runs `SELECT <cols> FROM <from> <where> <order/limit>` and the matching count.
+pub async fn list_rows(
+    c: &mut Conn,
+    cols: &str,
+    from: &str,
+    w: &Where,
+    page: &Page,
+) -> Result<(Vec<sqlx::any::AnyRow>, Option<i64>)> {
+    let sql = format!("SELECT {cols} FROM {from}{}{}", w.sql(), page.sql(w));
+    let mut args: Vec<Arg> = w.args().to_vec();
+    args.extend(page.limit_args());
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(&mut *c)
+        .await?;
+    let total = if page.count {
+        let sql = format!("SELECT COUNT(*) FROM {from}{}", w.sql());
+        let row = bind_all(sqlx::query(&sql), w.args())
+            .fetch_one(&mut *c)
+            .await?;
+        Some(sqlx::Row::try_get::<i64, _>(&row, 0)?)
+    } else {
+        None
+    };
+    Ok((rows, total))
+}
+
+pub fn not_found_if_none<T>(v: Option<T>, what: &str) -> Result<T> {
+    v.ok_or_else(|| Error::not_found(what))
+}
+
+/// A 0/1 integer column seen as a JSON boolean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Flag(pub bool);
+
+impl TryFrom<i64> for Flag {
+    type Error = std::convert::Infallible;
+    fn try_from(v: i64) -> std::result::Result<Self, Self::Error> {
+        Ok(Flag(v != 0))
+    }
+}
+
+impl Flag {
+    pub fn int(b: bool) -> i64 {
+        b as i64
+    }
+}
+
+pub trait Record: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin {}
+impl<T> Record for T where T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin {}
+
+/// Listing with the rows mapped to records.
+pub async fn list_as<T: Record>(
+    c: &mut Conn,
+    cols: &str,
+    from: &str,
+    w: &Where,
+    page: &Page,
+) -> Result<(Vec<T>, Option<i64>)> {
+    let (rows, total) = list_rows(c, cols, from, w, page).await?;
+    let items = rows
+        .iter()
+        .map(T::from_row)
+        .collect::<std::result::Result<Vec<T>, _>>()?;
+    Ok((items, total))
+}
+
+/// One record by id; `lock` adds a row lock where the database has them.
+pub async fn get_as<T: Record>(
+    c: &mut Conn,
+    cols: &str,
+    table: &str,
+    id: i64,
+    lock: bool,
+) -> Result<Option<T>> {
+    let sql = format!(
+        "SELECT {cols} FROM {table} WHERE id = $1{}",
+        if lock { for_update(c) } else { "" }
+    );
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *c).await?;
+    Ok(row.as_ref().map(T::from_row).transpose()?)
+}
+
+/// Whether any row of `table` matches `cond` (with `$1` = `id`): for "still in use" checks.
+pub async fn exists(c: &mut Conn, table: &str, cond: &str, id: i64) -> Result<bool> {
+    let sql = format!("SELECT 1 FROM {table} WHERE {cond} LIMIT 1");
+    Ok(sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?
+        .is_some())
+}
+
+pub async fn delete_row(c: &mut Conn, table: &str, id: i64) -> Result<()> {
+    sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_id<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    c: &mut Conn,
+) -> Result<i64> {
+    let row = q.fetch_one(&mut *c).await?;
+    Ok(sqlx::Row::try_get(&row, 0)?)
+}

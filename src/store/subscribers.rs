@@ -1,0 +1,159 @@
+//! Subscribers: the SIP accounts.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{insert_id, now, Conn, Flag, Page, Where};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct SubscriberRow {
+    pub id: i64,
+    pub uuid: String,
+    pub customer_id: i64,
+    pub reseller_id: i64,
+    pub domain_id: i64,
+    pub domain: String,
+    pub username: String,
+    pub password_enc: Option<String>,
+    pub webusername: Option<String>,
+    pub webpassword_hash: Option<String>,
+    pub status: String,
+    pub lock_level: i64,
+    #[sqlx(try_from = "i64")]
+    pub administrative: Flag,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub released_numbers: Option<String>,
+    pub create_timestamp: String,
+    pub modify_timestamp: String,
+    pub terminate_timestamp: Option<String>,
+}
+
+const COLS: &str = "id, uuid, customer_id, reseller_id, domain_id, domain, username, password_enc, webusername, \
+    webpassword_hash, status, lock_level, administrative, external_id, display_name, email, released_numbers, \
+    create_timestamp, modify_timestamp, terminate_timestamp";
+/// Subscribers with their domain name; filters and ordering name plain columns of `v`.
+pub const FROM: &str =
+    "(SELECT s.*, d.domain AS domain FROM subscribers s JOIN domains d ON d.id = s.domain_id) v";
+
+pub async fn get(c: &mut Conn, id: i64, lock: bool) -> Result<Option<SubscriberRow>> {
+    // Row locks cannot name a joined table's rows in every dialect; lock the subscriber
+    // row itself first, then read the joined view.
+    if lock && !super::for_update(c).is_empty() {
+        sqlx::query("SELECT id FROM subscribers WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+    }
+    let row = sqlx::query(&format!("SELECT {COLS} FROM {FROM} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.as_ref().map(SubscriberRow::from_row).transpose()?)
+}
+
+pub async fn list(
+    c: &mut Conn,
+    w: &Where,
+    page: &Page,
+) -> Result<(Vec<SubscriberRow>, Option<i64>)> {
+    super::list_as(c, COLS, FROM, w, page).await
+}
+
+pub struct SubscriberFields {
+    pub customer_id: i64,
+    pub reseller_id: i64,
+    pub domain_id: i64,
+    pub username: String,
+    pub password_enc: Option<String>,
+    pub webusername: Option<String>,
+    pub webpassword_hash: Option<String>,
+    pub status: String,
+    pub lock_level: i64,
+    pub administrative: bool,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+}
+
+pub async fn insert(c: &mut Conn, uuid: &str, f: &SubscriberFields) -> Result<i64> {
+    insert_id(
+        sqlx::query(
+            "INSERT INTO subscribers (uuid, customer_id, reseller_id, domain_id, username, password_enc, webusername, webpassword_hash, status, \
+             lock_level, administrative, external_id, display_name, email, create_timestamp, modify_timestamp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+        )
+        .bind(uuid.to_string())
+        .bind(f.customer_id)
+        .bind(f.reseller_id)
+        .bind(f.domain_id)
+        .bind(f.username.clone())
+        .bind(f.password_enc.clone())
+        .bind(f.webusername.clone())
+        .bind(f.webpassword_hash.clone())
+        .bind(f.status.clone())
+        .bind(f.lock_level)
+        .bind(Flag::int(f.administrative))
+        .bind(f.external_id.clone())
+        .bind(f.display_name.clone())
+        .bind(f.email.clone())
+        .bind(now()),
+        c,
+    )
+    .await
+}
+
+pub async fn update(c: &mut Conn, id: i64, f: &SubscriberFields) -> Result<()> {
+    sqlx::query(
+        "UPDATE subscribers SET customer_id = $1, reseller_id = $2, domain_id = $3, username = $4, password_enc = $5, webusername = $6, \
+         webpassword_hash = $7, status = $8, lock_level = $9, administrative = $10, external_id = $11, display_name = $12, email = $13, \
+         modify_timestamp = $14 WHERE id = $15",
+    )
+    .bind(f.customer_id)
+    .bind(f.reseller_id)
+    .bind(f.domain_id)
+    .bind(f.username.clone())
+    .bind(f.password_enc.clone())
+    .bind(f.webusername.clone())
+    .bind(f.webpassword_hash.clone())
+    .bind(f.status.clone())
+    .bind(f.lock_level)
+    .bind(Flag::int(f.administrative))
+    .bind(f.external_id.clone())
+    .bind(f.display_name.clone())
+    .bind(f.email.clone())
+    .bind(now())
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_status(c: &mut Conn, id: i64, status: &str) -> Result<()> {
+    sqlx::query("UPDATE subscribers SET status = $1, modify_timestamp = $2 WHERE id = $3")
+        .bind(status.to_string())
+        .bind(now())
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Terminates: the record stays (billing needs it, the id is never reused), the numbers are
+/// released and remembered in `released_numbers`.
+pub async fn terminate(c: &mut Conn, id: i64, released_numbers: &str) -> Result<()> {
+    let t = now();
+    sqlx::query("DELETE FROM numbers WHERE subscriber_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("UPDATE subscribers SET status = 'terminated', released_numbers = $1, modify_timestamp = $2, terminate_timestamp = $2 WHERE id = $3")
+        .bind(released_numbers.to_string())
+        .bind(t)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
