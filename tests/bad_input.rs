@@ -1,0 +1,95 @@
+//! Bad input gets a clear 4xx naming the problem, never a 5xx, and nothing is written.
+
+mod common;
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+async fn bad_input_is_refused_clearly_and_writes_nothing(app: TestApp) {
+    let f = app.fixture().await;
+    let sub = app.subscriber(&f, "victim", 4242).await;
+    let before = app.journal_count().await;
+    let post = |body: String, ct: &str| {
+        app.req(Method::POST, "/api/subscribers/")
+            .header("Content-Type", ct.to_string())
+            .body(body)
+    };
+    let good = json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "new", "password": "p" });
+
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        ("malformed JSON", post("{\"username\": ".into(), "application/json"), StatusCode::BAD_REQUEST, "malformed JSON"),
+        ("wrong content type", post(good.to_string(), "text/plain"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type"),
+        ("no content type", app.req(Method::POST, "/api/subscribers/").body(good.to_string()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type"),
+        ("unknown field", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "colour": "red" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "colour"),
+        ("wrong type", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "lock": [1] }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "lock"),
+        ("missing field", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "password": "p" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "username"),
+        ("bad number", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "primary_number": { "cc": "4x", "sn": 1 } }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "primary_number.cc"),
+        ("out of range", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "lock": 9 }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "lock"),
+        ("bad status", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "status": "zombie" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "status"),
+        ("SQL in a value", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "x'; DROP TABLE subscribers; --", "password": "p" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "username"),
+        ("array body", post("[1,2]".into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "body"),
+        ("too large", post(format!("{{\"username\": \"{}\"}}", "a".repeat(1_100_000)), "application/json"), StatusCode::PAYLOAD_TOO_LARGE, "limit"),
+        ("invalid id", app.req(Method::GET, "/api/subscribers/abc"), StatusCode::BAD_REQUEST, "invalid id"),
+        ("negative id", app.req(Method::GET, "/api/subscribers/-4"), StatusCode::BAD_REQUEST, "invalid id"),
+        ("huge id", app.req(Method::GET, "/api/subscribers/99999999999999999999999"), StatusCode::BAD_REQUEST, "invalid id"),
+        ("absent id", app.req(Method::GET, "/api/subscribers/999999"), StatusCode::NOT_FOUND, "not found"),
+        ("SQL in a filter", app.req(Method::GET, "/api/subscribers/?username=%27%20OR%201%3D1%20--"), StatusCode::OK, ""),
+        ("patch not an array", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("{\"op\":\"replace\"}"), StatusCode::BAD_REQUEST, "array"),
+        ("patch bad op", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"frobnicate\",\"path\":\"/lock\"}]"), StatusCode::BAD_REQUEST, "JSON Patch"),
+        ("patch bad path", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"remove\",\"path\":\"/nope/deeper\"}]"), StatusCode::UNPROCESSABLE_ENTITY, "patch"),
+        ("patch failing test", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"test\",\"path\":\"/username\",\"value\":\"other\"}]"), StatusCode::UNPROCESSABLE_ENTITY, "patch"),
+        ("patch as plain JSON", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json").body("[]"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "json-patch"),
+        ("patch to invalid value", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"replace\",\"path\":\"/lock\",\"value\":\"x\"}]"), StatusCode::UNPROCESSABLE_ENTITY, "lock"),
+        ("patch read-only", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"replace\",\"path\":\"/id\",\"value\":999999}]"), StatusCode::UNPROCESSABLE_ENTITY, "id"),
+    ];
+    for (what, rb, want, needle) in cases {
+        let (s, v) = send(rb).await;
+        assert_eq!(s, want, "{what}: {v}");
+        assert!(s.as_u16() < 500);
+        if !needle.is_empty() {
+            let msg = format!(
+                "{} {}",
+                v["message"].as_str().unwrap_or(""),
+                v["field"].as_str().unwrap_or("")
+            );
+            assert!(
+                msg.contains(needle),
+                "{what}: message should name '{needle}': {v}"
+            );
+            assert!(
+                !msg.to_lowercase().contains("sqlite")
+                    && !msg.to_lowercase().contains("syntax error"),
+                "{what}: no database text: {v}"
+            );
+        }
+    }
+    assert_eq!(app.journal_count().await, before, "nothing was written");
+    let (_, v) = app.get(&format!("/api/subscribers/{sub}")).await;
+    assert_eq!(v["username"], "victim");
+    assert_eq!(v["lock"], 0);
+    let (_, v) = app
+        .get("/api/subscribers/?username=%27%20OR%201%3D1%20--")
+        .await;
+    assert_eq!(v["total_count"], 0);
+}
+both!(bad_input_is_refused_clearly_and_writes_nothing);
+
+#[test]
+fn an_unknown_database_url_is_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxprov"))
+        .args([
+            "serve",
+            "--database-url",
+            "mysql://root@localhost/voxprov",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("database_url") && err.contains("mysql"),
+        "{err}"
+    );
+}

@@ -1,0 +1,330 @@
+//! Black-box test harness: starts the real `voxprov` binary on port 0 with a fresh database
+//! (a new SQLite file, or a new PostgreSQL database), and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const ADMIN_PASS: &str = "test-admin-pass";
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("VOXPROV_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .arg(pg_admin_url())
+        .arg("-qAtc")
+        .arg(sql)
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub dir: PathBuf,
+    pub db_url: String,
+    pg_db: Option<String>,
+    child: Option<Child>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("vxtest-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (db_url, pg_db) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}/voxprov.db", dir.display()), None),
+            Backend::Postgres => {
+                let name = format!("vxtest_{}_{n}", std::process::id());
+                psql(&format!("DROP DATABASE IF EXISTS {name}"));
+                psql(&format!("CREATE DATABASE {name}"));
+                let base = pg_admin_url();
+                let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+                (url, Some(name))
+            }
+        };
+        let mut app = TestApp {
+            base: String::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            backend,
+            dir,
+            db_url,
+            pg_db,
+            child: None,
+        };
+        app.start().await;
+        app
+    }
+
+    /// Starts (or restarts) the server on the same data directory and database.
+    pub async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_voxprov"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--database-url", &self.db_url])
+            .env("VOXPROV_ADMIN_PASSWORD", ADMIN_PASS)
+            .env("VOXPROV_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("voxprov starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(addr) = line.strip_prefix("voxprov listening on ") {
+                        let _ = tx.send(addr.to_string());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "server did not start; log: {}",
+                    std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+                )
+            });
+        self.base = addr;
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_free_kill(&mut c);
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn req_as(
+        &self,
+        method: Method,
+        path: &str,
+        user: &str,
+        pass: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .basic_auth(user, Some(pass))
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.req_as(method, path, "administrator", ADMIN_PASS)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        send(self.req(Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        send(
+            self.req(Method::POST, path)
+                .header("Prefer", "return=representation")
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        send(
+            self.req(Method::PUT, path)
+                .header("Prefer", "return=representation")
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
+        send(
+            self.req(Method::PATCH, path)
+                .header("Prefer", "return=representation")
+                .header("Content-Type", "application/json-patch+json")
+                .body(ops.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        send(self.req(Method::DELETE, path)).await
+    }
+
+    /// POST that must succeed; returns the new id.
+    pub async fn create(&self, path: &str, body: Value) -> i64 {
+        let (s, v) = self.post(path, body.clone()).await;
+        assert_eq!(s, StatusCode::CREATED, "POST {path} {body}: {v}");
+        v["id"].as_i64().unwrap()
+    }
+
+    /// Domain, billing profile, contact and customer under reseller 1.
+    pub async fn fixture(&self) -> Fixture {
+        let tag = SEQ.fetch_add(1, Ordering::SeqCst);
+        let domain = format!("d{tag}.example.com");
+        let domain_id = self
+            .create(
+                "/api/domains/",
+                json!({ "domain": domain, "reseller_id": 1 }),
+            )
+            .await;
+        let bp = self
+            .create(
+                "/api/billingprofiles/",
+                json!({ "handle": format!("bp{tag}"), "name": "Default", "reseller_id": 1 }),
+            )
+            .await;
+        let contact = self
+            .create(
+                "/api/customercontacts/",
+                json!({ "email": "c@example.com", "reseller_id": 1 }),
+            )
+            .await;
+        let customer = self.create("/api/customers/", json!({ "contact_id": contact, "billing_profile_id": bp, "type": "sipaccount", "status": "active" })).await;
+        Fixture {
+            domain,
+            domain_id,
+            billing_profile_id: bp,
+            contact_id: contact,
+            customer_id: customer,
+        }
+    }
+
+    pub async fn subscriber(&self, f: &Fixture, username: &str, sn: u64) -> i64 {
+        self.create(
+            "/api/subscribers/",
+            json!({ "customer_id": f.customer_id, "domain": f.domain, "username": username, "password": "sip-secret-1",
+                    "primary_number": { "cc": 49, "ac": 30, "sn": sn } }),
+        )
+        .await
+    }
+
+    /// A reseller with its own admin; returns (reseller id, login, password).
+    pub async fn reseller(&self, name: &str) -> (i64, String, String) {
+        let id = self
+            .create("/api/resellers/", json!({ "name": name }))
+            .await;
+        let login = format!("{name}_admin");
+        let pass = "reseller-pass-1".to_string();
+        self.create(
+            "/api/admins/",
+            json!({ "login": login, "password": pass, "role": "reseller", "reseller_id": id }),
+        )
+        .await;
+        (id, login, pass)
+    }
+
+    pub async fn journal_count(&self) -> i64 {
+        let (_, v) = self.get("/api/journals/?rows=1").await;
+        v["total_count"].as_i64().unwrap()
+    }
+}
+
+pub struct Fixture {
+    pub domain: String,
+    pub domain_id: i64,
+    pub billing_profile_id: i64,
+    pub contact_id: i64,
+    pub customer_id: i64,
+}
+
+pub async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let r = rb.send().await.expect("request sent");
+    let s = r.status();
+    let text = r.text().await.unwrap_or_default();
+    (s, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The items of a collection page, whether Sipwise-style single object or array.
+pub fn items(v: &Value, name: &str) -> Vec<Value> {
+    match &v["_embedded"][format!("ngcp:{name}")] {
+        Value::Array(a) => a.clone(),
+        Value::Null => vec![],
+        o => vec![o.clone()],
+    }
+}
+
+fn unsafe_free_kill(c: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-9")
+        .arg(c.id().to_string())
+        .status();
+    let _ = c.wait();
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(db) = &self.pg_db {
+            let _ = Command::new("psql")
+                .arg(pg_admin_url())
+                .arg("-qAtc")
+                .arg(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .output();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Runs one scenario against SQLite and against PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                super::$name($crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await)
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                super::$name(
+                    $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await,
+                )
+                .await;
+            }
+        }
+    };
+}
