@@ -85,6 +85,21 @@ pub struct Flags {
     pub database_url: Option<String>,
 }
 
+/// The setting names, from the struct itself.
+fn known_keys() -> Vec<String> {
+    let mut keys: Vec<String> = serde_json::to_value(Config::default())
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default();
+    // Optional settings serialise as null but are settings all the same.
+    for k in ["database_url", "secret_key_file"] {
+        if !keys.iter().any(|x| x == k) {
+            keys.push(k.into());
+        }
+    }
+    keys
+}
+
 /// Environment variables that are read but are not settings of the file.
 const OTHER_ENV: &[&str] = &[
     "VOXPROV_ADMIN_PASSWORD",
@@ -107,11 +122,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("VOXPROV_").ignore(&[
-            "ADMIN_PASSWORD",
-            "DATABASE_URL_FILE",
-            "CONFIG",
-        ]));
+        // Only our settings: other VOXPROV_* variables are warned about (unknown_env_vars),
+        // not fatal, so a stray variable cannot stop a server from starting.
+        let known = known_keys();
+        fig = fig.merge(
+            Env::prefixed("VOXPROV_")
+                .filter(move |k| known.iter().any(|n| k.as_str().eq_ignore_ascii_case(n))),
+        );
         if let Ok(path) = std::env::var("VOXPROV_DATABASE_URL_FILE") {
             let url = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("VOXPROV_DATABASE_URL_FILE {path}: {e}"))?;
@@ -127,16 +144,10 @@ impl Config {
 
     /// Environment variables that look like ours but are not: a typo must not pass silently.
     pub fn unknown_env_vars() -> Vec<String> {
-        let known: Vec<String> = serde_json::to_value(Config::default())
-            .ok()
-            .and_then(|v| {
-                v.as_object().map(|o| {
-                    o.keys()
-                        .map(|k| format!("VOXPROV_{}", k.to_uppercase()))
-                        .collect()
-                })
-            })
-            .unwrap_or_default();
+        let known: Vec<String> = known_keys()
+            .iter()
+            .map(|k| format!("VOXPROV_{}", k.to_uppercase()))
+            .collect();
         std::env::vars()
             .map(|(k, _)| k)
             .filter(|k| {

@@ -13,7 +13,14 @@ async fn every_acknowledged_create_survives_sigkill(mut app: TestApp) {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..16 {
-        let (client, url, acked, stop, f_cust, f_dom) = (app.client.clone(), app.url("/api/subscribers/"), acked.clone(), stop.clone(), f.customer_id, f.domain.clone());
+        let (client, url, acked, stop, f_cust, f_dom) = (
+            app.client.clone(),
+            app.url("/api/subscribers/"),
+            acked.clone(),
+            stop.clone(),
+            f.customer_id,
+            f.domain.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -45,17 +52,36 @@ async fn every_acknowledged_create_survives_sigkill(mut app: TestApp) {
     }
     let acked = acked.lock().unwrap().clone();
     app.start().await;
-    let (_, v) = app.get(&format!("/api/subscribers/?customer_id={}&rows=1000&no_count=false", f.customer_id)).await;
-    let present: std::collections::HashSet<String> = items(&v, "subscribers").iter().map(|s| s["username"].as_str().unwrap().to_string()).collect();
+    let (_, v) = app
+        .get(&format!(
+            "/api/subscribers/?customer_id={}&rows=1000&no_count=false",
+            f.customer_id
+        ))
+        .await;
+    let present: std::collections::HashSet<String> = items(&v, "subscribers")
+        .iter()
+        .map(|s| s["username"].as_str().unwrap().to_string())
+        .collect();
     let missing: Vec<&String> = acked.iter().filter(|u| !present.contains(*u)).collect();
-    assert!(missing.is_empty(), "{} acknowledged creates lost: {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged creates lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     // Each has its journal entry.
-    let (_, j) = app.get("/api/journals/?resource=subscribers&operation=create&rows=1").await;
+    let (_, j) = app
+        .get("/api/journals/?resource=subscribers&operation=create&rows=1")
+        .await;
     assert!(j["total_count"].as_i64().unwrap() >= acked.len() as i64);
     for u in acked.iter().take(20) {
         let (_, s) = app.get(&format!("/api/subscribers/?username={u}")).await;
         let id = items(&s, "subscribers")[0]["id"].as_i64().unwrap();
-        let (_, j) = app.get(&format!("/api/journals/?resource=subscribers&resource_id={id}&operation=create")).await;
+        let (_, j) = app
+            .get(&format!(
+                "/api/journals/?resource=subscribers&resource_id={id}&operation=create"
+            ))
+            .await;
         assert_eq!(j["total_count"], 1, "{u}");
     }
 }

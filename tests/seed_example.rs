@@ -7,8 +7,16 @@ use serde_json::json;
 
 async fn the_sipwise_handbook_perl_client_runs_unchanged(app: TestApp) {
     let (rid, login, pass) = app.reseller("seedco").await;
-    app.create("/api/domains/", json!({ "domain": "ngcp.example.com", "reseller_id": rid })).await;
-    app.create("/api/billingprofiles/", json!({ "handle": "my_test_profile", "name": "Test", "reseller_id": rid })).await;
+    app.create(
+        "/api/domains/",
+        json!({ "domain": "ngcp.example.com", "reseller_id": rid }),
+    )
+    .await;
+    app.create(
+        "/api/billingprofiles/",
+        json!({ "handle": "my_test_profile", "name": "Test", "reseller_id": rid }),
+    )
+    .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed/sipwise_example.pl");
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -25,12 +33,34 @@ async fn the_sipwise_handbook_perl_client_runs_unchanged(app: TestApp) {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "perl failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["Fetched billing profile", "Created customer contact", "Created customer", "Created subscriber", "Updated subscriber", "Terminated subscriber", "Terminated customer"] {
+    assert!(
+        out.status.success(),
+        "perl failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "Fetched billing profile",
+        "Created customer contact",
+        "Created customer",
+        "Created subscriber",
+        "Updated subscriber",
+        "Terminated subscriber",
+        "Terminated customer",
+    ] {
         assert!(stdout.contains(line), "missing '{line}' in:\n{stdout}");
     }
-    let result = stdout.lines().find(|l| l.starts_with("RESULT ")).expect("RESULT line");
-    let id = |k: &str| result.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap().parse::<i64>().unwrap();
+    let result = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .expect("RESULT line");
+    let id = |k: &str| {
+        result
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
     let (customer, subscriber) = (id("customer_id"), id("subscriber_id"));
     // The server agrees with what the client was told.
     let (_, c) = app.get(&format!("/api/customers/{customer}")).await;
@@ -40,10 +70,25 @@ async fn the_sipwise_handbook_perl_client_runs_unchanged(app: TestApp) {
     assert_eq!(s["status"], "terminated");
     assert_eq!(s["username"], "test_10001");
     // The PUT added two aliases to the two it was created with.
-    let (_, j) = app.get(&format!("/api/journals/?resource=subscribers&resource_id={subscriber}&operation=update")).await;
+    let (_, j) = app
+        .get(&format!(
+            "/api/journals/?resource=subscribers&resource_id={subscriber}&operation=update"
+        ))
+        .await;
     let upd = items(&j, "journals");
-    assert_eq!(upd[0]["after"]["alias_numbers"].as_array().unwrap().len(), 4, "{}", upd[0]);
+    assert_eq!(
+        upd[0]["after"]["alias_numbers"].as_array().unwrap().len(),
+        4,
+        "{}",
+        upd[0]
+    );
     assert_eq!(upd[0]["actor"], "seedco_admin");
-    assert_eq!(s["released_numbers"]["alias_numbers"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        s["released_numbers"]["alias_numbers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 }
 both!(the_sipwise_handbook_perl_client_runs_unchanged);

@@ -87,7 +87,10 @@ pub async fn live_subscriber_ids(c: &mut Conn, customer_id: i64) -> Result<Vec<i
 /// SQLite's single writer already excludes both.
 pub async fn get_for_subscriber(c: &mut Conn, id: i64) -> Result<Option<Customer>> {
     let pg = !super::for_update(c).is_empty();
-    let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1{}", if pg { " FOR SHARE" } else { "" });
+    let sql = format!(
+        "SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1{}",
+        if pg { " FOR SHARE" } else { "" }
+    );
     let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *c).await?;
     let cust: Option<Customer> = row.as_ref().map(sqlx::FromRow::from_row).transpose()?;
     if pg && cust.as_ref().is_some_and(|cu| cu.max_subscribers.is_some()) {
