@@ -114,6 +114,15 @@ export VOXPROV_TEST_POSTGRES_URL
 locked=()
 if [ -f Cargo.lock ]; then locked=(--locked); fi
 threads="${VOXPROV_TEST_THREADS:-4}"
+# Style and lints are part of the suite (STYLE.md: fmt, clippy -D warnings).
+if cargo fmt --version >/dev/null 2>&1; then
+    step "cargo fmt --check"
+    cargo fmt --all -- --check
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+    step "cargo clippy -D warnings"
+    cargo clippy --workspace --all-targets "${locked[@]}" -q -- -D warnings
+fi
 step "cargo test --workspace ${locked[*]} (PostgreSQL: $VOXPROV_TEST_POSTGRES_URL, $threads threads)"
 status=0
 cargo test --workspace "${locked[@]}" -- --test-threads="$threads" || status=$?

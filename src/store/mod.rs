@@ -304,10 +304,9 @@ pub fn not_found_if_none<T>(v: Option<T>, what: &str) -> Result<T> {
 #[serde(transparent)]
 pub struct Flag(pub bool);
 
-impl TryFrom<i64> for Flag {
-    type Error = std::convert::Infallible;
-    fn try_from(v: i64) -> std::result::Result<Self, Self::Error> {
-        Ok(Flag(v != 0))
+impl From<i64> for Flag {
+    fn from(v: i64) -> Self {
+        Flag(v != 0)
     }
 }
 
