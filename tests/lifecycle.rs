@@ -119,7 +119,14 @@ async fn a_subscriber_goes_from_creation_to_termination(app: TestApp) {
         ))
         .await;
     assert_eq!(j["total_count"], 4);
-    assert_eq!(items(&j, "journals")[0]["client_addr"], "127.0.0.1");
+    let entry = &items(&j, "journals")[0];
+    assert_eq!(entry["client_addr"], "127.0.0.1");
+    let (s, one) = app
+        .get(entry["_links"]["self"]["href"].as_str().unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(one["_links"]["ngcp:subscribers"]["href"], loc);
+    assert_eq!(one["operation"], "create");
 }
 both!(a_subscriber_goes_from_creation_to_termination);
 

@@ -102,6 +102,7 @@ pub struct JournalEntry {
 
 #[derive(Debug, Default)]
 pub struct JournalFilter {
+    pub id: Option<i64>,
     pub resource: Option<String>,
     pub resource_id: Option<i64>,
     pub actor: Option<String>,
@@ -119,6 +120,9 @@ pub async fn list(
     let mut w = Where::new();
     if let Some(r) = scope {
         w.push("reseller_id = ?", Arg::Int(r));
+    }
+    if let Some(v) = f.id {
+        w.push("id = ?", Arg::Int(v));
     }
     if let Some(v) = &f.resource {
         w.push("resource = ?", Arg::Text(v.clone()));

@@ -201,6 +201,7 @@ fn build() -> Value {
         json!({ "type": "integer" }),
     ));
     paths.insert("/api/journals/".into(), json!({ "get": { "tags": ["journals"], "operationId": "list_journals", "summary": "The journal: every change with actor, client address, before and after", "parameters": jp, "responses": { "200": { "description": "change records" } } } }));
+    paths.insert("/api/journals/{id}".into(), json!({ "get": { "tags": ["journals"], "operationId": "get_journal", "summary": "One journal entry", "parameters": [id_param], "responses": { "200": { "description": "the change record" }, "404": err("no such entry (or another reseller's)") } } }));
     paths.insert("/api/openapi.json".into(), json!({ "get": { "tags": ["meta"], "operationId": "openapi", "summary": "This description", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }));
     json!({
         "openapi": "3.1.0",

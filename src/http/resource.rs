@@ -731,3 +731,30 @@ pub fn routes<R: Resource>() -> Router<AppState> {
             }),
         )
 }
+
+impl ListQuery {
+    /// The usual WHERE clause: the actor's reseller scope on `reseller_id`, then exact-or-
+    /// wildcard text filters and integer-id filters, each named like its column.
+    pub fn where_scoped(
+        &self,
+        actor: &Actor,
+        text: &[&str],
+        ids: &[&str],
+    ) -> Result<crate::store::Where> {
+        let mut w = crate::store::Where::new();
+        if let Some(r) = actor.scope() {
+            w.push("reseller_id = ?", crate::store::Arg::Int(r));
+        }
+        for col in text {
+            if let Some(v) = self.get(col) {
+                w.text_filter(col, v);
+            }
+        }
+        for col in ids {
+            if let Some(v) = self.get_id(col)? {
+                w.push(&format!("{col} = ?"), crate::store::Arg::Int(v));
+            }
+        }
+        Ok(w)
+    }
+}

@@ -13,7 +13,7 @@ use crate::http::resource::{Created, ListQuery, Resource};
 use crate::http::App;
 use crate::model::{self, Actor, ActorKind, Role};
 use crate::store::accounts::{Admin, ApiKey, ADMIN_COLS, APIKEY_COLS};
-use crate::store::{delete_row, get_as, insert_id, list_as, now, Arg, Conn, Flag, Where};
+use crate::store::{delete_row, get_as, insert_id, list_as, now, Conn, Flag};
 
 pub struct Admins;
 
@@ -109,17 +109,14 @@ impl Resource for Admins {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<Admin>, Option<i64>)> {
-        let mut w = Where::new();
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", Arg::Int(r));
-        }
-        if let Some(v) = q.get("login") {
-            w.text_filter("login", v);
-        }
-        if let Some(v) = q.get_id("reseller_id")? {
-            w.push("reseller_id = ?", Arg::Int(v));
-        }
-        list_as(c, ADMIN_COLS, "admins", &w, &q.page).await
+        list_as(
+            c,
+            ADMIN_COLS,
+            "admins",
+            &q.where_scoped(actor, &["login"], &["reseller_id"])?,
+            &q.page,
+        )
+        .await
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Admin>> {
         get_as(c, ADMIN_COLS, "admins", id, lock).await
@@ -264,17 +261,14 @@ impl Resource for ApiKeys {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<ApiKey>, Option<i64>)> {
-        let mut w = Where::new();
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", Arg::Int(r));
-        }
-        if let Some(v) = q.get("name") {
-            w.text_filter("name", v);
-        }
-        if let Some(v) = q.get_id("reseller_id")? {
-            w.push("reseller_id = ?", Arg::Int(v));
-        }
-        list_as(c, APIKEY_COLS, "apikeys", &w, &q.page).await
+        list_as(
+            c,
+            APIKEY_COLS,
+            "apikeys",
+            &q.where_scoped(actor, &["name"], &["reseller_id"])?,
+            &q.page,
+        )
+        .await
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<ApiKey>> {
         get_as(c, APIKEY_COLS, "apikeys", id, lock).await

@@ -11,7 +11,7 @@ use crate::http::resource::{Created, ListQuery, Resource};
 use crate::http::App;
 use crate::model::{self, Actor};
 use crate::store::contacts::{save, Contact, ContactFields, CONTACT_COLS};
-use crate::store::{delete_row, exists, get_as, list_as, Arg, Conn, Where};
+use crate::store::{delete_row, exists, get_as, list_as, Conn};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -115,23 +115,16 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<Contact>, Option<i64>)> {
-        let mut w = Where::new();
+        let mut w = q.where_scoped(
+            actor,
+            &["email", "external_id", "firstname", "lastname", "company"],
+            &["reseller_id"],
+        )?;
         w.raw(if SYSTEM {
             "reseller_id IS NULL"
         } else {
             "reseller_id IS NOT NULL"
         });
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", Arg::Int(r));
-        }
-        for col in ["email", "external_id", "firstname", "lastname", "company"] {
-            if let Some(v) = q.get(col) {
-                w.text_filter(col, v);
-            }
-        }
-        if let Some(v) = q.get_id("reseller_id")? {
-            w.push("reseller_id = ?", Arg::Int(v));
-        }
         list_as(c, CONTACT_COLS, "contacts", &w, &q.page).await
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Contact>> {

@@ -14,7 +14,7 @@ use crate::model::{self, Actor, CustomerStatus, CustomerType};
 use crate::store::contacts::{Contact, CONTACT_COLS};
 use crate::store::customers::{self, save, Customer, CustomerFields, CUSTOMER_COLS};
 use crate::store::resellers::{BillingProfile, BILLING_COLS};
-use crate::store::{get_as, list_as, Arg, Conn, Where};
+use crate::store::{get_as, list_as, Conn};
 
 pub struct Customers;
 
@@ -124,21 +124,11 @@ impl Resource for Customers {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<Customer>, Option<i64>)> {
-        let mut w = Where::new();
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", Arg::Int(r));
-        }
-        if let Some(v) = q.get("status") {
-            w.push("status = ?", Arg::Text(v.into()));
-        }
-        if let Some(v) = q.get("external_id") {
-            w.text_filter("external_id", v);
-        }
-        for col in ["contact_id", "reseller_id", "billing_profile_id"] {
-            if let Some(v) = q.get_id(col)? {
-                w.push(&format!("{col} = ?"), Arg::Int(v));
-            }
-        }
+        let w = q.where_scoped(
+            actor,
+            &["status", "external_id"],
+            &["contact_id", "reseller_id", "billing_profile_id"],
+        )?;
         list_as(c, CUSTOMER_COLS, "customers", &w, &q.page).await
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Customer>> {

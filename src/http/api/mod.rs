@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/openapi.json", get(openapi::spec))
         .route("/api/journals/", get(journals::list))
+        .route("/api/journals/{id}", get(journals::get_one))
         .route(
             "/api/journals",
             get(|| async { axum::response::Redirect::permanent("/api/journals/") }),

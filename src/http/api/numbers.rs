@@ -11,7 +11,7 @@ use crate::http::resource::{record, ListQuery, Resource};
 use crate::http::App;
 use crate::model::{self, Actor};
 use crate::store::numbers::{set_owner, NumberRec, NUMBER_COLS};
-use crate::store::{get_as, list_as, Arg, Conn, Where};
+use crate::store::{get_as, list_as, Conn};
 
 pub struct Numbers;
 
@@ -58,20 +58,11 @@ impl Resource for Numbers {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<NumberRec>, Option<i64>)> {
-        let mut w = Where::new();
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", Arg::Int(r));
-        }
-        for col in ["cc", "ac", "sn"] {
-            if let Some(v) = q.get(col) {
-                w.text_filter(col, v);
-            }
-        }
-        for col in ["subscriber_id", "reseller_id"] {
-            if let Some(v) = q.get_id(col)? {
-                w.push(&format!("{col} = ?"), Arg::Int(v));
-            }
-        }
+        let mut w = q.where_scoped(
+            actor,
+            &["cc", "ac", "sn"],
+            &["subscriber_id", "reseller_id"],
+        )?;
         match q.get("type") {
             None => {}
             Some("primary") => {

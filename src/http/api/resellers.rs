@@ -169,15 +169,9 @@ impl Resource for Domains {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<Domain>, Option<i64>)> {
-        let mut w = Where::new();
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", Arg::Int(r));
-        }
+        let mut w = q.where_scoped(actor, &[], &["reseller_id"])?;
         if let Some(v) = q.get("domain") {
             w.text_filter("domain", &v.to_ascii_lowercase());
-        }
-        if let Some(v) = q.get_id("reseller_id")? {
-            w.push("reseller_id = ?", Arg::Int(v));
         }
         list_as(c, DOMAIN_COLS, "domains", &w, &q.page).await
     }
@@ -244,20 +238,14 @@ impl Resource for BillingProfiles {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<BillingProfile>, Option<i64>)> {
-        let mut w = Where::new();
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", Arg::Int(r));
-        }
-        if let Some(v) = q.get("handle") {
-            w.text_filter("handle", v);
-        }
-        if let Some(v) = q.get("name") {
-            w.text_filter("name", v);
-        }
-        if let Some(v) = q.get_id("reseller_id")? {
-            w.push("reseller_id = ?", Arg::Int(v));
-        }
-        list_as(c, BILLING_COLS, "billing_profiles", &w, &q.page).await
+        list_as(
+            c,
+            BILLING_COLS,
+            "billing_profiles",
+            &q.where_scoped(actor, &["handle", "name"], &["reseller_id"])?,
+            &q.page,
+        )
+        .await
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<BillingProfile>> {
         get_as(c, BILLING_COLS, "billing_profiles", id, lock).await

@@ -20,7 +20,7 @@ use crate::store::customers::{self, Customer, CUSTOMER_COLS};
 use crate::store::numbers::{self, NumberRec};
 use crate::store::resellers::{domain_by_name, Domain, DOMAIN_COLS};
 use crate::store::subscribers::{self as store, SubscriberFields, SubscriberRow};
-use crate::store::{get_as, Arg, Conn, Where};
+use crate::store::{get_as, Arg, Conn};
 
 pub struct Subscribers;
 
@@ -383,24 +383,15 @@ impl Resource for Subscribers {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<Subscriber>, Option<i64>)> {
-        let mut w = Where::new();
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", Arg::Int(r));
-        }
+        let mut w = q.where_scoped(
+            actor,
+            &["username", "domain", "external_id", "uuid"],
+            &["customer_id", "reseller_id"],
+        )?;
         match q.get("status") {
             Some(s) => w.push("status = ?", Arg::Text(s.into())),
             None => w.raw("status <> 'terminated'"),
         };
-        for col in ["username", "domain", "external_id", "uuid"] {
-            if let Some(v) = q.get(col) {
-                w.text_filter(col, v);
-            }
-        }
-        for col in ["customer_id", "reseller_id"] {
-            if let Some(v) = q.get_id(col)? {
-                w.push(&format!("{col} = ?"), Arg::Int(v));
-            }
-        }
         for (param, primary) in [("alias", 0), ("primary_number", 1)] {
             if let Some(v) = q.get(param) {
                 let op = if v.contains('*') {
