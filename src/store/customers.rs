@@ -84,17 +84,27 @@ pub async fn live_subscriber_ids(c: &mut Conn, customer_id: i64) -> Result<Vec<i
 /// Reads a customer for adding a subscriber to it. PostgreSQL: a shared row lock, so that
 /// many subscribers can be added at once but not while the customer itself changes (a
 /// termination must not miss one); an exclusive one when `max_subscribers` must be counted.
+/// The mode is chosen from an unlocked read and the row is locked once: taking FOR SHARE and
+/// then FOR UPDATE would let two creators each hold the first and wait for the other.
 /// SQLite's single writer already excludes both.
 pub async fn get_for_subscriber(c: &mut Conn, id: i64) -> Result<Option<Customer>> {
-    let pg = !super::for_update(c).is_empty();
-    let sql = format!(
-        "SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1{}",
-        if pg { " FOR SHARE" } else { "" }
-    );
-    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *c).await?;
-    let cust: Option<Customer> = row.as_ref().map(sqlx::FromRow::from_row).transpose()?;
-    if pg && cust.as_ref().is_some_and(|cu| cu.max_subscribers.is_some()) {
-        return super::get_as(c, CUSTOMER_COLS, "customers", id, true).await;
+    if !super::has_row_locks(c) {
+        return super::get_as(c, CUSTOMER_COLS, "customers", id, false).await;
     }
-    Ok(cust)
+    let Some(peek) = super::get_as::<Customer>(c, CUSTOMER_COLS, "customers", id, false).await?
+    else {
+        return Ok(None);
+    };
+    let mode = if peek.max_subscribers.is_some() {
+        "FOR UPDATE"
+    } else {
+        "FOR SHARE"
+    };
+    let row = sqlx::query(&format!(
+        "SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1 {mode}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.as_ref().map(sqlx::FromRow::from_row).transpose()?)
 }

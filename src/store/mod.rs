@@ -144,11 +144,16 @@ impl Store {
 /// `FOR UPDATE` where the database has row locks; SQLite's single writer already excludes
 /// every other writer for the whole transaction.
 pub fn for_update(c: &Conn) -> &'static str {
-    if c.backend_name().eq_ignore_ascii_case("postgresql") {
+    if has_row_locks(c) {
         " FOR UPDATE"
     } else {
         ""
     }
+}
+
+/// PostgreSQL locks rows; SQLite's single writer makes row locks unnecessary.
+pub fn has_row_locks(c: &Conn) -> bool {
+    c.backend_name().eq_ignore_ascii_case("postgresql")
 }
 
 /// Timestamps are stored as fixed-width UTC text, so they sort as text on both databases and

@@ -41,7 +41,7 @@ pub const FROM: &str =
 pub async fn get(c: &mut Conn, id: i64, lock: bool) -> Result<Option<SubscriberRow>> {
     // Row locks cannot name a joined table's rows in every dialect; lock the subscriber
     // row itself first, then read the joined view.
-    if lock && !super::for_update(c).is_empty() {
+    if lock && super::has_row_locks(c) {
         sqlx::query("SELECT id FROM subscribers WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut *c)
