@@ -202,6 +202,8 @@ struct Validated {
     primary: Option<Number>,
     aliases: Vec<Number>,
     terminate: bool,
+    /// The customer's limit, read under the lock `validate` took.
+    max_subscribers: Option<i64>,
 }
 
 async fn validate(
@@ -313,6 +315,7 @@ async fn validate(
         status
     };
     Ok(Validated {
+        max_subscribers: customer.max_subscribers,
         fields: SubscriberFields {
             customer_id: customer.id,
             reseller_id: customer.reseller_id,
@@ -431,8 +434,7 @@ impl Resource for Subscribers {
             ));
         }
         let cust = v.fields.customer_id;
-        let max: Option<Customer> = get_as(c, CUSTOMER_COLS, "customers", cust, false).await?;
-        if let Some(m) = max.and_then(|m| m.max_subscribers) {
+        if let Some(m) = v.max_subscribers {
             if customers::live_subscriber_count(c, cust).await? >= m {
                 return Err(Error::Forbidden(format!(
                     "customer {cust} has reached its maximum of {m} subscribers"
