@@ -87,17 +87,11 @@ pub struct Flags {
 
 /// The setting names, from the struct itself.
 fn known_keys() -> Vec<String> {
-    let mut keys: Vec<String> = serde_json::to_value(Config::default())
+    // Unset optional settings serialise as null, so their keys are here too.
+    serde_json::to_value(Config::default())
         .ok()
         .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default();
-    // Optional settings serialise as null but are settings all the same.
-    for k in ["database_url", "secret_key_file"] {
-        if !keys.iter().any(|x| x == k) {
-            keys.push(k.into());
-        }
-    }
-    keys
+        .unwrap_or_default()
 }
 
 /// Environment variables that are read but are not settings of the file.
