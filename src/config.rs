@@ -41,6 +41,10 @@ pub struct Config {
     pub auth_cache_seconds: u64,
     /// Failed logins from one address within a minute before it gets 429.
     pub auth_max_failures: u32,
+    /// How long a write request waits, in milliseconds, for its change to reach every
+    /// reachable enabled SIP server before answering (0: do not wait). Targets still behind
+    /// are named in the `Voxprov-Sync-Behind` response header.
+    pub sync_wait_ms: u64,
     /// Log filter (tracing EnvFilter syntax).
     pub log: String,
 }
@@ -63,6 +67,7 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             auth_cache_seconds: 30,
             auth_max_failures: 10,
+            sync_wait_ms: 2000,
             log: "info".into(),
         }
     }

@@ -137,6 +137,8 @@ const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
     ("admins_login", "login", "already exists"),
     ("admins.login", "login", "already exists"),
     ("subscribers_uuid", "uuid", "already exists"),
+    ("sipservers_name", "name", "already exists"),
+    ("sipservers.name", "name", "already exists"),
     ("subscribers.uuid", "uuid", "already exists"),
 ];
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod model;
 pub mod store;
+pub mod targets;
 
 use std::sync::Arc;
 
@@ -125,10 +126,18 @@ pub async fn serve(
     let (store, cipher) = open(&cfg).await?;
     bootstrap(&store).await?;
     let addr = listener.local_addr()?;
-    let app = Arc::new(http::App::new(cfg, store.clone(), cipher));
+    let targets = targets::Targets::new(
+        store.clone(),
+        cipher.clone(),
+        std::time::Duration::from_millis(cfg.sync_wait_ms),
+    );
+    let supervisor = tokio::spawn(targets.clone().supervise());
+    let app = Arc::new(http::App::new(cfg, store.clone(), cipher, targets.clone()));
     tracing::info!(%addr, backend = store.backend(), "voxprov serving");
     println!("voxprov listening on http://{addr}");
     http::serve(app, listener, shutdown).await?;
+    supervisor.abort();
+    targets.stop();
     store.close().await;
     Ok(())
 }

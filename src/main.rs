@@ -33,6 +33,31 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Compare SIP servers' tables with voxprov (check) or mend them (repair).
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// List every difference; exit status 1 when there is any, 2 when a server cannot be read.
+    Check {
+        /// Only this sipserver (by name).
+        #[arg(long)]
+        server: Option<String>,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply voxprov's state to the servers' tables (journalled).
+    Repair {
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -74,7 +99,7 @@ fn main() -> ExitCode {
     }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match rt.block_on(run(cli.command, cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("voxprov: {e:#}");
             ExitCode::FAILURE
@@ -82,21 +107,106 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cmd: Command, cfg: Config) -> anyhow::Result<()> {
+async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(cfg.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("listen {}: {e}", cfg.listen))?;
-            voxprov::serve(cfg, listener, shutdown_signal()).await
+            voxprov::serve(cfg, listener, shutdown_signal()).await?;
         }
         Command::Migrate => {
             voxprov::open(&cfg).await?;
             println!("database is up to date");
-            Ok(())
         }
-        Command::Admin { command } => admin(command, cfg).await,
+        Command::Admin { command } => admin(command, cfg).await?,
+        Command::Sync { command } => return sync(command, cfg).await,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sync(cmd: SyncCommand, cfg: Config) -> anyhow::Result<ExitCode> {
+    let (server, json, repair) = match cmd {
+        SyncCommand::Check { server, json } => (server, json, false),
+        SyncCommand::Repair { server, json } => (server, json, true),
+    };
+    let (store, cipher) = voxprov::open(&cfg).await?;
+    let targets: Vec<_> = voxprov::targets::load_targets(&store, &cipher)
+        .await?
+        .into_iter()
+        .filter(|t| server.as_ref().is_none_or(|s| *s == t.name))
+        .collect();
+    if let Some(s) = &server {
+        if targets.is_empty() {
+            anyhow::bail!("no sipserver named '{s}'");
+        }
+    }
+    let (mut differences, mut failed) = (0, 0);
+    let mut reports = Vec::new();
+    for t in &targets {
+        match voxprov::targets::check_target(&store, &cipher, t, repair).await {
+            Ok(r) => {
+                differences += r.count;
+                if repair {
+                    voxprov::targets::journal_repair(&store, &r).await?;
+                }
+                if !json {
+                    println!(
+                        "{} ({}, schema {}): {} difference{}{}",
+                        r.name,
+                        t.driver.as_str(),
+                        r.schema_version,
+                        r.count,
+                        if r.count == 1 { "" } else { "s" },
+                        if repair && r.count > 0 {
+                            ", repaired"
+                        } else {
+                            ""
+                        }
+                    );
+                    for d in &r.differences {
+                        let fields: Vec<String> = d
+                            .fields
+                            .iter()
+                            .map(|f| {
+                                format!(
+                                    "{}: {} -> {}",
+                                    f.field,
+                                    f.target.as_deref().unwrap_or("-"),
+                                    f.voxprov.as_deref().unwrap_or("-")
+                                )
+                            })
+                            .collect();
+                        println!(
+                            "  {} {} {}{}{}",
+                            d.table.name(),
+                            d.key,
+                            d.kind.as_str(),
+                            if fields.is_empty() { "" } else { ": " },
+                            fields.join(", ")
+                        );
+                    }
+                }
+                reports.push(serde_json::to_value(&r)?);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {e}", t.name);
+                reports.push(serde_json::json!({ "name": t.name, "error": e.to_string() }));
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    store.close().await;
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else if differences > 0 && !repair {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -18,6 +18,8 @@ pub enum Op {
     Create,
     Update,
     Delete,
+    /// An operator-ordered repair of a SIP server's tables (nothing in voxprov changes).
+    Repair,
 }
 
 impl Op {
@@ -26,6 +28,7 @@ impl Op {
             Op::Create => "create",
             Op::Update => "update",
             Op::Delete => "delete",
+            Op::Repair => "repair",
         }
     }
 }
@@ -60,6 +63,18 @@ pub struct Change<'a> {
     pub after: Option<&'a Value>,
 }
 
+/// What a request recorded, so the HTTP layer can wait for consumers (SIP servers) to apply it
+/// once the transaction is committed.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    pub last_id: i64,
+    pub resources: std::collections::BTreeSet<String>,
+}
+
+tokio::task_local! {
+    pub static RECORDED: std::cell::RefCell<Recorded>;
+}
+
 /// Appends one record; call inside the transaction that makes the change.
 pub async fn record(c: &mut Conn, actor: &Actor, ch: Change<'_>) -> Result<i64> {
     let before = ch.before.map(|v| redact(v).to_string());
@@ -81,7 +96,15 @@ pub async fn record(c: &mut Conn, actor: &Actor, ch: Change<'_>) -> Result<i64> 
     .bind(after)
     .fetch_one(&mut *c)
     .await?;
-    Ok(row.try_get(0)?)
+    let id: i64 = row.try_get(0)?;
+    let _ = RECORDED.try_with(|r| {
+        let mut r = r.borrow_mut();
+        r.last_id = r.last_id.max(id);
+        if !r.resources.contains(ch.resource) {
+            r.resources.insert(ch.resource.to_string());
+        }
+    });
+    Ok(id)
 }
 
 /// A journal entry as the API shows it.

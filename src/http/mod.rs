@@ -20,22 +20,25 @@ use axum::{
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::changes::{Recorded, RECORDED};
 use crate::config::Config;
 use crate::crypto::Cipher;
 use crate::store::Store;
+use crate::targets::Targets;
 
 pub struct App {
     pub cfg: Config,
     pub store: Store,
     pub cipher: Cipher,
     pub auth: auth::AuthState,
+    pub targets: Arc<Targets>,
     etag_key: Vec<u8>,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(cfg: Config, store: Store, cipher: Cipher) -> App {
+    pub fn new(cfg: Config, store: Store, cipher: Cipher, targets: Arc<Targets>) -> App {
         let auth = auth::AuthState::new(cfg.auth_cache_seconds, cfg.auth_max_failures);
         let etag_key = cipher.derive_key(b"voxprov etag");
         App {
@@ -43,6 +46,7 @@ impl App {
             store,
             cipher,
             auth,
+            targets,
             etag_key,
         }
     }
@@ -59,6 +63,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { crate::error::Error::NotFound("no such resource".into()) })
+        .layer(middleware::from_fn_with_state(app.clone(), sync_wait))
         .layer(middleware::from_fn(access_log))
         .with_state(app)
 }
@@ -68,6 +73,41 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Ok(()) => "ready".into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
     }
+}
+
+/// After a write is committed: wake the SIP server workers and wait (bounded) until the change
+/// is on every reachable enabled server; name the ones still behind in a response header.
+async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    if !matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
+        return next.run(req).await;
+    }
+    let (mut resp, rec) = RECORDED
+        .scope(std::cell::RefCell::new(Recorded::default()), async {
+            let resp = next.run(req).await;
+            (resp, RECORDED.with(|r| r.borrow().clone()))
+        })
+        .await;
+    if rec.last_id == 0 || !resp.status().is_success() {
+        return resp;
+    }
+    if rec.resources.contains("sipservers") {
+        app.targets.reconfigure();
+    }
+    if app.cfg.sync_wait_ms == 0 {
+        app.targets.kick();
+        return resp;
+    }
+    let behind = app.targets.wait_applied(rec.last_id).await;
+    if !behind.is_empty() {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&behind.join(", ")) {
+            resp.headers_mut().insert("voxprov-sync-behind", v);
+        }
+    }
+    resp
 }
 
 async fn access_log(req: Request, next: Next) -> Response {

@@ -343,3 +343,11 @@ pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<i6
     struct W(#[serde(deserialize_with = "int")] i64);
     Option::<W>::deserialize(d).map(|o| o.map(|w| w.0))
 }
+
+/// An integer id that may be absent (outer `None`), null (`Some(None)`), or given as a number
+/// or a digit string.
+pub fn present_int<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<i64>>, D::Error> {
+    opt_int(d).map(Some)
+}

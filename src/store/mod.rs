@@ -15,6 +15,7 @@ pub mod contacts;
 pub mod customers;
 pub mod numbers;
 pub mod resellers;
+pub mod sipservers;
 pub mod subscribers;
 
 use std::{str::FromStr, time::Duration};
@@ -135,10 +136,34 @@ impl Store {
         }
     }
 
+    /// The exclusive right, across every node sharing this database, to do the work named
+    /// `key` (delivering to one SIP server, say) for as long as the lease lives. On SQLite
+    /// there is one node, so it is always granted; on PostgreSQL it is a session advisory lock
+    /// on a connection of its own, released when the lease (and so the connection) is dropped.
+    pub async fn try_lease(&self, key: i64) -> Result<Option<Lease>> {
+        match self.kind {
+            DbKind::Sqlite => Ok(Some(Lease { _conn: None })),
+            DbKind::Postgres => {
+                let mut c = self.write.acquire().await?.detach();
+                let row = sqlx::query("SELECT pg_try_advisory_lock($1)")
+                    .bind(key)
+                    .fetch_one(&mut c)
+                    .await?;
+                let got: bool = sqlx::Row::try_get(&row, 0)?;
+                Ok(got.then_some(Lease { _conn: Some(c) }))
+            }
+        }
+    }
+
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// See [`Store::try_lease`].
+pub struct Lease {
+    _conn: Option<sqlx::AnyConnection>,
 }
 
 /// `FOR UPDATE` where the database has row locks; SQLite's single writer already excludes

@@ -29,11 +29,12 @@ pub struct SubscriberRow {
     pub create_timestamp: String,
     pub modify_timestamp: String,
     pub terminate_timestamp: Option<String>,
+    pub home_server_id: Option<i64>,
 }
 
 const COLS: &str = "id, uuid, customer_id, reseller_id, domain_id, domain, username, password_enc, webusername, \
     webpassword_hash, status, lock_level, administrative, external_id, display_name, email, released_numbers, \
-    create_timestamp, modify_timestamp, terminate_timestamp";
+    create_timestamp, modify_timestamp, terminate_timestamp, home_server_id";
 /// Subscribers with their domain name; filters and ordering name plain columns of `v`.
 pub const FROM: &str =
     "(SELECT s.*, d.domain AS domain FROM subscribers s JOIN domains d ON d.id = s.domain_id) v";
@@ -76,14 +77,15 @@ pub struct SubscriberFields {
     pub external_id: Option<String>,
     pub display_name: Option<String>,
     pub email: Option<String>,
+    pub home_server_id: Option<i64>,
 }
 
 pub async fn insert(c: &mut Conn, uuid: &str, f: &SubscriberFields) -> Result<i64> {
     insert_id(
         sqlx::query(
             "INSERT INTO subscribers (uuid, customer_id, reseller_id, domain_id, username, password_enc, webusername, webpassword_hash, status, \
-             lock_level, administrative, external_id, display_name, email, create_timestamp, modify_timestamp) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+             lock_level, administrative, external_id, display_name, email, create_timestamp, modify_timestamp, home_server_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) RETURNING id",
         )
         .bind(uuid.to_string())
         .bind(f.customer_id)
@@ -99,7 +101,8 @@ pub async fn insert(c: &mut Conn, uuid: &str, f: &SubscriberFields) -> Result<i6
         .bind(f.external_id.clone())
         .bind(f.display_name.clone())
         .bind(f.email.clone())
-        .bind(now()),
+        .bind(now())
+        .bind(f.home_server_id),
         c,
     )
     .await
@@ -109,7 +112,7 @@ pub async fn update(c: &mut Conn, id: i64, f: &SubscriberFields) -> Result<()> {
     sqlx::query(
         "UPDATE subscribers SET customer_id = $1, reseller_id = $2, domain_id = $3, username = $4, password_enc = $5, webusername = $6, \
          webpassword_hash = $7, status = $8, lock_level = $9, administrative = $10, external_id = $11, display_name = $12, email = $13, \
-         modify_timestamp = $14 WHERE id = $15",
+         modify_timestamp = $14, home_server_id = $16 WHERE id = $15",
     )
     .bind(f.customer_id)
     .bind(f.reseller_id)
@@ -126,6 +129,7 @@ pub async fn update(c: &mut Conn, id: i64, f: &SubscriberFields) -> Result<()> {
     .bind(f.email.clone())
     .bind(now())
     .bind(id)
+    .bind(f.home_server_id)
     .execute(&mut *c)
     .await?;
     Ok(())

@@ -7,6 +7,7 @@ pub mod customers;
 pub mod journals;
 pub mod numbers;
 pub mod resellers;
+pub mod sipservers;
 pub mod subscribers;
 
 use axum::{routing::get, Router};
@@ -29,6 +30,7 @@ macro_rules! each_resource {
             $f::<customers::Customers>(),
             $f::<subscribers::Subscribers>(),
             $f::<numbers::Numbers>(),
+            $f::<sipservers::SipServers>(),
         ]
     };
 }
@@ -47,6 +49,7 @@ pub fn router() -> Router<AppState> {
             "/api/journals",
             get(|| async { axum::response::Redirect::permanent("/api/journals/") }),
         );
+    r = r.merge(sipservers::router());
     for rr in each_resource!(routes) {
         r = r.merge(rr);
     }

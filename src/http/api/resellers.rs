@@ -190,6 +190,11 @@ impl Resource for Domains {
                 "domain {id} still has subscribers (terminated ones are kept for billing)"
             )));
         }
+        if exists(c, "sipserver_domains", "domain_id = $1", id).await? {
+            return Err(Error::Locked(format!(
+                "domain {id} is listed in a sipserver's domains"
+            )));
+        }
         delete_row(c, "domains", id).await
     }
     fn id(r: &Domain) -> i64 {

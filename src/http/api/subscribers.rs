@@ -19,6 +19,7 @@ use crate::model::{self, Actor, Number, NumberInput, SubscriberStatus};
 use crate::store::customers::{self, Customer, CUSTOMER_COLS};
 use crate::store::numbers::{self, NumberRec};
 use crate::store::resellers::{domain_by_name, Domain, DOMAIN_COLS};
+use crate::store::sipservers;
 use crate::store::subscribers::{self as store, SubscriberFields, SubscriberRow};
 use crate::store::{get_as, Arg, Conn};
 
@@ -59,6 +60,9 @@ pub struct Subscriber {
     pub create_timestamp: String,
     pub modify_timestamp: String,
     pub terminate_timestamp: Option<String>,
+    /// The home server (a sipserver with role `home`) holding this subscriber; see
+    /// /api/sipservers/.
+    pub home_server_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -102,6 +106,11 @@ pub struct SubscriberInput {
     pub primary_number: Option<NumberInput>,
     #[serde(default)]
     pub alias_numbers: Option<Vec<NumberInput>>,
+    /// A home server (sipserver with role `home`) serving the domain. Absent: on creation the
+    /// least-loaded enabled one (if any), on update the current one; null: none.
+    #[serde(default, deserialize_with = "model::present_int")]
+    #[schema(value_type = Option<i64>)]
+    pub home_server_id: Option<Option<i64>>,
 }
 
 fn number_repr(n: &NumberRec) -> NumberRepr {
@@ -152,6 +161,7 @@ fn build(app: &App, row: SubscriberRow, nums: &[NumberRec]) -> Result<Subscriber
         create_timestamp: row.create_timestamp,
         modify_timestamp: row.modify_timestamp,
         terminate_timestamp: row.terminate_timestamp,
+        home_server_id: row.home_server_id,
     })
 }
 
@@ -308,6 +318,23 @@ async fn validate(
         }
         aliases.push(n);
     }
+    let home_server_id = match (i.home_server_id, old) {
+        (Some(Some(h)), _) => {
+            if !sipservers::is_home_for(c, h, domain.id).await? {
+                return Err(Error::invalid(
+                    "home_server_id",
+                    format!(
+                        "sipserver {h} is not a home server for domain {}",
+                        domain.domain
+                    ),
+                ));
+            }
+            Some(h)
+        }
+        (Some(None), _) => None,
+        (None, Some(o)) => o.home_server_id,
+        (None, None) => sipservers::least_loaded_home(c, domain.id).await?,
+    };
     // A locked customer's subscribers stay locked whatever is asked.
     let effective = if customer.status == "locked" && status == SubscriberStatus::Active {
         SubscriberStatus::Locked
@@ -334,6 +361,7 @@ async fn validate(
             external_id: model::text("external_id", i.external_id, 255)?,
             display_name: model::text("display_name", i.display_name, 255)?,
             email: model::email("email", i.email)?,
+            home_server_id,
         },
         primary,
         aliases,
@@ -490,11 +518,15 @@ impl Resource for Subscribers {
         Some(r.reseller_id)
     }
     fn links(r: &Subscriber) -> Vec<(&'static str, String)> {
-        vec![
+        let mut l = vec![
             ("customers", format!("/api/customers/{}", r.customer_id)),
             ("domains", format!("/api/domains/{}", r.domain_id)),
             ("numbers", format!("/api/numbers/?subscriber_id={}", r.id)),
-        ]
+        ];
+        if let Some(h) = r.home_server_id {
+            l.push(("sipservers", format!("/api/sipservers/{h}")));
+        }
+        l
     }
     fn view(r: &Subscriber, actor: &Actor) -> Map<String, Value> {
         let mut m = to_map(r);

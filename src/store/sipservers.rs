@@ -1,0 +1,514 @@
+//! SIP servers (delivery targets): their configuration, the domains they serve, where their
+//! delivery stands, and the reads a driver needs to compute what a target should hold.
+
+use serde::Serialize;
+use sqlx::{FromRow, Row};
+
+use super::{bind_all, insert_id, now, Arg, Conn, Flag, Page, Where};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct SipServerRow {
+    pub id: i64,
+    pub name: String,
+    pub driver: String,
+    pub role: String,
+    pub db_url_enc: String,
+    pub rpc_url: Option<String>,
+    #[sqlx(try_from = "i64")]
+    pub enabled: Flag,
+    pub schema_version: Option<i64>,
+    pub detected_schema_version: Option<i64>,
+    #[sqlx(try_from = "i64")]
+    pub store_password: Flag,
+    pub sip_address: Option<String>,
+    pub routing_attribute: String,
+    pub routing_type: i64,
+    pub create_timestamp: String,
+    pub modify_timestamp: String,
+    pub applied_change_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub full_load: Flag,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub last_success_at: Option<String>,
+}
+
+const COLS: &str = "id, name, driver, role, db_url_enc, rpc_url, enabled, schema_version, \
+    detected_schema_version, store_password, sip_address, routing_attribute, routing_type, \
+    create_timestamp, modify_timestamp, applied_change_id, full_load, last_error, last_error_at, \
+    last_success_at";
+pub const FROM: &str = "(SELECT s.*, COALESCE(t.applied_change_id, 0) AS applied_change_id, \
+    COALESCE(t.full_load, 1) AS full_load, t.last_error, t.last_error_at, t.last_success_at \
+    FROM sipservers s LEFT JOIN sipserver_state t ON t.sipserver_id = s.id) v";
+
+pub struct SipServerFields {
+    pub name: String,
+    pub driver: String,
+    pub role: String,
+    pub db_url_enc: String,
+    pub rpc_url: Option<String>,
+    pub enabled: bool,
+    pub schema_version: Option<i64>,
+    pub store_password: bool,
+    pub sip_address: Option<String>,
+    pub routing_attribute: String,
+    pub routing_type: i64,
+}
+
+pub async fn get(c: &mut Conn, id: i64, lock: bool) -> Result<Option<SipServerRow>> {
+    if lock && super::has_row_locks(c) {
+        sqlx::query("SELECT id FROM sipservers WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+    }
+    let row = sqlx::query(&format!("SELECT {COLS} FROM {FROM} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.as_ref().map(SipServerRow::from_row).transpose()?)
+}
+
+pub async fn list(
+    c: &mut Conn,
+    w: &Where,
+    page: &Page,
+) -> Result<(Vec<SipServerRow>, Option<i64>)> {
+    super::list_as(c, COLS, FROM, w, page).await
+}
+
+pub async fn all(c: &mut Conn) -> Result<Vec<SipServerRow>> {
+    let rows = sqlx::query(&format!("SELECT {COLS} FROM {FROM} ORDER BY id"))
+        .fetch_all(&mut *c)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(SipServerRow::from_row)
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+fn bind_fields<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    f: &'q SipServerFields,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(f.name.as_str())
+        .bind(f.driver.as_str())
+        .bind(f.role.as_str())
+        .bind(f.db_url_enc.as_str())
+        .bind(f.rpc_url.as_deref())
+        .bind(Flag::int(f.enabled))
+        .bind(f.schema_version)
+        .bind(Flag::int(f.store_password))
+        .bind(f.sip_address.as_deref())
+        .bind(f.routing_attribute.as_str())
+        .bind(f.routing_type)
+}
+
+pub async fn insert(c: &mut Conn, f: &SipServerFields) -> Result<i64> {
+    let t = now();
+    let id = insert_id(
+        bind_fields(
+            sqlx::query(
+                "INSERT INTO sipservers (name, driver, role, db_url_enc, rpc_url, enabled, schema_version, \
+                 store_password, sip_address, routing_attribute, routing_type, create_timestamp, modify_timestamp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+            ),
+            f,
+        )
+        .bind(t),
+        c,
+    )
+    .await?;
+    sqlx::query("INSERT INTO sipserver_state (sipserver_id, applied_change_id, full_load) VALUES ($1, 0, 1)")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(id)
+}
+
+pub async fn update(c: &mut Conn, id: i64, f: &SipServerFields) -> Result<()> {
+    bind_fields(
+        sqlx::query(
+            "UPDATE sipservers SET name = $1, driver = $2, role = $3, db_url_enc = $4, rpc_url = $5, \
+             enabled = $6, schema_version = $7, store_password = $8, sip_address = $9, \
+             routing_attribute = $10, routing_type = $11, modify_timestamp = $12 WHERE id = $13",
+        ),
+        f,
+    )
+    .bind(now())
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(c: &mut Conn, id: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM sipserver_domains WHERE sipserver_id = $1",
+        "DELETE FROM sipserver_state WHERE sipserver_id = $1",
+        "DELETE FROM sipservers WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// (sipserver id, domain id, domain name) for the given servers.
+pub async fn domains_of(c: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, i64, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ph = placeholders(1, ids.len());
+    let sql = format!(
+        "SELECT sd.sipserver_id, d.id, d.domain FROM sipserver_domains sd JOIN domains d ON d.id = sd.domain_id \
+         WHERE sd.sipserver_id IN ({ph}) ORDER BY d.domain"
+    );
+    let args: Vec<Arg> = ids.iter().map(|i| Arg::Int(*i)).collect();
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+pub async fn set_domains(c: &mut Conn, id: i64, domain_ids: &[i64]) -> Result<()> {
+    sqlx::query("DELETE FROM sipserver_domains WHERE sipserver_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    for d in domain_ids {
+        sqlx::query("INSERT INTO sipserver_domains (sipserver_id, domain_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(*d)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Asks for a full load of the given server, or of every front proxy as well (their routing
+/// rows depend on the home servers' settings).
+pub async fn request_full_load(c: &mut Conn, id: Option<i64>, proxies_too: bool) -> Result<()> {
+    if let Some(id) = id {
+        sqlx::query("UPDATE sipserver_state SET full_load = 1 WHERE sipserver_id = $1")
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+    }
+    if proxies_too {
+        sqlx::query(
+            "UPDATE sipserver_state SET full_load = 1 WHERE sipserver_id IN (SELECT id FROM sipservers WHERE role = 'proxy')",
+        )
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn set_detected_version(c: &mut Conn, id: i64, v: Option<i64>) -> Result<()> {
+    sqlx::query("UPDATE sipservers SET detected_schema_version = $1 WHERE id = $2")
+        .bind(v)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Where delivery stands, as the worker records it after each batch.
+pub async fn save_progress(
+    c: &mut Conn,
+    id: i64,
+    applied: i64,
+    full_load_done: bool,
+    error: Option<&str>,
+) -> Result<()> {
+    let t = now();
+    match error {
+        None => {
+            let sql = if full_load_done {
+                "UPDATE sipserver_state SET applied_change_id = $1, last_success_at = $2, full_load = 0 WHERE sipserver_id = $3"
+            } else {
+                "UPDATE sipserver_state SET applied_change_id = $1, last_success_at = $2 WHERE sipserver_id = $3"
+            };
+            sqlx::query(sql)
+                .bind(applied)
+                .bind(t)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+        }
+        Some(e) => {
+            sqlx::query(
+                "UPDATE sipserver_state SET applied_change_id = $1, last_error = $2, last_error_at = $3 WHERE sipserver_id = $4",
+            )
+            .bind(applied)
+            .bind(e)
+            .bind(t)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn state(c: &mut Conn, id: i64) -> Result<Option<(i64, bool)>> {
+    let row = sqlx::query(
+        "SELECT applied_change_id, full_load FROM sipserver_state WHERE sipserver_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0)))
+        .transpose()
+}
+
+/// Changes not yet applied on a target: everything after its cursor.
+pub async fn backlog(c: &mut Conn, applied: i64) -> Result<i64> {
+    let r = sqlx::query("SELECT COUNT(*) FROM changes WHERE id > $1")
+        .bind(applied)
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(r.try_get(0)?)
+}
+
+/// The enabled home server serving `domain_id` with the fewest live subscribers.
+pub async fn least_loaded_home(c: &mut Conn, domain_id: i64) -> Result<Option<i64>> {
+    let r = sqlx::query(
+        "SELECT s.id FROM sipservers s WHERE s.role = 'home' AND s.enabled = 1 \
+         AND (NOT EXISTS (SELECT 1 FROM sipserver_domains sd WHERE sd.sipserver_id = s.id) \
+              OR EXISTS (SELECT 1 FROM sipserver_domains sd WHERE sd.sipserver_id = s.id AND sd.domain_id = $1)) \
+         ORDER BY (SELECT COUNT(*) FROM subscribers u WHERE u.home_server_id = s.id AND u.status <> 'terminated'), s.id \
+         LIMIT 1",
+    )
+    .bind(domain_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    r.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+}
+
+/// Whether server `id` is a home server that may hold subscribers of `domain_id`.
+pub async fn is_home_for(c: &mut Conn, id: i64, domain_id: i64) -> Result<bool> {
+    let r = sqlx::query(
+        "SELECT 1 FROM sipservers s WHERE s.id = $1 AND s.role = 'home' \
+         AND (NOT EXISTS (SELECT 1 FROM sipserver_domains sd WHERE sd.sipserver_id = s.id) \
+              OR EXISTS (SELECT 1 FROM sipserver_domains sd WHERE sd.sipserver_id = s.id AND sd.domain_id = $2))",
+    )
+    .bind(id)
+    .bind(domain_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(r.is_some())
+}
+
+pub fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// --- what a target should hold -------------------------------------------------------------
+
+/// A subscriber as a SIP server sees it.
+#[derive(Debug, Clone, FromRow)]
+pub struct SubscriberState {
+    pub id: i64,
+    pub uuid: String,
+    pub username: String,
+    pub domain: String,
+    pub password_enc: Option<String>,
+    pub status: String,
+    pub lock_level: i64,
+    pub customer_status: String,
+    pub home_server_id: Option<i64>,
+}
+
+const STATE_SELECT: &str = "SELECT s.id, s.uuid, s.username, d.domain, s.password_enc, s.status, s.lock_level, \
+    c.status AS customer_status, s.home_server_id \
+    FROM subscribers s JOIN domains d ON d.id = s.domain_id JOIN customers c ON c.id = s.customer_id";
+
+/// Live subscribers by id (terminated ones are left out: nothing of theirs belongs anywhere).
+pub async fn subscriber_states(c: &mut Conn, ids: &[i64]) -> Result<Vec<SubscriberState>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "{STATE_SELECT} WHERE s.status <> 'terminated' AND s.id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let args: Vec<Arg> = chunk.iter().map(|i| Arg::Int(*i)).collect();
+        let rows = bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&mut *c)
+            .await?;
+        for r in &rows {
+            out.push(SubscriberState::from_row(r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every live subscriber, in id order, a page at a time (`after` = last id seen).
+pub async fn subscriber_states_page(
+    c: &mut Conn,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<SubscriberState>> {
+    let sql = format!(
+        "{STATE_SELECT} WHERE s.status <> 'terminated' AND s.id > $1 ORDER BY s.id LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter()
+        .map(|r| Ok(SubscriberState::from_row(r)?))
+        .collect()
+}
+
+/// Subscriber ids (any status) with the given identities.
+pub async fn ids_by_identity(c: &mut Conn, keys: &[(String, String)]) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for (user, domain) in keys {
+        let rows = sqlx::query(
+            "SELECT s.id FROM subscribers s JOIN domains d ON d.id = s.domain_id WHERE s.username = $1 AND d.domain = $2",
+        )
+        .bind(user.as_str())
+        .bind(domain.as_str())
+        .fetch_all(&mut *c)
+        .await?;
+        for r in rows {
+            out.push(r.try_get(0)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Identities (username, domain) of subscribers by id, whatever their status.
+pub async fn identities(c: &mut Conn, ids: &[i64]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT s.username, d.domain FROM subscribers s JOIN domains d ON d.id = s.domain_id WHERE s.id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let args: Vec<Arg> = chunk.iter().map(|i| Arg::Int(*i)).collect();
+        let rows = bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&mut *c)
+            .await?;
+        for r in rows {
+            out.push((r.try_get(0)?, r.try_get(1)?));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn subscriber_ids_of_customer(c: &mut Conn, customer_id: i64) -> Result<Vec<i64>> {
+    let rows = sqlx::query("SELECT id FROM subscribers WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// The subscribers currently holding these numbers (cc, ac, sn).
+pub async fn owners_of_numbers(
+    c: &mut Conn,
+    nums: &[(String, String, String)],
+) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for chunk in nums.chunks(200) {
+        let cond = (0..chunk.len())
+            .map(|k| {
+                format!(
+                    "(cc = ${} AND ac = ${} AND sn = ${})",
+                    3 * k + 1,
+                    3 * k + 2,
+                    3 * k + 3
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!(
+            "SELECT subscriber_id FROM numbers WHERE subscriber_id IS NOT NULL AND ({cond})"
+        );
+        let args: Vec<Arg> = chunk
+            .iter()
+            .flat_map(|(cc, ac, sn)| {
+                [
+                    Arg::Text(cc.clone()),
+                    Arg::Text(ac.clone()),
+                    Arg::Text(sn.clone()),
+                ]
+            })
+            .collect();
+        let rows = bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&mut *c)
+            .await?;
+        for r in rows {
+            out.push(r.try_get(0)?);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn domain_names(c: &mut Conn) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT domain FROM domains ORDER BY domain")
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// One entry of the change log as a consumer reads it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ChangeRow {
+    pub id: i64,
+    pub resource: String,
+    pub object_id: i64,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+pub async fn changes_after(c: &mut Conn, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
+    let rows = sqlx::query(
+        "SELECT id, resource, object_id, before, after FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter().map(|r| Ok(ChangeRow::from_row(r)?)).collect()
+}
+
+pub async fn changes_by_ids(c: &mut Conn, ids: &[i64]) -> Result<Vec<ChangeRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, resource, object_id, before, after FROM changes WHERE id IN ({}) ORDER BY id",
+        placeholders(1, ids.len())
+    );
+    let args: Vec<Arg> = ids.iter().map(|i| Arg::Int(*i)).collect();
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(|r| Ok(ChangeRow::from_row(r)?)).collect()
+}
+
+pub async fn change_ids_between(c: &mut Conn, after: i64, upto: i64) -> Result<Vec<i64>> {
+    let rows = sqlx::query("SELECT id FROM changes WHERE id > $1 AND id <= $2 ORDER BY id")
+        .bind(after)
+        .bind(upto)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+pub async fn max_change_id(c: &mut Conn) -> Result<i64> {
+    let r = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM changes")
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(r.try_get(0)?)
+}

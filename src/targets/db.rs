@@ -1,0 +1,430 @@
+//! A SIP server's own database: reading the rows voxprov manages and applying differences.
+//!
+//! Kamailio and OpenSIPS keep their tables in SQLite, MySQL/MariaDB or PostgreSQL, so this is
+//! the one place that writes three dialects: `?` or `$N` placeholders, and "now" for the
+//! `last_modified` columns (SQLite Kamailio stores Julian-day numbers, not text).
+//! Changes to one target go in one transaction: a batch lands whole or not at all.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions, AnyRow},
+    AnyPool, ConnectOptions, Connection, Row,
+};
+
+use super::config::{db_url_for_sqlx, Driver, Layout};
+use super::rows::{Actual, Difference, Kind, Table};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Mysql,
+    Postgres,
+}
+
+pub struct TargetDb {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// What to read from a target: everything (a full load, check or repair), or the rows of some
+/// identities, numbers and domains (an incremental batch).
+pub enum Scope {
+    All,
+    Some {
+        identities: Vec<(String, String)>,
+        aliases: Vec<(String, String)>,
+        domains: Vec<String>,
+    },
+}
+
+pub type DbResult<T> = std::result::Result<T, sqlx::Error>;
+
+fn int(r: &AnyRow, i: usize) -> DbResult<i64> {
+    r.try_get::<i64, _>(i)
+        .or_else(|_| r.try_get::<i32, _>(i).map(i64::from))
+        .or_else(|_| r.try_get::<i16, _>(i).map(i64::from))
+}
+
+fn text(r: &AnyRow, i: usize) -> DbResult<String> {
+    Ok(r.try_get::<Option<String>, _>(i)?.unwrap_or_default())
+}
+
+impl TargetDb {
+    pub async fn connect(url: &str) -> anyhow::Result<TargetDb> {
+        sqlx::any::install_default_drivers();
+        let u = db_url_for_sqlx(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dialect = if u.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if u.starts_with("mysql:") {
+            Dialect::Mysql
+        } else {
+            Dialect::Postgres
+        };
+        let opts = AnyConnectOptions::from_str(&u)?;
+        // One direct connection first: a pool retries until its timeout and then reports
+        // only "timed out", where the operator needs "connection refused" or "access denied".
+        let probe = tokio::time::timeout(Duration::from_secs(5), opts.connect())
+            .await
+            .map_err(|_| anyhow::anyhow!("connecting timed out"))??;
+        let _ = probe.close().await;
+        let pool = AnyPoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(Duration::from_secs(60))
+            .connect_with(opts)
+            .await?;
+        Ok(TargetDb { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// `?` placeholders as the dialect wants them.
+    fn sql(&self, s: &str) -> String {
+        if self.dialect != Dialect::Postgres {
+            return s.to_string();
+        }
+        let mut out = String::with_capacity(s.len() + 8);
+        let mut n = 0;
+        for ch in s.chars() {
+            if ch == '?' {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            } else {
+                out.push(ch);
+            }
+        }
+        out
+    }
+
+    fn now(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "julianday('now')",
+            Dialect::Mysql => "NOW()",
+            Dialect::Postgres => "now()",
+        }
+    }
+
+    /// The subscriber table's version from the target's `version` table, if it says.
+    pub async fn detect_version(&self) -> DbResult<Option<i64>> {
+        let row = sqlx::query(&self.sql("SELECT table_version FROM version WHERE table_name = ?"))
+            .bind("subscriber")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| int(&r, 0)).transpose()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn in_list(n: usize) -> String {
+        vec!["?"; n].join(", ")
+    }
+
+    /// Reads the managed rows in `scope`. `domains`: the domains this target's rows may be
+    /// in (voxprov's, restricted to what it serves); rows elsewhere are not voxprov's.
+    pub async fn read(
+        &self,
+        layout: &Layout,
+        scope: &Scope,
+        owned_domains: &[String],
+        attrs: &[String],
+    ) -> DbResult<Actual> {
+        let mut out = Actual::new();
+        // Rows read by identity and by alias may overlap: count each physical row once.
+        let mut seen = std::collections::HashSet::new();
+        let seen = &mut seen;
+        let sub_cols = layout.subscriber_cols.join(", ");
+        let owned: std::collections::BTreeSet<&str> =
+            owned_domains.iter().map(String::as_str).collect();
+        match scope {
+            Scope::All => {
+                let q = format!("SELECT id, username, domain, {sub_cols} FROM subscriber");
+                for r in sqlx::query(&q).fetch_all(&self.pool).await? {
+                    push_sub(&mut out, seen, layout, &r, &owned)?;
+                }
+                for r in sqlx::query(
+                    "SELECT id, alias_username, alias_domain, username, domain FROM dbaliases",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    push_alias(&mut out, seen, &r, &owned)?;
+                }
+                if !attrs.is_empty() {
+                    let q = self.sql(&format!(
+                        "SELECT id, username, domain, attribute, type, value, uuid FROM usr_preferences WHERE attribute IN ({})",
+                        Self::in_list(attrs.len())
+                    ));
+                    let mut qq = sqlx::query(&q);
+                    for a in attrs {
+                        qq = qq.bind(a.as_str());
+                    }
+                    for r in qq.fetch_all(&self.pool).await? {
+                        push_pref(&mut out, seen, &r, &owned)?;
+                    }
+                }
+                for r in sqlx::query("SELECT id, domain FROM domain")
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    let d = text(&r, 1)?;
+                    if owned.contains(d.as_str()) {
+                        out.entry((Table::Domain, vec![d]))
+                            .or_default()
+                            .push(Vec::new());
+                    }
+                }
+            }
+            Scope::Some {
+                identities,
+                aliases,
+                domains,
+            } => {
+                let mut by_domain: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+                for (u, d) in identities {
+                    by_domain.entry(d.as_str()).or_default().push(u.as_str());
+                }
+                for (d, users) in &by_domain {
+                    for chunk in users.chunks(200) {
+                        let inl = Self::in_list(chunk.len());
+                        let q = self.sql(&format!(
+                            "SELECT id, username, domain, {sub_cols} FROM subscriber WHERE domain = ? AND username IN ({inl})"
+                        ));
+                        let mut qq = sqlx::query(&q).bind(*d);
+                        for u in chunk {
+                            qq = qq.bind(*u);
+                        }
+                        for r in qq.fetch_all(&self.pool).await? {
+                            push_sub(&mut out, seen, layout, &r, &owned)?;
+                        }
+                        let q = self.sql(&format!(
+                            "SELECT id, alias_username, alias_domain, username, domain FROM dbaliases WHERE domain = ? AND username IN ({inl})"
+                        ));
+                        let mut qq = sqlx::query(&q).bind(*d);
+                        for u in chunk {
+                            qq = qq.bind(*u);
+                        }
+                        for r in qq.fetch_all(&self.pool).await? {
+                            push_alias(&mut out, seen, &r, &owned)?;
+                        }
+                        if !attrs.is_empty() {
+                            let q = self.sql(&format!(
+                                "SELECT id, username, domain, attribute, type, value, uuid FROM usr_preferences \
+                                 WHERE domain = ? AND username IN ({inl}) AND attribute IN ({})",
+                                Self::in_list(attrs.len())
+                            ));
+                            let mut qq = sqlx::query(&q).bind(*d);
+                            for u in chunk {
+                                qq = qq.bind(*u);
+                            }
+                            for a in attrs {
+                                qq = qq.bind(a.as_str());
+                            }
+                            for r in qq.fetch_all(&self.pool).await? {
+                                push_pref(&mut out, seen, &r, &owned)?;
+                            }
+                        }
+                    }
+                }
+                let mut alias_by_domain: std::collections::BTreeMap<&str, Vec<&str>> =
+                    Default::default();
+                for (a, d) in aliases {
+                    alias_by_domain
+                        .entry(d.as_str())
+                        .or_default()
+                        .push(a.as_str());
+                }
+                for (d, al) in &alias_by_domain {
+                    for chunk in al.chunks(200) {
+                        let q = self.sql(&format!(
+                            "SELECT id, alias_username, alias_domain, username, domain FROM dbaliases WHERE alias_domain = ? AND alias_username IN ({})",
+                            Self::in_list(chunk.len())
+                        ));
+                        let mut qq = sqlx::query(&q).bind(*d);
+                        for a in chunk {
+                            qq = qq.bind(*a);
+                        }
+                        for r in qq.fetch_all(&self.pool).await? {
+                            push_alias(&mut out, seen, &r, &owned)?;
+                        }
+                    }
+                }
+                if !domains.is_empty() {
+                    let q = self.sql(&format!(
+                        "SELECT id, domain FROM domain WHERE domain IN ({})",
+                        Self::in_list(domains.len())
+                    ));
+                    let mut qq = sqlx::query(&q);
+                    for d in domains {
+                        qq = qq.bind(d.as_str());
+                    }
+                    for r in qq.fetch_all(&self.pool).await? {
+                        // A domain voxprov no longer knows is still in scope here: it was
+                        // named by a change (deleted), so its row is voxprov's to remove.
+                        if seen.insert((Table::Domain, int(&r, 0)?)) {
+                            out.entry((Table::Domain, vec![text(&r, 1)?]))
+                                .or_default()
+                                .push(Vec::new());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies the differences in one transaction. Returns whether the `domain` table changed
+    /// (the SIP server caches it and needs a reload).
+    pub async fn apply(&self, layout: &Layout, diffs: &[Difference]) -> DbResult<bool> {
+        if diffs.is_empty() {
+            return Ok(false);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut domains_changed = false;
+        for d in diffs {
+            let t = d.table;
+            domains_changed |= t == Table::Domain;
+            if matches!(d.kind, Kind::Extra | Kind::Differs) {
+                let cond = t
+                    .key_cols()
+                    .iter()
+                    .map(|c| format!("{c} = ?"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let q = self.sql(&format!("DELETE FROM {} WHERE {cond}", t.name()));
+                let mut qq = sqlx::query(&q);
+                for (i, v) in d.key_vals.iter().enumerate() {
+                    qq = if t == Table::UsrPreferences && i == 3 {
+                        qq.bind(v.parse::<i64>().unwrap_or(0))
+                    } else {
+                        qq.bind(v.as_str())
+                    };
+                }
+                qq.execute(&mut *tx).await?;
+            }
+            if let (Kind::Missing | Kind::Differs, Some((key, vals))) = (d.kind, &d.want) {
+                self.insert(&mut tx, layout, t, key, vals).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(domains_changed)
+    }
+
+    async fn insert(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        layout: &Layout,
+        t: Table,
+        key: &[String],
+        vals: &[String],
+    ) -> DbResult<()> {
+        let now = self.now();
+        let q = match t {
+            Table::Subscriber => {
+                let cols = layout.subscriber_cols.join(", ");
+                let ph = Self::in_list(2 + layout.subscriber_cols.len());
+                format!("INSERT INTO subscriber (username, domain, {cols}) VALUES ({ph})")
+            }
+            Table::Dbaliases => {
+                "INSERT INTO dbaliases (alias_username, alias_domain, username, domain) VALUES (?, ?, ?, ?)".into()
+            }
+            Table::Domain => match layout.driver {
+                Driver::Kamailio => {
+                    format!("INSERT INTO domain (domain, did, last_modified) VALUES (?, ?, {now})")
+                }
+                Driver::Opensips => {
+                    format!("INSERT INTO domain (domain, last_modified) VALUES (?, {now})")
+                }
+            },
+            Table::UsrPreferences => format!(
+                "INSERT INTO usr_preferences (username, domain, attribute, type, value, uuid, last_modified) \
+                 VALUES (?, ?, ?, ?, ?, ?, {now})"
+            ),
+        };
+        let q = self.sql(&q);
+        let mut qq = sqlx::query(&q);
+        match t {
+            Table::Domain => {
+                qq = qq.bind(key[0].as_str());
+                if layout.driver == Driver::Kamailio {
+                    qq = qq.bind(key[0].as_str());
+                }
+            }
+            Table::UsrPreferences => {
+                qq = qq
+                    .bind(key[0].as_str())
+                    .bind(key[1].as_str())
+                    .bind(key[2].as_str())
+                    .bind(key[3].parse::<i64>().unwrap_or(0))
+                    .bind(key[4].as_str())
+                    .bind(vals[0].as_str());
+            }
+            _ => {
+                for v in key.iter().chain(vals) {
+                    qq = qq.bind(v.as_str());
+                }
+            }
+        }
+        qq.execute(&mut **tx).await?;
+        Ok(())
+    }
+}
+
+type Seen = std::collections::HashSet<(Table, i64)>;
+type Owned<'a> = std::collections::BTreeSet<&'a str>;
+
+fn push_sub(
+    out: &mut Actual,
+    seen: &mut Seen,
+    layout: &Layout,
+    r: &AnyRow,
+    owned: &Owned,
+) -> DbResult<()> {
+    let (u, d) = (text(r, 1)?, text(r, 2)?);
+    if !owned.contains(d.as_str()) || !seen.insert((Table::Subscriber, int(r, 0)?)) {
+        return Ok(());
+    }
+    let vals = (0..layout.subscriber_cols.len())
+        .map(|i| text(r, 3 + i))
+        .collect::<DbResult<Vec<_>>>()?;
+    out.entry((Table::Subscriber, vec![u, d]))
+        .or_default()
+        .push(vals);
+    Ok(())
+}
+
+fn push_alias(out: &mut Actual, seen: &mut Seen, r: &AnyRow, owned: &Owned) -> DbResult<()> {
+    let (a, ad, u, d) = (text(r, 1)?, text(r, 2)?, text(r, 3)?, text(r, 4)?);
+    if (!owned.contains(ad.as_str()) && !owned.contains(d.as_str()))
+        || !seen.insert((Table::Dbaliases, int(r, 0)?))
+    {
+        return Ok(());
+    }
+    out.entry((Table::Dbaliases, vec![a, ad]))
+        .or_default()
+        .push(vec![u, d]);
+    Ok(())
+}
+
+fn push_pref(out: &mut Actual, seen: &mut Seen, r: &AnyRow, owned: &Owned) -> DbResult<()> {
+    let d = text(r, 2)?;
+    if !owned.contains(d.as_str()) || !seen.insert((Table::UsrPreferences, int(r, 0)?)) {
+        return Ok(());
+    }
+    let key = vec![
+        text(r, 1)?,
+        d,
+        text(r, 3)?,
+        int(r, 4)?.to_string(),
+        text(r, 5)?,
+    ];
+    out.entry((Table::UsrPreferences, key))
+        .or_default()
+        .push(vec![text(r, 6)?]);
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! What a SIP server's tables should hold, as plain rows, and the difference between that and
+//! what they do hold. One diff serves incremental delivery (a few identities), the initial
+//! load, `sync check` (report) and `sync repair` (apply): there is a single idea of "right".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use md5::Md5;
+use serde::Serialize;
+use sha2::{Digest, Sha256, Sha512_256};
+use utoipa::ToSchema;
+
+use super::config::{Layout, Role, TargetCfg};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    Domain,
+    Subscriber,
+    Dbaliases,
+    UsrPreferences,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Domain => "domain",
+            Table::Subscriber => "subscriber",
+            Table::Dbaliases => "dbaliases",
+            Table::UsrPreferences => "usr_preferences",
+        }
+    }
+    pub fn key_cols(self) -> &'static [&'static str] {
+        match self {
+            Table::Domain => &["domain"],
+            Table::Subscriber => &["username", "domain"],
+            Table::Dbaliases => &["alias_username", "alias_domain"],
+            // Preferences may hold several values per attribute: the whole row is the key.
+            Table::UsrPreferences => &["username", "domain", "attribute", "type", "value"],
+        }
+    }
+}
+
+/// Columns whose values are credentials: compared, never shown.
+pub const SECRET_COLS: &[&str] = &["password", "ha1", "ha1b", "ha1_sha256", "ha1_sha512t256"];
+
+/// Rows of every table, by key; the values are the layout's value columns for that table.
+pub type Rows = BTreeMap<(Table, Vec<String>), Vec<String>>;
+/// What a target holds: a key may appear more than once where the table does not forbid it.
+pub type Actual = BTreeMap<(Table, Vec<String>), Vec<Vec<String>>>;
+
+/// A subscriber as the SIP servers see it: credentials in clear (decrypted just for this),
+/// numbers as digits.
+pub struct SubView {
+    pub uuid: String,
+    pub username: String,
+    pub domain: String,
+    pub password: String,
+    /// Active, lock below 4, customer active.
+    pub usable: bool,
+    pub home_server_id: Option<i64>,
+    pub numbers: Vec<String>,
+}
+
+fn hex_digest<D: Digest>(s: &str) -> String {
+    hex::encode(D::digest(s.as_bytes()))
+}
+
+/// The digest credentials: ha1 = MD5(user:realm:pw), ha1b = MD5(user@domain:realm:pw),
+/// realm = domain; OpenSIPS 3.2+ adds SHA-256 and SHA-512/256 of user:realm:pw.
+pub fn subscriber_values(layout: &Layout, store_password: bool, s: &SubView) -> Vec<String> {
+    let a1 = format!("{}:{}:{}", s.username, s.domain, s.password);
+    layout
+        .subscriber_cols
+        .iter()
+        .map(|c| match *c {
+            "password" => {
+                // OpenSIPS 3.2+ has a 25-character password column: a longer password is not
+                // stored in clear (the hashes carry authentication).
+                let fits = layout
+                    .password_max
+                    .is_none_or(|m| s.password.chars().count() <= m);
+                if store_password && fits {
+                    s.password.clone()
+                } else {
+                    String::new()
+                }
+            }
+            "ha1" => hex_digest::<Md5>(&a1),
+            "ha1b" => hex_digest::<Md5>(&format!(
+                "{}@{}:{}:{}",
+                s.username, s.domain, s.domain, s.password
+            )),
+            "ha1_sha256" => hex_digest::<Sha256>(&a1),
+            "ha1_sha512t256" => hex_digest::<Sha512_256>(&a1),
+            _ => String::new(),
+        })
+        .collect()
+}
+
+/// Where a subscriber lives from one target's point of view.
+pub fn holds(t: &TargetCfg, s: &SubView) -> bool {
+    if !s.usable || !t.serves(&s.domain) {
+        return false;
+    }
+    match t.role {
+        Role::Standalone | Role::Proxy => true,
+        Role::Home => s.home_server_id == Some(t.id),
+    }
+}
+
+/// The rows `t` should hold for these subscribers. `homes`: every home server's SIP address,
+/// for a front proxy's routing rows.
+pub fn desired_for_subscribers(
+    t: &TargetCfg,
+    layout: &Layout,
+    homes: &BTreeMap<i64, String>,
+    subs: &[SubView],
+    out: &mut Rows,
+) {
+    for s in subs {
+        if !holds(t, s) {
+            continue;
+        }
+        out.insert(
+            (
+                Table::Subscriber,
+                vec![s.username.clone(), s.domain.clone()],
+            ),
+            subscriber_values(layout, t.store_password, s),
+        );
+        for n in &s.numbers {
+            out.insert(
+                (Table::Dbaliases, vec![n.clone(), s.domain.clone()]),
+                vec![s.username.clone(), s.domain.clone()],
+            );
+        }
+        if t.role == Role::Proxy {
+            if let Some(addr) = s
+                .home_server_id
+                .filter(|h| *h != t.id)
+                .and_then(|h| homes.get(&h))
+            {
+                out.insert(
+                    (
+                        Table::UsrPreferences,
+                        vec![
+                            s.username.clone(),
+                            s.domain.clone(),
+                            t.routing_attribute.clone(),
+                            t.routing_type.to_string(),
+                            addr.clone(),
+                        ],
+                    ),
+                    vec![s.uuid.clone()],
+                );
+            }
+        }
+    }
+}
+
+pub fn desired_domains(t: &TargetCfg, domains: &[String], out: &mut Rows) {
+    for d in domains {
+        if t.serves(d) {
+            out.insert((Table::Domain, vec![d.clone()]), Vec::new());
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// voxprov has it, the target does not.
+    Missing,
+    /// The target has it, voxprov does not.
+    Extra,
+    /// Both have it, with different values (or the target has it more than once).
+    Differs,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Missing => "missing",
+            Kind::Extra => "extra",
+            Kind::Differs => "differs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldDiff {
+    pub field: String,
+    /// Credentials show as "(hidden)".
+    pub target: Option<String>,
+    pub voxprov: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Difference {
+    pub table: Table,
+    /// The natural key, e.g. "alice@example.org" or "4311110001@example.org".
+    pub key: String,
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldDiff>,
+    /// The row voxprov wants (for missing/differs); not serialised, it may hold credentials.
+    #[serde(skip)]
+    pub want: Option<(Vec<String>, Vec<String>)>,
+    #[serde(skip)]
+    pub key_vals: Vec<String>,
+}
+
+fn show_key(table: Table, key: &[String]) -> String {
+    match table {
+        Table::Domain => key[0].clone(),
+        Table::Subscriber | Table::Dbaliases => format!("{}@{}", key[0], key[1]),
+        Table::UsrPreferences => format!("{}@{} {}={}", key[0], key[1], key[2], key[4]),
+    }
+}
+
+/// Differences within the scope that both sides were read for.
+pub fn diff(layout: &Layout, desired: &Rows, actual: &Actual) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let keys: BTreeSet<&(Table, Vec<String>)> = desired.keys().chain(actual.keys()).collect();
+    for k in keys {
+        let (table, key) = k;
+        let want = desired.get(k);
+        let have = actual.get(k);
+        let mk = |kind, fields| Difference {
+            table: *table,
+            key: show_key(*table, key),
+            kind,
+            fields,
+            want: want.map(|w| (key.clone(), w.clone())),
+            key_vals: key.clone(),
+        };
+        match (want, have) {
+            (Some(_), None) => out.push(mk(Kind::Missing, Vec::new())),
+            (None, Some(_)) => out.push(mk(Kind::Extra, Vec::new())),
+            (Some(w), Some(h)) => {
+                if h.len() == 1 && &h[0] == w {
+                    continue;
+                }
+                let cols = layout.value_cols(*table);
+                let mut fields = Vec::new();
+                if h.len() > 1 {
+                    fields.push(FieldDiff {
+                        field: "(rows)".into(),
+                        target: Some(h.len().to_string()),
+                        voxprov: Some("1".into()),
+                    });
+                }
+                for (i, col) in cols.iter().enumerate() {
+                    let (tv, vv) = (h[0].get(i), w.get(i));
+                    if tv != vv {
+                        let hide = |v: Option<&String>| {
+                            v.map(|v| {
+                                if SECRET_COLS.contains(col) {
+                                    "(hidden)".to_string()
+                                } else {
+                                    v.clone()
+                                }
+                            })
+                        };
+                        fields.push(FieldDiff {
+                            field: (*col).to_string(),
+                            target: hide(tv),
+                            voxprov: hide(vv),
+                        });
+                    }
+                }
+                out.push(mk(Kind::Differs, fields));
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
