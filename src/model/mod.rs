@@ -177,10 +177,11 @@ pub fn non_empty(field: &str, s: String, max: usize) -> Result<String> {
 }
 
 /// SIP user part: letters, digits and the unreserved marks that SIP servers and phones all
-/// accept; 1–127 characters.
+/// accept; 1–64 characters, what Kamailio's and OpenSIPS's username columns hold (a longer one
+/// could never be delivered).
 pub fn sip_username(field: &str, s: &str) -> Result<String> {
-    if s.is_empty() || s.len() > 127 {
-        return Err(Error::invalid(field, "must be 1 to 127 characters"));
+    if s.is_empty() || s.len() > 64 {
+        return Err(Error::invalid(field, "must be 1 to 64 characters"));
     }
     if !s
         .chars()
@@ -194,11 +195,12 @@ pub fn sip_username(field: &str, s: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
-/// A SIP domain: a DNS name or an IPv4 address, lower-cased.
+/// A SIP domain: a DNS name or an IPv4 address, lower-cased; at most 64 characters, what the
+/// SIP servers' domain columns hold.
 pub fn domain_name(field: &str, s: &str) -> Result<String> {
     let s = s.to_ascii_lowercase();
     let ok = !s.is_empty()
-        && s.len() <= 253
+        && s.len() <= 64
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63

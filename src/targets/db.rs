@@ -100,9 +100,12 @@ impl TargetDb {
         out
     }
 
-    fn now(&self) -> &'static str {
+    /// "Now" for a DATETIME column: Kamailio's db_sqlite reads Julian-day numbers, OpenSIPS's
+    /// reads text.
+    fn now(&self, driver: Driver) -> &'static str {
         match self.dialect {
-            Dialect::Sqlite => "julianday('now')",
+            Dialect::Sqlite if driver == Driver::Kamailio => "julianday('now')",
+            Dialect::Sqlite => "datetime('now')",
             Dialect::Mysql => "NOW()",
             Dialect::Postgres => "now()",
         }
@@ -323,7 +326,7 @@ impl TargetDb {
         key: &[String],
         vals: &[String],
     ) -> DbResult<()> {
-        let now = self.now();
+        let now = self.now(layout.driver);
         let q = match t {
             Table::Subscriber => {
                 let cols = layout.subscriber_cols.join(", ");

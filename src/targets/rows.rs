@@ -74,8 +74,8 @@ pub fn subscriber_values(layout: &Layout, store_password: bool, s: &SubView) -> 
         .iter()
         .map(|c| match *c {
             "password" => {
-                // OpenSIPS 3.2+ has a 25-character password column: a longer password is not
-                // stored in clear (the hashes carry authentication).
+                // A password longer than the column is not stored in clear (never truncated:
+                // the hashes carry authentication).
                 let fits = layout
                     .password_max
                     .is_none_or(|m| s.password.chars().count() <= m);

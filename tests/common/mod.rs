@@ -2,6 +2,8 @@
 //! (a new SQLite file, or a new PostgreSQL database), and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod sipdb;
+
 use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
@@ -249,6 +251,50 @@ impl TestApp {
         )
         .await;
         (id, login, pass)
+    }
+
+    /// Adds a sipserver; returns its id.
+    pub async fn sipserver(&self, name: &str, driver: &str, db_url: &str, extra: Value) -> i64 {
+        let mut body = json!({ "name": name, "driver": driver, "db_url": db_url });
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        self.create("/api/sipservers/", body).await
+    }
+
+    /// Waits until the sipserver has applied everything (backlog 0, state ok).
+    pub async fn wait_synced(&self, id: i64) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            let (s, v) = self.get(&format!("/api/sipservers/{id}")).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if v["status"]["state"] == "ok" && v["status"]["backlog"] == 0 {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "sipserver {id} did not catch up: {}",
+                v["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs a `voxprov` command on this server's data directory and database.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_voxprov"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--database-url", &self.db_url])
+            .env("VOXPROV_LOG", "warn")
+            .output()
+            .expect("voxprov runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub async fn journal_count(&self) -> i64 {
