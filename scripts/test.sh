@@ -40,12 +40,34 @@ if ! command -v cargo >/dev/null 2>&1; then
     fi
 fi
 
-# --- Debian packages for the Perl seed test --------------------------------------------------
+# --- Debian packages: Perl for the Sipwise client test; Kamailio, sipp and the database
+# clients for the SIP server tests ----------------------------------------------------------
 missing=()
-for pkg in perl libwww-perl libjson-perl; do
+for pkg in perl libwww-perl libjson-perl kamailio kamailio-sqlite-modules \
+           kamailio-mysql-modules sip-tester sqlite3 postgresql-client mariadb-client; do
     installed "$pkg" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+# The package starts a Kamailio on port 5060 where systemd runs; the tests start their own.
+
+# --- MariaDB on 127.0.0.1:3306 (root without a password over TCP) ---------------------------
+my_up() { mysql -h 127.0.0.1 -P 3306 -uroot -e 'select 1' >/dev/null 2>&1; }
+if ! my_up; then
+    if ! (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; then
+        installed mariadb-server || apt_install mariadb-server
+        step "starting MariaDB"
+        "${SUDO[@]}" mkdir -p /run/mysqld
+        "${SUDO[@]}" chown mysql:mysql /run/mysqld 2>/dev/null || true
+        "${SUDO[@]}" start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+        for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 1; done
+    fi
+    if ! my_up; then
+        # A fresh install: root authenticates by unix socket only. Let the tests in over TCP.
+        step "allowing root@127.0.0.1 without a password (test machine)"
+        "${SUDO[@]}" mysql -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"
+    fi
+    my_up || die "MariaDB does not let root in on 127.0.0.1:3306 without a password"
+fi
 
 # --- PostgreSQL on 127.0.0.1:5432 ------------------------------------------------------------
 pg_up() {

@@ -2,6 +2,7 @@
 //! (a new SQLite file, or a new PostgreSQL database), and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod kamailio;
 pub mod sipdb;
 
 use std::{

@@ -1,0 +1,250 @@
+//! A real Kamailio for tests, started with the shipped deploy/kamailio/kamailio.cfg and a
+//! kamailio-local.cfg of the test's own (ports, database), and sipp to talk to it.
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::sipdb::{Engine, SipDb};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A port free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+pub struct Kamailio {
+    pub dir: PathBuf,
+    pub sip_port: u16,
+    pub rpc_port: u16,
+    child: Option<Child>,
+}
+
+impl Kamailio {
+    /// Creates the database with deploy/kamailio/create-db.sh and starts Kamailio on it.
+    pub fn create_db(engine: Engine, dir: &Path) -> SipDb {
+        let db = SipDb::new(engine, dir);
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("deploy/kamailio/create-db.sh"));
+        match engine {
+            Engine::Sqlite => cmd.args(["--force", "sqlite", &db.name]),
+            Engine::Mysql => cmd.args([
+                "--force",
+                "mysql",
+                &db.name,
+                "-h",
+                &super::sipdb::mysql_host(),
+                "-uroot",
+            ]),
+            Engine::Postgres => panic!("the shipped configuration uses SQLite or MySQL"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "create-db.sh: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        db
+    }
+
+    pub async fn start(db: &SipDb, dir: &Path) -> Kamailio {
+        let dir = dir.join(format!("kamailio-{}", free_port()));
+        let run = dir.join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::copy(
+            repo().join("deploy/kamailio/kamailio.cfg"),
+            dir.join("kamailio.cfg"),
+        )
+        .unwrap();
+        let (sip_port, rpc_port) = (free_port(), free_port());
+        let dbcfg = match db.engine {
+            Engine::Sqlite => format!("#!substdef \"!SQLITE_DB_PATH!{}!\"\n", db.name),
+            Engine::Mysql => format!(
+                "#!define WITH_MYSQL\n#!define DBURL \"mysql://root@{}/{}\"\n",
+                super::sipdb::mysql_host(),
+                db.name
+            ),
+            Engine::Postgres => unreachable!(),
+        };
+        std::fs::write(
+            dir.join("kamailio-local.cfg"),
+            format!(
+                "{dbcfg}#!substdef \"!RUN_DIR!{}!\"\n#!define SIP_IP 127.0.0.1\n#!define SIP_PORT {sip_port}\n\
+                 #!define RPC_PORT {rpc_port}\n#!define CHILDREN 2\n",
+                run.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
+        let child = Command::new("kamailio")
+            .current_dir(&dir)
+            .arg("-f")
+            .arg(dir.join("kamailio.cfg"))
+            .args(["-DD", "-E", "-P"])
+            .arg(run.join("kamailio.pid"))
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("kamailio starts (apt-get install kamailio)");
+        let k = Kamailio {
+            dir,
+            sip_port,
+            rpc_port,
+            child: Some(child),
+        };
+        let start = Instant::now();
+        let client = reqwest::Client::new();
+        loop {
+            let r = client
+                .post(k.rpc_url())
+                .body(r#"{"jsonrpc":"2.0","method":"core.version","id":1}"#)
+                .send()
+                .await;
+            if matches!(r, Ok(ref r) if r.status().is_success()) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "kamailio did not start: {}",
+                k.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        k
+    }
+
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}/RPC", self.rpc_port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default()
+    }
+
+    fn sipp_args(&self, scenario: &str, local_port: u16) -> Command {
+        let mut c = Command::new("sipp");
+        c.arg(format!("127.0.0.1:{}", self.sip_port))
+            .arg("-sf")
+            .arg(repo().join("tests/sip").join(scenario))
+            .args(["-m", "1", "-i", "127.0.0.1", "-p"])
+            .arg(local_port.to_string())
+            .args(["-nostdin", "-timeout_error", "-trace_msg", "-message_file"])
+            .arg(self.dir.join(format!("sipp-{local_port}.msg")))
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    fn messages(&self, port: u16) -> String {
+        std::fs::read_to_string(self.dir.join(format!("sipp-{port}.msg"))).unwrap_or_default()
+    }
+
+    /// REGISTER with digest auth; `true` when the scenario (401 then `expect`) ran to the end.
+    pub fn register(&self, user: &str, domain: &str, password: &str, ok: bool) -> SippRun {
+        let port = free_port();
+        let scenario = if ok {
+            "reg_ok.xml"
+        } else {
+            "reg_forbidden.xml"
+        };
+        let status = self
+            .sipp_args(scenario, port)
+            .args([
+                "-s", user, "-au", user, "-ap", password, "-key", "domain", domain,
+            ])
+            .args(["-timeout", "15s", "-default_behaviors", "abortunexp"])
+            .status()
+            .expect("sipp runs (apt-get install sip-tester)");
+        SippRun {
+            ok: status.success(),
+            responses: responses(&self.messages(port)),
+        }
+    }
+
+    /// The callee: registers, answers one call, de-registers. Runs in the background.
+    pub fn callee(&self, user: &str, domain: &str, password: &str) -> (Child, u16) {
+        let port = free_port();
+        let child = self
+            .sipp_args("reg_then_uas.xml", port)
+            .arg("-oocsf")
+            .arg(repo().join("tests/sip/uas.xml"))
+            .args([
+                "-s", user, "-au", user, "-ap", password, "-key", "domain", domain,
+            ])
+            .args(["-timeout", "40s"])
+            .spawn()
+            .unwrap();
+        (child, port)
+    }
+
+    /// A call from a foreign domain to `number@domain`, expecting 200 (or `expect`).
+    pub fn call(&self, number: &str, domain: &str, expect: Option<u16>) -> SippRun {
+        let port = free_port();
+        let mut c = match expect {
+            None => self.sipp_args("uac_invite.xml", port),
+            Some(code) => {
+                let mut c = self.sipp_args("uac_invite_expect.xml", port);
+                c.args(["-set", "expect", &code.to_string()]);
+                c
+            }
+        };
+        let status = c
+            .args(["-s", number, "-key", "domain", domain])
+            .args(["-timeout", "15s", "-default_behaviors", "abortunexp"])
+            .status()
+            .unwrap();
+        SippRun {
+            ok: status.success(),
+            responses: responses(&self.messages(port)),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct SippRun {
+    pub ok: bool,
+    /// Status codes received, in order.
+    pub responses: Vec<String>,
+}
+
+fn responses(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.trim().strip_prefix("SIP/2.0 "))
+        .map(|l| l.chars().take(3).collect())
+        .collect()
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

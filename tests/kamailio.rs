@@ -1,0 +1,217 @@
+//! A real Kamailio, started with the shipped configuration (deploy/kamailio/), enforces what
+//! the API provisions: sipp registers and calls through it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::kamailio::Kamailio;
+use common::sipdb::Engine;
+use common::{Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+macro_rules! expect_register {
+    ($k:expr, $user:expr, $domain:expr, $pw:expr, $ok:expr, $why:expr) => {{
+        let r = $k.register($user, $domain, $pw, $ok);
+        assert!(
+            r.ok,
+            "{}: expected {}, sipp saw {:?}\n--- kamailio ---\n{}",
+            $why,
+            if $ok { "401 then 200" } else { "403" },
+            r.responses,
+            tail(&$k.log())
+        );
+    }};
+}
+
+async fn registration_follows_the_api(engine: Engine) {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let f = app.fixture().await;
+    let db = Kamailio::create_db(engine, &app.dir);
+    let k = Kamailio::start(&db, &app.dir).await;
+    let id = app
+        .sipserver(
+            "kam",
+            "kamailio",
+            &db.url(),
+            json!({ "rpc_url": k.rpc_url() }),
+        )
+        .await;
+    // The full load wrote the domain and had Kamailio reload it.
+    app.wait_synced(id).await;
+    let d = f.domain.as_str();
+
+    let sub = app
+        .create(
+            "/api/subscribers/",
+            json!({ "customer_id": f.customer_id, "domain": d, "username": "alice", "password": "first-pass-1",
+                    "primary_number": { "cc": 43, "ac": 1, "sn": 7770001 } }),
+        )
+        .await;
+    // No sleep: the 201 came after the change was applied to Kamailio's tables.
+    expect_register!(
+        k,
+        "alice",
+        d,
+        "first-pass-1",
+        true,
+        "created through the API"
+    );
+    expect_register!(k, "alice", d, "not-the-password", false, "wrong password");
+
+    let path = format!("/api/subscribers/{sub}");
+    let (_, mut v) = app.get(&path).await;
+    v["password"] = json!("second-pass-2");
+    let (s, _) = app.put(&path, v).await;
+    assert_eq!(s, StatusCode::OK);
+    expect_register!(
+        k,
+        "alice",
+        d,
+        "first-pass-1",
+        false,
+        "old password after PUT"
+    );
+    expect_register!(
+        k,
+        "alice",
+        d,
+        "second-pass-2",
+        true,
+        "new password after PUT"
+    );
+
+    let set = |field: &'static str, value: serde_json::Value| {
+        let app = &app;
+        let path = path.clone();
+        async move {
+            let (s, v) = app
+                .patch(
+                    &path,
+                    json!([{ "op": "replace", "path": format!("/{field}"), "value": value }]),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    };
+    set("status", json!("locked")).await;
+    expect_register!(k, "alice", d, "second-pass-2", false, "subscriber locked");
+    set("status", json!("active")).await;
+    expect_register!(k, "alice", d, "second-pass-2", true, "subscriber unlocked");
+    set("lock", json!(4)).await;
+    expect_register!(
+        k,
+        "alice",
+        d,
+        "second-pass-2",
+        false,
+        "lock level 4 (global)"
+    );
+    set("lock", json!(0)).await;
+    expect_register!(k, "alice", d, "second-pass-2", true, "lock level 0");
+
+    let cpath = format!("/api/customers/{}", f.customer_id);
+    let (s, _) = app
+        .patch(
+            &cpath,
+            json!([{ "op": "replace", "path": "/status", "value": "locked" }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    expect_register!(k, "alice", d, "second-pass-2", false, "customer locked");
+    let (s, _) = app
+        .patch(
+            &cpath,
+            json!([{ "op": "replace", "path": "/status", "value": "active" }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    expect_register!(k, "alice", d, "second-pass-2", true, "customer unlocked");
+
+    let (s, _) = app.delete(&path).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    expect_register!(k, "alice", d, "second-pass-2", false, "subscriber deleted");
+    let (code, out, _) = app.cli(&["sync", "check"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_follows_the_api_with_kamailio_on_sqlite() {
+    registration_follows_the_api(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_follows_the_api_with_kamailio_on_mariadb() {
+    registration_follows_the_api(Engine::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_an_alias_number_reaches_the_registered_subscriber() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let f = app.fixture().await;
+    let db = Kamailio::create_db(Engine::Sqlite, &app.dir);
+    let k = Kamailio::start(&db, &app.dir).await;
+    let id = app
+        .sipserver(
+            "kam",
+            "kamailio",
+            &db.url(),
+            json!({ "rpc_url": k.rpc_url() }),
+        )
+        .await;
+    app.wait_synced(id).await;
+    let d = f.domain.as_str();
+    let bob = app
+        .create(
+            "/api/subscribers/",
+            json!({ "customer_id": f.customer_id, "domain": d, "username": "bob", "password": "bob-pass-1",
+                    "primary_number": { "cc": 43, "ac": 1, "sn": 8880001 },
+                    "alias_numbers": [{ "cc": 43, "ac": 1, "sn": 8880002 }] }),
+        )
+        .await;
+    // Not registered yet: 480.
+    let r = k.call("4318880002", d, Some(480));
+    assert!(r.ok, "{:?}\n{}", r.responses, tail(&k.log()));
+
+    let (mut callee, port) = k.callee("bob", d, "bob-pass-1");
+    let start = Instant::now();
+    while db.count(&format!(
+        "SELECT COUNT(*) FROM location WHERE username = 'bob' AND contact LIKE '%:{port}%'"
+    )) == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "bob did not register: {}",
+            tail(&k.log())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = k.call("4318880002", d, None);
+    assert!(
+        r.ok,
+        "call to the alias: {:?}\n{}",
+        r.responses,
+        tail(&k.log())
+    );
+    assert!(
+        r.responses.contains(&"200".to_string()),
+        "{:?}",
+        r.responses
+    );
+    let st = callee.wait().unwrap();
+    assert!(st.success(), "the callee answered and saw the BYE");
+
+    // An unknown number is not found; a released one neither.
+    let r = k.call("4399999999", d, Some(404));
+    assert!(r.ok, "{:?}", r.responses);
+    let (s, _) = app.delete(&format!("/api/subscribers/{bob}")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let r = k.call("4318880002", d, Some(404));
+    assert!(r.ok, "after termination: {:?}", r.responses);
+}
