@@ -55,7 +55,11 @@ struct Cli {
 enum Cmd {
     /// Create subscribers through the API and compare with raw database inserts.
     Subscribers(SubscribersArgs),
+    /// Create subscribers with a Kamailio target database, without one, and with kamctl.
+    Sipserver(sipserver::SipServerArgs),
 }
+
+mod sipserver;
 
 #[derive(Parser)]
 struct SubscribersArgs {
@@ -98,6 +102,7 @@ impl DbKind {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Subscribers(args) => subscribers(args).await,
+        Cmd::Sipserver(args) => sipserver::sipserver(args).await,
     }
 }
 
@@ -705,6 +710,15 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn new(elapsed: Duration, mut latencies: Vec<Duration>, errors: usize) -> Outcome {
+        latencies.sort_unstable();
+        Outcome {
+            latencies,
+            errors,
+            elapsed,
+        }
+    }
+
     /// Successful operations per second of wall-clock time.
     fn ops_per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();

@@ -1,0 +1,395 @@
+//! `voxprov-bench sipserver`: subscriber creations per second with one Kamailio target
+//! database (SQLite or MariaDB), beside the same load with no target and beside `kamctl add`
+//! on the same kind of target database, in one run.
+//!
+//! Phases, each on fresh databases:
+//! 1. **api, no target**: `POST /api/subscribers/` at `--concurrency`, no sipserver.
+//! 2. **api, kamailio target**: the same with one sipserver (driver kamailio), created with the
+//!    shipped `deploy/kamailio/create-db.sh`. Every 201 is answered only after the row is in
+//!    Kamailio's `subscriber` table (the server's bounded wait), so this is end-to-end
+//!    provisioning throughput; the bench checks the rows are all there at the end.
+//! 3. **api, kamailio target, one at a time**: phase 2 at concurrency 1, like for like with
+//!    kamctl, which operators run one subscriber at a time.
+//! 4. **kamctl add**: Kamailio's own tool, one process per subscriber, sequential, into a
+//!    fresh target database of the same kind.
+//!
+//! No Kamailio process runs: both voxprov and kamctl write its database, which is what is
+//! compared. Ratios are printed; nothing is asserted.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use serde_json::json;
+
+use crate::{
+    find_binary, post_created, run_load, unix_nanos, Outcome, Server, ADMIN_PASSWORD, ADMIN_USER,
+};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Sqlite,
+    Mysql,
+}
+
+#[derive(Parser)]
+pub struct SipServerArgs {
+    #[arg(long, default_value = "target/release/voxprov")]
+    voxprov: PathBuf,
+    /// The Kamailio database engine.
+    #[arg(long, value_enum, default_value_t = Target::Sqlite)]
+    target: Target,
+    /// Measured API creates per phase (after 100 uncounted warm-up creates).
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    /// API creates in the one-at-a-time phase, and kamctl adds.
+    #[arg(long, default_value_t = 200)]
+    sequential_count: usize,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// MariaDB host (root without a password) for --target mysql.
+    #[arg(long, default_value = "127.0.0.1")]
+    mysql_host: String,
+}
+
+const DOMAIN: &str = "kam.bench.example.com";
+
+struct Dbs {
+    mysql_host: String,
+    mysql: Vec<String>,
+    dir: PathBuf,
+}
+
+impl Dbs {
+    fn create(&mut self, target: Target) -> Result<(String, String)> {
+        let n = self.mysql.len() + self.dir.read_dir()?.count();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kamailio/create-db.sh");
+        match target {
+            Target::Sqlite => {
+                let path = self.dir.join(format!("kam{n}.sqlite"));
+                run(std::process::Command::new("bash")
+                    .arg(&script)
+                    .args(["--force", "sqlite"])
+                    .arg(&path))?;
+                let p = path.display().to_string();
+                Ok((format!("sqlite:///{p}"), p))
+            }
+            Target::Mysql => {
+                let name = format!("vxbench_kam_{}_{n}", std::process::id());
+                run(std::process::Command::new("bash").arg(&script).args([
+                    "--force",
+                    "mysql",
+                    &name,
+                    "-h",
+                    &self.mysql_host,
+                    "-uroot",
+                ]))?;
+                self.mysql.push(name.clone());
+                Ok((
+                    format!("mysql://root@{}:3306/{name}", self.mysql_host),
+                    name,
+                ))
+            }
+        }
+    }
+    fn count(&self, target: Target, db: &str) -> Result<i64> {
+        let out = match target {
+            Target::Sqlite => std::process::Command::new("sqlite3")
+                .arg(db)
+                .arg("SELECT COUNT(*) FROM subscriber")
+                .output()?,
+            Target::Mysql => std::process::Command::new("mysql")
+                .args(["-h", &self.mysql_host, "-uroot", "-N", "-B", db, "-e"])
+                .arg("SELECT COUNT(*) FROM subscriber")
+                .output()?,
+        };
+        Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+    }
+}
+
+impl Drop for Dbs {
+    fn drop(&mut self) {
+        for db in &self.mysql {
+            let _ = std::process::Command::new("mysql")
+                .args(["-h", &self.mysql_host, "-uroot", "-e"])
+                .arg(format!(
+                    "DROP DATABASE IF EXISTS {db}; DROP USER IF EXISTS 'vxbench'@'%'"
+                ))
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(cmd: &mut std::process::Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn setup(client: &reqwest::Client, base: &str) -> Result<i64> {
+    post_created(
+        client,
+        base,
+        "domains",
+        json!({"domain": DOMAIN, "reseller_id": 1}),
+    )
+    .await?;
+    let bp = post_created(
+        client,
+        base,
+        "billingprofiles",
+        json!({"handle": "b", "name": "B", "reseller_id": 1}),
+    )
+    .await?;
+    let contact = post_created(
+        client,
+        base,
+        "customercontacts",
+        json!({"reseller_id": 1, "email": "b@example.com"}),
+    )
+    .await?;
+    post_created(
+        client,
+        base,
+        "customers",
+        json!({"contact_id": contact, "billing_profile_id": bp, "type": "sipaccount", "status": "active"}),
+    )
+    .await
+}
+
+async fn api_load(
+    base: &str,
+    customer: i64,
+    prefix: &'static str,
+    count: usize,
+    concurrency: usize,
+) -> Outcome {
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let url = format!("{base}/api/subscribers/");
+    let behind = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let b2 = behind.clone();
+    let out = run_load(prefix, count, concurrency, move |i: usize| {
+        let (client, url, behind) = (client.clone(), url.clone(), b2.clone());
+        async move {
+            let body = json!({"customer_id": customer, "domain": DOMAIN, "username": format!("{prefix}{i}"),
+                              "password": format!("pw{i}secret"), "primary_number": {"cc": "49", "ac": "40", "sn": format!("{}{i:07}", prefix.len())}});
+            let r = client.post(&url).basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD)).json(&body).send().await.map_err(|e| e.to_string())?;
+            if r.headers().contains_key("voxprov-sync-behind") {
+                behind.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let s = r.status();
+            let _ = r.bytes().await;
+            if s.as_u16() == 201 { Ok(()) } else { Err(format!("{s}")) }
+        }
+    })
+    .await;
+    let n = behind.load(std::sync::atomic::Ordering::Relaxed);
+    if n > 0 {
+        eprintln!("    {n} responses said a target was behind");
+    }
+    out
+}
+
+/// One server run: optional target, warm-up, measured load(s). Returns the outcomes and the
+/// subscriber rows found on the target.
+async fn server_phase(
+    voxprov: &Path,
+    dir: &Path,
+    target: Option<&str>,
+    loads: &[(&'static str, usize, usize)],
+) -> Result<Vec<Outcome>> {
+    let data = dir.join(format!("data-{}", unix_nanos()));
+    std::fs::create_dir_all(&data)?;
+    let mut server = Server::start(voxprov, &data, None).await?;
+    let client = reqwest::Client::new();
+    let customer = setup(&client, &server.base).await?;
+    if let Some(url) = target {
+        let id = post_created(
+            &client,
+            &server.base,
+            "sipservers",
+            json!({"name": "kam", "driver": "kamailio", "db_url": url}),
+        )
+        .await?;
+        let start = Instant::now();
+        loop {
+            let v: serde_json::Value = client
+                .get(format!("{}/api/sipservers/{id}", server.base))
+                .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if v["status"]["state"] == "ok" {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("the target did not load: {}", v["status"]);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    run_load_quiet(&server.base, customer).await;
+    let mut out = Vec::new();
+    for (prefix, count, conc) in loads {
+        eprintln!(
+            "==> {prefix}: {count} creates at concurrency {conc}{}",
+            if target.is_some() {
+                ", with a kamailio target"
+            } else {
+                ""
+            }
+        );
+        out.push(api_load(&server.base, customer, prefix, *count, *conc).await);
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(out)
+}
+
+async fn run_load_quiet(base: &str, customer: i64) {
+    api_load(base, customer, "warm", crate::WARMUP, 4).await;
+}
+
+fn kamctl(target: Target, dbs: &Dbs, db: &str, home: &Path, count: usize) -> Result<Outcome> {
+    std::fs::create_dir_all(home)?;
+    let rc = match target {
+        Target::Sqlite => {
+            format!("DBENGINE=SQLITE\nDB_PATH={db}\nSTORE_PLAINTEXT_PW=0\nVERIFY_ACL=0\n")
+        }
+        Target::Mysql => {
+            // kamctl always passes -p: it needs an account with a password.
+            run(std::process::Command::new("mysql").args(["-h", &dbs.mysql_host, "-uroot", "-e"]).arg(format!(
+                "CREATE USER IF NOT EXISTS 'vxbench'@'%' IDENTIFIED BY 'vxbenchpw'; GRANT ALL ON {db}.* TO 'vxbench'@'%';"
+            )))?;
+            format!(
+                "DBENGINE=MYSQL\nDBHOST={}\nDBNAME={db}\nDBRWUSER=vxbench\nDBRWPW=vxbenchpw\nDBROUSER=vxbench\nDBROPW=vxbenchpw\nSTORE_PLAINTEXT_PW=0\nVERIFY_ACL=0\n",
+                dbs.mysql_host
+            )
+        }
+    };
+    std::fs::write(home.join(".kamctlrc"), rc)?;
+    eprintln!("==> kamctl add: {count} subscribers, one after another");
+    let mut latencies = Vec::with_capacity(count);
+    let mut errors = 0;
+    let start = Instant::now();
+    for i in 0..count {
+        let t = Instant::now();
+        let out = std::process::Command::new("kamctl")
+            .env("HOME", home)
+            .args(["add", &format!("k{i}@{DOMAIN}"), &format!("pw{i}secret")])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("kamctl (apt-get install kamailio)")?;
+        if out.status.success() {
+            latencies.push(t.elapsed());
+        } else {
+            errors += 1;
+            if errors <= 3 {
+                eprintln!(
+                    "    kamctl failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    Ok(Outcome::new(start.elapsed(), latencies, errors))
+}
+
+pub async fn sipserver(args: SipServerArgs) -> Result<()> {
+    let voxprov = find_binary(&args.voxprov)?;
+    let dir = std::env::temp_dir().join(format!(
+        "vxbench-kam-{}-{}",
+        std::process::id(),
+        unix_nanos()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let mut dbs = Dbs {
+        mysql_host: args.mysql_host.clone(),
+        mysql: Vec::new(),
+        dir: dir.clone(),
+    };
+    let dbdir = dir.join("db");
+    std::fs::create_dir_all(&dbdir)?;
+    dbs.dir = dbdir.clone();
+
+    let none = server_phase(
+        &voxprov,
+        &dir,
+        None,
+        &[("nt", args.count, args.concurrency)],
+    )
+    .await?
+    .remove(0);
+    let (url, db) = dbs.create(args.target)?;
+    let mut with = server_phase(
+        &voxprov,
+        &dir,
+        Some(&url),
+        &[
+            ("wt", args.count, args.concurrency),
+            ("seq", args.sequential_count, 1),
+        ],
+    )
+    .await?;
+    let (with, seq) = (with.remove(0), with.remove(0));
+    let rows = dbs.count(args.target, &db)?;
+    let expected = (crate::WARMUP + args.count + args.sequential_count) as i64;
+    let (_, kdb) = dbs.create(args.target)?;
+    let k = kamctl(
+        args.target,
+        &dbs,
+        &kdb,
+        &dir.join("home"),
+        args.sequential_count,
+    )?;
+    let krows = dbs.count(args.target, &kdb)?;
+    drop(dbs);
+
+    let t = match args.target {
+        Target::Sqlite => "sqlite",
+        Target::Mysql => "mariadb",
+    };
+    println!(
+        "sipserver kamailio-{t} count={} concurrency={} sequential={}",
+        args.count, args.concurrency, args.sequential_count
+    );
+    println!("  api, no target           : {}", none.summary());
+    println!("  api, kamailio target     : {}", with.summary());
+    println!("  api, target, 1 at a time : {}", seq.summary());
+    println!("  kamctl add, 1 at a time  : {}", k.summary());
+    println!(
+        "  rows on the target: {rows} of {expected} created through the API; kamctl: {krows} of {}",
+        args.sequential_count
+    );
+    println!(
+        "  ratio target/no-target (concurrency {}): {:.1}%",
+        args.concurrency,
+        100.0 * with.ops_per_sec() / none.ops_per_sec()
+    );
+    println!(
+        "  ratio api/kamctl, both one at a time: {:.1}x",
+        seq.ops_per_sec() / k.ops_per_sec()
+    );
+    println!(
+        "  ratio api (concurrency {})/kamctl: {:.1}x",
+        args.concurrency,
+        with.ops_per_sec() / k.ops_per_sec()
+    );
+    if rows != expected {
+        bail!("the target holds {rows} subscribers, expected {expected}");
+    }
+    Ok(())
+}
