@@ -46,6 +46,9 @@ pub trait Resource: Send + Sync + 'static {
     /// Representation fields clients cannot set. PUT and PATCH accept them unchanged (so a
     /// GET → modify → PUT round trip works); a different value is refused.
     const READ_ONLY: &'static [&'static str];
+    /// Read-only fields that change on their own (a sync status): accepted with any value
+    /// and ignored, so a GET → PUT round trip does not race them.
+    const VOLATILE: &'static [&'static str] = &[];
 
     type Repr: Serialize + ToSchema + Send + Sync;
     type Input: DeserializeOwned + ToSchema + Send;
@@ -299,6 +302,15 @@ pub async fn read_body(
 const JSON_TYPES: &[&str] = &["application/json", "application/hal+json"];
 const PATCH_TYPES: &[&str] = &["application/json-patch+json"];
 
+fn strip(mut v: Value, fields: &[&str]) -> Value {
+    if let Value::Object(m) = &mut v {
+        for f in fields {
+            m.remove(*f);
+        }
+    }
+    v
+}
+
 /// Turns a JSON object into the resource's input, naming the field on every error.
 pub fn to_input<T: DeserializeOwned>(
     v: Value,
@@ -485,7 +497,7 @@ async fn create<R: Resource>(
             "must be a JSON object (bulk creation is not available on this collection)",
         ));
     }
-    let input: R::Input = to_input(v, R::READ_ONLY, None)?;
+    let input: R::Input = to_input(strip(v, R::VOLATILE), R::READ_ONLY, None)?;
     let mut tx = app.store.begin().await?;
     let created = R::create(&mut tx, &app, &actor, input).await?;
     let repr = R::load(&mut tx, &app, created.id, false)
@@ -561,7 +573,8 @@ async fn modify<R: Resource>(
     check_if_match(&headers, &etag(&app, &old))?;
     let current = R::view(&old, &actor);
     let new = match change {
-        Change2::Put(v) => v,
+        // A PUT body was read before this transaction: volatile fields may have moved on.
+        Change2::Put(v) => strip(v, R::VOLATILE),
         Change2::Patch(p) => {
             let mut doc = Value::Object(current.clone());
             json_patch::patch(&mut doc, &p)

@@ -869,3 +869,47 @@ async fn save(store: &Store, t: &TargetCfg, low: i64) -> Result<()> {
 pub fn can_be_home(role: &str) -> bool {
     Role::parse("role", role).is_ok_and(|r| r == Role::Home)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_waits_for_an_id_that_commits_late() {
+        let mut p = Progress::default();
+        p.reset(10, BTreeSet::new(), 10);
+        // 12 and 13 committed, 11 still in flight.
+        p.applied(&[12, 13]);
+        assert_eq!(p.low, 10, "11 may still come");
+        assert!(p.is_applied(12) && p.is_applied(13) && !p.is_applied(11));
+        assert!(p.gaps.contains_key(&11));
+        // 11 commits and is applied: the cursor moves past all three.
+        p.applied(&[11]);
+        assert_eq!(p.low, 13);
+        assert!(p.gaps.is_empty() && p.done.is_empty());
+    }
+
+    #[test]
+    fn an_id_that_never_commits_is_given_up_after_the_grace_period() {
+        let mut p = Progress::default();
+        p.reset(0, BTreeSet::new(), 0);
+        p.applied(&[1, 3]);
+        assert_eq!(p.low, 1);
+        // Pretend 2 was first missed long ago (a rolled-back transaction).
+        p.gaps
+            .insert(2, Instant::now() - GAP_GRACE - Duration::from_secs(1));
+        p.advance();
+        assert_eq!(p.low, 3);
+    }
+
+    #[test]
+    fn a_full_load_counts_the_ids_it_saw_as_applied() {
+        let mut p = Progress::default();
+        // Window 100..=105 with 103 missing (in flight during the load).
+        p.reset(99, [100, 101, 102, 104, 105].into_iter().collect(), 105);
+        assert_eq!(p.low, 102);
+        assert!(p.is_applied(104) && !p.is_applied(103));
+        p.applied(&[103]);
+        assert_eq!(p.low, 105);
+    }
+}

@@ -276,3 +276,83 @@ pub fn diff(layout: &Layout, desired: &Rows, actual: &Actual) -> Vec<Difference>
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::config::Driver;
+
+    fn sub(password: &str) -> SubView {
+        SubView {
+            uuid: "u".into(),
+            username: "alice".into(),
+            domain: "example.test".into(),
+            password: password.into(),
+            usable: true,
+            home_server_id: None,
+            numbers: vec![],
+        }
+    }
+
+    #[test]
+    fn digest_credentials_follow_the_published_formulas() {
+        let k = Layout::new(Driver::Kamailio, 7);
+        let v = subscriber_values(&k, false, &sub("s3cret"));
+        // printf 'alice:example.test:s3cret' | md5sum, and so on
+        assert_eq!(v[1], "d815d6ca18261dac9caedec28c6dc58a");
+        assert_eq!(v[2], "89ae26bd8db3f9bfe6da38da81ccde8b");
+        assert_eq!(v[0], "", "no plaintext unless asked");
+        let o = Layout::new(Driver::Opensips, 8);
+        let v = subscriber_values(&o, true, &sub("s3cret"));
+        assert_eq!(
+            o.subscriber_cols,
+            ["password", "ha1", "ha1_sha256", "ha1_sha512t256"]
+        );
+        assert_eq!(v[0], "s3cret");
+        assert_eq!(
+            v[2],
+            "ad681484adb266c0aae2d2283e74f96e032f99b2642896690c964606529465ef"
+        );
+        let long = "x".repeat(26);
+        assert_eq!(
+            subscriber_values(&o, true, &sub(&long))[0],
+            "",
+            "never truncated"
+        );
+    }
+
+    #[test]
+    fn the_diff_names_missing_extra_differing_and_duplicate_rows() {
+        let l = Layout::new(Driver::Kamailio, 7);
+        let key = |u: &str| (Table::Subscriber, vec![u.to_string(), "d".to_string()]);
+        let vals = |h: &str| vec![String::new(), h.to_string(), "b".to_string()];
+        let desired: Rows = [
+            (key("a"), vals("1")),
+            (key("b"), vals("2")),
+            (key("c"), vals("3")),
+        ]
+        .into_iter()
+        .collect();
+        let actual: Actual = [
+            (key("b"), vec![vals("x")]),
+            (key("c"), vec![vals("3"), vals("3")]),
+            (key("z"), vec![vals("9")]),
+        ]
+        .into_iter()
+        .collect();
+        let d = diff(&l, &desired, &actual);
+        let kinds: Vec<(&str, Kind)> = d.iter().map(|x| (x.key.as_str(), x.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("a@d", Kind::Missing),
+                ("b@d", Kind::Differs),
+                ("c@d", Kind::Differs),
+                ("z@d", Kind::Extra)
+            ]
+        );
+        assert_eq!(d[1].fields[0].field, "ha1");
+        assert_eq!(d[1].fields[0].target.as_deref(), Some("(hidden)"));
+        assert_eq!(d[2].fields[0].field, "(rows)");
+    }
+}

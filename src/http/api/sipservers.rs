@@ -317,6 +317,7 @@ impl Resource for SipServers {
         "create_timestamp",
         "modify_timestamp",
     ];
+    const VOLATILE: &'static [&'static str] = &["status", "detected_schema_version"];
     type Repr = SipServer;
     type Input = SipServerInput;
 
