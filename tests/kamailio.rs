@@ -154,18 +154,21 @@ async fn registration_follows_the_api_with_kamailio_on_mariadb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_to_an_alias_number_reaches_the_registered_subscriber() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let f = app.fixture().await;
     let db = Kamailio::create_db(Engine::Sqlite, &app.dir);
     let k = Kamailio::start(&db, &app.dir).await;
+    // Reloads over Kamailio's Unix datagram socket this time.
+    let sock = k.dir.join("run/kamailio_rpc.sock");
     let id = app
         .sipserver(
             "kam",
             "kamailio",
             &db.url(),
-            json!({ "rpc_url": k.rpc_url() }),
+            json!({ "rpc_url": sock.display().to_string() }),
         )
         .await;
     app.wait_synced(id).await;
+    // The domain is created while Kamailio runs: it is delivered and reloaded on the spot.
+    let f = app.fixture().await;
     let d = f.domain.as_str();
     let bob = app
         .create(
