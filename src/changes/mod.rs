@@ -68,6 +68,8 @@ pub struct Change<'a> {
 #[derive(Debug, Default, Clone)]
 pub struct Recorded {
     pub last_id: i64,
+    /// Whether everything was done by admins (who may see SIP servers' names).
+    pub by_non_admin: bool,
     pub resources: std::collections::BTreeSet<String>,
 }
 
@@ -100,6 +102,7 @@ pub async fn record(c: &mut Conn, actor: &Actor, ch: Change<'_>) -> Result<i64> 
     let _ = RECORDED.try_with(|r| {
         let mut r = r.borrow_mut();
         r.last_id = r.last_id.max(id);
+        r.by_non_admin |= !actor.is_admin();
         if !r.resources.contains(ch.resource) {
             r.resources.insert(ch.resource.to_string());
         }

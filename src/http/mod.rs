@@ -103,7 +103,13 @@ async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Res
     }
     let behind = app.targets.wait_applied(rec.last_id).await;
     if !behind.is_empty() {
-        if let Ok(v) = axum::http::HeaderValue::from_str(&behind.join(", ")) {
+        // SIP servers are the operator's: resellers learn how many, not which.
+        let value = if rec.by_non_admin {
+            behind.len().to_string()
+        } else {
+            behind.join(", ")
+        };
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
             resp.headers_mut().insert("voxprov-sync-behind", v);
         }
     }

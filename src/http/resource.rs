@@ -346,10 +346,12 @@ pub fn to_input<T: DeserializeOwned>(
 }
 
 /// The ETag of a representation: a keyed hash, so it reveals nothing about secret fields.
-fn etag(app: &App, repr: &impl Serialize) -> String {
+/// Volatile fields (a sync status) are left out: they are not the object's to change.
+fn etag<R: Resource>(app: &App, repr: &R::Repr) -> String {
+    let v = strip(Value::Object(to_map(repr)), R::VOLATILE);
     format!(
         "\"{}\"",
-        app.etag(&serde_json::to_vec(repr).unwrap_or_default())
+        app.etag(&serde_json::to_vec(&v).unwrap_or_default())
     )
 }
 
@@ -469,7 +471,7 @@ async fn get_item<R: Resource>(
     let mut c = app.store.read().await?;
     let repr = load_visible::<R>(&mut c, &app, &actor, id, false).await?;
     drop(c);
-    let tag = etag(&app, &repr);
+    let tag = etag::<R>(&app, &repr);
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -506,7 +508,7 @@ async fn create<R: Resource>(
     record::<R>(&mut tx, &actor, Op::Create, None, Some(&repr)).await?;
     tx.commit().await?;
     let location = format!("/api/{}/{}", R::NAME, created.id);
-    let tag = etag(&app, &repr);
+    let tag = etag::<R>(&app, &repr);
     let mut resp = if wants_representation(&headers) || created.once.is_some() {
         let mut body = item_json::<R>(&repr, &actor);
         if let (Some(once), Some(obj)) = (created.once, body.as_object_mut()) {
@@ -570,7 +572,7 @@ async fn modify<R: Resource>(
 ) -> Result<Response> {
     let mut tx = app.store.begin().await?;
     let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
-    check_if_match(&headers, &etag(&app, &old))?;
+    check_if_match(&headers, &etag::<R>(&app, &old))?;
     let current = R::view(&old, &actor);
     let new = match change {
         // A PUT body was read before this transaction: volatile fields may have moved on.
@@ -589,7 +591,7 @@ async fn modify<R: Resource>(
         .ok_or_else(|| Error::internal(anyhow::anyhow!("updated object vanished")))?;
     record::<R>(&mut tx, &actor, Op::Update, Some(&old), Some(&repr)).await?;
     tx.commit().await?;
-    let tag = etag(&app, &repr);
+    let tag = etag::<R>(&app, &repr);
     let resp = if wants_representation(&headers) {
         hal::respond(StatusCode::OK, &headers, &item_json::<R>(&repr, &actor))
     } else {
@@ -608,7 +610,7 @@ async fn delete<R: Resource>(
     let id = parse_id(&id)?;
     let mut tx = app.store.begin().await?;
     let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
-    check_if_match(&headers, &etag(&app, &old))?;
+    check_if_match(&headers, &etag::<R>(&app, &old))?;
     R::delete(&mut tx, &app, &actor, id, &old).await?;
     let after = R::load(&mut tx, &app, id, false).await?;
     record::<R>(&mut tx, &actor, Op::Delete, Some(&old), after.as_ref()).await?;

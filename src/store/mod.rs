@@ -166,6 +166,17 @@ pub struct Lease {
     _conn: Option<sqlx::AnyConnection>,
 }
 
+impl Lease {
+    /// Whether the lease still holds: its connection (and so its lock) may have been lost to
+    /// a network failure or a database restart.
+    pub async fn alive(&mut self) -> bool {
+        match &mut self._conn {
+            None => true,
+            Some(c) => sqlx::query("SELECT 1").execute(&mut *c).await.is_ok(),
+        }
+    }
+}
+
 /// `FOR UPDATE` where the database has row locks; SQLite's single writer already excludes
 /// every other writer for the whole transaction.
 pub fn for_update(c: &Conn) -> &'static str {

@@ -27,8 +27,8 @@ pub struct SipServerRow {
     pub create_timestamp: String,
     pub modify_timestamp: String,
     pub applied_change_id: i64,
-    #[sqlx(try_from = "i64")]
-    pub full_load: Flag,
+    /// Pending full-load requests (0: none).
+    pub full_load: i64,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub last_success_at: Option<String>,
@@ -189,17 +189,18 @@ pub async fn set_domains(c: &mut Conn, id: i64, domain_ids: &[i64]) -> Result<()
 }
 
 /// Asks for a full load of the given server, or of every front proxy as well (their routing
-/// rows depend on the home servers' settings).
+/// rows depend on the home servers' settings). `full_load` counts requests: a load clears it
+/// only if no request came in while it ran (see [`save_progress`]).
 pub async fn request_full_load(c: &mut Conn, id: Option<i64>, proxies_too: bool) -> Result<()> {
     if let Some(id) = id {
-        sqlx::query("UPDATE sipserver_state SET full_load = 1 WHERE sipserver_id = $1")
+        sqlx::query("UPDATE sipserver_state SET full_load = full_load + 1 WHERE sipserver_id = $1")
             .bind(id)
             .execute(&mut *c)
             .await?;
     }
     if proxies_too {
         sqlx::query(
-            "UPDATE sipserver_state SET full_load = 1 WHERE sipserver_id IN (SELECT id FROM sipservers WHERE role = 'proxy')",
+            "UPDATE sipserver_state SET full_load = full_load + 1 WHERE sipserver_id IN (SELECT id FROM sipservers WHERE role = 'proxy')",
         )
         .execute(&mut *c)
         .await?;
@@ -216,53 +217,67 @@ pub async fn set_detected_version(c: &mut Conn, id: i64, v: Option<i64>) -> Resu
     Ok(())
 }
 
-/// Where delivery stands, as the worker records it after each batch.
+/// Where delivery stands, as the worker records it after each batch. `full_load_done`: the
+/// request generation the finished full load started from; the request is cleared only if
+/// no newer one arrived meanwhile.
 pub async fn save_progress(
     c: &mut Conn,
     id: i64,
     applied: i64,
-    full_load_done: bool,
-    error: Option<&str>,
+    full_load_done: Option<i64>,
 ) -> Result<()> {
     let t = now();
-    match error {
-        None => {
-            let sql = if full_load_done {
-                "UPDATE sipserver_state SET applied_change_id = $1, last_success_at = $2, full_load = 0 WHERE sipserver_id = $3"
-            } else {
-                "UPDATE sipserver_state SET applied_change_id = $1, last_success_at = $2 WHERE sipserver_id = $3"
-            };
-            sqlx::query(sql)
-                .bind(applied)
-                .bind(t)
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-        }
-        Some(e) => {
-            sqlx::query(
-                "UPDATE sipserver_state SET applied_change_id = $1, last_error = $2, last_error_at = $3 WHERE sipserver_id = $4",
-            )
-            .bind(applied)
-            .bind(e)
-            .bind(t)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-        }
+    sqlx::query(
+        "UPDATE sipserver_state SET applied_change_id = $1, last_success_at = $2 WHERE sipserver_id = $3",
+    )
+    .bind(applied)
+    .bind(t)
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
+    if let Some(generation) = full_load_done {
+        sqlx::query(
+            "UPDATE sipserver_state SET full_load = 0 WHERE sipserver_id = $1 AND full_load = $2",
+        )
+        .bind(id)
+        .bind(generation)
+        .execute(&mut *c)
+        .await?;
     }
     Ok(())
 }
 
-pub async fn state(c: &mut Conn, id: i64) -> Result<Option<(i64, bool)>> {
+/// A failed attempt: the cursor stays where it is.
+pub async fn save_error(c: &mut Conn, id: i64, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE sipserver_state SET last_error = $1, last_error_at = $2 WHERE sipserver_id = $3",
+    )
+    .bind(error)
+    .bind(now())
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// (applied change id, pending full-load requests: 0 = none, is the last attempt failing).
+pub async fn state(c: &mut Conn, id: i64) -> Result<Option<(i64, i64, bool)>> {
     let row = sqlx::query(
-        "SELECT applied_change_id, full_load FROM sipserver_state WHERE sipserver_id = $1",
+        "SELECT applied_change_id, full_load, last_error_at, last_success_at FROM sipserver_state WHERE sipserver_id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *c)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0)))
-        .transpose()
+    row.map(|r| {
+        let (e, s): (Option<String>, Option<String>) = (r.try_get(2)?, r.try_get(3)?);
+        let failing = match (e, s) {
+            (Some(e), Some(s)) => e > s,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        Ok((r.try_get(0)?, r.try_get(1)?, failing))
+    })
+    .transpose()
 }
 
 /// Changes not yet applied on a target: everything after its cursor.
@@ -287,6 +302,21 @@ pub async fn least_loaded_home(c: &mut Conn, domain_id: i64) -> Result<Option<i6
     .fetch_optional(&mut *c)
     .await?;
     r.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+}
+
+/// A domain (name) of a live subscriber homed on `id` that is not among `domain_ids`.
+pub async fn homed_outside(c: &mut Conn, id: i64, domain_ids: &[i64]) -> Result<Option<String>> {
+    let sql = format!(
+        "SELECT d.domain FROM subscribers s JOIN domains d ON d.id = s.domain_id \
+         WHERE s.home_server_id = $1 AND s.status <> 'terminated' AND s.domain_id NOT IN ({}) LIMIT 1",
+        placeholders(2, domain_ids.len())
+    );
+    let mut args = vec![Arg::Int(id)];
+    args.extend(domain_ids.iter().map(|d| Arg::Int(*d)));
+    let row = bind_all(sqlx::query(&sql), &args)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
 }
 
 /// Whether server `id` is a home server that may hold subscribers of `domain_id`.

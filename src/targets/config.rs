@@ -206,7 +206,15 @@ pub fn db_url_for_sqlx(url: &str) -> Result<String> {
         || url.starts_with("postgresql://")
     {
         let u = url.replacen("mariadb://", "mysql://", 1);
-        return Ok(u);
+        match url::Url::parse(&u) {
+            Ok(p) if p.host_str().is_some_and(|h| !h.is_empty()) => return Ok(u),
+            _ => {
+                return Err(Error::invalid(
+                    "db_url",
+                    "is not a valid URL with a host (a password with '@', ':' or '/' must be percent-encoded)",
+                ))
+            }
+        }
     }
     Err(Error::invalid(
         "db_url",
@@ -214,15 +222,58 @@ pub fn db_url_for_sqlx(url: &str) -> Result<String> {
     ))
 }
 
-/// The URL with any password replaced, for showing.
+/// The URL with any password replaced, for showing: the user-info password and any
+/// `password` query parameter. What cannot be parsed is not shown at all.
 pub fn mask_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((auth, host)) = rest.split_once('@') {
-            let user = auth.split(':').next().unwrap_or("");
-            if auth.contains(':') {
-                return format!("{scheme}://{user}:********@{host}");
-            }
-        }
+    if url.starts_with("sqlite:") {
+        return url.to_string();
     }
-    url.to_string()
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "(not shown)".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("********"));
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = k.to_ascii_lowercase().contains("pass");
+                (
+                    k.into_owned(),
+                    if secret {
+                        "********".into()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string().replace("%2A", "*")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show_in_a_masked_url() {
+        assert_eq!(
+            mask_url("mysql://kam:s3cret@db.example:3306/kamailio"),
+            "mysql://kam:********@db.example:3306/kamailio"
+        );
+        let m = mask_url("postgres://kam@db/k?password=s3cret&sslmode=require");
+        assert!(
+            !m.contains("s3cret") && m.contains("sslmode=require"),
+            "{m}"
+        );
+        assert!(!mask_url("mysql://kam:p@ss@db/k").contains("ss@"));
+        assert_eq!(
+            mask_url("sqlite:////var/lib/k.db"),
+            "sqlite:////var/lib/k.db"
+        );
+        assert!(db_url_for_sqlx("mysql://kam:p@ss@/k").is_err());
+    }
 }

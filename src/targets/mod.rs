@@ -8,24 +8,18 @@
 //! after a later change, lands on the same rows. A failing server only stops its own worker,
 //! which retries with backoff; the others go on. A new (or reconfigured) server gets a full
 //! load, which is the same diff over everything — the diff `sync check` reports and `sync
-//! repair` applies.
-//!
-//! The cursor copes with ids that commit out of order (PostgreSQL, several writers): ids seen
-//! missing below the highest one applied are watched for a grace period before they are
-//! taken as rolled back, and `applied_change_id` only moves past them then.
+//! repair` applies. The worker itself (cursor, batches, backoff) is in [`worker`].
 
 pub mod config;
 pub mod db;
 pub mod rows;
 pub mod rpc;
+mod worker;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
-    time::{Duration, Instant},
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::Duration,
 };
 
 use serde::Serialize;
@@ -33,108 +27,14 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
+use self::worker::{run_worker, Status};
+
 use self::config::{Layout, Role, TargetCfg};
 use self::db::{Scope, TargetDb};
 use self::rows::{Difference, Rows, SubView};
 use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::store::{numbers, sipservers as st, Conn, Store};
-
-/// Changes read per batch.
-const BATCH: i64 = 500;
-/// How long an id missing below applied ones is waited for before it counts as rolled back.
-const GAP_GRACE: Duration = Duration::from_secs(10);
-/// How far back a full load looks for changes that may still commit (see module docs).
-const FULL_LOAD_WINDOW: i64 = 1000;
-/// Idle poll, for changes written by other processes (the CLI, other nodes).
-const POLL: Duration = Duration::from_secs(1);
-const STEP_TIMEOUT: Duration = Duration::from_secs(120);
-const LEASE_BASE: i64 = 0x766f_7870_0000;
-
-/// The part of a target's progress that waiters look at.
-#[derive(Default)]
-struct Progress {
-    /// Every change up to here is applied (or was never going to exist).
-    low: i64,
-    /// The highest change read.
-    hi: i64,
-    /// Applied changes above `low`.
-    done: BTreeSet<i64>,
-    /// Ids below `hi` not seen yet, and since when.
-    gaps: BTreeMap<i64, Instant>,
-}
-
-impl Progress {
-    fn reset(&mut self, low: i64, done: BTreeSet<i64>, hi: i64) {
-        self.low = low;
-        self.hi = hi.max(low);
-        self.done = done;
-        self.gaps.clear();
-        self.note_gaps(low, hi);
-        self.advance();
-    }
-    fn is_applied(&self, id: i64) -> bool {
-        id <= self.low || self.done.contains(&id)
-    }
-    fn note_gaps(&mut self, from: i64, to: i64) {
-        let now = Instant::now();
-        for i in from + 1..to {
-            if !self.done.contains(&i) {
-                self.gaps.entry(i).or_insert(now);
-            }
-        }
-    }
-    fn applied(&mut self, ids: &[i64]) {
-        let prev_hi = self.hi;
-        for &i in ids {
-            self.gaps.remove(&i);
-            if i > self.low {
-                self.done.insert(i);
-            }
-            self.hi = self.hi.max(i);
-        }
-        self.note_gaps(prev_hi, self.hi + 1);
-        self.advance();
-    }
-    fn advance(&mut self) {
-        loop {
-            let next = self.low + 1;
-            if self.done.remove(&next) {
-                self.low = next;
-            } else if self
-                .gaps
-                .get(&next)
-                .is_some_and(|t| t.elapsed() >= GAP_GRACE)
-            {
-                self.gaps.remove(&next);
-                self.low = next;
-            } else {
-                break;
-            }
-        }
-    }
-}
-
-/// A target's live status, shared between its worker and the requests waiting for it.
-pub struct Status {
-    pub id: i64,
-    pub name: String,
-    progress: Mutex<Progress>,
-    /// The last attempt failed: requests do not wait for it.
-    failing: AtomicBool,
-    /// This node holds the target's lease (another node delivers otherwise).
-    leased: AtomicBool,
-    /// Progress was made (waiters re-check).
-    changed: Notify,
-    /// New changes may be waiting (the worker looks now rather than at its next poll).
-    kick: Notify,
-}
-
-impl Status {
-    fn is_applied(&self, id: i64) -> bool {
-        self.progress.lock().expect("progress lock").is_applied(id)
-    }
-}
 
 struct Worker {
     fingerprint: String,
@@ -203,9 +103,11 @@ impl Targets {
             .map(|t| (t.id, t))
             .collect();
         workers.retain(|id, w| {
-            let keep = wanted
-                .get(id)
-                .is_some_and(|t| t.fingerprint == w.fingerprint);
+            // A worker that ended (stale configuration, or a panic) is started afresh.
+            let keep = !w.handle.is_finished()
+                && wanted
+                    .get(id)
+                    .is_some_and(|t| t.fingerprint == w.fingerprint);
             if !keep {
                 w.handle.abort();
             }
@@ -215,15 +117,7 @@ impl Targets {
             if workers.contains_key(&id) {
                 continue;
             }
-            let status = Arc::new(Status {
-                id,
-                name: t.name.clone(),
-                progress: Mutex::new(Progress::default()),
-                failing: AtomicBool::new(false),
-                leased: AtomicBool::new(false),
-                changed: Notify::new(),
-                kick: Notify::new(),
-            });
+            let status = Arc::new(Status::new(id, t.name.clone()));
             let handle = tokio::spawn(run_worker(
                 self.store.clone(),
                 self.cipher.clone(),
@@ -265,14 +159,19 @@ impl Targets {
                 let notified = s.changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
+                let mut failing = s.failing.load(Ordering::Relaxed);
                 if s.leased.load(Ordering::Relaxed) {
                     if s.is_applied(id) {
                         break;
                     }
-                } else if self.applied_elsewhere(s.id, id).await {
-                    break;
+                } else {
+                    match self.state_elsewhere(s.id).await {
+                        Some((applied, _, _)) if applied >= id => break,
+                        Some((_, _, f)) => failing = f,
+                        None => {}
+                    }
                 }
-                if s.failing.load(Ordering::Relaxed) || tokio::time::Instant::now() >= deadline {
+                if failing || tokio::time::Instant::now() >= deadline {
                     behind.push(s.name.clone());
                     break;
                 }
@@ -292,26 +191,78 @@ impl Targets {
         behind
     }
 
-    async fn applied_elsewhere(&self, target: i64, id: i64) -> bool {
-        let Ok(mut c) = self.store.read().await else {
-            return false;
-        };
-        matches!(st::state(&mut c, target).await, Ok(Some((applied, _))) if applied >= id)
+    /// A target delivered by another node: where it stands, as that node saved it.
+    async fn state_elsewhere(&self, target: i64) -> Option<(i64, i64, bool)> {
+        let mut c = self.store.read().await.ok()?;
+        st::state(&mut c, target).await.ok().flatten()
     }
 
-    /// Differences between voxprov and one server's tables; with `repair`, also mends them.
-    pub async fn check(&self, id: i64, repair: bool) -> Result<CheckReport> {
-        let t = load_targets(&self.store, &self.cipher)
+    /// Differences between voxprov and one server's tables.
+    pub async fn check(&self, id: i64) -> Result<CheckReport> {
+        let t = self.target(id).await?;
+        check_target(&self.store, &self.cipher, &t, false).await
+    }
+
+    /// Mends one server's tables: reports the differences, then has the server's own worker
+    /// apply them as a full load, so the repair never races the worker's batches. A server
+    /// without a running worker (disabled) is repaired directly.
+    pub async fn repair(&self, id: i64) -> Result<CheckReport> {
+        let t = self.target(id).await?;
+        let running = self
+            .workers
+            .lock()
+            .expect("workers lock")
+            .get(&id)
+            .is_some_and(|w| !w.handle.is_finished());
+        if !running {
+            return check_target(&self.store, &self.cipher, &t, true).await;
+        }
+        let mut report = check_target(&self.store, &self.cipher, &t, false).await?;
+        if report.count > 0 {
+            full_load_and_wait(&self.store, id, REPAIR_WAIT).await?;
+            if let Some(w) = self.workers.lock().expect("workers lock").get(&id) {
+                w.status.kick.notify_one();
+            }
+        }
+        report.repaired = true;
+        Ok(report)
+    }
+
+    async fn target(&self, id: i64) -> Result<TargetCfg> {
+        load_targets(&self.store, &self.cipher)
             .await?
             .into_iter()
             .find(|t| t.id == id)
-            .ok_or_else(|| Error::not_found("sipserver"))?;
-        check_target(&self.store, &self.cipher, &t, repair).await
+            .ok_or_else(|| Error::not_found("sipserver"))
+    }
+}
+
+const REPAIR_WAIT: Duration = Duration::from_secs(120);
+
+/// Asks for a full load and waits until a worker (of this process or another) has done it.
+/// `Ok(false)`: nobody did within `wait`.
+pub async fn full_load_and_wait(store: &Store, id: i64, wait: Duration) -> Result<bool> {
+    let mut tx = store.begin().await?;
+    st::request_full_load(&mut tx, Some(id), false).await?;
+    tx.commit().await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let pending = {
+            let mut c = store.read().await?;
+            st::state(&mut c, id).await?.map(|s| s.1).unwrap_or(0)
+        };
+        if pending == 0 {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// What `sync check` / `sync repair` found on one server.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CheckReport {
     pub sipserver_id: i64,
     pub name: String,
@@ -408,7 +359,7 @@ pub async fn check_target(
 }
 
 /// An error's text for an operator, without a password that a driver may have echoed.
-fn clean(e: &anyhow::Error) -> String {
+pub(crate) fn clean(e: &anyhow::Error) -> String {
     let s = format!("{e:#}");
     s.split_whitespace()
         .map(|w| {
@@ -632,6 +583,9 @@ async fn deliver(
     drop(c);
     let mut desired = Rows::new();
     rows::desired_for_subscribers(t, layout, &homes, &views, &mut desired);
+    // A server with a list of domains only ever sees those; one serving all domains also
+    // loses the rows of a domain voxprov deleted.
+    tc.domains.retain(|d| t.serves(d));
     let known: Vec<String> = tc
         .domains
         .iter()
@@ -659,257 +613,7 @@ async fn deliver(
         .map_err(|e| Error::Internal(e.into()))
 }
 
-/// Exponential backoff with jitter: 0.5 s doubling to a minute.
-struct Backoff(u32);
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let base = 500u64.saturating_mul(1 << self.0.min(7)).min(60_000);
-        self.0 += 1;
-        let jitter = rand::random::<u64>() % (base / 2 + 1);
-        Duration::from_millis(base / 2 + jitter)
-    }
-}
-
-async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, status: Arc<Status>) {
-    let mut backoff = Backoff(0);
-    loop {
-        // Across nodes, one delivers to a target at a time.
-        let lease = match store.try_lease(LEASE_BASE + t.id).await {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                status.leased.store(false, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(target = %t.name, error = %e, "sipserver: cannot take the lease");
-                tokio::time::sleep(backoff.next()).await;
-                continue;
-            }
-        };
-        status.leased.store(true, Ordering::Relaxed);
-        let err = deliver_loop(&store, &cipher, &t, &status, &mut backoff).await;
-        status.failing.store(true, Ordering::Relaxed);
-        status.changed.notify_waiters();
-        let msg = clean(&anyhow::anyhow!("{err}"));
-        tracing::warn!(target = %t.name, error = %msg, "sipserver: delivery failed, will retry");
-        let applied = status.progress.lock().expect("progress lock").low;
-        if let Ok(mut tx) = store.begin().await {
-            if st::save_progress(&mut tx, t.id, applied, false, Some(&msg))
-                .await
-                .is_ok()
-            {
-                let _ = tx.commit().await;
-            }
-        }
-        drop(lease);
-        tokio::time::sleep(backoff.next()).await;
-    }
-}
-
-/// Delivers until something fails; returns the failure.
-async fn deliver_loop(
-    store: &Store,
-    cipher: &Cipher,
-    t: &TargetCfg,
-    status: &Status,
-    backoff: &mut Backoff,
-) -> Error {
-    let db = match TargetDb::connect(&t.db_url).await {
-        Ok(db) => db,
-        Err(e) => return Error::Unavailable(clean(&e)),
-    };
-    let r = async {
-        let layout = layout_of(store, t, &db).await?;
-        // Whatever it caches may be stale after an outage or a restart.
-        reload_domains(t).await.map_err(Error::Internal)?;
-        let (applied, full) = {
-            let mut c = store.read().await?;
-            st::state(&mut c, t.id).await?.unwrap_or((0, true))
-        };
-        if !full {
-            // Everything after the saved cursor is read again (applying twice is harmless).
-            let mut p = status.progress.lock().expect("progress lock");
-            p.reset(applied, BTreeSet::new(), applied);
-        }
-        let mut need_full = full;
-        loop {
-            if need_full {
-                full_load(store, cipher, t, &layout, &db, status).await?;
-                need_full = false;
-            } else {
-                let (_, again) = {
-                    let mut c = store.read().await?;
-                    st::state(&mut c, t.id).await?.unwrap_or((0, false))
-                };
-                if again {
-                    need_full = true;
-                    continue;
-                }
-            }
-            // A target that stops answering mid-statement must not hold the worker forever.
-            let progressed =
-                tokio::time::timeout(STEP_TIMEOUT, step(store, cipher, t, &layout, &db, status))
-                    .await
-                    .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
-            status.failing.store(false, Ordering::Relaxed);
-            *backoff = Backoff(0);
-            status.changed.notify_waiters();
-            if !progressed {
-                tokio::select! {
-                    _ = status.kick.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
-                }
-            }
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), Error>(())
-    }
-    .await;
-    db.close().await;
-    match r {
-        Err(e) => e,
-        Ok(()) => Error::Unavailable("worker stopped".into()),
-    }
-}
-
-async fn full_load(
-    store: &Store,
-    cipher: &Cipher,
-    t: &TargetCfg,
-    layout: &Layout,
-    db: &TargetDb,
-    status: &Status,
-) -> Result<()> {
-    let (horizon, recent) = {
-        let mut c = store.read().await?;
-        let h = st::max_change_id(&mut c).await?;
-        let from = (h - FULL_LOAD_WINDOW).max(0);
-        (h, (from, st::change_ids_between(&mut c, from, h).await?))
-    };
-    let diffs = diff_full(store, cipher, t, layout, db).await?;
-    let n = diffs.len();
-    let reload = db
-        .apply(layout, &diffs)
-        .await
-        .map_err(|e| Error::Internal(e.into()))?;
-    if reload {
-        reload_domains(t).await.map_err(Error::Internal)?;
-    }
-    let low = {
-        let mut p = status.progress.lock().expect("progress lock");
-        p.reset(recent.0, recent.1.into_iter().collect(), horizon);
-        p.low
-    };
-    let mut tx = store.begin().await?;
-    st::save_progress(&mut tx, t.id, low, true, None).await?;
-    tx.commit().await?;
-    tracing::info!(target = %t.name, changes = n, "sipserver: full load done");
-    Ok(())
-}
-
-/// One batch: returns whether anything was read.
-async fn step(
-    store: &Store,
-    cipher: &Cipher,
-    t: &TargetCfg,
-    layout: &Layout,
-    db: &TargetDb,
-    status: &Status,
-) -> Result<bool> {
-    let (hi, gaps) = {
-        let p = status.progress.lock().expect("progress lock");
-        (p.hi, p.gaps.keys().copied().collect::<Vec<_>>())
-    };
-    let mut batch = {
-        let mut c = store.read().await?;
-        let mut b = st::changes_after(&mut c, hi, BATCH).await?;
-        if !gaps.is_empty() {
-            b.extend(st::changes_by_ids(&mut c, &gaps).await?);
-        }
-        b
-    };
-    batch.sort_by_key(|c| c.id);
-    if batch.is_empty() {
-        // Gaps may have aged into "rolled back".
-        let (before, after) = {
-            let mut p = status.progress.lock().expect("progress lock");
-            let before = p.low;
-            p.advance();
-            (before, p.low)
-        };
-        if after != before {
-            save(store, t, after).await?;
-        }
-        return Ok(false);
-    }
-    let reload = deliver(store, cipher, t, layout, db, &batch).await?;
-    if reload {
-        reload_domains(t).await.map_err(Error::Internal)?;
-    }
-    let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
-    let low = {
-        let mut p = status.progress.lock().expect("progress lock");
-        p.applied(&ids);
-        p.low
-    };
-    save(store, t, low).await?;
-    Ok(true)
-}
-
-async fn save(store: &Store, t: &TargetCfg, low: i64) -> Result<()> {
-    let mut tx = store.begin().await?;
-    st::save_progress(&mut tx, t.id, low, false, None).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// Whether a server of this role may be given as a subscriber's home.
 pub fn can_be_home(role: &str) -> bool {
     Role::parse("role", role).is_ok_and(|r| r == Role::Home)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cursor_waits_for_an_id_that_commits_late() {
-        let mut p = Progress::default();
-        p.reset(10, BTreeSet::new(), 10);
-        // 12 and 13 committed, 11 still in flight.
-        p.applied(&[12, 13]);
-        assert_eq!(p.low, 10, "11 may still come");
-        assert!(p.is_applied(12) && p.is_applied(13) && !p.is_applied(11));
-        assert!(p.gaps.contains_key(&11));
-        // 11 commits and is applied: the cursor moves past all three.
-        p.applied(&[11]);
-        assert_eq!(p.low, 13);
-        assert!(p.gaps.is_empty() && p.done.is_empty());
-    }
-
-    #[test]
-    fn an_id_that_never_commits_is_given_up_after_the_grace_period() {
-        let mut p = Progress::default();
-        p.reset(0, BTreeSet::new(), 0);
-        p.applied(&[1, 3]);
-        assert_eq!(p.low, 1);
-        // Pretend 2 was first missed long ago (a rolled-back transaction).
-        p.gaps
-            .insert(2, Instant::now() - GAP_GRACE - Duration::from_secs(1));
-        p.advance();
-        assert_eq!(p.low, 3);
-    }
-
-    #[test]
-    fn a_full_load_counts_the_ids_it_saw_as_applied() {
-        let mut p = Progress::default();
-        // Window 100..=105 with 103 missing (in flight during the load).
-        p.reset(99, [100, 101, 102, 104, 105].into_iter().collect(), 105);
-        assert_eq!(p.low, 102);
-        assert!(p.is_applied(104) && !p.is_applied(103));
-        p.applied(&[103]);
-        assert_eq!(p.low, 105);
-    }
 }

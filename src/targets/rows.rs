@@ -195,7 +195,8 @@ pub struct FieldDiff {
     pub voxprov: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// No `Debug`: `want` holds credentials.
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Difference {
     pub table: Table,
     /// The natural key, e.g. "alice@example.org" or "4311110001@example.org".

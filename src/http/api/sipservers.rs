@@ -76,7 +76,8 @@ pub struct SipServer {
     pub modify_timestamp: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// No `Debug`: it holds the database password.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SipServerInput {
     pub name: String,
@@ -127,7 +128,7 @@ async fn build(c: &mut Conn, app: &App, r: SipServerRow) -> Result<SipServer> {
         "disabled"
     } else if failing {
         "failing"
-    } else if r.full_load.0 {
+    } else if r.full_load > 0 {
         "loading"
     } else {
         "ok"
@@ -206,6 +207,14 @@ async fn validate(
                 || u.starts_with("https://")
                 || u.starts_with('/')
                 || u.starts_with("unix:/");
+            let has_credentials = url::Url::parse(&u)
+                .is_ok_and(|p| !p.username().is_empty() || p.password().is_some());
+            if has_credentials {
+                return Err(Error::invalid(
+                    "rpc_url",
+                    "must not carry credentials: keep the RPC endpoint on loopback or a private network",
+                ));
+            }
             if !ok {
                 return Err(Error::invalid(
                     "rpc_url",
@@ -238,7 +247,8 @@ async fn validate(
     let sip_address = match i.sip_address.filter(|s| !s.is_empty()) {
         None => None,
         Some(a) => {
-            let a = model::required_text("sip_address", a, 255)?;
+            // usr_preferences.value holds 128 characters.
+            let a = model::required_text("sip_address", a, 128)?;
             if !(a.starts_with("sip:") || a.starts_with("sips:")) || a.contains(char::is_whitespace)
             {
                 return Err(Error::invalid(
@@ -263,6 +273,16 @@ async fn validate(
     let routing_type = i.routing_type.unwrap_or(0);
     if !(0..=3).contains(&routing_type) {
         return Err(Error::invalid("routing_type", "must be 0 to 3"));
+    }
+    if let (Some(o), Role::Home, false) = (old, role, domain_ids.is_empty()) {
+        // Subscribers homed here must stay in a domain the server serves.
+        let outside = store::homed_outside(c, o.id, &domain_ids).await?;
+        if let Some(d) = outside {
+            return Err(Error::invalid(
+                "domains",
+                format!("subscribers of domain {d} are homed on this server; move them first"),
+            ));
+        }
     }
     if let Some(o) = old {
         if o.role == "home" && role != Role::Home {
@@ -429,7 +449,7 @@ async fn check(
 ) -> Result<Response> {
     actor.check_admin()?;
     let id = parse_id(&id)?;
-    let report = app.targets.check(id, false).await?;
+    let report = app.targets.check(id).await?;
     Ok(Json(report).into_response())
 }
 
@@ -441,7 +461,7 @@ async fn repair(
     actor.check_admin()?;
     actor.check_write()?;
     let id = parse_id(&id)?;
-    let report = app.targets.check(id, true).await?;
+    let report = app.targets.repair(id).await?;
     crate::targets::journal_repair_as(&app.store, &actor, &report).await?;
     Ok(Json(report).into_response())
 }

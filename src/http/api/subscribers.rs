@@ -318,6 +318,16 @@ async fn validate(
         }
         aliases.push(n);
     }
+    if !actor.is_admin() {
+        if let Some(h) = i.home_server_id {
+            if h != old.and_then(|o| o.home_server_id) {
+                return Err(Error::invalid(
+                    "home_server_id",
+                    "only admins choose home servers",
+                ));
+            }
+        }
+    }
     let home_server_id = match (i.home_server_id, old) {
         (Some(Some(h)), _) => {
             if !sipservers::is_home_for(c, h, domain.id).await? {
