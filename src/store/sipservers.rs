@@ -400,17 +400,29 @@ pub async fn subscriber_states_page(
 
 /// Subscriber ids (any status) with the given identities.
 pub async fn ids_by_identity(c: &mut Conn, keys: &[(String, String)]) -> Result<Vec<i64>> {
-    let mut out = Vec::new();
+    let mut by_domain: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for (user, domain) in keys {
-        let rows = sqlx::query(
-            "SELECT s.id FROM subscribers s JOIN domains d ON d.id = s.domain_id WHERE s.username = $1 AND d.domain = $2",
-        )
-        .bind(user.as_str())
-        .bind(domain.as_str())
-        .fetch_all(&mut *c)
-        .await?;
-        for r in rows {
-            out.push(r.try_get(0)?);
+        by_domain
+            .entry(domain.as_str())
+            .or_default()
+            .push(user.as_str());
+    }
+    let mut out = Vec::new();
+    for (domain, users) in by_domain {
+        for chunk in users.chunks(500) {
+            let sql = format!(
+                "SELECT s.id FROM subscribers s JOIN domains d ON d.id = s.domain_id \
+                 WHERE d.domain = $1 AND s.username IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut args = vec![Arg::Text(domain.to_string())];
+            args.extend(chunk.iter().map(|u| Arg::Text(u.to_string())));
+            let rows = bind_all(sqlx::query(&sql), &args)
+                .fetch_all(&mut *c)
+                .await?;
+            for r in rows {
+                out.push(r.try_get(0)?);
+            }
         }
     }
     Ok(out)
@@ -441,47 +453,6 @@ pub async fn subscriber_ids_of_customer(c: &mut Conn, customer_id: i64) -> Resul
         .fetch_all(&mut *c)
         .await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
-}
-
-/// The subscribers currently holding these numbers (cc, ac, sn).
-pub async fn owners_of_numbers(
-    c: &mut Conn,
-    nums: &[(String, String, String)],
-) -> Result<Vec<i64>> {
-    let mut out = Vec::new();
-    for chunk in nums.chunks(200) {
-        let cond = (0..chunk.len())
-            .map(|k| {
-                format!(
-                    "(cc = ${} AND ac = ${} AND sn = ${})",
-                    3 * k + 1,
-                    3 * k + 2,
-                    3 * k + 3
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let sql = format!(
-            "SELECT subscriber_id FROM numbers WHERE subscriber_id IS NOT NULL AND ({cond})"
-        );
-        let args: Vec<Arg> = chunk
-            .iter()
-            .flat_map(|(cc, ac, sn)| {
-                [
-                    Arg::Text(cc.clone()),
-                    Arg::Text(ac.clone()),
-                    Arg::Text(sn.clone()),
-                ]
-            })
-            .collect();
-        let rows = bind_all(sqlx::query(&sql), &args)
-            .fetch_all(&mut *c)
-            .await?;
-        for r in rows {
-            out.push(r.try_get(0)?);
-        }
-    }
-    Ok(out)
 }
 
 pub async fn domain_names(c: &mut Conn) -> Result<Vec<String>> {

@@ -29,7 +29,7 @@ use utoipa::ToSchema;
 
 use self::worker::{run_worker, Status};
 
-use self::config::{Layout, Role, TargetCfg};
+use self::config::{Layout, TargetCfg};
 use self::db::{Scope, TargetDb};
 use self::rows::{Difference, Rows, SubView};
 use crate::crypto::Cipher;
@@ -611,9 +611,4 @@ async fn deliver(
     db.apply(layout, &diffs)
         .await
         .map_err(|e| Error::Internal(e.into()))
-}
-
-/// Whether a server of this role may be given as a subscriber's home.
-pub fn can_be_home(role: &str) -> bool {
-    Role::parse("role", role).is_ok_and(|r| r == Role::Home)
 }
