@@ -392,6 +392,30 @@ pub async fn get_as<T: Record>(
     Ok(row.as_ref().map(T::from_row).transpose()?)
 }
 
+/// One record by id from a view joining `table` to others (`from`), with the row of `table`
+/// itself locked first where the database has row locks (a lock cannot name a joined view's
+/// rows in every dialect).
+pub async fn get_from_view<T: Record>(
+    c: &mut Conn,
+    table: &str,
+    cols: &str,
+    from: &str,
+    id: i64,
+    lock: bool,
+) -> Result<Option<T>> {
+    if lock && has_row_locks(c) {
+        sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1 FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+    }
+    let row = sqlx::query(&format!("SELECT {cols} FROM {from} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.as_ref().map(T::from_row).transpose()?)
+}
+
 /// Whether any row of `table` matches `cond` (with `$1` = `id`): for "still in use" checks.
 pub async fn exists(c: &mut Conn, table: &str, cond: &str, id: i64) -> Result<bool> {
     let sql = format!("SELECT 1 FROM {table} WHERE {cond} LIMIT 1");

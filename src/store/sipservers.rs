@@ -57,17 +57,7 @@ pub struct SipServerFields {
 }
 
 pub async fn get(c: &mut Conn, id: i64, lock: bool) -> Result<Option<SipServerRow>> {
-    if lock && super::has_row_locks(c) {
-        sqlx::query("SELECT id FROM sipservers WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?;
-    }
-    let row = sqlx::query(&format!("SELECT {COLS} FROM {FROM} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?;
-    Ok(row.as_ref().map(SipServerRow::from_row).transpose()?)
+    super::get_from_view(c, "sipservers", COLS, FROM, id, lock).await
 }
 
 pub async fn list(

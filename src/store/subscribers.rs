@@ -40,19 +40,7 @@ pub const FROM: &str =
     "(SELECT s.*, d.domain AS domain FROM subscribers s JOIN domains d ON d.id = s.domain_id) v";
 
 pub async fn get(c: &mut Conn, id: i64, lock: bool) -> Result<Option<SubscriberRow>> {
-    // Row locks cannot name a joined table's rows in every dialect; lock the subscriber
-    // row itself first, then read the joined view.
-    if lock && super::has_row_locks(c) {
-        sqlx::query("SELECT id FROM subscribers WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?;
-    }
-    let row = sqlx::query(&format!("SELECT {COLS} FROM {FROM} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?;
-    Ok(row.as_ref().map(SubscriberRow::from_row).transpose()?)
+    super::get_from_view(c, "subscribers", COLS, FROM, id, lock).await
 }
 
 pub async fn list(

@@ -225,13 +225,18 @@ pub fn opensips_schema(version: &str, engine: Engine) -> Vec<PathBuf> {
         Engine::Mysql => "mysql",
         Engine::Postgres => "postgres",
     };
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/opensips")
-        .join(version)
-        .join(db);
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/opensips");
+    // A version keeps only the scripts that differ from 3.1's (see SOURCE.md there).
     ["standard", "auth_db", "alias_db", "domain", "avpops"]
         .iter()
-        .map(|f| dir.join(format!("{f}-create.sql")))
+        .map(|f| {
+            let own = base.join(version).join(db).join(format!("{f}-create.sql"));
+            if own.exists() {
+                own
+            } else {
+                base.join("3.1").join(db).join(format!("{f}-create.sql"))
+            }
+        })
         .collect()
 }
 
