@@ -125,34 +125,6 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A repair is handed to the running server's worker for that sipserver (a full load), so it
-/// never races the worker's own batches; with no server running it is applied directly.
-async fn repair_or_check(
-    store: &voxprov::store::Store,
-    cipher: &voxprov::crypto::Cipher,
-    t: &voxprov::targets::config::TargetCfg,
-    repair: bool,
-) -> voxprov::error::Result<voxprov::targets::CheckReport> {
-    let mut report = voxprov::targets::check_target(store, cipher, t, false).await?;
-    if !repair || report.count == 0 {
-        report.repaired = repair;
-        return Ok(report);
-    }
-    let wait = std::time::Duration::from_secs(20);
-    if t.enabled && voxprov::targets::full_load_and_wait(store, t.id, wait).await? {
-        eprintln!("{}: repaired by the running server", t.name);
-        report.repaired = true;
-        return Ok(report);
-    }
-    if t.enabled {
-        eprintln!(
-            "{}: no running server took the repair; applying it here",
-            t.name
-        );
-    }
-    voxprov::targets::check_target(store, cipher, t, true).await
-}
-
 async fn sync(cmd: SyncCommand, cfg: Config) -> anyhow::Result<ExitCode> {
     let (server, json, repair) = match cmd {
         SyncCommand::Check { server, json } => (server, json, false),
@@ -172,7 +144,14 @@ async fn sync(cmd: SyncCommand, cfg: Config) -> anyhow::Result<ExitCode> {
     let (mut differences, mut failed) = (0, 0);
     let mut reports = Vec::new();
     for t in &targets {
-        match repair_or_check(&store, &cipher, t, repair).await {
+        let report = if repair {
+            // Handed to a running server's worker when there is one (see repair_target).
+            let wait = std::time::Duration::from_secs(20);
+            voxprov::targets::repair_target(&store, &cipher, t, wait).await
+        } else {
+            voxprov::targets::check_target(&store, &cipher, t, false).await
+        };
+        match report {
             Ok(r) => {
                 differences += r.count;
                 if repair {

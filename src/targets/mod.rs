@@ -203,29 +203,10 @@ impl Targets {
         check_target(&self.store, &self.cipher, &t, false).await
     }
 
-    /// Mends one server's tables: reports the differences, then has the server's own worker
-    /// apply them as a full load, so the repair never races the worker's batches. A server
-    /// without a running worker (disabled) is repaired directly.
+    /// Mends one server's tables; see [`repair_target`].
     pub async fn repair(&self, id: i64) -> Result<CheckReport> {
         let t = self.target(id).await?;
-        let running = self
-            .workers
-            .lock()
-            .expect("workers lock")
-            .get(&id)
-            .is_some_and(|w| !w.handle.is_finished());
-        if !running {
-            return check_target(&self.store, &self.cipher, &t, true).await;
-        }
-        let mut report = check_target(&self.store, &self.cipher, &t, false).await?;
-        if report.count > 0 {
-            full_load_and_wait(&self.store, id, REPAIR_WAIT).await?;
-            if let Some(w) = self.workers.lock().expect("workers lock").get(&id) {
-                w.status.kick.notify_one();
-            }
-        }
-        report.repaired = true;
-        Ok(report)
+        repair_target(&self.store, &self.cipher, &t, REPAIR_WAIT).await
     }
 
     async fn target(&self, id: i64) -> Result<TargetCfg> {
@@ -239,9 +220,32 @@ impl Targets {
 
 const REPAIR_WAIT: Duration = Duration::from_secs(120);
 
+/// Mends one server's tables: reports the differences, then hands them to the delivery
+/// worker (of this process or another node) as a full load, so the repair never races the
+/// worker's batches. A disabled server, or one no worker takes up within `wait` (no server
+/// running), is repaired directly.
+pub async fn repair_target(
+    store: &Store,
+    cipher: &Cipher,
+    t: &TargetCfg,
+    wait: Duration,
+) -> Result<CheckReport> {
+    let mut report = check_target(store, cipher, t, false).await?;
+    report.repaired = true;
+    if report.count == 0 {
+        return Ok(report);
+    }
+    if t.enabled && full_load_and_wait(store, t.id, wait).await? {
+        tracing::info!(target = %t.name, "sipserver: repaired by its delivery worker");
+        return Ok(report);
+    }
+    tracing::info!(target = %t.name, "sipserver: no worker took the repair; applying it directly");
+    check_target(store, cipher, t, true).await
+}
+
 /// Asks for a full load and waits until a worker (of this process or another) has done it.
 /// `Ok(false)`: nobody did within `wait`.
-pub async fn full_load_and_wait(store: &Store, id: i64, wait: Duration) -> Result<bool> {
+async fn full_load_and_wait(store: &Store, id: i64, wait: Duration) -> Result<bool> {
     let mut tx = store.begin().await?;
     st::request_full_load(&mut tx, Some(id), false).await?;
     tx.commit().await?;
