@@ -53,8 +53,14 @@ pub trait Resource: Send + Sync + 'static {
     type Repr: Serialize + ToSchema + Send + Sync;
     type Input: DeserializeOwned + ToSchema + Send;
 
+    /// Only admins may see or touch this collection at all (infrastructure, system objects).
+    const ADMIN_ONLY: bool = false;
+
     /// Who may touch this collection at all, before anything is loaded.
     fn check_access(actor: &Actor, write: bool) -> Result<()> {
+        if Self::ADMIN_ONLY {
+            actor.check_admin()?;
+        }
         if write {
             actor.check_write()?;
         }

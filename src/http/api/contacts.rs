@@ -100,15 +100,7 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
     type Repr = Contact;
     type Input = ContactInput;
 
-    fn check_access(actor: &Actor, write: bool) -> Result<()> {
-        if SYSTEM {
-            actor.check_admin()?;
-        }
-        if write {
-            actor.check_write()?;
-        }
-        Ok(())
-    }
+    const ADMIN_ONLY: bool = SYSTEM;
     async fn list(
         c: &mut Conn,
         _: &App,

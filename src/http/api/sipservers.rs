@@ -338,16 +338,10 @@ impl Resource for SipServers {
         "modify_timestamp",
     ];
     const VOLATILE: &'static [&'static str] = &["status", "detected_schema_version"];
+    const ADMIN_ONLY: bool = true;
     type Repr = SipServer;
     type Input = SipServerInput;
 
-    fn check_access(actor: &Actor, write: bool) -> Result<()> {
-        actor.check_admin()?;
-        if write {
-            actor.check_write()?;
-        }
-        Ok(())
-    }
     async fn list(
         c: &mut Conn,
         app: &App,
@@ -447,7 +441,7 @@ async fn check(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    actor.check_admin()?;
+    SipServers::check_access(&actor, false)?;
     let id = parse_id(&id)?;
     let report = app.targets.check(id).await?;
     Ok(Json(report).into_response())
@@ -458,8 +452,7 @@ async fn repair(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    actor.check_admin()?;
-    actor.check_write()?;
+    SipServers::check_access(&actor, true)?;
     let id = parse_id(&id)?;
     let report = app.targets.repair(id).await?;
     crate::targets::journal_repair_as(&app.store, &actor, &report).await?;
