@@ -7,6 +7,7 @@ pub mod changes;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod features;
 pub mod http;
 pub mod model;
 pub mod store;

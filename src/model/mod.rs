@@ -27,6 +27,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(
     /// Lifecycle of a customer (Sipwise contract status).

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod contacts;
 pub mod customers;
+pub mod features;
 pub mod numbers;
 pub mod resellers;
 pub mod sipservers;
@@ -267,6 +268,14 @@ impl Where {
     pub fn args(&self) -> &[Arg] {
         &self.args
     }
+}
+
+/// `$from, $from+1, …`: `n` numbered placeholders for an IN list.
+pub fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn bind_all<'q>(

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::{FromRow, Row};
 
-use super::{bind_all, insert_id, now, Arg, Conn, Flag, Page, Where};
+use super::{bind_all, insert_id, now, placeholders, Arg, Conn, Flag, Page, Where};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -323,12 +323,6 @@ pub async fn is_home_for(c: &mut Conn, id: i64, domain_id: i64) -> Result<bool> 
     Ok(r.is_some())
 }
 
-pub fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 // --- what a target should hold -------------------------------------------------------------
 
@@ -339,6 +333,7 @@ pub struct SubscriberState {
     pub uuid: String,
     pub username: String,
     pub domain: String,
+    pub domain_id: i64,
     pub password_enc: Option<String>,
     pub status: String,
     pub lock_level: i64,
@@ -346,7 +341,7 @@ pub struct SubscriberState {
     pub home_server_id: Option<i64>,
 }
 
-const STATE_SELECT: &str = "SELECT s.id, s.uuid, s.username, d.domain, s.password_enc, s.status, s.lock_level, \
+const STATE_SELECT: &str = "SELECT s.id, s.uuid, s.username, d.domain, s.domain_id, s.password_enc, s.status, s.lock_level, \
     c.status AS customer_status, s.home_server_id \
     FROM subscribers s JOIN domains d ON d.id = s.domain_id JOIN customers c ON c.id = s.customer_id";
 
@@ -386,6 +381,15 @@ pub async fn subscriber_states_page(
     rows.iter()
         .map(|r| Ok(SubscriberState::from_row(r)?))
         .collect()
+}
+
+/// Live subscriber ids of a domain (its preferences are their defaults).
+pub async fn subscriber_ids_of_domain(c: &mut Conn, domain_id: i64) -> Result<Vec<i64>> {
+    let rows = sqlx::query("SELECT id FROM subscribers WHERE domain_id = $1 AND status <> 'terminated'")
+        .bind(domain_id)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// Subscriber ids (any status) with the given identities.

@@ -177,11 +177,11 @@ impl TargetCfg {
     /// usr_preferences attributes this server's rows are managed for; rows with other
     /// attributes belong to someone else and are never touched.
     pub fn managed_attributes(&self) -> Vec<String> {
+        let mut v = crate::features::managed_attributes();
         if self.role == Role::Proxy {
-            vec![self.routing_attribute.clone()]
-        } else {
-            Vec::new()
+            v.push(self.routing_attribute.clone());
         }
+        v
     }
 }
 

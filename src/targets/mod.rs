@@ -421,6 +421,8 @@ async fn sub_views(
 ) -> Result<Vec<SubView>> {
     let ids: Vec<i64> = states.iter().map(|s| s.id).collect();
     let nums = numbers::for_subscribers(c, &ids).await?;
+    let pairs: Vec<(i64, i64)> = states.iter().map(|s| (s.id, s.domain_id)).collect();
+    let mut attrs = crate::store::features::delivery_attributes(c, &pairs).await?;
     let mut by_sub: HashMap<i64, Vec<String>> = HashMap::new();
     for n in nums {
         if let Some(s) = n.subscriber_id {
@@ -439,7 +441,12 @@ async fn sub_views(
                 .map(|p| cipher.decrypt(p))
                 .transpose()?
                 .unwrap_or_default();
+            let mut features = attrs.remove(&s.id).unwrap_or_default();
+            if (1..4).contains(&s.lock_level) {
+                features.push(("lock".into(), s.lock_level.to_string()));
+            }
             Ok(SubView {
+                features,
                 usable: s.status == "active" && s.lock_level < 4 && s.customer_status == "active",
                 numbers: by_sub.remove(&s.id).unwrap_or_default(),
                 uuid: s.uuid,
@@ -547,6 +554,21 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
                     t.sub_ids
                         .extend(st::subscriber_ids_of_customer(c, ch.object_id).await?);
                 }
+            }
+            // Features are keyed by subscriber id; sets name their subscriber.
+            "callforwards" | "cfmappings" | "subscriberpreferences" => {
+                t.sub_ids.insert(ch.object_id);
+            }
+            "cfdestinationsets" | "cftimesets" => {
+                for s in &snaps {
+                    if let Some(id) = s["subscriber_id"].as_i64() {
+                        t.sub_ids.insert(id);
+                    }
+                }
+            }
+            "domainpreferences" => {
+                t.sub_ids
+                    .extend(st::subscriber_ids_of_domain(c, ch.object_id).await?);
             }
             "domains" => {
                 for s in &snaps {

@@ -59,6 +59,8 @@ pub struct SubView {
     pub usable: bool,
     pub home_server_id: Option<i64>,
     pub numbers: Vec<String>,
+    /// usr_preferences (attribute, value) rows: call forwards and effective preferences.
+    pub features: Vec<(String, String)>,
 }
 
 fn hex_digest<D: Digest>(s: &str) -> String {
@@ -133,6 +135,30 @@ pub fn desired_for_subscribers(
                 (Table::Dbaliases, vec![n.clone(), s.domain.clone()]),
                 vec![s.username.clone(), s.domain.clone()],
             );
+        }
+        let pref = |attr: &str, value: &str| {
+            (
+                Table::UsrPreferences,
+                vec![
+                    s.username.clone(),
+                    s.domain.clone(),
+                    attr.to_string(),
+                    "0".to_string(),
+                    value.to_string(),
+                ],
+            )
+        };
+        let routed_away = t.role == Role::Proxy
+            && s.home_server_id
+                .filter(|h| *h != t.id)
+                .and_then(|h| homes.get(&h))
+                .is_some();
+        // Features act where the subscriber's calls are handled: not on a front proxy that
+        // sends them to a home server.
+        if !routed_away {
+            for (attr, value) in &s.features {
+                out.insert(pref(attr, value), vec![s.uuid.clone()]);
+            }
         }
         if t.role == Role::Proxy {
             if let Some(addr) = s
@@ -292,6 +318,7 @@ mod tests {
             usable: true,
             home_server_id: None,
             numbers: vec![],
+            features: vec![],
         }
     }
 

@@ -2,10 +2,12 @@
 //! for the OpenAPI description, so the two cannot drift apart.
 
 pub mod admins;
+pub mod callforwards;
 pub mod contacts;
 pub mod customers;
 pub mod journals;
 pub mod numbers;
+pub mod preferences;
 pub mod resellers;
 pub mod sipservers;
 pub mod subscribers;
@@ -30,6 +32,12 @@ macro_rules! each_resource {
             $f::<customers::Customers>(),
             $f::<subscribers::Subscribers>(),
             $f::<numbers::Numbers>(),
+            $f::<callforwards::CallForwards>(),
+            $f::<callforwards::CfDestinationSets>(),
+            $f::<callforwards::CfTimeSets>(),
+            $f::<callforwards::CfMappings>(),
+            $f::<preferences::SubscriberPreferences>(),
+            $f::<preferences::DomainPreferences>(),
             $f::<sipservers::SipServers>(),
         ]
     };
@@ -45,6 +53,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/openapi.json", get(openapi::spec))
         .route("/api/journals/", get(journals::list))
         .route("/api/journals/{id}", get(journals::get_one))
+        .route(
+            "/api/subscriberpreferencedefs/",
+            get(preferences::defs),
+        )
+        .route(
+            "/api/subscriberpreferencedefs",
+            get(|| async { axum::response::Redirect::permanent("/api/subscriberpreferencedefs/") }),
+        )
         .route(
             "/api/journals",
             get(|| async { axum::response::Redirect::permanent("/api/journals/") }),
