@@ -1,5 +1,6 @@
-//! The Perl client from the Sipwise handbook (seed 001), unchanged but for its two typos,
-//! run against voxprov over HTTP as a reseller, as the handbook assumes.
+//! The Perl client from the Sipwise handbook (seed 001), start to end (call forwards and
+//! preferences included), unchanged but for its two typos, run against voxprov over HTTP as a
+//! reseller, as the handbook assumes.
 
 mod common;
 use common::*;
@@ -43,6 +44,8 @@ async fn the_sipwise_handbook_perl_client_runs_unchanged(app: TestApp) {
         "Created customer contact",
         "Created customer",
         "Created subscriber",
+        "Set call forward",
+        "Updated subscriber preferences",
         "Updated subscriber",
         "Terminated subscriber",
         "Terminated customer",
@@ -62,6 +65,32 @@ async fn the_sipwise_handbook_perl_client_runs_unchanged(app: TestApp) {
             .unwrap()
     };
     let (customer, subscriber) = (id("customer_id"), id("subscriber_id"));
+    // The forward and the preferences were stored as sent (journalled: the subscriber is
+    // terminated by now, so they are read from the journal).
+    let (_, j) = app
+        .get(&format!(
+            "/api/journals/?resource=callforwards&resource_id={subscriber}"
+        ))
+        .await;
+    let cf = &items(&j, "journals")[0]["after"]["cfna"]["destinations"];
+    assert_eq!(
+        cf[0]["destination"], "sip:4366610001@ngcp.example.com",
+        "{cf}"
+    );
+    assert_eq!(cf[1]["timeout"], 300, "{cf}");
+    let (_, j) = app
+        .get(&format!(
+            "/api/journals/?resource=subscriberpreferences&resource_id={subscriber}"
+        ))
+        .await;
+    let p = &items(&j, "journals")[0]["after"];
+    assert_eq!(p["block_in_clir"], true, "{p}");
+    assert_eq!(
+        p["block_in_list"],
+        serde_json::json!(["4366412345", "431*"]),
+        "{p}"
+    );
+    assert_eq!(p["prepaid_library"], "libinewrate", "{p}");
     // The server agrees with what the client was told.
     let (_, c) = app.get(&format!("/api/customers/{customer}")).await;
     assert_eq!(c["status"], "terminated");

@@ -33,10 +33,7 @@ pub const TYPES: [CfType; 7] = [
 impl CfType {
     /// The types a SIP server acts on (the others are kept for SMS and PBX integrations).
     pub fn delivered(self) -> bool {
-        matches!(
-            self,
-            CfType::Cfu | CfType::Cfb | CfType::Cft | CfType::Cfna
-        )
+        matches!(self, CfType::Cfu | CfType::Cfb | CfType::Cft | CfType::Cfna)
     }
 }
 
@@ -183,16 +180,17 @@ pub fn destination(field: &str, v: &Value, o: &Owner) -> Result<String> {
             if s.len() > 255 || !uri_ok(rest) {
                 return Err(Error::invalid(
                     field,
-                    format!("'{}' is not a valid SIP URI", s.chars().take(60).collect::<String>()),
+                    format!(
+                        "'{}' is not a valid SIP URI",
+                        s.chars().take(60).collect::<String>()
+                    ),
                 ));
             }
             format!("{}:{rest}", scheme.to_ascii_lowercase())
         }
         _ => {
             let digits = s.strip_prefix('+').unwrap_or(&s);
-            if digits.is_empty()
-                || digits.len() > 20
-                || !digits.chars().all(|c| c.is_ascii_digit())
+            if digits.is_empty() || digits.len() > 20 || !digits.chars().all(|c| c.is_ascii_digit())
             {
                 return Err(Error::invalid(
                     field,
@@ -209,9 +207,16 @@ pub fn destination(field: &str, v: &Value, o: &Owner) -> Result<String> {
 }
 
 /// A hunting list, validated: at least one entry, at most 20.
-pub fn destinations(field: &str, input: &[DestinationInput], o: &Owner) -> Result<Vec<Destination>> {
+pub fn destinations(
+    field: &str,
+    input: &[DestinationInput],
+    o: &Owner,
+) -> Result<Vec<Destination>> {
     if input.len() > 20 {
-        return Err(Error::invalid(field, "must not hold more than 20 destinations"));
+        return Err(Error::invalid(
+            field,
+            "must not hold more than 20 destinations",
+        ));
     }
     let mut out = Vec::with_capacity(input.len());
     for (i, d) in input.iter().enumerate() {
@@ -240,13 +245,21 @@ fn range(field: &str, v: &Value, lo: u32, hi: u32) -> Result<Option<String>> {
         return if v.is_null() {
             Ok(None)
         } else {
-            Err(Error::invalid(field, "must be a number or a range such as 8-17"))
+            Err(Error::invalid(
+                field,
+                "must be a number or a range such as 8-17",
+            ))
         };
     };
     if s.is_empty() {
         return Ok(None);
     }
-    let parse = |p: &str| p.trim().parse::<u32>().ok().filter(|n| (lo..=hi).contains(n));
+    let parse = |p: &str| {
+        p.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+    };
     let bad = || {
         Error::invalid(
             field,
@@ -263,7 +276,11 @@ fn range(field: &str, v: &Value, lo: u32, hi: u32) -> Result<Option<String>> {
                     format!("'{s}': a range must not run backwards (from ≤ to)"),
                 ));
             }
-            Ok(Some(if a == b { a.to_string() } else { format!("{a}-{b}") }))
+            Ok(Some(if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }))
         }
     }
 }
@@ -329,14 +346,20 @@ crate::model::string_enum!(
 
 pub fn patterns(field: &str, v: &[Value]) -> Result<Vec<String>> {
     if v.len() > 1000 {
-        return Err(Error::invalid(field, "must not hold more than 1000 entries"));
+        return Err(Error::invalid(
+            field,
+            "must not hold more than 1000 entries",
+        ));
     }
     let mut out: Vec<String> = Vec::new();
     for (i, p) in v.iter().enumerate() {
         let f = format!("{field}[{i}]");
         let s = match p {
             // Sipwise's source sets list {source: "..."} objects.
-            Value::Object(m) => m.get("source").or_else(|| m.get("number")).and_then(as_text),
+            Value::Object(m) => m
+                .get("source")
+                .or_else(|| m.get("number"))
+                .and_then(as_text),
             other => as_text(other),
         }
         .ok_or_else(|| Error::invalid(&f, "must be a number pattern"))?;
@@ -408,7 +431,12 @@ mod tests {
         ] {
             assert_eq!(destination("d", &given, &O).unwrap(), want);
         }
-        for bad in [json!("43 666"), json!("sip:"), json!("sip:a b@x"), json!(true)] {
+        for bad in [
+            json!("43 666"),
+            json!("sip:"),
+            json!("sip:a b@x"),
+            json!(true),
+        ] {
             assert!(destination("d", &bad, &O).is_err(), "{bad}");
         }
     }

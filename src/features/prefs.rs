@@ -251,7 +251,10 @@ fn validate_value(d: &PrefDef, field: &str, v: Value) -> Result<Option<Value>> {
             return Err(Error::invalid(field, "must be a list (JSON array)"));
         };
         if items.len() > 1000 {
-            return Err(Error::invalid(field, "must not hold more than 1000 entries"));
+            return Err(Error::invalid(
+                field,
+                "must not hold more than 1000 entries",
+            ));
         }
         let mut out: Vec<Value> = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
@@ -327,7 +330,9 @@ pub fn number_pattern(field: &str, s: &str) -> Result<String> {
     let p = s.trim().trim_start_matches('+');
     if p.is_empty()
         || p.len() > 32
-        || !p.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '?')
+        || !p
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '?')
     {
         return Err(Error::invalid(
             field,
@@ -381,7 +386,9 @@ fn check_string(check: Check, field: &str, s: &str) -> Result<String> {
         Check::DialString => {
             if s.is_empty()
                 || s.len() > 32
-                || !s.chars().all(|c| c.is_ascii_alphanumeric() || "*#+-_.".contains(c))
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "*#+-_.".contains(c))
             {
                 return bad("must be 1 to 32 characters of digits, letters, * # + - _ .");
             }

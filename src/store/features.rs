@@ -59,7 +59,8 @@ pub struct SetRow {
     pub reseller_id: i64,
 }
 
-const SET_COLS: &str = "id, subscriber_id, name, body, create_timestamp, modify_timestamp, reseller_id";
+const SET_COLS: &str =
+    "id, subscriber_id, name, body, create_timestamp, modify_timestamp, reseller_id";
 
 pub async fn get_set(c: &mut Conn, kind: SetKind, id: i64, lock: bool) -> Result<Option<SetRow>> {
     super::get_from_view(c, kind.table(), SET_COLS, &kind.from(), id, lock).await
@@ -115,7 +116,13 @@ pub async fn insert_set(
     .await
 }
 
-pub async fn update_set(c: &mut Conn, kind: SetKind, id: i64, name: &str, body: &str) -> Result<()> {
+pub async fn update_set(
+    c: &mut Conn,
+    kind: SetKind,
+    id: i64,
+    name: &str,
+    body: &str,
+) -> Result<()> {
     let sql = format!(
         "UPDATE {} SET name = $1, {} = $2, modify_timestamp = $3 WHERE id = $4",
         kind.table(),
@@ -159,7 +166,10 @@ pub async fn drop_unused_quicksets(c: &mut Conn, subscriber_id: i64) -> Result<(
             t = kind.table(),
             m = kind.mapping_column()
         );
-        sqlx::query(&sql).bind(subscriber_id).execute(&mut *c).await?;
+        sqlx::query(&sql)
+            .bind(subscriber_id)
+            .execute(&mut *c)
+            .await?;
     }
     Ok(())
 }
@@ -302,9 +312,10 @@ pub async fn prefs_of(
             .await?
         {
             let v: String = r.try_get(2)?;
-            out.entry(r.try_get(0)?)
-                .or_default()
-                .insert(r.try_get(1)?, serde_json::from_str(&v).unwrap_or(Value::Null));
+            out.entry(r.try_get(0)?).or_default().insert(
+                r.try_get(1)?,
+                serde_json::from_str(&v).unwrap_or(Value::Null),
+            );
         }
     }
     Ok(out)
@@ -343,11 +354,13 @@ pub async fn set_pref(
     value: Option<&Value>,
 ) -> Result<()> {
     let (table, col) = owner.table();
-    sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1 AND name = $2"))
-        .bind(id)
-        .bind(name.to_string())
-        .execute(&mut *c)
-        .await?;
+    sqlx::query(&format!(
+        "DELETE FROM {table} WHERE {col} = $1 AND name = $2"
+    ))
+    .bind(id)
+    .bind(name.to_string())
+    .execute(&mut *c)
+    .await?;
     if let Some(v) = value {
         sqlx::query(&format!(
             "INSERT INTO {table} ({col}, name, value) VALUES ($1, $2, $3)"

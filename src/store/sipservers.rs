@@ -323,7 +323,6 @@ pub async fn is_home_for(c: &mut Conn, id: i64, domain_id: i64) -> Result<bool> 
     Ok(r.is_some())
 }
 
-
 // --- what a target should hold -------------------------------------------------------------
 
 /// A subscriber as a SIP server sees it.
@@ -385,10 +384,11 @@ pub async fn subscriber_states_page(
 
 /// Live subscriber ids of a domain (its preferences are their defaults).
 pub async fn subscriber_ids_of_domain(c: &mut Conn, domain_id: i64) -> Result<Vec<i64>> {
-    let rows = sqlx::query("SELECT id FROM subscribers WHERE domain_id = $1 AND status <> 'terminated'")
-        .bind(domain_id)
-        .fetch_all(&mut *c)
-        .await?;
+    let rows =
+        sqlx::query("SELECT id FROM subscribers WHERE domain_id = $1 AND status <> 'terminated'")
+            .bind(domain_id)
+            .fetch_all(&mut *c)
+            .await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 

@@ -3,7 +3,6 @@
 # 13.1.1.1 "Managing Customers and Subscribers"), kept as close to the original as possible so
 # that it proves an unchanged Sipwise integration works against voxprov. Changes from the seed:
 #   - the two typos are fixed (missing comma after `username`, undefined `$t`);
-#   - the call-forward PUT and subscriber-preferences GET/PUT are left out (later milestone);
 #   - the target is taken from the environment instead of being hard-coded;
 #   - reseller_id is sent with the customer contact, as the handbook's warning requires for an
 #     admin user (set VOXPROV_RESELLER_ID to an empty string to leave it out);
@@ -124,9 +123,47 @@ if($res->code != 201) {
 my $subscriber_id = id_from_location($res, 'subscriber');
 say "Created subscriber, id is $subscriber_id";
 
-# The seed sets call forwards here (PUT /api/callforwards/$subscriber_id) and then updates the
-# subscriber preferences (GET + PUT /api/subscriberpreferences/$subscriber_id). Both belong to
-# a later milestone and are left out until voxprov serves those resources.
+$req = HTTP::Request->new('PUT', "$uri/api/callforwards/$subscriber_id");
+$req->header('Content-Type' => 'application/json');
+$req->header('Prefer' => "return=minimal"); # use return=representation to get full json response
+$req->content(JSON::to_json({
+    cfna => { # set a call-forward if subscriber is not registered
+        destinations => [
+            { destination => "4366610001", timeout => 10  }, # ring this for 10s
+            { destination => "4366710001", timeout => 300 }, # if no answer, ring that for 300s
+        ],
+        times => undef # no time-based call-forward, trigger cfna always
+    }
+}));
+$res = $ua->request($req);
+if($res->code != 204) { # if return=representation, it's 200
+    die "Failed to set cfna for subscriber: ".$res->decoded_content."\n";
+}
+say "Set call forward";
+
+$req = HTTP::Request->new('GET', "$uri/api/subscriberpreferences/$subscriber_id");
+$res = $ua->request($req);
+if($res->code != 200) {
+    die "Failed to fetch subscriber preferences: ".$res->decoded_content."\n";
+}
+my $prefs = JSON::from_json($res->decoded_content);
+delete $prefs->{_links}; # not needed in update
+
+$prefs->{prepaid_library} = 'libinewrate'; # switch to inew billing
+$prefs->{block_in_clir} = JSON::true; # reject incoming anonymous calls
+$prefs->{block_in_list} = [ # reject calls from the following numbers:
+    '4366412345', # this particular number
+    '431*', # all vienna/austria numbers
+];
+$req = HTTP::Request->new('PUT', "$uri/api/subscriberpreferences/$subscriber_id");
+$req->header('Content-Type' => 'application/json');
+$req->header('Prefer' => "return=minimal"); # use return=representation to get full json response
+$req->content(JSON::to_json($prefs));
+$res = $ua->request($req);
+if($res->code != 204) {
+    die "Failed to update subscriber preferences: ".$res->decoded_content."\n";
+}
+say "Updated subscriber preferences";
 
 $req = HTTP::Request->new('GET', "$uri/api/subscribers/$subscriber_id");
 $res = $ua->request($req);

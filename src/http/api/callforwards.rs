@@ -213,7 +213,15 @@ impl Resource for CfDestinationSets {
         if d.is_empty() {
             return Err(Error::invalid("destinations", "must not be empty"));
         }
-        let id = write_set(c, SetKind::Destinations, None, s.row.id, &i.name, &json(&d)?).await?;
+        let id = write_set(
+            c,
+            SetKind::Destinations,
+            None,
+            s.row.id,
+            &i.name,
+            &json(&d)?,
+        )
+        .await?;
         Ok(id.into())
     }
     async fn update(
@@ -225,14 +233,25 @@ impl Resource for CfDestinationSets {
         i: DestinationSetInput,
     ) -> Result<()> {
         if i.subscriber_id != old.subscriber_id {
-            return Err(Error::invalid("subscriber_id", "a set cannot move to another subscriber"));
+            return Err(Error::invalid(
+                "subscriber_id",
+                "a set cannot move to another subscriber",
+            ));
         }
         let s = owning_sub(c, actor, old.subscriber_id, "subscriber_id").await?;
         let d = cf::destinations("destinations", &i.destinations, &s.owner())?;
         if d.is_empty() {
             return Err(Error::invalid("destinations", "must not be empty"));
         }
-        write_set(c, SetKind::Destinations, Some(id), s.row.id, &i.name, &json(&d)?).await?;
+        write_set(
+            c,
+            SetKind::Destinations,
+            Some(id),
+            s.row.id,
+            &i.name,
+            &json(&d)?,
+        )
+        .await?;
         Ok(())
     }
     async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &DestinationSet) -> Result<()> {
@@ -245,7 +264,10 @@ impl Resource for CfDestinationSets {
         Some(r.reseller_id)
     }
     fn links(r: &DestinationSet) -> Vec<(&'static str, String)> {
-        vec![("subscribers", format!("/api/subscribers/{}", r.subscriber_id))]
+        vec![(
+            "subscribers",
+            format!("/api/subscribers/{}", r.subscriber_id),
+        )]
     }
 }
 
@@ -334,11 +356,22 @@ impl Resource for CfTimeSets {
         i: TimeSetInput,
     ) -> Result<()> {
         if i.subscriber_id != old.subscriber_id {
-            return Err(Error::invalid("subscriber_id", "a set cannot move to another subscriber"));
+            return Err(Error::invalid(
+                "subscriber_id",
+                "a set cannot move to another subscriber",
+            ));
         }
         owning_sub(c, actor, old.subscriber_id, "subscriber_id").await?;
         let t = valid_times(&i.times)?;
-        write_set(c, SetKind::Times, Some(id), old.subscriber_id, &i.name, &json(&t)?).await?;
+        write_set(
+            c,
+            SetKind::Times,
+            Some(id),
+            old.subscriber_id,
+            &i.name,
+            &json(&t)?,
+        )
+        .await?;
         Ok(())
     }
     async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &TimeSet) -> Result<()> {
@@ -351,7 +384,10 @@ impl Resource for CfTimeSets {
         Some(r.reseller_id)
     }
     fn links(r: &TimeSet) -> Vec<(&'static str, String)> {
-        vec![("subscribers", format!("/api/subscribers/{}", r.subscriber_id))]
+        vec![(
+            "subscribers",
+            format!("/api/subscribers/{}", r.subscriber_id),
+        )]
     }
 }
 
@@ -584,16 +620,28 @@ impl Resource for CallForwards {
             if t == CfType::Cft {
                 rt = Some(ringtimeout("cft.ringtimeout", &b.ringtimeout)?);
             } else if !b.ringtimeout.is_null() {
-                return Err(Error::invalid(format!("{n}.ringtimeout"), "only cft has a ringtimeout"));
+                return Err(Error::invalid(
+                    format!("{n}.ringtimeout"),
+                    "only cft has a ringtimeout",
+                ));
             }
             let dests = cf::destinations(
                 &format!("{n}.destinations"),
                 b.destinations.as_deref().unwrap_or_default(),
                 &s.owner(),
             )?;
-            let times = cf::times(&format!("{n}.times"), b.times.as_deref().unwrap_or_default())?;
-            let sources = cf::patterns(&format!("{n}.sources"), b.sources.as_deref().unwrap_or_default())?;
-            let bnumbers = cf::patterns(&format!("{n}.bnumbers"), b.bnumbers.as_deref().unwrap_or_default())?;
+            let times = cf::times(
+                &format!("{n}.times"),
+                b.times.as_deref().unwrap_or_default(),
+            )?;
+            let sources = cf::patterns(
+                &format!("{n}.sources"),
+                b.sources.as_deref().unwrap_or_default(),
+            )?;
+            let bnumbers = cf::patterns(
+                &format!("{n}.bnumbers"),
+                b.bnumbers.as_deref().unwrap_or_default(),
+            )?;
             let sources_mode = mode(&format!("{n}.sources_mode"), b.sources_mode.as_deref())?;
             let bnumbers_mode = mode(&format!("{n}.bnumbers_mode"), b.bnumbers_mode.as_deref())?;
             if dests.is_empty() {
@@ -619,7 +667,8 @@ impl Resource for CallForwards {
         let mut mappings = Vec::new();
         for v in valid {
             let name = format!("quickset_{}", v.t.as_str());
-            let dset = upsert_quickset(c, SetKind::Destinations, id, &name, &json(&v.dests)?).await?;
+            let dset =
+                upsert_quickset(c, SetKind::Destinations, id, &name, &json(&v.dests)?).await?;
             let tset = if v.times.is_empty() {
                 None
             } else {
@@ -655,13 +704,22 @@ impl Resource for CallForwards {
     }
     fn links(r: &CallForwardsRepr) -> Vec<(&'static str, String)> {
         vec![
-            ("subscribers", format!("/api/subscribers/{}", r.subscriber_id)),
+            (
+                "subscribers",
+                format!("/api/subscribers/{}", r.subscriber_id),
+            ),
             ("cfmappings", format!("/api/cfmappings/{}", r.subscriber_id)),
         ]
     }
 }
 
-async fn upsert_quickset(c: &mut Conn, kind: SetKind, sub: i64, name: &str, body: &str) -> Result<i64> {
+async fn upsert_quickset(
+    c: &mut Conn,
+    kind: SetKind,
+    sub: i64,
+    name: &str,
+    body: &str,
+) -> Result<i64> {
     match fs::set_id_by_name(c, kind, sub, name).await? {
         Some(id) => {
             fs::update_set(c, kind, id, name, body).await?;
@@ -843,7 +901,11 @@ impl Resource for CfMappings {
         };
         let (maps, rt) = features_of(c, &[id]).await?;
         let ms: Vec<&MappingRow> = maps.get(&id).into_iter().flatten().collect();
-        Ok(Some(build_maps(&s.row, &ms, rt.get(&id).copied().flatten())))
+        Ok(Some(build_maps(
+            &s.row,
+            &ms,
+            rt.get(&id).copied().flatten(),
+        )))
     }
     async fn update(
         c: &mut Conn,
@@ -877,7 +939,10 @@ impl Resource for CfMappings {
                 )
                 .await?
                 .ok_or_else(|| {
-                    Error::invalid(format!("{f}.destinationset"), "is required (or destinationset_id)")
+                    Error::invalid(
+                        format!("{f}.destinationset"),
+                        "is required (or destinationset_id)",
+                    )
                 })?;
                 let tset = resolve_set(
                     c,
@@ -892,9 +957,15 @@ impl Resource for CfMappings {
                     cf_type: t,
                     destination_set_id: dset,
                     time_set_id: tset,
-                    sources: cf::patterns(&format!("{f}.sources"), m.sources.as_deref().unwrap_or_default())?,
+                    sources: cf::patterns(
+                        &format!("{f}.sources"),
+                        m.sources.as_deref().unwrap_or_default(),
+                    )?,
                     sources_mode: mode(&format!("{f}.sources_mode"), m.sources_mode.as_deref())?,
-                    bnumbers: cf::patterns(&format!("{f}.bnumbers"), m.bnumbers.as_deref().unwrap_or_default())?,
+                    bnumbers: cf::patterns(
+                        &format!("{f}.bnumbers"),
+                        m.bnumbers.as_deref().unwrap_or_default(),
+                    )?,
                     bnumbers_mode: mode(&format!("{f}.bnumbers_mode"), m.bnumbers_mode.as_deref())?,
                     enabled: m.enabled.unwrap_or(true),
                 });
@@ -912,8 +983,14 @@ impl Resource for CfMappings {
     }
     fn links(r: &CfMappingsRepr) -> Vec<(&'static str, String)> {
         vec![
-            ("subscribers", format!("/api/subscribers/{}", r.subscriber_id)),
-            ("callforwards", format!("/api/callforwards/{}", r.subscriber_id)),
+            (
+                "subscribers",
+                format!("/api/subscribers/{}", r.subscriber_id),
+            ),
+            (
+                "callforwards",
+                format!("/api/callforwards/{}", r.subscriber_id),
+            ),
         ]
     }
 }

@@ -53,10 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/openapi.json", get(openapi::spec))
         .route("/api/journals/", get(journals::list))
         .route("/api/journals/{id}", get(journals::get_one))
-        .route(
-            "/api/subscriberpreferencedefs/",
-            get(preferences::defs),
-        )
+        .route("/api/subscriberpreferencedefs/", get(preferences::defs))
         .route(
             "/api/subscriberpreferencedefs",
             get(|| async { axum::response::Redirect::permanent("/api/subscriberpreferencedefs/") }),

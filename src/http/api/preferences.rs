@@ -33,7 +33,10 @@ pub async fn defs(
     let _ = actor;
     let mut m = Map::new();
     for d in prefs::DEFS {
-        m.insert(d.name.into(), serde_json::to_value(d.repr()).map_err(Error::internal)?);
+        m.insert(
+            d.name.into(),
+            serde_json::to_value(d.repr()).map_err(Error::internal)?,
+        );
     }
     m.insert(
         "_links".into(),
@@ -148,8 +151,14 @@ impl Resource for SubscriberPreferences {
     }
     fn links(r: &SubscriberPrefs) -> Vec<(&'static str, String)> {
         vec![
-            ("subscribers", format!("/api/subscribers/{}", r.subscriber_id)),
-            ("subscriberpreferencedefs", "/api/subscriberpreferencedefs/".into()),
+            (
+                "subscribers",
+                format!("/api/subscribers/{}", r.subscriber_id),
+            ),
+            (
+                "subscriberpreferencedefs",
+                "/api/subscriberpreferencedefs/".into(),
+            ),
         ]
     }
 }
@@ -189,7 +198,8 @@ impl Resource for DomainPreferences {
         q: &ListQuery,
     ) -> Result<(Vec<DomainPrefs>, Option<i64>)> {
         let w = q.where_scoped(actor, &["domain"], &["reseller_id"])?;
-        let (rows, total): (Vec<Domain>, _) = list_as(c, DOMAIN_COLS, "domains", &w, &q.page).await?;
+        let (rows, total): (Vec<Domain>, _) =
+            list_as(c, DOMAIN_COLS, "domains", &w, &q.page).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut all = fs::prefs_of(c, PrefOwner::Domain, &ids).await?;
         let items = rows
