@@ -178,11 +178,27 @@ impl Kamailio {
 
     /// The callee: registers, answers one call, de-registers. Runs in the background.
     pub fn callee(&self, user: &str, domain: &str, password: &str) -> (Child, u16) {
+        self.callee_with("uas.xml", user, domain, password)
+    }
+
+    /// A callee that registers and answers the call with 486 Busy Here (call forward on busy).
+    pub fn callee_busy(&self, user: &str, domain: &str, password: &str) -> (Child, u16) {
+        self.callee_with("uas_busy.xml", user, domain, password)
+    }
+
+    /// A callee that registers, rings and never answers: it takes the CANCEL that Kamailio
+    /// sends after the subscriber's `ringtimeout` (call forward on no answer).
+    pub fn callee_no_answer(&self, user: &str, domain: &str, password: &str) -> (Child, u16) {
+        self.callee_with("uas_noanswer.xml", user, domain, password)
+    }
+
+    /// reg_then_uas.xml with `uas` (a scenario in tests/sip) for the incoming call.
+    fn callee_with(&self, uas: &str, user: &str, domain: &str, password: &str) -> (Child, u16) {
         let port = free_port();
         let child = self
             .sipp_args("reg_then_uas.xml", port)
             .arg("-oocsf")
-            .arg(repo().join("tests/sip/uas.xml"))
+            .arg(repo().join("tests/sip").join(uas))
             .args([
                 "-s", user, "-au", user, "-ap", password, "-key", "domain", domain,
             ])
@@ -192,8 +208,21 @@ impl Kamailio {
         (child, port)
     }
 
-    /// A call from a foreign domain to `number@domain`, expecting 200 (or `expect`).
+    /// A call from a foreign domain (`caller@peer.invalid`) to `number@domain`, expecting 200
+    /// (or `expect`).
     pub fn call(&self, number: &str, domain: &str, expect: Option<u16>) -> SippRun {
+        self.call_from("caller", number, domain, expect)
+    }
+
+    /// Like `call`, from `caller@peer.invalid`: `caller` is the From user part, e.g. a number
+    /// such as `4366412345` (incoming call barring) or `anonymous`.
+    pub fn call_from(
+        &self,
+        caller: &str,
+        number: &str,
+        domain: &str,
+        expect: Option<u16>,
+    ) -> SippRun {
         let port = free_port();
         let mut c = match expect {
             None => self.sipp_args("uac_invite.xml", port),
@@ -204,7 +233,9 @@ impl Kamailio {
             }
         };
         let status = c
-            .args(["-s", number, "-key", "domain", domain])
+            .args([
+                "-s", number, "-key", "domain", domain, "-set", "caller", caller,
+            ])
             .args(["-timeout", "15s", "-default_behaviors", "abortunexp"])
             .status()
             .unwrap();
