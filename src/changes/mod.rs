@@ -79,35 +79,56 @@ tokio::task_local! {
 
 /// Appends one record; call inside the transaction that makes the change.
 pub async fn record(c: &mut Conn, actor: &Actor, ch: Change<'_>) -> Result<i64> {
-    let before = ch.before.map(|v| redact(v).to_string());
-    let after = ch.after.map(|v| redact(v).to_string());
-    let row = sqlx::query(
-        "INSERT INTO changes (ts, actor_type, actor_id, actor_name, client_addr, reseller_id, resource, object_id, op, before, after) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-    )
-    .bind(crate::store::now())
-    .bind(actor.kind.as_str())
-    .bind(actor.id)
-    .bind(actor.name.as_str())
-    .bind(actor.client.as_deref())
-    .bind(ch.reseller_id)
-    .bind(ch.resource)
-    .bind(ch.object_id)
-    .bind(ch.op.as_str())
-    .bind(before)
-    .bind(after)
-    .fetch_one(&mut *c)
-    .await?;
-    let id: i64 = row.try_get(0)?;
-    let _ = RECORDED.try_with(|r| {
-        let mut r = r.borrow_mut();
-        r.last_id = r.last_id.max(id);
-        r.by_non_admin |= !actor.is_admin();
-        if !r.resources.contains(ch.resource) {
-            r.resources.insert(ch.resource.to_string());
+    Ok(record_many(c, actor, &[ch]).await?.unwrap_or(0))
+}
+
+/// Appends records in multi-row statements (bulk imports); returns the highest id.
+pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Result<Option<i64>> {
+    const COLS: usize = 11;
+    let ts = crate::store::now();
+    let mut last = None;
+    for chunk in chs.chunks(500) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", crate::store::placeholders(i * COLS + 1, COLS)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO changes (ts, actor_type, actor_id, actor_name, client_addr, reseller_id, resource, object_id, op, before, after) \
+             VALUES {} RETURNING id",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for ch in chunk {
+            q = q
+                .bind(ts.clone())
+                .bind(actor.kind.as_str())
+                .bind(actor.id)
+                .bind(actor.name.clone())
+                .bind(actor.client.clone())
+                .bind(ch.reseller_id)
+                .bind(ch.resource)
+                .bind(ch.object_id)
+                .bind(ch.op.as_str())
+                .bind(ch.before.map(|v| redact(v).to_string()))
+                .bind(ch.after.map(|v| redact(v).to_string()));
         }
-    });
-    Ok(id)
+        for row in q.fetch_all(&mut *c).await? {
+            let id: i64 = row.try_get(0)?;
+            last = last.max(Some(id));
+        }
+    }
+    if let Some(id) = last {
+        let _ = RECORDED.try_with(|r| {
+            let mut r = r.borrow_mut();
+            r.last_id = r.last_id.max(id);
+            r.by_non_admin |= !actor.is_admin();
+            for ch in chs {
+                if !r.resources.contains(ch.resource) {
+                    r.resources.insert(ch.resource.to_string());
+                }
+            }
+        });
+    }
+    Ok(last)
 }
 
 /// A journal entry as the API shows it.

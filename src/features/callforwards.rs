@@ -323,12 +323,12 @@ pub fn period(times: &[TimeEntry]) -> String {
         .iter()
         .map(|t| {
             [
-                ("year", &t.year),
-                ("month", &t.month),
-                ("mday", &t.mday),
-                ("wday", &t.wday),
-                ("hour", &t.hour),
-                ("minute", &t.minute),
+                ("yr", &t.year),
+                ("mo", &t.month),
+                ("md", &t.mday),
+                ("wd", &t.wday),
+                ("hr", &t.hour),
+                ("min", &t.minute),
             ]
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {{{v}}}")))
@@ -448,7 +448,7 @@ mod tests {
         ]))
         .unwrap();
         let t = times("times", &t).unwrap();
-        assert_eq!(period(&t), "wday {2-6} hour {8-17}, wday {1} hour {10}");
+        assert_eq!(period(&t), "wd {2-6} hr {8-17}, wd {1} hr {10}");
         for (bad, field) in [
             (json!([{ "hour": "8-24" }]), "times[0].hour"),
             (json!([{ "month": "0" }]), "times[0].month"),

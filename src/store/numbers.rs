@@ -138,3 +138,57 @@ pub async fn set_owner(c: &mut Conn, id: i64, subscriber_id: i64) -> Result<()> 
         .await?;
     Ok(())
 }
+
+/// Which of these numbers (as cc·ac·sn digits) exist already.
+pub async fn taken(c: &mut Conn, digits: &[String]) -> Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in digits.chunks(500) {
+        let sql = format!(
+            "SELECT cc || ac || sn FROM numbers WHERE (cc || ac || sn) IN ({})",
+            super::placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for d in chunk {
+            q = q.bind(d.clone());
+        }
+        for r in q.fetch_all(&mut *c).await? {
+            use sqlx::Row;
+            out.insert(r.try_get(0)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts many numbers (subscriber, reseller, number, primary) in multi-row statements.
+pub async fn insert_many(
+    c: &mut Conn,
+    rows: &[(i64, i64, &Number, bool)],
+) -> Result<Vec<NumberRec>> {
+    const COLS: usize = 7;
+    let ts = now();
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(1000) {
+        let sql = format!(
+            "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {} RETURNING {NUMBER_COLS}",
+            (0..chunk.len())
+                .map(|i| format!("({})", super::placeholders(i * COLS + 1, COLS)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (sub, reseller, n, primary) in chunk {
+            q = q
+                .bind(n.cc.clone())
+                .bind(n.ac.clone())
+                .bind(n.sn.clone())
+                .bind(*reseller)
+                .bind(*sub)
+                .bind(Flag::int(*primary))
+                .bind(ts.clone());
+        }
+        for r in q.fetch_all(&mut *c).await? {
+            out.push(sqlx::FromRow::from_row(&r)?);
+        }
+    }
+    Ok(out)
+}

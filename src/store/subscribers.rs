@@ -149,3 +149,79 @@ pub async fn terminate(c: &mut Conn, id: i64, released_numbers: &str) -> Result<
         .await?;
     Ok(())
 }
+
+/// Inserts many subscribers in multi-row statements (bulk import); ids in input order.
+pub async fn insert_many(c: &mut Conn, rows: &[(String, &SubscriberFields)]) -> Result<Vec<i64>> {
+    const COLS: usize = 16;
+    let ts = now();
+    let mut ids = std::collections::HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(400) {
+        let sql = format!(
+            "INSERT INTO subscribers (uuid, customer_id, reseller_id, domain_id, username, password_enc, webusername, webpassword_hash, status, \
+             lock_level, administrative, external_id, display_name, email, create_timestamp, home_server_id, modify_timestamp) \
+             VALUES {} RETURNING id, uuid",
+            (0..chunk.len())
+                .map(|i| {
+                    let b = i * COLS;
+                    format!("({}, ${})", super::placeholders(b + 1, COLS), b + 15)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (uuid, f) in chunk {
+            q = q
+                .bind(uuid.clone())
+                .bind(f.customer_id)
+                .bind(f.reseller_id)
+                .bind(f.domain_id)
+                .bind(f.username.clone())
+                .bind(f.password_enc.clone())
+                .bind(f.webusername.clone())
+                .bind(f.webpassword_hash.clone())
+                .bind(f.status.clone())
+                .bind(f.lock_level)
+                .bind(Flag::int(f.administrative))
+                .bind(f.external_id.clone())
+                .bind(f.display_name.clone())
+                .bind(f.email.clone())
+                .bind(ts.clone())
+                .bind(f.home_server_id);
+        }
+        for r in q.fetch_all(&mut *c).await? {
+            use sqlx::Row;
+            ids.insert(r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?);
+        }
+    }
+    rows.iter()
+        .map(|(uuid, _)| {
+            ids.get(uuid).copied().ok_or_else(|| {
+                crate::error::Error::internal(anyhow::anyhow!("inserted subscriber {uuid} not returned"))
+            })
+        })
+        .collect()
+}
+
+/// Which of these usernames are taken by live subscribers of a domain.
+pub async fn taken_usernames(
+    c: &mut Conn,
+    domain_id: i64,
+    names: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in names.chunks(500) {
+        let sql = format!(
+            "SELECT username FROM subscribers WHERE domain_id = $1 AND status <> 'terminated' AND username IN ({})",
+            super::placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(domain_id);
+        for n in chunk {
+            q = q.bind(n.clone());
+        }
+        for r in q.fetch_all(&mut *c).await? {
+            use sqlx::Row;
+            out.insert(r.try_get(0)?);
+        }
+    }
+    Ok(out)
+}
