@@ -218,3 +218,126 @@ async fn a_call_to_an_alias_number_reaches_the_registered_subscriber() {
     let r = k.call("4318880002", d, Some(404));
     assert!(r.ok, "after termination: {:?}", r.responses);
 }
+
+/// Forwards and barring set through the API are what Kamailio does: a CFU forwards the call
+/// to the registered target; a caller on block_in_list gets 603, an anonymous one 433 with
+/// block_in_clir; removing the forward stops it. The rows are also checked in usr_preferences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_and_barring_set_through_the_api_are_enforced() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let db = Kamailio::create_db(Engine::Sqlite, &app.dir);
+    let k = Kamailio::start(&db, &app.dir).await;
+    let id = app
+        .sipserver(
+            "kam",
+            "kamailio",
+            &db.url(),
+            json!({ "rpc_url": k.rpc_url() }),
+        )
+        .await;
+    app.wait_synced(id).await;
+    let f = app.fixture().await;
+    let d = f.domain.as_str();
+    let mk = |user: &'static str, sn: u64| {
+        json!({ "customer_id": f.customer_id, "domain": d, "username": user, "password": format!("{user}-pass-1"),
+                "primary_number": { "cc": 43, "ac": 1, "sn": sn } })
+    };
+    let alice = app.create("/api/subscribers/", mk("alice", 7770001)).await;
+    let bob = app.create("/api/subscribers/", mk("bob", 8880001)).await;
+
+    // alice forwards everything to bob's number.
+    let (s, v) = app
+        .put(
+            &format!("/api/callforwards/{alice}"),
+            json!({ "cfu": { "destinations": [{ "destination": "+4318880001" }] } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_synced(id).await;
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM usr_preferences WHERE username = 'alice' AND attribute = 'cfu' AND value = 'sip:4318880001@{d}'"
+        )),
+        1
+    );
+    let (mut callee, port) = k.callee("bob", d, "bob-pass-1");
+    let start = Instant::now();
+    while db.count(&format!(
+        "SELECT COUNT(*) FROM location WHERE username = 'bob' AND contact LIKE '%:{port}%'"
+    )) == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "bob did not register: {}",
+            tail(&k.log())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = k.call("4317770001", d, None);
+    assert!(
+        r.ok,
+        "call to alice, forwarded to bob: {:?}\n{}",
+        r.responses,
+        tail(&k.log())
+    );
+    assert!(
+        callee.wait().unwrap().success(),
+        "bob answered the forwarded call"
+    );
+
+    // bob bars one number and a prefix, and anonymous callers.
+    let (s, v) = app
+        .put(
+            &format!("/api/subscriberpreferences/{bob}"),
+            json!({ "block_in_list": ["4366412345", "+4399*"], "block_in_clir": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_synced(id).await;
+    for (caller, code) in [("4366412345", 603), ("+4399123", 603), ("anonymous", 433)] {
+        let r = k.call_from(caller, "4318880001", d, Some(code));
+        assert!(
+            r.ok,
+            "{caller} → bob: expected {code}, got {:?}\n{}",
+            r.responses,
+            tail(&k.log())
+        );
+    }
+    // Anyone else gets through to bob (not registered any more: 480).
+    let r = k.call_from("4366400000", "4318880001", d, Some(480));
+    assert!(
+        r.ok,
+        "an unlisted caller: {:?}\n{}",
+        r.responses,
+        tail(&k.log())
+    );
+
+    // Without the forward, alice's number is alice's again (not registered: 480).
+    let (s, _) = app.delete(&format!("/api/callforwards/{alice}")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    app.wait_synced(id).await;
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM usr_preferences WHERE username = 'alice'"),
+        0
+    );
+    let r = k.call("4317770001", d, Some(480));
+    assert!(
+        r.ok,
+        "after the forward is removed: {:?}\n{}",
+        r.responses,
+        tail(&k.log())
+    );
+    // Lifting the barring lets the listed number through.
+    let (s, _) = app
+        .put(&format!("/api/subscriberpreferences/{bob}"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    app.wait_synced(id).await;
+    let r = k.call_from("4366412345", "4318880001", d, Some(480));
+    assert!(
+        r.ok,
+        "after the barring is lifted: {:?}\n{}",
+        r.responses,
+        tail(&k.log())
+    );
+}
