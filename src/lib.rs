@@ -3,6 +3,7 @@
 //! Start-up is a library function ([`open`], [`serve`]) so that `main` stays thin and tests
 //! can run the real thing; see DESIGN.md for the architecture.
 
+pub mod bulk;
 pub mod changes;
 pub mod config;
 pub mod crypto;

@@ -33,11 +33,42 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Import a CSV file (header row names the columns): every row validated, journalled and
+    /// sent to the SIP servers. Exit status 1 when any row failed, 2 when the file is unusable.
+    Import {
+        kind: voxprov::bulk::Kind,
+        file: PathBuf,
+        /// all-or-nothing: any error rolls everything back; per-row: good rows are kept.
+        #[arg(long, value_enum, default_value = "all-or-nothing")]
+        mode: voxprov::bulk::Mode,
+        /// Check every row (errors with their line numbers) and save nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per batch (and per commit in per-row mode).
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+    },
+    /// Write every object of a kind, in id order, to standard output or --output.
+    Export {
+        kind: voxprov::bulk::Kind,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Compare SIP servers' tables with voxprov (check) or mend them (repair).
     Sync {
         #[command(subcommand)]
         command: SyncCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// The import columns: an export imports back.
+    Csv,
+    /// One JSON array of full representations.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -121,8 +152,175 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Admin { command } => admin(command, cfg).await?,
         Command::Sync { command } => return sync(command, cfg).await,
+        Command::Import {
+            kind,
+            file,
+            mode,
+            dry_run,
+            batch,
+        } => return import(cfg, kind, file, mode, dry_run, batch).await,
+        Command::Export {
+            kind,
+            format,
+            output,
+        } => export(cfg, kind, format, output).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The application the command-line tools act through, as the server would (no listener,
+/// no delivery workers: a running server picks the changes up from the change log).
+async fn cli_app(
+    cfg: Config,
+    who: &str,
+) -> anyhow::Result<(voxprov::http::App, voxprov::model::Actor)> {
+    let (store, cipher) = voxprov::open(&cfg).await?;
+    let targets = voxprov::targets::Targets::new(
+        store.clone(),
+        cipher.clone(),
+        std::time::Duration::from_millis(cfg.sync_wait_ms),
+    );
+    let mut actor = voxprov::model::Actor::system();
+    actor.name = who.to_string();
+    Ok((voxprov::http::App::new(cfg, store, cipher, targets), actor))
+}
+
+async fn import(
+    cfg: Config,
+    kind: voxprov::bulk::Kind,
+    file: PathBuf,
+    mode: voxprov::bulk::Mode,
+    dry_run: bool,
+    batch: usize,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let open = || std::fs::File::open(&file).map(std::io::BufReader::new);
+    let lines = match open() {
+        Ok(f) => f.lines().count().saturating_sub(1) as u64,
+        Err(e) => {
+            eprintln!("voxprov: {}: {e}", file.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let rows = match voxprov::bulk::CsvRows::new(kind, open()?) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("voxprov: {}: {e}", file.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (app, actor) = cli_app(cfg, &format!("import {}", file.display())).await?;
+    let bar =
+        indicatif::ProgressBar::new(lines).with_style(indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} rows {wide_bar} {per_sec} eta {eta}",
+        )?);
+    let started = std::time::Instant::now();
+    let opts = voxprov::bulk::Options {
+        mode,
+        dry_run,
+        batch,
+    };
+    let stderr = std::io::stderr();
+    let sum = voxprov::bulk::import(&app, &actor, kind, rows, &opts, |r| {
+        bar.inc(1);
+        if r.status == "error" {
+            bar.suspend(|| {
+                let _ = writeln!(
+                    stderr.lock(),
+                    "line {}: {}{}",
+                    r.row,
+                    r.field
+                        .as_deref()
+                        .map(|f| format!("{f}: "))
+                        .unwrap_or_default(),
+                    r.message.as_deref().unwrap_or("")
+                );
+            });
+        }
+    })
+    .await?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}: {} rows, {} {}, {} errors; {} in {:.1} s ({:.0} rows/s)",
+        kind.name(),
+        sum.rows,
+        sum.created,
+        if dry_run { "valid" } else { "created" },
+        sum.errors,
+        if sum.committed {
+            "committed"
+        } else if dry_run {
+            "dry run, nothing saved"
+        } else {
+            "nothing saved"
+        },
+        secs,
+        sum.rows as f64 / secs.max(1e-9)
+    );
+    app.store.close().await;
+    Ok(if sum.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn export(
+    cfg: Config,
+    kind: voxprov::bulk::Kind,
+    format: ExportFormat,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let (app, actor) = cli_app(cfg, "export").await?;
+    let out: Box<dyn Write> = match &output {
+        Some(p) => Box::new(std::fs::File::create(p)?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::new(out);
+    let mut csv = match format {
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(kind.columns().iter().map(|(c, _)| *c))?;
+            Some(w)
+        }
+        ExportFormat::Json => {
+            out.write_all(b"[")?;
+            None
+        }
+    };
+    let (mut after, mut first) = (0, true);
+    loop {
+        let page = voxprov::bulk::export_page(&app, &actor, kind, after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.get("id").and_then(|v| v.as_i64()).unwrap_or(i64::MAX);
+        for item in &page {
+            match &mut csv {
+                Some(w) => w.write_record(voxprov::bulk::export_row(kind, item))?,
+                None => {
+                    if !first {
+                        out.write_all(b",\n")?;
+                    }
+                    serde_json::to_writer(&mut out, item)?;
+                }
+            }
+            first = false;
+        }
+        if let Some(w) = csv.take() {
+            // Page by page, so memory stays flat.
+            out.write_all(&w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+            csv = Some(csv::Writer::from_writer(Vec::new()));
+        }
+    }
+    if let Some(w) = csv.take() {
+        out.write_all(&w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+    } else {
+        out.write_all(b"]\n")?;
+    }
+    out.flush()?;
+    app.store.close().await;
+    Ok(())
 }
 
 async fn sync(cmd: SyncCommand, cfg: Config) -> anyhow::Result<ExitCode> {

@@ -53,6 +53,9 @@ pub trait Resource: Send + Sync + 'static {
     type Repr: Serialize + ToSchema + Send + Sync;
     type Input: DeserializeOwned + ToSchema + Send;
 
+    /// POST also takes a JSON array or a text/csv body (bulk import of this kind).
+    const BULK: Option<crate::bulk::Kind> = None;
+
     /// Only admins may see or touch this collection at all (infrastructure, system objects).
     const ADMIN_ONLY: bool = false;
 
@@ -176,6 +179,7 @@ pub fn parse_list_query(
     let mut order = order_by[0].1;
     let mut desc = false;
     let mut count = true;
+    let mut after_id = None;
     let mut map = BTreeMap::new();
     let mut pass = form_urlencoded::Serializer::new(String::new());
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
@@ -230,6 +234,11 @@ pub fn parse_list_query(
                 };
             }
             "no_count" => count = !matches!(v.as_str(), "1" | "true"),
+            "after_id" => {
+                after_id = Some(v.parse::<i64>().map_err(|_| {
+                    Error::BadRequest(format!("after_id: '{v}' is not an integer id"))
+                })?);
+            }
             _ if filters.iter().any(|(n, _)| *n == k) => {
                 if v.len() > 255 {
                     return Err(Error::BadRequest(format!("{k}: filter value too long")));
@@ -249,6 +258,11 @@ pub fn parse_list_query(
         }
         pass.append_pair(&k, &v);
     }
+    if after_id.is_some() && (order != "id" || desc || page != 1) {
+        return Err(Error::BadRequest(
+            "after_id: keyset paging orders by id ascending and replaces page".into(),
+        ));
+    }
     Ok(ListQuery {
         page: Page {
             page,
@@ -256,6 +270,7 @@ pub fn parse_list_query(
             order_by: order,
             descending: desc,
             count,
+            after_id,
         },
         filters: map,
         passthrough: pass.finish(),
@@ -494,24 +509,42 @@ async fn get_item<R: Resource>(
 async fn create<R: Resource>(
     State(app): State<AppState>,
     Auth(actor): Auth,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
     R::check_access(&actor, true)?;
-    let v = read_body(&app, &headers, body, JSON_TYPES).await?;
-    if v.is_array() {
-        return Err(Error::invalid(
-            "body",
-            "must be a JSON object (bulk creation is not available on this collection)",
-        ));
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("text/csv"));
+    if let (true, Some(kind)) = (csv, R::BULK) {
+        let limit = app.cfg.max_body_bytes;
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| Error::PayloadTooLarge(limit))?;
+        let rows = crate::bulk::CsvRows::new(kind, std::io::Cursor::new(bytes))?;
+        return bulk(&app, &actor, kind, q.as_deref(), rows).await;
     }
-    let input: R::Input = to_input(strip(v, R::VOLATILE), R::READ_ONLY, None)?;
+    let v = read_body(&app, &headers, body, JSON_TYPES).await?;
+    if let Value::Array(items) = v {
+        let Some(kind) = R::BULK else {
+            return Err(Error::invalid(
+                "body",
+                "must be a JSON object (bulk creation is not available on this collection)",
+            ));
+        };
+        return bulk(
+            &app,
+            &actor,
+            kind,
+            q.as_deref(),
+            crate::bulk::json_rows(items),
+        )
+        .await;
+    }
     let mut tx = app.store.begin().await?;
-    let created = R::create(&mut tx, &app, &actor, input).await?;
-    let repr = R::load(&mut tx, &app, created.id, false)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("created object vanished")))?;
-    record::<R>(&mut tx, &actor, Op::Create, None, Some(&repr)).await?;
+    let (created, repr) = create_one::<R>(&mut tx, &app, &actor, v).await?;
     tx.commit().await?;
     let location = format!("/api/{}/{}", R::NAME, created.id);
     let tag = etag::<R>(&app, &repr);
@@ -529,6 +562,80 @@ async fn create<R: Resource>(
         HeaderValue::from_str(&location).map_err(Error::internal)?,
     );
     Ok(with_etag(resp, &tag))
+}
+
+/// Creates one object from a JSON body and records it, inside the caller's transaction (a
+/// POST, or one row of a bulk import).
+pub async fn create_one<R: Resource>(
+    c: &mut Conn,
+    app: &App,
+    actor: &Actor,
+    v: Value,
+) -> Result<(Created, R::Repr)> {
+    let input: R::Input = to_input(strip(v, R::VOLATILE), R::READ_ONLY, None)?;
+    let created = R::create(c, app, actor, input).await?;
+    let repr = R::load(c, app, created.id, false)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("created object vanished")))?;
+    record::<R>(c, actor, Op::Create, None, Some(&repr)).await?;
+    Ok((created, repr))
+}
+
+/// A bulk POST (a JSON array or a text/csv body): per-row results. `?mode=all-or-nothing`
+/// (default; 422 and nothing saved when any row fails) or `per-row` (good rows saved);
+/// `?dry_run=1` checks every row and saves nothing.
+async fn bulk(
+    app: &App,
+    actor: &Actor,
+    kind: crate::bulk::Kind,
+    q: Option<&str>,
+    rows: impl Iterator<Item = crate::bulk::Row>,
+) -> Result<Response> {
+    use crate::bulk::{Mode, Options};
+    let mut opts = Options {
+        mode: Mode::AllOrNothing,
+        dry_run: false,
+        batch: 1000,
+    };
+    for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "mode" => {
+                opts.mode = match v.as_ref() {
+                    "all-or-nothing" => Mode::AllOrNothing,
+                    "per-row" => Mode::PerRow,
+                    _ => {
+                        return Err(Error::BadRequest(format!(
+                            "mode: '{v}' is not all-or-nothing or per-row"
+                        )))
+                    }
+                }
+            }
+            "dry_run" => opts.dry_run = matches!(v.as_ref(), "1" | "true"),
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "unknown query parameter '{k}' for a bulk POST; use mode, dry_run"
+                )))
+            }
+        }
+    }
+    let mut results = Vec::new();
+    let sum = crate::bulk::import(app, actor, kind, rows, &opts, |r| results.push(r)).await?;
+    if !sum.committed && !sum.dry_run {
+        for r in results.iter_mut().filter(|r| r.status == "created") {
+            r.status = "not_saved";
+            r.id = None;
+        }
+    }
+    let status = if sum.errors > 0 && opts.mode == Mode::AllOrNothing {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        axum::Json(json!({ "summary": sum, "rows": results })),
+    )
+        .into_response())
 }
 
 enum Change2 {

@@ -217,7 +217,7 @@ pub fn like_pattern(v: &str) -> String {
 }
 
 /// A growing WHERE clause with numbered placeholders.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Where {
     clauses: Vec<String>,
     args: Vec<Arg>,
@@ -300,6 +300,9 @@ pub struct Page {
     pub order_by: &'static str,
     pub descending: bool,
     pub count: bool,
+    /// Keyset paging: only ids above this (ordering by id ascending). Deep pages cost the
+    /// same as the first, where OFFSET would walk every row before them.
+    pub after_id: Option<i64>,
 }
 
 impl Page {
@@ -327,8 +330,22 @@ pub async fn list_rows(
     w: &Where,
     page: &Page,
 ) -> Result<(Vec<sqlx::any::AnyRow>, Option<i64>)> {
-    let sql = format!("SELECT {cols} FROM {from}{}{}", w.sql(), page.sql(w));
-    let mut args: Vec<Arg> = w.args().to_vec();
+    let keyset;
+    let paged = match page.after_id {
+        Some(a) => {
+            let mut k = w.clone();
+            k.push("id > ?", Arg::Int(a));
+            keyset = k;
+            &keyset
+        }
+        None => w,
+    };
+    let sql = format!(
+        "SELECT {cols} FROM {from}{}{}",
+        paged.sql(),
+        page.sql(paged)
+    );
+    let mut args: Vec<Arg> = paged.args().to_vec();
     args.extend(page.limit_args());
     let rows = bind_all(sqlx::query(&sql), &args)
         .fetch_all(&mut *c)

@@ -196,7 +196,9 @@ pub async fn insert_many(c: &mut Conn, rows: &[(String, &SubscriberFields)]) -> 
     rows.iter()
         .map(|(uuid, _)| {
             ids.get(uuid).copied().ok_or_else(|| {
-                crate::error::Error::internal(anyhow::anyhow!("inserted subscriber {uuid} not returned"))
+                crate::error::Error::internal(anyhow::anyhow!(
+                    "inserted subscriber {uuid} not returned"
+                ))
             })
         })
         .collect()

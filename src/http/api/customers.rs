@@ -95,6 +95,7 @@ impl Resource for Customers {
     const NAME: &'static str = "customers";
     const SUMMARY: &'static str = "Customers: billing containers of subscribers";
     const CAN_DELETE: bool = false;
+    const BULK: Option<crate::bulk::Kind> = Some(crate::bulk::Kind::Customers);
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("status", "active, pending, locked or terminated"),
         ("external_id", "external id, * wildcard"),

@@ -62,6 +62,7 @@ pub async fn get_one(
         order_by: "id",
         descending: false,
         count: false,
+        after_id: None,
     };
     let mut c = app.store.read().await?;
     let (mut items, _) = changes::list(&mut c, actor.scope(), &f, &page).await?;

@@ -452,7 +452,10 @@ pub async fn create_many(
         };
         let v = v.and_then(|v| {
             if v.terminate {
-                Err(Error::invalid("status", "a subscriber cannot be created terminated"))
+                Err(Error::invalid(
+                    "status",
+                    "a subscriber cannot be created terminated",
+                ))
             } else {
                 Ok(v)
             }
@@ -500,7 +503,10 @@ pub async fn create_many(
         if !taken.insert(key) {
             out[k] = Err(Error::invalid(
                 "username",
-                format!("'{}' already exists in domain {}", v.fields.username, v.domain),
+                format!(
+                    "'{}' already exists in domain {}",
+                    v.fields.username, v.domain
+                ),
             ));
             continue;
         }
@@ -508,11 +514,19 @@ pub async fn create_many(
             .primary
             .iter()
             .map(|n| (n, "primary_number".to_string()))
-            .chain(v.aliases.iter().enumerate().map(|(i, n)| (n, format!("alias_numbers[{i}]"))))
+            .chain(
+                v.aliases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n, format!("alias_numbers[{i}]"))),
+            )
             .map(|(n, f)| (n.e164(), f))
             .collect();
         if let Some((n, f)) = nums.iter().find(|(n, _)| taken_nums.contains(n)) {
-            out[k] = Err(Error::invalid(f.as_str(), format!("number +{n} is already assigned")));
+            out[k] = Err(Error::invalid(
+                f.as_str(),
+                format!("number +{n} is already assigned"),
+            ));
             taken.remove(&(v.fields.domain_id, v.fields.username.clone()));
             continue;
         }
@@ -597,6 +611,7 @@ pub async fn create_many(
 impl Resource for Subscribers {
     const NAME: &'static str = "subscribers";
     const SUMMARY: &'static str = "Subscribers: SIP accounts with their numbers";
+    const BULK: Option<crate::bulk::Kind> = Some(crate::bulk::Kind::Subscribers);
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("username", "SIP username, * wildcard"),
         ("domain", "domain name, * wildcard"),

@@ -1,0 +1,247 @@
+//! Bulk provisioning: `voxprov import|export` on the command line and JSON-array / CSV POSTs
+//! over HTTP. Bad rows are reported with their line and field; all-or-nothing leaves the
+//! database exactly as it was; every saved row is journalled.
+
+mod common;
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn csv_rows(f: &Fixture, from: u64, n: u64) -> Vec<String> {
+    (from..from + n)
+        .map(|i| {
+            format!(
+                "{},{},user{i},pass-{i},49,30,{},49-31-{i};49-32-{i}",
+                f.customer_id,
+                f.domain,
+                7_000_000 + i
+            )
+        })
+        .collect()
+}
+
+const HEADER: &str = "customer_id,domain,username,password,cc,ac,sn,alias_numbers";
+
+async fn snapshot(app: &TestApp) -> (Value, i64) {
+    let (_, s) = app.get("/api/subscribers/?rows=1000&order_by=id").await;
+    (
+        Value::Array(items(&s, "subscribers")),
+        app.journal_count().await,
+    )
+}
+
+async fn csv_import_modes_and_export(app: TestApp) {
+    let f = app.fixture().await;
+    let mut rows = csv_rows(&f, 1, 50);
+    // Line 4 (header = line 1): a bad username; line 9: a number line 2 already has;
+    // line 12: not a customer.
+    rows[2] = rows[2].replace("user3,", "bad user,");
+    rows[7] = rows[7].replace(&format!(",{},", 7_000_008), &format!(",{},", 7_000_001));
+    rows[10] = rows[10].replacen(&f.customer_id.to_string(), "999999", 1);
+    let file = app.dir.join("subs.csv");
+    std::fs::write(&file, format!("{HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    let path = file.to_str().unwrap();
+
+    let before = snapshot(&app).await;
+    for mode_args in [vec!["--dry-run"], vec!["--mode", "all-or-nothing"]] {
+        let mut args = vec!["import", "subscribers", path];
+        args.extend(mode_args.iter().copied());
+        let (code, out, err) = app.cli(&args);
+        assert_eq!(code, 1, "{args:?}: {out}\n{err}");
+        for want in [
+            "line 4: username:",
+            "line 9: primary_number: number +49307000001 is already assigned",
+            "line 12: customer_id:",
+        ] {
+            assert!(err.contains(want), "{args:?}: missing '{want}' in\n{err}");
+        }
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("line ")).count(),
+            3,
+            "{err}"
+        );
+        assert!(out.contains("47 "), "{out}");
+        // Exactly as before: no subscriber, no journal entry.
+        assert_eq!(
+            snapshot(&app).await,
+            before,
+            "{args:?} left the database as it was"
+        );
+    }
+
+    // Per row: the good rows are saved, each journalled once.
+    let (code, out, err) = app.cli(&[
+        "import",
+        "subscribers",
+        path,
+        "--mode",
+        "per-row",
+        "--batch",
+        "7",
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("47 created, 3 errors; committed"), "{out}");
+    let (_, s) = app.get("/api/subscribers/?rows=1").await;
+    assert_eq!(s["total_count"], 47);
+    let (_, j) = app
+        .get("/api/journals/?resource=subscribers&operation=create&rows=1")
+        .await;
+    assert_eq!(j["total_count"], 47);
+    let (_, s) = app.get("/api/subscribers/?username=user50").await;
+    let u = &items(&s, "subscribers")[0];
+    assert_eq!(u["primary_number"]["sn"], "7000050");
+    assert_eq!(u["alias_numbers"].as_array().unwrap().len(), 2, "{u}");
+    assert_eq!(u["password"], "pass-50");
+
+    // Export: CSV with the import columns, JSON with representations; both complete.
+    let (code, out, err) = app.cli(&["export", "subscribers", "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 48);
+    assert!(
+        lines[0].starts_with("customer_id,domain,domain_id,username,password"),
+        "{}",
+        lines[0]
+    );
+    assert!(out.contains("user50,pass-50"), "{out}");
+    assert!(out.contains("49-31-50;49-32-50"), "{out}");
+    let (code, out, err) = app.cli(&["export", "subscribers", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 47);
+
+    // An unknown column is refused before any row is read.
+    std::fs::write(&file, "customer_id,nickname\n1,x\n").unwrap();
+    let (code, _, err) = app.cli(&["import", "subscribers", path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nickname"), "{err}");
+}
+both!(csv_import_modes_and_export);
+
+async fn bulk_posts_give_per_row_results(app: TestApp) {
+    let f = app.fixture().await;
+    let row = |i: u64| {
+        json!({ "customer_id": f.customer_id, "domain": f.domain, "username": format!("b{i}"), "password": "pw-123456",
+                "primary_number": { "cc": 43, "ac": 1, "sn": 600000 + i } })
+    };
+    let mut body: Vec<Value> = (1..=5).map(row).collect();
+    body[3]["username"] = json!("b1"); // taken by the first row
+    let before = snapshot(&app).await;
+    let (s, v) = app
+        .post("/api/subscribers/", Value::Array(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["summary"]["errors"], 1);
+    assert_eq!(v["summary"]["committed"], false);
+    assert_eq!(v["rows"][3]["field"], "username", "{v}");
+    assert_eq!(v["rows"][3]["row"], 4);
+    assert_eq!(v["rows"][0]["status"], "not_saved");
+    assert_eq!(
+        snapshot(&app).await,
+        before,
+        "all-or-nothing left nothing behind"
+    );
+
+    let (s, v) = app
+        .post("/api/subscribers/?dry_run=1", Value::Array(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["rows"][0]["status"], "valid");
+    assert_eq!(snapshot(&app).await, before);
+
+    let (s, v) = app
+        .post("/api/subscribers/?mode=per-row", Value::Array(body))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["summary"]["created"], 4);
+    let id = v["rows"][4]["id"].as_i64().unwrap();
+    let (_, sub) = app.get(&format!("/api/subscribers/{id}")).await;
+    assert_eq!(sub["username"], "b5");
+
+    // text/csv, as a reseller: scoped like a single POST.
+    let csv = format!(
+        "customer_id,domain,username,password,cc,ac,sn\n{c},{d},c1,pw-123456,43,1,610001\n{c},{d},c2,pw-123456,43,1,610002\n",
+        c = f.customer_id,
+        d = f.domain
+    );
+    let (s, v) = send(
+        app.req(Method::POST, "/api/subscribers/")
+            .header("Content-Type", "text/csv")
+            .body(csv.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["summary"]["created"], 2);
+    let (_, login, pass) = app.reseller("other").await;
+    let (s, v) = send(
+        app.req_as(
+            Method::POST,
+            "/api/subscribers/?mode=per-row",
+            &login,
+            &pass,
+        )
+        .header("Content-Type", "text/csv")
+        .body(
+            csv.replace("c1,", "c3,")
+                .replace("c2,", "c4,")
+                .replace("61000", "62000"),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["summary"]["errors"], 2,
+        "another reseller's customer: {v}"
+    );
+    assert_eq!(v["rows"][0]["field"], "customer_id");
+
+    // Customers take arrays too; collections without bulk say so.
+    let (s, v) = app
+        .post(
+            "/api/customers/",
+            json!([{ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id, "type": "sipaccount" },
+                   { "contact_id": 999999, "billing_profile_id": f.billing_profile_id }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["rows"][1]["field"], "contact_id", "{v}");
+    let (s, v) = app
+        .post("/api/domains/", json!([{ "domain": "x.example" }]))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+both!(bulk_posts_give_per_row_results);
+
+async fn numbers_import_adds_to_subscribers(app: TestApp) {
+    let f = app.fixture().await;
+    let sid = app.subscriber(&f, "nina", 5550100).await;
+    let file = app.dir.join("numbers.csv");
+    std::fs::write(
+        &file,
+        format!("subscriber_id,cc,ac,sn,is_primary\n{sid},49,40,111,\n{sid},49,40,222,true\n999999,49,40,333,\n"),
+    )
+    .unwrap();
+    let (code, out, err) = app.cli(&[
+        "import",
+        "numbers",
+        file.to_str().unwrap(),
+        "--mode",
+        "per-row",
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("line 4: subscriber_id:"), "{err}");
+    let (_, s) = app.get(&format!("/api/subscribers/{sid}")).await;
+    assert_eq!(s["primary_number"]["sn"], "222", "{s}");
+    let aliases: Vec<&str> = s["alias_numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["sn"].as_str().unwrap())
+        .collect();
+    assert_eq!(aliases.len(), 2, "{s}");
+    assert!(
+        aliases.contains(&"111") && aliases.contains(&"5550100"),
+        "{aliases:?}"
+    );
+}
+both!(numbers_import_adds_to_subscribers);
