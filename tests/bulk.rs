@@ -93,6 +93,30 @@ async fn csv_import_modes_and_export(app: TestApp) {
     assert_eq!(u["alias_numbers"].as_array().unwrap().len(), 2, "{u}");
     assert_eq!(u["password"], "pass-50");
 
+    // Keyset paging: ids above the one given, in id order; only ordered by id.
+    let (_, all) = app.get("/api/subscribers/?rows=100").await;
+    let ids: Vec<i64> = items(&all, "subscribers")
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    let (s, v) = app
+        .get(&format!(
+            "/api/subscribers/?rows=5&no_count=true&after_id={}",
+            ids[9]
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let got: Vec<i64> = items(&v, "subscribers")
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, ids[10..15].to_vec());
+    assert!(v.get("total_count").is_none_or(Value::is_null), "{v}");
+    let (s, _) = app
+        .get("/api/subscribers/?after_id=3&order_by=username")
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
     // Export: CSV with the import columns, JSON with representations; both complete.
     let (code, out, err) = app.cli(&["export", "subscribers", "--format", "csv"]);
     assert_eq!(code, 0, "{err}");

@@ -57,8 +57,11 @@ enum Cmd {
     Subscribers(SubscribersArgs),
     /// Create subscribers with a Kamailio target database, without one, and with kamctl.
     Sipserver(sipserver::SipServerArgs),
+    /// Import a million subscribers from CSV; then lookup and listing latency at that size.
+    Import(bulk::ImportArgs),
 }
 
+mod bulk;
 mod sipserver;
 
 #[derive(Parser)]
@@ -103,6 +106,7 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Subscribers(args) => subscribers(args).await,
         Cmd::Sipserver(args) => sipserver::sipserver(args).await,
+        Cmd::Import(args) => bulk::import(args).await,
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
     const COLS: usize = 11;
     let ts = crate::store::now();
     let mut last = None;
-    for chunk in chs.chunks(500) {
+    for chunk in chs.chunks(64) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", crate::store::placeholders(i * COLS + 1, COLS)))
             .collect();

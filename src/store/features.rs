@@ -150,9 +150,10 @@ pub async fn set_users(c: &mut Conn, kind: SetKind, id: i64) -> Result<Vec<i64>>
 
 pub async fn delete_set(c: &mut Conn, kind: SetKind, id: i64) -> Result<()> {
     if !set_users(c, kind, id).await?.is_empty() {
-        return Err(Error::Locked(format!(
+        return Err(Error::Locked(
             "the set is used by a call forward mapping; change the mapping first (/api/cfmappings/)"
-        )));
+                .to_string(),
+        ));
     }
     super::delete_row(c, kind.table(), id).await
 }

@@ -142,7 +142,7 @@ pub async fn set_owner(c: &mut Conn, id: i64, subscriber_id: i64) -> Result<()> 
 /// Which of these numbers (as cc·ac·sn digits) exist already.
 pub async fn taken(c: &mut Conn, digits: &[String]) -> Result<std::collections::HashSet<String>> {
     let mut out = std::collections::HashSet::new();
-    for chunk in digits.chunks(500) {
+    for chunk in digits.chunks(100) {
         let sql = format!(
             "SELECT cc || ac || sn FROM numbers WHERE (cc || ac || sn) IN ({})",
             super::placeholders(1, chunk.len())
@@ -167,7 +167,7 @@ pub async fn insert_many(
     const COLS: usize = 7;
     let ts = now();
     let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(1000) {
+    for chunk in rows.chunks(100) {
         let sql = format!(
             "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {} RETURNING {NUMBER_COLS}",
             (0..chunk.len())

@@ -155,7 +155,9 @@ pub async fn insert_many(c: &mut Conn, rows: &[(String, &SubscriberFields)]) -> 
     const COLS: usize = 16;
     let ts = now();
     let mut ids = std::collections::HashMap::with_capacity(rows.len());
-    for chunk in rows.chunks(400) {
+    // Small statements: SQLite looks bound parameters up by a linear scan, so a statement
+    // with thousands of them costs quadratic time (sqlx binds by name).
+    for chunk in rows.chunks(50) {
         let sql = format!(
             "INSERT INTO subscribers (uuid, customer_id, reseller_id, domain_id, username, password_enc, webusername, webpassword_hash, status, \
              lock_level, administrative, external_id, display_name, email, create_timestamp, home_server_id, modify_timestamp) \
@@ -211,7 +213,7 @@ pub async fn taken_usernames(
     names: &[String],
 ) -> Result<std::collections::HashSet<String>> {
     let mut out = std::collections::HashSet::new();
-    for chunk in names.chunks(500) {
+    for chunk in names.chunks(100) {
         let sql = format!(
             "SELECT username FROM subscribers WHERE domain_id = $1 AND status <> 'terminated' AND username IN ({})",
             super::placeholders(2, chunk.len())

@@ -674,8 +674,10 @@ impl Resource for Subscribers {
                 } else {
                     v.to_string()
                 };
+                // An IN over the numbers' digits index: one index probe, not a subquery per
+                // subscriber.
                 w.push(
-                    &format!("EXISTS (SELECT 1 FROM numbers n WHERE n.subscriber_id = v.id AND n.is_primary = {primary} AND (n.cc || n.ac || n.sn) {op})"),
+                    &format!("id IN (SELECT n.subscriber_id FROM numbers n WHERE (n.cc || n.ac || n.sn) {op} AND n.is_primary = {primary})"),
                     Arg::Text(val),
                 );
             }
