@@ -136,49 +136,36 @@ pub fn desired_for_subscribers(
                 vec![s.username.clone(), s.domain.clone()],
             );
         }
-        let pref = |attr: &str, value: &str| {
-            (
-                Table::UsrPreferences,
-                vec![
-                    s.username.clone(),
-                    s.domain.clone(),
-                    attr.to_string(),
-                    "0".to_string(),
-                    value.to_string(),
-                ],
-            )
+        // A front proxy sends a subscriber homed elsewhere to its home server: it holds a
+        // routing row for it, and its features act there, not here.
+        let home = (t.role == Role::Proxy)
+            .then(|| {
+                s.home_server_id
+                    .filter(|h| *h != t.id)
+                    .and_then(|h| homes.get(&h))
+            })
+            .flatten();
+        let mut pref = |attr: &str, kind: String, value: &str| {
+            out.insert(
+                (
+                    Table::UsrPreferences,
+                    vec![
+                        s.username.clone(),
+                        s.domain.clone(),
+                        attr.to_string(),
+                        kind,
+                        value.to_string(),
+                    ],
+                ),
+                vec![s.uuid.clone()],
+            );
         };
-        let routed_away = t.role == Role::Proxy
-            && s.home_server_id
-                .filter(|h| *h != t.id)
-                .and_then(|h| homes.get(&h))
-                .is_some();
-        // Features act where the subscriber's calls are handled: not on a front proxy that
-        // sends them to a home server.
-        if !routed_away {
-            for (attr, value) in &s.features {
-                out.insert(pref(attr, value), vec![s.uuid.clone()]);
-            }
-        }
-        if t.role == Role::Proxy {
-            if let Some(addr) = s
-                .home_server_id
-                .filter(|h| *h != t.id)
-                .and_then(|h| homes.get(&h))
-            {
-                out.insert(
-                    (
-                        Table::UsrPreferences,
-                        vec![
-                            s.username.clone(),
-                            s.domain.clone(),
-                            t.routing_attribute.clone(),
-                            t.routing_type.to_string(),
-                            addr.clone(),
-                        ],
-                    ),
-                    vec![s.uuid.clone()],
-                );
+        match home {
+            Some(addr) => pref(&t.routing_attribute, t.routing_type.to_string(), addr),
+            None => {
+                for (attr, value) in &s.features {
+                    pref(attr, "0".to_string(), value);
+                }
             }
         }
     }
