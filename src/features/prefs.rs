@@ -242,6 +242,13 @@ pub fn validate_set(
     Ok(out)
 }
 
+/// One preference's value, validated as in a set, with errors on `field` (call forwards carry
+/// `ringtimeout` as `cft.ringtimeout`).
+pub fn validate_one(name: &str, field: &str, v: Value) -> Result<Option<Value>> {
+    let d = find(name).ok_or_else(|| Error::invalid(field, "is not a known preference"))?;
+    validate_value(d, field, v)
+}
+
 fn validate_value(d: &PrefDef, field: &str, v: Value) -> Result<Option<Value>> {
     if v.is_null() {
         return Ok(None);

@@ -530,18 +530,7 @@ async fn features_of(
 }
 
 fn ringtimeout(field: &str, v: &Value) -> Result<Option<Value>> {
-    if v.is_null() {
-        return Ok(None);
-    }
-    let d = prefs::find("ringtimeout").expect("ringtimeout is in the catalog");
-    let mut m = std::collections::BTreeMap::new();
-    m.insert(d.name.to_string(), v.clone());
-    prefs::validate_set(m, false)
-        .map_err(|e| match e {
-            Error::Validation { message, .. } => Error::invalid(field, message),
-            e => e,
-        })
-        .map(|mut m| m.remove("ringtimeout"))
+    prefs::validate_one("ringtimeout", field, v.clone())
 }
 
 #[async_trait]
