@@ -5,7 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{insert_id, now, Conn, Flag};
+use super::{now, Conn, Flag};
 use crate::error::{Error, Result};
 use crate::model::Number;
 
@@ -112,18 +112,7 @@ pub async fn sync_subscriber(
                         format!("number {n} is already assigned"),
                     ));
                 }
-                insert_id(
-                    sqlx::query("INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
-                        .bind(n.cc.clone())
-                        .bind(n.ac.clone())
-                        .bind(n.sn.clone())
-                        .bind(reseller_id)
-                        .bind(sub_id)
-                        .bind(Flag::int(is_primary))
-                        .bind(now()),
-                    c,
-                )
-                .await?;
+                insert_many(c, &[(sub_id, reseller_id, n, is_primary)]).await?;
             }
         }
     }

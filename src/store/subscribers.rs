@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{insert_id, now, Conn, Flag, Page, Where};
+use super::{now, Conn, Flag, Page, Where};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -69,31 +69,8 @@ pub struct SubscriberFields {
 }
 
 pub async fn insert(c: &mut Conn, uuid: &str, f: &SubscriberFields) -> Result<i64> {
-    insert_id(
-        sqlx::query(
-            "INSERT INTO subscribers (uuid, customer_id, reseller_id, domain_id, username, password_enc, webusername, webpassword_hash, status, \
-             lock_level, administrative, external_id, display_name, email, create_timestamp, modify_timestamp, home_server_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) RETURNING id",
-        )
-        .bind(uuid.to_string())
-        .bind(f.customer_id)
-        .bind(f.reseller_id)
-        .bind(f.domain_id)
-        .bind(f.username.clone())
-        .bind(f.password_enc.clone())
-        .bind(f.webusername.clone())
-        .bind(f.webpassword_hash.clone())
-        .bind(f.status.clone())
-        .bind(f.lock_level)
-        .bind(Flag::int(f.administrative))
-        .bind(f.external_id.clone())
-        .bind(f.display_name.clone())
-        .bind(f.email.clone())
-        .bind(now())
-        .bind(f.home_server_id),
-        c,
-    )
-    .await
+    let ids = insert_many(c, &[(uuid.to_string(), f)]).await?;
+    Ok(ids[0])
 }
 
 pub async fn update(c: &mut Conn, id: i64, f: &SubscriberFields) -> Result<()> {
