@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::kamailio::Kamailio;
-use common::sipdb::Engine;
+use common::sipdb::{Engine, SipDb};
 use common::{Backend, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -14,6 +14,22 @@ use serde_json::json;
 fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Waits (15 s at most) until `user`'s contact on `port` is in Kamailio's location table.
+async fn wait_registered(k: &Kamailio, db: &SipDb, user: &str, port: u16) {
+    let start = Instant::now();
+    while db.count(&format!(
+        "SELECT COUNT(*) FROM location WHERE username = '{user}' AND contact LIKE '%:{port}%'"
+    )) == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{user} did not register: {}",
+            tail(&k.log())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 macro_rules! expect_register {
@@ -183,18 +199,7 @@ async fn a_call_to_an_alias_number_reaches_the_registered_subscriber() {
     assert!(r.ok, "{:?}\n{}", r.responses, tail(&k.log()));
 
     let (mut callee, port) = k.callee("bob", d, "bob-pass-1");
-    let start = Instant::now();
-    while db.count(&format!(
-        "SELECT COUNT(*) FROM location WHERE username = 'bob' AND contact LIKE '%:{port}%'"
-    )) == 0
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "bob did not register: {}",
-            tail(&k.log())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_registered(&k, &db, "bob", port).await;
     let r = k.call("4318880002", d, None);
     assert!(
         r.ok,
@@ -261,18 +266,7 @@ async fn forwards_and_barring_set_through_the_api_are_enforced() {
         1
     );
     let (mut callee, port) = k.callee("bob", d, "bob-pass-1");
-    let start = Instant::now();
-    while db.count(&format!(
-        "SELECT COUNT(*) FROM location WHERE username = 'bob' AND contact LIKE '%:{port}%'"
-    )) == 0
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "bob did not register: {}",
-            tail(&k.log())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_registered(&k, &db, "bob", port).await;
     let r = k.call("4317770001", d, None);
     assert!(
         r.ok,
