@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use axum::{extract::State, http::HeaderMap, response::Response};
+use axum::{http::HeaderMap, response::Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -18,19 +18,15 @@ use crate::error::{Error, Result};
 use crate::features::prefs;
 use crate::http::auth::Auth;
 use crate::http::resource::{ListQuery, Resource};
-use crate::http::{hal, App, AppState};
+use crate::http::{hal, App};
 use crate::model::Actor;
 use crate::store::features::{self as fs, PrefOwner};
 use crate::store::resellers::{Domain, DOMAIN_COLS};
 use crate::store::{get_as, list_as, Conn};
 
 /// GET /api/subscriberpreferencedefs/: every preference, keyed by name, as Sipwise lists them.
-pub async fn defs(
-    State(_app): State<AppState>,
-    Auth(actor): Auth,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let _ = actor;
+/// Any authenticated user may read it (the extractor refuses everyone else).
+pub async fn defs(Auth(_): Auth, headers: HeaderMap) -> Result<Response> {
     let mut m = Map::new();
     for d in prefs::DEFS {
         m.insert(
