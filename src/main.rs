@@ -194,15 +194,19 @@ async fn import(
     batch: usize,
 ) -> anyhow::Result<ExitCode> {
     use std::io::Write;
-    let open = || std::fs::File::open(&file).map(std::io::BufReader::new);
-    let lines = match open() {
-        Ok(f) => f.lines().count().saturating_sub(1) as u64,
+    // One pass over the file: the progress bar counts the bytes the CSV reader takes.
+    let (f, size) = match std::fs::File::open(&file).and_then(|f| Ok((f.metadata()?.len(), f))) {
+        Ok((size, f)) => (f, size),
         Err(e) => {
             eprintln!("voxprov: {}: {e}", file.display());
             return Ok(ExitCode::from(2));
         }
     };
-    let rows = match voxprov::bulk::CsvRows::new(kind, open()?) {
+    let bar =
+        indicatif::ProgressBar::new(size).with_style(indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} eta {eta}",
+        )?);
+    let rows = match voxprov::bulk::CsvRows::new(kind, bar.wrap_read(f)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("voxprov: {}: {e}", file.display());
@@ -210,10 +214,6 @@ async fn import(
         }
     };
     let (app, actor) = cli_app(cfg, &format!("import {}", file.display())).await?;
-    let bar =
-        indicatif::ProgressBar::new(lines).with_style(indicatif::ProgressStyle::with_template(
-            "{spinner} {pos}/{len} rows {wide_bar} {per_sec} eta {eta}",
-        )?);
     let started = std::time::Instant::now();
     let opts = voxprov::bulk::Options {
         mode,
@@ -222,7 +222,6 @@ async fn import(
     };
     let stderr = std::io::stderr();
     let sum = voxprov::bulk::import(&app, &actor, kind, rows, &opts, |r| {
-        bar.inc(1);
         if r.status == "error" {
             bar.suspend(|| {
                 let _ = writeln!(
