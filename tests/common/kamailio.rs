@@ -60,7 +60,21 @@ impl Kamailio {
         db
     }
 
+    /// Starts Kamailio; the ports are picked free just before, so another process can take
+    /// one in between: a start that fails with "Address already in use" is retried on new
+    /// ports.
     pub async fn start(db: &SipDb, dir: &Path) -> Kamailio {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(db, dir).await {
+                Ok(k) => return k,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => attempt += 1,
+                Err(log) => panic!("kamailio did not start: {log}"),
+            }
+        }
+    }
+
+    async fn try_start(db: &SipDb, dir: &Path) -> Result<Kamailio, String> {
         let dir = dir.join(format!("kamailio-{}", free_port()));
         let run = dir.join("run");
         std::fs::create_dir_all(&run).unwrap();
@@ -99,7 +113,7 @@ impl Kamailio {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("kamailio starts (apt-get install kamailio)");
-        let k = Kamailio {
+        let mut k = Kamailio {
             dir,
             sip_port,
             rpc_port,
@@ -116,14 +130,16 @@ impl Kamailio {
             if matches!(r, Ok(ref r) if r.status().is_success()) {
                 break;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "kamailio did not start: {}",
-                k.log()
-            );
+            let exited = k
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || start.elapsed() > Duration::from_secs(20) {
+                return Err(k.log());
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        k
+        Ok(k)
     }
 
     pub fn rpc_url(&self) -> String {
