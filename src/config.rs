@@ -47,6 +47,45 @@ pub struct Config {
     pub sync_wait_ms: u64,
     /// Log filter (tracing EnvFilter syntax).
     pub log: String,
+    /// Event hooks (`[hooks]` in the file, `VOXPROV_HOOKS_*` in the environment).
+    pub hooks: HooksConfig,
+}
+
+/// Event hooks: where they may go, how deliveries are retried, how long executions are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    /// Let HTTP hooks target loopback, link-local and private addresses (off: a hook is no
+    /// way to reach the operator's internal network).
+    pub allow_private_targets: bool,
+    /// The directory script hooks are taken from; unset: no script hooks.
+    pub script_dir: Option<PathBuf>,
+    /// Seconds to wait before each retry of a failed after-hook delivery (±20 % jitter);
+    /// when it is used up the delivery is marked failed (redeliverable by hand).
+    pub retry_schedule: Vec<u64>,
+    /// A hook is disabled after this many failed attempts in a row…
+    pub disable_after_failures: u32,
+    /// …that span at least this many seconds without a success.
+    pub disable_after_seconds: u64,
+    /// Executions (and finished deliveries) older than this many days are deleted.
+    pub retention_days: u64,
+    /// Deliveries of one hook in flight at once (different objects; one object is in order).
+    pub max_in_flight_per_hook: usize,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig {
+            allow_private_targets: false,
+            script_dir: None,
+            // Standard Webhooks' suggestion: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+            retry_schedule: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
+            disable_after_failures: 50,
+            disable_after_seconds: 5 * 24 * 3600,
+            retention_days: 30,
+            max_in_flight_per_hook: 16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,6 +108,7 @@ impl Default for Config {
             auth_max_failures: 10,
             sync_wait_ms: 2000,
             log: "info".into(),
+            hooks: HooksConfig::default(),
         }
     }
 }
@@ -90,13 +130,33 @@ pub struct Flags {
     pub database_url: Option<String>,
 }
 
-/// The setting names, from the struct itself.
+/// The setting names, from the struct itself; a section's settings as `section_name`, the
+/// way they are spelled in the environment (`VOXPROV_HOOKS_SCRIPT_DIR`).
 fn known_keys() -> Vec<String> {
     // Unset optional settings serialise as null, so their keys are here too.
-    serde_json::to_value(Config::default())
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default()
+    let Ok(serde_json::Value::Object(top)) = serde_json::to_value(Config::default()) else {
+        return Vec::new();
+    };
+    let mut keys = Vec::new();
+    for (k, v) in top {
+        match v {
+            serde_json::Value::Object(section) => {
+                keys.extend(section.keys().map(|s| format!("{k}_{s}")))
+            }
+            _ => keys.push(k),
+        }
+    }
+    keys
+}
+
+/// `hooks_script_dir` → `hooks.script_dir`: an environment name to its place in the file.
+fn env_key_path(k: &str) -> String {
+    for section in ["hooks"] {
+        if let Some(rest) = k.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
+            return format!("{section}.{rest}");
+        }
+    }
+    k.to_string()
 }
 
 /// Environment variables that are read but are not settings of the file.
@@ -126,7 +186,8 @@ impl Config {
         let known = known_keys();
         fig = fig.merge(
             Env::prefixed("VOXPROV_")
-                .filter(move |k| known.iter().any(|n| k.as_str().eq_ignore_ascii_case(n))),
+                .filter(move |k| known.iter().any(|n| k.as_str().eq_ignore_ascii_case(n)))
+                .map(|k| env_key_path(&k.as_str().to_ascii_lowercase()).into()),
         );
         if let Ok(path) = std::env::var("VOXPROV_DATABASE_URL_FILE") {
             let url = std::fs::read_to_string(&path)
@@ -160,6 +221,17 @@ impl Config {
         self.db_kind()?;
         if self.max_body_bytes < 1024 {
             anyhow::bail!("max_body_bytes: must be at least 1024");
+        }
+        if self.hooks.retry_schedule.iter().any(|s| *s > 7 * 24 * 3600) {
+            anyhow::bail!("hooks.retry_schedule: a step may be at most a week (604800 s)");
+        }
+        if self.hooks.max_in_flight_per_hook == 0 {
+            anyhow::bail!("hooks.max_in_flight_per_hook: must be at least 1");
+        }
+        if let Some(dir) = &self.hooks.script_dir {
+            if !dir.is_dir() {
+                anyhow::bail!("hooks.script_dir: {} is not a directory", dir.display());
+            }
         }
         Ok(())
     }

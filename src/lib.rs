@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod features;
+pub mod hooks;
 pub mod http;
 pub mod model;
 pub mod store;
@@ -134,11 +135,20 @@ pub async fn serve(
         std::time::Duration::from_millis(cfg.sync_wait_ms),
     );
     let supervisor = tokio::spawn(targets.clone().supervise());
-    let app = Arc::new(http::App::new(cfg, store.clone(), cipher, targets.clone()));
+    let hooks = hooks::worker::Hooks::new(cfg.hooks.clone(), store.clone(), cipher.clone());
+    let hook_worker = hooks.start();
+    let app = Arc::new(http::App::new(
+        cfg,
+        store.clone(),
+        cipher,
+        targets.clone(),
+        hooks,
+    ));
     tracing::info!(%addr, backend = store.backend(), "voxprov serving");
     println!("voxprov listening on http://{addr}");
     http::serve(app, listener, shutdown).await?;
     supervisor.abort();
+    hook_worker.abort();
     targets.stop();
     store.close().await;
     Ok(())

@@ -180,9 +180,14 @@ async fn cli_app(
         cipher.clone(),
         std::time::Duration::from_millis(cfg.sync_wait_ms),
     );
+    // Not started: deliveries the CLI's changes make are sent by a running server.
+    let hooks = voxprov::hooks::worker::Hooks::new(cfg.hooks.clone(), store.clone(), cipher.clone());
     let mut actor = voxprov::model::Actor::system();
     actor.name = who.to_string();
-    Ok((voxprov::http::App::new(cfg, store, cipher, targets), actor))
+    Ok((
+        voxprov::http::App::new(cfg, store, cipher, targets, hooks),
+        actor,
+    ))
 }
 
 async fn import(

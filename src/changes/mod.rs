@@ -71,6 +71,8 @@ pub struct Recorded {
     /// Whether everything was done by admins (who may see SIP servers' names).
     pub by_non_admin: bool,
     pub resources: std::collections::BTreeSet<String>,
+    /// After-hook deliveries written.
+    pub deliveries: usize,
 }
 
 tokio::task_local! {
@@ -82,11 +84,13 @@ pub async fn record(c: &mut Conn, actor: &Actor, ch: Change<'_>) -> Result<i64> 
     Ok(record_many(c, actor, &[ch]).await?.unwrap_or(0))
 }
 
-/// Appends records in multi-row statements (bulk imports); returns the highest id.
+/// Appends records in multi-row statements (bulk imports); returns the highest id. The
+/// after-hook deliveries the changes make are written with them (see [`crate::hooks`]).
 pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Result<Option<i64>> {
     const COLS: usize = 11;
     let ts = crate::store::now();
     let mut last = None;
+    let mut deliveries = 0;
     for chunk in chs.chunks(64) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", crate::store::placeholders(i * COLS + 1, COLS)))
@@ -96,8 +100,12 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
              VALUES {} RETURNING id",
             values.join(", ")
         );
+        let redacted: Vec<(Option<Value>, Option<Value>)> = chunk
+            .iter()
+            .map(|ch| (ch.before.map(redact), ch.after.map(redact)))
+            .collect();
         let mut q = sqlx::query(&sql);
-        for ch in chunk {
+        for (ch, (b, a)) in chunk.iter().zip(&redacted) {
             q = q
                 .bind(ts.clone())
                 .bind(actor.kind.as_str())
@@ -108,19 +116,41 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
                 .bind(ch.resource)
                 .bind(ch.object_id)
                 .bind(ch.op.as_str())
-                .bind(ch.before.map(|v| redact(v).to_string()))
-                .bind(ch.after.map(|v| redact(v).to_string()));
+                .bind(b.as_ref().map(Value::to_string))
+                .bind(a.as_ref().map(Value::to_string));
         }
-        for row in q.fetch_all(&mut *c).await? {
-            let id: i64 = row.try_get(0)?;
-            last = last.max(Some(id));
-        }
+        // Ids are given in VALUES order; RETURNING's row order is not promised.
+        let mut ids = q
+            .fetch_all(&mut *c)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<Vec<i64>, _>>()?;
+        ids.sort_unstable();
+        last = last.max(ids.last().copied());
+        let emitted: Vec<crate::hooks::Emitted> = chunk
+            .iter()
+            .zip(&redacted)
+            .zip(&ids)
+            .map(|((ch, (b, a)), id)| crate::hooks::Emitted {
+                resource: ch.resource,
+                object_id: ch.object_id,
+                reseller_id: ch.reseller_id,
+                op: ch.op,
+                change_id: Some(*id),
+                before: b.as_ref(),
+                after: a.as_ref(),
+                events: None,
+            })
+            .collect();
+        deliveries += crate::hooks::enqueue(c, actor, &emitted).await?;
     }
     if let Some(id) = last {
         let _ = RECORDED.try_with(|r| {
             let mut r = r.borrow_mut();
             r.last_id = r.last_id.max(id);
             r.by_non_admin |= !actor.is_admin();
+            r.deliveries += deliveries;
             for ch in chs {
                 if !r.resources.contains(ch.resource) {
                     r.resources.insert(ch.resource.to_string());

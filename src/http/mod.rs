@@ -32,13 +32,20 @@ pub struct App {
     pub cipher: Cipher,
     pub auth: auth::AuthState,
     pub targets: Arc<Targets>,
+    pub hooks: Arc<crate::hooks::worker::Hooks>,
     etag_key: Vec<u8>,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(cfg: Config, store: Store, cipher: Cipher, targets: Arc<Targets>) -> App {
+    pub fn new(
+        cfg: Config,
+        store: Store,
+        cipher: Cipher,
+        targets: Arc<Targets>,
+        hooks: Arc<crate::hooks::worker::Hooks>,
+    ) -> App {
         let auth = auth::AuthState::new(cfg.auth_cache_seconds, cfg.auth_max_failures);
         let etag_key = cipher.derive_key(b"voxprov etag");
         App {
@@ -47,6 +54,7 @@ impl App {
             cipher,
             auth,
             targets,
+            hooks,
             etag_key,
         }
     }
@@ -91,6 +99,12 @@ async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Res
             (resp, RECORDED.with(|r| r.borrow().clone()))
         })
         .await;
+    if rec.deliveries > 0 {
+        app.hooks.kick();
+    }
+    if rec.resources.contains("hooks") {
+        app.hooks.invalidate();
+    }
     if rec.last_id == 0 || !resp.status().is_success() {
         return resp;
     }

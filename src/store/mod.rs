@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod contacts;
 pub mod customers;
 pub mod features;
+pub mod hooks;
 pub mod numbers;
 pub mod resellers;
 pub mod sipservers;

@@ -1,0 +1,434 @@
+//! The hooks' runtime: the cache of enabled hooks, the delivery worker that empties the
+//! outbox, and the writer that records what every attempt did.
+//!
+//! Delivery: the worker claims due deliveries (a lease in the row, so a crashed node's claims
+//! come back after it expires and several nodes can share the work), calls each hook
+//! concurrently — at most `max_in_flight_per_hook` per hook, so a hanging receiver only
+//! holds its own slots — and hands every answer to the writer, which records the outcome, the
+//! execution and the next attempt in batched transactions. An object's deliveries go out in
+//! order: one waits while an earlier one of the same object is pending.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify};
+
+use super::call::{Caller, HookCfg, Outcome};
+use super::now_ms;
+use crate::changes::{self, Change, Op};
+use crate::config::HooksConfig;
+use crate::crypto::Cipher;
+use crate::error::Result;
+use crate::model::Actor;
+use crate::store::hooks::{self as st, DeliveryRow, NewExecution};
+use crate::store::Store;
+
+/// How long cached hook settings are trusted before they are read again (other nodes, the
+/// CLI). Changes through this node's API are seen at once.
+const CACHE_TTL: Duration = Duration::from_secs(2);
+/// A claim outlives the longest call (30 s) with room to record its outcome.
+const LEASE_MS: i64 = 90_000;
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const CLAIM_BATCH: i64 = 500;
+
+struct Cache {
+    at: Option<Instant>,
+    before: Arc<Vec<HookCfg>>,
+    after: Arc<HashMap<i64, HookCfg>>,
+}
+
+enum Done {
+    /// A before-hook's execution.
+    Logged(NewExecution),
+    /// An after-hook delivery attempt.
+    Attempt {
+        delivery: DeliveryRow,
+        hook: HookCfg,
+        exec: NewExecution,
+        outcome: Outcome,
+        status: Option<i64>,
+        retry_after: Option<Duration>,
+        metadata: Vec<(String, String)>,
+    },
+}
+
+pub struct Hooks {
+    pub caller: Caller,
+    cfg: HooksConfig,
+    store: Store,
+    cipher: Cipher,
+    cache: Mutex<Cache>,
+    kick: Notify,
+    in_flight: Mutex<HashMap<i64, usize>>,
+    tx: mpsc::UnboundedSender<Done>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
+}
+
+impl Hooks {
+    pub fn new(cfg: HooksConfig, store: Store, cipher: Cipher) -> Arc<Hooks> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Arc::new(Hooks {
+            caller: Caller {
+                client: super::net::client(cfg.allow_private_targets),
+                script_dir: cfg.script_dir.clone(),
+                allow_private: cfg.allow_private_targets,
+            },
+            cfg,
+            store,
+            cipher,
+            cache: Mutex::new(Cache {
+                at: None,
+                before: Arc::default(),
+                after: Arc::default(),
+            }),
+            kick: Notify::new(),
+            in_flight: Mutex::new(HashMap::new()),
+            tx,
+            rx: Mutex::new(Some(rx)),
+        })
+    }
+
+    pub fn config(&self) -> &HooksConfig {
+        &self.cfg
+    }
+
+    /// New deliveries may be waiting.
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// Hooks changed: read them again before the next use.
+    pub fn invalidate(&self) {
+        self.cache.lock().expect("cache lock").at = None;
+    }
+
+    async fn refresh(&self) -> Result<(Arc<Vec<HookCfg>>, Arc<HashMap<i64, HookCfg>>)> {
+        {
+            let c = self.cache.lock().expect("cache lock");
+            if c.at.is_some_and(|t| t.elapsed() < CACHE_TTL) {
+                return Ok((c.before.clone(), c.after.clone()));
+            }
+        }
+        let mut conn = self.store.read().await?;
+        let before = st::active(&mut conn, "before").await?;
+        let after = st::active(&mut conn, "after").await?;
+        drop(conn);
+        let before: Vec<HookCfg> = before
+            .iter()
+            .map(|r| HookCfg::from_row(r, &self.cipher))
+            .collect::<Result<_>>()?;
+        let after: HashMap<i64, HookCfg> = after
+            .iter()
+            .map(|r| HookCfg::from_row(r, &self.cipher).map(|h| (h.id, h)))
+            .collect::<Result<_>>()?;
+        let mut c = self.cache.lock().expect("cache lock");
+        c.at = Some(Instant::now());
+        c.before = Arc::new(before);
+        c.after = Arc::new(after);
+        Ok((c.before.clone(), c.after.clone()))
+    }
+
+    /// The enabled before-hooks that may take an event of `resource`, in priority order.
+    pub async fn before_for(&self, resource: &str) -> Result<Vec<HookCfg>> {
+        let (before, _) = self.refresh().await?;
+        if before.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = super::singular(resource);
+        let mut names: Vec<String> = ["created", "updated", "deleted"]
+            .iter()
+            .map(|v| format!("{s}.{v}"))
+            .collect();
+        names.extend(
+            super::LIFECYCLE_EVENTS
+                .iter()
+                .filter(|(_, r, _)| *r == resource)
+                .map(|(e, _, _)| e.to_string()),
+        );
+        Ok(before
+            .iter()
+            .filter(|h| names.iter().any(|n| super::matches(&h.events, n)))
+            .cloned()
+            .collect())
+    }
+
+    /// Records a before-hook's execution (in the background, batched with the others).
+    pub fn log(&self, e: NewExecution) {
+        let _ = self.tx.send(Done::Logged(e));
+    }
+
+    /// Starts the worker, the writer and the pruner; they run until `stop` is dropped.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let rx = self.rx.lock().expect("rx lock").take().expect("started once");
+        let (a, b, c) = (self.clone(), self.clone(), self.clone());
+        tokio::spawn(async move {
+            let writer = tokio::spawn(async move { a.write_loop(rx).await });
+            let pruner = tokio::spawn(async move { c.prune_loop().await });
+            b.dispatch_loop().await;
+            writer.abort();
+            pruner.abort();
+        })
+    }
+
+    async fn dispatch_loop(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.dispatch_once().await {
+                Ok(0) => {
+                    let wait = match self.next_wait().await {
+                        Ok(w) => w,
+                        Err(_) => IDLE_POLL,
+                    };
+                    tokio::select! {
+                        _ = self.kick.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    backoff = Duration::from_millis(200);
+                }
+                Ok(_) => backoff = Duration::from_millis(200),
+                Err(e) => {
+                    tracing::warn!(error = %e, "hooks: cannot read the outbox, will retry");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn next_wait(&self) -> Result<Duration> {
+        let mut c = self.store.read().await?;
+        let next = st::next_due(&mut c).await?;
+        Ok(match next {
+            Some(t) => Duration::from_millis((t - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64),
+            None => IDLE_POLL,
+        })
+    }
+
+    /// Claims what is due and starts the calls; returns how many started.
+    pub async fn dispatch_once(self: &Arc<Self>) -> Result<usize> {
+        let (_, hooks) = self.refresh().await?;
+        let now = now_ms();
+        let due = {
+            let mut c = self.store.read().await?;
+            st::due(&mut c, now, CLAIM_BATCH).await?
+        };
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // Within each hook's free slots.
+        let mut picked = Vec::new();
+        {
+            let inflight = self.in_flight.lock().expect("in-flight lock");
+            let mut taken: HashMap<i64, usize> = HashMap::new();
+            for d in due {
+                if !hooks.contains_key(&d.hook_id) {
+                    continue;
+                }
+                let used = inflight.get(&d.hook_id).copied().unwrap_or(0) + taken.get(&d.hook_id).copied().unwrap_or(0);
+                if used < self.cfg.max_in_flight_per_hook {
+                    *taken.entry(d.hook_id).or_default() += 1;
+                    picked.push(d);
+                }
+            }
+        }
+        if picked.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = picked.iter().map(|d| d.id).collect();
+        let got = {
+            let mut tx = self.store.begin().await?;
+            let got = st::claim(&mut tx, &ids, now, now + LEASE_MS).await?;
+            tx.commit().await?;
+            got
+        };
+        let mut started = 0;
+        for d in picked.into_iter().filter(|d| got.contains(&d.id)) {
+            let Some(h) = hooks.get(&d.hook_id).cloned() else { continue };
+            *self.in_flight.lock().expect("in-flight lock").entry(h.id).or_default() += 1;
+            started += 1;
+            let me = self.clone();
+            tokio::spawn(async move { me.attempt(d, h).await });
+        }
+        Ok(started)
+    }
+
+    async fn attempt(&self, d: DeliveryRow, h: HookCfg) {
+        let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+        let a = self.caller.call(&h, &d.webhook_id, &payload).await;
+        let metadata = if a.outcome == Outcome::Success { super::call::mapped(&h, &a.body) } else { Vec::new() };
+        let exec = NewExecution {
+            hook_id: h.id,
+            reseller_id: h.reseller_id,
+            delivery_id: Some(d.id),
+            webhook_id: Some(d.webhook_id.clone()),
+            phase: "after",
+            event: d.event.clone(),
+            resource: Some(d.resource.clone()),
+            object_id: Some(d.object_id),
+            attempt: d.attempts + 1,
+            at_ms: a.started_ms,
+            duration_ms: a.duration.as_millis() as i64,
+            outcome: a.outcome.as_str(),
+            error: a.error.clone(),
+            request: a.request.to_string(),
+            response: a.response.map(|r| r.to_string()),
+        };
+        let _ = self.tx.send(Done::Attempt {
+            delivery: d,
+            hook: h,
+            exec,
+            outcome: a.outcome,
+            status: a.status,
+            retry_after: a.retry_after,
+            metadata,
+        });
+    }
+
+    /// When a failed delivery goes out again, or `None` once the schedule is used up.
+    fn next_attempt(&self, attempts: i64, retry_after: Option<Duration>, now: i64) -> Option<i64> {
+        let step = *self.cfg.retry_schedule.get((attempts - 1).max(0) as usize)?;
+        let jitter = 0.8 + rand::random::<f64>() * 0.4;
+        let mut at = now + ((step * 1000) as f64 * jitter) as i64;
+        if let Some(ra) = retry_after {
+            at = at.max(now + ra.as_millis() as i64);
+        }
+        Some(at)
+    }
+
+    async fn write_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Done>) {
+        let mut batch: Vec<Done> = Vec::new();
+        loop {
+            if batch.is_empty() {
+                match rx.recv().await {
+                    Some(d) => batch.push(d),
+                    None => return,
+                }
+            }
+            while batch.len() < 500 {
+                match rx.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
+                }
+            }
+            match self.write_batch(&batch).await {
+                Ok(()) => {
+                    {
+                        let mut inflight = self.in_flight.lock().expect("in-flight lock");
+                        for d in &batch {
+                            if let Done::Attempt { hook, .. } = d {
+                                if let Some(n) = inflight.get_mut(&hook.id) {
+                                    *n = n.saturating_sub(1);
+                                }
+                            }
+                        }
+                    }
+                    batch.clear();
+                    self.kick();
+                }
+                Err(e) => {
+                    // Nothing is lost: the batch is kept and written once the database is back
+                    // (and a crash meanwhile leaves the leases to expire: at least once).
+                    tracing::warn!(error = %e, "hooks: cannot record delivery outcomes, will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn write_batch(&self, batch: &[Done]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut execs = Vec::with_capacity(batch.len());
+        let mut disabled = Vec::new();
+        for d in batch {
+            match d {
+                Done::Logged(e) => execs.push(e.clone()),
+                Done::Attempt { delivery, hook, exec, outcome, status, retry_after, metadata } => {
+                    execs.push(exec.clone());
+                    let attempts = delivery.attempts + 1;
+                    if *outcome == Outcome::Success {
+                        st::delivery_done(&mut tx, delivery.id, attempts, now).await?;
+                        st::note_success(&mut tx, hook.id).await?;
+                        if !metadata.is_empty() {
+                            st::set_metadata(&mut tx, &delivery.resource, delivery.object_id, hook.id, metadata).await?;
+                        }
+                        continue;
+                    }
+                    let err = exec.error.clone().unwrap_or_else(|| outcome.as_str().into());
+                    let gone = *status == Some(410) && hook.kind == "http";
+                    // A receiver that says it is gone: the hook stops; this delivery waits for
+                    // it to be enabled again rather than being given up.
+                    let next = if gone {
+                        Some(now + self.cfg.retry_schedule.first().copied().unwrap_or(5) as i64 * 1000)
+                    } else {
+                        self.next_attempt(attempts, *retry_after, now)
+                    };
+                    st::delivery_failed(&mut tx, delivery.id, attempts, next, &err).await?;
+                    let (n, since) = st::note_failure(&mut tx, hook.id, exec.at_ms).await?;
+                    let reason = if gone {
+                        Some("the receiver answered 410 Gone".to_string())
+                    } else if n >= self.cfg.disable_after_failures as i64
+                        && now - since >= self.cfg.disable_after_seconds as i64 * 1000
+                    {
+                        Some(format!(
+                            "{n} failed attempts in a row over {} s; last: {err}",
+                            (now - since) / 1000
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = reason {
+                        if st::disable(&mut tx, hook.id, &reason).await? {
+                            let before = json!({ "id": hook.id, "name": hook.name, "status": "enabled" });
+                            let after = json!({ "id": hook.id, "name": hook.name, "status": "disabled", "disabled_reason": reason });
+                            changes::record(
+                                &mut tx,
+                                &Actor::system(),
+                                Change {
+                                    resource: "hooks",
+                                    object_id: hook.id,
+                                    reseller_id: hook.reseller_id,
+                                    op: Op::Update,
+                                    before: Some(&before),
+                                    after: Some(&after),
+                                },
+                            )
+                            .await?;
+                            disabled.push((hook.id, reason));
+                        }
+                    }
+                }
+            }
+        }
+        st::insert_executions(&mut tx, &execs).await?;
+        tx.commit().await?;
+        for (id, reason) in disabled {
+            tracing::warn!(hook = id, %reason, "hook disabled");
+            self.invalidate();
+        }
+        Ok(())
+    }
+
+    async fn prune_loop(self: Arc<Self>) {
+        loop {
+            let keep_ms = self.cfg.retention_days as i64 * 24 * 3600 * 1000;
+            let r: Result<u64> = async {
+                let mut tx = self.store.begin().await?;
+                let n = st::prune(&mut tx, now_ms() - keep_ms).await?;
+                tx.commit().await?;
+                Ok(n)
+            }
+            .await;
+            match r {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "hooks: pruned old executions and deliveries"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "hooks: pruning failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }
+}
