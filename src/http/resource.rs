@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 
 use super::{auth::Auth, hal, App, AppState};
 use crate::changes::{self, Change, Op};
+use crate::hooks::before;
 use crate::error::{Error, Result};
 use crate::model::Actor;
 use crate::store::{Conn, Page};
@@ -455,7 +456,7 @@ pub async fn record<R: Resource>(
     Ok(())
 }
 
-async fn list<R: Resource>(
+pub async fn list_handler<R: Resource>(
     State(app): State<AppState>,
     Auth(actor): Auth,
     RawQuery(q): RawQuery,
@@ -543,8 +544,29 @@ async fn create<R: Resource>(
         )
         .await;
     }
+    // before-hooks see a well-formed object only, and run before the transaction opens.
+    let hooks = app.hooks.before_for(R::NAME).await?;
+    let (v, metadata) = if hooks.is_empty() {
+        (v, Vec::new())
+    } else {
+        to_input::<R::Input>(strip(v.clone(), R::VOLATILE), R::READ_ONLY, None)?;
+        let reseller = v
+            .get("reseller_id")
+            .and_then(Value::as_i64)
+            .or(actor.scope());
+        let pending = before::Pending {
+            resource: R::NAME,
+            op: Op::Create,
+            object_id: None,
+            reseller_id: reseller,
+            old: None,
+        };
+        let verdict = before::run(&app.hooks, &hooks, &actor, &pending, v).await?;
+        (verdict.doc, verdict.metadata)
+    };
     let mut tx = app.store.begin().await?;
     let (created, repr) = create_one::<R>(&mut tx, &app, &actor, v).await?;
+    save_metadata(&mut tx, R::NAME, created.id, &metadata).await?;
     tx.commit().await?;
     let location = format!("/api/{}/{}", R::NAME, created.id);
     let tag = etag::<R>(&app, &repr);
@@ -638,10 +660,95 @@ async fn bulk(
         .into_response())
 }
 
+#[derive(Clone)]
 enum Change2 {
     Put(Value),
     Patch(json_patch::Patch),
 }
+
+impl Change2 {
+    /// The new document: a PUT body, or the current representation with the patch applied.
+    fn apply<R: Resource>(&self, current: &Map<String, Value>) -> Result<Value> {
+        match self {
+            // A PUT body was read before the transaction: volatile fields may have moved on.
+            Change2::Put(v) => Ok(strip(v.clone(), R::VOLATILE)),
+            Change2::Patch(p) => {
+                let mut doc = Value::Object(current.clone());
+                json_patch::patch(&mut doc, p)
+                    .map_err(|e| Error::invalid("patch", format!("cannot apply: {e}")))?;
+                Ok(doc)
+            }
+        }
+    }
+}
+
+/// Stores what before-hooks' answers mapped onto the object (response_map).
+async fn save_metadata(
+    c: &mut Conn,
+    resource: &str,
+    id: i64,
+    metadata: &[(i64, Vec<(String, String)>)],
+) -> Result<()> {
+    for (hook, values) in metadata {
+        crate::store::hooks::set_metadata(c, resource, id, *hook, values).await?;
+    }
+    Ok(())
+}
+
+/// What before-hooks decided about a change of an existing object, decided outside the
+/// transaction (hooks may be slow; the writer must not wait for them): the object's ETag
+/// they saw, and the document and metadata they left. The transaction then checks that the
+/// object is still as the hooks saw it.
+struct Decided {
+    seen: String,
+    doc: Option<Value>,
+    metadata: Vec<(i64, Vec<(String, String)>)>,
+}
+
+async fn decide<R: Resource>(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    headers: &HeaderMap,
+    op: Op,
+    change: Option<&Change2>,
+) -> Result<Option<Decided>> {
+    let hooks = app.hooks.before_for(R::NAME).await?;
+    if hooks.is_empty() {
+        return Ok(None);
+    }
+    let mut c = app.store.read().await?;
+    let old = load_visible::<R>(&mut c, app, actor, id, false).await?;
+    drop(c);
+    let seen = etag::<R>(app, &old);
+    check_if_match(headers, &seen)?;
+    let current = Value::Object(R::view(&old, actor));
+    let new = match change {
+        Some(ch) => {
+            let doc = ch.apply::<R>(current.as_object().expect("an object"))?;
+            to_input::<R::Input>(doc.clone(), R::READ_ONLY, current.as_object())?;
+            doc
+        }
+        None => current.clone(),
+    };
+    let pending = before::Pending {
+        resource: R::NAME,
+        op,
+        object_id: Some(id),
+        reseller_id: R::reseller_of(&old),
+        old: Some(&current),
+    };
+    let verdict = before::run(&app.hooks, &hooks, actor, &pending, new).await?;
+    Ok(Some(Decided {
+        seen,
+        doc: change.is_some().then_some(verdict.doc),
+        metadata: verdict.metadata,
+    }))
+}
+
+/// How often a change decided by before-hooks is tried again when the object moved on
+/// meanwhile (the hooks are asked again each time).
+const HOOK_RACE_RETRIES: usize = 3;
 
 async fn put<R: Resource>(
     State(app): State<AppState>,
@@ -683,26 +790,39 @@ async fn modify<R: Resource>(
     headers: HeaderMap,
     change: Change2,
 ) -> Result<Response> {
-    let mut tx = app.store.begin().await?;
-    let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
-    check_if_match(&headers, &etag::<R>(&app, &old))?;
-    let current = R::view(&old, &actor);
-    let new = match change {
-        // A PUT body was read before this transaction: volatile fields may have moved on.
-        Change2::Put(v) => strip(v, R::VOLATILE),
-        Change2::Patch(p) => {
-            let mut doc = Value::Object(current.clone());
-            json_patch::patch(&mut doc, &p)
-                .map_err(|e| Error::invalid("patch", format!("cannot apply: {e}")))?;
-            doc
+    let mut tries = 0;
+    let (repr, tx) = loop {
+        tries += 1;
+        let decided = decide::<R>(&app, &actor, id, &headers, Op::Update, Some(&change)).await?;
+        let mut tx = app.store.begin().await?;
+        let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
+        let tag = etag::<R>(&app, &old);
+        check_if_match(&headers, &tag)?;
+        let current = R::view(&old, &actor);
+        let new = match &decided {
+            Some(d) if d.seen != tag => {
+                if tries < HOOK_RACE_RETRIES {
+                    continue;
+                }
+                return Err(Error::Conflict(format!(
+                    "{} {id} kept changing while before-hooks were asked; retry",
+                    R::NAME
+                )));
+            }
+            Some(d) => d.doc.clone().expect("a change has a document"),
+            None => change.apply::<R>(&current)?,
+        };
+        let input: R::Input = to_input(new, R::READ_ONLY, Some(&current))?;
+        R::update(&mut tx, &app, &actor, id, &old, input).await?;
+        let repr = R::load(&mut tx, &app, id, false)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("updated object vanished")))?;
+        record::<R>(&mut tx, &actor, Op::Update, Some(&old), Some(&repr)).await?;
+        if let Some(d) = &decided {
+            save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
         }
+        break (repr, tx);
     };
-    let input: R::Input = to_input(new, R::READ_ONLY, Some(&current))?;
-    R::update(&mut tx, &app, &actor, id, &old, input).await?;
-    let repr = R::load(&mut tx, &app, id, false)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("updated object vanished")))?;
-    record::<R>(&mut tx, &actor, Op::Update, Some(&old), Some(&repr)).await?;
     tx.commit().await?;
     let tag = etag::<R>(&app, &repr);
     let resp = if wants_representation(&headers) {
@@ -721,9 +841,28 @@ async fn delete<R: Resource>(
 ) -> Result<Response> {
     R::check_access(&actor, true)?;
     let id = parse_id(&id)?;
-    let mut tx = app.store.begin().await?;
-    let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
-    check_if_match(&headers, &etag::<R>(&app, &old))?;
+    let mut tries = 0;
+    let (old, mut tx) = loop {
+        tries += 1;
+        let decided = decide::<R>(&app, &actor, id, &headers, Op::Delete, None).await?;
+        let mut tx = app.store.begin().await?;
+        let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
+        let tag = etag::<R>(&app, &old);
+        check_if_match(&headers, &tag)?;
+        if let Some(d) = &decided {
+            if d.seen != tag {
+                if tries < HOOK_RACE_RETRIES {
+                    continue;
+                }
+                return Err(Error::Conflict(format!(
+                    "{} {id} kept changing while before-hooks were asked; retry",
+                    R::NAME
+                )));
+            }
+            save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
+        }
+        break (old, tx);
+    };
     R::delete(&mut tx, &app, &actor, id, &old).await?;
     let after = R::load(&mut tx, &app, id, false).await?;
     record::<R>(&mut tx, &actor, Op::Delete, Some(&old), after.as_ref()).await?;
@@ -752,6 +891,35 @@ async fn journal<R: Resource>(
     let (items, total) = changes::list(&mut c, actor.scope(), &f, &q.page).await?;
     let name = format!("{}/{id}/journal", R::NAME);
     super::api::journals::respond(&headers, &name, &q, items, total)
+}
+
+/// What hooks' answers put on an object (their response_map): key → value, with the hook
+/// and time it came from.
+async fn metadata<R: Resource>(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    R::check_access(&actor, false)?;
+    let id = parse_id(&id)?;
+    let mut c = app.store.read().await?;
+    load_visible::<R>(&mut c, &app, &actor, id, false).await?;
+    let rows = crate::store::hooks::metadata(&mut c, R::NAME, id).await?;
+    let mut values = Map::new();
+    let mut sources = Map::new();
+    for (k, v, hook, at) in rows {
+        values.insert(k.clone(), serde_json::from_str(&v).unwrap_or(Value::String(v)));
+        sources.insert(k, json!({ "hook_id": hook, "modify_timestamp": at }));
+    }
+    Ok(axum::Json(json!({
+        "resource": R::NAME,
+        "id": id,
+        "metadata": values,
+        "sources": sources,
+        "_links": { "self": { "href": format!("/api/{}/{id}/metadata", R::NAME) },
+                    "up": { "href": format!("/api/{}/{id}", R::NAME) } },
+    }))
+    .into_response())
 }
 
 fn allow(methods: &[Method]) -> String {
@@ -821,7 +989,7 @@ fn not_allowed(methods: Vec<Method>) -> Response {
 pub fn routes<R: Resource>() -> Router<AppState> {
     let coll = format!("/api/{}/", R::NAME);
     let item = format!("/api/{}/{{id}}", R::NAME);
-    let mut c: MethodRouter<AppState> = get(list::<R>)
+    let mut c: MethodRouter<AppState> = get(list_handler::<R>)
         .options(|| async { options_response(collection_methods::<R>(), R::CAN_CREATE, false) });
     if R::CAN_CREATE {
         c = c.post(create::<R>);
@@ -847,6 +1015,10 @@ pub fn routes<R: Resource>() -> Router<AppState> {
         .route(
             &format!("/api/{}/{{id}}/journal/", R::NAME),
             get(journal::<R>),
+        )
+        .route(
+            &format!("/api/{}/{{id}}/metadata", R::NAME),
+            get(metadata::<R>),
         )
         .route(
             &format!("/api/{}", R::NAME),

@@ -565,3 +565,14 @@ pub async fn save_balance(c: &mut Conn, customer_id: i64, cash: f64, free_time: 
     .await?;
     Ok(())
 }
+
+/// DELETE of a hook: it stops, its pending deliveries are cancelled, its log stays.
+pub async fn archive(c: &mut Conn, id: i64) -> Result<()> {
+    sqlx::query("UPDATE hooks SET status = 'archived', modify_timestamp = $1 WHERE id = $2")
+        .bind(now())
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    cancel_pending(c, id).await?;
+    Ok(())
+}

@@ -5,6 +5,7 @@ pub mod admins;
 pub mod callforwards;
 pub mod contacts;
 pub mod customers;
+pub mod hooks;
 pub mod journals;
 pub mod numbers;
 pub mod preferences;
@@ -39,6 +40,9 @@ macro_rules! each_resource {
             $f::<preferences::SubscriberPreferences>(),
             $f::<preferences::DomainPreferences>(),
             $f::<sipservers::SipServers>(),
+            $f::<hooks::CustomerBalances>(),
+            $f::<hooks::Hooks>(),
+            $f::<hooks::HookExecutions>(),
         ]
     };
 }
@@ -62,7 +66,7 @@ pub fn router() -> Router<AppState> {
             "/api/journals",
             get(|| async { axum::response::Redirect::permanent("/api/journals/") }),
         );
-    r = r.merge(sipservers::router());
+    r = r.merge(sipservers::router()).merge(hooks::router());
     for rr in each_resource!(routes) {
         r = r.merge(rr);
     }
@@ -75,4 +79,13 @@ pub fn docs() -> Vec<ResourceDoc> {
 
 fn describe<R: Resource>() -> ResourceDoc {
     openapi::describe::<R>()
+}
+
+/// Every collection's name (events are named after them).
+pub fn names() -> Vec<&'static str> {
+    each_resource!(name_of)
+}
+
+fn name_of<R: Resource>() -> &'static str {
+    R::NAME
 }
