@@ -181,7 +181,8 @@ async fn cli_app(
         std::time::Duration::from_millis(cfg.sync_wait_ms),
     );
     // Not started: deliveries the CLI's changes make are sent by a running server.
-    let hooks = voxprov::hooks::worker::Hooks::new(cfg.hooks.clone(), store.clone(), cipher.clone());
+    let hooks =
+        voxprov::hooks::worker::Hooks::new(cfg.hooks.clone(), store.clone(), cipher.clone());
     let mut actor = voxprov::model::Actor::system();
     actor.name = who.to_string();
     Ok((

@@ -52,7 +52,13 @@ pub async fn run(
         let Some(event) = event_for(h, &events) else {
             continue;
         };
-        if !reaches(&h.target(), p.resource, p.object_id.unwrap_or(0), p.reseller_id, Some(&doc)) {
+        if !reaches(
+            &h.target(),
+            p.resource,
+            p.object_id.unwrap_or(0),
+            p.reseller_id,
+            Some(&doc),
+        ) {
             continue;
         }
         let wid = super::new_webhook_id();
@@ -146,7 +152,10 @@ pub async fn run(
 }
 
 fn veto(h: &HookCfg, message: &str) -> Error {
-    Error::invalid("hook", format!("'{}' (hook {}) refused: {message}", h.name, h.id))
+    Error::invalid(
+        "hook",
+        format!("'{}' (hook {}) refused: {message}", h.name, h.id),
+    )
 }
 
 /// A hook that could not give an answer: refuse (policy `fail`) or go on (`ignore`).

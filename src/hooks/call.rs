@@ -74,7 +74,10 @@ impl HookCfg {
             .unwrap_or_default();
         let name = r.auth_name.clone().unwrap_or_default();
         let auth = match r.auth_type.as_str() {
-            "basic" => Auth::Basic { user: name, password: value },
+            "basic" => Auth::Basic {
+                user: name,
+                password: value,
+            },
             "bearer" => Auth::Bearer(value),
             "header" => Auth::Header { name, value },
             _ => Auth::None,
@@ -195,26 +198,34 @@ fn template_env() -> minijinja::Environment<'static> {
         let text = if let Some(s) = value.as_str() {
             let quoted = serde_json::to_string(s).unwrap_or_default();
             quoted[1..quoted.len() - 1].to_string()
-        } else if matches!(value.kind(), minijinja::value::ValueKind::Map | minijinja::value::ValueKind::Seq) {
+        } else if matches!(
+            value.kind(),
+            minijinja::value::ValueKind::Map | minijinja::value::ValueKind::Seq
+        ) {
             serde_json::to_string(value).unwrap_or_default()
         } else {
             value.to_string()
         };
-        out.write_str(&text).map_err(|_| {
-            minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write")
-        })
+        out.write_str(&text)
+            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write"))
     });
     env
 }
 
 /// Checks that a body template compiles.
 pub fn check_template(t: &str) -> std::result::Result<(), String> {
-    template_env().template_from_str(t).map(|_| ()).map_err(|e| e.to_string())
+    template_env()
+        .template_from_str(t)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The request body: the payload as JSON, or the hook's template rendered with the payload's
 /// fields plus the object under its singular name (`subscriber`) and `old`.
-pub fn render_body(h: &HookCfg, payload: &Value) -> std::result::Result<(Vec<u8>, &'static str), String> {
+pub fn render_body(
+    h: &HookCfg,
+    payload: &Value,
+) -> std::result::Result<(Vec<u8>, &'static str), String> {
     let Some(t) = &h.body_template else {
         return Ok((payload.to_string().into_bytes(), "application/json"));
     };
@@ -297,14 +308,19 @@ impl Caller {
             ("content-type".into(), ct.into()),
             ("webhook-id".into(), webhook_id.into()),
             ("webhook-timestamp".into(), ts.to_string()),
-            ("webhook-signature".into(), sign::header(&secrets, webhook_id, ts, body)),
+            (
+                "webhook-signature".into(),
+                sign::header(&secrets, webhook_id, ts, body),
+            ),
         ];
-        let mut logged: Map<String, Value> = headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let mut logged: Map<String, Value> =
+            headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         match &h.auth {
             Auth::None => {}
             Auth::Basic { user, password } => {
                 use base64::Engine;
-                let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let v =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 headers.push(("authorization".into(), format!("Basic {v}")));
                 logged.insert("authorization".into(), json!("Basic ********"));
             }
@@ -317,7 +333,8 @@ impl Caller {
                 logged.insert(name.to_ascii_lowercase(), json!("********"));
             }
         }
-        let request = json!({ "method": h.method, "url": url, "headers": logged, "body": cut(body) });
+        let request =
+            json!({ "method": h.method, "url": url, "headers": logged, "body": cut(body) });
         let mut a = Answer {
             outcome: Outcome::Error,
             status: None,
@@ -334,8 +351,13 @@ impl Caller {
             a.error = Some(format!("url {e}"));
             return a;
         }
-        let method = reqwest::Method::from_bytes(h.method.as_bytes()).unwrap_or(reqwest::Method::POST);
-        let mut rb = self.client.request(method, &url).timeout(h.timeout).body(body.to_vec());
+        let method =
+            reqwest::Method::from_bytes(h.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut rb = self
+            .client
+            .request(method, &url)
+            .timeout(h.timeout)
+            .body(body.to_vec());
         for (k, v) in &headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
@@ -375,13 +397,18 @@ impl Caller {
                 a.error = Some(describe(&e));
             }
             Ok(Ok((status, rh, ra, body))) => {
-                a.outcome = if status.is_success() { Outcome::Success } else { Outcome::Failure };
+                a.outcome = if status.is_success() {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
                 a.status = Some(status.as_u16() as i64);
                 if !status.is_success() {
                     a.error = Some(format!("answered {status}"));
                 }
                 a.retry_after = ra;
-                a.response = Some(json!({ "status": status.as_u16(), "headers": rh, "body": cut(&body) }));
+                a.response =
+                    Some(json!({ "status": status.as_u16(), "headers": rh, "body": cut(&body) }));
                 a.body = body;
             }
         }
@@ -416,16 +443,24 @@ impl Caller {
             }
             Ok(Some((code, stdout, stderr))) => {
                 a.status = Some(code);
-                a.outcome = if code == 0 { Outcome::Success } else { Outcome::Failure };
+                a.outcome = if code == 0 {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
                 if code != 0 {
-                    let tail = String::from_utf8_lossy(&stderr[..stderr.len().min(500)]).trim().to_string();
+                    let tail = String::from_utf8_lossy(&stderr[..stderr.len().min(500)])
+                        .trim()
+                        .to_string();
                     a.error = Some(if tail.is_empty() {
                         format!("exit status {code}")
                     } else {
                         format!("exit status {code}: {tail}")
                     });
                 }
-                a.response = Some(json!({ "exit_status": code, "stdout": cut(&stdout), "stderr": cut(&stderr) }));
+                a.response = Some(
+                    json!({ "exit_status": code, "stdout": cut(&stdout), "stderr": cut(&stderr) }),
+                );
                 a.body = stdout;
             }
         }
@@ -454,12 +489,18 @@ pub fn script_path(dir: Option<&Path>, name: &str) -> Result<PathBuf> {
         ));
     };
     if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
-        return Err(Error::invalid("path", "must be a file name in the hooks directory"));
+        return Err(Error::invalid(
+            "path",
+            "must be a file name in the hooks directory",
+        ));
     }
     let p = dir.join(name);
-    let canon = p
-        .canonicalize()
-        .map_err(|_| Error::invalid("path", format!("no executable '{name}' in the hooks directory")))?;
+    let canon = p.canonicalize().map_err(|_| {
+        Error::invalid(
+            "path",
+            format!("no executable '{name}' in the hooks directory"),
+        )
+    })?;
     let root = dir.canonicalize().map_err(Error::internal)?;
     if !canon.starts_with(&root) {
         return Err(Error::invalid("path", "leads out of the hooks directory"));
@@ -467,14 +508,21 @@ pub fn script_path(dir: Option<&Path>, name: &str) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(&canon).map_err(Error::internal)?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        return Err(Error::invalid("path", format!("'{name}' is not an executable file")));
+        return Err(Error::invalid(
+            "path",
+            format!("'{name}' is not an executable file"),
+        ));
     }
     Ok(canon)
 }
 
 /// Runs `path` with no shell, no arguments and an empty environment, `input` on stdin; kills
 /// its whole process group at the timeout (`None`). Returns (exit status, stdout, stderr).
-async fn run(path: &Path, input: &[u8], timeout: Duration) -> std::result::Result<Option<(i64, Vec<u8>, Vec<u8>)>, String> {
+async fn run(
+    path: &Path,
+    input: &[u8],
+    timeout: Duration,
+) -> std::result::Result<Option<(i64, Vec<u8>, Vec<u8>)>, String> {
     use std::process::Stdio;
     let mut child = tokio::process::Command::new(path)
         .env_clear()
@@ -526,7 +574,9 @@ async fn run(path: &Path, input: &[u8], timeout: Duration) -> std::result::Resul
         (status, out, err)
     };
     match tokio::time::timeout(timeout, work).await {
-        Ok((Ok(status), out, err)) => Ok(Some((status.code().map(i64::from).unwrap_or(-1), out, err))),
+        Ok((Ok(status), out, err)) => {
+            Ok(Some((status.code().map(i64::from).unwrap_or(-1), out, err)))
+        }
         Ok((Err(e), _, _)) => Err(format!("waiting for the script: {e}")),
         Err(_) => {
             if let Some(pid) = pid {

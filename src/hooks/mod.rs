@@ -44,7 +44,12 @@ fn status_of(v: Option<&Value>) -> Option<&str> {
 }
 
 /// The events one change is: the generic one and the lifecycle ones its before/after show.
-pub fn events_of(resource: &str, op: Op, before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
+pub fn events_of(
+    resource: &str,
+    op: Op,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Vec<String> {
     let s = singular(resource);
     let mut out = vec![match op {
         Op::Create => format!("{s}.created"),
@@ -72,7 +77,10 @@ pub fn events_of(resource: &str, op: Op, before: Option<&Value>, after: Option<&
             _ => {}
         },
         "customerbalances" => {
-            let bal = |v: Option<&Value>| v.and_then(|v| v.get("cash_balance")).and_then(Value::as_f64);
+            let bal = |v: Option<&Value>| {
+                v.and_then(|v| v.get("cash_balance"))
+                    .and_then(Value::as_f64)
+            };
             if let (Some(b), Some(a)) = (bal(before), bal(after)) {
                 if b > 0.0 && a <= 0.0 {
                     out.push("customer.balance.depleted".into());
@@ -99,27 +107,87 @@ pub fn matches(patterns: &[String], event: &str) -> bool {
 
 /// Events that are not `<resource>.created|updated|deleted`, with what they mean.
 pub const LIFECYCLE_EVENTS: &[(&str, &str, &str)] = &[
-    ("customer.locked", "customers", "a customer's status became locked"),
-    ("customer.activated", "customers", "a customer's status became active"),
-    ("customer.terminated", "customers", "a customer was terminated"),
-    ("customer.balance.depleted", "customerbalances", "a customer's cash_balance went from above 0 to 0 or below"),
-    ("customer.balance.restored", "customerbalances", "a customer's cash_balance went from below 0 to 0 or above"),
-    ("subscriber.locked", "subscribers", "a subscriber's status became locked"),
-    ("subscriber.unlocked", "subscribers", "a locked subscriber became active again"),
-    ("subscriber.terminated", "subscribers", "a subscriber was terminated (DELETE, or its customer's termination)"),
-    ("sipserver.behind", "sipservers", "a SIP server stopped taking changes (its backlog grows)"),
-    ("sipserver.caught_up", "sipservers", "a SIP server that was behind has applied everything again"),
-    ("sipserver.repaired", "sipservers", "an operator repaired a SIP server's tables"),
-    ("device.fetched", "pbxdevices", "a phone fetched its configuration (phone provisioning)"),
+    (
+        "customer.locked",
+        "customers",
+        "a customer's status became locked",
+    ),
+    (
+        "customer.activated",
+        "customers",
+        "a customer's status became active",
+    ),
+    (
+        "customer.terminated",
+        "customers",
+        "a customer was terminated",
+    ),
+    (
+        "customer.balance.depleted",
+        "customerbalances",
+        "a customer's cash_balance went from above 0 to 0 or below",
+    ),
+    (
+        "customer.balance.restored",
+        "customerbalances",
+        "a customer's cash_balance went from below 0 to 0 or above",
+    ),
+    (
+        "subscriber.locked",
+        "subscribers",
+        "a subscriber's status became locked",
+    ),
+    (
+        "subscriber.unlocked",
+        "subscribers",
+        "a locked subscriber became active again",
+    ),
+    (
+        "subscriber.terminated",
+        "subscribers",
+        "a subscriber was terminated (DELETE, or its customer's termination)",
+    ),
+    (
+        "sipserver.behind",
+        "sipservers",
+        "a SIP server stopped taking changes (its backlog grows)",
+    ),
+    (
+        "sipserver.caught_up",
+        "sipservers",
+        "a SIP server that was behind has applied everything again",
+    ),
+    (
+        "sipserver.repaired",
+        "sipservers",
+        "an operator repaired a SIP server's tables",
+    ),
+    (
+        "device.fetched",
+        "pbxdevices",
+        "a phone fetched its configuration (phone provisioning)",
+    ),
 ];
 
-/// Every event name, for the resources given (the API's collections).
-pub fn catalog(resources: &[&str]) -> Vec<(String, String, String)> {
+/// Every event name, for the resources given (the API's collections, with whether they are
+/// created, updated, deleted).
+pub fn catalog(resources: &[(&str, [bool; 3])]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
-    for r in resources {
+    for (r, ops) in resources {
         let s = singular(r);
-        for (verb, what) in [("created", "created"), ("updated", "changed"), ("deleted", "deleted")] {
-            out.push((format!("{s}.{verb}"), r.to_string(), format!("a {s} was {what}")));
+        let verbs = [
+            ("created", "created"),
+            ("updated", "changed"),
+            ("deleted", "deleted"),
+        ];
+        for ((verb, what), on) in verbs.iter().zip(ops) {
+            if *on {
+                out.push((
+                    format!("{s}.{verb}"),
+                    r.to_string(),
+                    format!("a {s} was {what}"),
+                ));
+            }
         }
     }
     for (e, r, d) in LIFECYCLE_EVENTS {
@@ -203,7 +271,10 @@ pub fn payload(
     m.insert("resource".into(), json!(resource));
     m.insert("resource_id".into(), json!(object_id));
     m.insert("object".into(), object.cloned().unwrap_or(Value::Null));
-    m.insert("old_object".into(), old_object.cloned().unwrap_or(Value::Null));
+    m.insert(
+        "old_object".into(),
+        old_object.cloned().unwrap_or(Value::Null),
+    );
     m.insert("actor".into(), actor.clone());
     m.insert(
         "timestamp".into(),
@@ -277,26 +348,66 @@ mod tests {
 
     #[test]
     fn lifecycle_events_are_read_off_the_status_change() {
-        let (a, l, t) = (json!({"status":"active"}), json!({"status":"locked"}), json!({"status":"terminated"}));
-        assert_eq!(events_of("customers", Op::Update, Some(&a), Some(&l)), ["customer.updated", "customer.locked"]);
-        assert_eq!(events_of("customers", Op::Update, Some(&l), Some(&a)), ["customer.updated", "customer.activated"]);
-        assert_eq!(events_of("customers", Op::Update, Some(&a), Some(&t)), ["customer.updated", "customer.terminated"]);
-        assert_eq!(events_of("customers", Op::Update, Some(&a), Some(&a)), ["customer.updated"]);
-        assert_eq!(events_of("subscribers", Op::Delete, Some(&a), Some(&t)), ["subscriber.deleted", "subscriber.terminated"]);
-        assert_eq!(events_of("subscribers", Op::Update, Some(&l), Some(&a)), ["subscriber.updated", "subscriber.unlocked"]);
-        assert_eq!(events_of("subscribers", Op::Update, Some(&a), Some(&l)), ["subscriber.updated", "subscriber.locked"]);
-        assert_eq!(events_of("subscribers", Op::Create, None, Some(&a)), ["subscriber.created"]);
+        let (a, l, t) = (
+            json!({"status":"active"}),
+            json!({"status":"locked"}),
+            json!({"status":"terminated"}),
+        );
+        assert_eq!(
+            events_of("customers", Op::Update, Some(&a), Some(&l)),
+            ["customer.updated", "customer.locked"]
+        );
+        assert_eq!(
+            events_of("customers", Op::Update, Some(&l), Some(&a)),
+            ["customer.updated", "customer.activated"]
+        );
+        assert_eq!(
+            events_of("customers", Op::Update, Some(&a), Some(&t)),
+            ["customer.updated", "customer.terminated"]
+        );
+        assert_eq!(
+            events_of("customers", Op::Update, Some(&a), Some(&a)),
+            ["customer.updated"]
+        );
+        assert_eq!(
+            events_of("subscribers", Op::Delete, Some(&a), Some(&t)),
+            ["subscriber.deleted", "subscriber.terminated"]
+        );
+        assert_eq!(
+            events_of("subscribers", Op::Update, Some(&l), Some(&a)),
+            ["subscriber.updated", "subscriber.unlocked"]
+        );
+        assert_eq!(
+            events_of("subscribers", Op::Update, Some(&a), Some(&l)),
+            ["subscriber.updated", "subscriber.locked"]
+        );
+        assert_eq!(
+            events_of("subscribers", Op::Create, None, Some(&a)),
+            ["subscriber.created"]
+        );
     }
 
     #[test]
     fn balance_events_fire_on_crossing_zero_only() {
         let b = |x: f64| json!({ "cash_balance": x });
         let ev = |x, y| events_of("customerbalances", Op::Update, Some(&b(x)), Some(&b(y)));
-        assert_eq!(ev(5.0, 0.0), ["customerbalance.updated", "customer.balance.depleted"]);
-        assert_eq!(ev(5.0, -1.0), ["customerbalance.updated", "customer.balance.depleted"]);
+        assert_eq!(
+            ev(5.0, 0.0),
+            ["customerbalance.updated", "customer.balance.depleted"]
+        );
+        assert_eq!(
+            ev(5.0, -1.0),
+            ["customerbalance.updated", "customer.balance.depleted"]
+        );
         assert_eq!(ev(0.0, -1.0), ["customerbalance.updated"]);
-        assert_eq!(ev(-1.0, 0.0), ["customerbalance.updated", "customer.balance.restored"]);
-        assert_eq!(ev(-1.0, 3.0), ["customerbalance.updated", "customer.balance.restored"]);
+        assert_eq!(
+            ev(-1.0, 0.0),
+            ["customerbalance.updated", "customer.balance.restored"]
+        );
+        assert_eq!(
+            ev(-1.0, 3.0),
+            ["customerbalance.updated", "customer.balance.restored"]
+        );
         assert_eq!(ev(3.0, 4.0), ["customerbalance.updated"]);
     }
 
@@ -304,9 +415,15 @@ mod tests {
     fn patterns_match_exactly_by_prefix_or_all() {
         let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(matches(&p(&["subscriber.*"]), "subscriber.created"));
-        assert!(!matches(&p(&["subscriber.*"]), "subscriberpreference.updated"));
+        assert!(!matches(
+            &p(&["subscriber.*"]),
+            "subscriberpreference.updated"
+        ));
         assert!(matches(&p(&["customer.*"]), "customer.balance.depleted"));
-        assert!(matches(&p(&["customer.balance.*"]), "customer.balance.restored"));
+        assert!(matches(
+            &p(&["customer.balance.*"]),
+            "customer.balance.restored"
+        ));
         assert!(matches(&p(&["*"]), "domain.deleted"));
         assert!(matches(&p(&["domain.created"]), "domain.created"));
         assert!(!matches(&p(&["domain.created"]), "domain.updated"));

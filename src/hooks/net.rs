@@ -102,7 +102,9 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<url::Url, String> {
         let ip = match host {
             url::Host::Ipv4(a) => Some(IpAddr::V4(a)),
             url::Host::Ipv6(a) => Some(IpAddr::V6(a)),
-            url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") => {
+            url::Host::Domain(d)
+                if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") =>
+            {
                 Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
             }
             url::Host::Domain(_) => None,
@@ -125,14 +127,34 @@ mod tests {
     #[test]
     fn private_loopback_and_link_local_addresses_are_not_public() {
         for a in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "100.64.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1",
-            "::1", "::", "fe80::1", "fc00::1", "fd12::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
         ] {
             assert!(!is_public(a.parse().unwrap()), "{a}");
         }
-        for a in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2a00:1450::1", "::ffff:8.8.8.8"] {
+        for a in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2a00:1450::1",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(a.parse().unwrap()), "{a}");
         }
     }

@@ -65,7 +65,10 @@ mod tests {
         let (a, b) = (new_secret(), new_secret());
         let h = header(&[&a, &b], "msg_1", 1, b"{}");
         let parts: Vec<&str> = h.split(' ').collect();
-        assert_eq!(parts, [sign(&a, "msg_1", 1, b"{}"), sign(&b, "msg_1", 1, b"{}")]);
+        assert_eq!(
+            parts,
+            [sign(&a, "msg_1", 1, b"{}"), sign(&b, "msg_1", 1, b"{}")]
+        );
         assert_ne!(parts[0], parts[1]);
         assert!(a.starts_with(PREFIX) && STANDARD.decode(&a[6..]).unwrap().len() == 24);
     }

@@ -47,7 +47,7 @@ enum Done {
     /// An after-hook delivery attempt.
     Attempt {
         delivery: DeliveryRow,
-        hook: HookCfg,
+        hook: Box<HookCfg>,
         exec: NewExecution,
         outcome: Outcome,
         status: Option<i64>,
@@ -163,7 +163,12 @@ impl Hooks {
 
     /// Starts the worker, the writer and the pruner; they run until `stop` is dropped.
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let rx = self.rx.lock().expect("rx lock").take().expect("started once");
+        let rx = self
+            .rx
+            .lock()
+            .expect("rx lock")
+            .take()
+            .expect("started once");
         let (a, b, c) = (self.clone(), self.clone(), self.clone());
         tokio::spawn(async move {
             let writer = tokio::spawn(async move { a.write_loop(rx).await });
@@ -203,7 +208,9 @@ impl Hooks {
         let mut c = self.store.read().await?;
         let next = st::next_due(&mut c).await?;
         Ok(match next {
-            Some(t) => Duration::from_millis((t - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64),
+            Some(t) => {
+                Duration::from_millis((t - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64)
+            }
             None => IDLE_POLL,
         })
     }
@@ -228,7 +235,8 @@ impl Hooks {
                 if !hooks.contains_key(&d.hook_id) {
                     continue;
                 }
-                let used = inflight.get(&d.hook_id).copied().unwrap_or(0) + taken.get(&d.hook_id).copied().unwrap_or(0);
+                let used = inflight.get(&d.hook_id).copied().unwrap_or(0)
+                    + taken.get(&d.hook_id).copied().unwrap_or(0);
                 if used < self.cfg.max_in_flight_per_hook {
                     *taken.entry(d.hook_id).or_default() += 1;
                     picked.push(d);
@@ -247,8 +255,15 @@ impl Hooks {
         };
         let mut started = 0;
         for d in picked.into_iter().filter(|d| got.contains(&d.id)) {
-            let Some(h) = hooks.get(&d.hook_id).cloned() else { continue };
-            *self.in_flight.lock().expect("in-flight lock").entry(h.id).or_default() += 1;
+            let Some(h) = hooks.get(&d.hook_id).cloned() else {
+                continue;
+            };
+            *self
+                .in_flight
+                .lock()
+                .expect("in-flight lock")
+                .entry(h.id)
+                .or_default() += 1;
             started += 1;
             let me = self.clone();
             tokio::spawn(async move { me.attempt(d, h).await });
@@ -259,7 +274,11 @@ impl Hooks {
     async fn attempt(&self, d: DeliveryRow, h: HookCfg) {
         let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
         let a = self.caller.call(&h, &d.webhook_id, &payload).await;
-        let metadata = if a.outcome == Outcome::Success { super::call::mapped(&h, &a.body) } else { Vec::new() };
+        let metadata = if a.outcome == Outcome::Success {
+            super::call::mapped(&h, &a.body)
+        } else {
+            Vec::new()
+        };
         let exec = NewExecution {
             hook_id: h.id,
             reseller_id: h.reseller_id,
@@ -279,7 +298,7 @@ impl Hooks {
         };
         let _ = self.tx.send(Done::Attempt {
             delivery: d,
-            hook: h,
+            hook: Box::new(h),
             exec,
             outcome: a.outcome,
             status: a.status,
@@ -290,7 +309,10 @@ impl Hooks {
 
     /// When a failed delivery goes out again, or `None` once the schedule is used up.
     fn next_attempt(&self, attempts: i64, retry_after: Option<Duration>, now: i64) -> Option<i64> {
-        let step = *self.cfg.retry_schedule.get((attempts - 1).max(0) as usize)?;
+        let step = *self
+            .cfg
+            .retry_schedule
+            .get((attempts - 1).max(0) as usize)?;
         let jitter = 0.8 + rand::random::<f64>() * 0.4;
         let mut at = now + ((step * 1000) as f64 * jitter) as i64;
         if let Some(ra) = retry_after {
@@ -347,23 +369,44 @@ impl Hooks {
         for d in batch {
             match d {
                 Done::Logged(e) => execs.push(e.clone()),
-                Done::Attempt { delivery, hook, exec, outcome, status, retry_after, metadata } => {
+                Done::Attempt {
+                    delivery,
+                    hook,
+                    exec,
+                    outcome,
+                    status,
+                    retry_after,
+                    metadata,
+                } => {
                     execs.push(exec.clone());
                     let attempts = delivery.attempts + 1;
                     if *outcome == Outcome::Success {
                         st::delivery_done(&mut tx, delivery.id, attempts, now).await?;
                         st::note_success(&mut tx, hook.id).await?;
                         if !metadata.is_empty() {
-                            st::set_metadata(&mut tx, &delivery.resource, delivery.object_id, hook.id, metadata).await?;
+                            st::set_metadata(
+                                &mut tx,
+                                &delivery.resource,
+                                delivery.object_id,
+                                hook.id,
+                                metadata,
+                            )
+                            .await?;
                         }
                         continue;
                     }
-                    let err = exec.error.clone().unwrap_or_else(|| outcome.as_str().into());
+                    let err = exec
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| outcome.as_str().into());
                     let gone = *status == Some(410) && hook.kind == "http";
                     // A receiver that says it is gone: the hook stops; this delivery waits for
                     // it to be enabled again rather than being given up.
                     let next = if gone {
-                        Some(now + self.cfg.retry_schedule.first().copied().unwrap_or(5) as i64 * 1000)
+                        Some(
+                            now + self.cfg.retry_schedule.first().copied().unwrap_or(5) as i64
+                                * 1000,
+                        )
                     } else {
                         self.next_attempt(attempts, *retry_after, now)
                     };
@@ -383,7 +426,8 @@ impl Hooks {
                     };
                     if let Some(reason) = reason {
                         if st::disable(&mut tx, hook.id, &reason).await? {
-                            let before = json!({ "id": hook.id, "name": hook.name, "status": "enabled" });
+                            let before =
+                                json!({ "id": hook.id, "name": hook.name, "status": "enabled" });
                             let after = json!({ "id": hook.id, "name": hook.name, "status": "disabled", "disabled_reason": reason });
                             changes::record(
                                 &mut tx,
@@ -424,7 +468,9 @@ impl Hooks {
             }
             .await;
             match r {
-                Ok(n) if n > 0 => tracing::info!(rows = n, "hooks: pruned old executions and deliveries"),
+                Ok(n) if n > 0 => {
+                    tracing::info!(rows = n, "hooks: pruned old executions and deliveries")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "hooks: pruning failed"),
             }

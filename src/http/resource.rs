@@ -24,8 +24,8 @@ use utoipa::ToSchema;
 
 use super::{auth::Auth, hal, App, AppState};
 use crate::changes::{self, Change, Op};
-use crate::hooks::before;
 use crate::error::{Error, Result};
+use crate::hooks::before;
 use crate::model::Actor;
 use crate::store::{Conn, Page};
 
@@ -908,7 +908,10 @@ async fn metadata<R: Resource>(
     let mut values = Map::new();
     let mut sources = Map::new();
     for (k, v, hook, at) in rows {
-        values.insert(k.clone(), serde_json::from_str(&v).unwrap_or(Value::String(v)));
+        values.insert(
+            k.clone(),
+            serde_json::from_str(&v).unwrap_or(Value::String(v)),
+        );
         sources.insert(k, json!({ "hook_id": hook, "modify_timestamp": at }));
     }
     Ok(axum::Json(json!({

@@ -154,7 +154,11 @@ pub async fn update(c: &mut Conn, id: i64, f: &HookFields, was: &str) -> Result<
          timeout = $14, failure_policy = $15, filter_domain = $16, filter_sipserver_id = $17, \
          filter_customer_id = $18, body_template = $19, response_map = $20, modify_timestamp = $21 WHERE id = $22",
     );
-    bind_fields(q, f).bind(now()).bind(id).execute(&mut *c).await?;
+    bind_fields(q, f)
+        .bind(now())
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
     if f.status == "enabled" && was != "enabled" {
         sqlx::query(
             "UPDATE hooks SET disabled_reason = NULL, failing_since = NULL, consecutive_failures = 0 WHERE id = $1",
@@ -365,7 +369,10 @@ pub async fn note_failure(c: &mut Conn, id: i64, at_ms: i64) -> Result<(i64, i64
     .fetch_optional(&mut *c)
     .await?;
     match row {
-        Some(r) => Ok((r.try_get(0)?, r.try_get::<Option<i64>, _>(1)?.unwrap_or(at_ms))),
+        Some(r) => Ok((
+            r.try_get(0)?,
+            r.try_get::<Option<i64>, _>(1)?.unwrap_or(at_ms),
+        )),
         None => Ok((0, at_ms)),
     }
 }
@@ -523,7 +530,11 @@ pub async fn set_metadata(
     Ok(())
 }
 
-pub async fn metadata(c: &mut Conn, resource: &str, object_id: i64) -> Result<Vec<(String, String, Option<i64>, String)>> {
+pub async fn metadata(
+    c: &mut Conn,
+    resource: &str,
+    object_id: i64,
+) -> Result<Vec<(String, String, Option<i64>, String)>> {
     let rows = sqlx::query(
         "SELECT key, value, hook_id, modify_timestamp FROM object_metadata WHERE resource = $1 AND object_id = $2 ORDER BY key",
     )

@@ -109,6 +109,8 @@ pub struct Status {
     pub(super) progress: Mutex<Progress>,
     /// The last attempt failed: requests do not wait for it.
     pub(super) failing: AtomicBool,
+    /// `sipserver.behind` was announced and `caught_up` is still owed.
+    behind: AtomicBool,
     /// This node holds the target's lease (another node delivers otherwise).
     pub(super) leased: AtomicBool,
     /// Progress was made (waiters re-check).
@@ -124,6 +126,7 @@ impl Status {
             name,
             progress: Mutex::new(Progress::default()),
             failing: AtomicBool::new(false),
+            behind: AtomicBool::new(false),
             leased: AtomicBool::new(false),
             changed: Notify::new(),
             kick: Notify::new(),
@@ -224,7 +227,17 @@ pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, statu
         tracing::warn!(target = %t.name, error = %msg, "sipserver: delivery failed, will retry");
         if let Ok(mut tx) = store.begin().await {
             if st::save_error(&mut tx, t.id, &msg).await.is_ok() {
-                let _ = tx.commit().await;
+                let announce = !status.behind.load(Ordering::Relaxed);
+                if announce
+                    && announce_state(&mut tx, &t, "sipserver.behind", Some(&msg))
+                        .await
+                        .is_err()
+                {
+                    tracing::warn!(target = %t.name, "sipserver: cannot queue sipserver.behind");
+                }
+                if tx.commit().await.is_ok() && announce {
+                    status.behind.store(true, Ordering::Relaxed);
+                }
             }
         }
         drop(lease);
@@ -299,6 +312,12 @@ async fn deliver_loop(
                     }
                 }
             }
+            if !progressed && status.behind.load(Ordering::Relaxed) {
+                let mut tx = store.begin().await?;
+                announce_state(&mut tx, t, "sipserver.caught_up", None).await?;
+                tx.commit().await.map_err(Error::from)?;
+                status.behind.store(false, Ordering::Relaxed);
+            }
             if !progressed {
                 tokio::select! {
                     _ = status.kick.notified() => {}
@@ -313,6 +332,38 @@ async fn deliver_loop(
         Err(stop) => stop,
         Ok(()) => Stop::Failed(Error::Unavailable("worker stopped".into())),
     }
+}
+
+/// Tells hooks that a server fell behind or caught up (events `sipserver.behind` and
+/// `sipserver.caught_up`), in the caller's transaction.
+async fn announce_state(
+    c: &mut crate::store::Conn,
+    t: &TargetCfg,
+    event: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    let obj = serde_json::json!({
+        "id": t.id,
+        "name": t.name,
+        "state": if error.is_some() { "failing" } else { "ok" },
+        "last_error": error,
+    });
+    crate::hooks::enqueue(
+        c,
+        &crate::model::Actor::system(),
+        &[crate::hooks::Emitted {
+            resource: "sipservers",
+            object_id: t.id,
+            reseller_id: None,
+            op: crate::changes::Op::Update,
+            change_id: None,
+            before: None,
+            after: Some(&obj),
+            events: Some(vec![event.to_string()]),
+        }],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Loads everything, then starts the cursor just below the changes it saw. Returns whether

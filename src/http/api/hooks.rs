@@ -193,8 +193,12 @@ fn build(r: HookRow) -> Hook {
         method: r.method,
         path: r.path,
         auth: HookAuth {
-            username: (r.auth_type == "basic").then(|| r.auth_name.clone()).flatten(),
-            header: (r.auth_type == "header").then(|| r.auth_name.clone()).flatten(),
+            username: (r.auth_type == "basic")
+                .then(|| r.auth_name.clone())
+                .flatten(),
+            header: (r.auth_type == "header")
+                .then(|| r.auth_name.clone())
+                .flatten(),
             kind: r.auth_type,
         },
         priority: r.priority,
@@ -208,7 +212,10 @@ fn build(r: HookRow) -> Hook {
             customer_id: r.filter_customer_id,
         },
         body_template: r.body_template,
-        response_map: r.response_map.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+        response_map: r
+            .response_map
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok()),
         previous_secret_valid_until: prev,
         consecutive_failures: r.consecutive_failures,
         failing_since: r.failing_since.map(ts_of_ms),
@@ -220,8 +227,15 @@ fn build(r: HookRow) -> Hook {
 
 /// Header names a hook may not set: they carry the signature, or HTTP's own framing.
 const RESERVED_HEADERS: &[&str] = &[
-    "content-type", "content-length", "host", "transfer-encoding", "connection",
-    "webhook-id", "webhook-timestamp", "webhook-signature", "authorization",
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "authorization",
 ];
 
 fn check_events(events: &[String]) -> Result<String> {
@@ -231,17 +245,22 @@ fn check_events(events: &[String]) -> Result<String> {
     if events.len() > 100 {
         return Err(Error::invalid("events", "at most 100 entries"));
     }
-    let catalog = hooks::catalog(&super::names());
+    let catalog = hooks::catalog(&super::event_sources());
     for (i, e) in events.iter().enumerate() {
         let known = e == "*"
             || catalog.iter().any(|(n, _, _)| n == e)
             || e.strip_suffix(".*").is_some_and(|pre| {
-                catalog.iter().any(|(n, _, _)| n.strip_prefix(pre).is_some_and(|r| r.starts_with('.')))
+                catalog
+                    .iter()
+                    .any(|(n, _, _)| n.strip_prefix(pre).is_some_and(|r| r.starts_with('.')))
             });
         if !known {
             return Err(Error::invalid(
                 format!("events[{i}]"),
-                format!("unknown event '{}'; see /api/hooks/events", e.chars().take(80).collect::<String>()),
+                format!(
+                    "unknown event '{}'; see /api/hooks/events",
+                    e.chars().take(80).collect::<String>()
+                ),
             ));
         }
     }
@@ -253,26 +272,43 @@ fn one_of(field: &str, v: Option<String>, allowed: &[&str], default: &str) -> Re
     if allowed.contains(&v.as_str()) {
         Ok(v)
     } else {
-        Err(Error::invalid(field, format!("must be one of {}", allowed.join(", "))))
+        Err(Error::invalid(
+            field,
+            format!("must be one of {}", allowed.join(", ")),
+        ))
     }
 }
 
 fn in_range(field: &str, v: Option<i64>, lo: i64, hi: i64, default: i64) -> Result<i64> {
     let v = v.unwrap_or(default);
     if v < lo || v > hi {
-        return Err(Error::invalid(field, format!("must be between {lo} and {hi}")));
+        return Err(Error::invalid(
+            field,
+            format!("must be between {lo} and {hi}"),
+        ));
     }
     Ok(v)
 }
 
 /// Auth type, name and the credential to store (encrypted); absent credentials are kept from
 /// `old` when the type is unchanged.
-fn check_auth(app: &App, a: Option<HookAuthInput>, old: Option<&HookRow>) -> Result<(String, Option<String>, Option<String>)> {
+fn check_auth(
+    app: &App,
+    a: Option<HookAuthInput>,
+    old: Option<&HookRow>,
+) -> Result<(String, Option<String>, Option<String>)> {
     let Some(a) = a else {
         return Ok(("none".into(), None, None));
     };
-    let kind = one_of("auth.type", Some(a.kind), &["none", "basic", "bearer", "header"], "none")?;
-    let kept = old.filter(|o| o.auth_type == kind).and_then(|o| o.auth_value_enc.clone());
+    let kind = one_of(
+        "auth.type",
+        Some(a.kind),
+        &["none", "basic", "bearer", "header"],
+        "none",
+    )?;
+    let kept = old
+        .filter(|o| o.auth_type == kind)
+        .and_then(|o| o.auth_value_enc.clone());
     let secret = |field: &str, v: Option<String>| -> Result<Option<String>> {
         match v {
             Some(v) if v.is_empty() => Err(Error::invalid(field, "must not be empty")),
@@ -286,7 +322,10 @@ fn check_auth(app: &App, a: Option<HookAuthInput>, old: Option<&HookRow>) -> Res
     };
     let unexpected = |field: &str, v: &Option<String>| -> Result<()> {
         if v.is_some() {
-            return Err(Error::invalid(field, format!("does not apply to auth type {kind}")));
+            return Err(Error::invalid(
+                field,
+                format!("does not apply to auth type {kind}"),
+            ));
         }
         Ok(())
     };
@@ -321,18 +360,35 @@ fn check_auth(app: &App, a: Option<HookAuthInput>, old: Option<&HookRow>) -> Res
             unexpected("auth.password", &a.password)?;
             unexpected("auth.token", &a.token)?;
             let h = a.header.unwrap_or_default();
-            if h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(Error::invalid("auth.header", "must be a header name (letters, digits, - and _)"));
+            if h.is_empty()
+                || h.len() > 64
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(Error::invalid(
+                    "auth.header",
+                    "must be a header name (letters, digits, - and _)",
+                ));
             }
             if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
-                return Err(Error::invalid("auth.header", format!("'{h}' is set by voxprov itself")));
+                return Err(Error::invalid(
+                    "auth.header",
+                    format!("'{h}' is set by voxprov itself"),
+                ));
             }
             Ok((kind, Some(h), secret("auth.value", a.value)?))
         }
     }
 }
 
-async fn validate(c: &mut Conn, app: &App, actor: &Actor, i: HookInput, old: Option<&HookRow>) -> Result<HookFields> {
+async fn validate(
+    c: &mut Conn,
+    app: &App,
+    actor: &Actor,
+    i: HookInput,
+    old: Option<&HookRow>,
+) -> Result<HookFields> {
     let name = model::non_empty("name", i.name, 128)?;
     let events = check_events(&i.events)?;
     let phase = one_of("phase", i.phase, &["before", "after"], "after")?;
@@ -340,7 +396,10 @@ async fn validate(c: &mut Conn, app: &App, actor: &Actor, i: HookInput, old: Opt
     let reseller_id = match actor.scope() {
         Some(own) => {
             if i.reseller_id.is_some_and(|r| r != own) {
-                return Err(Error::invalid("reseller_id", format!("reseller {} does not exist", i.reseller_id.unwrap_or(0))));
+                return Err(Error::invalid(
+                    "reseller_id",
+                    format!("reseller {} does not exist", i.reseller_id.unwrap_or(0)),
+                ));
             }
             Some(own)
         }
@@ -356,21 +415,33 @@ async fn validate(c: &mut Conn, app: &App, actor: &Actor, i: HookInput, old: Opt
         if i.path.is_some() {
             return Err(Error::invalid("path", "applies to script hooks only"));
         }
-        let url = i.url.ok_or_else(|| Error::invalid("url", "is required for http hooks"))?;
+        let url = i
+            .url
+            .ok_or_else(|| Error::invalid("url", "is required for http hooks"))?;
         if url.len() > 2048 {
             return Err(Error::invalid("url", "must be at most 2048 characters"));
         }
         check_url(&url, allow_private).map_err(|e| Error::invalid("url", e))?;
-        let method = one_of("method", i.method.map(|m| m.to_ascii_uppercase()), &["POST", "PUT", "PATCH"], "POST")?;
+        let method = one_of(
+            "method",
+            i.method.map(|m| m.to_ascii_uppercase()),
+            &["POST", "PUT", "PATCH"],
+            "POST",
+        )?;
         (Some(url), method, None)
     } else {
         if !actor.is_admin() {
-            return Err(Error::invalid("kind", "script hooks run on the server: only admins may add them"));
+            return Err(Error::invalid(
+                "kind",
+                "script hooks run on the server: only admins may add them",
+            ));
         }
         if i.url.is_some() {
             return Err(Error::invalid("url", "applies to http hooks only"));
         }
-        let path = i.path.ok_or_else(|| Error::invalid("path", "is required for script hooks"))?;
+        let path = i
+            .path
+            .ok_or_else(|| Error::invalid("path", "is required for script hooks"))?;
         crate::hooks::call::script_path(app.hooks.config().script_dir.as_deref(), &path)?;
         (None, "POST".to_string(), Some(path))
     };
@@ -378,39 +449,66 @@ async fn validate(c: &mut Conn, app: &App, actor: &Actor, i: HookInput, old: Opt
     if kind == "script" && auth_type != "none" {
         return Err(Error::invalid("auth", "applies to http hooks only"));
     }
-    let failure_policy = one_of("failure_policy", i.failure_policy, &["fail", "ignore"], "fail")?;
+    let failure_policy = one_of(
+        "failure_policy",
+        i.failure_policy,
+        &["fail", "ignore"],
+        "fail",
+    )?;
     if phase == "after" && failure_policy != "fail" {
         return Err(Error::invalid(
             "failure_policy",
             "applies to before-hooks; after-hooks are retried until delivered or given up",
         ));
     }
-    let f = i.filters.unwrap_or(HookFilters { domain: None, sipserver_id: None, customer_id: None });
+    let f = i.filters.unwrap_or(HookFilters {
+        domain: None,
+        sipserver_id: None,
+        customer_id: None,
+    });
     if let Some(d) = &f.domain {
         match domain_by_name(c, d).await? {
             Some(dom) if reseller_id.is_none_or(|r| r == dom.reseller_id) => {}
-            _ => return Err(Error::invalid("filters.domain", format!("domain '{d}' does not exist"))),
+            _ => {
+                return Err(Error::invalid(
+                    "filters.domain",
+                    format!("domain '{d}' does not exist"),
+                ))
+            }
         }
     }
     if let Some(s) = f.sipserver_id {
         if reseller_id.is_some() || !actor.is_admin() {
-            return Err(Error::invalid("filters.sipserver_id", "SIP servers are the operator's: only for admins' hooks"));
+            return Err(Error::invalid(
+                "filters.sipserver_id",
+                "SIP servers are the operator's: only for admins' hooks",
+            ));
         }
         if !crate::store::exists(c, "sipservers", "id = $1", s).await? {
-            return Err(Error::invalid("filters.sipserver_id", format!("sipserver {s} does not exist")));
+            return Err(Error::invalid(
+                "filters.sipserver_id",
+                format!("sipserver {s} does not exist"),
+            ));
         }
     }
     if let Some(cu) = f.customer_id {
-        let owner: Option<i64> = sqlx::query_scalar("SELECT reseller_id FROM customers WHERE id = $1")
-            .bind(cu)
-            .fetch_optional(&mut *c)
-            .await?;
-        if !owner.is_some_and(|o| reseller_id.is_none_or(|r| r == o)) {
-            return Err(Error::invalid("filters.customer_id", format!("customer {cu} does not exist")));
+        let owner: Option<i64> =
+            sqlx::query_scalar("SELECT reseller_id FROM customers WHERE id = $1")
+                .bind(cu)
+                .fetch_optional(&mut *c)
+                .await?;
+        let visible = matches!(owner, Some(o) if reseller_id.is_none_or(|r| r == o));
+        if !visible {
+            return Err(Error::invalid(
+                "filters.customer_id",
+                format!("customer {cu} does not exist"),
+            ));
         }
     }
     let body_template = match i.body_template {
-        Some(t) if t.len() > 65536 => return Err(Error::invalid("body_template", "must be at most 64 KiB")),
+        Some(t) if t.len() > 65536 => {
+            return Err(Error::invalid("body_template", "must be at most 64 KiB"))
+        }
         Some(t) => {
             check_template(&t).map_err(|e| Error::invalid("body_template", e))?;
             Some(t)
@@ -424,12 +522,25 @@ async fn validate(c: &mut Conn, app: &App, actor: &Actor, i: HookInput, old: Opt
                 return Err(Error::invalid("response_map", "at most 20 entries"));
             }
             for (k, v) in &m {
-                if k.is_empty() || k.len() > 64 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-                    return Err(Error::invalid(format!("response_map.{k}"), "keys are 1–64 letters, digits, '_', '.' or '-'"));
+                if k.is_empty()
+                    || k.len() > 64
+                    || !k
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                {
+                    return Err(Error::invalid(
+                        format!("response_map.{k}"),
+                        "keys are 1–64 letters, digits, '_', '.' or '-'",
+                    ));
                 }
                 match v.as_str() {
                     Some(p) if p.is_empty() || p.starts_with('/') => {}
-                    _ => return Err(Error::invalid(format!("response_map.{k}"), "must be a JSON pointer such as /data/id")),
+                    _ => {
+                        return Err(Error::invalid(
+                            format!("response_map.{k}"),
+                            "must be a JSON pointer such as /data/id",
+                        ))
+                    }
                 }
             }
             Some(Value::Object(m).to_string())
@@ -448,7 +559,12 @@ async fn validate(c: &mut Conn, app: &App, actor: &Actor, i: HookInput, old: Opt
         auth_name,
         auth_value_enc,
         priority: in_range("priority", i.priority, 1, 1000, 100)?,
-        status: one_of("status", i.status, &["enabled", "disabled", "archived"], "enabled")?,
+        status: one_of(
+            "status",
+            i.status,
+            &["enabled", "disabled", "archived"],
+            "enabled",
+        )?,
         timeout: in_range("timeout", i.timeout, 1, 30, 5)?,
         failure_policy,
         filter_domain: f.domain,
@@ -470,15 +586,36 @@ impl Resource for Hooks {
         ("status", "enabled, disabled or archived"),
         ("reseller_id", "owning reseller"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id"), ("name", "name"), ("priority", "priority")];
-    const READ_ONLY: &'static [&'static str] = &["id", "previous_secret_valid_until", "create_timestamp", "modify_timestamp"];
-    const VOLATILE: &'static [&'static str] = &["disabled_reason", "consecutive_failures", "failing_since", "pending_deliveries"];
+    const ORDER_BY: &'static [(&'static str, &'static str)] =
+        &[("id", "id"), ("name", "name"), ("priority", "priority")];
+    const READ_ONLY: &'static [&'static str] = &[
+        "id",
+        "previous_secret_valid_until",
+        "create_timestamp",
+        "modify_timestamp",
+    ];
+    const VOLATILE: &'static [&'static str] = &[
+        "disabled_reason",
+        "consecutive_failures",
+        "failing_since",
+        "pending_deliveries",
+    ];
     type Repr = Hook;
     type Input = HookInput;
 
-    async fn list(c: &mut Conn, _: &App, actor: &Actor, q: &ListQuery) -> Result<(Vec<Hook>, Option<i64>)> {
-        let w = q.where_scoped(actor, &["name", "phase", "kind", "status"], &["reseller_id"])?;
-        let (rows, total) = list_as::<HookRow>(c, st::HOOK_COLS, st::HOOK_FROM, &w, &q.page).await?;
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<Hook>, Option<i64>)> {
+        let w = q.where_scoped(
+            actor,
+            &["name", "phase", "kind", "status"],
+            &["reseller_id"],
+        )?;
+        let (rows, total) =
+            list_as::<HookRow>(c, st::HOOK_COLS, st::HOOK_FROM, &w, &q.page).await?;
         Ok((rows.into_iter().map(build).collect(), total))
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Hook>> {
@@ -490,10 +627,22 @@ impl Resource for Hooks {
         let id = st::insert(c, &f, &app.cipher.encrypt(&secret)?).await?;
         let mut once = Map::new();
         once.insert("secret".into(), json!(secret));
-        Ok(Created { id, once: Some(once) })
+        Ok(Created {
+            id,
+            once: Some(once),
+        })
     }
-    async fn update(c: &mut Conn, app: &App, actor: &Actor, id: i64, old: &Hook, i: HookInput) -> Result<()> {
-        let row = st::get(c, id, false).await?.ok_or_else(|| Error::not_found("hook"))?;
+    async fn update(
+        c: &mut Conn,
+        app: &App,
+        actor: &Actor,
+        id: i64,
+        old: &Hook,
+        i: HookInput,
+    ) -> Result<()> {
+        let row = st::get(c, id, false)
+            .await?
+            .ok_or_else(|| Error::not_found("hook"))?;
         let f = validate(c, app, actor, i, Some(&row)).await?;
         if f.phase != old.phase {
             return Err(Error::invalid("phase", "cannot change: create a new hook"));
@@ -516,7 +665,10 @@ impl Resource for Hooks {
         }
     }
     fn links(r: &Hook) -> Vec<(&'static str, String)> {
-        vec![("hookexecutions", format!("/api/hookexecutions/?hook_id={}", r.id))]
+        vec![(
+            "hookexecutions",
+            format!("/api/hookexecutions/?hook_id={}", r.id),
+        )]
     }
 }
 
@@ -571,7 +723,10 @@ fn exec_of(r: ExecutionRow) -> Execution {
         outcome: r.outcome,
         error: r.error,
         request: serde_json::from_str(&r.request).unwrap_or(Value::Null),
-        response: r.response.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+        response: r
+            .response
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok()),
         delivery_status: r.delivery_status,
     }
 }
@@ -579,14 +734,18 @@ fn exec_of(r: ExecutionRow) -> Execution {
 #[async_trait]
 impl Resource for HookExecutions {
     const NAME: &'static str = "hookexecutions";
-    const SUMMARY: &'static str = "Every attempt of every hook: request, response, duration, outcome";
+    const SUMMARY: &'static str =
+        "Every attempt of every hook: request, response, duration, outcome";
     const CAN_CREATE: bool = false;
     const CAN_UPDATE: bool = false;
     const CAN_DELETE: bool = false;
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("hook_id", "the hook"),
         ("event", "event name, * wildcard"),
-        ("status", "outcome: success, failure, timeout, error or vetoed"),
+        (
+            "status",
+            "outcome: success, failure, timeout, error or vetoed",
+        ),
         ("phase", "before or after"),
         ("delivery_id", "the delivery"),
         ("webhook_id", "the message id"),
@@ -597,8 +756,17 @@ impl Resource for HookExecutions {
     type Repr = Execution;
     type Input = NoInput;
 
-    async fn list(c: &mut Conn, _: &App, actor: &Actor, q: &ListQuery) -> Result<(Vec<Execution>, Option<i64>)> {
-        let mut w = q.where_scoped(actor, &["event", "phase", "webhook_id"], &["hook_id", "delivery_id"])?;
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<Execution>, Option<i64>)> {
+        let mut w = q.where_scoped(
+            actor,
+            &["event", "phase", "webhook_id"],
+            &["hook_id", "delivery_id"],
+        )?;
         if let Some(s) = q.get("status") {
             w.push("outcome = ?", Arg::Text(s.to_string()));
         }
@@ -608,11 +776,20 @@ impl Resource for HookExecutions {
         if let Some(s) = q.get("until") {
             w.push("ts <= ?", Arg::Text(s.to_string()));
         }
-        let (rows, total) = list_as::<ExecutionRow>(c, st::EXEC_COLS, st::EXEC_FROM, &w, &q.page).await?;
+        let (rows, total) =
+            list_as::<ExecutionRow>(c, st::EXEC_COLS, st::EXEC_FROM, &w, &q.page).await?;
         Ok((rows.into_iter().map(exec_of).collect(), total))
     }
     async fn load(c: &mut Conn, _: &App, id: i64, _lock: bool) -> Result<Option<Execution>> {
-        let row: Option<ExecutionRow> = get_from_view(c, "hook_executions", st::EXEC_COLS, st::EXEC_FROM, id, false).await?;
+        let row: Option<ExecutionRow> = get_from_view(
+            c,
+            "hook_executions",
+            st::EXEC_COLS,
+            st::EXEC_FROM,
+            id,
+            false,
+        )
+        .await?;
         Ok(row.map(exec_of))
     }
     fn id(r: &Execution) -> i64 {
@@ -648,7 +825,8 @@ pub struct BalanceInput {
 #[async_trait]
 impl Resource for CustomerBalances {
     const NAME: &'static str = "customerbalances";
-    const SUMMARY: &'static str = "Customers' balances (id = the customer's id), as a billing system drives them";
+    const SUMMARY: &'static str =
+        "Customers' balances (id = the customer's id), as a billing system drives them";
     const CAN_CREATE: bool = false;
     const CAN_DELETE: bool = false;
     const FILTERS: &'static [(&'static str, &'static str)] = &[("reseller_id", "owning reseller")];
@@ -656,14 +834,26 @@ impl Resource for CustomerBalances {
     type Repr = Balance;
     type Input = BalanceInput;
 
-    async fn list(c: &mut Conn, _: &App, actor: &Actor, q: &ListQuery) -> Result<(Vec<Balance>, Option<i64>)> {
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<Balance>, Option<i64>)> {
         let w = q.where_scoped(actor, &[], &["reseller_id"])?;
         list_as(c, st::BALANCE_COLS, st::BALANCE_FROM, &w, &q.page).await
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Balance>> {
         get_from_view(c, "customers", st::BALANCE_COLS, st::BALANCE_FROM, id, lock).await
     }
-    async fn update(c: &mut Conn, _: &App, _: &Actor, id: i64, old: &Balance, i: BalanceInput) -> Result<()> {
+    async fn update(
+        c: &mut Conn,
+        _: &App,
+        _: &Actor,
+        id: i64,
+        old: &Balance,
+        i: BalanceInput,
+    ) -> Result<()> {
         if !i.cash_balance.is_finite() || i.cash_balance.abs() > 1e15 {
             return Err(Error::invalid("cash_balance", "must be a finite amount"));
         }
@@ -697,7 +887,7 @@ pub fn router() -> Router<AppState> {
 async fn events(Auth(actor): Auth) -> Result<Response> {
     Hooks::check_access(&actor, false)?;
     let sample_actor = json!({ "type": "admin", "id": 1, "name": "administrator" });
-    let list: Vec<Value> = hooks::catalog(&super::names())
+    let list: Vec<Value> = hooks::catalog(&super::event_sources())
         .into_iter()
         .map(|(event, resource, description)| {
             let op = if event.ends_with(".created") {
@@ -743,7 +933,8 @@ async fn executions_of(
         Some(q) => format!("{q}&hook_id={id}"),
         None => format!("hook_id={id}"),
     };
-    crate::http::resource::list_handler::<HookExecutions>(state, auth, RawQuery(Some(q)), headers).await
+    crate::http::resource::list_handler::<HookExecutions>(state, auth, RawQuery(Some(q)), headers)
+        .await
 }
 
 async fn load_hook_for_write(app: &App, actor: &Actor, id: &str) -> Result<Hook> {
@@ -764,29 +955,55 @@ struct RotateInput {
 }
 
 /// A JSON body that may be left out (then the defaults apply).
-async fn optional_body<T: serde::de::DeserializeOwned + Default>(app: &App, body: Body) -> Result<T> {
+async fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    app: &App,
+    body: Body,
+) -> Result<T> {
     let bytes = axum::body::to_bytes(body, app.cfg.max_body_bytes)
         .await
         .map_err(|_| Error::PayloadTooLarge(app.cfg.max_body_bytes))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
     crate::http::resource::to_input(v, &[], None)
 }
 
 /// A new signing secret, shown once; the old one keeps signing too for the overlap (default
 /// a day) so receivers can switch without losing a message.
-async fn rotate_secret(State(app): State<AppState>, Auth(actor): Auth, Path(id): Path<String>, body: Body) -> Result<Response> {
+async fn rotate_secret(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response> {
     let hook = load_hook_for_write(&app, &actor, &id).await?;
     let input: RotateInput = optional_body(&app, body).await?;
-    let overlap = in_range("overlap_seconds", input.overlap_seconds, 0, 7 * 24 * 3600, 24 * 3600)?;
+    let overlap = in_range(
+        "overlap_seconds",
+        input.overlap_seconds,
+        0,
+        7 * 24 * 3600,
+        24 * 3600,
+    )?;
     let secret = sign::new_secret();
     let mut tx = app.store.begin().await?;
-    let row = st::get(&mut tx, hook.id, true).await?.ok_or_else(|| Error::not_found("hook"))?;
+    let row = st::get(&mut tx, hook.id, true)
+        .await?
+        .ok_or_else(|| Error::not_found("hook"))?;
     let until = chrono::Utc::now().timestamp() + overlap;
-    st::rotate_secret(&mut tx, hook.id, &app.cipher.encrypt(&secret)?, &row.secret_enc, until).await?;
-    let after = Hooks::load(&mut tx, &app, hook.id, false).await?.ok_or_else(|| Error::not_found("hook"))?;
+    st::rotate_secret(
+        &mut tx,
+        hook.id,
+        &app.cipher.encrypt(&secret)?,
+        &row.secret_enc,
+        until,
+    )
+    .await?;
+    let after = Hooks::load(&mut tx, &app, hook.id, false)
+        .await?
+        .ok_or_else(|| Error::not_found("hook"))?;
     record::<Hooks>(&mut tx, &actor, Op::Update, Some(&hook), Some(&after)).await?;
     tx.commit().await?;
     app.hooks.invalidate();
@@ -816,17 +1033,28 @@ fn check_time(field: &str, v: &str) -> Result<String> {
 }
 
 /// Sends a hook's deliveries of a time range again (by default those given up).
-async fn redeliver_range(State(app): State<AppState>, Auth(actor): Auth, Path(id): Path<String>, body: Body) -> Result<Response> {
+async fn redeliver_range(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response> {
     let hook = load_hook_for_write(&app, &actor, &id).await?;
     let input: RedeliverInput = optional_body(&app, body).await?;
     let status = one_of("status", input.status, &["failed", "all"], "failed")?;
     let mut w = crate::store::Where::new();
     w.push("hook_id = ?", Arg::Int(hook.id));
     if let Some(s) = &input.since {
-        w.push("created_at >= ?", Arg::Int(check_time("since", s)?.parse().unwrap_or(0)));
+        w.push(
+            "created_at >= ?",
+            Arg::Int(check_time("since", s)?.parse().unwrap_or(0)),
+        );
     }
     if let Some(u) = &input.until {
-        w.push("created_at <= ?", Arg::Int(check_time("until", u)?.parse().unwrap_or(0) + 999));
+        w.push(
+            "created_at <= ?",
+            Arg::Int(check_time("until", u)?.parse().unwrap_or(0) + 999),
+        );
     }
     if status == "failed" {
         w.raw("status = 'failed'");
@@ -838,11 +1066,19 @@ async fn redeliver_range(State(app): State<AppState>, Auth(actor): Auth, Path(id
     tx.commit().await?;
     tracing::info!(hook = hook.id, count = n, actor = %actor.name, "hook deliveries requeued by hand");
     app.hooks.kick();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "requeued": n, "hook_status": hook.status }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "requeued": n, "hook_status": hook.status })),
+    )
+        .into_response())
 }
 
 /// Sends the delivery of one execution again, with the same webhook-id.
-async fn redeliver_one(State(app): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> Result<Response> {
+async fn redeliver_one(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
     HookExecutions::check_access(&actor, true)?;
     let id = parse_id(&id)?;
     let mut c = app.store.read().await?;
@@ -852,7 +1088,10 @@ async fn redeliver_one(State(app): State<AppState>, Auth(actor): Auth, Path(id):
     };
     drop(c);
     let Some(delivery) = exec.delivery_id else {
-        return Err(Error::invalid("id", "a before-hook's execution has nothing to redeliver"));
+        return Err(Error::invalid(
+            "id",
+            "a before-hook's execution has nothing to redeliver",
+        ));
     };
     let mut w = crate::store::Where::new();
     w.push("id = ?", Arg::Int(delivery));
@@ -861,9 +1100,15 @@ async fn redeliver_one(State(app): State<AppState>, Auth(actor): Auth, Path(id):
     let n = st::requeue(&mut tx, &w, hooks::now_ms()).await?;
     tx.commit().await?;
     if n == 0 {
-        return Err(Error::Conflict(format!("delivery {delivery} is already waiting to go out")));
+        return Err(Error::Conflict(format!(
+            "delivery {delivery} is already waiting to go out"
+        )));
     }
     tracing::info!(delivery, actor = %actor.name, "hook delivery requeued by hand");
     app.hooks.kick();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "delivery_id": delivery, "webhook_id": exec.webhook_id }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "delivery_id": delivery, "webhook_id": exec.webhook_id })),
+    )
+        .into_response())
 }

@@ -81,11 +81,15 @@ fn describe<R: Resource>() -> ResourceDoc {
     openapi::describe::<R>()
 }
 
-/// Every collection's name (events are named after them).
-pub fn names() -> Vec<&'static str> {
-    each_resource!(name_of)
+/// Every collection whose objects change, with the operations it takes (create, update,
+/// delete): events are named after them.
+pub fn event_sources() -> Vec<(&'static str, [bool; 3])> {
+    each_resource!(source_of)
+        .into_iter()
+        .filter(|(_, ops)| ops.iter().any(|o| *o))
+        .collect()
 }
 
-fn name_of<R: Resource>() -> &'static str {
-    R::NAME
+fn source_of<R: Resource>() -> (&'static str, [bool; 3]) {
+    (R::NAME, [R::CAN_CREATE, R::CAN_UPDATE, R::CAN_DELETE])
 }
