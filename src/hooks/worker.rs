@@ -45,15 +45,17 @@ enum Done {
     /// A before-hook's execution.
     Logged(NewExecution),
     /// An after-hook delivery attempt.
-    Attempt {
-        delivery: DeliveryRow,
-        hook: Box<HookCfg>,
-        exec: NewExecution,
-        outcome: Outcome,
-        status: Option<i64>,
-        retry_after: Option<Duration>,
-        metadata: Vec<(String, String)>,
-    },
+    Attempt(Box<Attempt>),
+}
+
+struct Attempt {
+    delivery: DeliveryRow,
+    hook: HookCfg,
+    exec: NewExecution,
+    outcome: Outcome,
+    status: Option<i64>,
+    retry_after: Option<Duration>,
+    metadata: Vec<(String, String)>,
 }
 
 pub struct Hooks {
@@ -296,15 +298,15 @@ impl Hooks {
             request: a.request.to_string(),
             response: a.response.map(|r| r.to_string()),
         };
-        let _ = self.tx.send(Done::Attempt {
+        let _ = self.tx.send(Done::Attempt(Box::new(Attempt {
             delivery: d,
-            hook: Box::new(h),
+            hook: h,
             exec,
             outcome: a.outcome,
             status: a.status,
             retry_after: a.retry_after,
             metadata,
-        });
+        })));
     }
 
     /// When a failed delivery goes out again, or `None` once the schedule is used up.
@@ -341,8 +343,8 @@ impl Hooks {
                     {
                         let mut inflight = self.in_flight.lock().expect("in-flight lock");
                         for d in &batch {
-                            if let Done::Attempt { hook, .. } = d {
-                                if let Some(n) = inflight.get_mut(&hook.id) {
+                            if let Done::Attempt(a) = d {
+                                if let Some(n) = inflight.get_mut(&a.hook.id) {
                                     *n = n.saturating_sub(1);
                                 }
                             }
@@ -369,15 +371,16 @@ impl Hooks {
         for d in batch {
             match d {
                 Done::Logged(e) => execs.push(e.clone()),
-                Done::Attempt {
-                    delivery,
-                    hook,
-                    exec,
-                    outcome,
-                    status,
-                    retry_after,
-                    metadata,
-                } => {
+                Done::Attempt(a) => {
+                    let Attempt {
+                        delivery,
+                        hook,
+                        exec,
+                        outcome,
+                        status,
+                        retry_after,
+                        metadata,
+                    } = &**a;
                     execs.push(exec.clone());
                     let attempts = delivery.attempts + 1;
                     if *outcome == Outcome::Success {
