@@ -43,7 +43,7 @@ struct Cache {
 
 enum Done {
     /// A before-hook's execution.
-    Logged(NewExecution),
+    Logged(Box<NewExecution>),
     /// An after-hook delivery attempt.
     Attempt(Box<Attempt>),
 }
@@ -160,7 +160,7 @@ impl Hooks {
 
     /// Records a before-hook's execution (in the background, batched with the others).
     pub fn log(&self, e: NewExecution) {
-        let _ = self.tx.send(Done::Logged(e));
+        let _ = self.tx.send(Done::Logged(Box::new(e)));
     }
 
     /// Starts the worker, the writer and the pruner; they run until `stop` is dropped.
@@ -370,7 +370,7 @@ impl Hooks {
         let mut disabled = Vec::new();
         for d in batch {
             match d {
-                Done::Logged(e) => execs.push(e.clone()),
+                Done::Logged(e) => execs.push((**e).clone()),
                 Done::Attempt(a) => {
                     let Attempt {
                         delivery,
