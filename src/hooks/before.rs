@@ -37,12 +37,27 @@ fn event_for(h: &HookCfg, events: &[String]) -> Option<String> {
     events.iter().rev().find(|e| matches(&h.events, e)).cloned()
 }
 
+/// Runs the hooks; their executions are in the log before the client has its answer.
 pub async fn run(
     hooks: &super::worker::Hooks,
     list: &[HookCfg],
     actor: &Actor,
     p: &Pending<'_>,
+    doc: Value,
+) -> Result<Verdict> {
+    let mut log = Vec::new();
+    let r = run_logged(hooks, list, actor, p, doc, &mut log).await;
+    hooks.log_now(log).await;
+    r
+}
+
+async fn run_logged(
+    hooks: &super::worker::Hooks,
+    list: &[HookCfg],
+    actor: &Actor,
+    p: &Pending<'_>,
     mut doc: Value,
+    log: &mut Vec<NewExecution>,
 ) -> Result<Verdict> {
     let mut metadata = Vec::new();
     let actor_v = super::actor_json(actor);
@@ -129,7 +144,7 @@ pub async fn run(
                 metadata.push((h.id, m));
             }
         }
-        hooks.log(NewExecution {
+        log.push(NewExecution {
             hook_id: h.id,
             reseller_id: h.reseller_id,
             delivery_id: None,

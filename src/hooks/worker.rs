@@ -30,8 +30,9 @@ use crate::store::Store;
 /// How long cached hook settings are trusted before they are read again (other nodes, the
 /// CLI). Changes through this node's API are seen at once.
 const CACHE_TTL: Duration = Duration::from_secs(2);
-/// A claim outlives the longest call (30 s) with room to record its outcome.
-const LEASE_MS: i64 = 90_000;
+/// A claim outlives its hook's timeout by this much, room to record the outcome. A node that
+/// dies holding claims delays those deliveries by about this (then they go out again).
+const LEASE_MARGIN_MS: i64 = 15_000;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const CLAIM_BATCH: i64 = 500;
 
@@ -158,9 +159,24 @@ impl Hooks {
             .collect())
     }
 
-    /// Records a before-hook's execution (in the background, batched with the others).
-    pub fn log(&self, e: NewExecution) {
-        let _ = self.tx.send(Done::Logged(Box::new(e)));
+    /// Records before-hooks' executions now; if the database will not take them, the writer
+    /// keeps trying in the background.
+    pub async fn log_now(&self, execs: Vec<NewExecution>) {
+        if execs.is_empty() {
+            return;
+        }
+        let r: Result<()> = async {
+            let mut tx = self.store.begin().await?;
+            st::insert_executions(&mut tx, &execs).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if r.is_err() {
+            for e in execs {
+                let _ = self.tx.send(Done::Logged(Box::new(e)));
+            }
+        }
     }
 
     /// Starts the worker, the writer and the pruner; they run until `stop` is dropped.
@@ -248,13 +264,21 @@ impl Hooks {
         if picked.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<i64> = picked.iter().map(|d| d.id).collect();
-        let got = {
-            let mut tx = self.store.begin().await?;
-            let got = st::claim(&mut tx, &ids, now, now + LEASE_MS).await?;
-            tx.commit().await?;
-            got
-        };
+        // One lease length per hook: its timeout plus the margin.
+        let mut by_lease: HashMap<i64, Vec<i64>> = HashMap::new();
+        for d in &picked {
+            let timeout = hooks[&d.hook_id].timeout.as_millis() as i64;
+            by_lease
+                .entry(timeout + LEASE_MARGIN_MS)
+                .or_default()
+                .push(d.id);
+        }
+        let mut got = Vec::new();
+        let mut tx = self.store.begin().await?;
+        for (lease, ids) in by_lease {
+            got.extend(st::claim(&mut tx, &ids, now, now + lease).await?);
+        }
+        tx.commit().await?;
         let mut started = 0;
         for d in picked.into_iter().filter(|d| got.contains(&d.id)) {
             let Some(h) = hooks.get(&d.hook_id).cloned() else {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod kamailio;
+pub mod receiver;
 pub mod sipdb;
 
 use std::{
@@ -52,10 +53,17 @@ pub struct TestApp {
     pub db_url: String,
     pg_db: Option<String>,
     child: Option<Child>,
+    /// Extra environment for the server (settings such as VOXPROV_HOOKS_*).
+    pub env: Vec<(String, String)>,
 }
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Starts a server with extra environment variables.
+    pub async fn spawn_with(backend: Backend, env: &[(&str, &str)]) -> TestApp {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("vxtest-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -82,6 +90,10 @@ impl TestApp {
             db_url,
             pg_db,
             child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         app.start().await;
         app
@@ -100,6 +112,7 @@ impl TestApp {
             .args(["--database-url", &self.db_url])
             .env("VOXPROV_ADMIN_PASSWORD", ADMIN_PASS)
             .env("VOXPROV_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -359,16 +372,23 @@ impl Drop for TestApp {
 #[macro_export]
 macro_rules! both {
     ($name:ident) => {
+        $crate::both!($name, &[]);
+    };
+    ($name:ident, $env:expr) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_sqlite() {
-                super::$name($crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await)
-                    .await;
+                super::$name(
+                    $crate::common::TestApp::spawn_with($crate::common::Backend::Sqlite, $env)
+                        .await,
+                )
+                .await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() {
                 super::$name(
-                    $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await,
+                    $crate::common::TestApp::spawn_with($crate::common::Backend::Postgres, $env)
+                        .await,
                 )
                 .await;
             }

@@ -588,11 +588,16 @@ impl Resource for Hooks {
     ];
     const ORDER_BY: &'static [(&'static str, &'static str)] =
         &[("id", "id"), ("name", "name"), ("priority", "priority")];
+    /// The volatile fields are here too: a PATCH carries them as they are.
     const READ_ONLY: &'static [&'static str] = &[
         "id",
         "previous_secret_valid_until",
         "create_timestamp",
         "modify_timestamp",
+        "disabled_reason",
+        "consecutive_failures",
+        "failing_since",
+        "pending_deliveries",
     ];
     const VOLATILE: &'static [&'static str] = &[
         "disabled_reason",
