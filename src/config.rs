@@ -83,7 +83,7 @@ impl Default for HooksConfig {
             disable_after_failures: 50,
             disable_after_seconds: 5 * 24 * 3600,
             retention_days: 30,
-            max_in_flight_per_hook: 16,
+            max_in_flight_per_hook: 64,
         }
     }
 }

@@ -184,6 +184,14 @@ async fn before_hooks_veto_modify_and_run_in_priority_order(app: TestApp) {
         ))
         .await;
     assert_eq!(l["total_count"], 0);
+    // Bulk creation cannot go around them.
+    let (s, v) = common::send(
+        app.req(Method::POST, "/api/subscribers/")
+            .json(&json!([sub_body(&f, "bob")])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("'no-bobs'"), "{v}");
     let (s, _) = app.delete(&format!("/api/subscribers/{sub}")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let (_, still) = app.get(&format!("/api/subscribers/{sub}")).await;
@@ -1091,7 +1099,9 @@ both!(balances_raise_depleted_and_restored, super::ENV);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_receiver_holds_back_only_its_own_hook() {
-    let app = spawn(Backend::Sqlite).await;
+    let mut env = ENV.to_vec();
+    env.push(("VOXPROV_HOOKS_MAX_IN_FLIGHT_PER_HOOK", "16"));
+    let app = TestApp::spawn_with(Backend::Sqlite, &env).await;
     let r = Receiver::start().await;
     let f = app.fixture().await;
     r.set(

@@ -59,9 +59,13 @@ enum Cmd {
     Sipserver(sipserver::SipServerArgs),
     /// Import a million subscribers from CSV; then lookup and listing latency at that size.
     Import(bulk::ImportArgs),
+    /// After-hook delivery: events/s to a local receiver, commit → delivery latency, and API
+    /// write latency while a receiver hangs.
+    Hooks(hooks::HooksArgs),
 }
 
 mod bulk;
+mod hooks;
 mod sipserver;
 
 #[derive(Parser)]
@@ -107,6 +111,7 @@ async fn main() -> Result<()> {
         Cmd::Subscribers(args) => subscribers(args).await,
         Cmd::Sipserver(args) => sipserver::sipserver(args).await,
         Cmd::Import(args) => bulk::import(args).await,
+        Cmd::Hooks(args) => hooks::hooks(args).await,
     }
 }
 
@@ -246,7 +251,18 @@ struct Server {
 
 impl Server {
     async fn start(voxprov: &Path, data_dir: &Path, database_url: Option<&str>) -> Result<Server> {
+        Self::start_with(voxprov, data_dir, database_url, &[]).await
+    }
+
+    /// Starts the server with extra environment (settings such as VOXPROV_HOOKS_*).
+    async fn start_with(
+        voxprov: &Path,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<Server> {
         let mut cmd = Command::new(voxprov);
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")

@@ -53,7 +53,7 @@ pub struct SipServerArgs {
     mysql_host: String,
 }
 
-const DOMAIN: &str = "kam.bench.example.com";
+pub const DOMAIN: &str = "kam.bench.example.com";
 
 struct Dbs {
     mysql_host: String,
@@ -134,7 +134,7 @@ fn run(cmd: &mut std::process::Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-async fn setup(client: &reqwest::Client, base: &str) -> Result<i64> {
+pub async fn setup(client: &reqwest::Client, base: &str) -> Result<i64> {
     post_created(
         client,
         base,

@@ -53,7 +53,10 @@ CREATE TABLE hook_deliveries (
     delivered_at INTEGER,
     last_error TEXT
 );
-CREATE INDEX ix_hook_deliveries_due ON hook_deliveries(next_attempt_at, id) WHERE status = 'pending';
+-- What is due, per hook (a hook whose slots are all taken is not even looked at), and the
+-- next retry time of all.
+CREATE INDEX ix_hook_deliveries_due ON hook_deliveries(hook_id, next_attempt_at, id) WHERE status = 'pending';
+CREATE INDEX ix_hook_deliveries_next ON hook_deliveries(next_attempt_at) WHERE status = 'pending';
 CREATE INDEX ix_hook_deliveries_object ON hook_deliveries(hook_id, resource, object_id, id) WHERE status = 'pending';
 CREATE INDEX ix_hook_deliveries_hook ON hook_deliveries(hook_id, id);
 

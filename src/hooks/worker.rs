@@ -34,7 +34,6 @@ const CACHE_TTL: Duration = Duration::from_secs(2);
 /// dies holding claims delays those deliveries by about this (then they go out again).
 const LEASE_MARGIN_MS: i64 = 15_000;
 const IDLE_POLL: Duration = Duration::from_millis(500);
-const CLAIM_BATCH: i64 = 500;
 
 struct Cache {
     at: Option<Instant>,
@@ -59,6 +58,22 @@ struct Attempt {
     metadata: Vec<(String, String)>,
 }
 
+/// This node's deliveries on their way: sent or being sent, outcome not recorded yet; and
+/// those recorded since the current look at the outbox began, which that look (a snapshot
+/// taken before) may still see as pending.
+#[derive(Default)]
+struct Claimed {
+    /// Delivery → hook.
+    sending: HashMap<i64, i64>,
+    recorded: std::collections::HashSet<i64>,
+}
+
+impl Claimed {
+    fn contains(&self, id: i64) -> bool {
+        self.sending.contains_key(&id) || self.recorded.contains(&id)
+    }
+}
+
 pub struct Hooks {
     pub caller: Caller,
     cfg: HooksConfig,
@@ -67,6 +82,9 @@ pub struct Hooks {
     cache: Mutex<Cache>,
     kick: Notify,
     in_flight: Mutex<HashMap<i64, usize>>,
+    /// Deliveries this node is sending, or whose outcome it has not recorded yet.
+    /// Deliveries on their way.
+    claimed: Mutex<Claimed>,
     tx: mpsc::UnboundedSender<Done>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
 }
@@ -90,6 +108,7 @@ impl Hooks {
             }),
             kick: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(Claimed::default()),
             tx,
             rx: Mutex::new(Some(rx)),
         })
@@ -224,7 +243,7 @@ impl Hooks {
 
     async fn next_wait(&self) -> Result<Duration> {
         let mut c = self.store.read().await?;
-        let next = st::next_due(&mut c).await?;
+        let next = st::next_due(&mut c, now_ms()).await?;
         Ok(match next {
             Some(t) => {
                 Duration::from_millis((t - now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64)
@@ -236,49 +255,66 @@ impl Hooks {
     /// Claims what is due and starts the calls; returns how many started.
     pub async fn dispatch_once(self: &Arc<Self>) -> Result<usize> {
         let (_, hooks) = self.refresh().await?;
+        self.claimed.lock().expect("claimed lock").recorded.clear();
         let now = now_ms();
-        let due = {
-            let mut c = self.store.read().await?;
-            st::due(&mut c, now, CLAIM_BATCH).await?
-        };
-        if due.is_empty() {
-            return Ok(0);
+        // Per hook, as many as it has free slots; past those of its deliveries already on
+        // their way (they stay pending until their outcome is recorded).
+        let mut wants: Vec<(i64, i64)> = Vec::new();
+        {
+            let inflight = self.in_flight.lock().expect("in-flight lock").clone();
+            let claimed = self.claimed.lock().expect("claimed lock");
+            for id in hooks.keys() {
+                let used = inflight.get(id).copied().unwrap_or(0);
+                let free = self.cfg.max_in_flight_per_hook.saturating_sub(used);
+                if free > 0 {
+                    let on_the_way = claimed.sending.values().filter(|h| *h == id).count();
+                    wants.push((*id, (free + on_the_way) as i64));
+                }
+            }
         }
-        // Within each hook's free slots.
         let mut picked = Vec::new();
         {
-            let inflight = self.in_flight.lock().expect("in-flight lock");
-            let mut taken: HashMap<i64, usize> = HashMap::new();
-            for d in due {
-                if !hooks.contains_key(&d.hook_id) {
-                    continue;
-                }
-                let used = inflight.get(&d.hook_id).copied().unwrap_or(0)
-                    + taken.get(&d.hook_id).copied().unwrap_or(0);
-                if used < self.cfg.max_in_flight_per_hook {
-                    *taken.entry(d.hook_id).or_default() += 1;
-                    picked.push(d);
-                }
+            let mut c = self.store.read().await?;
+            for (hook, limit) in &wants {
+                let due = st::due(&mut c, *hook, now, *limit).await?;
+                let used = self
+                    .in_flight
+                    .lock()
+                    .expect("in-flight lock")
+                    .get(hook)
+                    .copied();
+                let free = self
+                    .cfg
+                    .max_in_flight_per_hook
+                    .saturating_sub(used.unwrap_or(0));
+                let claimed = self.claimed.lock().expect("claimed lock");
+                picked.extend(
+                    due.into_iter()
+                        .filter(|d| !claimed.contains(d.id))
+                        .take(free),
+                );
             }
         }
         if picked.is_empty() {
             return Ok(0);
         }
-        // One lease length per hook: its timeout plus the margin.
-        let mut by_lease: HashMap<i64, Vec<i64>> = HashMap::new();
-        for d in &picked {
-            let timeout = hooks[&d.hook_id].timeout.as_millis() as i64;
-            by_lease
-                .entry(timeout + LEASE_MARGIN_MS)
-                .or_default()
-                .push(d.id);
+        // A lease per delivery: its hook's timeout plus the margin.
+        let wanted: Vec<(i64, i64)> = picked
+            .iter()
+            .map(|d| {
+                (
+                    d.id,
+                    hooks[&d.hook_id].timeout.as_millis() as i64 + LEASE_MARGIN_MS,
+                )
+            })
+            .collect();
+        let got = st::claim(&self.store, &wanted, now).await?;
+        {
+            let mut claimed = self.claimed.lock().expect("claimed lock");
+            for d in picked.iter().filter(|d| got.contains(&d.id)) {
+                claimed.sending.insert(d.id, d.hook_id);
+            }
         }
-        let mut got = Vec::new();
-        let mut tx = self.store.begin().await?;
-        for (lease, ids) in by_lease {
-            got.extend(st::claim(&mut tx, &ids, now, now + lease).await?);
-        }
-        tx.commit().await?;
         let mut started = 0;
         for d in picked.into_iter().filter(|d| got.contains(&d.id)) {
             let Some(h) = hooks.get(&d.hook_id).cloned() else {
@@ -300,6 +336,17 @@ impl Hooks {
     async fn attempt(&self, d: DeliveryRow, h: HookCfg) {
         let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
         let a = self.caller.call(&h, &d.webhook_id, &payload).await;
+        // The slot is free once the receiver has answered; the delivery stays claimed until
+        // its outcome is recorded.
+        if let Some(n) = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get_mut(&h.id)
+        {
+            *n = n.saturating_sub(1);
+        }
+        self.kick();
         let metadata = if a.outcome == Outcome::Success {
             super::call::mapped(&h, &a.body)
         } else {
@@ -365,15 +412,15 @@ impl Hooks {
             match self.write_batch(&batch).await {
                 Ok(()) => {
                     {
-                        let mut inflight = self.in_flight.lock().expect("in-flight lock");
+                        let mut claimed = self.claimed.lock().expect("claimed lock");
                         for d in &batch {
                             if let Done::Attempt(a) = d {
-                                if let Some(n) = inflight.get_mut(&a.hook.id) {
-                                    *n = n.saturating_sub(1);
-                                }
+                                claimed.sending.remove(&a.delivery.id);
+                                claimed.recorded.insert(a.delivery.id);
                             }
                         }
                     }
+                    // An object's next delivery may go now.
                     batch.clear();
                     self.kick();
                 }
@@ -392,6 +439,9 @@ impl Hooks {
         let mut tx = self.store.begin().await?;
         let mut execs = Vec::with_capacity(batch.len());
         let mut disabled = Vec::new();
+        // Successes are recorded together: one statement per hundred, one per hook.
+        let mut delivered = Vec::new();
+        let mut succeeded = std::collections::BTreeSet::new();
         for d in batch {
             match d {
                 Done::Logged(e) => execs.push((**e).clone()),
@@ -408,8 +458,8 @@ impl Hooks {
                     execs.push(exec.clone());
                     let attempts = delivery.attempts + 1;
                     if *outcome == Outcome::Success {
-                        st::delivery_done(&mut tx, delivery.id, attempts, now).await?;
-                        st::note_success(&mut tx, hook.id).await?;
+                        delivered.push(delivery.id);
+                        succeeded.insert(hook.id);
                         if !metadata.is_empty() {
                             st::set_metadata(
                                 &mut tx,
@@ -474,6 +524,10 @@ impl Hooks {
                     }
                 }
             }
+        }
+        st::deliveries_done(&mut tx, &delivered, now).await?;
+        for h in succeeded {
+            st::note_success(&mut tx, h).await?;
         }
         st::insert_executions(&mut tx, &execs).await?;
         tx.commit().await?;

@@ -182,6 +182,10 @@ fn build() -> Value {
         }
         paths.insert(format!("/api/{}/{{id}}", d.name), Value::Object(item));
         paths.insert(
+            format!("/api/{}/{{id}}/metadata", d.name),
+            json!({ "get": { "tags": [tag], "operationId": format!("metadata_{}", d.name), "summary": format!("Values hooks' answers put on one of {} (response_map)", d.name), "parameters": [id_param], "responses": { "200": { "description": "metadata: key → value, and the hook each came from" }, "404": err("no such object") } } }),
+        );
+        paths.insert(
             format!("/api/{}/{{id}}/journal/", d.name),
             json!({ "get": { "tags": [tag], "operationId": format!("journal_{}", d.name), "summary": format!("Journal of one of {}", d.name), "parameters": [id_param], "responses": { "200": { "description": "change records, newest last" }, "404": err("no such object") } } }),
         );
@@ -202,6 +206,17 @@ fn build() -> Value {
     ));
     paths.insert("/api/journals/".into(), json!({ "get": { "tags": ["journals"], "operationId": "list_journals", "summary": "The journal: every change with actor, client address, before and after", "parameters": jp, "responses": { "200": { "description": "change records" } } } }));
     paths.insert("/api/journals/{id}".into(), json!({ "get": { "tags": ["journals"], "operationId": "get_journal", "summary": "One journal entry", "parameters": [id_param], "responses": { "200": { "description": "the change record" }, "404": err("no such entry (or another reseller's)") } } }));
+    let obj = json!({ "type": "object" });
+    paths.insert("/api/hooks/events".into(), json!({ "get": { "tags": ["hooks"], "operationId": "hook_events", "summary": "Every event a hook can take, with a sample payload", "responses": { "200": { "description": "the event catalog" } } } }));
+    paths.insert("/api/hooks/{id}/executions".into(), json!({ "get": { "tags": ["hooks"], "operationId": "hook_executions_of", "summary": "One hook's execution log (the filters of /api/hookexecutions/ apply)", "parameters": [id_param], "responses": { "200": { "description": "executions" }, "404": err("no such hook") } } }));
+    paths.insert("/api/hooks/{id}/rotate_secret".into(), json!({ "post": { "tags": ["hooks"], "operationId": "rotate_hook_secret", "summary": "A new signing secret, shown once; the old one also signs for overlap_seconds (default 86400, at most 604800)", "parameters": [id_param],
+        "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "overlap_seconds": { "type": "integer" } } } } } },
+        "responses": { "200": { "description": "{secret, previous_secret_valid_until}", "content": { "application/json": { "schema": obj } } }, "404": err("no such hook"), "422": err("bad overlap_seconds") } } }));
+    paths.insert("/api/hooks/{id}/redeliver".into(), json!({ "post": { "tags": ["hooks"], "operationId": "redeliver_hook_range", "summary": "Send a hook's deliveries of a time range again: status failed (default) or all", "parameters": [id_param],
+        "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "since": { "type": "string" }, "until": { "type": "string" }, "status": { "type": "string", "enum": ["failed", "all"] } } } } } },
+        "responses": { "202": { "description": "{requeued}" }, "404": err("no such hook"), "422": err("bad time or status") } } }));
+    paths.insert("/api/hookexecutions/{id}/redeliver".into(), json!({ "post": { "tags": ["hookexecutions"], "operationId": "redeliver_execution", "summary": "Send the delivery of one execution again, with the same webhook-id", "parameters": [id_param],
+        "responses": { "202": { "description": "{delivery_id, webhook_id}" }, "404": err("no such execution"), "409": err("already waiting to go out"), "422": err("a before-hook execution") } } }));
     paths.insert("/api/openapi.json".into(), json!({ "get": { "tags": ["meta"], "operationId": "openapi", "summary": "This description", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }));
     json!({
         "openapi": "3.1.0",

@@ -520,6 +520,7 @@ async fn create<R: Resource>(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("text/csv"));
     if let (true, Some(kind)) = (csv, R::BULK) {
+        refuse_bulk_past_before_hooks::<R>(&app).await?;
         let limit = app.cfg.max_body_bytes;
         let bytes = axum::body::to_bytes(body, limit)
             .await
@@ -535,6 +536,7 @@ async fn create<R: Resource>(
                 "must be a JSON object (bulk creation is not available on this collection)",
             ));
         };
+        refuse_bulk_past_before_hooks::<R>(&app).await?;
         return bulk(
             &app,
             &actor,
@@ -584,6 +586,28 @@ async fn create<R: Resource>(
         HeaderValue::from_str(&location).map_err(Error::internal)?,
     );
     Ok(with_etag(resp, &tag))
+}
+
+/// Bulk creation does not call before-hooks (one call per row inside one transaction would
+/// hold the writer for as long as the hooks take), so it is refused while any would be
+/// asked about a creation of this kind.
+async fn refuse_bulk_past_before_hooks<R: Resource>(app: &App) -> Result<()> {
+    let event = format!("{}.created", crate::hooks::singular(R::NAME));
+    let asked: Vec<String> = app
+        .hooks
+        .before_for(R::NAME)
+        .await?
+        .iter()
+        .filter(|h| crate::hooks::matches(&h.events, &event))
+        .map(|h| format!("'{}'", h.name))
+        .collect();
+    if asked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Conflict(format!(
+        "before-hooks {} check every {event}: create these one at a time",
+        asked.join(", ")
+    )))
 }
 
 /// Creates one object from a JSON body and records it, inside the caller's transaction (a

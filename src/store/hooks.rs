@@ -259,66 +259,87 @@ pub struct DeliveryRow {
     pub created_at: i64,
 }
 
-/// Deliveries that are due, not claimed, of enabled hooks, and first in line for their
-/// object (an earlier pending delivery of the same object goes first).
-pub async fn due(c: &mut Conn, now_ms: i64, limit: i64) -> Result<Vec<DeliveryRow>> {
+/// One hook's deliveries that are due, not claimed by another node, and first in line for
+/// their object (an earlier pending delivery of the same object goes first); oldest first.
+/// Walks that hook's pending deliveries only, however many finished ones the table keeps or
+/// other hooks have waiting.
+pub async fn due(c: &mut Conn, hook_id: i64, now_ms: i64, limit: i64) -> Result<Vec<DeliveryRow>> {
     Ok(sqlx::query_as(
         "SELECT d.id, d.hook_id, d.webhook_id, d.event, d.resource, d.object_id, d.payload, d.attempts, d.created_at \
-         FROM hook_deliveries d JOIN hooks h ON h.id = d.hook_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1) \
-         AND h.status = 'enabled' \
+         FROM hook_deliveries d \
+         WHERE d.hook_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2 \
+         AND (d.lease_until IS NULL OR d.lease_until < $2) \
          AND NOT EXISTS (SELECT 1 FROM hook_deliveries e WHERE e.hook_id = d.hook_id AND e.resource = d.resource \
              AND e.object_id = d.object_id AND e.status = 'pending' AND e.id < d.id) \
-         ORDER BY d.id LIMIT $2",
+         ORDER BY d.next_attempt_at, d.id LIMIT $3",
     )
+    .bind(hook_id)
     .bind(now_ms)
     .bind(limit)
     .fetch_all(&mut *c)
     .await?)
 }
 
-/// Claims deliveries until `until_ms`; returns the ids this caller got (another node may have
-/// taken some first).
-pub async fn claim(c: &mut Conn, ids: &[i64], now_ms: i64, until_ms: i64) -> Result<Vec<i64>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+/// Claims deliveries (id, lease length in ms); returns the ids this node got (another node
+/// may have taken some first). Where one node has the database to itself (SQLite) there is
+/// nobody to claim them from: the worker's own bookkeeping is enough, and a claim would wait
+/// for the single writer and cost a synchronous commit for nothing (after a crash everything
+/// pending goes out again anyway).
+pub async fn claim(store: &super::Store, ids: &[(i64, i64)], now_ms: i64) -> Result<Vec<i64>> {
+    if ids.is_empty() || store.single_node() {
+        return Ok(ids.iter().map(|(id, _)| *id).collect());
     }
-    let sql = format!(
-        "UPDATE hook_deliveries SET lease_until = $1 WHERE id IN ({}) AND status = 'pending' \
-         AND (lease_until IS NULL OR lease_until < $2) RETURNING id",
-        placeholders(3, ids.len())
-    );
-    let mut q = sqlx::query(&sql).bind(until_ms).bind(now_ms);
-    for id in ids {
-        q = q.bind(*id);
+    let mut by_lease: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for (id, lease) in ids {
+        by_lease.entry(*lease).or_default().push(*id);
     }
-    q.fetch_all(&mut *c)
-        .await?
-        .iter()
-        .map(|r| Ok(r.try_get(0)?))
-        .collect()
+    let mut got = Vec::new();
+    let mut tx = store.begin().await?;
+    for (lease, ids) in by_lease {
+        let sql = format!(
+            "UPDATE hook_deliveries SET lease_until = $1 WHERE id IN ({}) AND status = 'pending' \
+             AND (lease_until IS NULL OR lease_until < $2) RETURNING id",
+            placeholders(3, ids.len())
+        );
+        let mut q = sqlx::query(&sql).bind(now_ms + lease).bind(now_ms);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut *tx).await? {
+            got.push(r.try_get(0)?);
+        }
+    }
+    tx.commit().await?;
+    Ok(got)
 }
 
-/// The soonest time a pending delivery becomes due (unix ms).
-pub async fn next_due(c: &mut Conn) -> Result<Option<i64>> {
+/// The soonest time after `now_ms` a retry falls due (unix ms). Deliveries due already but
+/// not sent are waiting for something that wakes the worker anyway: an earlier delivery of
+/// their object, a free slot, their hook being enabled, a lease running out (polled).
+pub async fn next_due(c: &mut Conn, now_ms: i64) -> Result<Option<i64>> {
     let row = sqlx::query(
-        "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) \
-         FROM hook_deliveries WHERE status = 'pending'",
+        "SELECT MIN(next_attempt_at) FROM hook_deliveries WHERE status = 'pending' AND next_attempt_at > $1",
     )
+    .bind(now_ms)
     .fetch_one(&mut *c)
     .await?;
     Ok(row.try_get(0)?)
 }
 
-pub async fn delivery_done(c: &mut Conn, id: i64, attempts: i64, at_ms: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE hook_deliveries SET status = 'delivered', attempts = $1, delivered_at = $2, lease_until = NULL, last_error = NULL WHERE id = $3",
-    )
-    .bind(attempts)
-    .bind(at_ms)
-    .bind(id)
-    .execute(&mut *c)
-    .await?;
+/// Deliveries that went out (each on one more attempt).
+pub async fn deliveries_done(c: &mut Conn, ids: &[i64], at_ms: i64) -> Result<()> {
+    for chunk in ids.chunks(100) {
+        let sql = format!(
+            "UPDATE hook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = $1, \
+             lease_until = NULL, last_error = NULL WHERE id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(at_ms);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *c).await?;
+    }
     Ok(())
 }
 
@@ -353,7 +374,6 @@ pub async fn requeue(c: &mut Conn, w: &super::Where, now_ms: i64) -> Result<u64>
     );
     let mut args = w.args().to_vec();
     args.push(Arg::Int(now_ms));
-    // The placeholder numbering puts now_ms last; bind in that order.
     let q = bind_all(sqlx::query(&sql), &args);
     Ok(q.execute(&mut *c).await?.rows_affected())
 }
@@ -423,7 +443,8 @@ pub struct NewExecution {
 
 pub async fn insert_executions(c: &mut Conn, es: &[NewExecution]) -> Result<()> {
     const COLS: usize = 16;
-    for chunk in es.chunks(40) {
+    // Small statements: SQLite finds a parameter by a linear scan of all of them.
+    for chunk in es.chunks(8) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
             .collect();

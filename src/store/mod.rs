@@ -131,6 +131,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether this node has the database to itself (SQLite), so work needs no claims
+    /// against other nodes.
+    pub fn single_node(&self) -> bool {
+        self.kind == DbKind::Sqlite
+    }
+
     pub fn backend(&self) -> &'static str {
         match self.kind {
             DbKind::Sqlite => "sqlite",
