@@ -169,6 +169,23 @@ pub struct Answer {
     pub response: Option<Value>,
 }
 
+impl Answer {
+    /// No answer (yet): what was sent, for the log.
+    fn none(request: Value) -> Answer {
+        Answer {
+            outcome: Outcome::Error,
+            status: None,
+            body: Vec::new(),
+            error: None,
+            retry_after: None,
+            started_ms: 0,
+            duration: Duration::ZERO,
+            request,
+            response: None,
+        }
+    }
+}
+
 /// What a call needs besides the hook.
 #[derive(Clone)]
 pub struct Caller {
@@ -277,17 +294,11 @@ impl Caller {
         let (body, ct) = match render_body(h, payload) {
             Ok(b) => b,
             Err(e) => {
-                return Answer {
-                    outcome: Outcome::Error,
-                    status: None,
-                    body: Vec::new(),
-                    error: Some(e),
-                    retry_after: None,
-                    started_ms,
-                    duration: start.elapsed(),
-                    request: json!({ "template": h.body_template }),
-                    response: None,
-                }
+                let mut a = Answer::none(json!({ "template": h.body_template }));
+                a.error = Some(e);
+                a.started_ms = started_ms;
+                a.duration = start.elapsed();
+                return a;
             }
         };
         let mut a = if h.kind == "script" {
@@ -335,17 +346,7 @@ impl Caller {
         }
         let request =
             json!({ "method": h.method, "url": url, "headers": logged, "body": cut(body) });
-        let mut a = Answer {
-            outcome: Outcome::Error,
-            status: None,
-            body: Vec::new(),
-            error: None,
-            retry_after: None,
-            started_ms: 0,
-            duration: Duration::ZERO,
-            request,
-            response: None,
-        };
+        let mut a = Answer::none(request);
         // Literal addresses never reach the guarded resolver: check them here, every time.
         if let Err(e) = super::net::check_url(&url, self.allow_private) {
             a.error = Some(format!("url {e}"));
@@ -417,17 +418,7 @@ impl Caller {
 
     async fn run_script(&self, h: &HookCfg, body: &[u8]) -> Answer {
         let name = h.path.clone().unwrap_or_default();
-        let mut a = Answer {
-            outcome: Outcome::Error,
-            status: None,
-            body: Vec::new(),
-            error: None,
-            retry_after: None,
-            started_ms: 0,
-            duration: Duration::ZERO,
-            request: json!({ "path": name, "stdin": cut(body) }),
-            response: None,
-        };
+        let mut a = Answer::none(json!({ "path": name, "stdin": cut(body) }));
         let path = match script_path(self.script_dir.as_deref(), &name) {
             Ok(p) => p,
             Err(e) => {

@@ -663,12 +663,6 @@ impl Resource for Hooks {
     fn reseller_of(r: &Hook) -> Option<i64> {
         r.reseller_id
     }
-    fn visible(r: &Hook, actor: &Actor) -> bool {
-        match actor.scope() {
-            None => true,
-            Some(s) => r.reseller_id == Some(s),
-        }
-    }
     fn links(r: &Hook) -> Vec<(&'static str, String)> {
         vec![(
             "hookexecutions",
@@ -802,12 +796,6 @@ impl Resource for HookExecutions {
     }
     fn reseller_of(r: &Execution) -> Option<i64> {
         r.reseller_id
-    }
-    fn visible(r: &Execution, actor: &Actor) -> bool {
-        match actor.scope() {
-            None => true,
-            Some(s) => r.reseller_id == Some(s),
-        }
     }
     fn links(r: &Execution) -> Vec<(&'static str, String)> {
         vec![("hooks", format!("/api/hooks/{}", r.hook_id))]
