@@ -194,8 +194,14 @@ pub struct Caller {
     pub allow_private: bool,
 }
 
+/// Text for the log: at most LOG_BODY_LIMIT bytes, without NUL characters (PostgreSQL's text
+/// refuses them, and one would stop the log).
+pub fn clean_text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).replace('\0', "\u{FFFD}")
+}
+
 fn cut(b: &[u8]) -> Value {
-    let s = String::from_utf8_lossy(&b[..b.len().min(LOG_BODY_LIMIT)]).into_owned();
+    let s = clean_text(&b[..b.len().min(LOG_BODY_LIMIT)]);
     if b.len() > LOG_BODY_LIMIT {
         json!(format!("{s}… [{} bytes in all]", b.len()))
     } else {
@@ -368,7 +374,7 @@ impl Caller {
             let rh: Map<String, Value> = resp
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.to_string(), json!(String::from_utf8_lossy(v.as_bytes()))))
+                .map(|(k, v)| (k.to_string(), json!(clean_text(v.as_bytes()))))
                 .collect();
             let ra = resp
                 .headers()
@@ -440,7 +446,7 @@ impl Caller {
                     Outcome::Failure
                 };
                 if code != 0 {
-                    let tail = String::from_utf8_lossy(&stderr[..stderr.len().min(500)])
+                    let tail = clean_text(&stderr[..stderr.len().min(500)])
                         .trim()
                         .to_string();
                     a.error = Some(if tail.is_empty() {

@@ -74,7 +74,9 @@ impl Resolve for Guarded {
 
 /// The client every HTTP hook call goes through.
 pub fn client(allow_private: bool) -> reqwest::Client {
+    // No proxy from the environment: through one, the address check below would not run.
     let mut b = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(60))

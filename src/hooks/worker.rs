@@ -139,14 +139,18 @@ impl Hooks {
         let before = st::active(&mut conn, "before").await?;
         let after = st::active(&mut conn, "after").await?;
         drop(conn);
-        let before: Vec<HookCfg> = before
-            .iter()
-            .map(|r| HookCfg::from_row(r, &self.cipher))
-            .collect::<Result<_>>()?;
-        let after: HashMap<i64, HookCfg> = after
-            .iter()
-            .map(|r| HookCfg::from_row(r, &self.cipher).map(|h| (h.id, h)))
-            .collect::<Result<_>>()?;
+        // A hook whose secrets cannot be read (a changed key) is left out and logged, rather
+        // than failing every request.
+        let usable = |r: &crate::store::hooks::HookRow| match HookCfg::from_row(r, &self.cipher) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!(hook = r.id, error = %e, "hook left out: its secrets cannot be decrypted");
+                None
+            }
+        };
+        let before: Vec<HookCfg> = before.iter().filter_map(usable).collect();
+        let after: HashMap<i64, HookCfg> =
+            after.iter().filter_map(usable).map(|h| (h.id, h)).collect();
         let mut c = self.cache.lock().expect("cache lock");
         c.at = Some(Instant::now());
         c.before = Arc::new(before);

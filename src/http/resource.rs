@@ -552,10 +552,10 @@ async fn create<R: Resource>(
         (v, Vec::new())
     } else {
         to_input::<R::Input>(strip(v.clone(), R::VOLATILE), R::READ_ONLY, None)?;
-        let reseller = v
-            .get("reseller_id")
-            .and_then(Value::as_i64)
-            .or(actor.scope());
+        // A reseller's own scope always wins over what the body claims.
+        let reseller = actor
+            .scope()
+            .or_else(|| v.get("reseller_id").and_then(Value::as_i64));
         let pending = before::Pending {
             resource: R::NAME,
             op: Op::Create,

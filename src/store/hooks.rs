@@ -262,15 +262,17 @@ pub struct DeliveryRow {
 /// One hook's deliveries that are due, not claimed by another node, and first in line for
 /// their object (an earlier pending delivery of the same object goes first); oldest first.
 /// Walks that hook's pending deliveries only, however many finished ones the table keeps or
-/// other hooks have waiting.
+/// other hooks have waiting. "First in line" is a scalar subquery rather than NOT EXISTS:
+/// PostgreSQL, without statistics on a young table, plans the anti-join as a scan of every
+/// pending delivery per row (68 ms at 3,000 pending); the subquery is an index probe (0.7 ms).
 pub async fn due(c: &mut Conn, hook_id: i64, now_ms: i64, limit: i64) -> Result<Vec<DeliveryRow>> {
     Ok(sqlx::query_as(
         "SELECT d.id, d.hook_id, d.webhook_id, d.event, d.resource, d.object_id, d.payload, d.attempts, d.created_at \
          FROM hook_deliveries d \
          WHERE d.hook_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= $2 \
          AND (d.lease_until IS NULL OR d.lease_until < $2) \
-         AND NOT EXISTS (SELECT 1 FROM hook_deliveries e WHERE e.hook_id = d.hook_id AND e.resource = d.resource \
-             AND e.object_id = d.object_id AND e.status = 'pending' AND e.id < d.id) \
+         AND d.id = (SELECT MIN(e.id) FROM hook_deliveries e WHERE e.hook_id = d.hook_id \
+             AND e.resource = d.resource AND e.object_id = d.object_id AND e.status = 'pending') \
          ORDER BY d.next_attempt_at, d.id LIMIT $3",
     )
     .bind(hook_id)
@@ -331,7 +333,7 @@ pub async fn deliveries_done(c: &mut Conn, ids: &[i64], at_ms: i64) -> Result<()
     for chunk in ids.chunks(100) {
         let sql = format!(
             "UPDATE hook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = $1, \
-             lease_until = NULL, last_error = NULL WHERE id IN ({})",
+             lease_until = NULL, last_error = NULL WHERE status = 'pending' AND id IN ({})",
             placeholders(2, chunk.len())
         );
         let mut q = sqlx::query(&sql).bind(at_ms);
@@ -353,7 +355,7 @@ pub async fn delivery_failed(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE hook_deliveries SET status = $1, attempts = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
-         lease_until = NULL, last_error = $4 WHERE id = $5",
+         lease_until = NULL, last_error = $4 WHERE id = $5 AND status = 'pending'",
     )
     .bind(if next_ms.is_some() { "pending" } else { "failed" })
     .bind(attempts)
@@ -365,11 +367,12 @@ pub async fn delivery_failed(
     Ok(())
 }
 
-/// Puts deliveries back in line to go out now (a manual redelivery). Returns how many.
+/// Puts deliveries back in line to go out now, with the whole retry schedule ahead of them (a
+/// manual redelivery). Returns how many.
 pub async fn requeue(c: &mut Conn, w: &super::Where, now_ms: i64) -> Result<u64> {
     let n = w.next_placeholder();
     let sql = format!(
-        "UPDATE hook_deliveries SET status = 'pending', next_attempt_at = ${n}, lease_until = NULL{}",
+        "UPDATE hook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ${n}, lease_until = NULL{}",
         w.sql()
     );
     let mut args = w.args().to_vec();

@@ -1049,10 +1049,11 @@ async fn redeliver_range(
             Arg::Int(check_time("until", u)?.parse().unwrap_or(0) + 999),
         );
     }
+    // Never what an archived hook cancelled.
     if status == "failed" {
         w.raw("status = 'failed'");
     } else {
-        w.raw("status <> 'pending'");
+        w.raw("status IN ('delivered', 'failed')");
     }
     let mut tx = app.store.begin().await?;
     let n = st::requeue(&mut tx, &w, hooks::now_ms()).await?;
@@ -1088,7 +1089,7 @@ async fn redeliver_one(
     };
     let mut w = crate::store::Where::new();
     w.push("id = ?", Arg::Int(delivery));
-    w.raw("status <> 'pending'");
+    w.raw("status IN ('delivered', 'failed')");
     let mut tx = app.store.begin().await?;
     let n = st::requeue(&mut tx, &w, hooks::now_ms()).await?;
     tx.commit().await?;
