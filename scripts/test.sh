@@ -41,10 +41,11 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # --- Debian packages: Perl for the Sipwise client test; Kamailio, sipp and the database
-# clients for the SIP server tests ----------------------------------------------------------
+# clients for the SIP server tests; Python, whose standard library checks hook signatures
+# independently of voxprov's own code -------------------------------------------------------
 missing=()
 for pkg in perl libwww-perl libjson-perl kamailio kamailio-sqlite-modules \
-           kamailio-mysql-modules sip-tester sqlite3 postgresql-client mariadb-client; do
+           kamailio-mysql-modules sip-tester sqlite3 postgresql-client mariadb-client python3; do
     installed "$pkg" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
