@@ -73,27 +73,11 @@ async fn receive(State(seen): State<Arc<Mutex<Seen>>>, body: Bytes) -> &'static 
     "{}"
 }
 
-/// RFC 3339 with milliseconds and Z, as voxprov writes it, to unix ms.
+/// The payload's RFC 3339 timestamp, to unix ms.
 fn chrono_ms(t: &str) -> Option<f64> {
-    // 2026-11-29T15:29:49.180Z
-    let (date, time) = t.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut tt = time.split(':');
-    let (h, mi) = (
-        tt.next()?.parse::<i64>().ok()?,
-        tt.next()?.parse::<i64>().ok()?,
-    );
-    let s: f64 = tt.next()?.parse().ok()?;
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(((days * 86400 + h * 3600 + mi * 60) as f64 + s) * 1000.0)
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|d| d.timestamp_millis() as f64)
 }
 
 async fn hang(_: Bytes) -> &'static str {

@@ -458,10 +458,7 @@ pub async fn insert_executions(c: &mut Conn, es: &[NewExecution]) -> Result<()> 
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {
-            let ts = chrono::DateTime::from_timestamp_millis(e.at_ms)
-                .unwrap_or_default()
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string();
+            let ts = super::ts_of_ms(e.at_ms);
             q = q
                 .bind(e.hook_id)
                 .bind(e.reseller_id)

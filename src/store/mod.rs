@@ -203,7 +203,24 @@ pub fn has_row_locks(c: &Conn) -> bool {
 /// Timestamps are stored as fixed-width UTC text, so they sort as text on both databases and
 /// read the way Sipwise prints them.
 pub fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()
+    chrono::Utc::now().format(TS_FORMAT).to_string()
+}
+
+const TS_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// A unix time in milliseconds in the stored timestamp form.
+pub fn ts_of_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format(TS_FORMAT)
+        .to_string()
+}
+
+/// A time given in the stored timestamp form, as unix milliseconds.
+pub fn ms_of_ts(ts: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(ts, TS_FORMAT)
+        .ok()
+        .map(|t| t.and_utc().timestamp_millis())
 }
 
 /// A `LIKE` pattern from a Sipwise filter value: `*` is the wildcard; SQL's own wildcards are

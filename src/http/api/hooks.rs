@@ -29,7 +29,7 @@ use crate::http::{App, AppState};
 use crate::model::{self, Actor};
 use crate::store::hooks::{self as st, Balance, ExecutionRow, HookFields, HookRow};
 use crate::store::resellers::domain_by_name;
-use crate::store::{get_from_view, list_as, Arg, Conn};
+use crate::store::{get_from_view, list_as, ms_of_ts, ts_of_ms, Arg, Conn};
 
 pub struct Hooks;
 
@@ -168,13 +168,6 @@ pub struct HookInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub response_map: Option<Map<String, Value>>,
-}
-
-fn ts_of_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
 }
 
 fn build(r: HookRow) -> Hook {
@@ -1019,10 +1012,8 @@ struct RedeliverInput {
     status: Option<String>,
 }
 
-fn check_time(field: &str, v: &str) -> Result<String> {
-    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S")
-        .map(|t| t.and_utc().timestamp_millis().to_string())
-        .map_err(|_| Error::invalid(field, "must be a time as YYYY-MM-DD HH:MM:SS (UTC)"))
+fn check_time(field: &str, v: &str) -> Result<i64> {
+    ms_of_ts(v).ok_or_else(|| Error::invalid(field, "must be a time as YYYY-MM-DD HH:MM:SS (UTC)"))
 }
 
 /// Sends a hook's deliveries of a time range again (by default those given up).
@@ -1038,16 +1029,10 @@ async fn redeliver_range(
     let mut w = crate::store::Where::new();
     w.push("hook_id = ?", Arg::Int(hook.id));
     if let Some(s) = &input.since {
-        w.push(
-            "created_at >= ?",
-            Arg::Int(check_time("since", s)?.parse().unwrap_or(0)),
-        );
+        w.push("created_at >= ?", Arg::Int(check_time("since", s)?));
     }
     if let Some(u) = &input.until {
-        w.push(
-            "created_at <= ?",
-            Arg::Int(check_time("until", u)?.parse().unwrap_or(0) + 999),
-        );
+        w.push("created_at <= ?", Arg::Int(check_time("until", u)? + 999));
     }
     // Never what an archived hook cancelled.
     if status == "failed" {
