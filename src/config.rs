@@ -49,6 +49,54 @@ pub struct Config {
     pub log: String,
     /// Event hooks (`[hooks]` in the file, `VOXPROV_HOOKS_*` in the environment).
     pub hooks: HooksConfig,
+    /// Phone provisioning (`[prov]` in the file, `VOXPROV_PROV_*` in the environment).
+    pub prov: ProvConfig,
+}
+
+/// Phone provisioning: how `/prov/` identifies, trusts and bans, and what it tells phones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvConfig {
+    /// The URL phones reach `/prov/` at (e.g. `https://prov.example.com/prov/`), rendered into
+    /// their configuration as their next provisioning URL. Unset: taken from the request.
+    pub base_url: Option<String>,
+    /// Failed requests (unknown MAC, wrong token or credentials, refused address) from one
+    /// address within `ban_window_seconds` before it is banned…
+    pub ban_failures: u32,
+    pub ban_window_seconds: u64,
+    /// …for this many seconds (every request then gets the same 404).
+    pub ban_seconds: u64,
+    /// How long a first-boot token stays valid if never traded.
+    pub boot_token_days: u64,
+    /// Answer a credential-less request for a per-device file with a 401 challenge (the same
+    /// for every MAC, known or not) so phones configured for Basic/Digest send credentials.
+    /// Off: such requests get the uniform 404 and phones must send credentials unasked.
+    pub http_challenge: bool,
+    /// How long a fetch waits for the database before it serves the last good configuration.
+    pub db_timeout_ms: u64,
+    /// Largest log file a phone may PUT (Poly uploads logs).
+    pub max_upload_bytes: usize,
+    /// Fetch records older than this many days are deleted.
+    pub fetch_retention_days: u64,
+    /// System-wide device settings, the bottom of system → profile → customer → device.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for ProvConfig {
+    fn default() -> Self {
+        ProvConfig {
+            base_url: None,
+            ban_failures: 20,
+            ban_window_seconds: 600,
+            ban_seconds: 900,
+            boot_token_days: 30,
+            http_challenge: false,
+            db_timeout_ms: 1500,
+            max_upload_bytes: 1 << 20,
+            fetch_retention_days: 30,
+            settings: serde_json::Map::new(),
+        }
+    }
 }
 
 /// Event hooks: where they may go, how deliveries are retried, how long executions are kept.
@@ -109,6 +157,7 @@ impl Default for Config {
             sync_wait_ms: 2000,
             log: "info".into(),
             hooks: HooksConfig::default(),
+            prov: ProvConfig::default(),
         }
     }
 }
@@ -151,7 +200,7 @@ fn known_keys() -> Vec<String> {
 
 /// `hooks_script_dir` → `hooks.script_dir`: an environment name to its place in the file.
 fn env_key_path(k: &str) -> String {
-    for section in ["hooks"] {
+    for section in ["hooks", "prov"] {
         if let Some(rest) = k.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
             return format!("{section}.{rest}");
         }
@@ -232,6 +281,14 @@ impl Config {
             if !dir.is_dir() {
                 anyhow::bail!("hooks.script_dir: {} is not a directory", dir.display());
             }
+        }
+        if let Some(u) = &self.prov.base_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) || !u.ends_with('/') {
+                anyhow::bail!("prov.base_url: must be an http(s) URL ending in '/'");
+            }
+        }
+        if self.prov.ban_failures == 0 {
+            anyhow::bail!("prov.ban_failures: must be at least 1");
         }
         Ok(())
     }

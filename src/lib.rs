@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod changes;
 pub mod config;
 pub mod crypto;
+pub mod devices;
 pub mod error;
 pub mod features;
 pub mod hooks;
@@ -137,18 +138,30 @@ pub async fn serve(
     let supervisor = tokio::spawn(targets.clone().supervise());
     let hooks = hooks::worker::Hooks::new(cfg.hooks.clone(), store.clone(), cipher.clone());
     let hook_worker = hooks.start();
+    let devices = devices::Devices::open(
+        cfg.prov.clone(),
+        store.clone(),
+        cipher.clone(),
+        hooks.clone(),
+    )
+    .await?;
+    let device_tasks = devices.start();
     let app = Arc::new(http::App::new(
         cfg,
         store.clone(),
         cipher,
         targets.clone(),
         hooks,
+        devices,
     ));
     tracing::info!(%addr, backend = store.backend(), "voxprov serving");
     println!("voxprov listening on http://{addr}");
     http::serve(app, listener, shutdown).await?;
     supervisor.abort();
     hook_worker.abort();
+    for t in device_tasks {
+        t.abort();
+    }
     targets.stop();
     store.close().await;
     Ok(())

@@ -183,10 +183,18 @@ async fn cli_app(
     // Not started: deliveries the CLI's changes make are sent by a running server.
     let hooks =
         voxprov::hooks::worker::Hooks::new(cfg.hooks.clone(), store.clone(), cipher.clone());
+    // Not started either: a CLI run serves no phones.
+    let devices = voxprov::devices::Devices::open(
+        cfg.prov.clone(),
+        store.clone(),
+        cipher.clone(),
+        hooks.clone(),
+    )
+    .await?;
     let mut actor = voxprov::model::Actor::system();
     actor.name = who.to_string();
     Ok((
-        voxprov::http::App::new(cfg, store, cipher, targets, hooks),
+        voxprov::http::App::new(cfg, store, cipher, targets, hooks, devices),
         actor,
     ))
 }

@@ -33,6 +33,7 @@ pub struct App {
     pub auth: auth::AuthState,
     pub targets: Arc<Targets>,
     pub hooks: Arc<crate::hooks::worker::Hooks>,
+    pub devices: Arc<crate::devices::Devices>,
     etag_key: Vec<u8>,
 }
 
@@ -45,6 +46,7 @@ impl App {
         cipher: Cipher,
         targets: Arc<Targets>,
         hooks: Arc<crate::hooks::worker::Hooks>,
+        devices: Arc<crate::devices::Devices>,
     ) -> App {
         let auth = auth::AuthState::new(cfg.auth_cache_seconds, cfg.auth_max_failures);
         let etag_key = cipher.derive_key(b"voxprov etag");
@@ -55,6 +57,7 @@ impl App {
             auth,
             targets,
             hooks,
+            devices,
             etag_key,
         }
     }
@@ -68,6 +71,7 @@ impl App {
 
 pub fn router(app: AppState) -> Router {
     api::router()
+        .merge(crate::devices::serve::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { crate::error::Error::NotFound("no such resource".into()) })
@@ -110,6 +114,23 @@ async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Res
     }
     if rec.resources.contains("sipservers") {
         app.targets.reconfigure();
+    }
+    // A phone fetching right after the change gets the new configuration from this node.
+    const DEVICE_INPUTS: &[&str] = &[
+        "pbxdevices",
+        "pbxdeviceprofiles",
+        "pbxdevicemodels",
+        "pbxdevicetemplates",
+        "pbxcustomersettings",
+        "subscribers",
+        "customers",
+        "domains",
+        "numbers",
+    ];
+    if DEVICE_INPUTS.iter().any(|r| rec.resources.contains(*r)) {
+        if let Err(e) = app.devices.catch_up().await {
+            tracing::warn!("device cache not refreshed: {e}");
+        }
     }
     if app.cfg.sync_wait_ms == 0 {
         app.targets.kick();

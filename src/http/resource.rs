@@ -836,7 +836,7 @@ async fn modify<R: Resource>(
             Some(d) => d.doc.clone().expect("a change has a document"),
             None => change.apply::<R>(&current)?,
         };
-        let input: R::Input = to_input(new, R::READ_ONLY, Some(&current))?;
+        let input: R::Input = to_input(strip(new, R::VOLATILE), R::READ_ONLY, Some(&current))?;
         R::update(&mut tx, &app, &actor, id, &old, input).await?;
         let repr = R::load(&mut tx, &app, id, false)
             .await?

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod contacts;
 pub mod customers;
+pub mod devices;
 pub mod features;
 pub mod hooks;
 pub mod numbers;

@@ -5,6 +5,7 @@ pub mod admins;
 pub mod callforwards;
 pub mod contacts;
 pub mod customers;
+pub mod devices;
 pub mod hooks;
 pub mod journals;
 pub mod numbers;
@@ -43,6 +44,11 @@ macro_rules! each_resource {
             $f::<hooks::CustomerBalances>(),
             $f::<hooks::Hooks>(),
             $f::<hooks::HookExecutions>(),
+            $f::<devices::DeviceModels>(),
+            $f::<devices::DeviceTemplates>(),
+            $f::<devices::DeviceProfiles>(),
+            $f::<devices::CustomerDeviceSettings>(),
+            $f::<devices::Devices>(),
         ]
     };
 }
@@ -66,7 +72,10 @@ pub fn router() -> Router<AppState> {
             "/api/journals",
             get(|| async { axum::response::Redirect::permanent("/api/journals/") }),
         );
-    r = r.merge(sipservers::router()).merge(hooks::router());
+    r = r
+        .merge(sipservers::router())
+        .merge(hooks::router())
+        .merge(devices::router());
     for rr in each_resource!(routes) {
         r = r.merge(rr);
     }
