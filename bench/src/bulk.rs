@@ -228,7 +228,7 @@ async fn run(voxprov: &Path, dir: &Path, args: &ImportArgs) -> Result<()> {
 }
 
 /// Peak resident set of a process (KiB), from /proc.
-fn vm_hwm(pid: u32) -> Option<u64> {
+pub fn vm_hwm(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

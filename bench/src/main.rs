@@ -62,10 +62,13 @@ enum Cmd {
     /// After-hook delivery: events/s to a local receiver, commit → delivery latency, and API
     /// write latency while a receiver hangs.
     Hooks(hooks::HooksArgs),
+    /// Phone provisioning boot storm: configurations/s and p99 beside a hello-world endpoint.
+    Prov(prov::ProvArgs),
 }
 
 mod bulk;
 mod hooks;
+mod prov;
 mod sipserver;
 
 #[derive(Parser)]
@@ -112,6 +115,7 @@ async fn main() -> Result<()> {
         Cmd::Sipserver(args) => sipserver::sipserver(args).await,
         Cmd::Import(args) => bulk::import(args).await,
         Cmd::Hooks(args) => hooks::hooks(args).await,
+        Cmd::Prov(args) => prov::prov(args).await,
     }
 }
 

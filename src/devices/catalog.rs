@@ -153,6 +153,14 @@ impl Model {
                 .map(|c| (f, c.name("mac").map(|m| m.as_str().to_ascii_lowercase())))
         })
     }
+    /// The name a device of this model asks for `spec` by.
+    pub fn file_name(&self, spec: &FileSpec, mac: &str) -> String {
+        spec.file
+            .replace("{mac}", mac)
+            .replace("{MAC}", &mac.to_ascii_uppercase())
+            .replace("{code}", &self.row.code)
+            .replace("{model}", &self.row.model)
+    }
     pub fn matches_ua(&self, ua: &str) -> bool {
         self.ua.as_ref().is_some_and(|r| r.is_match(ua))
     }

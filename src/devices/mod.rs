@@ -41,15 +41,22 @@ pub struct DeviceData {
     pub profile_id: Option<i64>,
     pub model: Arc<Model>,
     pub subscriber_ids: Vec<i64>,
-    /// The render context without `prov` (which depends on the request).
-    pub ctx: Value,
+    /// The render context without `prov` (which depends on the request), as JSON text: a
+    /// tenth of the memory of a parsed value, and parsed only to render.
+    ctx: Box<str>,
+    /// The settings' provisioning URL, if any.
+    provisioning_url: Option<String>,
     pub auth: AuthInfo,
 }
 
 impl DeviceData {
     /// A copy for showing to people: passwords and the token masked when `mask`.
+    pub fn context(&self) -> Value {
+        serde_json::from_str(&self.ctx).unwrap_or_default()
+    }
+
     pub fn clone_masked(&self, mask: bool) -> DeviceData {
-        let mut ctx = self.ctx.clone();
+        let mut ctx = self.context();
         let mut auth = self.auth.clone();
         if mask {
             if let Some(lines) = ctx["lines"].as_array_mut() {
@@ -72,7 +79,8 @@ impl DeviceData {
             profile_id: self.profile_id,
             model: self.model.clone(),
             subscriber_ids: self.subscriber_ids.clone(),
-            ctx,
+            ctx: ctx.to_string().into(),
+            provisioning_url: self.provisioning_url.clone(),
             auth,
         }
     }
@@ -155,8 +163,11 @@ pub struct Devices {
     templates: RwLock<Arc<Templates>>,
     cache: RwLock<Cache>,
     common: Mutex<HashMap<(i64, String), Arc<Rendered>>>,
+    /// One template environment per (reseller, profile): templates compile once.
+    envs: Mutex<HashMap<(Option<i64>, Option<i64>), Arc<minijinja::Environment<'static>>>>,
     follow: tokio::sync::Mutex<Follow>,
     pub bans: Bans,
+    warm_done: AtomicBool,
     fetches: tokio::sync::mpsc::Sender<(Fetch, i64)>,
     fetch_rx: Mutex<Option<tokio::sync::mpsc::Receiver<(Fetch, i64)>>>,
     hooks: Arc<crate::hooks::worker::Hooks>,
@@ -200,6 +211,7 @@ impl Devices {
         let etag_key = cipher.derive_key(b"voxprov prov etag");
         Ok(Arc::new(Devices {
             bans: Bans::new(&cfg),
+            warm_done: AtomicBool::new(false),
             cfg,
             store,
             cipher,
@@ -207,6 +219,7 @@ impl Devices {
             templates: RwLock::new(Arc::new(templates)),
             cache: RwLock::new(Cache::default()),
             common: Mutex::new(HashMap::new()),
+            envs: Mutex::new(HashMap::new()),
             follow: tokio::sync::Mutex::new(Follow {
                 cursor,
                 seen: BTreeSet::new(),
@@ -270,6 +283,7 @@ impl Devices {
     async fn warm(&self) -> Result<()> {
         let mut after = 0;
         let mut n = 0;
+        let mut inputs = Inputs::default();
         loop {
             let rows = {
                 let mut c = self.store.read().await?;
@@ -278,22 +292,57 @@ impl Devices {
             let Some(last) = rows.last() else { break };
             after = last.id;
             let mut c = self.store.read().await?;
+            // One query per page for the lines' subscribers; profiles and customers once.
+            inputs.subs.clear();
+            inputs.load(&mut c, &rows).await?;
             for row in rows {
                 let mac = row.identifier.clone();
                 if self.cache.read().expect("lock").by_mac.contains_key(&mac) {
                     continue;
                 }
-                match self.build(&mut c, row).await {
+                match self.assemble(row, &inputs) {
                     Ok(d) => {
-                        self.cache.write().expect("lock").put(Arc::new(d));
+                        let e = self.cache.write().expect("lock").put(Arc::new(d));
+                        self.prerender(&e);
                         n += 1;
                     }
                     Err(e) => tracing::warn!(device = %mac, "device cache: {e}"),
                 }
             }
         }
+        self.warm_done.store(true, Ordering::Relaxed);
         tracing::info!(devices = n, "device cache warm");
         Ok(())
+    }
+
+    /// With a configured base URL the files can be rendered before any phone asks (after a
+    /// power cut the server is back long before the phones).
+    fn prerender(&self, e: &Arc<Entry>) {
+        let Some(base) = self.cfg.base_url.clone() else {
+            return;
+        };
+        let files = DeviceDataFiles(e.clone());
+        for spec in e.data.model.files.iter().filter(|f| f.per_device) {
+            let name = e.data.model.file_name(spec, &e.data.mac);
+            if let Err(err) = self.device_file(&files, spec, &name, &base) {
+                tracing::warn!(device = %e.data.mac, "pre-rendering {name}: {err}");
+            }
+        }
+    }
+
+    /// Devices and files in the cache, and whether the warm-up is done.
+    pub fn stats(&self) -> (usize, usize, bool) {
+        let c = self.cache.read().expect("lock");
+        let files = c
+            .by_mac
+            .values()
+            .map(|e| e.files.lock().expect("lock").len())
+            .sum();
+        (
+            c.by_mac.len(),
+            files,
+            self.warm_done.load(Ordering::Relaxed),
+        )
     }
 
     /// Follows the change log and marks what a change touches as stale (kept as the last
@@ -326,6 +375,7 @@ impl Devices {
                 *self.catalog.write().expect("lock") = Arc::new(cat);
                 *self.templates.write().expect("lock") = Arc::new(tpl);
                 self.common.lock().expect("lock").clear();
+                self.envs.lock().expect("lock").clear();
             }
             if rows.len() < 2000 {
                 return Ok(());
@@ -436,6 +486,13 @@ impl Devices {
 
     /// Loads everything a device's configuration is made of.
     async fn build(&self, c: &mut Conn, row: DeviceRow) -> Result<DeviceData> {
+        let mut inputs = Inputs::default();
+        inputs.load(c, std::slice::from_ref(&row)).await?;
+        self.assemble(row, &inputs)
+    }
+
+    /// A device's render context and credentials from its row and what it refers to.
+    fn assemble(&self, row: DeviceRow, inputs: &Inputs) -> Result<DeviceData> {
         let model = self
             .catalog()
             .models
@@ -446,12 +503,14 @@ impl Devices {
             })?;
         let lines: Vec<LineSpec> = serde_json::from_str(&row.lines).map_err(Error::internal)?;
         let sub_ids: Vec<i64> = lines.iter().filter_map(|l| l.subscriber_id).collect();
-        let subs = st::line_subscribers(c, &sub_ids).await?;
-        let profile = match row.profile_id {
-            Some(p) => st::profile(c, p).await?,
-            None => None,
-        };
-        let cust = st::customer_settings(c, row.customer_id).await?;
+        let subs: Vec<&st::LineSubscriber> = sub_ids
+            .iter()
+            .filter_map(|id| inputs.subs.get(id))
+            .collect();
+        let profile = row
+            .profile_id
+            .and_then(|p| inputs.profiles.get(&p).cloned().flatten());
+        let cust = inputs.custs.get(&row.customer_id).cloned().flatten();
         // system → profile → customer → device
         let mut settings: Map<String, Value> = Map::new();
         settings.insert("transport".into(), json!("udp"));
@@ -610,7 +669,11 @@ impl Devices {
             profile_id: row.profile_id,
             model,
             subscriber_ids: sub_ids,
-            ctx,
+            provisioning_url: ctx["settings"]
+                .get("provisioning_url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            ctx: ctx.to_string().into(),
             auth,
         })
     }
@@ -628,7 +691,7 @@ impl Devices {
             return Ok(r.clone());
         }
         let d = &e.data;
-        let mut ctx = d.ctx.clone();
+        let mut ctx = d.context();
         ctx["prov"] = self.prov_ctx(d, base_url);
         let r =
             Arc::new(self.render_file(&d.model, spec, Some(d.reseller_id), d.profile_id, &ctx)?);
@@ -646,7 +709,7 @@ impl Devices {
         spec: &catalog::FileSpec,
         base_url: &str,
     ) -> Result<Rendered> {
-        let mut ctx = d.ctx.clone();
+        let mut ctx = d.context();
         ctx["prov"] = self.prov_ctx(d, base_url);
         if !spec.per_device {
             ctx = common_ctx(&d.model, &ctx["settings"], base_url);
@@ -655,7 +718,7 @@ impl Devices {
     }
 
     fn prov_ctx(&self, d: &DeviceData, base_url: &str) -> Value {
-        let base = self.base_url(&d.ctx["settings"], base_url);
+        let base = self.base_url(d.provisioning_url.as_deref(), base_url);
         let url = match (&d.auth.mode[..], &d.auth.token) {
             ("token", Some(t)) => format!("{base}{t}/"),
             _ => base.clone(),
@@ -663,21 +726,18 @@ impl Devices {
         json!({ "url": url, "server": host_of(&base) })
     }
 
-    fn base_url(&self, settings: &Value, request_base: &str) -> String {
+    fn base_url(&self, provisioning_url: Option<&str>, request_base: &str) -> String {
         self.cfg
             .base_url
             .clone()
             .or_else(|| {
-                settings
-                    .get("provisioning_url")
-                    .and_then(Value::as_str)
-                    .map(|s| {
-                        if s.ends_with('/') {
-                            s.to_string()
-                        } else {
-                            format!("{s}/")
-                        }
-                    })
+                provisioning_url.map(|s| {
+                    if s.ends_with('/') {
+                        s.to_string()
+                    } else {
+                        format!("{s}/")
+                    }
+                })
             })
             .unwrap_or_else(|| request_base.to_string())
     }
@@ -701,8 +761,11 @@ impl Devices {
         for (k, v) in &self.cfg.settings {
             settings.insert(k.clone(), v.clone());
         }
+        let base = self.base_url(
+            settings.get("provisioning_url").and_then(Value::as_str),
+            base_url,
+        );
         let settings = Value::Object(settings);
-        let base = self.base_url(&settings, base_url);
         let ctx = common_ctx(model, &settings, &base);
         let r = Arc::new(self.render_file(model, spec, None, None, &ctx)?);
         self.common.lock().expect("lock").insert(key, r.clone());
@@ -717,7 +780,13 @@ impl Devices {
         profile: Option<i64>,
         ctx: &Value,
     ) -> Result<Rendered> {
-        let env = render::environment(self.templates(), reseller, profile);
+        let env = self
+            .envs
+            .lock()
+            .expect("lock")
+            .entry((reseller, profile))
+            .or_insert_with(|| Arc::new(render::environment(self.templates(), reseller, profile)))
+            .clone();
         let name = render::template_name(
             &model.row.vendor,
             &model.row.family,
@@ -825,6 +894,45 @@ impl Devices {
         let n = crate::hooks::enqueue(&mut tx, &crate::model::Actor::system(), &emitted).await?;
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+/// What devices refer to, loaded in batches (the warm-up reads pages of devices).
+#[derive(Default)]
+struct Inputs {
+    subs: HashMap<i64, st::LineSubscriber>,
+    profiles: HashMap<i64, Option<st::ProfileRow>>,
+    custs: HashMap<i64, Option<st::CustomerSettingsRow>>,
+}
+
+impl Inputs {
+    async fn load(&mut self, c: &mut Conn, rows: &[DeviceRow]) -> Result<()> {
+        let mut want = Vec::new();
+        for r in rows {
+            let lines: Vec<LineSpec> = serde_json::from_str(&r.lines).unwrap_or_default();
+            want.extend(lines.iter().filter_map(|l| l.subscriber_id));
+        }
+        want.sort_unstable();
+        want.dedup();
+        want.retain(|id| !self.subs.contains_key(id));
+        for chunk in want.chunks(500) {
+            for s in st::line_subscribers(c, chunk).await? {
+                self.subs.insert(s.id, s);
+            }
+        }
+        for r in rows {
+            if let Some(p) = r.profile_id {
+                if !self.profiles.contains_key(&p) {
+                    let v = st::profile(c, p).await?;
+                    self.profiles.insert(p, v);
+                }
+            }
+            if !self.custs.contains_key(&r.customer_id) {
+                let v = st::customer_settings(c, r.customer_id).await?;
+                self.custs.insert(r.customer_id, v);
+            }
+        }
+        Ok(())
     }
 }
 

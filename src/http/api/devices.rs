@@ -1379,6 +1379,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/pbxdevices/{id}/reset_token", post(reset_token))
         .route("/api/pbxdevices/{id}/reset_secret", post(reset_secret))
         .route("/api/pbxprovbans/", get(bans))
+        .route("/api/pbxdevicecache", get(cache_stats))
         .route("/api/pbxprovbans/{ip}", axum::routing::delete(lift_ban))
 }
 
@@ -1503,11 +1504,7 @@ async fn preview(
             let Some(spec) = spec else {
                 return Err(Error::NotFound("the model requests no files".into()));
             };
-            spec.file
-                .replace("{mac}", &data.mac)
-                .replace("{MAC}", &data.mac.to_ascii_uppercase())
-                .replace("{code}", &data.model.row.code)
-                .replace("{model}", &data.model.row.model)
+            data.model.file_name(spec, &data.mac)
         }
     };
     let Some((spec, mac)) = data.model.match_file(&name) else {
@@ -1593,6 +1590,13 @@ async fn reset_secret(
     record::<Devices>(&mut tx, &actor, Op::Update, Some(&dev), Some(&after)).await?;
     tx.commit().await?;
     Ok(Json(json!({ "secret": secret })).into_response())
+}
+
+/// What the provisioning cache holds (admins): phones served without the database.
+async fn cache_stats(State(app): State<AppState>, Auth(actor): Auth) -> Result<Response> {
+    actor.check_admin()?;
+    let (devices, files, warm) = app.devices.stats();
+    Ok(Json(json!({"devices": devices, "files": files, "warm": warm})).into_response())
 }
 
 async fn bans(State(app): State<AppState>, Auth(actor): Auth) -> Result<Response> {
