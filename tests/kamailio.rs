@@ -335,3 +335,67 @@ async fn forwards_and_barring_set_through_the_api_are_enforced() {
         tail(&k.log())
     );
 }
+
+/// POST /api/pbxdevices/<id>/resync: Kamailio looks the phone's account up in its location
+/// table and sends the registered contact a NOTIFY with Event: check-sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_sends_a_check_sync_notify_to_the_registered_phone() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let db = Kamailio::create_db(Engine::Sqlite, &app.dir);
+    let k = Kamailio::start(&db, &app.dir).await;
+    let id = app
+        .sipserver(
+            "kam",
+            "kamailio",
+            &db.url(),
+            json!({ "rpc_url": k.rpc_url() }),
+        )
+        .await;
+    app.wait_synced(id).await;
+    let f = app.fixture().await;
+    let d = f.domain.as_str();
+    let carol = app
+        .create(
+            "/api/subscribers/",
+            json!({ "customer_id": f.customer_id, "domain": d, "username": "carol", "password": "carol-pass-1" }),
+        )
+        .await;
+    let (_, models) = app
+        .get("/api/pbxdevicemodels/?vendor=yealink&model=T46U")
+        .await;
+    let model = common::items(&models, "pbxdevicemodels")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let dev = app
+        .create(
+            "/api/pbxdevices/",
+            json!({ "identifier": "805ec0000123", "customer_id": f.customer_id, "model_id": model,
+                    "lines": [{ "subscriber_id": carol, "type": "private" }] }),
+        )
+        .await;
+    // Not registered: nothing to notify, and the answer says so.
+    let (s, v) = app
+        .post(&format!("/api/pbxdevices/{dev}/resync"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+
+    let (mut phone, port) = k.phone_awaiting_resync("carol", d, "carol-pass-1");
+    wait_registered(&k, &db, "carol", port).await;
+    let (s, v) = app
+        .post(&format!("/api/pbxdevices/{dev}/resync"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}\n{}", tail(&k.log()));
+    assert!(
+        v["notified"][0]["contact"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(":{port}")),
+        "{v}"
+    );
+    let st = phone.wait().unwrap();
+    assert!(
+        st.success(),
+        "the phone got the check-sync NOTIFY\n{}",
+        tail(&k.log())
+    );
+}

@@ -561,6 +561,18 @@ pub async fn fetches_of(c: &mut Conn, device_id: i64, limit: i64) -> Result<Vec<
     .await?)
 }
 
+/// Enabled SIP servers that take RPC calls: (id, name, driver, rpc_url).
+pub async fn rpc_servers(c: &mut Conn) -> Result<Vec<(i64, String, String, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, name, driver, rpc_url FROM sipservers WHERE enabled = 1 AND rpc_url IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect()
+}
+
 /// Changes after `after` (the cache follows the change log).
 pub async fn changes_since(c: &mut Conn, after: i64) -> Result<Vec<(i64, String, i64)>> {
     let rows = sqlx::query(

@@ -9,7 +9,21 @@ use serde_json::{json, Value};
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn call(rpc_url: &str, method: &str) -> anyhow::Result<Value> {
-    let req = json!({ "jsonrpc": "2.0", "method": method, "id": 1 });
+    send(
+        rpc_url,
+        method,
+        json!({ "jsonrpc": "2.0", "method": method, "id": 1 }),
+    )
+    .await
+}
+
+/// A call with positional parameters.
+pub async fn call_with(rpc_url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
+    let req = json!({ "jsonrpc": "2.0", "method": method, "params": params, "id": 1 });
+    send(rpc_url, method, req).await
+}
+
+async fn send(rpc_url: &str, method: &str, req: Value) -> anyhow::Result<Value> {
     let resp: Value = if rpc_url.starts_with("http://") || rpc_url.starts_with("https://") {
         let client = reqwest::Client::builder().timeout(TIMEOUT).build()?;
         let r = client.post(rpc_url).json(&req).send().await?;

@@ -208,6 +208,11 @@ impl Kamailio {
         self.callee_with("uas_noanswer.xml", user, domain, password)
     }
 
+    /// A phone that registers and takes one `Event: check-sync` NOTIFY.
+    pub fn phone_awaiting_resync(&self, user: &str, domain: &str, password: &str) -> (Child, u16) {
+        self.callee_with("uas_notify.xml", user, domain, password)
+    }
+
     /// reg_then_uas.xml with `uas` (a scenario in tests/sip) for the incoming call.
     fn callee_with(&self, uas: &str, user: &str, domain: &str, password: &str) -> (Child, u16) {
         let port = free_port();

@@ -1378,6 +1378,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/pbxdevices/{id}/fetches", get(fetches))
         .route("/api/pbxdevices/{id}/reset_token", post(reset_token))
         .route("/api/pbxdevices/{id}/reset_secret", post(reset_secret))
+        .route("/api/pbxdevices/{id}/resync", post(resync))
         .route("/api/pbxprovbans/", get(bans))
         .route("/api/pbxdevicecache", get(cache_stats))
         .route("/api/pbxprovbans/{ip}", axum::routing::delete(lift_ban))
@@ -1627,5 +1628,101 @@ async fn lift_ban(
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Error::NotFound("no ban for this address".into()))
+    }
+}
+
+/// Tells the phone to re-read its configuration: SIP NOTIFY (Event: check-sync) to every
+/// contact its accounts have registered, sent by the Kamailio that holds the registration
+/// (usrloc lookup and a transaction started over its JSON-RPC).
+async fn resync(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let dev = visible_device(&app, &actor, &id, true).await?;
+    let (aors, servers) = {
+        let mut c = app.store.read().await?;
+        let ids: Vec<i64> = dev
+            .lines
+            .iter()
+            .filter(|l| l.kind == "private" || l.kind == "shared")
+            .filter_map(|l| l.subscriber_id)
+            .collect();
+        let subs = st::line_subscribers(&mut c, &ids).await?;
+        let aors: Vec<String> = subs
+            .iter()
+            .map(|s| format!("{}@{}", s.username, s.domain))
+            .collect();
+        (aors, st::rpc_servers(&mut c).await?)
+    };
+    if aors.is_empty() {
+        return Err(Error::Conflict("the device has no account lines".into()));
+    }
+    let mut sent = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (_, name, _, url) in servers.iter().filter(|s| s.2 == "kamailio") {
+        for aor in &aors {
+            let found =
+                match crate::targets::rpc::call_with(url, "ul.lookup", json!(["location", aor]))
+                    .await
+                {
+                    Ok(v) => v,
+                    // Not registered there: usrloc answers an error.
+                    Err(_) => continue,
+                };
+            let mut contacts = Vec::new();
+            collect_addresses(&found, &mut contacts);
+            for contact in contacts {
+                if !seen.insert(contact.clone()) {
+                    continue;
+                }
+                let domain = aor.split_once('@').map(|x| x.1).unwrap_or("");
+                let headers = format!(
+                    "From: <sip:voxprov@{domain}>;tag={}\r\nTo: <sip:{aor}>\r\nEvent: check-sync;reboot=false\r\n\
+                     Subscription-State: terminated;reason=noresource\r\nContact: <sip:voxprov@{domain}>\r\n",
+                    uuid::Uuid::new_v4().simple()
+                );
+                let r = crate::targets::rpc::call_with(
+                    url,
+                    "tm.t_uac_start",
+                    json!(["NOTIFY", contact, ".", ".", headers, ""]),
+                )
+                .await;
+                match r {
+                    Ok(_) => sent.push(json!({"aor": aor, "contact": contact, "sipserver": name})),
+                    Err(e) => {
+                        errors.push(json!({"aor": aor, "sipserver": name, "error": e.to_string()}))
+                    }
+                }
+            }
+        }
+    }
+    if sent.is_empty() {
+        return Err(Error::Conflict(if errors.is_empty() {
+            "no registered contact of this device's accounts was found on a Kamailio with an rpc_url".into()
+        } else {
+            format!(
+                "no NOTIFY could be sent: {}",
+                Value::Array(errors).to_string()
+            )
+        }));
+    }
+    Ok(Json(json!({ "notified": sent, "errors": errors })).into_response())
+}
+
+/// Every contact URI in a usrloc lookup answer (`"Address": "sip:…"`, at any depth).
+fn collect_addresses(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("Address", Value::String(s)) if s.starts_with("sip") => out.push(s.clone()),
+                    _ => collect_addresses(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_addresses(x, out)),
+        _ => {}
     }
 }
