@@ -155,6 +155,9 @@ struct Follow {
     seen: BTreeSet<i64>,
 }
 
+/// Whose templates apply: (reseller, profile).
+type Scope = (Option<i64>, Option<i64>);
+
 pub struct Devices {
     pub cfg: ProvConfig,
     store: Store,
@@ -164,7 +167,7 @@ pub struct Devices {
     cache: RwLock<Cache>,
     common: Mutex<HashMap<(i64, String), Arc<Rendered>>>,
     /// One template environment per (reseller, profile): templates compile once.
-    envs: Mutex<HashMap<(Option<i64>, Option<i64>), Arc<minijinja::Environment<'static>>>>,
+    envs: Mutex<HashMap<Scope, Arc<minijinja::Environment<'static>>>>,
     follow: tokio::sync::Mutex<Follow>,
     pub bans: Bans,
     warm_done: AtomicBool,
@@ -922,14 +925,12 @@ impl Inputs {
         }
         for r in rows {
             if let Some(p) = r.profile_id {
-                if !self.profiles.contains_key(&p) {
-                    let v = st::profile(c, p).await?;
-                    self.profiles.insert(p, v);
+                if let std::collections::hash_map::Entry::Vacant(e) = self.profiles.entry(p) {
+                    e.insert(st::profile(c, p).await?);
                 }
             }
-            if !self.custs.contains_key(&r.customer_id) {
-                let v = st::customer_settings(c, r.customer_id).await?;
-                self.custs.insert(r.customer_id, v);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.custs.entry(r.customer_id) {
+                e.insert(st::customer_settings(c, r.customer_id).await?);
             }
         }
         Ok(())

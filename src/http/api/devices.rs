@@ -1702,10 +1702,7 @@ async fn resync(
         return Err(Error::Conflict(if errors.is_empty() {
             "no registered contact of this device's accounts was found on a Kamailio with an rpc_url".into()
         } else {
-            format!(
-                "no NOTIFY could be sent: {}",
-                Value::Array(errors).to_string()
-            )
+            format!("no NOTIFY could be sent: {}", Value::Array(errors))
         }));
     }
     Ok(Json(json!({ "notified": sent, "errors": errors })).into_response())
