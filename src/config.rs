@@ -80,6 +80,9 @@ pub struct ProvConfig {
     pub fetch_retention_days: u64,
     /// System-wide device settings, the bottom of system → profile → customer → device.
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Reverse proxies (addresses or CIDRs) in front of `/prov/`: for requests from them the
+    /// phone's address is taken from `X-Forwarded-For` (bans and allow-lists apply to it).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ProvConfig {
@@ -95,6 +98,7 @@ impl Default for ProvConfig {
             max_upload_bytes: 1 << 20,
             fetch_retention_days: 30,
             settings: serde_json::Map::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -285,6 +289,11 @@ impl Config {
         if let Some(u) = &self.prov.base_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) || !u.ends_with('/') {
                 anyhow::bail!("prov.base_url: must be an http(s) URL ending in '/'");
+            }
+        }
+        for (i, p) in self.prov.trusted_proxies.iter().enumerate() {
+            if p.parse::<ipnet::IpNet>().is_err() && p.parse::<std::net::IpAddr>().is_err() {
+                anyhow::bail!("prov.trusted_proxies[{i}]: '{p}' is not an address or CIDR");
             }
         }
         if self.prov.ban_failures == 0 {

@@ -380,11 +380,23 @@ async fn the_first_boot_token_is_traded_and_then_dead(app: TestApp) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, h, _) = fetch(&app, &format!("/prov/{boot2}/{file}"), YEALINK_UA).await;
     assert_eq!(s, StatusCode::OK);
+    // The Host header decides nothing for later requests: a configuration asked for under
+    // another name is not what the next request is served.
+    let (_, _, b) = fetch(&app, &format!("/prov/{boot2}/{file}"), YEALINK_UA).await;
+    let long_b = token_in(&b);
+    let r = app
+        .client
+        .get(app.url(&format!("/prov/{long_b}/{file}")))
+        .header("User-Agent", YEALINK_UA)
+        .header("Host", "evil.invalid")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("evil.invalid"));
+    let (_, _, b) = fetch(&app, &format!("/prov/{long_b}/{file}"), YEALINK_UA).await;
+    assert!(!b.contains("evil.invalid"), "{b}");
     // ETag / If-None-Match.
-    let long2 = {
-        let (_, _, b) = fetch(&app, &format!("/prov/{boot2}/{file}"), YEALINK_UA).await;
-        token_in(&b)
-    };
+    let long2 = long_b.clone();
     let r = app
         .client
         .get(app.url(&format!("/prov/{long2}/{file}")))
@@ -844,6 +856,23 @@ async fn devices_refuse_other_customers_subscribers_and_bad_input_by_field(app: 
         .get(&format!("/api/pbxdeviceprofiles/{id}/journal/"))
         .await;
     assert!(!j.to_string().contains("topsecret"));
+    // Templates run inside the server: only admins write them.
+    let (_, login, pass) = app.reseller("tplres").await;
+    let (s, _) = send(
+        app.req_as(Method::POST, "/api/pbxdevicetemplates/", &login, &pass)
+            .json(&json!({"name": "yealink/device.cfg", "content": "x"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A template that compiles but cannot render is refused when saved.
+    let (s, v) = app
+        .post(
+            "/api/pbxdevicetemplates/",
+            json!({"name": "yealink/device.cfg", "content": "{% extends \"nowhere/x.cfg\" %}"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "content");
     // The brand tree and detection.
     let (_, t) = app.get("/api/pbxdevicemodels/tree").await;
     assert!(
@@ -899,14 +928,15 @@ async fn a_known_phone_gets_its_last_good_configuration_while_the_database_is_do
     let long = token_in(&first);
     let (s, _, good) = fetch(&app, &format!("/prov/{long}/{file}"), YEALINK_UA).await;
     assert_eq!(s, StatusCode::OK);
-    // A change marks the cached configuration stale, then the database goes away.
-    let (s, _) = app
-        .patch(
-            &format!("/api/pbxdevices/{}", p.id),
-            json!([{"op": "replace", "path": "/settings/timezone", "value": "America/New_York"}]),
+    // A change marks the cached configuration stale (a customer's setting: the cache re-reads
+    // it at the next fetch), then the database goes away.
+    let (s, v) = app
+        .put(
+            &format!("/api/pbxcustomersettings/{}", f.customer_id),
+            json!({"settings": {"ntp_server": "ntp.changed.example"}}),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::OK, "{v}");
     let db = app.db_url.rsplit('/').next().unwrap().to_string();
     psql(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"));
     psql(&format!(
@@ -920,11 +950,11 @@ async fn a_known_phone_gets_its_last_good_configuration_while_the_database_is_do
     let (s, _, _) = fetch(&app, &format!("/prov/{file}"), YEALINK_UA).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     psql(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
-    // Back: the fresh configuration (with the new time zone) is rendered.
+    // Back: the fresh configuration (with the new NTP server) is rendered.
     let start = Instant::now();
     loop {
         let (s, _, body) = fetch(&app, &format!("/prov/{long}/{file}"), YEALINK_UA).await;
-        if s == StatusCode::OK && body != good {
+        if s == StatusCode::OK && body.contains("ntp.changed.example") {
             break;
         }
         assert!(

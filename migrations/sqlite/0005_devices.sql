@@ -21,6 +21,14 @@ CREATE TABLE device_models (
 );
 CREATE UNIQUE INDEX uq_device_models ON device_models(vendor, model);
 
+-- Which shipped models were ever added: a model the operator deleted does not come back at
+-- the next start; one new in a later release is added once.
+CREATE TABLE device_models_seeded (
+    vendor TEXT NOT NULL,
+    model TEXT NOT NULL,
+    PRIMARY KEY (vendor, model)
+);
+
 -- Operators' templates: a name such as yealink/device.cfg (vendor), yealink/t4x/device.cfg
 -- (family) or yealink/t4x/t46u/device.cfg (model), for everyone, one reseller or one profile.
 CREATE TABLE device_templates (

@@ -74,15 +74,17 @@ fn phone() -> String {
     "phone".into()
 }
 
-/// Inserts the shipped models that are missing (by vendor and model); existing rows are the
-/// operator's and stay as they are.
+/// Inserts the shipped models never added before (by vendor and model); after that the rows
+/// are the operator's: edited ones stay as they are, deleted ones stay deleted.
 pub async fn seed(c: &mut Conn) -> anyhow::Result<usize> {
     let cat: BuiltinCatalog = serde_json::from_str(BUILTIN)?;
     let mut n = 0;
     for v in &cat.vendors {
         for f in &v.families {
             for m in &f.models {
-                if st::model_exists(c, &v.vendor, &m.model).await? {
+                if !st::mark_seeded(c, &v.vendor, &m.model).await?
+                    || st::model_exists(c, &v.vendor, &m.model).await?
+                {
                     continue;
                 }
                 // The model's own pattern within the vendor's: "Yealink … T46U".

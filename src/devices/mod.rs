@@ -137,8 +137,21 @@ impl Cache {
                 .into_iter()
                 .flatten()
             {
-                self.by_token.remove(h);
+                // Only this device's: after a MAC change the hash may be another entry's.
+                if self.by_token.get(h).is_some_and(|m| m == mac) {
+                    self.by_token.remove(h);
+                }
             }
+        }
+    }
+    fn remove_id(&mut self, id: i64) {
+        let mac = self
+            .by_mac
+            .values()
+            .find(|e| e.data.id == id)
+            .map(|e| e.data.mac.clone());
+        if let Some(mac) = mac {
+            self.remove(&mac);
         }
     }
     fn mark(&self, f: impl Fn(&DeviceData) -> bool) {
@@ -170,7 +183,11 @@ pub struct Devices {
     envs: Mutex<HashMap<Scope, Arc<minijinja::Environment<'static>>>>,
     follow: tokio::sync::Mutex<Follow>,
     pub bans: Bans,
+    proxies: Vec<ipnet::IpNet>,
     warm_done: AtomicBool,
+    /// Bumped by every invalidation: a load that started before a bump is cached as stale,
+    /// so data read just before a change can never pass for fresh.
+    epoch: std::sync::atomic::AtomicU64,
     fetches: tokio::sync::mpsc::Sender<(Fetch, i64)>,
     fetch_rx: Mutex<Option<tokio::sync::mpsc::Receiver<(Fetch, i64)>>>,
     hooks: Arc<crate::hooks::worker::Hooks>,
@@ -214,7 +231,17 @@ impl Devices {
         let etag_key = cipher.derive_key(b"voxprov prov etag");
         Ok(Arc::new(Devices {
             bans: Bans::new(&cfg),
+            proxies: cfg
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| {
+                    p.parse()
+                        .ok()
+                        .or_else(|| p.parse::<std::net::IpAddr>().ok().map(Into::into))
+                })
+                .collect(),
             warm_done: AtomicBool::new(false),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             cfg,
             store,
             cipher,
@@ -294,6 +321,7 @@ impl Devices {
             };
             let Some(last) = rows.last() else { break };
             after = last.id;
+            let epoch = self.epoch.load(Ordering::SeqCst);
             let mut c = self.store.read().await?;
             // One query per page for the lines' subscribers; profiles and customers once.
             inputs.subs.clear();
@@ -306,9 +334,14 @@ impl Devices {
                 match self.assemble(row, &inputs) {
                     Ok(d) => {
                         let e = self.cache.write().expect("lock").put(Arc::new(d));
-                        self.prerender(&e);
+                        if self.epoch.load(Ordering::SeqCst) != epoch {
+                            e.stale.store(true, Ordering::SeqCst);
+                        } else {
+                            self.prerender(&e);
+                        }
                         n += 1;
                     }
+                    Err(Error::NotFound(_)) => {}
                     Err(e) => tracing::warn!(device = %mac, "device cache: {e}"),
                 }
             }
@@ -331,6 +364,30 @@ impl Devices {
                 tracing::warn!(device = %e.data.mac, "pre-rendering {name}: {err}");
             }
         }
+    }
+
+    /// The phone's address: the peer's, or for a trusted proxy the last address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client_ip(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        let trusted = |ip: &std::net::IpAddr| self.proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let hops: Vec<std::net::IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        hops.into_iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer)
     }
 
     /// Devices and files in the cache, and whether the warm-up is done.
@@ -363,26 +420,65 @@ impl Devices {
             if fresh.is_empty() {
                 return Ok(());
             }
-            let mut reload = false;
-            for (id, resource, object) in &fresh {
-                f.seen.insert(*id);
-                f.cursor = f.cursor.max(*id);
-                reload |= self.invalidate(resource, *object);
-            }
-            let floor = f.cursor - WINDOW;
-            f.seen = f.seen.split_off(&floor);
-            if reload {
+            // New catalog and templates first, so nothing rendered after the marks below
+            // can come from the old ones.
+            if fresh
+                .iter()
+                .any(|r| matches!(r.1.as_str(), "pbxdevicemodels" | "pbxdevicetemplates"))
+            {
                 let mut c = self.store.read().await?;
                 let cat = Catalog::load(&mut c).await?;
                 let tpl = Templates::new(st::all_templates(&mut c).await?);
                 *self.catalog.write().expect("lock") = Arc::new(cat);
                 *self.templates.write().expect("lock") = Arc::new(tpl);
-                self.common.lock().expect("lock").clear();
                 self.envs.lock().expect("lock").clear();
+                self.common.lock().expect("lock").clear();
+            }
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            let mut devices = Vec::new();
+            for (id, resource, object) in &fresh {
+                f.seen.insert(*id);
+                f.cursor = f.cursor.max(*id);
+                self.invalidate(resource, *object);
+                if resource == "pbxdevices" {
+                    devices.push(*object);
+                }
+            }
+            let floor = f.cursor - WINDOW;
+            f.seen = f.seen.split_off(&floor);
+            // A device's own change (a new token or secret, a MAC change) is read at once:
+            // revoked credentials must not live on as a "last good" entry.
+            for id in devices {
+                self.reload_id(id).await;
             }
             if rows.len() < 2000 {
                 return Ok(());
             }
+        }
+    }
+
+    async fn reload_id(&self, id: i64) {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let res = async {
+            let mut c = self.store.read().await?;
+            match st::device_by_id(&mut c, id).await? {
+                Some(row) => self.build(&mut c, row).await.map(Some),
+                None => Ok(None),
+            }
+        }
+        .await;
+        let mut cache = self.cache.write().expect("lock");
+        match res {
+            Ok(Some(d)) => {
+                // A MAC change: the old MAC's entry goes.
+                cache.remove_id(id);
+                let e = cache.put(Arc::new(d));
+                if self.epoch.load(Ordering::SeqCst) != epoch {
+                    e.stale.store(true, Ordering::SeqCst);
+                }
+            }
+            Ok(None) | Err(Error::NotFound(_)) => cache.remove_id(id),
+            Err(e) => tracing::warn!(device = id, "device cache: not reloaded: {e}"),
         }
     }
 
@@ -450,16 +546,25 @@ impl Devices {
         stale: Option<Arc<Entry>>,
     ) -> (Loaded, Option<Arc<DeviceDataFiles>>) {
         let limit = Duration::from_millis(self.cfg.db_timeout_ms);
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let load = async {
             let mut c = self.store.read().await?;
             match st::device_by(&mut c, col, v).await? {
-                Some(row) => Ok::<_, Error>(Some(self.build(&mut c, row).await?)),
+                Some(row) => match self.build(&mut c, row).await {
+                    Ok(d) => Ok::<_, Error>(Some(d)),
+                    // The customer is terminated: its phones get nothing.
+                    Err(Error::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                },
                 None => Ok(None),
             }
         };
         match tokio::time::timeout(limit, load).await {
             Ok(Ok(Some(d))) => {
                 let e = self.cache.write().expect("lock").put(Arc::new(d));
+                if self.epoch.load(Ordering::SeqCst) != epoch {
+                    e.stale.store(true, Ordering::SeqCst);
+                }
                 (
                     Loaded::Found(e.data.clone()),
                     Some(Arc::new(DeviceDataFiles(e))),
@@ -513,7 +618,12 @@ impl Devices {
         let profile = row
             .profile_id
             .and_then(|p| inputs.profiles.get(&p).cloned().flatten());
-        let cust = inputs.custs.get(&row.customer_id).cloned().flatten();
+        let Some(cust) = inputs.custs.get(&row.customer_id).cloned().flatten() else {
+            return Err(Error::NotFound(
+                "the device's customer is terminated".into(),
+            ));
+        };
+        let cust = Some(cust);
         // system → profile → customer → device
         let mut settings: Map<String, Value> = Map::new();
         settings.insert("transport".into(), json!("udp"));
@@ -690,19 +800,36 @@ impl Devices {
         base_url: &str,
     ) -> Result<Arc<Rendered>> {
         let e = &files.0;
-        if let Some(r) = e.files.lock().expect("lock").get(name) {
+        let d = &e.data;
+        // The base URL is part of the key: without prov.base_url it comes from the request's
+        // Host, and one request must not decide what every later one is told.
+        let base = self.base_url(d.provisioning_url.as_deref(), base_url);
+        let key = format!("{name}\n{base}");
+        if let Some(r) = e.files.lock().expect("lock").get(&key) {
             return Ok(r.clone());
         }
-        let d = &e.data;
-        let mut ctx = d.context();
-        ctx["prov"] = self.prov_ctx(d, base_url);
-        let r =
-            Arc::new(self.render_file(&d.model, spec, Some(d.reseller_id), d.profile_id, &ctx)?);
-        e.files
-            .lock()
-            .expect("lock")
-            .insert(name.to_string(), r.clone());
+        let r = Arc::new(self.render_for(d, spec, &base)?);
+        let mut files = e.files.lock().expect("lock");
+        if files.len() >= 16 {
+            files.clear();
+        }
+        files.insert(key, r.clone());
         Ok(r)
+    }
+
+    /// One of a device's files: its own with its scope's templates, or a common one (no
+    /// secrets, system templates) that carries the device's token URL when it has one.
+    fn render_for(&self, d: &DeviceData, spec: &catalog::FileSpec, base: &str) -> Result<Rendered> {
+        let mut ctx = d.context();
+        ctx["prov"] = self.prov_ctx(d, base);
+        if spec.per_device {
+            self.render_file(&d.model, spec, Some(d.reseller_id), d.profile_id, &ctx)
+        } else {
+            let prov = ctx["prov"].clone();
+            let mut ctx = common_ctx(&d.model, &ctx["settings"], base);
+            ctx["prov"] = prov;
+            self.render_file(&d.model, spec, None, None, &ctx)
+        }
     }
 
     /// Renders any file of a device without caching it (the preview).
@@ -712,12 +839,8 @@ impl Devices {
         spec: &catalog::FileSpec,
         base_url: &str,
     ) -> Result<Rendered> {
-        let mut ctx = d.context();
-        ctx["prov"] = self.prov_ctx(d, base_url);
-        if !spec.per_device {
-            ctx = common_ctx(&d.model, &ctx["settings"], base_url);
-        }
-        self.render_file(&d.model, spec, Some(d.reseller_id), d.profile_id, &ctx)
+        let base = self.base_url(d.provisioning_url.as_deref(), base_url);
+        self.render_for(d, spec, &base)
     }
 
     fn prov_ctx(&self, d: &DeviceData, base_url: &str) -> Value {
@@ -753,10 +876,6 @@ impl Devices {
         name: &str,
         base_url: &str,
     ) -> Result<Arc<Rendered>> {
-        let key = (model.row.id, name.to_string());
-        if let Some(r) = self.common.lock().expect("lock").get(&key) {
-            return Ok(r.clone());
-        }
         let mut settings = Map::new();
         settings.insert("transport".into(), json!("udp"));
         settings.insert("language".into(), json!("en"));
@@ -768,10 +887,18 @@ impl Devices {
             settings.get("provisioning_url").and_then(Value::as_str),
             base_url,
         );
+        let key = (model.row.id, format!("{name}\n{base}"));
+        if let Some(r) = self.common.lock().expect("lock").get(&key) {
+            return Ok(r.clone());
+        }
         let settings = Value::Object(settings);
         let ctx = common_ctx(model, &settings, &base);
         let r = Arc::new(self.render_file(model, spec, None, None, &ctx)?);
-        self.common.lock().expect("lock").insert(key, r.clone());
+        let mut common = self.common.lock().expect("lock");
+        if common.len() >= 1024 {
+            common.clear();
+        }
+        common.insert(key, r.clone());
         Ok(r)
     }
 

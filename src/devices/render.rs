@@ -19,6 +19,9 @@ pub fn builtin_templates() -> &'static [(&'static str, &'static str)] {
     builtin::BUILTIN
 }
 
+/// Instructions one render may take; the shipped templates need a few thousand.
+const FUEL: u64 = 5_000_000;
+
 /// Operators' templates by name, each with its scope.
 #[derive(Debug, Default)]
 pub struct Templates {
@@ -39,8 +42,9 @@ impl Templates {
     fn source(&self, name: &str, reseller: Option<i64>, profile: Option<i64>) -> Option<String> {
         if let Some(rows) = self.by_name.get(name) {
             let pick = |f: &dyn Fn(&TemplateRow) -> bool| rows.iter().find(|r| f(r));
+            // A profile's template counts only while profile and template share a reseller.
             let found = profile
-                .and_then(|p| pick(&|r| r.profile_id == Some(p)))
+                .and_then(|p| pick(&|r| r.profile_id == Some(p) && r.reseller_id == reseller))
                 .or_else(|| {
                     reseller
                         .and_then(|s| pick(&|r| r.reseller_id == Some(s) && r.profile_id.is_none()))
@@ -143,6 +147,9 @@ pub fn environment(
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_recursion_limit(32);
+    // Operators' (and resellers') templates run in the request path: a loop without end
+    // runs out of fuel instead of holding a worker thread.
+    env.set_fuel(Some(FUEL));
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(escape_for);
     env.set_formatter(format_value);
@@ -167,6 +174,43 @@ pub fn check_syntax(name: &str, content: &str) -> Result<()> {
     env.template_from_named_str(name, content)
         .map(|_| ())
         .map_err(|e| Error::invalid("content", format!("{e:#}")))
+}
+
+/// Renders a template once with a sample device (two lines, four keys, every well-known
+/// setting), so one that compiles but fails at run time (a missing parent, a call of an
+/// unknown function, a loop without end) is refused when saved, not when phones ask.
+pub fn check_render(name: &str, content: &str) -> Result<()> {
+    let t = Templates::new(vec![TemplateRow {
+        id: 0,
+        reseller_id: None,
+        profile_id: None,
+        name: name.to_string(),
+        description: None,
+        content: content.to_string(),
+        create_timestamp: String::new(),
+        modify_timestamp: String::new(),
+    }]);
+    let env = environment(Arc::new(t), None, None);
+    let line = |i: i64| {
+        serde_json::json!({"index": i, "type": "private", "label": "Line", "display_name": "Sample", "user": format!("u{i}"),
+            "auth_user": format!("u{i}"), "password": "secret", "domain": "example.com", "server": "example.com",
+            "port": 5060, "transport": "udp", "outbound_proxy": null, "number": "4930123456"})
+    };
+    let key = |i: i64, t: &str| serde_json::json!({"index": i, "type": t, "label": "Key", "target": "200", "line": 1, "uri": "sip:200@example.com"});
+    let ctx = serde_json::json!({
+        "device": {"id": 1, "mac": "001565000001", "mac_upper": "001565000001", "mac_colon": "00:15:65:00:00:01", "station_name": "Sample"},
+        "model": {"vendor": "sample", "family": "sample", "model": "sample", "code": "", "lines": 2, "keys": 4,
+                  "expansion_modules": 0, "expansion_keys": 0},
+        "settings": {"timezone": "Europe/Berlin", "language": "en", "ntp_server": "pool.ntp.org", "admin_password": "x",
+                     "transport": "udp", "sip_port": 5060, "registration_expires": 3600, "vlan_id": 10},
+        "lines": [line(1), line(2)],
+        "keys": [key(1, "blf"), key(2, "blf"), key(3, "speeddial"), key(4, "speeddial")],
+        "prov": {"url": "http://prov.example.com/prov/", "server": "prov.example.com"},
+    });
+    env.get_template(name)
+        .and_then(|t| t.render(JValue::from_serialize(&ctx)))
+        .map(|_| ())
+        .map_err(|e| Error::invalid("content", format!("does not render: {e:#}")))
 }
 
 /// Converts a kazoo-provision template document (sections of `"setting": {"value": …}` with
@@ -268,6 +312,12 @@ pub fn import_kazoo(doc: &Value, format: &str) -> Result<String> {
             .get("setable_phone_key_counter")
             .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or(v.as_i64()))
             .unwrap_or(1);
+        if !(0..=1000).contains(&start) {
+            return Err(Error::invalid(
+                "document.usr_keys.setable_phone_key_counter",
+                "must be between 0 and 1000",
+            ));
+        }
         let idx = format!("{{{{ key.index + {} }}}}", start - 1);
         let val = "{% if key.type == 'blf' %}blf {{ key.uri }}{% else %}speed {{ key.target }}{% endif %}";
         out.push_str("{# usr_keys #}\n{% for key in keys %}\n");
@@ -386,6 +436,15 @@ mod tests {
         let env = env_with("x/device.cfg", "a = {{ v }}\n");
         let out = render(&env, "x/device.cfg", &json!({"v": "x\nadmin = pw"})).unwrap();
         assert_eq!(out.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_template_that_never_ends_runs_out_of_fuel() {
+        let env = env_with(
+            "x/device.cfg",
+            "{% for i in range(1000000) %}{% for j in range(1000000) %}x{% endfor %}{% endfor %}",
+        );
+        assert!(render(&env, "x/device.cfg", &json!({})).is_err());
     }
 
     #[test]

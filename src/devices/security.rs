@@ -84,6 +84,7 @@ pub fn check_http(
     mac: &str,
     header: Option<&str>,
     method: &str,
+    uri: &str,
     nonce_key: &[u8],
 ) -> bool {
     let (Some(h), Some((user, pass))) = (header, auth.credentials(mac)) else {
@@ -107,7 +108,10 @@ pub fn check_http(
     if let Some(d) = h.strip_prefix("Digest ") {
         let f = parse_digest(d);
         let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
-        if get("username") != user || get("realm") != REALM || !nonce_valid(get("nonce"), nonce_key)
+        if get("username") != user
+            || get("realm") != REALM
+            || get("uri") != uri
+            || !nonce_valid(get("nonce"), nonce_key)
         {
             return false;
         }
@@ -299,15 +303,27 @@ mod tests {
         let h = format!(
             "Digest username=\"805ec0123456\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"/prov/805ec0123456.cfg\", qop=auth, nc=00000001, cnonce=\"abc\", response=\"{resp}\""
         );
-        assert!(check_http(&a, "805ec0123456", Some(&h), "GET", key));
-        assert!(!check_http(&a, "805ec0123457", Some(&h), "GET", key));
-        assert!(!check_http(&a, "805ec0123456", Some(&h), "GET", b"other"));
+        let uri = "/prov/805ec0123456.cfg";
+        assert!(check_http(&a, "805ec0123456", Some(&h), "GET", uri, key));
+        assert!(!check_http(&a, "805ec0123457", Some(&h), "GET", uri, key));
+        assert!(!check_http(
+            &a,
+            "805ec0123456",
+            Some(&h),
+            "GET",
+            uri,
+            b"other"
+        ));
+        assert!(
+            !check_http(&a, "805ec0123456", Some(&h), "GET", "/prov/x.cfg", key),
+            "an answer is bound to its URI"
+        );
         let basic = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode("805ec0123456:s3cret")
         );
         assert!(
-            !check_http(&a, "805ec0123456", Some(&basic), "GET", key),
+            !check_http(&a, "805ec0123456", Some(&basic), "GET", uri, key),
             "digest mode refuses Basic"
         );
         assert!(check_http(
@@ -315,6 +331,7 @@ mod tests {
             "805ec0123456",
             Some(&basic),
             "GET",
+            uri,
             key
         ));
     }

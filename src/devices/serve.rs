@@ -45,6 +45,8 @@ fn sane_file(f: &str) -> bool {
 
 struct Req<'a> {
     ip: IpAddr,
+    /// The request target as sent (Digest answers are bound to it).
+    uri: &'a str,
     ua: &'a str,
     file: &'a str,
     method: &'a Method,
@@ -56,12 +58,13 @@ async fn prov(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
+    uri: axum::http::Uri,
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let d = &app.devices;
-    let ip = peer.ip();
+    let ip = d.client_ip(peer.ip(), &headers);
     if d.bans.banned(ip) {
         return not_found();
     }
@@ -73,7 +76,8 @@ async fn prov(
         [f] => (None, *f),
         [t, f] if looks_like_token(t) => (Some(*t), *f),
         _ => {
-            d.bans.fail(ip, "malformed path", &path);
+            // The path is not logged: it may hold a token.
+            d.bans.fail(ip, "malformed path", "");
             return not_found();
         }
     };
@@ -95,6 +99,7 @@ async fn prov(
         .unwrap_or("localhost");
     let r = Req {
         ip,
+        uri: uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
         ua,
         file,
         method: &method,
@@ -175,9 +180,8 @@ async fn prov(
             d.bans.fail(ip, reason, file);
             not_found()
         }
-        Served::Unavailable => {
-            (StatusCode::SERVICE_UNAVAILABLE, "try again later\n").into_response()
-        }
+        // Not counted, but the same 404: a slow database must not tell known from unknown.
+        Served::Unavailable => not_found(),
     }
 }
 
@@ -234,6 +238,10 @@ async fn with_token(d: &Devices, r: &Req<'_>, token: &str) -> Served {
     if data.auth.mode != "token" {
         return Served::Fail("token for a device without token access");
     }
+    // Before anything changes hands: a refused address trades no token.
+    if !data.auth.address_allowed(r.ip) {
+        return Served::Fail("address not allowed for this customer");
+    }
     let now = chrono::Utc::now().timestamp();
     if data.auth.token_hash.as_deref() == Some(hash.as_str()) {
         if !data.auth.token_used {
@@ -288,7 +296,11 @@ async fn with_token(d: &Devices, r: &Req<'_>, token: &str) -> Served {
             }
             Served::Device(data.clone(), files, spec.clone())
         }
-        Some((spec, None)) if !spec.per_device => Served::Common(data.model.clone(), spec.clone()),
+        // A common file asked for by token carries the token URL (Cisco's Profile_Rule).
+        Some((spec, None)) if !spec.per_device => {
+            let spec = spec.clone();
+            Served::Device(data, files, spec)
+        }
         _ => match d.catalog().device_file_mac(r.file) {
             Some(mac) if mac != data.mac => Served::Fail("MAC does not match the token"),
             _ => Served::NotFound,
@@ -335,6 +347,7 @@ async fn without_token(d: &Devices, r: &Req<'_>) -> Served {
             &data.mac,
             header,
             r.method.as_str(),
+            r.uri,
             &d.etag_key,
         ),
     };
@@ -360,10 +373,11 @@ async fn without_token(d: &Devices, r: &Req<'_>) -> Served {
     }
 }
 
-/// The MAC a log upload names: `<mac>-<anything>.log`.
+/// The MAC a log upload names: `<mac>-app.log` or `<mac>-boot.log` (Poly's), nothing else,
+/// so a phone keeps at most two files.
 fn log_mac(file: &str) -> Option<String> {
     let (mac, rest) = file.split_at_checked(12)?;
-    (mac.bytes().all(|b| b.is_ascii_hexdigit()) && rest.starts_with('-') && rest.ends_with(".log"))
+    (mac.bytes().all(|b| b.is_ascii_hexdigit()) && matches!(rest, "-app.log" | "-boot.log"))
         .then(|| mac.to_ascii_lowercase())
 }
 

@@ -152,7 +152,15 @@ async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Res
 }
 
 async fn access_log(req: Request, next: Next) -> Response {
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let (method, mut path) = (req.method().clone(), req.uri().path().to_string());
+    // /prov/<token>/<file>: the token is a credential and stays out of the log.
+    if let Some(rest) = path.strip_prefix("/prov/") {
+        if let Some((first, file)) = rest.split_once('/') {
+            if crate::devices::security::looks_like_token(first) {
+                path = format!("/prov/…/{file}");
+            }
+        }
+    }
     let start = std::time::Instant::now();
     let resp = next.run(req).await;
     tracing::debug!(%method, %path, status = resp.status().as_u16(), ms = start.elapsed().as_secs_f64() * 1e3, "request");

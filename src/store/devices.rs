@@ -86,6 +86,18 @@ pub async fn all_models(c: &mut Conn) -> Result<Vec<ModelRow>> {
     Ok(sqlx::query_as(&sql).fetch_all(&mut *c).await?)
 }
 
+/// Records that a shipped model was added; false when it had been already.
+pub async fn mark_seeded(c: &mut Conn, vendor: &str, model: &str) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO device_models_seeded (vendor, model) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(vendor.to_string())
+    .bind(model.to_string())
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn model_exists(c: &mut Conn, vendor: &str, model: &str) -> Result<bool> {
     Ok(
         sqlx::query("SELECT 1 FROM device_models WHERE vendor = $1 AND model = $2")
@@ -407,6 +419,14 @@ pub async fn device_by(c: &mut Conn, cond: &str, v: &str) -> Result<Option<Devic
     let sql = format!("SELECT {DEVICE_COLS} FROM devices WHERE {cond} = $1");
     Ok(sqlx::query_as(&sql)
         .bind(v.to_string())
+        .fetch_optional(&mut *c)
+        .await?)
+}
+
+pub async fn device_by_id(c: &mut Conn, id: i64) -> Result<Option<DeviceRow>> {
+    let sql = format!("SELECT {DEVICE_COLS} FROM devices WHERE id = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
         .fetch_optional(&mut *c)
         .await?)
 }

@@ -430,6 +430,16 @@ impl Resource for DeviceTemplates {
     type Repr = DeviceTemplate;
     type Input = DeviceTemplateInput;
 
+    /// Resellers read their templates; only admins write them: a template runs inside the
+    /// server, and one that builds huge strings could take it down for every tenant.
+    fn check_access(actor: &Actor, write: bool) -> Result<()> {
+        if write {
+            actor.check_admin()?;
+            actor.check_write()?;
+        }
+        Ok(())
+    }
+
     async fn list(
         c: &mut Conn,
         _: &App,
@@ -486,6 +496,7 @@ async fn save_template(
         return Err(Error::invalid("content", "at most 256 KiB"));
     }
     render::check_syntax(&name, &i.content)?;
+    render::check_render(&name, &i.content)?;
     let owner = template_owner(c, actor, i.reseller_id, i.profile_id).await?;
     let dup = sqlx::query(
         "SELECT id FROM device_templates WHERE name = $1 AND COALESCE(reseller_id, 0) = $2 AND COALESCE(profile_id, 0) = $3",
@@ -575,12 +586,15 @@ fn check_settings(app: &App, field: &str, v: Option<Value>, old: Option<&str>) -
             "provisioning_url" | "firmware_url" => {
                 let x = s(500)?;
                 let u = x.as_str().unwrap_or_default();
-                if !(u.starts_with("http://")
-                    || u.starts_with("https://")
-                    || u.starts_with("tftp://"))
+                // Phones fetch /prov/ over HTTP(S); firmware may also come by TFTP.
+                let tftp = k == "firmware_url" && u.starts_with("tftp://");
+                if !(u.starts_with("http://") || u.starts_with("https://") || tftp)
                     || url::Url::parse(u).is_err()
                 {
-                    return Err(Error::invalid(&f, "must be an http(s) or tftp URL"));
+                    return Err(Error::invalid(
+                        &f,
+                        "must be an http(s) URL (firmware: or tftp)",
+                    ));
                 }
                 x
             }
@@ -734,6 +748,14 @@ impl Resource for DeviceProfiles {
         let name = model::non_empty("name", i.name, 128)?;
         let settings = check_settings(app, "settings", i.settings, Some(&old.stored))?;
         unique_profile(c, r, &name, Some(id)).await?;
+        if r != old.reseller_id {
+            // The profile's templates move with it.
+            sqlx::query("UPDATE device_templates SET reseller_id = $1 WHERE profile_id = $2")
+                .bind(r)
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+        }
         st::save_profile(
             c,
             Some(id),
@@ -1442,8 +1464,9 @@ async fn import_kazoo(
     let bytes = axum::body::to_bytes(body, app.cfg.max_body_bytes)
         .await
         .map_err(|_| Error::PayloadTooLarge(app.cfg.max_body_bytes))?;
-    let i: KazooImport = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::BadRequest(format!("malformed body: {e}")))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
+    let i: KazooImport = crate::http::resource::to_input(v, &[], None)?;
     let content = render::import_kazoo(&i.document, &i.format)?;
     let v = json!({
         "name": i.name, "content": content, "description": i.description,

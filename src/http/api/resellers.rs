@@ -117,6 +117,9 @@ impl Resource for Resellers {
             ("admins", "admins"),
             ("contacts", "contacts"),
             ("billing_profiles", "billing profiles"),
+            ("hooks", "hooks"),
+            ("device_profiles", "device profiles"),
+            ("device_templates", "device templates"),
         ] {
             if exists(c, table, "reseller_id = $1", id).await? {
                 return Err(Error::Locked(format!("reseller {id} still has {what}")));
