@@ -59,10 +59,12 @@ pub trait Resource: Send + Sync + 'static {
 
     /// Only admins may see or touch this collection at all (infrastructure, system objects).
     const ADMIN_ONLY: bool = false;
+    /// Everyone reads (within their scope); only admins write.
+    const ADMIN_WRITES: bool = false;
 
     /// Who may touch this collection at all, before anything is loaded.
     fn check_access(actor: &Actor, write: bool) -> Result<()> {
-        if Self::ADMIN_ONLY {
+        if Self::ADMIN_ONLY || (write && Self::ADMIN_WRITES) {
             actor.check_admin()?;
         }
         if write {

@@ -61,13 +61,7 @@ impl Resource for Resellers {
     type Repr = Reseller;
     type Input = ResellerInput;
 
-    fn check_access(actor: &Actor, write: bool) -> Result<()> {
-        if write {
-            actor.check_write()?;
-            actor.check_admin()?;
-        }
-        Ok(())
-    }
+    const ADMIN_WRITES: bool = true;
     async fn list(
         c: &mut Conn,
         _: &App,
