@@ -4,8 +4,9 @@
 //!
 //! - **reference**: the same server's hello-world endpoint (`/healthz`), same connection
 //!   count, same number of requests, measured in the same run.
-//! - **first boot**: every phone's first fetch with its first-boot token (a database write
-//!   each, to trade the token), for comparison.
+//! - **first boot**: every phone's first fetches (common file, own file) with its
+//!   first-boot token, and one with the long-lived token it is given (database writes to
+//!   trade the token), for comparison.
 //! - **storm (warm)**: every phone's two files; configurations/s, p50/p99 and the ratio to
 //!   the reference.
 //! - **storm after a restart**: the server restarted (the power cut took it too) and the
@@ -182,6 +183,8 @@ pub async fn prov(args: ProvArgs) -> Result<()> {
         let (c, b, bt, lt) = (c2.clone(), b2.clone(), bt.clone(), lt.clone());
         async move {
             let boot = bt.lock().unwrap()[i].clone();
+            // As a Yealink boots: the model's common file, then its own.
+            get_ok(&c, format!("{b}/prov/{boot}/y000000000108.cfg")).await?;
             let body = get_ok(&c, format!("{b}/prov/{boot}/{}.cfg", mac(i))).await?;
             let text = String::from_utf8_lossy(&body);
             let url = text

@@ -30,6 +30,8 @@ use security::{AuthInfo, Bans};
 /// out of common (per-model) files.
 pub const SECRET_SETTINGS: &[&str] = &["admin_password"];
 pub const MASK: &str = "********";
+/// Stands for a phone's token in a common file rendered once for all phones of a model.
+const TOKEN_MARK: &str = "vxtokenmark0f3a9c";
 
 /// Everything needed to serve one device without the database.
 #[derive(Debug)]
@@ -358,7 +360,7 @@ impl Devices {
             return;
         };
         let files = DeviceDataFiles(e.clone());
-        for spec in e.data.model.files.iter().filter(|f| f.per_device) {
+        for spec in &e.data.model.files {
             let name = e.data.model.file_name(spec, &e.data.mac);
             if let Err(err) = self.device_file(&files, spec, &name, &base) {
                 tracing::warn!(device = %e.data.mac, "pre-rendering {name}: {err}");
@@ -820,16 +822,41 @@ impl Devices {
     /// One of a device's files: its own with its scope's templates, or a common one (no
     /// secrets, system templates) that carries the device's token URL when it has one.
     fn render_for(&self, d: &DeviceData, spec: &catalog::FileSpec, base: &str) -> Result<Rendered> {
+        if spec.per_device {
+            return self.render_for_device(d, spec, base);
+        }
+        // A common file is the model's, rendered once; only the token in its URL differs
+        // per phone, put in place of a mark.
+        let name = d.model.file_name(spec, &d.mac);
+        let token = match (&d.auth.mode[..], &d.auth.token) {
+            ("token", Some(t)) => Some(t.as_str()),
+            _ => None,
+        };
+        let common = self.common_rendered(&d.model, spec, &name, base, token.is_some())?;
+        let Some(token) = token else {
+            return Ok(Rendered {
+                body: common.body.clone(),
+                etag: common.etag.clone(),
+                content_type: common.content_type.clone(),
+            });
+        };
+        let body = String::from_utf8_lossy(&common.body).replace(TOKEN_MARK, token);
+        Ok(Rendered {
+            etag: self.etag(body.as_bytes()),
+            body: Bytes::from(body),
+            content_type: common.content_type.clone(),
+        })
+    }
+
+    fn render_for_device(
+        &self,
+        d: &DeviceData,
+        spec: &catalog::FileSpec,
+        base: &str,
+    ) -> Result<Rendered> {
         let mut ctx = d.context();
         ctx["prov"] = self.prov_ctx(d, base);
-        if spec.per_device {
-            self.render_file(&d.model, spec, Some(d.reseller_id), d.profile_id, &ctx)
-        } else {
-            let prov = ctx["prov"].clone();
-            let mut ctx = common_ctx(&d.model, &ctx["settings"], base);
-            ctx["prov"] = prov;
-            self.render_file(&d.model, spec, None, None, &ctx)
-        }
+        self.render_file(&d.model, spec, Some(d.reseller_id), d.profile_id, &ctx)
     }
 
     /// Renders any file of a device without caching it (the preview).
@@ -876,6 +903,29 @@ impl Devices {
         name: &str,
         base_url: &str,
     ) -> Result<Arc<Rendered>> {
+        let base = self.base_url(
+            self.cfg
+                .settings
+                .get("provisioning_url")
+                .and_then(Value::as_str),
+            base_url,
+        );
+        self.common_rendered(model, spec, name, &base, false)
+    }
+
+    /// A common file for `base`; with `mark`, its provisioning URL ends in a token mark.
+    fn common_rendered(
+        &self,
+        model: &Arc<Model>,
+        spec: &catalog::FileSpec,
+        name: &str,
+        base: &str,
+        mark: bool,
+    ) -> Result<Arc<Rendered>> {
+        let key = (model.row.id, format!("{name}\n{base}\n{mark}"));
+        if let Some(r) = self.common.lock().expect("lock").get(&key) {
+            return Ok(r.clone());
+        }
         let mut settings = Map::new();
         settings.insert("transport".into(), json!("udp"));
         settings.insert("language".into(), json!("en"));
@@ -883,16 +933,10 @@ impl Devices {
         for (k, v) in &self.cfg.settings {
             settings.insert(k.clone(), v.clone());
         }
-        let base = self.base_url(
-            settings.get("provisioning_url").and_then(Value::as_str),
-            base_url,
-        );
-        let key = (model.row.id, format!("{name}\n{base}"));
-        if let Some(r) = self.common.lock().expect("lock").get(&key) {
-            return Ok(r.clone());
+        let mut ctx = common_ctx(model, &Value::Object(settings), base);
+        if mark {
+            ctx["prov"]["url"] = json!(format!("{base}{TOKEN_MARK}/"));
         }
-        let settings = Value::Object(settings);
-        let ctx = common_ctx(model, &settings, &base);
         let r = Arc::new(self.render_file(model, spec, None, None, &ctx)?);
         let mut common = self.common.lock().expect("lock");
         if common.len() >= 1024 {
