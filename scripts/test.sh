@@ -42,10 +42,11 @@ fi
 
 # --- Debian packages: Perl for the Sipwise client test; Kamailio, sipp and the database
 # clients for the SIP server tests; Python, whose standard library checks hook signatures
-# independently of voxprov's own code -------------------------------------------------------
+# independently of voxprov's own code; Chromium and its driver for the web UI tests ---------
 missing=()
 for pkg in perl libwww-perl libjson-perl kamailio kamailio-sqlite-modules \
-           kamailio-mysql-modules sip-tester sqlite3 postgresql-client mariadb-client python3; do
+           kamailio-mysql-modules sip-tester sqlite3 postgresql-client mariadb-client python3 \
+           chromium chromium-driver; do
     installed "$pkg" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi

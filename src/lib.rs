@@ -15,6 +15,7 @@ pub mod http;
 pub mod model;
 pub mod store;
 pub mod targets;
+pub mod ui;
 
 use std::sync::Arc;
 

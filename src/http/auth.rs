@@ -32,6 +32,9 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self> {
+        if let Some(s) = parts.extensions.get::<super::SessionActor>() {
+            return Ok(Auth(s.0.clone()));
+        }
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

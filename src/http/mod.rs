@@ -34,6 +34,9 @@ pub struct App {
     pub targets: Arc<Targets>,
     pub hooks: Arc<crate::hooks::worker::Hooks>,
     pub devices: Arc<crate::devices::Devices>,
+    pub sessions: crate::ui::Sessions,
+    /// The whole router, for the UI's requests to the API (set once when it is built).
+    router: std::sync::OnceLock<Router>,
     etag_key: Vec<u8>,
 }
 
@@ -58,8 +61,14 @@ impl App {
             targets,
             hooks,
             devices,
+            sessions: crate::ui::Sessions::default(),
+            router: std::sync::OnceLock::new(),
             etag_key,
         }
+    }
+
+    pub fn router(&self) -> Option<Router> {
+        self.router.get().cloned()
     }
 
     pub fn etag(&self, data: &[u8]) -> String {
@@ -69,9 +78,22 @@ impl App {
     }
 }
 
+/// The admin a UI session acts as, put on the UI's own requests to the API. Only code in
+/// this crate can make one: a client cannot send it.
+#[derive(Clone)]
+pub struct SessionActor(pub(crate) crate::model::Actor);
+
 pub fn router(app: AppState) -> Router {
+    let r = build_router(app.clone());
+    let _ = app.router.set(r.clone());
+    r
+}
+
+fn build_router(app: AppState) -> Router {
     api::router()
         .merge(crate::devices::serve::router())
+        .merge(crate::ui::router())
+        .route("/ui/pbxdevices/{id}/preview", get(crate::ui::preview))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { crate::error::Error::NotFound("no such resource".into()) })

@@ -1,0 +1,478 @@
+//! The web UI in a real headless Chromium (Debian's chromium and chromium-driver): log in,
+//! create a customer and a subscriber through the forms, find it by number, set a call
+//! forward, add a device and preview its configuration, redeliver a failed hook execution,
+//! and a reseller who cannot see another reseller's objects. Values with markup render
+//! inert; a form post without its token is refused. Screenshots of the main pages go to
+//! artifacts/ui/ (ignored by git).
+
+mod common;
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Driver {
+    child: Child,
+    client: Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn chromium() -> Driver {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let port = common::kamailio::free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver runs (apt-get install chromium chromium-driver)");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": "/usr/bin/chromium",
+               "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
+    );
+    let client = ClientBuilder::rustls()
+        .expect("rustls")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a Chromium session");
+    Driver { child, client }
+}
+
+async fn shot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts/ui");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn fill(c: &Client, field: &str, value: &str) {
+    let e = c
+        .find(Locator::Id(&format!("f_{field}")))
+        .await
+        .unwrap_or_else(|_| panic!("no field {field}"));
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+async fn submit(c: &Client) {
+    c.find(Locator::Css("main form button[type=submit]:last-of-type"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn login(c: &Client, base: &str, user: &str, pass: &str) {
+    c.goto(&format!("{base}/ui/login")).await.unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(pass)
+        .await
+        .unwrap();
+    c.find(Locator::Css("main form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text(c: &Client) -> String {
+    c.find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_does_the_daily_work_in_a_browser() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("VOXPROV_HOOKS_ALLOW_PRIVATE_TARGETS", "true"),
+            ("VOXPROV_HOOKS_RETRY_SCHEDULE", "[]"),
+        ],
+    )
+    .await;
+    let base = app.base.clone();
+    // What the forms refer to: a domain, billing profile and a contact whose name is markup.
+    let domain = "ui.example.com";
+    app.create("/api/domains/", json!({"domain": domain, "reseller_id": 1}))
+        .await;
+    let bp = app
+        .create(
+            "/api/billingprofiles/",
+            json!({"handle": "bp", "name": "Default", "reseller_id": 1}),
+        )
+        .await;
+    let xss = "<script>document.title='pwned'</script>\"'<b>";
+    let contact = app
+        .create(
+            "/api/customercontacts/",
+            json!({"email": "c@example.com", "lastname": xss, "reseller_id": 1}),
+        )
+        .await;
+
+    let d = chromium().await;
+    let c = &d.client;
+    login(c, &base, "administrator", "wrong-password").await;
+    assert!(text(c).await.contains("Wrong login or password"));
+    login(c, &base, "administrator", ADMIN_PASS).await;
+    assert!(text(c).await.contains("Dashboard"), "{}", text(c).await);
+    shot(c, "dashboard").await;
+
+    // A customer through its form.
+    c.goto(&format!("{base}/ui/customers/new")).await.unwrap();
+    fill(c, "contact_id", &contact.to_string()).await;
+    fill(c, "billing_profile_id", &bp.to_string()).await;
+    fill(c, "type", "sipaccount").await;
+    fill(c, "status", "active").await;
+    fill(c, "external_id", "cust-ui-1").await;
+    shot(c, "customer-form").await;
+    submit(c).await;
+    let url = c.current_url().await.unwrap();
+    let customer: i64 = url
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{url}"));
+    assert!(text(c).await.contains("cust-ui-1"));
+
+    // A subscriber: first with a bad username (the error is shown at the field), then good.
+    c.goto(&format!("{base}/ui/subscribers/new")).await.unwrap();
+    fill(c, "customer_id", &customer.to_string()).await;
+    fill(c, "domain", domain).await;
+    fill(c, "username", "bad user").await;
+    fill(c, "password", "sub-pass-123").await;
+    fill(
+        c,
+        "primary_number",
+        r#"{"cc": 49, "ac": 30, "sn": 5551234}"#,
+    )
+    .await;
+    submit(c).await;
+    let err = c
+        .find(Locator::Id("e_username"))
+        .await
+        .expect("the error at the field");
+    assert!(err.text().await.unwrap().contains("username"));
+    shot(c, "subscriber-form-error").await;
+    fill(c, "username", "alice").await;
+    fill(c, "password", "sub-pass-123").await;
+    submit(c).await;
+    let url = c.current_url().await.unwrap();
+    let sub: i64 = url
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{url}"));
+    shot(c, "subscriber").await;
+
+    // Found by number from the search box.
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    let q = c.find(Locator::Id("q")).await.unwrap();
+    q.send_keys("4930555").await.unwrap();
+    q.send_keys("\u{E007}").await.unwrap(); // Enter
+    let t = text(c).await;
+    assert!(
+        t.contains("Subscribers by number") && t.contains(&format!("alice@{domain}")),
+        "{t}"
+    );
+    shot(c, "search").await;
+
+    // A call forward through the subscriber's call forward form.
+    c.goto(&format!("{base}/ui/callforwards/{sub}/edit"))
+        .await
+        .unwrap();
+    fill(
+        c,
+        "cfu",
+        r#"{"destinations": [{"destination": "+4930999", "timeout": 20}]}"#,
+    )
+    .await;
+    submit(c).await;
+    let (_, v) = app.get(&format!("/api/callforwards/{sub}")).await;
+    assert!(
+        v["cfu"]["destinations"][0]["destination"]
+            .as_str()
+            .unwrap_or("")
+            .contains("4930999"),
+        "{v}"
+    );
+
+    // A device and its configuration preview.
+    let (_, models) = app
+        .get("/api/pbxdevicemodels/?vendor=yealink&model=T46U")
+        .await;
+    let model = items(&models, "pbxdevicemodels")[0]["id"].as_i64().unwrap();
+    c.goto(&format!("{base}/ui/pbxdevices/new")).await.unwrap();
+    fill(c, "identifier", "80:5e:c0:aa:bb:cc").await;
+    fill(c, "customer_id", &customer.to_string()).await;
+    fill(c, "model_id", &model.to_string()).await;
+    fill(c, "station_name", "Reception").await;
+    fill(
+        c,
+        "lines",
+        &format!(r#"[{{"subscriber_id": {sub}, "type": "private"}}]"#),
+    )
+    .await;
+    submit(c).await;
+    assert!(text(c).await.contains("shown once"), "{}", text(c).await);
+    c.find(Locator::LinkText("Continue"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::LinkText("Preview configuration"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let t = text(c).await;
+    assert!(
+        t.contains("account.1.user_name = alice") && !t.contains("sub-pass-123"),
+        "{t}"
+    );
+    shot(c, "device-preview").await;
+
+    // A failed hook execution, opened and redelivered.
+    let dead = format!("http://127.0.0.1:{}/gone", common::kamailio::free_port());
+    app.create(
+        "/api/hooks/",
+        json!({"name": "crm", "events": ["customer.updated"], "url": dead}),
+    )
+    .await;
+    app.patch(
+        &format!("/api/customers/{customer}"),
+        json!([{"op": "replace", "path": "/external_id", "value": "cust-ui-2"}]),
+    )
+    .await;
+    let start = Instant::now();
+    let exec = loop {
+        let (_, v) = app.get("/api/hookexecutions/?rows=10").await;
+        if let Some(e) = items(&v, "hookexecutions").first() {
+            break e["id"].as_i64().unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "no execution");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    c.goto(&format!("{base}/ui/hookexecutions/{exec}"))
+        .await
+        .unwrap();
+    shot(c, "hook-execution").await;
+    c.find(Locator::XPath(
+        "//main//button[normalize-space()='Redeliver']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert!(
+        text(c).await.contains("redeliver: done"),
+        "{}",
+        text(c).await
+    );
+
+    // Markup in a value is text on every page that shows it.
+    for page in [
+        format!("/ui/customercontacts/{contact}"),
+        "/ui/customercontacts/".to_string(),
+        "/ui/search?q=script".to_string(),
+        "/ui/journal".to_string(),
+    ] {
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        assert_ne!(c.title().await.unwrap(), "pwned", "{page}");
+        assert!(
+            c.find(Locator::Css("main b")).await.is_err(),
+            "{page}: a <b> from the data became markup"
+        );
+    }
+    let t = {
+        c.goto(&format!("{base}/ui/customercontacts/{contact}"))
+            .await
+            .unwrap();
+        text(c).await
+    };
+    assert!(t.contains("<script>"), "shown as text: {t}");
+    shot(c, "contact-with-markup").await;
+    for (p, name) in [
+        ("/ui/journal", "journal"),
+        ("/ui/pbxdevices/", "devices"),
+        ("/ui/hooks/", "hooks"),
+        ("/ui/subscribers/", "subscribers"),
+    ] {
+        c.goto(&format!("{base}{p}")).await.unwrap();
+        shot(c, name).await;
+    }
+    // A phone-sized screen.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    shot(c, "dashboard-phone").await;
+    c.set_window_size(1280, 1000).await.unwrap();
+
+    // Log out; then a reseller sees only its own world.
+    c.find(Locator::XPath(
+        "//header//button[normalize-space()='Log out']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
+    let (_, login_name, pass) = app.reseller("uires").await;
+    login(c, &base, &login_name, &pass).await;
+    c.goto(&format!("{base}/ui/customers/{customer}"))
+        .await
+        .unwrap();
+    assert!(text(c).await.contains("not found"), "{}", text(c).await);
+    c.goto(&format!("{base}/ui/subscribers/")).await.unwrap();
+    assert!(text(c).await.contains("0 in all"), "{}", text(c).await);
+    shot(c, "reseller-subscribers").await;
+    c.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_post_without_its_token_is_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookies = |r: &reqwest::Response| -> String {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let r = client.get(app.url("/ui/login")).send().await.unwrap();
+    let login_cookie = cookies(&r);
+    let page = r.text().await.unwrap();
+    let csrf = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    // The login form itself needs its token.
+    let r = client
+        .post(app.url("/ui/login"))
+        .header("cookie", &login_cookie)
+        .form(&[("login", "administrator"), ("password", ADMIN_PASS)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = client
+        .post(app.url("/ui/login"))
+        .header("cookie", &login_cookie)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("login", "administrator"),
+            ("password", ADMIN_PASS),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = cookies(&r)
+        .split("; ")
+        .find(|c| c.starts_with("vxs="))
+        .unwrap()
+        .to_string();
+    let post = |form: Vec<(&'static str, &'static str)>| {
+        client
+            .post(app.url("/ui/domains/new"))
+            .header("cookie", session.clone())
+            .form(&form)
+            .send()
+    };
+    let r = post(vec![("domain", "csrf.example"), ("reseller_id", "1")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = post(vec![
+        ("_csrf", "forged-token-value-000000000000"),
+        ("domain", "csrf.example"),
+        ("reseller_id", "1"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, v) = app.get("/api/domains/").await;
+    assert_eq!(v["total_count"], 0, "nothing was created");
+    // With the session's own token it goes through (the refusals above were the token's).
+    let page = client
+        .get(app.url("/ui/domains/new"))
+        .header("cookie", session.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = client
+        .post(app.url("/ui/domains/new"))
+        .header("cookie", session.clone())
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("domain", "csrf.example"),
+            ("reseller_id", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Pages without a session go to the login page.
+    let r = client.get(app.url("/ui/customers/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
