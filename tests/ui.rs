@@ -73,6 +73,15 @@ async fn fill(c: &Client, field: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
+async fn fill_id(c: &Client, id: &str, value: &str) {
+    let e = c
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|_| panic!("no field {id}"));
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
 async fn submit(c: &Client) {
     c.find(Locator::Css("main form button[type=submit]:last-of-type"))
         .await
@@ -309,12 +318,51 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
         text(c).await
     );
 
+    // The journal, filtered to the customer: its update with before and after.
+    c.goto(&format!("{base}/ui/journal")).await.unwrap();
+    fill_id(c, "j_resource", "customers").await;
+    fill_id(c, "j_resource_id", &customer.to_string()).await;
+    c.find(Locator::Css("main form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let t = text(c).await;
+    assert!(
+        t.contains("2 in all"),
+        "create and update of the customer: {t}"
+    );
+    c.find(Locator::XPath(
+        "//main//table//a[contains(@href, '/ui/journal/')]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let t = text(c).await;
+    assert!(
+        t.contains("cust-ui-1") && t.contains("cust-ui-2"),
+        "before and after: {t}"
+    );
+    shot(c, "journal-change").await;
+
     // Markup in a value is text on every page that shows it.
+    let (_, j) = app
+        .get(&format!(
+            "/api/journals/?resource=customercontacts&resource_id={contact}"
+        ))
+        .await;
+    let contact_change = items(&j, "journals")[0]["id"].as_i64().unwrap();
     for page in [
         format!("/ui/customercontacts/{contact}"),
         "/ui/customercontacts/".to_string(),
         "/ui/search?q=script".to_string(),
         "/ui/journal".to_string(),
+        format!("/ui/journal/{contact_change}"),
+        "/ui/".to_string(),
+        format!("/ui/customercontacts/{contact}/edit"),
     ] {
         c.goto(&format!("{base}{page}")).await.unwrap();
         assert_ne!(c.title().await.unwrap(), "pwned", "{page}");

@@ -89,6 +89,8 @@ fn templates() -> &'static Environment<'static> {
             ("form.html", include_str!("templates/form.html")),
             ("search.html", include_str!("templates/search.html")),
             ("page.html", include_str!("templates/page.html")),
+            ("journal.html", include_str!("templates/journal.html")),
+            ("change.html", include_str!("templates/change.html")),
         ] {
             env.add_template(name, src).expect("UI templates compile");
         }
@@ -601,38 +603,36 @@ async fn journal(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let q = q.unwrap_or_default();
-    let (s, v) = api(
-        &app,
-        &u.actor,
-        peer,
-        Method::GET,
-        &format!("/api/journals/?rows=50&order_by_direction=desc&{q}"),
-        None,
-    )
-    .await;
-    let list = items(&v, "journals");
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|j| {
-            vec![
-                text_of(&j["id"]),
-                text_of(&j["timestamp"]),
-                text_of(&j["actor"]),
-                text_of(&j["operation"]),
-                format!("{} {}", text_of(&j["resource"]), text_of(&j["resource_id"])),
-            ]
-        })
+    let given: HashMap<String, String> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .into_owned()
         .collect();
-    let links: Vec<String> = list
+    let page_no: i64 = given
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let base_q = {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &given {
+            if k != "page" && !v.is_empty() {
+                s.append_pair(k, v);
+            }
+        }
+        s.finish()
+    };
+    let uri = format!("/api/journals/?rows=50&page={page_no}&order_by_direction=desc&{base_q}");
+    let (s, v) = api(&app, &u.actor, peer, Method::GET, &uri, None).await;
+    let total = v["total_count"].as_i64().unwrap_or(0);
+    let link = |p: i64| format!("/ui/journal?page={p}&{base_q}");
+    let filters: Vec<Value> = crate::http::api::journals::FILTERS
         .iter()
-        .map(|j| format!("/ui/journal/{}", text_of(&j["id"])))
+        .map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()}))
         .collect();
     page(
-        "page.html",
-        json!({"user": user_ctx(&u), "csrf": u.csrf, "title": "Journal",
+        "journal.html",
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "filters": filters, "rows": items(&v, "journals"), "total": total,
                "error": (!s.is_success()).then(|| text_of(&v["message"])),
-               "columns": ["#", "when", "who", "what", "object"], "rows": rows, "r_links": links}),
+               "prev": (page_no > 1).then(|| link(page_no - 1)), "next": (page_no * 50 < total).then(|| link(page_no + 1))}),
     )
 }
 
@@ -656,11 +656,32 @@ async fn journal_entry(
         None,
     )
     .await;
+    if !s.is_success() {
+        let ctx = json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("Change {id}"), "error": text_of(&v["message"])});
+        let mut r = page("page.html", ctx);
+        *r.status_mut() = s;
+        return r;
+    }
+    // Before and after side by side, field by field.
+    let empty = Map::new();
+    let before = v["before"].as_object().unwrap_or(&empty);
+    let after = v["after"].as_object().unwrap_or(&empty);
+    let mut fields: Vec<&String> = before.keys().chain(after.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    let show = |x: Option<&Value>| match x {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(o) => serde_json::to_string(o).unwrap_or_default(),
+    };
+    let diff: Vec<Value> = fields
+        .into_iter()
+        .filter(|f| *f != "_links")
+        .map(|f| json!({"field": f, "before": show(before.get(f)), "after": show(after.get(f)), "changed": before.get(f) != after.get(f)}))
+        .collect();
     page(
-        "page.html",
-        json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("Journal entry {id}"),
-               "error": (!s.is_success()).then(|| text_of(&v["message"])),
-               "pre": s.is_success().then(|| serde_json::to_string_pretty(&v).unwrap_or_default())}),
+        "change.html",
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "e": v, "diff": diff}),
     )
 }
 
@@ -807,6 +828,7 @@ async fn list(
                "error": (!s.is_success()).then(|| text_of(&v["message"])),
                "filters": c.filters.iter().map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()})).collect::<Vec<_>>(),
                "columns": columns, "rows": rows, "total": total, "can_create": c.create,
+               "filtered": c.filters.iter().any(|(f, _)| given.get(*f).is_some_and(|v| !v.is_empty())),
                "prev": (page_no > 1).then(|| link(page_no - 1)), "next": (page_no * 25 < total).then(|| link(page_no + 1))}),
     )
 }
