@@ -82,13 +82,29 @@ async fn fill_id(c: &Client, id: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
+/// Submits the page's form and waits until the answer has replaced the page.
 async fn submit(c: &Client) {
-    c.find(Locator::Css("main form button[type=submit]:last-of-type"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        c,
+        Locator::Css("main form button[type=submit]:last-of-type"),
+    )
+    .await;
+}
+
+/// Clicks what navigates (a link, a form's button) and waits for the next page.
+async fn click(c: &Client, what: Locator<'_>) {
+    let old = c.find(Locator::Css("main")).await.unwrap();
+    c.find(what).await.unwrap().click().await.unwrap();
+    let start = Instant::now();
+    // The old page's elements go stale once the new page is there.
+    while old.tag_name().await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the form's answer did not come"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.wait().for_element(Locator::Css("main")).await.unwrap();
 }
 
 async fn login(c: &Client, base: &str, user: &str, pass: &str) {
@@ -105,12 +121,7 @@ async fn login(c: &Client, base: &str, user: &str, pass: &str) {
         .send_keys(pass)
         .await
         .unwrap();
-    c.find(Locator::Css("main form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("main form button")).await;
 }
 
 async fn text(c: &Client) -> String {
@@ -191,10 +202,9 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     )
     .await;
     submit(c).await;
-    let err = c
-        .find(Locator::Id("e_username"))
-        .await
-        .expect("the error at the field");
+    let Ok(err) = c.find(Locator::Id("e_username")).await else {
+        panic!("the error at the field: {}", text(c).await);
+    };
     assert!(err.text().await.unwrap().contains("username"));
     shot(c, "subscriber-form-error").await;
     fill(c, "username", "alice").await;
@@ -221,6 +231,25 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
         "{t}"
     );
     shot(c, "search").await;
+
+    // A CSV import with its progress: two good rows and a bad one (reported, the rest kept).
+    c.goto(&format!("{base}/ui/subscribers/")).await.unwrap();
+    click(c, Locator::LinkText("Import CSV")).await;
+    let csv = format!(
+        "customer_id,domain,username,password\n{customer},{domain},bob,bob-pass-123\n{customer},{domain},bad user,x-pass-123\n{customer},{domain},carol,carol-pass-1\n"
+    );
+    fill(c, "csv", &csv).await;
+    submit(c).await;
+    let done = c.wait().for_element(Locator::Id("done")).await.unwrap();
+    assert_eq!(done.text().await.unwrap(), "Done: 2 created, 1 failed.");
+    let t = text(c).await;
+    assert!(
+        t.contains("line 3") && t.contains("username"),
+        "the bad line named: {t}"
+    );
+    shot(c, "import-progress").await;
+    let (_, v) = app.get("/api/subscribers/?username=carol").await;
+    assert_eq!(v["total_count"], 1);
 
     // A call forward through the subscriber's call forward form.
     c.goto(&format!("{base}/ui/callforwards/{sub}/edit"))
@@ -260,18 +289,8 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     .await;
     submit(c).await;
     assert!(text(c).await.contains("shown once"), "{}", text(c).await);
-    c.find(Locator::LinkText("Continue"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::LinkText("Preview configuration"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::LinkText("Continue")).await;
+    click(c, Locator::LinkText("Preview configuration")).await;
     let t = text(c).await;
     assert!(
         t.contains("account.1.user_name = alice") && !t.contains("sub-pass-123"),
@@ -304,14 +323,11 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
         .await
         .unwrap();
     shot(c, "hook-execution").await;
-    c.find(Locator::XPath(
-        "//main//button[normalize-space()='Redeliver']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(
+        c,
+        Locator::XPath("//main//button[normalize-space()='Redeliver']"),
+    )
+    .await;
     assert!(
         text(c).await.contains("redeliver: done"),
         "{}",
@@ -322,25 +338,17 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     c.goto(&format!("{base}/ui/journal")).await.unwrap();
     fill_id(c, "j_resource", "customers").await;
     fill_id(c, "j_resource_id", &customer.to_string()).await;
-    c.find(Locator::Css("main form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("main form button")).await;
     let t = text(c).await;
     assert!(
         t.contains("2 in all"),
         "create and update of the customer: {t}"
     );
-    c.find(Locator::XPath(
-        "//main//table//a[contains(@href, '/ui/journal/')]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(
+        c,
+        Locator::XPath("//main//table//a[contains(@href, '/ui/journal/')]"),
+    )
+    .await;
     let t = text(c).await;
     assert!(
         t.contains("cust-ui-1") && t.contains("cust-ui-2"),
@@ -395,14 +403,11 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     c.set_window_size(1280, 1000).await.unwrap();
 
     // Log out; then a reseller sees only its own world.
-    c.find(Locator::XPath(
-        "//header//button[normalize-space()='Log out']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(
+        c,
+        Locator::XPath("//header//button[normalize-space()='Log out']"),
+    )
+    .await;
     assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
     let (_, login_name, pass) = app.reseller("uires").await;
     login(c, &base, &login_name, &pass).await;
@@ -520,6 +525,66 @@ async fn a_form_post_without_its_token_is_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // A session follows its admin: once the admin is deactivated, the next page is the login.
+    let other = app
+        .create(
+            "/api/admins/",
+            json!({"login": "ops2", "password": "ops2-pass-123", "role": "admin"}),
+        )
+        .await;
+    let r = client.get(app.url("/ui/login")).send().await.unwrap();
+    let lc = cookies(&r);
+    let page = r.text().await.unwrap();
+    let t2 = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = client
+        .post(app.url("/ui/login"))
+        .header("cookie", &lc)
+        .form(&[
+            ("_csrf", t2.as_str()),
+            ("login", "ops2"),
+            ("password", "ops2-pass-123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let s2 = cookies(&r)
+        .split("; ")
+        .find(|c| c.starts_with("vxs="))
+        .unwrap()
+        .to_string();
+    let r = client
+        .get(app.url("/ui/"))
+        .header("cookie", &s2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, v) = app
+        .patch(
+            &format!("/api/admins/{other}"),
+            json!([{"op": "replace", "path": "/is_active", "value": false}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = client
+        .get(app.url("/ui/"))
+        .header("cookie", &s2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "a deactivated admin's session ends"
+    );
+
     // Pages without a session go to the login page.
     let r = client.get(app.url("/ui/customers/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -69,6 +69,11 @@ impl AuthState {
         }
     }
 
+    /// Changes whenever an admin is changed or removed (UI sessions re-check theirs then).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Forget every remembered credential (an admin was changed or removed).
     pub fn invalidate(&self) {
         self.generation

@@ -22,6 +22,8 @@ pub struct ResourceDoc {
     pub create: bool,
     pub update: bool,
     pub delete: bool,
+    /// POST also takes CSV and JSON arrays (bulk import).
+    pub bulk: bool,
     pub repr: String,
     pub input: String,
     pub schemas: Vec<(String, Value)>,
@@ -53,6 +55,7 @@ pub fn describe<R: Resource>() -> ResourceDoc {
         create: R::CAN_CREATE,
         update: R::CAN_UPDATE,
         delete: R::CAN_DELETE,
+        bulk: R::BULK.is_some(),
         repr,
         input,
         schemas,

@@ -33,12 +33,17 @@ use crate::model::Actor;
 
 const SESSION_COOKIE: &str = "vxs";
 const LOGIN_COOKIE: &str = "vxl";
+/// Idle time after which a session ends, and its longest life however busy.
 const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+const SESSION_MAX: Duration = Duration::from_secs(24 * 3600);
 
 struct Session {
     actor: Actor,
     csrf: String,
     seen: Instant,
+    born: Instant,
+    /// The admins' generation the actor was read at: when an admin changes, it is read again.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -47,17 +52,23 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    fn get(&self, id: &str) -> Option<(Actor, String)> {
+    fn get(&self, id: &str) -> Option<(Actor, String, u64)> {
         let mut m = self.map.lock().expect("sessions");
         let s = m.get_mut(id)?;
-        if s.seen.elapsed() > SESSION_TTL {
+        if s.seen.elapsed() > SESSION_TTL || s.born.elapsed() > SESSION_MAX {
             m.remove(id);
             return None;
         }
         s.seen = Instant::now();
-        Some((s.actor.clone(), s.csrf.clone()))
+        Some((s.actor.clone(), s.csrf.clone(), s.generation))
     }
-    fn create(&self, actor: Actor) -> String {
+    fn refresh(&self, id: &str, actor: Actor, generation: u64) {
+        if let Some(s) = self.map.lock().expect("sessions").get_mut(id) {
+            s.actor = actor;
+            s.generation = generation;
+        }
+    }
+    fn create(&self, actor: Actor, generation: u64) -> String {
         let id = crate::crypto::random_token(32);
         let mut m = self.map.lock().expect("sessions");
         m.retain(|_, s| s.seen.elapsed() < SESSION_TTL);
@@ -67,6 +78,8 @@ impl Sessions {
                 actor,
                 csrf: crate::crypto::random_token(24),
                 seen: Instant::now(),
+                born: Instant::now(),
+                generation,
             },
         );
         id
@@ -90,6 +103,9 @@ fn templates() -> &'static Environment<'static> {
             ("search.html", include_str!("templates/search.html")),
             ("page.html", include_str!("templates/page.html")),
             ("journal.html", include_str!("templates/journal.html")),
+            ("import.html", include_str!("templates/import.html")),
+            ("progress.html", include_str!("templates/progress.html")),
+            ("confirm.html", include_str!("templates/confirm.html")),
             ("change.html", include_str!("templates/change.html")),
         ] {
             env.add_template(name, src).expect("UI templates compile");
@@ -159,11 +175,43 @@ struct User {
     csrf: String,
 }
 
-fn user(app: &AppState, headers: &HeaderMap) -> Result<User, Response> {
-    cookie(headers, SESSION_COOKIE)
-        .and_then(|id| app.sessions.get(&id))
-        .map(|(actor, csrf)| User { actor, csrf })
-        .ok_or_else(|| Redirect::to("/ui/login").into_response())
+async fn user(app: &AppState, headers: &HeaderMap) -> Result<User, Response> {
+    let login = || Redirect::to("/ui/login").into_response();
+    let id = cookie(headers, SESSION_COOKIE).ok_or_else(login)?;
+    let (mut actor, csrf, generation) = app.sessions.get(&id).ok_or_else(login)?;
+    let now = app.auth.generation();
+    if generation != now {
+        // An admin was changed: this one may be deactivated, demoted or made read-only.
+        match current_admin(app, &actor).await {
+            Some(a) => {
+                actor = a;
+                app.sessions.refresh(&id, actor.clone(), now);
+            }
+            None => {
+                app.sessions.end(&id);
+                return Err(login());
+            }
+        }
+    }
+    Ok(User { actor, csrf })
+}
+
+/// The admin as the database has it now; `None` when gone or inactive.
+async fn current_admin(app: &AppState, a: &Actor) -> Option<Actor> {
+    use sqlx::Row;
+    let mut c = app.store.read().await.ok()?;
+    let row = sqlx::query(
+        "SELECT role, reseller_id, read_only FROM admins WHERE id = $1 AND is_active = 1",
+    )
+    .bind(a.id?)
+    .fetch_optional(&mut *c)
+    .await
+    .ok()??;
+    let mut n = a.clone();
+    n.role = crate::model::Role::parse("role", &row.try_get::<String, _>(0).ok()?).ok()?;
+    n.reseller_id = row.try_get(1).ok()?;
+    n.read_only = row.try_get::<i64, _>(2).ok()? != 0;
+    Some(n)
 }
 
 fn user_ctx(u: &User) -> Value {
@@ -230,7 +278,10 @@ async fn api(
         Ok(r) => r,
         Err(_) => return (StatusCode::BAD_REQUEST, json!({"message": "bad request"})),
     };
-    req.extensions_mut().insert(SessionActor(actor.clone()));
+    // The journal records where each change came from: this request's address.
+    let mut actor = actor.clone();
+    actor.client = Some(peer.ip().to_string());
+    req.extensions_mut().insert(SessionActor(actor));
     req.extensions_mut().insert(ConnectInfo(peer));
     match router.oneshot(req).await {
         Ok(resp) => {
@@ -274,9 +325,10 @@ pub fn router() -> Router<AppState> {
         .route("/ui/journal/{id}", get(journal_entry))
         .route("/ui/{name}/", get(list))
         .route("/ui/{name}/new", get(new_form).post(create))
+        .route("/ui/{name}/import", get(import_form).post(import))
         .route("/ui/{name}/{id}", get(item))
         .route("/ui/{name}/{id}/edit", get(edit_form).post(update))
-        .route("/ui/{name}/{id}/delete", post(delete))
+        .route("/ui/{name}/{id}/delete", get(delete_confirm).post(delete))
         .route("/ui/{name}/{id}/{action}", post(action))
 }
 
@@ -284,7 +336,7 @@ pub fn router() -> Router<AppState> {
 // Login
 
 async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if user(&app, &headers).is_ok() {
+    if user(&app, &headers).await.is_ok() {
         return Redirect::to("/ui/").into_response();
     }
     login_form(&headers, None, "")
@@ -335,7 +387,7 @@ async fn login(
     match app.auth.authenticate(&app, &h, Some(peer.ip())).await {
         Ok(mut actor) => {
             actor.client = Some(peer.ip().to_string());
-            let id = app.sessions.create(actor);
+            let id = app.sessions.create(actor, app.auth.generation());
             let mut r = Redirect::to("/ui/").into_response();
             set_cookie(
                 &mut r,
@@ -365,7 +417,7 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -388,7 +440,7 @@ async fn dashboard(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -425,7 +477,7 @@ async fn dashboard(
         a,
         peer,
         Method::GET,
-        "/api/hookexecutions/?status=failed&rows=5&order_by=id&order_by_direction=desc",
+        "/api/hookexecutions/?status=failure&rows=5&order_by=id&order_by_direction=desc",
         None,
     )
     .await;
@@ -464,7 +516,7 @@ async fn search(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -599,7 +651,7 @@ async fn journal(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -642,7 +694,7 @@ async fn journal_entry(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -686,7 +738,7 @@ async fn journal_entry(
 }
 
 async fn collections(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -710,6 +762,7 @@ struct Coll {
     create: bool,
     update: bool,
     delete: bool,
+    bulk: bool,
     /// The input's fields: (name, kind text|integer|number|boolean|json).
     fields: Vec<(String, &'static str)>,
 }
@@ -735,6 +788,7 @@ fn coll(name: &str) -> Option<Coll> {
         create: d.create,
         update: d.update,
         delete: d.delete,
+        bulk: d.bulk,
         fields,
     })
 }
@@ -769,7 +823,7 @@ async fn list(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -827,7 +881,7 @@ async fn list(
         json!({"user": user_ctx(&u), "csrf": u.csrf, "name": c.name, "title": title_of(c.name), "summary": c.summary,
                "error": (!s.is_success()).then(|| text_of(&v["message"])),
                "filters": c.filters.iter().map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()})).collect::<Vec<_>>(),
-               "columns": columns, "rows": rows, "total": total, "can_create": c.create,
+               "columns": columns, "rows": rows, "total": total, "can_create": c.create, "can_import": c.bulk,
                "filtered": c.filters.iter().any(|(f, _)| given.get(*f).is_some_and(|v| !v.is_empty())),
                "prev": (page_no > 1).then(|| link(page_no - 1)), "next": (page_no * 25 < total).then(|| link(page_no + 1))}),
     )
@@ -839,7 +893,7 @@ async fn item(
     headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -895,6 +949,10 @@ async fn item_page(
                 _ => None,
             };
             let block = x.is_object() || x.is_array();
+            if is_secret(k) && !x.is_null() {
+                fields.push(json!({"name": k, "value": "********", "link": null, "block": false}));
+                continue;
+            }
             let value = if block {
                 serde_json::to_string_pretty(x).unwrap_or_default()
             } else {
@@ -968,23 +1026,42 @@ async fn item_page(
 }
 
 /// Form values for the input's fields, from a representation (edit) or a failed post.
+/// Field names whose values are secrets: never shown, never pre-filled, never trimmed.
+fn is_secret(f: &str) -> bool {
+    f.contains("password") || f.contains("secret") || f.contains("token")
+}
+
+/// A value as a form shows it.
+fn shown(v: &Value, kind: &str) -> String {
+    match (v, kind) {
+        (Value::Null, _) => String::new(),
+        (x, "json") => serde_json::to_string_pretty(x).unwrap_or_default(),
+        (Value::String(s), _) => s.clone(),
+        (x, _) => x.to_string(),
+    }
+}
+
+/// The form's fields: `values` from a representation (`raw` false) or as a failed post sent
+/// them (`raw` true); `orig` the values the edit form first showed, carried along so that a
+/// save sends only what the user changed.
 fn form_fields(
     c: &Coll,
     values: &Map<String, Value>,
     errors: &HashMap<String, String>,
+    raw: bool,
+    orig: Option<&HashMap<String, String>>,
 ) -> Vec<Value> {
     c.fields
         .iter()
         .map(|(f, kind)| {
             let v = values.get(f).cloned().unwrap_or(Value::Null);
-            let value = match (&v, *kind) {
-                (Value::Null, _) => String::new(),
-                (Value::String(s), _) => s.clone(),
-                (x, "json") => serde_json::to_string_pretty(x).unwrap_or_default(),
-                (x, _) => x.to_string(),
+            let value = match (&v, raw) {
+                (Value::String(s), true) => s.clone(),
+                _ => shown(&v, kind),
             };
-            let secret = f.contains("password") || f == "secret";
-            json!({"name": f, "kind": kind, "value": if secret { String::new() } else { value }, "secret": secret,
+            let secret = is_secret(f);
+            let o = orig.and_then(|o| o.get(f).cloned());
+            json!({"name": f, "kind": kind, "value": if secret { String::new() } else { value }, "secret": secret, "orig": o,
                    "error": errors.get(f).cloned().or_else(|| errors.iter().find(|(k, _)| k.starts_with(&format!("{f}.")) || k.starts_with(&format!("{f}["))).map(|(k, m)| format!("{k}: {m}")))})
         })
         .collect()
@@ -999,7 +1076,11 @@ fn form_json(
     let mut m = Map::new();
     for (f, kind) in &c.fields {
         let Some(raw) = form.get(f) else { continue };
-        let raw = raw.trim();
+        let raw = if is_secret(f) {
+            raw.as_str()
+        } else {
+            raw.trim()
+        };
         if raw.is_empty() {
             continue;
         }
@@ -1048,14 +1129,14 @@ async fn new_form(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let Some(c) = coll(&name) else {
-        return (StatusCode::NOT_FOUND, "no such collection").into_response();
+    let Some(c) = coll(&name).filter(|c| c.create) else {
+        return (StatusCode::NOT_FOUND, "nothing to create here").into_response();
     };
-    let fields = form_fields(&c, &Map::new(), &HashMap::new());
+    let fields = form_fields(&c, &Map::new(), &HashMap::new(), false, None);
     form_page(
         &u,
         &c,
@@ -1084,7 +1165,7 @@ async fn create(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -1144,7 +1225,7 @@ async fn create(
         format!("New {name}"),
         format!("/ui/{name}/new"),
         format!("/ui/{name}/"),
-        form_fields(&c, &values, &e2),
+        form_fields(&c, &values, &e2, true, None),
         Some(msg),
     );
     *r.status_mut() = if status.is_success() {
@@ -1161,7 +1242,7 @@ async fn edit_form(
     headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -1188,7 +1269,23 @@ async fn edit_form(
         format!("Edit {name} {id}"),
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
-        form_fields(&c, &values, &HashMap::new()),
+        {
+            let orig: HashMap<String, String> = c
+                .fields
+                .iter()
+                .map(|(f, k)| {
+                    (
+                        f.clone(),
+                        if is_secret(f) {
+                            String::new()
+                        } else {
+                            shown(values.get(f).unwrap_or(&Value::Null), k)
+                        },
+                    )
+                })
+                .collect();
+            form_fields(&c, &values, &HashMap::new(), false, Some(&orig))
+        },
         None,
     )
 }
@@ -1200,7 +1297,7 @@ async fn update(
     Path((name, id)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -1223,22 +1320,30 @@ async fn update(
     if !s.is_success() {
         return (s, "not found").into_response();
     }
+    // Only what the user changed, as JSON Patch, judged against what the form first showed
+    // (not against the object now): another user's change to another field is not undone,
+    // and fields left as they were (an empty password) stay as they are.
+    let changed: HashMap<String, String> = c
+        .fields
+        .iter()
+        .filter_map(|(f, _)| {
+            let now = form.get(f)?;
+            let was = form
+                .get(&format!("_orig_{f}"))
+                .map(String::as_str)
+                .unwrap_or("");
+            (now.trim() != was.trim()).then(|| (f.clone(), now.clone()))
+        })
+        .collect();
     let mut errors = HashMap::new();
-    let new = form_json(&c, &form, &mut errors);
-    // Only what changed, as JSON Patch: fields the form does not show (or leaves empty, such
-    // as a password) stay as they are.
+    let new = form_json(&c, &changed, &mut errors);
     let mut ops = Vec::new();
     for (f, v) in &new {
-        if cur.get(f) != Some(v) {
-            ops.push(json!({"op": if cur.get(f).is_some() { "replace" } else { "add" }, "path": format!("/{f}"), "value": v}));
-        }
+        ops.push(json!({"op": if cur.get(f).is_some() { "replace" } else { "add" }, "path": format!("/{f}"), "value": v}));
     }
-    for (f, _) in &c.fields {
-        let emptied = form.get(f).is_some_and(|x| x.trim().is_empty());
-        if emptied
-            && cur.get(f).is_some_and(|x| !x.is_null())
-            && !(f.contains("password") || f == "secret")
-        {
+    for f in changed.keys() {
+        if !new.contains_key(f) && !errors.contains_key(f) && !is_secret(f) {
+            // Emptied: the value goes.
             ops.push(json!({"op": "replace", "path": format!("/{f}"), "value": null}));
         }
     }
@@ -1278,7 +1383,17 @@ async fn update(
         format!("Edit {name} {id}"),
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
-        form_fields(&c, &values, &e2),
+        {
+            let orig: HashMap<String, String> = c
+                .fields
+                .iter()
+                .filter_map(|(f, _)| {
+                    form.get(&format!("_orig_{f}"))
+                        .map(|o| (f.clone(), o.clone()))
+                })
+                .collect();
+            form_fields(&c, &values, &e2, true, Some(&orig))
+        },
         Some(msg),
     );
     *r.status_mut() = status;
@@ -1292,7 +1407,7 @@ async fn delete(
     Path((name, id)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -1328,7 +1443,7 @@ async fn action(
     Path((name, id, action)): Path<(String, String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -1379,7 +1494,7 @@ pub async fn preview(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let u = match user(&app, &headers) {
+    let u = match user(&app, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -1398,5 +1513,222 @@ pub async fn preview(
         json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("Configuration of device {id}"),
                "links": [{"href": format!("/ui/pbxdevices/{id}"), "label": "Back to the device", "hint": "passwords masked"}],
                "error": (!s.is_success()).then(|| text_of(&v["message"])), "pre": s.is_success().then(|| text_of(&v))}),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Long work with progress: CSV import in batches, SIP server repair
+
+const IMPORT_BATCH: usize = 200;
+
+async fn import_form(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match coll(&name) {
+        Some(c) if c.bulk => {}
+        _ => return (StatusCode::NOT_FOUND, "nothing to import here").into_response(),
+    }
+    let example = if name == "subscribers" {
+        "customer_id,domain,username,password,cc,ac,sn"
+    } else {
+        "contact_id,billing_profile_id,type,status,external_id"
+    };
+    page(
+        "import.html",
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "name": name, "example": example, "batch": IMPORT_BATCH}),
+    )
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A page whose list of steps arrives while the work goes on (HTML streamed as it is
+/// written: the browser shows each step as it comes, no script needed).
+fn progress_page(u: &User, title: &str, back: &str) -> Result<(String, String), Response> {
+    let html = match templates().get_template("progress.html").and_then(|t| {
+        t.render(minijinja::Value::from_serialize(
+            json!({"user": user_ctx(u), "csrf": u.csrf, "title": title, "back": back}),
+        ))
+    }) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("UI template progress.html: {e:#}");
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "page could not be rendered",
+            )
+                .into_response());
+        }
+    };
+    let (head, tail) = html.split_once("@@STREAM@@").unwrap_or((&html, ""));
+    Ok((head.to_string(), tail.to_string()))
+}
+
+fn streamed(rx: tokio::sync::mpsc::Receiver<String>) -> Response {
+    let stream = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        Ok::<_, std::convert::Infallible>,
+    );
+    let mut r = Response::new(Body::from_stream(stream));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+async fn import(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&u, &headers, &form) {
+        return r;
+    }
+    match coll(&name) {
+        Some(c) if c.bulk => {}
+        _ => return (StatusCode::NOT_FOUND, "nothing to import here").into_response(),
+    }
+    // Split into batches of whole CSV records (a quoted field may hold a line break).
+    let csv_text = form.get("csv").cloned().unwrap_or_default();
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(csv_text.as_bytes());
+    let header = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            return (StatusCode::UNPROCESSABLE_ENTITY, format!("CSV header: {e}")).into_response()
+        }
+    };
+    let records: Vec<csv::StringRecord> = match rdr.records().collect() {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, format!("CSV: {e}")).into_response(),
+    };
+    let (head, tail) =
+        match progress_page(&u, &format!("Importing {name}"), &format!("/ui/{name}/")) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let actor = u.actor.clone();
+    tokio::spawn(async move {
+        let _ = tx.send(head).await;
+        let total = records.len();
+        let (mut created, mut failed) = (0, 0);
+        for (n, chunk) in records.chunks(IMPORT_BATCH).enumerate() {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record(&header);
+            for r in chunk {
+                let _ = w.write_record(r);
+            }
+            let body = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+            let (s, v) = api(
+                &app,
+                &actor,
+                peer,
+                Method::POST,
+                &format!("/api/{name}/?mode=per-row"),
+                Some(("text/csv", body)),
+            )
+            .await;
+            let first = n * IMPORT_BATCH;
+            let mut line = String::new();
+            if s.is_success() {
+                let rows = v["rows"].as_array().cloned().unwrap_or_default();
+                let ok = rows.iter().filter(|r| r["status"] == "created").count();
+                created += ok;
+                failed += rows.len() - ok;
+                line.push_str(&format!(
+                    "<li>rows {}–{} of {total}: {ok} created",
+                    first + 1,
+                    first + chunk.len()
+                ));
+                let errs: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r["status"] != "created")
+                    .map(|r| {
+                        // Each batch repeats the header: its line L is line L + first of the text.
+                        let line = r["row"].as_i64().map(|x| x + first as i64).unwrap_or(0);
+                        match r["field"].as_str() {
+                            Some(f) => {
+                                esc(&format!("line {line}: {f}: {}", text_of(&r["message"])))
+                            }
+                            None => esc(&format!("line {line}: {}", text_of(&r["message"]))),
+                        }
+                    })
+                    .collect();
+                if !errs.is_empty() {
+                    line.push_str(&format!(
+                        ", {} failed<ul class=\"error\"><li>{}</li></ul>",
+                        errs.len(),
+                        errs.join("</li><li>")
+                    ));
+                }
+                line.push_str("</li>\n");
+            } else {
+                failed += chunk.len();
+                line = format!(
+                    "<li class=\"error\">rows {}–{}: {}</li>\n",
+                    first + 1,
+                    first + chunk.len(),
+                    esc(&text_of(&v["message"]))
+                );
+            }
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx
+            .send(format!(
+                "<li><strong id=\"done\">Done: {created} created, {failed} failed.</strong></li>\n"
+            ))
+            .await;
+        let _ = tx.send(tail).await;
+    });
+    streamed(rx)
+}
+
+/// Deleting asks first (a page with the button that does it).
+async fn delete_confirm(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match coll(&name) {
+        Some(c) if c.delete => {}
+        _ => return (StatusCode::NOT_FOUND, "nothing to delete here").into_response(),
+    }
+    let id: i64 = id.parse().unwrap_or(0);
+    page(
+        "confirm.html",
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("Delete {name} {id}?"),
+               "action": format!("/ui/{name}/{id}/delete"), "back": format!("/ui/{name}/{id}")}),
     )
 }
