@@ -271,6 +271,15 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
         "{v}"
     );
 
+    // Preferences, edited as one document.
+    c.goto(&format!("{base}/ui/subscriberpreferences/{sub}/edit"))
+        .await
+        .unwrap();
+    fill(c, "document", r#"{"ringtimeout": 33}"#).await;
+    submit(c).await;
+    let (_, p) = app.get(&format!("/api/subscriberpreferences/{sub}")).await;
+    assert_eq!(p["ringtimeout"], 33, "{p}\n{}", text(c).await);
+
     // A device and its configuration preview.
     let (_, models) = app
         .get("/api/pbxdevicemodels/?vendor=yealink&model=T46U")

@@ -777,10 +777,14 @@ fn coll(name: &str) -> Option<Coll> {
         .find(|(n, _)| *n == d.input)
         .map(|(_, s)| s.clone())
         .unwrap_or(Value::Null);
-    let fields = input["properties"]
+    let mut fields: Vec<(String, &'static str)> = input["properties"]
         .as_object()
         .map(|p| p.iter().map(|(k, s)| (k.clone(), kind_of(s))).collect())
         .unwrap_or_default();
+    if fields.is_empty() {
+        // A free-form object (preferences): edited as one JSON document, saved with PUT.
+        fields.push((DOCUMENT.to_string(), "json"));
+    }
     Some(Coll {
         name: d.name,
         summary: d.summary,
@@ -792,6 +796,9 @@ fn coll(name: &str) -> Option<Coll> {
         fields,
     })
 }
+
+/// The one field of a collection whose input is a free-form object.
+const DOCUMENT: &str = "document";
 
 fn kind_of(s: &Value) -> &'static str {
     let types: Vec<&str> = match &s["type"] {
@@ -1262,7 +1269,12 @@ async fn edit_form(
     if !s.is_success() {
         return (s, "not found").into_response();
     }
-    let values = v.as_object().cloned().unwrap_or_default();
+    let mut values = v.as_object().cloned().unwrap_or_default();
+    if c.fields.len() == 1 && c.fields[0].0 == DOCUMENT {
+        let mut doc = values.clone();
+        doc.remove("_links");
+        values.insert(DOCUMENT.into(), Value::Object(doc));
+    }
     form_page(
         &u,
         &c,
@@ -1319,6 +1331,9 @@ async fn update(
     .await;
     if !s.is_success() {
         return (s, "not found").into_response();
+    }
+    if c.fields.len() == 1 && c.fields[0].0 == DOCUMENT {
+        return put_document(&app, &u, peer, &c, id, &form).await;
     }
     // Only what the user changed, as JSON Patch, judged against what the form first showed
     // (not against the object now): another user's change to another field is not undone,
@@ -1731,4 +1746,53 @@ async fn delete_confirm(
         json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("Delete {name} {id}?"),
                "action": format!("/ui/{name}/{id}/delete"), "back": format!("/ui/{name}/{id}")}),
     )
+}
+
+/// Saves a free-form object (preferences) edited as one JSON document.
+async fn put_document(
+    app: &AppState,
+    u: &User,
+    peer: SocketAddr,
+    c: &Coll,
+    id: i64,
+    form: &HashMap<String, String>,
+) -> Response {
+    let name = c.name;
+    let raw = form.get(DOCUMENT).cloned().unwrap_or_default();
+    let (status, v) = match serde_json::from_str::<Value>(&raw) {
+        Ok(doc) => {
+            api(
+                app,
+                &u.actor,
+                peer,
+                Method::PUT,
+                &format!("/api/{name}/{id}"),
+                Some(("application/json", doc.to_string())),
+            )
+            .await
+        }
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"message": format!("not valid JSON: {e}"), "field": DOCUMENT}),
+        ),
+    };
+    if status.is_success() {
+        let mut r = Redirect::to(&format!("/ui/{name}/{id}")).into_response();
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        return r;
+    }
+    let (e, msg) = api_errors(&v);
+    let mut values = Map::new();
+    values.insert(DOCUMENT.into(), json!(raw));
+    let mut r = form_page(
+        u,
+        c,
+        format!("Edit {name} {id}"),
+        format!("/ui/{name}/{id}/edit"),
+        format!("/ui/{name}/{id}"),
+        form_fields(c, &values, &e, true, None),
+        Some(msg),
+    );
+    *r.status_mut() = status;
+    r
 }
