@@ -430,6 +430,35 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     c.clone().close().await.unwrap();
 }
 
+/// The cookies a response sets, as a Cookie header.
+fn cookies(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A page's form token.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The login page: its cookie and its form token.
+async fn login_form(client: &reqwest::Client, app: &TestApp) -> (String, String) {
+    let r = client.get(app.url("/ui/login")).send().await.unwrap();
+    let cookie = cookies(&r);
+    (cookie, csrf_of(&r.text().await.unwrap()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_post_without_its_token_is_refused() {
     let app = TestApp::spawn(Backend::Sqlite).await;
@@ -437,26 +466,7 @@ async fn a_form_post_without_its_token_is_refused() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let cookies = |r: &reqwest::Response| -> String {
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap().to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let r = client.get(app.url("/ui/login")).send().await.unwrap();
-    let login_cookie = cookies(&r);
-    let page = r.text().await.unwrap();
-    let csrf = page
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let (login_cookie, csrf) = login_form(&client, &app).await;
     // The login form itself needs its token.
     let r = client
         .post(app.url("/ui/login"))
@@ -514,14 +524,7 @@ async fn a_form_post_without_its_token_is_refused() {
         .text()
         .await
         .unwrap();
-    let token = page
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = csrf_of(&page);
     let r = client
         .post(app.url("/ui/domains/new"))
         .header("cookie", session.clone())
@@ -541,17 +544,7 @@ async fn a_form_post_without_its_token_is_refused() {
             json!({"login": "ops2", "password": "ops2-pass-123", "role": "admin"}),
         )
         .await;
-    let r = client.get(app.url("/ui/login")).send().await.unwrap();
-    let lc = cookies(&r);
-    let page = r.text().await.unwrap();
-    let t2 = page
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let (lc, t2) = login_form(&client, &app).await;
     let r = client
         .post(app.url("/ui/login"))
         .header("cookie", &lc)

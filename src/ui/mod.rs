@@ -253,6 +253,21 @@ fn check_csrf(
     }
 }
 
+/// The start of every form post on a collection: the session, its CSRF token, the
+/// collection.
+async fn posted(
+    app: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    name: &str,
+) -> Result<(User, Coll), Response> {
+    let u = user(app, headers).await?;
+    check_csrf(&u, headers, form)?;
+    let c =
+        coll(name).ok_or_else(|| (StatusCode::NOT_FOUND, "no such collection").into_response())?;
+    Ok((u, c))
+}
+
 /// One API request as the session's admin: the same router, middleware and rules as any
 /// client's request.
 async fn api(
@@ -1172,15 +1187,9 @@ async fn create(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers).await {
-        Ok(u) => u,
+    let (u, c) = match posted(&app, &headers, &form, &name).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&u, &headers, &form) {
-        return r;
-    }
-    let Some(c) = coll(&name) else {
-        return (StatusCode::NOT_FOUND, "no such collection").into_response();
     };
     let mut errors = HashMap::new();
     let body = form_json(&c, &form, &mut errors);
@@ -1309,15 +1318,9 @@ async fn update(
     Path((name, id)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers).await {
-        Ok(u) => u,
+    let (u, c) = match posted(&app, &headers, &form, &name).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&u, &headers, &form) {
-        return r;
-    }
-    let Some(c) = coll(&name) else {
-        return (StatusCode::NOT_FOUND, "no such collection").into_response();
     };
     let id: i64 = id.parse().unwrap_or(0);
     let (s, cur) = api(
@@ -1422,15 +1425,9 @@ async fn delete(
     Path((name, id)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers).await {
-        Ok(u) => u,
+    let (u, c) = match posted(&app, &headers, &form, &name).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&u, &headers, &form) {
-        return r;
-    }
-    let Some(c) = coll(&name) else {
-        return (StatusCode::NOT_FOUND, "no such collection").into_response();
     };
     let id: i64 = id.parse().unwrap_or(0);
     let (s, v) = api(
@@ -1458,15 +1455,9 @@ async fn action(
     Path((name, id, action)): Path<(String, String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match user(&app, &headers).await {
-        Ok(u) => u,
+    let (u, c) = match posted(&app, &headers, &form, &name).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&u, &headers, &form) {
-        return r;
-    }
-    let Some(c) = coll(&name) else {
-        return (StatusCode::NOT_FOUND, "no such collection").into_response();
     };
     let id: i64 = id.parse().unwrap_or(0);
     let uri = match (name.as_str(), action.as_str()) {
