@@ -47,6 +47,9 @@ pub struct Config {
     pub sync_wait_ms: u64,
     /// Log filter (tracing EnvFilter syntax).
     pub log: String,
+    /// Mark the web UI's cookies Secure on every answer (HTTPS in front of voxprov). Off:
+    /// Secure only when the proxy says `X-Forwarded-Proto: https`.
+    pub ui_secure_cookies: bool,
     /// Event hooks (`[hooks]` in the file, `VOXPROV_HOOKS_*` in the environment).
     pub hooks: HooksConfig,
     /// Phone provisioning (`[prov]` in the file, `VOXPROV_PROV_*` in the environment).
@@ -160,6 +163,7 @@ impl Default for Config {
             auth_max_failures: 10,
             sync_wait_ms: 2000,
             log: "info".into(),
+            ui_secure_cookies: false,
             hooks: HooksConfig::default(),
             prov: ProvConfig::default(),
         }

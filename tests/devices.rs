@@ -460,6 +460,10 @@ async fn a_change_reaches_the_next_fetch_and_every_fetch_is_recorded(app: TestAp
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (_, v) = app.get("/api/pbxdevices/?fetched=true").await;
+    assert_eq!(v["total_count"], 1, "{v}");
+    let (_, v) = app.get("/api/pbxdevices/?fetched=false").await;
+    assert_eq!(v["total_count"], 0, "{v}");
     let (_, v) = app.get(&format!("/api/pbxdevices/{}/fetches", p.id)).await;
     assert_eq!(v["fetches"].as_array().unwrap().len(), 2, "{v}");
     // The preview renders without serving: passwords masked unless asked for.

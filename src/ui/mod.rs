@@ -159,10 +159,23 @@ fn secure(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-fn set_cookie(resp: &mut Response, headers: &HeaderMap, name: &str, value: &str, max_age: i64) {
+/// `always_secure`: the `ui_secure_cookies` setting (HTTPS in front whether or not the proxy
+/// says so).
+fn set_cookie(
+    resp: &mut Response,
+    headers: &HeaderMap,
+    always_secure: bool,
+    name: &str,
+    value: &str,
+    max_age: i64,
+) {
     let v = format!(
         "{name}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-        if secure(headers) { "; Secure" } else { "" }
+        if always_secure || secure(headers) {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     if let Ok(v) = HeaderValue::from_str(&v) {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -215,7 +228,7 @@ async fn current_admin(app: &AppState, a: &Actor) -> Option<Actor> {
 }
 
 fn user_ctx(u: &User) -> Value {
-    json!({"name": u.actor.name, "admin": u.actor.is_admin()})
+    json!({"name": u.actor.name, "admin": u.actor.is_admin(), "read_only": u.actor.read_only})
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {
@@ -354,11 +367,16 @@ async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Response
     if user(&app, &headers).await.is_ok() {
         return Redirect::to("/ui/").into_response();
     }
-    login_form(&headers, None, "")
+    login_form(&headers, app.cfg.ui_secure_cookies, None, "")
 }
 
 /// The login form's token is bound to a cookie of its own (there is no session yet).
-fn login_form(headers: &HeaderMap, error: Option<&str>, login: &str) -> Response {
+fn login_form(
+    headers: &HeaderMap,
+    always_secure: bool,
+    error: Option<&str>,
+    login: &str,
+) -> Response {
     let nonce = crate::crypto::random_token(24);
     let mut r = page(
         "login.html",
@@ -367,7 +385,7 @@ fn login_form(headers: &HeaderMap, error: Option<&str>, login: &str) -> Response
     if error.is_some() {
         *r.status_mut() = StatusCode::UNAUTHORIZED;
     }
-    set_cookie(&mut r, headers, LOGIN_COOKIE, &nonce, 600);
+    set_cookie(&mut r, headers, always_secure, LOGIN_COOKIE, &nonce, 600);
     r
 }
 
@@ -407,23 +425,37 @@ async fn login(
             set_cookie(
                 &mut r,
                 &headers,
+                app.cfg.ui_secure_cookies,
                 SESSION_COOKIE,
                 &id,
                 SESSION_TTL.as_secs() as i64,
             );
-            set_cookie(&mut r, &headers, LOGIN_COOKIE, "", 0);
+            set_cookie(
+                &mut r,
+                &headers,
+                app.cfg.ui_secure_cookies,
+                LOGIN_COOKIE,
+                "",
+                0,
+            );
             r
         }
         Err(crate::error::Error::TooManyRequests(s)) => {
             let mut r = login_form(
                 &headers,
+                app.cfg.ui_secure_cookies,
                 Some(&format!("Too many failed attempts: try again in {s} s.")),
                 &login,
             );
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             r
         }
-        Err(_) => login_form(&headers, Some("Wrong login or password."), &login),
+        Err(_) => login_form(
+            &headers,
+            app.cfg.ui_secure_cookies,
+            Some("Wrong login or password."),
+            &login,
+        ),
     }
 }
 
@@ -443,7 +475,14 @@ async fn logout(
         app.sessions.end(&id);
     }
     let mut r = Redirect::to("/ui/login").into_response();
-    set_cookie(&mut r, &headers, SESSION_COOKIE, "", 0);
+    set_cookie(
+        &mut r,
+        &headers,
+        app.cfg.ui_secure_cookies,
+        SESSION_COOKIE,
+        "",
+        0,
+    );
     r
 }
 
@@ -501,7 +540,7 @@ async fn dashboard(
         a,
         peer,
         Method::GET,
-        "/api/pbxdevices/?rows=5&order_by=last_fetch&order_by_direction=desc",
+        "/api/pbxdevices/?rows=5&fetched=true&order_by=last_fetch&order_by_direction=desc",
         None,
     )
     .await;
@@ -964,10 +1003,8 @@ async fn item_page(
             if k == "_links" {
                 continue;
             }
-            let link = match (k.strip_suffix("_id"), x.as_i64()) {
-                (Some(base), Some(n)) if coll(&format!("{base}s")).is_some() => {
-                    Some(format!("/ui/{base}s/{n}"))
-                }
+            let link = match (link_target(k), x.as_i64()) {
+                (Some(to), Some(n)) => Some(format!("/ui/{to}/{n}")),
                 _ => None,
             };
             let block = x.is_object() || x.is_array();
@@ -1045,6 +1082,24 @@ async fn item_page(
                "fields": fields, "can_update": c.update, "can_delete": c.delete, "extra": extra, "posts": posts,
                "sections": sections, "error": error, "flash": flash}),
     )
+}
+
+/// The collection an `…_id` field points into.
+fn link_target(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "reseller_id" => "resellers",
+        "customer_id" => "customers",
+        "subscriber_id" => "subscribers",
+        "contact_id" => "customercontacts",
+        "billing_profile_id" => "billingprofiles",
+        "domain_id" => "domains",
+        "home_server_id" | "sipserver_id" => "sipservers",
+        "hook_id" => "hooks",
+        "model_id" => "pbxdevicemodels",
+        "profile_id" => "pbxdeviceprofiles",
+        "device_id" => "pbxdevices",
+        _ => return None,
+    })
 }
 
 /// Form values for the input's fields, from a representation (edit) or a failed post.

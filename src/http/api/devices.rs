@@ -1247,6 +1247,10 @@ impl Resource for Devices {
         ("model_id", "device model"),
         ("profile_id", "profile"),
         ("station_name", "station name, * wildcard"),
+        (
+            "fetched",
+            "true: only devices that have fetched a file; false: only those that have not",
+        ),
     ];
     const ORDER_BY: &'static [(&'static str, &'static str)] = &[
         ("id", "id"),
@@ -1277,6 +1281,20 @@ impl Resource for Devices {
                 .collect::<String>()
                 .to_ascii_lowercase();
             w.text_filter("identifier", &v);
+        }
+        match q.get("fetched") {
+            Some("true") => {
+                w.raw("last_fetch_ts IS NOT NULL");
+            }
+            Some("false") => {
+                w.raw("last_fetch_ts IS NULL");
+            }
+            Some(v) => {
+                return Err(Error::BadRequest(format!(
+                    "fetched: '{v}' is not true or false"
+                )))
+            }
+            None => {}
         }
         let (rows, n): (Vec<st::DeviceRow>, _) =
             list_as(c, st::DEVICE_COLS, "devices", &w, &q.page).await?;
