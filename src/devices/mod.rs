@@ -627,15 +627,7 @@ impl Devices {
         };
         let cust = Some(cust);
         // system → profile → customer → device
-        let mut settings: Map<String, Value> = Map::new();
-        settings.insert("transport".into(), json!("udp"));
-        settings.insert("sip_port".into(), json!(5060));
-        settings.insert("registration_expires".into(), json!(3600));
-        settings.insert("language".into(), json!("en"));
-        settings.insert("timezone".into(), json!("UTC"));
-        for (k, v) in &self.cfg.settings {
-            settings.insert(k.clone(), v.clone());
-        }
+        let mut settings = self.system_settings();
         let layers = [
             profile.as_ref().map(|p| p.settings.clone()),
             cust.as_ref().and_then(|c| c.settings.clone()),
@@ -895,6 +887,20 @@ impl Devices {
             .unwrap_or_else(|| request_base.to_string())
     }
 
+    /// The bottom of system → profile → customer → device: defaults, then `prov.settings`.
+    fn system_settings(&self) -> Map<String, Value> {
+        let mut s = Map::new();
+        s.insert("transport".into(), json!("udp"));
+        s.insert("sip_port".into(), json!(5060));
+        s.insert("registration_expires".into(), json!(3600));
+        s.insert("language".into(), json!("en"));
+        s.insert("timezone".into(), json!("UTC"));
+        for (k, v) in &self.cfg.settings {
+            s.insert(k.clone(), v.clone());
+        }
+        s
+    }
+
     /// A common (per-model) file: no device, no lines, no secrets.
     pub fn common_file(
         &self,
@@ -926,14 +932,7 @@ impl Devices {
         if let Some(r) = self.common.lock().expect("lock").get(&key) {
             return Ok(r.clone());
         }
-        let mut settings = Map::new();
-        settings.insert("transport".into(), json!("udp"));
-        settings.insert("language".into(), json!("en"));
-        settings.insert("timezone".into(), json!("UTC"));
-        for (k, v) in &self.cfg.settings {
-            settings.insert(k.clone(), v.clone());
-        }
-        let mut ctx = common_ctx(model, &Value::Object(settings), base);
+        let mut ctx = common_ctx(model, &Value::Object(self.system_settings()), base);
         if mark {
             ctx["prov"]["url"] = json!(format!("{base}{TOKEN_MARK}/"));
         }

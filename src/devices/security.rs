@@ -57,19 +57,14 @@ pub fn looks_like_token(s: &str) -> bool {
 }
 
 pub fn new_token() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 24];
-    rand::thread_rng().fill_bytes(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    crate::crypto::random_token(24)
 }
 
 pub fn token_hash(token: &str) -> String {
     crate::crypto::sha256_hex(token.as_bytes())
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+use crate::crypto::constant_time_eq as ct_eq;
 
 fn md5_hex(s: &str) -> String {
     hex::encode(Md5::digest(s.as_bytes()))

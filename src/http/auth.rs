@@ -209,7 +209,7 @@ impl AuthState {
         };
         let Some(row) = row else { return Ok(None) };
         let hash: String = row.try_get(2)?;
-        if !constant_time_eq(
+        if !crypto::constant_time_eq(
             hash.as_bytes(),
             crypto::sha256_hex(key.as_bytes()).as_bytes(),
         ) {
@@ -267,10 +267,6 @@ impl AuthState {
             }
         });
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// argon2id hash of a random string, verified against when the login does not exist.

@@ -232,11 +232,7 @@ fn user_ctx(u: &User) -> Value {
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    crate::crypto::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// A form post must carry the session's token (and come from this origin, when the browser
@@ -273,7 +269,7 @@ async fn posted(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
     name: &str,
-) -> Result<(User, Coll), Response> {
+) -> Result<(User, &'static Coll), Response> {
     let u = user(app, headers).await?;
     check_csrf(&u, headers, form)?;
     let c =
@@ -821,10 +817,16 @@ struct Coll {
     fields: Vec<(String, &'static str)>,
 }
 
-fn coll(name: &str) -> Option<Coll> {
-    let d = crate::http::api::docs()
-        .into_iter()
-        .find(|d| d.name == name)?;
+/// A collection as the UI knows it; described once from the API's documentation (its
+/// schemas are serialised to read the input's fields, too much to do per page).
+fn coll(name: &str) -> Option<&'static Coll> {
+    static ALL: std::sync::OnceLock<Vec<Coll>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| crate::http::api::docs().into_iter().map(describe).collect())
+        .iter()
+        .find(|c| c.name == name)
+}
+
+fn describe(d: crate::http::openapi::ResourceDoc) -> Coll {
     let input = d
         .schemas
         .iter()
@@ -839,7 +841,7 @@ fn coll(name: &str) -> Option<Coll> {
         // A free-form object (preferences): edited as one JSON document, saved with PUT.
         fields.push((DOCUMENT.to_string(), "json"));
     }
-    Some(Coll {
+    Coll {
         name: d.name,
         summary: d.summary,
         filters: d.filters,
@@ -848,7 +850,7 @@ fn coll(name: &str) -> Option<Coll> {
         delete: d.delete,
         bulk: d.bulk,
         fields,
-    })
+    }
 }
 
 /// The one field of a collection whose input is a free-form object.
@@ -871,10 +873,6 @@ fn kind_of(s: &Value) -> &'static str {
         }
         _ => "json",
     }
-}
-
-fn title_of(name: &str) -> String {
-    name.to_string()
 }
 
 async fn list(
@@ -939,7 +937,7 @@ async fn list(
     let link = |p: i64| format!("/ui/{name}/?page={p}&{base_q}");
     page(
         "list.html",
-        json!({"user": user_ctx(&u), "csrf": u.csrf, "name": c.name, "title": title_of(c.name), "summary": c.summary,
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "name": c.name, "title": c.name, "summary": c.summary,
                "error": (!s.is_success()).then(|| text_of(&v["message"])),
                "filters": c.filters.iter().map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()})).collect::<Vec<_>>(),
                "columns": columns, "rows": rows, "total": total, "can_create": c.create, "can_import": c.bulk,
@@ -962,12 +960,7 @@ async fn item(
         return (StatusCode::NOT_FOUND, "no such collection").into_response();
     };
     let id: i64 = id.parse().unwrap_or(0);
-    let flash = form_flash(&headers);
-    item_page(&app, &u, peer, &c, id, None, flash).await
-}
-
-fn form_flash(_headers: &HeaderMap) -> Option<String> {
-    None
+    item_page(&app, &u, peer, c, id, None, None).await
 }
 
 async fn item_page(
@@ -1213,10 +1206,10 @@ async fn new_form(
     let Some(c) = coll(&name).filter(|c| c.create) else {
         return (StatusCode::NOT_FOUND, "nothing to create here").into_response();
     };
-    let fields = form_fields(&c, &Map::new(), &HashMap::new(), false, None);
+    let fields = form_fields(c, &Map::new(), &HashMap::new(), false, None);
     form_page(
         &u,
-        &c,
+        c,
         format!("New {name}"),
         format!("/ui/{name}/new"),
         format!("/ui/{name}/"),
@@ -1247,7 +1240,7 @@ async fn create(
         Err(r) => return r,
     };
     let mut errors = HashMap::new();
-    let body = form_json(&c, &form, &mut errors);
+    let body = form_json(c, &form, &mut errors);
     let (status, v) = if errors.is_empty() {
         api(
             &app,
@@ -1292,11 +1285,11 @@ async fn create(
         .collect();
     let mut r = form_page(
         &u,
-        &c,
+        c,
         format!("New {name}"),
         format!("/ui/{name}/new"),
         format!("/ui/{name}/"),
-        form_fields(&c, &values, &e2, true, None),
+        form_fields(c, &values, &e2, true, None),
         Some(msg),
     );
     *r.status_mut() = if status.is_success() {
@@ -1341,7 +1334,7 @@ async fn edit_form(
     }
     form_page(
         &u,
-        &c,
+        c,
         format!("Edit {name} {id}"),
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
@@ -1360,7 +1353,7 @@ async fn edit_form(
                     )
                 })
                 .collect();
-            form_fields(&c, &values, &HashMap::new(), false, Some(&orig))
+            form_fields(c, &values, &HashMap::new(), false, Some(&orig))
         },
         None,
     )
@@ -1391,7 +1384,7 @@ async fn update(
         return (s, "not found").into_response();
     }
     if c.fields.len() == 1 && c.fields[0].0 == DOCUMENT {
-        return put_document(&app, &u, peer, &c, id, &form).await;
+        return put_document(&app, &u, peer, c, id, &form).await;
     }
     // Only what the user changed, as JSON Patch, judged against what the form first showed
     // (not against the object now): another user's change to another field is not undone,
@@ -1409,7 +1402,7 @@ async fn update(
         })
         .collect();
     let mut errors = HashMap::new();
-    let new = form_json(&c, &changed, &mut errors);
+    let new = form_json(c, &changed, &mut errors);
     let mut ops = Vec::new();
     for (f, v) in &new {
         ops.push(json!({"op": if cur.get(f).is_some() { "replace" } else { "add" }, "path": format!("/{f}"), "value": v}));
@@ -1452,7 +1445,7 @@ async fn update(
         .collect();
     let mut r = form_page(
         &u,
-        &c,
+        c,
         format!("Edit {name} {id}"),
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
@@ -1465,7 +1458,7 @@ async fn update(
                         .map(|o| (f.clone(), o.clone()))
                 })
                 .collect();
-            form_fields(&c, &values, &e2, true, Some(&orig))
+            form_fields(c, &values, &e2, true, Some(&orig))
         },
         Some(msg),
     );
@@ -1499,7 +1492,7 @@ async fn delete(
         *r.status_mut() = StatusCode::SEE_OTHER;
         return r;
     }
-    item_page(&app, &u, peer, &c, id, Some(text_of(&v["message"])), None).await
+    item_page(&app, &u, peer, c, id, Some(text_of(&v["message"])), None).await
 }
 
 /// The buttons of item pages: device resync, hook redelivery, SIP server check and repair.
@@ -1540,7 +1533,7 @@ async fn action(
         &app,
         &u,
         peer,
-        &c,
+        c,
         id,
         (!s.is_success()).then(|| msg.clone()),
         s.is_success().then_some(msg),
