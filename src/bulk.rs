@@ -414,6 +414,12 @@ impl<R: std::io::Read> CsvRows<R> {
                         })
                         .collect::<Result<Vec<_>>>()?,
                 ),
+                _ if v.contains('\0') => {
+                    return Err(Error::invalid(
+                        name.as_str(),
+                        "must not contain NUL characters",
+                    ))
+                }
                 _ => Value::String(v.to_string()),
             };
             if matches!(name.as_str(), "cc" | "ac" | "sn") {

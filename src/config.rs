@@ -54,6 +54,36 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// Phone provisioning (`[prov]` in the file, `VOXPROV_PROV_*` in the environment).
     pub prov: ProvConfig,
+    /// What a SIP password must be (`[password_policy]`, `VOXPROV_PASSWORD_POLICY_*`): the
+    /// API, bulk import, the command line and the web UI all apply it.
+    pub password_policy: PasswordPolicy,
+}
+
+/// The rules for subscribers' SIP passwords. A SIP password is guessed online, by registering
+/// with it: short ones, the username itself and PINs fall in minutes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordPolicy {
+    /// Fewest characters.
+    pub min_length: usize,
+    /// Refuse a password that contains the username (in any case).
+    pub forbid_username: bool,
+    /// A password of digits only must be at least this long.
+    pub min_digits_only_length: usize,
+    /// A subscriber created without a password gets a strong generated one, shown once in
+    /// the creation's answer (and to admins, who see SIP passwords). Off: it is required.
+    pub generate: bool,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            min_length: 8,
+            forbid_username: true,
+            min_digits_only_length: 12,
+            generate: false,
+        }
+    }
 }
 
 /// Phone provisioning: how `/prov/` identifies, trusts and bans, and what it tells phones.
@@ -166,6 +196,7 @@ impl Default for Config {
             ui_secure_cookies: false,
             hooks: HooksConfig::default(),
             prov: ProvConfig::default(),
+            password_policy: PasswordPolicy::default(),
         }
     }
 }
@@ -208,7 +239,7 @@ fn known_keys() -> Vec<String> {
 
 /// `hooks_script_dir` → `hooks.script_dir`: an environment name to its place in the file.
 fn env_key_path(k: &str) -> String {
-    for section in ["hooks", "prov"] {
+    for section in ["hooks", "prov", "password_policy"] {
         if let Some(rest) = k.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
             return format!("{section}.{rest}");
         }
@@ -303,6 +334,9 @@ impl Config {
         if self.prov.ban_failures == 0 {
             anyhow::bail!("prov.ban_failures: must be at least 1");
         }
+        if !(1..=128).contains(&self.password_policy.min_length) {
+            anyhow::bail!("password_policy.min_length: must be 1 to 128");
+        }
         Ok(())
     }
 
@@ -315,6 +349,15 @@ impl Config {
 
     pub fn db_kind(&self) -> anyhow::Result<DbKind> {
         db_kind(&self.database_url())
+    }
+
+    /// The SQLite database file (`sqlite://PATH`, `sqlite:PATH`, with or without options).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let url = self.database_url();
+        let rest = url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
     }
 
     pub fn secret_key_path(&self) -> PathBuf {

@@ -98,6 +98,13 @@ impl From<sqlx::Error> for Error {
                 return Error::Conflict("an object with these values already exists".into());
             }
         }
+        if let sqlx::Error::Database(db) = &e {
+            // PostgreSQL's "character not in repertoire" / "untranslatable character": text
+            // the edge let through (it checks NUL everywhere); a client error, never a 500.
+            if matches!(db.code().as_deref(), Some("22021") | Some("22P05")) {
+                return Error::BadRequest("text holds a character that cannot be stored".into());
+            }
+        }
         if let sqlx::Error::PoolTimedOut = e {
             return Error::Unavailable("database busy, retry".into());
         }

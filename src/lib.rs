@@ -10,11 +10,13 @@ pub mod crypto;
 pub mod devices;
 pub mod error;
 pub mod features;
+pub mod fsutil;
 pub mod hooks;
 pub mod http;
 pub mod model;
 pub mod store;
 pub mod targets;
+pub mod templating;
 pub mod ui;
 
 use std::sync::Arc;
@@ -28,8 +30,17 @@ use crate::store::Store;
 /// Opens (creating where needed) the data directory, the database with its migrations, and
 /// the secret key.
 pub async fn open(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
-    std::fs::create_dir_all(&cfg.data_dir)
+    // The data directory holds the database and the secret key: the owner's only.
+    fsutil::private_dir(&cfg.data_dir)
         .map_err(|e| anyhow::anyhow!("data_dir {}: {e}", cfg.data_dir.display()))?;
+    if let Some(db) = cfg.sqlite_path() {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = db.as_os_str().to_owned();
+            p.push(suffix);
+            fsutil::restrict(std::path::Path::new(&p), 0o600)
+                .map_err(|e| anyhow::anyhow!("database file {}: {e}", db.display()))?;
+        }
+    }
     if cfg.db_kind()? == DbKind::Postgres && cfg.secret_key_file.is_none() {
         tracing::warn!(
             "PostgreSQL with a node-local secret key: give every node the same secret_key_file"
@@ -128,6 +139,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // One server per SQLite database, for as long as this one runs.
+    let _lock = match cfg.sqlite_path() {
+        Some(db) if cfg.db_kind()? == DbKind::Sqlite => Some(fsutil::lock_database(&db)?),
+        _ => None,
+    };
     let (store, cipher) = open(&cfg).await?;
     bootstrap(&store).await?;
     let addr = listener.local_addr()?;

@@ -48,13 +48,17 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         batch: usize,
     },
-    /// Write every object of a kind, in id order, to standard output or --output.
+    /// Write every object of a kind, in id order, to standard output or --output (a file
+    /// only its owner can read). SIP passwords are left out unless --with-passwords.
     Export {
         kind: voxprov::bulk::Kind,
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormat,
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Include subscribers' SIP passwords, in plain text.
+        #[arg(long)]
+        with_passwords: bool,
     },
     /// Compare SIP servers' tables with voxprov (check) or mend them (repair).
     Sync {
@@ -111,6 +115,14 @@ enum AdminCommand {
 }
 
 fn main() -> ExitCode {
+    // Template renderer processes (see voxprov::templating::isolated): no configuration, no
+    // logging, nothing but the loop.
+    if std::env::args().nth(1).as_deref() == Some(voxprov::templating::isolated::WORKER_ARG) {
+        return voxprov::templating::isolated::worker_main();
+    }
+    // Everything voxprov writes (the database, the secret key, uploads, exports) is the
+    // owner's only, whatever the caller's umask.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let cfg = match Config::load(cli.config.as_deref(), &cli.flags) {
         Ok(c) => c,
@@ -163,7 +175,8 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             kind,
             format,
             output,
-        } => export(cfg, kind, format, output).await?,
+            with_passwords,
+        } => export(cfg, kind, format, output, with_passwords).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -284,11 +297,15 @@ async fn export(
     kind: voxprov::bulk::Kind,
     format: ExportFormat,
     output: Option<PathBuf>,
+    with_passwords: bool,
 ) -> anyhow::Result<()> {
     use std::io::Write;
     let (app, actor) = cli_app(cfg, "export").await?;
     let out: Box<dyn Write> = match &output {
-        Some(p) => Box::new(std::fs::File::create(p)?),
+        Some(p) => Box::new(
+            voxprov::fsutil::create_private(p)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = std::io::BufWriter::new(out);
@@ -309,6 +326,11 @@ async fn export(
         let Some(last) = page.last() else { break };
         after = last.get("id").and_then(|v| v.as_i64()).unwrap_or(i64::MAX);
         for item in &page {
+            let mut item = item.clone();
+            if !with_passwords {
+                item.remove("password");
+            }
+            let item = &item;
             match &mut csv {
                 Some(w) => w.write_record(voxprov::bulk::export_row(kind, item))?,
                 None => {
@@ -431,15 +453,14 @@ fn read_password() -> anyhow::Result<String> {
     eprintln!("password (read from standard input):");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    let p = line.trim_end_matches(['\r', '\n']).to_string();
-    if p.chars().count() < 8 {
-        anyhow::bail!("password: must be at least 8 characters");
-    }
-    Ok(p)
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// Admins are changed through the same rules as the API's (validation, the journal, the
+/// change log that running servers follow), with the command as the actor.
 async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
-    let (store, _) = voxprov::open(&cfg).await?;
+    use voxprov::http::api::admins::Admins;
+    use voxprov::http::resource::{create_one, update_one, Resource};
     match cmd {
         AdminCommand::Create {
             login,
@@ -447,48 +468,40 @@ async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
             reseller_id,
             read_only,
         } => {
-            voxprov::model::sip_username("login", &login)?;
-            let role = voxprov::model::Role::parse("role", &role)?;
-            if (role == voxprov::model::Role::Reseller) != reseller_id.is_some() {
-                anyhow::bail!("--reseller-id is required for role reseller and only for it");
-            }
-            let hash = voxprov::crypto::hash_password(read_password()?).await?;
-            let mut tx = store.begin().await?;
-            let t = voxprov::store::now();
-            sqlx::query(
-                "INSERT INTO admins (login, password_hash, role, reseller_id, read_only, is_active, create_timestamp, modify_timestamp) \
-                 VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
-            )
-            .bind(login.clone())
-            .bind(hash)
-            .bind(role.as_str())
-            .bind(reseller_id)
-            .bind(read_only as i64)
-            .bind(t)
-            .execute(&mut *tx)
-            .await?;
+            let password = read_password()?;
+            let (app, actor) = cli_app(cfg, "cli: admin create").await?;
+            let doc = serde_json::json!({
+                "login": login, "password": password, "role": role,
+                "reseller_id": reseller_id, "read_only": read_only,
+            });
+            let mut tx = app.store.begin().await?;
+            create_one::<Admins>(&mut tx, &app, &actor, doc).await?;
             tx.commit().await?;
+            app.store.close().await;
             println!("admin '{login}' created");
         }
         AdminCommand::Passwd { login } => {
-            let hash = voxprov::crypto::hash_password(read_password()?).await?;
-            let mut tx = store.begin().await?;
-            let n = sqlx::query(
-                "UPDATE admins SET password_hash = $1, modify_timestamp = $2 WHERE login = $3",
-            )
-            .bind(hash)
-            .bind(voxprov::store::now())
-            .bind(login.clone())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            tx.commit().await?;
-            if n == 0 {
-                anyhow::bail!("no admin '{login}'");
+            let password = read_password()?;
+            let (app, actor) = cli_app(cfg, "cli: admin passwd").await?;
+            let mut tx = app.store.begin().await?;
+            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM admins WHERE login = $1")
+                .bind(login.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let old = match id {
+                Some(id) => Admins::load(&mut tx, &app, id, true).await?,
+                None => None,
             }
+            .ok_or_else(|| anyhow::anyhow!("no admin '{login}'"))?;
+            let mut doc = serde_json::Value::Object(Admins::view(&old, &actor));
+            doc["password"] = serde_json::Value::String(password);
+            update_one::<Admins>(&mut tx, &app, &actor, &old, doc).await?;
+            tx.commit().await?;
+            app.store.close().await;
             println!("password of '{login}' changed");
         }
         AdminCommand::List => {
+            let (store, _) = voxprov::open(&cfg).await?;
             let mut c = store.read().await?;
             let rows = sqlx::query(
                 "SELECT id, login, role, reseller_id, read_only, is_active FROM admins ORDER BY id",
@@ -519,9 +532,10 @@ async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
                     flags.join(",")
                 );
             }
+            drop(c);
+            store.close().await;
         }
     }
-    store.close().await;
     Ok(())
 }
 

@@ -102,7 +102,7 @@ async fn a_reseller_sees_only_its_own_world(app: TestApp) {
         .iter()
         .all(|e| e["resource"] != "subscribers" || e["resource_id"] != theirs));
     // It cannot use another reseller's customer or domain.
-    let (s, v) = send(as_r(Method::POST, "/api/subscribers/").json(&json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "steal", "password": "p" }))).await;
+    let (s, v) = send(as_r(Method::POST, "/api/subscribers/").json(&json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "steal", "password": "sip-secret-1" }))).await;
     assert_eq!(
         (s, v["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("customer_id"))

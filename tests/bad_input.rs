@@ -14,19 +14,19 @@ async fn bad_input_is_refused_clearly_and_writes_nothing(app: TestApp) {
             .header("Content-Type", ct.to_string())
             .body(body)
     };
-    let good = json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "new", "password": "p" });
+    let good = json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "new", "password": "sip-secret-1" });
 
     let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
         ("malformed JSON", post("{\"username\": ".into(), "application/json"), StatusCode::BAD_REQUEST, "malformed JSON"),
         ("wrong content type", post(good.to_string(), "text/plain"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type"),
         ("no content type", app.req(Method::POST, "/api/subscribers/").body(good.to_string()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type"),
-        ("unknown field", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "colour": "red" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "colour"),
-        ("wrong type", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "lock": [1] }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "lock"),
-        ("missing field", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "password": "p" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "username"),
-        ("bad number", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "primary_number": { "cc": "4x", "sn": 1 } }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "primary_number.cc"),
-        ("out of range", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "lock": 9 }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "lock"),
-        ("bad status", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "p", "status": "zombie" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "status"),
-        ("SQL in a value", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "x'; DROP TABLE subscribers; --", "password": "p" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "username"),
+        ("unknown field", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "sip-secret-1", "colour": "red" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "colour"),
+        ("wrong type", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "sip-secret-1", "lock": [1] }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "lock"),
+        ("missing field", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "password": "sip-secret-1" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "username"),
+        ("bad number", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "sip-secret-1", "primary_number": { "cc": "4x", "sn": 1 } }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "primary_number.cc"),
+        ("out of range", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "sip-secret-1", "lock": 9 }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "lock"),
+        ("bad status", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "n", "password": "sip-secret-1", "status": "zombie" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "status"),
+        ("SQL in a value", post(json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "x'; DROP TABLE subscribers; --", "password": "sip-secret-1" }).to_string(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "username"),
         ("array body where there is no bulk creation", app.req(Method::POST, "/api/domains/").header("Content-Type", "application/json").body("[1,2]"), StatusCode::UNPROCESSABLE_ENTITY, "body"),
         ("too large", post(format!("{{\"username\": \"{}\"}}", "a".repeat(1_100_000)), "application/json"), StatusCode::PAYLOAD_TOO_LARGE, "limit"),
         ("invalid id", app.req(Method::GET, "/api/subscribers/abc"), StatusCode::BAD_REQUEST, "invalid id"),

@@ -11,7 +11,7 @@ fn csv_rows(f: &Fixture, from: u64, n: u64) -> Vec<String> {
     (from..from + n)
         .map(|i| {
             format!(
-                "{},{},user{i},pass-{i},49,30,{},49-31-{i};49-32-{i}",
+                "{},{},user{i},pass-{i}-secret,49,30,{},49-31-{i};49-32-{i}",
                 f.customer_id,
                 f.domain,
                 7_000_000 + i
@@ -91,7 +91,7 @@ async fn csv_import_modes_and_export(app: TestApp) {
     let u = &items(&s, "subscribers")[0];
     assert_eq!(u["primary_number"]["sn"], "7000050");
     assert_eq!(u["alias_numbers"].as_array().unwrap().len(), 2, "{u}");
-    assert_eq!(u["password"], "pass-50");
+    assert_eq!(u["password"], "pass-50-secret");
 
     // Keyset paging: ids above the one given, in id order; only ordered by id.
     let (_, all) = app.get("/api/subscribers/?rows=100").await;
@@ -127,8 +127,15 @@ async fn csv_import_modes_and_export(app: TestApp) {
         "{}",
         lines[0]
     );
-    assert!(out.contains("user50,pass-50"), "{out}");
+    // SIP passwords stay out unless asked for.
+    assert!(
+        out.contains("user50,,") && !out.contains("pass-50"),
+        "{out}"
+    );
     assert!(out.contains("49-31-50;49-32-50"), "{out}");
+    let (code, out, err) = app.cli(&["export", "subscribers", "--with-passwords"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("user50,pass-50-secret"), "{out}");
     let (code, out, err) = app.cli(&["export", "subscribers", "--format", "json"]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();

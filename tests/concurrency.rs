@@ -17,7 +17,7 @@ async fn thirty_two_clients_never_exceed_max_subscribers(app: TestApp) {
     let mut tasks = Vec::new();
     for i in 0..32 {
         let rb = app.req(Method::POST, "/api/subscribers/").json(&json!({
-            "customer_id": f.customer_id, "domain": f.domain, "username": format!("c{i}"), "password": "p",
+            "customer_id": f.customer_id, "domain": f.domain, "username": format!("c{i}"), "password": "sip-secret-1",
             "primary_number": { "cc": 49, "ac": 89, "sn": 1000 + i } }));
         tasks.push(tokio::spawn(
             async move { rb.send().await.unwrap().status() },

@@ -28,7 +28,7 @@ async fn every_acknowledged_create_survives_sigkill(mut app: TestApp) {
                 let r = client
                     .request(Method::POST, &url)
                     .basic_auth("administrator", Some(ADMIN_PASS))
-                    .json(&json!({ "customer_id": f_cust, "domain": f_dom, "username": username, "password": "p",
+                    .json(&json!({ "customer_id": f_cust, "domain": f_dom, "username": username, "password": "sip-secret-1",
                                    "primary_number": { "cc": 49, "ac": 70 + c, "sn": 100000 + i } }))
                     .send()
                     .await;

@@ -491,7 +491,7 @@ async fn body_templates_and_response_maps(app: TestApp) {
         .post(
             "/api/subscribers/",
             json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "hank",
-        "password": "p", "display_name": "Hank \"The Tank\" <script>" }),
+        "password": "sip-secret-1", "display_name": "Hank \"The Tank\" <script>" }),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");

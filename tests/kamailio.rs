@@ -189,7 +189,7 @@ async fn a_call_to_an_alias_number_reaches_the_registered_subscriber() {
     let bob = app
         .create(
             "/api/subscribers/",
-            json!({ "customer_id": f.customer_id, "domain": d, "username": "bob", "password": "bob-pass-1",
+            json!({ "customer_id": f.customer_id, "domain": d, "username": "bob", "password": "Pw-8880001-b",
                     "primary_number": { "cc": 43, "ac": 1, "sn": 8880001 },
                     "alias_numbers": [{ "cc": 43, "ac": 1, "sn": 8880002 }] }),
         )
@@ -198,7 +198,7 @@ async fn a_call_to_an_alias_number_reaches_the_registered_subscriber() {
     let r = k.call("4318880002", d, Some(480));
     assert!(r.ok, "{:?}\n{}", r.responses, tail(&k.log()));
 
-    let (mut callee, port) = k.callee("bob", d, "bob-pass-1");
+    let (mut callee, port) = k.callee("bob", d, "Pw-8880001-b");
     wait_registered(&k, &db, "bob", port).await;
     let r = k.call("4318880002", d, None);
     assert!(
@@ -244,7 +244,7 @@ async fn forwards_and_barring_set_through_the_api_are_enforced() {
     let f = app.fixture().await;
     let d = f.domain.as_str();
     let mk = |user: &'static str, sn: u64| {
-        json!({ "customer_id": f.customer_id, "domain": d, "username": user, "password": format!("{user}-pass-1"),
+        json!({ "customer_id": f.customer_id, "domain": d, "username": user, "password": format!("Pw-{sn}-sip"),
                 "primary_number": { "cc": 43, "ac": 1, "sn": sn } })
     };
     let alice = app.create("/api/subscribers/", mk("alice", 7770001)).await;
@@ -265,7 +265,7 @@ async fn forwards_and_barring_set_through_the_api_are_enforced() {
         )),
         1
     );
-    let (mut callee, port) = k.callee("bob", d, "bob-pass-1");
+    let (mut callee, port) = k.callee("bob", d, "Pw-8880001-sip");
     wait_registered(&k, &db, "bob", port).await;
     let r = k.call("4317770001", d, None);
     assert!(
@@ -357,7 +357,7 @@ async fn resync_sends_a_check_sync_notify_to_the_registered_phone() {
     let carol = app
         .create(
             "/api/subscribers/",
-            json!({ "customer_id": f.customer_id, "domain": d, "username": "carol", "password": "carol-pass-1" }),
+            json!({ "customer_id": f.customer_id, "domain": d, "username": "carol", "password": "Pw-resync-c9" }),
         )
         .await;
     let (_, models) = app
@@ -379,7 +379,7 @@ async fn resync_sends_a_check_sync_notify_to_the_registered_phone() {
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
 
-    let (mut phone, port) = k.phone_awaiting_resync("carol", d, "carol-pass-1");
+    let (mut phone, port) = k.phone_awaiting_resync("carol", d, "Pw-resync-c9");
     wait_registered(&k, &db, "carol", port).await;
     let (s, v) = app
         .post(&format!("/api/pbxdevices/{dev}/resync"), json!({}))
@@ -398,4 +398,107 @@ async fn resync_sends_a_check_sync_notify_to_the_registered_phone() {
         "the phone got the check-sync NOTIFY\n{}",
         tail(&k.log())
     );
+}
+
+/// A locked customer's subscriber is unreachable at once, on its number and its URI, although
+/// its phone registered before: voxprov removes the registration (`ul.rm`), and the shipped
+/// configuration refuses users it does not provision even where nobody removed it (a server
+/// without `rpc_url`). Unlocked and registered again, it is reached again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_subscriber_gets_no_calls_on_a_contact_registered_before() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let db = Kamailio::create_db(Engine::Sqlite, &app.dir);
+    let k = Kamailio::start(&db, &app.dir).await;
+    let id = app
+        .sipserver(
+            "kam",
+            "kamailio",
+            &db.url(),
+            json!({ "rpc_url": k.rpc_url() }),
+        )
+        .await;
+    app.wait_synced(id).await;
+    let f = app.fixture().await;
+    let d = f.domain.as_str();
+    let bob = app
+        .create(
+            "/api/subscribers/",
+            json!({ "customer_id": f.customer_id, "domain": d, "username": "bob", "password": "Locked-pw-71",
+                    "primary_number": { "cc": 43, "ac": 1, "sn": 8880101 } }),
+        )
+        .await;
+    let set_customer = |status: &'static str| {
+        let app = &app;
+        async move {
+            let (s, v) = app
+                .patch(
+                    &format!("/api/customers/{}", f.customer_id),
+                    json!([{ "op": "replace", "path": "/status", "value": status }]),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    };
+
+    let (mut callee, port) = k.callee("bob", d, "Locked-pw-71");
+    wait_registered(&k, &db, "bob", port).await;
+    set_customer("locked").await;
+    // The registration is gone from Kamailio (its location table follows, write-through).
+    let registered = |db: &SipDb| db.count("SELECT COUNT(*) FROM location WHERE username = 'bob'");
+    let start = Instant::now();
+    while registered(&db) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "ul.rm did not remove bob"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for target in ["bob", "4318880101"] {
+        let r = k.call(target, d, Some(404));
+        assert!(
+            r.ok,
+            "locked, call to {target}: {:?}\n{}",
+            r.responses,
+            tail(&k.log())
+        );
+    }
+    let _ = callee.kill();
+    let _ = callee.wait();
+
+    set_customer("active").await;
+    let (mut callee, port) = k.callee("bob", d, "Locked-pw-71");
+    wait_registered(&k, &db, "bob", port).await;
+    let r = k.call("4318880101", d, None);
+    assert!(r.ok, "unlocked: {:?}\n{}", r.responses, tail(&k.log()));
+    assert!(callee.wait().unwrap().success(), "bob answered");
+
+    // Without RPC nobody removes the registration: the configuration still refuses him.
+    let (s, v) = app
+        .patch(
+            &format!("/api/sipservers/{id}"),
+            json!([{ "op": "replace", "path": "/rpc_url", "value": null }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_synced(id).await;
+    let (mut callee, port) = k.callee("bob", d, "Locked-pw-71");
+    wait_registered(&k, &db, "bob", port).await;
+    let (s, _) = app
+        .patch(
+            &format!("/api/subscribers/{bob}"),
+            json!([{ "op": "replace", "path": "/status", "value": "locked" }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(registered(&db) > 0, "the registration stays without RPC");
+    for target in ["bob", "4318880101"] {
+        let r = k.call(target, d, Some(404));
+        assert!(
+            r.ok,
+            "locked without RPC, call to {target}: {:?}",
+            r.responses
+        );
+    }
+    let _ = callee.kill();
+    let _ = callee.wait();
 }

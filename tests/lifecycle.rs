@@ -186,7 +186,7 @@ async fn customer_status_drives_its_subscribers(app: TestApp) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "a terminated customer cannot change: {v}"
     );
-    let (s, v) = app.post("/api/subscribers/", json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "late", "password": "p" })).await;
+    let (s, v) = app.post("/api/subscribers/", json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "late", "password": "sip-secret-1" })).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["field"], "customer_id");
 }
@@ -195,7 +195,8 @@ both!(customer_status_drives_its_subscribers);
 async fn the_rules_of_uniqueness_and_ownership_hold(app: TestApp) {
     let f = app.fixture().await;
     app.subscriber(&f, "dup", 5000).await;
-    let base = json!({ "customer_id": f.customer_id, "domain": f.domain, "password": "p" });
+    let base =
+        json!({ "customer_id": f.customer_id, "domain": f.domain, "password": "sip-secret-1" });
     let mut b = base.clone();
     b["username"] = json!("dup");
     let (s, v) = app.post("/api/subscribers/", b).await;
@@ -322,7 +323,7 @@ both!(the_rules_of_uniqueness_and_ownership_hold);
 async fn an_alias_moves_within_its_customer(app: TestApp) {
     let f = app.fixture().await;
     let a = app
-        .create("/api/subscribers/", json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "ma", "password": "p",
+        .create("/api/subscribers/", json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "ma", "password": "sip-secret-1",
                 "primary_number": { "cc": 43, "ac": 1, "sn": 1 }, "alias_numbers": [{ "cc": 43, "ac": 1, "sn": 2 }] }))
         .await;
     let b = app.subscriber(&f, "mb", 9).await;

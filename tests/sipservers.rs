@@ -300,7 +300,7 @@ async fn an_unreachable_server_loses_nothing_and_catches_up_by_itself() {
                 let r = app
                     .req(Method::POST, "/api/subscribers/")
                     .json(&json!({ "customer_id": cust, "domain": dom, "username": format!("u{i}"),
-                                   "password": format!("pw-{i}"), "primary_number": { "cc": 44, "ac": 20, "sn": 8_000_000 + i } }))
+                                   "password": format!("pw-{i}-secret"), "primary_number": { "cc": 44, "ac": 20, "sn": 8_000_000 + i } }))
                     .send()
                     .await
                     .unwrap();
@@ -389,13 +389,13 @@ async fn home_servers_share_the_subscribers_and_the_front_proxy_routes_to_them()
     let explicit = app
         .create(
             "/api/subscribers/",
-            json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "u5", "password": "pw-u5-xx", "home_server_id": b }),
+            json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "u5", "password": "pw-home-xx", "home_server_id": b }),
         )
         .await;
     let (s, v) = app
         .post(
             "/api/subscribers/",
-            json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "u6", "password": "pw", "home_server_id": p }),
+            json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "u6", "password": "sip-secret-1", "home_server_id": p }),
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");

@@ -236,7 +236,7 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     c.goto(&format!("{base}/ui/subscribers/")).await.unwrap();
     click(c, Locator::LinkText("Import CSV")).await;
     let csv = format!(
-        "customer_id,domain,username,password\n{customer},{domain},bob,bob-pass-123\n{customer},{domain},bad user,x-pass-123\n{customer},{domain},carol,carol-pass-1\n"
+        "customer_id,domain,username,password\n{customer},{domain},bob,Pw-import-1\n{customer},{domain},bad user,x-pass-123\n{customer},{domain},carol,Pw-import-3\n"
     );
     fill(c, "csv", &csv).await;
     submit(c).await;

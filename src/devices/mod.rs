@@ -194,6 +194,8 @@ pub struct Devices {
     fetch_rx: Mutex<Option<tokio::sync::mpsc::Receiver<(Fetch, i64)>>>,
     hooks: Arc<crate::hooks::worker::Hooks>,
     etag_key: Vec<u8>,
+    /// Renders run here, off the async threads, each within its wall-clock limit.
+    pub pool: crate::templating::RenderPool,
 }
 
 /// How a device's data loads: found, absent, or the database could not say.
@@ -260,6 +262,7 @@ impl Devices {
             fetch_rx: Mutex::new(Some(rx)),
             hooks,
             etag_key,
+            pool: crate::templating::RenderPool::per_core(),
         }))
     }
 
@@ -312,7 +315,7 @@ impl Devices {
         format!("\"{}\"", hex::encode(&m.finalize().into_bytes()[..12]))
     }
 
-    async fn warm(&self) -> Result<()> {
+    async fn warm(self: &Arc<Self>) -> Result<()> {
         let mut after = 0;
         let mut n = 0;
         let mut inputs = Inputs::default();
@@ -328,6 +331,7 @@ impl Devices {
             // One query per page for the lines' subscribers; profiles and customers once.
             inputs.subs.clear();
             inputs.load(&mut c, &rows).await?;
+            let mut fresh = Vec::new();
             for row in rows {
                 let mac = row.identifier.clone();
                 if self.cache.read().expect("lock").by_mac.contains_key(&mac) {
@@ -339,12 +343,24 @@ impl Devices {
                         if self.epoch.load(Ordering::SeqCst) != epoch {
                             e.stale.store(true, Ordering::SeqCst);
                         } else {
-                            self.prerender(&e);
+                            fresh.push(e);
                         }
                         n += 1;
                     }
                     Err(Error::NotFound(_)) => {}
                     Err(e) => tracing::warn!(device = %mac, "device cache: {e}"),
+                }
+            }
+            if self.cfg.base_url.is_some() && !fresh.is_empty() {
+                // Rendered on the pool, off the async threads; each render has its own fuel.
+                let d = self.clone();
+                let wall = crate::templating::DEVICE.wall * fresh.len() as u32;
+                if let Err(e) = self
+                    .pool
+                    .run(wall, move || fresh.iter().for_each(|e| d.prerender(e)))
+                    .await
+                {
+                    tracing::warn!("device cache: pre-rendering: {e}");
                 }
             }
         }
@@ -785,6 +801,57 @@ impl Devices {
         })
     }
 
+    /// A file's place in its device's cache, and the base URL it is rendered for. The base
+    /// URL is part of the key: without prov.base_url it comes from the request's Host, and
+    /// one request must not decide what every later one is told.
+    fn file_key(&self, d: &DeviceData, name: &str, base_url: &str) -> (String, String) {
+        let base = self.base_url(d.provisioning_url.as_deref(), base_url);
+        (format!("{name}\n{base}"), base)
+    }
+
+    /// [`Devices::device_file`], rendering (when the cache has no answer) on the render pool
+    /// within the wall-clock limit of phone templates.
+    pub async fn device_file_bounded(
+        self: &Arc<Self>,
+        files: Arc<DeviceDataFiles>,
+        spec: catalog::FileSpec,
+        name: String,
+        base_url: String,
+    ) -> Result<Arc<Rendered>> {
+        let (key, _) = self.file_key(&files.0.data, &name, &base_url);
+        if let Some(r) = files.0.files.lock().expect("lock").get(&key) {
+            return Ok(r.clone());
+        }
+        let d = self.clone();
+        self.pool
+            .run(crate::templating::DEVICE.wall, move || {
+                d.device_file(&files, &spec, &name, &base_url)
+            })
+            .await
+            .map_err(|e| Error::Unavailable(format!("rendering: {e}")))?
+    }
+
+    /// [`Devices::common_file`] on the render pool.
+    pub async fn common_file_bounded(
+        self: &Arc<Self>,
+        model: Arc<Model>,
+        spec: catalog::FileSpec,
+        name: String,
+        base_url: String,
+    ) -> Result<Arc<Rendered>> {
+        let key = Self::common_key(&model, &name, &self.common_base(&base_url), false);
+        if let Some(r) = self.common.lock().expect("lock").get(&key) {
+            return Ok(r.clone());
+        }
+        let d = self.clone();
+        self.pool
+            .run(crate::templating::DEVICE.wall, move || {
+                d.common_file(&model, &spec, &name, &base_url)
+            })
+            .await
+            .map_err(|e| Error::Unavailable(format!("rendering: {e}")))?
+    }
+
     /// Renders (or takes from the cache) one per-device file.
     pub fn device_file(
         &self,
@@ -795,10 +862,7 @@ impl Devices {
     ) -> Result<Arc<Rendered>> {
         let e = &files.0;
         let d = &e.data;
-        // The base URL is part of the key: without prov.base_url it comes from the request's
-        // Host, and one request must not decide what every later one is told.
-        let base = self.base_url(d.provisioning_url.as_deref(), base_url);
-        let key = format!("{name}\n{base}");
+        let (key, base) = self.file_key(d, name, base_url);
         if let Some(r) = e.files.lock().expect("lock").get(&key) {
             return Ok(r.clone());
         }
@@ -909,14 +973,22 @@ impl Devices {
         name: &str,
         base_url: &str,
     ) -> Result<Arc<Rendered>> {
-        let base = self.base_url(
+        let base = self.common_base(base_url);
+        self.common_rendered(model, spec, name, &base, false)
+    }
+
+    fn common_base(&self, base_url: &str) -> String {
+        self.base_url(
             self.cfg
                 .settings
                 .get("provisioning_url")
                 .and_then(Value::as_str),
             base_url,
-        );
-        self.common_rendered(model, spec, name, &base, false)
+        )
+    }
+
+    fn common_key(model: &Model, name: &str, base: &str, mark: bool) -> (i64, String) {
+        (model.row.id, format!("{name}\n{base}\n{mark}"))
     }
 
     /// A common file for `base`; with `mark`, its provisioning URL ends in a token mark.
@@ -928,7 +1000,7 @@ impl Devices {
         base: &str,
         mark: bool,
     ) -> Result<Arc<Rendered>> {
-        let key = (model.row.id, format!("{name}\n{base}\n{mark}"));
+        let key = Self::common_key(model, name, base, mark);
         if let Some(r) = self.common.lock().expect("lock").get(&key) {
             return Ok(r.clone());
         }

@@ -19,8 +19,7 @@ pub fn builtin_templates() -> &'static [(&'static str, &'static str)] {
     builtin::BUILTIN
 }
 
-/// Instructions one render may take; the shipped templates need a few thousand.
-const FUEL: u64 = 5_000_000;
+use crate::templating::{self, DEVICE};
 
 /// Operators' templates by name, each with its scope.
 #[derive(Debug, Default)]
@@ -147,9 +146,8 @@ pub fn environment(
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_recursion_limit(32);
-    // Operators' (and resellers') templates run in the request path: a loop without end
-    // runs out of fuel instead of holding a worker thread.
-    env.set_fuel(Some(FUEL));
+    // A loop without end runs out of fuel instead of holding a render thread.
+    env.set_fuel(Some(DEVICE.fuel));
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(escape_for);
     env.set_formatter(format_value);
@@ -157,13 +155,10 @@ pub fn environment(
     env
 }
 
-/// Renders one file.
+/// Renders one file, at most [`DEVICE`]'s output.
 pub fn render(env: &Environment<'static>, name: &str, ctx: &Value) -> Result<String> {
-    let t = env
-        .get_template(name)
-        .map_err(|e| Error::Unavailable(format!("template {name}: {e:#}")))?;
-    t.render(JValue::from_serialize(ctx))
-        .map_err(|e| Error::Unavailable(format!("template {name}: {e:#}")))
+    templating::render_capped(env, name, ctx, DEVICE.max_output)
+        .map_err(|e| Error::Unavailable(format!("template {name}: {e}")))
 }
 
 /// Checks that a template compiles (at save time: a broken template is the operator's 422,
@@ -178,8 +173,16 @@ pub fn check_syntax(name: &str, content: &str) -> Result<()> {
 
 /// Renders a template once with a sample device (two lines, four keys, every well-known
 /// setting), so one that compiles but fails at run time (a missing parent, a call of an
-/// unknown function, a loop without end) is refused when saved, not when phones ask.
-pub fn check_render(name: &str, content: &str) -> Result<()> {
+/// unknown function, a loop without end, output past the limit) is refused when saved, not
+/// when phones ask. Runs on `pool`, within the wall-clock limit every render has.
+pub async fn check_render(pool: &templating::RenderPool, name: &str, content: &str) -> Result<()> {
+    let (name, content) = (name.to_string(), content.to_string());
+    pool.run(DEVICE.wall, move || check_render_now(&name, &content))
+        .await
+        .map_err(|e| Error::invalid("content", format!("does not render: {e}")))?
+}
+
+fn check_render_now(name: &str, content: &str) -> Result<()> {
     let t = Templates::new(vec![TemplateRow {
         id: 0,
         reseller_id: None,
@@ -207,10 +210,9 @@ pub fn check_render(name: &str, content: &str) -> Result<()> {
         "keys": [key(1, "blf"), key(2, "blf"), key(3, "speeddial"), key(4, "speeddial")],
         "prov": {"url": "http://prov.example.com/prov/", "server": "prov.example.com"},
     });
-    env.get_template(name)
-        .and_then(|t| t.render(JValue::from_serialize(&ctx)))
+    templating::render_capped(&env, name, &ctx, DEVICE.max_output)
         .map(|_| ())
-        .map_err(|e| Error::invalid("content", format!("does not render: {e:#}")))
+        .map_err(|e| Error::invalid("content", format!("does not render: {e}")))
 }
 
 /// Converts a kazoo-provision template document (sections of `"setting": {"value": …}` with

@@ -117,7 +117,10 @@ async fn prov(
                 return not_found();
             }
             let name = file.to_string();
-            match d.device_file(&files, &spec, &name, &r.base) {
+            match d
+                .device_file_bounded(files, spec, name.clone(), r.base.clone())
+                .await
+            {
                 Ok(rendered) => {
                     let status = respond_status(&headers, &rendered.etag);
                     d.record(
@@ -147,7 +150,10 @@ async fn prov(
             if method == Method::PUT {
                 return not_found();
             }
-            match d.common_file(&model, &spec, file, &r.base) {
+            match d
+                .common_file_bounded(model, spec, file.to_string(), r.base.clone())
+                .await
+            {
                 Ok(rendered) => {
                     let status = respond_status(&headers, &rendered.etag);
                     file_response(&method, status, &rendered)
@@ -407,8 +413,8 @@ async fn upload(app: &crate::http::App, data: &DeviceData, r: &Req<'_>, body: Bo
     let dir = app.cfg.data_dir.join("prov-logs").join(&data.mac);
     let path = dir.join(r.file);
     let res = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(path, &bytes)
+        crate::fsutil::private_dir(&dir)?;
+        crate::fsutil::write_private(&path, &bytes)
     })
     .await;
     match res {

@@ -167,6 +167,8 @@ pub struct Answer {
     /// For the execution log.
     pub request: Value,
     pub response: Option<Value>,
+    /// Trying again cannot help (the body template fails): no retry.
+    pub give_up: bool,
 }
 
 impl Answer {
@@ -182,6 +184,7 @@ impl Answer {
             duration: Duration::ZERO,
             request,
             response: None,
+            give_up: false,
         }
     }
 }
@@ -192,6 +195,8 @@ pub struct Caller {
     pub client: reqwest::Client,
     pub script_dir: Option<PathBuf>,
     pub allow_private: bool,
+    /// Where body templates render: worker processes, off the server's threads and memory.
+    pub templates: std::sync::Arc<crate::templating::isolated::Isolated>,
 }
 
 /// Text for the log: at most LOG_BODY_LIMIT bytes, without NUL characters (PostgreSQL's text
@@ -209,63 +214,15 @@ fn cut(b: &[u8]) -> Value {
     }
 }
 
-/// Values are escaped for use inside a JSON string, so `"{{subscriber.display_name}}"` stays
-/// valid JSON whatever the name holds; objects and lists print as JSON; `|tojson` gives a
-/// complete JSON value.
-fn template_env() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    env.set_formatter(|out, _state, value| {
-        if value.is_undefined() || value.is_none() {
-            return Ok(());
-        }
-        let text = if let Some(s) = value.as_str() {
-            let quoted = serde_json::to_string(s).unwrap_or_default();
-            quoted[1..quoted.len() - 1].to_string()
-        } else if matches!(
-            value.kind(),
-            minijinja::value::ValueKind::Map | minijinja::value::ValueKind::Seq
-        ) {
-            serde_json::to_string(value).unwrap_or_default()
-        } else {
-            value.to_string()
-        };
-        out.write_str(&text)
-            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write"))
-    });
-    env
-}
-
-/// Checks that a body template compiles.
-pub fn check_template(t: &str) -> std::result::Result<(), String> {
-    template_env()
-        .template_from_str(t)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// The request body: the payload as JSON, or the hook's template rendered with the payload's
-/// fields plus the object under its singular name (`subscriber`) and `old`.
-pub fn render_body(
-    h: &HookCfg,
-    payload: &Value,
-) -> std::result::Result<(Vec<u8>, &'static str), String> {
-    let Some(t) = &h.body_template else {
-        return Ok((payload.to_string().into_bytes(), "application/json"));
-    };
+/// The context a hook's body template sees: the payload's fields, the object under its
+/// singular name (`subscriber`) and `old`.
+pub fn template_context(payload: &Value) -> Value {
     let mut ctx = payload.as_object().cloned().unwrap_or_default();
     if let Some(r) = payload.get("resource").and_then(Value::as_str) {
         ctx.insert(super::singular(r).to_string(), payload["object"].clone());
     }
     ctx.insert("old".into(), payload["old_object"].clone());
-    let body = template_env()
-        .render_str(t, Value::Object(ctx))
-        .map_err(|e| format!("body_template: {e}"))?;
-    let ct = if serde_json::from_str::<Value>(&body).is_ok() {
-        "application/json"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    Ok((body.into_bytes(), ct))
+    Value::Object(ctx)
 }
 
 /// The values a hook's response_map takes from its answer: key → JSON at the pointer.
@@ -293,15 +250,44 @@ fn retry_after(v: &str) -> Option<Duration> {
 }
 
 impl Caller {
+    /// The request body: the payload as JSON, or the hook's template rendered (under the
+    /// limits of [`crate::templating::HOOK_BODY`]) with [`template_context`].
+    pub async fn render_body(
+        &self,
+        h: &HookCfg,
+        payload: &Value,
+    ) -> std::result::Result<(Vec<u8>, &'static str), crate::templating::TemplateError> {
+        let Some(t) = &h.body_template else {
+            return Ok((payload.to_string().into_bytes(), "application/json"));
+        };
+        let body = self
+            .templates
+            .render_json_body(
+                h.reseller_id,
+                t,
+                template_context(payload),
+                crate::templating::HOOK_BODY,
+            )
+            .await?;
+        let ct = if serde_json::from_str::<Value>(&body).is_ok() {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        Ok((body.into_bytes(), ct))
+    }
+
     /// Calls the hook once with `payload` as message `webhook_id`.
     pub async fn call(&self, h: &HookCfg, webhook_id: &str, payload: &Value) -> Answer {
         let started_ms = super::now_ms();
         let start = Instant::now();
-        let (body, ct) = match render_body(h, payload) {
+        let (body, ct) = match self.render_body(h, payload).await {
             Ok(b) => b,
             Err(e) => {
+                // Rendering the same payload again would fail the same way: not retried.
                 let mut a = Answer::none(json!({ "template": h.body_template }));
-                a.error = Some(e);
+                a.error = Some(format!("body_template: {e}"));
+                a.give_up = true;
                 a.started_ms = started_ms;
                 a.duration = start.elapsed();
                 return a;

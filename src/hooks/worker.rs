@@ -55,6 +55,8 @@ struct Attempt {
     outcome: Outcome,
     status: Option<i64>,
     retry_after: Option<Duration>,
+    /// A failure that a retry cannot mend (the body template fails).
+    give_up: bool,
     metadata: Vec<(String, String)>,
 }
 
@@ -97,6 +99,7 @@ impl Hooks {
                 client: super::net::client(cfg.allow_private_targets),
                 script_dir: cfg.script_dir.clone(),
                 allow_private: cfg.allow_private_targets,
+                templates: Arc::new(crate::templating::isolated::Isolated::new(2)),
             },
             cfg,
             store,
@@ -380,6 +383,7 @@ impl Hooks {
             outcome: a.outcome,
             status: a.status,
             retry_after: a.retry_after,
+            give_up: a.give_up,
             metadata,
         })));
     }
@@ -457,6 +461,7 @@ impl Hooks {
                         outcome,
                         status,
                         retry_after,
+                        give_up,
                         metadata,
                     } = &**a;
                     execs.push(exec.clone());
@@ -483,7 +488,9 @@ impl Hooks {
                     let gone = *status == Some(410) && hook.kind == "http";
                     // A receiver that says it is gone: the hook stops; this delivery waits for
                     // it to be enabled again rather than being given up.
-                    let next = if gone {
+                    let next = if *give_up {
+                        None
+                    } else if gone {
                         Some(
                             now + self.cfg.retry_schedule.first().copied().unwrap_or(5) as i64
                                 * 1000,

@@ -1,10 +1,12 @@
 //! Authentication: HTTP Basic against the admins (what Sipwise clients send, after the
 //! `api_admin_http` challenge), or an API key as `Authorization: Bearer …` / `X-API-Key`.
 //!
-//! Verified Basic credentials are remembered for a short time keyed by a hash of the pair:
-//! argon2 costs tens of milliseconds by design and would otherwise cap the API at a few dozen
-//! requests per second per core. Failed attempts are counted per client address; past the
-//! limit the address gets 429 for a minute.
+//! The admin behind a credential is read on every request, so a change of its rights (or of
+//! an API key's admin) takes effect at once on every node. What is remembered, for a short
+//! time, is only that a Basic password matched a given password hash: argon2 costs tens of
+//! milliseconds by design and would otherwise cap the API at a few dozen requests per second
+//! per core. Failed attempts are counted per client address; past the limit the address gets
+//! 429 for a minute.
 
 use std::{
     collections::HashMap,
@@ -23,7 +25,7 @@ use sqlx::Row;
 use super::AppState;
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::model::{Actor, ActorKind, Role};
+use crate::model::{Actor, ActorKind, Rights, Role};
 
 /// An authenticated request. Handlers take this; there is no way to reach a handler without it.
 pub struct Auth(pub Actor);
@@ -46,7 +48,8 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 pub struct AuthState {
-    cache: Mutex<HashMap<[u8; 32], (Actor, Instant, u64)>>,
+    /// Verified (login, password) pairs → the password hash they were verified against.
+    cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     /// Bumped whenever an admin changes; cached entries of older generations are ignored.
     generation: std::sync::atomic::AtomicU64,
@@ -148,12 +151,10 @@ impl AuthState {
             h.update(password.as_bytes());
             h.finalize().into()
         };
-        let gen = self.generation.load(std::sync::atomic::Ordering::SeqCst);
-        if let Some((actor, at, g)) = self.cache.lock().expect("auth cache").get(&key) {
-            if *g == gen && at.elapsed() < self.ttl {
-                return Ok(actor.clone());
-            }
-        }
+        // The admin is read on every request — role, reseller, read-only, active take effect
+        // at once, on every node, whoever changed them (the API, the CLI, another node). Only
+        // the deliberately slow password check is remembered, and only for the password hash
+        // it was made against: a new password is checked afresh.
         let row = {
             let mut c = app.store.read().await?;
             sqlx::query("SELECT id, password_hash, role, reseller_id, read_only FROM admins WHERE login = $1 AND is_active = 1")
@@ -167,11 +168,24 @@ impl AuthState {
             return Err(self.failed(ip));
         };
         let hash: String = row.try_get(1)?;
-        if !crypto::verify_password(hash, password.to_string()).await {
-            return Err(self.failed(ip));
+        let remembered = self
+            .cache
+            .lock()
+            .expect("auth cache")
+            .get(&key)
+            .is_some_and(|(h, at)| *h == hash && at.elapsed() < self.ttl);
+        if !remembered {
+            if !crypto::verify_password(hash.clone(), password.to_string()).await {
+                return Err(self.failed(ip));
+            }
+            let mut cache = self.cache.lock().expect("auth cache");
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, (hash, Instant::now()));
         }
         let role: String = row.try_get(2)?;
-        let actor = Actor {
+        Ok(Actor {
             kind: ActorKind::Admin,
             id: Some(row.try_get(0)?),
             name: login.to_string(),
@@ -179,13 +193,8 @@ impl AuthState {
             reseller_id: row.try_get(3)?,
             read_only: row.try_get::<i64, _>(4)? != 0,
             client: None,
-        };
-        let mut cache = self.cache.lock().expect("auth cache");
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(key, (actor.clone(), Instant::now(), gen));
-        Ok(actor)
+            admin_id: Some(row.try_get(0)?),
+        })
     }
 
     async fn api_key(
@@ -197,10 +206,13 @@ impl AuthState {
         let Some(prefix) = crypto::api_key_prefix(key) else {
             return Ok(None);
         };
+        // The admin's rights are read with the key on every request: a key never outlives a
+        // change of its admin (demoted, moved, made read-only, deactivated), on any node.
         let row = {
             let mut c = app.store.read().await?;
             sqlx::query(
-                "SELECT k.id, k.name, k.secret_hash, k.role, k.reseller_id, k.read_only, k.expires_at \
+                "SELECT k.id, k.name, k.secret_hash, k.role, k.reseller_id, k.read_only, k.expires_at, \
+                        a.id, a.role, a.reseller_id, a.read_only \
                  FROM apikeys k JOIN admins a ON a.id = k.admin_id WHERE k.prefix = $1 AND a.is_active = 1",
             )
             .bind(prefix)
@@ -221,16 +233,31 @@ impl AuthState {
             }
         }
         let id: i64 = row.try_get(0)?;
-        let role: String = row.try_get(3)?;
+        let made_with = Rights {
+            role: Role::parse("role", &row.try_get::<String, _>(3)?)?,
+            reseller_id: row.try_get(4)?,
+            read_only: row.try_get::<i64, _>(5)? != 0,
+        };
+        let admin_now = Rights {
+            role: Role::parse("role", &row.try_get::<String, _>(8)?)?,
+            reseller_id: row.try_get(9)?,
+            read_only: row.try_get::<i64, _>(10)? != 0,
+        };
+        let Some(rights) = made_with.intersect(admin_now) else {
+            return Err(Error::Forbidden(
+                "this API key was made for a reseller its admin no longer belongs to".into(),
+            ));
+        };
         self.touch_key(app, id, ip);
         Ok(Some(Actor {
             kind: ActorKind::ApiKey,
             id: Some(id),
             name: format!("apikey:{}", row.try_get::<String, _>(1)?),
-            role: Role::parse("role", &role)?,
-            reseller_id: row.try_get(4)?,
-            read_only: row.try_get::<i64, _>(5)? != 0,
+            role: rights.role,
+            reseller_id: rights.reseller_id,
+            read_only: rights.read_only,
             client: None,
+            admin_id: Some(row.try_get(7)?),
         }))
     }
 

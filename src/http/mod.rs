@@ -98,6 +98,7 @@ fn build_router(app: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(|| async { crate::error::Error::NotFound("no such resource".into()) })
         .layer(middleware::from_fn_with_state(app.clone(), sync_wait))
+        .layer(middleware::from_fn(refuse_control_characters))
         .layer(middleware::from_fn(access_log))
         .with_state(app)
 }
@@ -171,6 +172,60 @@ async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Res
         }
     }
     resp
+}
+
+/// No control character in a query parameter or a path reaches a handler (or a database:
+/// PostgreSQL refuses NUL in text, and a filter is no place for a line break). Phones'
+/// `/prov/` keeps its one uniform answer, given by its own handler.
+async fn refuse_control_characters(req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/prov/") {
+        if percent_decoded(req.uri().path())
+            .chars()
+            .any(char::is_control)
+        {
+            return crate::error::Error::BadRequest(
+                "the path must not contain control characters".into(),
+            )
+            .into_response();
+        }
+        if let Some(q) = req.uri().query() {
+            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                if k.chars().chain(v.chars()).any(char::is_control) {
+                    let name: String = k.chars().filter(|c| !c.is_control()).take(64).collect();
+                    return crate::error::Error::BadRequest(format!(
+                        "{name}: control characters are not allowed in query parameters"
+                    ))
+                    .into_response();
+                }
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// `%XX` sequences decoded (a path is not a form: `+` stays `+`).
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|c| hex(*c)),
+            b.get(i + 2).and_then(|c| hex(*c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn access_log(req: Request, next: Next) -> Response {

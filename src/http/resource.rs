@@ -62,6 +62,16 @@ pub trait Resource: Send + Sync + 'static {
     /// Everyone reads (within their scope); only admins write.
     const ADMIN_WRITES: bool = false;
 
+    /// Whether [`Resource::prepare`] has work to do (PATCH then builds the new document before
+    /// the transaction, to hand it over).
+    const PREPARES: bool = false;
+    /// Checks on the new document that are too slow to run while the write transaction holds
+    /// the writer (a trial render of a template someone wrote). Runs before the transaction
+    /// opens, on the body of a POST or PUT and on the patched document of a PATCH.
+    async fn prepare(_app: &App, _actor: &Actor, _doc: &Value) -> Result<()> {
+        Ok(())
+    }
+
     /// Who may touch this collection at all, before anything is loaded.
     fn check_access(actor: &Actor, write: bool) -> Result<()> {
         if Self::ADMIN_ONLY || (write && Self::ADMIN_WRITES) {
@@ -320,7 +330,49 @@ pub async fn read_body(
     if bytes.is_empty() {
         return Err(Error::BadRequest("request body is empty".into()));
     }
-    serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))
+    parse_json(&bytes)
+}
+
+/// Parses a JSON body. A string holding a NUL character — which no field needs and
+/// PostgreSQL cannot store — is refused naming its field, on every database alike.
+pub fn parse_json(bytes: &[u8]) -> Result<Value> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
+    if let Some(field) = nul_at(&v, "") {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(v)
+}
+
+/// Where in `v` a NUL character is (in a string or an object's key), named as the errors of
+/// [`to_input`] name fields: `lines[0].label`.
+fn nul_at(v: &Value, path: &str) -> Option<String> {
+    let here = || {
+        if path.is_empty() {
+            "body".to_string()
+        } else {
+            path.to_string()
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, &format!("{path}[{i}]"))),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                return Some(here());
+            }
+            nul_at(x, &p)
+        }),
+        _ => None,
+    }
 }
 
 const JSON_TYPES: &[&str] = &["application/json", "application/hal+json"];
@@ -548,6 +600,9 @@ async fn create<R: Resource>(
         )
         .await;
     }
+    if R::PREPARES {
+        R::prepare(&app, &actor, &v).await?;
+    }
     // before-hooks see a well-formed object only, and run before the transaction opens.
     let hooks = app.hooks.before_for(R::NAME).await?;
     let (v, metadata) = if hooks.is_empty() {
@@ -627,6 +682,26 @@ pub async fn create_one<R: Resource>(
         .ok_or_else(|| Error::internal(anyhow::anyhow!("created object vanished")))?;
     record::<R>(c, actor, Op::Create, None, Some(&repr)).await?;
     Ok((created, repr))
+}
+
+/// Changes one object (locked by the caller) to the document `new` and records it, inside
+/// the caller's transaction (a PUT or PATCH, or the command line).
+pub async fn update_one<R: Resource>(
+    c: &mut Conn,
+    app: &App,
+    actor: &Actor,
+    old: &R::Repr,
+    new: Value,
+) -> Result<R::Repr> {
+    let current = R::view(old, actor);
+    let input: R::Input = to_input(strip(new, R::VOLATILE), R::READ_ONLY, Some(&current))?;
+    let id = R::id(old);
+    R::update(c, app, actor, id, old, input).await?;
+    let repr = R::load(c, app, id, false)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("updated object vanished")))?;
+    record::<R>(c, actor, Op::Update, Some(old), Some(&repr)).await?;
+    Ok(repr)
 }
 
 /// A bulk POST (a JSON array or a text/csv body): per-row results. `?mode=all-or-nothing`
@@ -816,6 +891,18 @@ async fn modify<R: Resource>(
     headers: HeaderMap,
     change: Change2,
 ) -> Result<Response> {
+    if R::PREPARES {
+        let doc = match &change {
+            Change2::Put(v) => v.clone(),
+            Change2::Patch(_) => {
+                let mut c = app.store.read().await?;
+                let old = load_visible::<R>(&mut c, &app, &actor, id, false).await?;
+                drop(c);
+                change.apply::<R>(&R::view(&old, &actor))?
+            }
+        };
+        R::prepare(&app, &actor, &doc).await?;
+    }
     let mut tries = 0;
     let (repr, tx) = loop {
         tries += 1;
@@ -838,12 +925,7 @@ async fn modify<R: Resource>(
             Some(d) => d.doc.clone().expect("a change has a document"),
             None => change.apply::<R>(&current)?,
         };
-        let input: R::Input = to_input(strip(new, R::VOLATILE), R::READ_ONLY, Some(&current))?;
-        R::update(&mut tx, &app, &actor, id, &old, input).await?;
-        let repr = R::load(&mut tx, &app, id, false)
-            .await?
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("updated object vanished")))?;
-        record::<R>(&mut tx, &actor, Op::Update, Some(&old), Some(&repr)).await?;
+        let repr = update_one::<R>(&mut tx, &app, &actor, &old, new).await?;
         if let Some(d) = &decided {
             save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
         }

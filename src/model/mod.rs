@@ -257,6 +257,8 @@ pub struct Actor {
     pub read_only: bool,
     /// The client's address, for the journal.
     pub client: Option<String>,
+    /// The admin behind the credentials: the admin itself, or an API key's owner.
+    pub admin_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +288,7 @@ impl Actor {
             reseller_id: None,
             read_only: false,
             client: None,
+            admin_id: None,
         }
     }
     /// The reseller this actor is confined to; `None` for admins, who see everything.
@@ -320,6 +323,71 @@ impl Actor {
             Some(own) => Ok(own),
             None => given.ok_or_else(|| Error::invalid("reseller_id", "is required")),
         }
+    }
+}
+
+/// A subscriber's SIP password checked against the operator's policy (422 naming `field`).
+pub fn sip_password(
+    policy: &crate::config::PasswordPolicy,
+    field: &str,
+    password: &str,
+    username: &str,
+) -> Result<()> {
+    let n = password.chars().count();
+    if n < policy.min_length {
+        return Err(Error::invalid(
+            field,
+            format!("must be at least {} characters", policy.min_length),
+        ));
+    }
+    if policy.forbid_username
+        && !username.is_empty()
+        && password.to_lowercase().contains(&username.to_lowercase())
+    {
+        return Err(Error::invalid(field, "must not contain the username"));
+    }
+    if password.chars().all(|c| c.is_ascii_digit()) && n < policy.min_digits_only_length {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "a password of digits only must be at least {} digits",
+                policy.min_digits_only_length
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What a credential may do: its role, the reseller it is confined to, read-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    pub role: Role,
+    pub reseller_id: Option<i64>,
+    pub read_only: bool,
+}
+
+impl Rights {
+    /// What both allow: an API key's rights are those it was made with, cut down to what its
+    /// admin has *now*. `None` when nothing is left (a key made for reseller A, of an admin
+    /// since moved to reseller B).
+    pub fn intersect(self, other: Rights) -> Option<Rights> {
+        let read_only = self.read_only || other.read_only;
+        let (role, reseller_id) = match (self.role, other.role) {
+            (Role::Admin, Role::Admin) => (Role::Admin, None),
+            (Role::Admin, Role::Reseller) => (Role::Reseller, other.reseller_id),
+            (Role::Reseller, Role::Admin) => (Role::Reseller, self.reseller_id),
+            (Role::Reseller, Role::Reseller) => {
+                if self.reseller_id != other.reseller_id || self.reseller_id.is_none() {
+                    return None;
+                }
+                (Role::Reseller, self.reseller_id)
+            }
+        };
+        Some(Rights {
+            role,
+            reseller_id,
+            read_only,
+        })
     }
 }
 

@@ -41,6 +41,13 @@ impl Driver {
             Driver::Opensips => "domain_reload",
         }
     }
+    /// Removes an AOR's registrations: parameters (table, AOR).
+    pub fn unregister(self) -> &'static str {
+        match self {
+            Driver::Kamailio => "ul.rm",
+            Driver::Opensips => "ul_rm",
+        }
+    }
 }
 
 /// What a server holds. `standalone`: every usable subscriber of the domains it serves.

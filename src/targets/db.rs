@@ -50,6 +50,25 @@ fn text(r: &AnyRow, i: usize) -> DbResult<String> {
     Ok(r.try_get::<Option<String>, _>(i)?.unwrap_or_default())
 }
 
+/// What applying a diff left for the server's running state: its `domain` cache to reload,
+/// and the registrations of subscribers whose rows went (locked, terminated, moved away) to
+/// remove, so that nobody reaches them on a contact registered before.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub domains: bool,
+    pub unregister: std::collections::BTreeSet<(String, String)>,
+}
+
+impl Applied {
+    pub fn merge(&mut self, other: Applied) {
+        self.domains |= other.domains;
+        self.unregister.extend(other.unregister);
+    }
+    pub fn is_empty(&self) -> bool {
+        !self.domains && self.unregister.is_empty()
+    }
+}
+
 impl TargetDb {
     pub async fn connect(url: &str) -> anyhow::Result<TargetDb> {
         sqlx::any::install_default_drivers();
@@ -283,15 +302,20 @@ impl TargetDb {
 
     /// Applies the differences in one transaction. Returns whether the `domain` table changed
     /// (the SIP server caches it and needs a reload).
-    pub async fn apply(&self, layout: &Layout, diffs: &[Difference]) -> DbResult<bool> {
+    pub async fn apply(&self, layout: &Layout, diffs: &[Difference]) -> DbResult<Applied> {
+        let mut applied = Applied::default();
         if diffs.is_empty() {
-            return Ok(false);
+            return Ok(applied);
         }
         let mut tx = self.pool.begin().await?;
-        let mut domains_changed = false;
         for d in diffs {
             let t = d.table;
-            domains_changed |= t == Table::Domain;
+            applied.domains |= t == Table::Domain;
+            if t == Table::Subscriber && d.kind == Kind::Extra && d.key_vals.len() >= 2 {
+                applied
+                    .unregister
+                    .insert((d.key_vals[0].clone(), d.key_vals[1].clone()));
+            }
             if matches!(d.kind, Kind::Extra | Kind::Differs) {
                 let cond = t
                     .key_cols()
@@ -315,7 +339,7 @@ impl TargetDb {
             }
         }
         tx.commit().await?;
-        Ok(domains_changed)
+        Ok(applied)
     }
 
     async fn insert(

@@ -30,7 +30,7 @@ use utoipa::ToSchema;
 use self::worker::{run_worker, Status};
 
 use self::config::{Layout, TargetCfg};
-use self::db::{Scope, TargetDb};
+use self::db::{Applied, Scope, TargetDb};
 use self::rows::{Difference, Rows, SubView};
 use crate::crypto::Cipher;
 use crate::error::{Error, Result};
@@ -339,14 +339,12 @@ pub async fn check_target(
         let layout = layout_of(store, t, &db).await?;
         let diffs = diff_full(store, cipher, t, &layout, &db).await?;
         if repair {
-            let reload = db.apply(&layout, &diffs).await.map_err(|e| {
+            let applied = db.apply(&layout, &diffs).await.map_err(|e| {
                 Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e.into())))
             })?;
-            if reload {
-                reload_domains(t).await.map_err(|e| {
-                    Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e)))
-                })?;
-            }
+            after_apply(t, &applied)
+                .await
+                .map_err(|e| Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e))))?;
         }
         Ok(CheckReport {
             sipserver_id: t.id,
@@ -394,14 +392,37 @@ async fn layout_of(store: &Store, t: &TargetCfg, db: &TargetDb) -> Result<Layout
     Ok(Layout::new(t.driver, v))
 }
 
-async fn reload_domains(t: &TargetCfg) -> anyhow::Result<()> {
-    match &t.rpc_url {
-        Some(u) => rpc::call(u, t.driver.domain_reload()).await.map(|_| ()),
-        None => {
-            tracing::debug!(target = %t.name, "no rpc_url: the domain table is not reloaded");
-            Ok(())
+/// Brings the server's running state in line with rows just applied: reloads its `domain`
+/// cache, and removes the registrations of subscribers whose rows went (`ul.rm` on
+/// Kamailio, `ul_rm` on OpenSIPS), so nobody reaches a contact a locked or terminated
+/// subscriber registered before. Without an `rpc_url` there is nothing to tell: the shipped
+/// configuration refuses calls to users it does not provision, registered or not.
+pub(crate) async fn after_apply(t: &TargetCfg, applied: &Applied) -> anyhow::Result<()> {
+    let Some(u) = &t.rpc_url else {
+        if !applied.is_empty() {
+            tracing::debug!(target = %t.name, "no rpc_url: no reload, no registrations removed");
+        }
+        return Ok(());
+    };
+    if applied.domains {
+        rpc::call(u, t.driver.domain_reload()).await?;
+    }
+    for (user, domain) in &applied.unregister {
+        let aor = format!("{user}@{domain}");
+        match rpc::call_with(
+            u,
+            t.driver.unregister(),
+            serde_json::json!(["location", aor]),
+        )
+        .await
+        {
+            Ok(_) => tracing::info!(target = %t.name, %aor, "registrations removed"),
+            // Nothing registered: nothing to remove.
+            Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 /// Home servers' SIP addresses, for front proxies' routing rows.
@@ -583,7 +604,7 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
     Ok(t)
 }
 
-/// Applies one batch of changes to one target. Returns whether `domain` rows changed.
+/// Applies one batch of changes to one target. Returns what the server must be told.
 async fn deliver(
     store: &Store,
     cipher: &Cipher,
@@ -591,11 +612,11 @@ async fn deliver(
     layout: &Layout,
     db: &TargetDb,
     changes: &[st::ChangeRow],
-) -> Result<bool> {
+) -> Result<Applied> {
     let mut c = store.read().await?;
     let mut tc = touched(&mut c, changes).await?;
     if tc.sub_ids.is_empty() && tc.identities.is_empty() && tc.domains.is_empty() {
-        return Ok(false);
+        return Ok(Applied::default());
     }
     let idents: Vec<(String, String)> = tc.identities.iter().cloned().collect();
     tc.sub_ids

@@ -18,8 +18,9 @@ use std::{
 use tokio::sync::Notify;
 
 use super::config::{Layout, TargetCfg};
+use super::db::Applied;
 use super::db::TargetDb;
-use super::{clean, deliver, diff_full, layout_of, load_targets, reload_domains};
+use super::{after_apply, clean, deliver, diff_full, layout_of, load_targets};
 use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::store::{sipservers as st, Lease, Store};
@@ -261,7 +262,10 @@ async fn deliver_loop(
     let r = async {
         let layout = layout_of(store, t, &db).await?;
         // Whatever the server caches may be stale after an outage or a restart.
-        let mut reload_pending = true;
+        let mut pending = Applied {
+            domains: true,
+            ..Applied::default()
+        };
         loop {
             if !lease.alive().await {
                 return Err(Stop::Failed(Error::Unavailable(
@@ -287,24 +291,24 @@ async fn deliver_loop(
                 )
                 .await
                 .map_err(|_| Error::Unavailable("timed out during a full load".into()))??;
-                reload_pending |= domains;
+                pending.merge(domains);
             }
             // A target that stops answering mid-statement must not hold the worker forever.
-            let (progressed, domains) =
+            let (progressed, applied) =
                 tokio::time::timeout(STEP_TIMEOUT, step(store, cipher, t, &layout, &db, status))
                     .await
                     .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
-            reload_pending |= domains;
+            pending.merge(applied);
             status.failing.store(false, Ordering::Relaxed);
             *backoff = Backoff(0);
             status.changed.notify_waiters();
-            if reload_pending {
+            if !pending.is_empty() {
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
                 // and its error shows in the status, but subscribers keep flowing.
-                match reload_domains(t).await {
-                    Ok(()) => reload_pending = false,
+                match after_apply(t, &pending).await {
+                    Ok(()) => pending = Applied::default(),
                     Err(e) => {
-                        let msg = format!("domain reload: {}", clean(&e));
+                        let msg = format!("reload: {}", clean(&e));
                         tracing::warn!(target = %t.name, error = %msg, "sipserver");
                         let mut tx = store.begin().await?;
                         st::save_error(&mut tx, t.id, &msg).await?;
@@ -376,7 +380,7 @@ async fn full_load(
     db: &TargetDb,
     status: &Status,
     generation: i64,
-) -> Result<bool> {
+) -> Result<Applied> {
     let (horizon, recent) = {
         let mut c = store.read().await?;
         let h = st::max_change_id(&mut c).await?;
@@ -408,7 +412,7 @@ async fn full_load(
     Ok(domains)
 }
 
-/// One batch: returns whether anything was read, and whether `domain` rows changed.
+/// One batch: returns whether anything was read, and what the server must be told.
 async fn step(
     store: &Store,
     cipher: &Cipher,
@@ -416,7 +420,7 @@ async fn step(
     layout: &Layout,
     db: &TargetDb,
     status: &Status,
-) -> Result<(bool, bool)> {
+) -> Result<(bool, Applied)> {
     let (hi, gaps) = {
         let p = status.progress.lock().expect("progress lock");
         (p.hi, p.gaps.keys().copied().collect::<Vec<_>>())
@@ -438,7 +442,7 @@ async fn step(
         if after != before {
             save(store, t, after).await?;
         }
-        return Ok((false, false));
+        return Ok((false, Applied::default()));
     }
     let domains = deliver(store, cipher, t, layout, db, &batch).await?;
     let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();

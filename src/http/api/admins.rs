@@ -3,7 +3,6 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Map};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::resellers::check_reseller;
@@ -155,6 +154,19 @@ impl Resource for Admins {
         i: AdminInput,
     ) -> Result<()> {
         let login = model::sip_username("login", &i.login)?;
+        if actor.kind == ActorKind::ApiKey && actor.admin_id == Some(id) {
+            // A key's rights are cut down to its admin's: it must not be able to raise them.
+            let role_changes = i.role.as_deref().is_some_and(|r| r != old.role);
+            let reseller_changes = i.reseller_id.is_some_and(|r| Some(r) != old.reseller_id)
+                || (i.role.as_deref() == Some("admin") && old.reseller_id.is_some());
+            let read_only_changes = i.read_only.unwrap_or(false) != old.read_only.0;
+            if role_changes || reseller_changes || read_only_changes {
+                return Err(Error::Forbidden(
+                    "an API key cannot change its own admin's role, reseller or read-only flag"
+                        .into(),
+                ));
+            }
+        }
         let (role, reseller) = grant(
             c,
             actor,
@@ -285,18 +297,9 @@ impl Resource for ApiKeys {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
         // A key created with a key belongs to the same admin.
-        let admin_id = match actor.kind {
-            ActorKind::Admin => actor.id,
-            ActorKind::ApiKey => {
-                let row = sqlx::query("SELECT admin_id FROM apikeys WHERE id = $1")
-                    .bind(actor.id)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                row.map(|r| r.try_get::<i64, _>(0)).transpose()?
-            }
-            ActorKind::System => None,
-        }
-        .ok_or_else(|| Error::Forbidden("this credential cannot create API keys".into()))?;
+        let admin_id = actor
+            .admin_id
+            .ok_or_else(|| Error::Forbidden("this credential cannot create API keys".into()))?;
         let (secret, prefix, hash) = crypto::new_api_key();
         let id = insert_id(
             sqlx::query(

@@ -108,7 +108,7 @@ async fn list_sets(
     actor: &Actor,
     q: &ListQuery,
 ) -> Result<(Vec<SetRow>, Option<i64>)> {
-    let w = q.where_scoped(actor, &["name"], &["subscriber_id"])?;
+    let w = q.where_scoped(actor, &["name"], &["subscriber_id", "reseller_id"])?;
     fs::list_sets(c, kind, &w, &q.page).await
 }
 

@@ -414,6 +414,25 @@ pub struct DeviceTemplates;
 #[async_trait]
 impl Resource for DeviceTemplates {
     const NAME: &'static str = "pbxdevicetemplates";
+    const PREPARES: bool = true;
+    /// A trial render with a sample device, on the render pool: a template that fails or
+    /// passes a limit is refused before the transaction holds the writer.
+    async fn prepare(app: &App, _: &Actor, doc: &Value) -> Result<()> {
+        let (Some(name), Some(content)) = (
+            doc.get("name").and_then(Value::as_str),
+            doc.get("content").and_then(Value::as_str),
+        ) else {
+            return Ok(());
+        };
+        let Ok(name) = template_name(name) else {
+            return Ok(()); // said by the validation
+        };
+        if content.len() > 256 * 1024 {
+            return Ok(());
+        }
+        render::check_syntax(&name, content)?;
+        render::check_render(&app.devices.pool, &name, content).await
+    }
     const SUMMARY: &'static str = "Configuration templates overriding the shipped ones, for everyone, a reseller or a profile";
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("name", "template name, * wildcard"),
@@ -483,8 +502,8 @@ async fn save_template(
     if i.content.len() > 256 * 1024 {
         return Err(Error::invalid("content", "at most 256 KiB"));
     }
+    // The trial render is done before the transaction (see `prepare`).
     render::check_syntax(&name, &i.content)?;
-    render::check_render(&name, &i.content)?;
     let owner = template_owner(c, actor, i.reseller_id, i.profile_id).await?;
     let dup = sqlx::query(
         "SELECT id FROM device_templates WHERE name = $1 AND COALESCE(reseller_id, 0) = $2 AND COALESCE(profile_id, 0) = $3",
@@ -1470,14 +1489,14 @@ async fn import_kazoo(
     let bytes = axum::body::to_bytes(body, app.cfg.max_body_bytes)
         .await
         .map_err(|_| Error::PayloadTooLarge(app.cfg.max_body_bytes))?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
+    let v: Value = crate::http::resource::parse_json(&bytes)?;
     let i: KazooImport = crate::http::resource::to_input(v, &[], None)?;
     let content = render::import_kazoo(&i.document, &i.format)?;
     let v = json!({
         "name": i.name, "content": content, "description": i.description,
         "reseller_id": i.reseller_id, "profile_id": i.profile_id,
     });
+    DeviceTemplates::prepare(&app, &actor, &v).await?;
     let mut tx = app.store.begin().await?;
     let (created, repr) = create_one::<DeviceTemplates>(&mut tx, &app, &actor, v).await?;
     tx.commit().await?;

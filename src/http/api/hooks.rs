@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use super::resellers::check_reseller;
 use crate::changes::Op;
 use crate::error::{Error, Result};
-use crate::hooks::{self, call::check_template, net::check_url, sign};
+use crate::hooks::{self, net::check_url, sign};
 use crate::http::auth::Auth;
 use crate::http::resource::{parse_id, record, Created, ListQuery, Resource};
 use crate::http::{App, AppState};
@@ -503,7 +503,8 @@ async fn validate(
             return Err(Error::invalid("body_template", "must be at most 64 KiB"))
         }
         Some(t) => {
-            check_template(&t).map_err(|e| Error::invalid("body_template", e))?;
+            crate::templating::check_json_body_syntax(&t)
+                .map_err(|e| Error::invalid("body_template", e))?;
             Some(t)
         }
         None => None,
@@ -571,6 +572,33 @@ async fn validate(
 #[async_trait]
 impl Resource for Hooks {
     const NAME: &'static str = "hooks";
+    const PREPARES: bool = true;
+    /// A body template is rendered once with a sample event, in a renderer process under
+    /// the limits every delivery has: one that runs out of instructions, writes too much,
+    /// takes too long or too much memory is refused now, not at its first delivery.
+    async fn prepare(app: &App, actor: &Actor, doc: &Value) -> Result<()> {
+        let Some(t) = doc.get("body_template").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        if t.len() > 65536 || crate::templating::check_json_body_syntax(t).is_err() {
+            return Ok(()); // said by the validation, with its reason
+        }
+        let event = doc
+            .get("events")
+            .and_then(|e| e.get(0))
+            .and_then(Value::as_str)
+            .unwrap_or("subscriber.updated");
+        let ctx = hooks::call::template_context(&sample_payload(event));
+        let owner = actor
+            .scope()
+            .or_else(|| doc.get("reseller_id").and_then(Value::as_i64));
+        app.hooks
+            .caller
+            .templates
+            .trial_json_body(owner, t, ctx, crate::templating::HOOK_BODY)
+            .await
+            .map_err(|e| Error::invalid("body_template", e.to_string()))
+    }
     const SUMMARY: &'static str = "Event hooks: before (veto or modify) and after (signed, retried deliveries); DELETE archives";
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("name", "name, * wildcard"),
@@ -869,32 +897,49 @@ pub fn router() -> Router<AppState> {
         .route("/api/hookexecutions/{id}/redeliver", post(redeliver_one))
 }
 
+/// A payload of `event` as hooks receive it, with a placeholder object.
+fn sample_payload(event: &str) -> Value {
+    let op = if event.ends_with(".created") {
+        Op::Create
+    } else if event.ends_with(".deleted") || event.ends_with(".terminated") {
+        Op::Delete
+    } else {
+        Op::Update
+    };
+    // An exact name, else the collection of a pattern's prefix ("subscriber.*").
+    let prefix = event.split('.').next().unwrap_or("");
+    let catalog = hooks::catalog(&super::event_sources());
+    let resource = catalog
+        .iter()
+        .find(|(e, _, _)| e == event)
+        .or_else(|| {
+            catalog
+                .iter()
+                .find(|(e, _, _)| e.split('.').next() == Some(prefix))
+        })
+        .map(|(_, r, _)| r.clone())
+        .unwrap_or_else(|| "subscribers".into());
+    let object = json!({ "id": 42, "…": "the object's representation, secrets masked" });
+    hooks::payload(
+        "msg_2d7c8c3f0f1b4e0e9a0f3b6a1c9d8e7f",
+        event,
+        op,
+        &resource,
+        Some(42),
+        Some(&object),
+        (op != Op::Create).then_some(&object),
+        &json!({ "type": "admin", "id": 1, "name": "administrator" }),
+        Some(1234),
+    )
+}
+
 /// Every event a hook can take, with a sample payload.
 async fn events(Auth(actor): Auth) -> Result<Response> {
     Hooks::check_access(&actor, false)?;
-    let sample_actor = json!({ "type": "admin", "id": 1, "name": "administrator" });
     let list: Vec<Value> = hooks::catalog(&super::event_sources())
         .into_iter()
         .map(|(event, resource, description)| {
-            let op = if event.ends_with(".created") {
-                Op::Create
-            } else if event.ends_with(".deleted") || event.ends_with(".terminated") {
-                Op::Delete
-            } else {
-                Op::Update
-            };
-            let object = json!({ "id": 42, "…": "the object's representation, secrets masked" });
-            let sample = hooks::payload(
-                "msg_2d7c8c3f0f1b4e0e9a0f3b6a1c9d8e7f",
-                &event,
-                op,
-                &resource,
-                Some(42),
-                Some(&object),
-                (op != Op::Create).then_some(&object),
-                &sample_actor,
-                Some(1234),
-            );
+            let sample = sample_payload(&event);
             json!({ "event": event, "resource": resource, "description": description, "sample": sample })
         })
         .collect();
@@ -951,8 +996,7 @@ async fn optional_body<T: serde::de::DeserializeOwned + Default>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
+    let v: Value = crate::http::resource::parse_json(&bytes)?;
     crate::http::resource::to_input(v, &[], None)
 }
 

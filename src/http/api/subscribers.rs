@@ -217,6 +217,8 @@ struct Validated {
     terminate: bool,
     /// The customer's limit, read under the lock `validate` took.
     max_subscribers: Option<i64>,
+    /// A password the policy generated (shown once, in the creation's answer).
+    generated_password: Option<String>,
 }
 
 /// What validation looks up, remembered across the rows of a bulk import (one POST uses a
@@ -328,12 +330,21 @@ async fn validate(
         }
     };
     let username = model::sip_username("username", &i.username)?;
+    let policy = &app.cfg.password_policy;
+    let mut generated_password = None;
     let password_enc = match (i.password, old) {
         (None, Some(o)) => o.password_enc.clone(),
-        (Some(Some(p)), _) if !p.is_empty() => Some(
-            app.cipher
-                .encrypt(&model::required_text("password", p, 255)?)?,
-        ),
+        (Some(Some(p)), _) if !p.is_empty() => {
+            let p = model::required_text("password", p, 255)?;
+            model::sip_password(policy, "password", &p, &username)?;
+            Some(app.cipher.encrypt(&p)?)
+        }
+        (None | Some(None), None) if policy.generate => {
+            let p = crypto::random_token(15);
+            let enc = app.cipher.encrypt(&p)?;
+            generated_password = Some(p);
+            Some(enc)
+        }
         _ => return Err(Error::invalid("password", "is required")),
     };
     let webusername = match i.webusername {
@@ -428,6 +439,7 @@ async fn validate(
         primary,
         aliases,
         terminate: effective == SubscriberStatus::Terminated,
+        generated_password,
     })
 }
 
@@ -713,7 +725,12 @@ impl Resource for Subscribers {
         let id = store::insert(c, &uuid::Uuid::new_v4().to_string(), &v.fields).await?;
         numbers::sync_subscriber(c, id, v.fields.reseller_id, v.primary.as_ref(), &v.aliases)
             .await?;
-        Ok(id.into())
+        Ok(Created {
+            id,
+            once: v
+                .generated_password
+                .map(|p| Map::from_iter([("password".to_string(), Value::String(p))])),
+        })
     }
     async fn update(
         c: &mut Conn,
