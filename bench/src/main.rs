@@ -64,12 +64,15 @@ enum Cmd {
     Hooks(hooks::HooksArgs),
     /// Phone provisioning boot storm: configurations/s and p99 beside a hello-world endpoint.
     Prov(prov::ProvArgs),
+    /// One tenant's pathological hook template against another tenant's read latency.
+    Tenants(tenants::TenantsArgs),
 }
 
 mod bulk;
 mod hooks;
 mod prov;
 mod sipserver;
+mod tenants;
 
 #[derive(Parser)]
 struct SubscribersArgs {
@@ -116,6 +119,7 @@ async fn main() -> Result<()> {
         Cmd::Import(args) => bulk::import(args).await,
         Cmd::Hooks(args) => hooks::hooks(args).await,
         Cmd::Prov(args) => prov::prov(args).await,
+        Cmd::Tenants(args) => tenants::tenants(args).await,
     }
 }
 
@@ -317,6 +321,16 @@ impl Server {
         // Keep draining: a full pipe would block the server's logging, and so the server.
         tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
         Ok(Server { child, base })
+    }
+
+    /// The server process's peak resident memory (VmHWM), in KiB.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     async fn stop(&mut self) {
