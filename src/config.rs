@@ -156,6 +156,9 @@ pub struct HooksConfig {
     pub retention_days: u64,
     /// Deliveries of one hook in flight at once (different objects; one object is in order).
     pub max_in_flight_per_hook: usize,
+    /// A hook is disabled after this many failed attempts in a row when its body template
+    /// failed (a limit, an error) on the last one; 0: never for this reason.
+    pub disable_after_template_failures: u32,
 }
 
 impl Default for HooksConfig {
@@ -169,6 +172,7 @@ impl Default for HooksConfig {
             disable_after_seconds: 5 * 24 * 3600,
             retention_days: 30,
             max_in_flight_per_hook: 64,
+            disable_after_template_failures: 10,
         }
     }
 }

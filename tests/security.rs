@@ -756,3 +756,44 @@ async fn command_line_changes_to_admins_take_effect_at_once_and_are_journalled(a
         assert!(!e.to_lowercase().contains("constraint"), "{e}");
     }
 }
+
+both!(
+    a_hook_whose_template_keeps_failing_is_disabled,
+    &[
+        ("VOXPROV_HOOKS_ALLOW_PRIVATE_TARGETS", "true"),
+        ("VOXPROV_HOOKS_DISABLE_AFTER_TEMPLATE_FAILURES", "3")
+    ]
+);
+
+async fn a_hook_whose_template_keeps_failing_is_disabled(app: TestApp) {
+    let f = app.fixture().await;
+    let (s, v) = app
+        .post(
+            "/api/hooks/",
+            json!({ "name": "doomed", "events": ["subscriber.created"], "url": "http://127.0.0.1:9/",
+                    "body_template": "{% if subscriber.username %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let hook = v["id"].as_i64().unwrap();
+    for i in 0..5 {
+        app.subscriber(&f, &format!("doomed{i}"), 5560000 + i).await;
+    }
+    let start = Instant::now();
+    loop {
+        let (_, v) = app.get(&format!("/api/hooks/{hook}")).await;
+        if v["status"] == "disabled" {
+            let why = v["disabled_reason"].as_str().unwrap();
+            assert!(
+                why.contains("3 deliveries in a row failed in the body template"),
+                "{why}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not disabled: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -11,8 +11,10 @@
 //!   loop that burns its whole instruction budget). The template passes the trial render at
 //!   save (the sample has no username); it fails on every real event.
 //!
-//! Printed: A's p50/p99 per phase and the ratios bad/healthy (the template's own effect) and
-//! bad/quiet. No timed assertions.
+//! The healthy and pathological phases alternate for `--rounds` rounds (machine drift falls on
+//! both alike); the hook delivers to a local receiver that answers at once. Printed: A's
+//! p50/p99 per phase, the medians' ratios bad/healthy (the template's own effect) and
+//! bad/quiet, and what B's deliveries failed with. No timed assertions.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -38,16 +40,28 @@ pub struct TenantsArgs {
     /// Concurrent writers of reseller B (each write fires B's hook).
     #[arg(long, default_value_t = 2)]
     writers: usize,
+    /// Rounds of (healthy, pathological) phases; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// SQLite (default) or a PostgreSQL URL for the server.
     #[arg(long)]
     database_url: Option<String>,
+    /// The server's hooks.disable_after_template_failures (default 0: the bad hook keeps
+    /// failing for the whole phase, the worst case; the server's own default is 10).
+    #[arg(long, default_value_t = 0)]
+    disable_after: u32,
 }
 
 const HEALTHY: &str = r#"{"user": "{{ subscriber.username }}"}"#;
 /// Passes the trial render (no username in the sample); fails on every real subscriber.
 const BAD: &str = r#"{% if subscriber.username %}{% if subscriber.id is even %}{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}{% else %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}{% endif %}"#;
 
-async fn admin_post(client: &reqwest::Client, base: &str, path: &str, body: Value) -> Result<Value> {
+async fn admin_post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Value,
+) -> Result<Value> {
     let r = client
         .post(format!("{base}/api/{path}"))
         .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
@@ -67,10 +81,36 @@ async fn admin_post(client: &reqwest::Client, base: &str, path: &str, body: Valu
 /// customer id.
 async fn tenant(client: &reqwest::Client, base: &str, name: &str) -> Result<i64> {
     let r = admin_post(client, base, "resellers/", json!({ "name": name })).await?["id"].clone();
-    admin_post(client, base, "admins/", json!({ "login": name, "password": "tenant-pass-1", "role": "reseller", "reseller_id": r })).await?;
-    admin_post(client, base, "domains/", json!({ "domain": format!("{name}.example.com"), "reseller_id": r })).await?;
-    let bp = admin_post(client, base, "billingprofiles/", json!({ "handle": name, "name": name, "reseller_id": r })).await?["id"].clone();
-    let c = admin_post(client, base, "customercontacts/", json!({ "reseller_id": r, "email": "t@example.com" })).await?["id"].clone();
+    admin_post(
+        client,
+        base,
+        "admins/",
+        json!({ "login": name, "password": "tenant-pass-1", "role": "reseller", "reseller_id": r }),
+    )
+    .await?;
+    admin_post(
+        client,
+        base,
+        "domains/",
+        json!({ "domain": format!("{}.example.com", name.replace('_', "-")), "reseller_id": r }),
+    )
+    .await?;
+    let bp = admin_post(
+        client,
+        base,
+        "billingprofiles/",
+        json!({ "handle": name, "name": name, "reseller_id": r }),
+    )
+    .await?["id"]
+        .clone();
+    let c = admin_post(
+        client,
+        base,
+        "customercontacts/",
+        json!({ "reseller_id": r, "email": "t@example.com" }),
+    )
+    .await?["id"]
+        .clone();
     let cu = admin_post(client, base, "customers/", json!({ "contact_id": c, "billing_profile_id": bp, "type": "sipaccount", "status": "active" })).await?;
     Ok(cu["id"].as_i64().unwrap_or(0))
 }
@@ -86,15 +126,18 @@ fn start_writers(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..writers)
         .map(|_| {
-            let (client, base, stop, seq) = (client.clone(), base.to_string(), stop.clone(), seq.clone());
+            let (client, base, stop, seq) =
+                (client.clone(), base.to_string(), stop.clone(), seq.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let i = seq.fetch_add(1, Ordering::Relaxed);
                     let _ = client
                         .post(format!("{base}/api/subscribers/"))
                         .basic_auth("tenant_b", Some("tenant-pass-1"))
-                        .json(&json!({ "customer_id": customer, "domain": "tenant_b.example.com",
-                                       "username": format!("b{i}"), "password": "tenant-sip-99" }))
+                        .json(
+                            &json!({ "customer_id": customer, "domain": "tenant-b.example.com",
+                                       "username": format!("b{i}"), "password": "tenant-sip-99" }),
+                        )
                         .send()
                         .await;
                 }
@@ -103,7 +146,12 @@ fn start_writers(
         .collect()
 }
 
-async fn reads(client: &reqwest::Client, base: &str, label: &'static str, args: &TenantsArgs) -> Outcome {
+async fn reads(
+    client: &reqwest::Client,
+    base: &str,
+    label: &'static str,
+    args: &TenantsArgs,
+) -> Outcome {
     let (client, url) = (client.clone(), format!("{base}/api/subscribers/?rows=10"));
     run_load(label, args.reads, args.concurrency, move |_| {
         let (client, url) = (client.clone(), url.clone());
@@ -126,17 +174,75 @@ async fn reads(client: &reqwest::Client, base: &str, label: &'static str, args: 
     .await
 }
 
+/// A receiver that answers every delivery at once.
+async fn start_receiver() -> Result<String> {
+    let app = axum::Router::new().fallback(|| async { "{}" });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", l.local_addr()?);
+    tokio::spawn(async move { axum::serve(l, app).await });
+    Ok(base)
+}
+
+async fn set_hook(client: &reqwest::Client, base: &str, hook: i64, template: &str) -> Result<()> {
+    let r = client
+        .patch(format!("{base}/api/hooks/{hook}"))
+        .basic_auth("tenant_b", Some("tenant-pass-1"))
+        .header("content-type", "application/json-patch+json")
+        .body(
+            json!([{ "op": "replace", "path": "/body_template", "value": template },
+                   { "op": "replace", "path": "/status", "value": "enabled" }])
+            .to_string(),
+        )
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("PATCH hook: {}", r.text().await?);
+    }
+    Ok(())
+}
+
+/// A's reads while B writes (its hook firing with `template`); returns the reads and B's
+/// write count.
+async fn phase(
+    client: &reqwest::Client,
+    base: &str,
+    args: &TenantsArgs,
+    b: i64,
+    seq: &Arc<AtomicUsize>,
+    label: &'static str,
+) -> (Outcome, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = start_writers(client, base, b, args.writers, stop.clone(), seq.clone());
+    let before = seq.load(Ordering::Relaxed);
+    let out = reads(client, base, label, args).await;
+    let writes = seq.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    for t in w {
+        let _ = t.await;
+    }
+    (out, writes)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
 pub async fn tenants(args: TenantsArgs) -> Result<()> {
     let voxprov = find_binary(&args.voxprov)?;
     let dir = std::env::temp_dir().join(format!("vxbench-tenants-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    // The receiver: a closed port is enough (the bad template never gets that far; the healthy
-    // one's failures are retried later, off the measured path).
+    let receiver = start_receiver().await?;
+    let disable_after = args.disable_after.to_string();
     let env = [
         ("VOXPROV_HOOKS_ALLOW_PRIVATE_TARGETS", "true"),
         ("VOXPROV_LOG", "warn"),
         ("VOXPROV_SYNC_WAIT_MS", "0"),
+        (
+            "VOXPROV_HOOKS_DISABLE_AFTER_TEMPLATE_FAILURES",
+            disable_after.as_str(),
+        ),
     ];
     let mut server = Server::start_with(&voxprov, &dir, args.database_url.as_deref(), &env).await?;
     let base = server.base.clone();
@@ -147,90 +253,100 @@ pub async fn tenants(args: TenantsArgs) -> Result<()> {
     let a = tenant(&client, &base, "tenant_a").await?;
     let b = tenant(&client, &base, "tenant_b").await?;
     for i in 0..50 {
-        admin_post(&client, &base, "subscribers/", json!({ "customer_id": a, "domain": "tenant_a.example.com", "username": format!("a{i}"), "password": "tenant-sip-99" })).await?;
+        admin_post(&client, &base, "subscribers/", json!({ "customer_id": a, "domain": "tenant-a.example.com", "username": format!("a{i}"), "password": "tenant-sip-99" })).await?;
     }
     let r = client
         .post(format!("{base}/api/hooks/"))
         .basic_auth("tenant_b", Some("tenant-pass-1"))
-        .json(&json!({ "name": "b-hook", "events": ["subscriber.created"], "url": "http://127.0.0.1:9/h", "body_template": HEALTHY }))
+        .json(&json!({ "name": "b-hook", "events": ["subscriber.created"], "url": format!("{receiver}/h"), "body_template": HEALTHY }))
         .send()
         .await?;
     let hook: Value = r.json().await?;
     let hook = hook["id"].as_i64().unwrap_or(0);
     // Warm-up: credentials verified once, connections open.
-    reads(&client, &base, "warm-up", &TenantsArgs { reads: 200, ..args.clone_shallow() }).await;
+    reads(
+        &client,
+        &base,
+        "warm-up",
+        &TenantsArgs {
+            reads: 200,
+            ..args.clone_shallow()
+        },
+    )
+    .await;
 
     eprintln!("==> quiet: {} reads by A", args.reads);
     let quiet = reads(&client, &base, "quiet", &args).await;
-
     let seq = Arc::new(AtomicUsize::new(0));
-    eprintln!("==> healthy hook: B writes ({} writers), A reads", args.writers);
-    let stop = Arc::new(AtomicBool::new(false));
-    let w = start_writers(&client, &base, b, args.writers, stop.clone(), seq.clone());
-    let before = seq.load(Ordering::Relaxed);
-    let healthy = reads(&client, &base, "healthy", &args).await;
-    let healthy_writes = seq.load(Ordering::Relaxed) - before;
-    stop.store(true, Ordering::Relaxed);
-    for t in w {
-        let _ = t.await;
-    }
-
-    let r = client
-        .patch(format!("{base}/api/hooks/{hook}"))
-        .basic_auth("tenant_b", Some("tenant-pass-1"))
-        .header("content-type", "application/json-patch+json")
-        .body(json!([{ "op": "replace", "path": "/body_template", "value": BAD }]).to_string())
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        bail!("the bad template was refused at save: {}", r.text().await?);
-    }
-    eprintln!("==> bad hook: B writes, A reads");
-    let stop = Arc::new(AtomicBool::new(false));
-    let w = start_writers(&client, &base, b, args.writers, stop.clone(), seq.clone());
-    let before = seq.load(Ordering::Relaxed);
-    let bad = reads(&client, &base, "bad", &args).await;
-    let bad_writes = seq.load(Ordering::Relaxed) - before;
-    stop.store(true, Ordering::Relaxed);
-    for t in w {
-        let _ = t.await;
+    // Alternating rounds, so that drift of the machine falls on both sides alike.
+    let (mut healthy, mut bad) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        set_hook(&client, &base, hook, HEALTHY).await?;
+        eprintln!("==> round {round}: healthy hook, B writes, A reads");
+        healthy.push(phase(&client, &base, &args, b, &seq, "healthy").await);
+        set_hook(&client, &base, hook, BAD).await?;
+        eprintln!("==> round {round}: pathological hook, B writes, A reads");
+        bad.push(phase(&client, &base, &args, b, &seq, "bad").await);
     }
     // What the bad template did: executions failed with their reason.
     let ex: Value = client
-        .get(format!("{base}/api/hookexecutions/?hook_id={hook}&status=error&rows=1"))
+        .get(format!(
+            "{base}/api/hookexecutions/?hook_id={hook}&status=error&rows=1000"
+        ))
         .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
         .send()
         .await?
         .json()
         .await?;
-    let failed = ex["total_count"].as_i64().unwrap_or(0);
-    let reasons: Value = client
-        .get(format!("{base}/api/hookexecutions/?hook_id={hook}&status=error&rows=2&order_by_direction=desc"))
-        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let reasons: Vec<String> = match &reasons["_embedded"]["ngcp:hookexecutions"] {
-        Value::Array(a) => a.iter().map(|e| e["error"].to_string()).collect(),
-        o => vec![o["error"].to_string()],
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    let list = match &ex["_embedded"]["ngcp:hookexecutions"] {
+        Value::Array(a) => a.clone(),
+        Value::Null => vec![],
+        o => vec![o.clone()],
     };
+    for e in list {
+        let why = e["error"].as_str().unwrap_or("").to_string();
+        if why.starts_with("body_template") {
+            *reasons.entry(why).or_default() += 1;
+        }
+    }
     let rss = server.peak_rss_kib();
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 
-    let backend = if args.database_url.is_some() { "postgres" } else { "sqlite" };
-    println!("tenants {backend} reads={} concurrency={} writers={}", args.reads, args.concurrency, args.writers);
-    println!("  A reads, quiet:                 {}", quiet.summary());
-    println!("  A reads, B's healthy hook:      {}  (B wrote {healthy_writes})", healthy.summary());
-    println!("  A reads, B's pathological hook: {}  (B wrote {bad_writes})", bad.summary());
+    let backend = if args.database_url.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     println!(
-        "  ratio p99 bad/healthy: {:.2}  p50: {:.2}   p99 bad/quiet: {:.2}",
-        bad.percentile_ms(99.0) / healthy.percentile_ms(99.0),
-        bad.percentile_ms(50.0) / healthy.percentile_ms(50.0),
-        bad.percentile_ms(99.0) / quiet.percentile_ms(99.0)
+        "tenants {backend} reads={} concurrency={} writers={} rounds={} disable_after_template_failures={}",
+        args.reads, args.concurrency, args.writers, args.rounds, args.disable_after
     );
-    println!("  B's executions failed by the template: {failed}; e.g. {}", reasons.join(" / "));
+    println!("  A reads, quiet: {}", quiet.summary());
+    for (i, ((h, hw), (x, xw))) in healthy.iter().zip(&bad).enumerate() {
+        println!(
+            "  round {}: healthy hook {}  (B wrote {hw})",
+            i + 1,
+            h.summary()
+        );
+        println!("           pathological {}  (B wrote {xw})", x.summary());
+    }
+    let p = |v: &[(Outcome, usize)], q: f64| {
+        median(v.iter().map(|(o, _)| o.percentile_ms(q)).collect())
+    };
+    println!(
+        "  median of rounds: p99 healthy {:.1} ms, pathological {:.1} ms: ratio p99 bad/healthy {:.2}, p50 {:.2}; p99 bad/quiet {:.2}",
+        p(&healthy, 99.0),
+        p(&bad, 99.0),
+        p(&bad, 99.0) / p(&healthy, 99.0),
+        p(&bad, 50.0) / p(&healthy, 50.0),
+        p(&bad, 99.0) / quiet.percentile_ms(99.0)
+    );
+    println!("  B's deliveries failed by the template:");
+    for (why, n) in reasons {
+        println!("    {n:5}  {why}");
+    }
     if let Some(kib) = rss {
         println!("  server peak RSS: {:.0} MiB", kib as f64 / 1024.0);
     }
@@ -244,7 +360,9 @@ impl TenantsArgs {
             reads: self.reads,
             concurrency: self.concurrency,
             writers: self.writers,
+            rounds: self.rounds,
             database_url: self.database_url.clone(),
+            disable_after: self.disable_after,
         }
     }
 }

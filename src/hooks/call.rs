@@ -284,10 +284,11 @@ impl Caller {
         let (body, ct) = match self.render_body(h, payload).await {
             Ok(b) => b,
             Err(e) => {
-                // Rendering the same payload again would fail the same way: not retried.
+                // Rendering the same payload again would fail the same way: not retried
+                // (unless the renderer itself was the trouble).
                 let mut a = Answer::none(json!({ "template": h.body_template }));
                 a.error = Some(format!("body_template: {e}"));
-                a.give_up = true;
+                a.give_up = e.is_final();
                 a.started_ms = started_ms;
                 a.duration = start.elapsed();
                 return a;

@@ -87,6 +87,8 @@ pub struct Hooks {
     /// Deliveries this node is sending, or whose outcome it has not recorded yet.
     /// Deliveries on their way.
     claimed: Mutex<Claimed>,
+    /// Deliveries in a row whose body template failed, per hook (this node's count).
+    template_failures: Mutex<HashMap<i64, u32>>,
     tx: mpsc::UnboundedSender<Done>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
 }
@@ -112,6 +114,7 @@ impl Hooks {
             kick: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
             claimed: Mutex::new(Claimed::default()),
+            template_failures: Mutex::new(HashMap::new()),
             tx,
             rx: Mutex::new(Some(rx)),
         })
@@ -270,7 +273,12 @@ impl Hooks {
         {
             let inflight = self.in_flight.lock().expect("in-flight lock").clone();
             let claimed = self.claimed.lock().expect("claimed lock");
+            let limit = self.cfg.disable_after_template_failures;
+            let failing = self.template_failures.lock().expect("template failures");
             for id in hooks.keys() {
+                if limit > 0 && failing.get(id).is_some_and(|n| *n >= limit) {
+                    continue;
+                }
                 let used = inflight.get(id).copied().unwrap_or(0);
                 let free = self.cfg.max_in_flight_per_hook.saturating_sub(used);
                 if free > 0 {
@@ -343,6 +351,13 @@ impl Hooks {
     async fn attempt(&self, d: DeliveryRow, h: HookCfg) {
         let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
         let a = self.caller.call(&h, &d.webhook_id, &payload).await;
+        // A template that fails on every event is stopped here, at once: the writer disables
+        // the hook, and until then this node sends it nothing more.
+        {
+            let mut t = self.template_failures.lock().expect("template failures");
+            let n = t.entry(h.id).or_default();
+            *n = if a.give_up { *n + 1 } else { 0 };
+        }
         // The slot is free once the receiver has answered; the delivery stays claimed until
         // its outcome is recorded.
         if let Some(n) = self
@@ -500,8 +515,22 @@ impl Hooks {
                     };
                     st::delivery_failed(&mut tx, delivery.id, attempts, next, &err).await?;
                     let (n, since) = st::note_failure(&mut tx, hook.id, exec.at_ms).await?;
+                    let template_failures = self
+                        .template_failures
+                        .lock()
+                        .expect("template failures")
+                        .get(&hook.id)
+                        .copied()
+                        .unwrap_or(0);
+                    let template_limit = self.cfg.disable_after_template_failures;
                     let reason = if gone {
                         Some("the receiver answered 410 Gone".to_string())
+                    } else if template_limit > 0 && template_failures >= template_limit {
+                        // Its template fails on every event: nothing is delivered, and each
+                        // attempt costs the platform a render at its limits.
+                        Some(format!(
+                            "{template_failures} deliveries in a row failed in the body template; last: {err}"
+                        ))
                     } else if n >= self.cfg.disable_after_failures as i64
                         && now - since >= self.cfg.disable_after_seconds as i64 * 1000
                     {
@@ -544,6 +573,11 @@ impl Hooks {
         tx.commit().await?;
         for (id, reason) in disabled {
             tracing::warn!(hook = id, %reason, "hook disabled");
+            // Disabled for good now: enabled again, it starts afresh.
+            self.template_failures
+                .lock()
+                .expect("template failures")
+                .remove(&id);
             self.invalidate();
         }
         Ok(())

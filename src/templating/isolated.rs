@@ -21,9 +21,11 @@ use super::{Limits, TemplateError};
 /// The command-line word that makes the binary a worker.
 pub const WORKER_ARG: &str = "render-worker";
 /// Memory a worker may hold (heap and anonymous mappings).
-const MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
+const MEMORY_LIMIT: u64 = 32 * 1024 * 1024;
 /// Renders share the machine with the API: workers run at a lower priority.
-const NICENESS: i32 = 10;
+const NICENESS: i32 = 19;
+/// How long a render may wait for its owner's turn and a free worker.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Serialize, Deserialize)]
 struct Request {
@@ -229,8 +231,10 @@ impl Isolated {
         let mut line = serde_json::to_vec(&req)
             .map_err(|e| TemplateError::Invalid(format!("context: {e}")))?;
         line.push(b'\n');
-        let deadline = tokio::time::Instant::now() + limits.wall;
-        let timeout = || TemplateError::Timeout(limits.wall.as_millis());
+        // Waiting for a place is not rendering: an owner's renders queue behind each other
+        // (its own backlog), and the wall-clock limit starts when its render does.
+        let queued = tokio::time::Instant::now() + QUEUE_WAIT;
+        let busy = || TemplateError::Busy(QUEUE_WAIT.as_secs());
         let own = self
             .owners
             .lock()
@@ -238,19 +242,21 @@ impl Isolated {
             .entry(owner)
             .or_insert_with(|| Arc::new(Semaphore::new(1)))
             .clone();
-        let _own = tokio::time::timeout_at(deadline, own.acquire_owned())
+        let _own = tokio::time::timeout_at(queued, own.acquire_owned())
             .await
-            .map_err(|_| timeout())?
+            .map_err(|_| busy())?
             .map_err(|_| TemplateError::Unavailable("closed".into()))?;
-        let _slot = tokio::time::timeout_at(deadline, self.slots.acquire())
+        let _slot = tokio::time::timeout_at(queued, self.slots.acquire())
             .await
-            .map_err(|_| timeout())?
+            .map_err(|_| busy())?
             .map_err(|_| TemplateError::Unavailable("closed".into()))?;
         let idle = self.idle.lock().expect("idle").pop();
         let mut w = match idle {
             Some(w) => w,
             None => self.spawn()?,
         };
+        let deadline = tokio::time::Instant::now() + limits.wall;
+        let timeout = || TemplateError::Timeout(limits.wall.as_millis());
         match tokio::time::timeout_at(deadline, w.exchange(&line)).await {
             Ok(Ok(answer)) => {
                 self.idle.lock().expect("idle").push(w);

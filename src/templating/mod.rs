@@ -62,6 +62,16 @@ pub enum TemplateError {
     Memory,
     #[error("no template renderer is available: {0}")]
     Unavailable(String),
+    #[error("the renderer was busy with this owner's templates for {0} s")]
+    Busy(u64),
+}
+
+impl TemplateError {
+    /// Whether the same template with the same data would fail again (so a delivery is not
+    /// retried), as opposed to the renderer's own trouble (retried later).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, TemplateError::Busy(_) | TemplateError::Unavailable(_))
+    }
 }
 
 /// A writer that refuses to grow past its limit: rendering stops at the first byte too many.

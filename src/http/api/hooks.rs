@@ -597,7 +597,10 @@ impl Resource for Hooks {
             .templates
             .trial_json_body(owner, t, ctx, crate::templating::HOOK_BODY)
             .await
-            .map_err(|e| Error::invalid("body_template", e.to_string()))
+            .map_err(|e| match e.is_final() {
+                true => Error::invalid("body_template", e.to_string()),
+                false => Error::Unavailable(format!("body_template cannot be checked now: {e}")),
+            })
     }
     const SUMMARY: &'static str = "Event hooks: before (veto or modify) and after (signed, retried deliveries); DELETE archives";
     const FILTERS: &'static [(&'static str, &'static str)] = &[
