@@ -2,8 +2,6 @@
 //! `{"code": N, "message": "…"}`. The cause of an internal error goes to the log, never to the
 //! client: a database error text in a response body helps an attacker and nobody else.
 
-use axum::http::StatusCode;
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,25 +57,6 @@ impl Error {
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Error::Internal(e.into())
-    }
-
-    pub fn status_code(&self) -> StatusCode {
-        match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Locked(_) => StatusCode::LOCKED,
-            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! Start-up is a library function ([`open`], [`serve`]) so that `main` stays thin and tests
 //! can run the real thing; see DESIGN.md for the architecture.
 
-pub mod bulk;
+pub mod app;
 pub mod changes;
 pub mod config;
 pub mod crypto;
@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod hooks;
 pub mod http;
 pub mod model;
+pub mod resources;
 pub mod store;
 pub mod targets;
 pub mod templating;
@@ -147,39 +148,15 @@ pub async fn serve(
     let (store, cipher) = open(&cfg).await?;
     bootstrap(&store).await?;
     let addr = listener.local_addr()?;
-    let targets = targets::Targets::new(
-        store.clone(),
-        cipher.clone(),
-        std::time::Duration::from_millis(cfg.sync_wait_ms),
-    );
-    let supervisor = tokio::spawn(targets.clone().supervise());
-    let hooks = hooks::worker::Hooks::new(cfg.hooks.clone(), store.clone(), cipher.clone());
-    let hook_worker = hooks.start();
-    let devices = devices::Devices::open(
-        cfg.prov.clone(),
-        store.clone(),
-        cipher.clone(),
-        hooks.clone(),
-    )
-    .await?;
-    let device_tasks = devices.start();
-    let app = Arc::new(http::App::new(
-        cfg,
-        store.clone(),
-        cipher,
-        targets.clone(),
-        hooks,
-        devices,
-    ));
+    let app = Arc::new(app::App::build(cfg, store.clone(), cipher).await?);
+    let workers = app.start();
+    // The API first: the UI's pages act through it.
+    let api = http::router(app.clone());
+    let ui = ui::router(app.clone(), api.clone());
     tracing::info!(%addr, backend = store.backend(), "voxprov serving");
     println!("voxprov listening on http://{addr}");
-    http::serve(app, listener, shutdown).await?;
-    supervisor.abort();
-    hook_worker.abort();
-    for t in device_tasks {
-        t.abort();
-    }
-    targets.stop();
+    http::serve(api.merge(ui), listener, shutdown).await?;
+    workers.stop();
     store.close().await;
     Ok(())
 }

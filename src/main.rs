@@ -36,11 +36,11 @@ enum Command {
     /// Import a CSV file (header row names the columns): every row validated, journalled and
     /// sent to the SIP servers. Exit status 1 when any row failed, 2 when the file is unusable.
     Import {
-        kind: voxprov::bulk::Kind,
+        kind: voxprov::resources::bulk::Kind,
         file: PathBuf,
         /// all-or-nothing: any error rolls everything back; per-row: good rows are kept.
         #[arg(long, value_enum, default_value = "all-or-nothing")]
-        mode: voxprov::bulk::Mode,
+        mode: voxprov::resources::bulk::Mode,
         /// Check every row (errors with their line numbers) and save nothing.
         #[arg(long)]
         dry_run: bool,
@@ -51,7 +51,7 @@ enum Command {
     /// Write every object of a kind, in id order, to standard output or --output (a file
     /// only its owner can read). SIP passwords are left out unless --with-passwords.
     Export {
-        kind: voxprov::bulk::Kind,
+        kind: voxprov::resources::bulk::Kind,
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormat,
         #[arg(long)]
@@ -186,37 +186,20 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
 async fn cli_app(
     cfg: Config,
     who: &str,
-) -> anyhow::Result<(voxprov::http::App, voxprov::model::Actor)> {
+) -> anyhow::Result<(voxprov::app::App, voxprov::model::Actor)> {
     let (store, cipher) = voxprov::open(&cfg).await?;
-    let targets = voxprov::targets::Targets::new(
-        store.clone(),
-        cipher.clone(),
-        std::time::Duration::from_millis(cfg.sync_wait_ms),
-    );
-    // Not started: deliveries the CLI's changes make are sent by a running server.
-    let hooks =
-        voxprov::hooks::worker::Hooks::new(cfg.hooks.clone(), store.clone(), cipher.clone());
-    // Not started either: a CLI run serves no phones.
-    let devices = voxprov::devices::Devices::open(
-        cfg.prov.clone(),
-        store.clone(),
-        cipher.clone(),
-        hooks.clone(),
-    )
-    .await?;
+    // Not started: the changes a command makes are delivered by a running server.
+    let app = voxprov::app::App::build(cfg, store, cipher).await?;
     let mut actor = voxprov::model::Actor::system();
     actor.name = who.to_string();
-    Ok((
-        voxprov::http::App::new(cfg, store, cipher, targets, hooks, devices),
-        actor,
-    ))
+    Ok((app, actor))
 }
 
 async fn import(
     cfg: Config,
-    kind: voxprov::bulk::Kind,
+    kind: voxprov::resources::bulk::Kind,
     file: PathBuf,
-    mode: voxprov::bulk::Mode,
+    mode: voxprov::resources::bulk::Mode,
     dry_run: bool,
     batch: usize,
 ) -> anyhow::Result<ExitCode> {
@@ -233,7 +216,7 @@ async fn import(
         indicatif::ProgressBar::new(size).with_style(indicatif::ProgressStyle::with_template(
             "{spinner} {bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} eta {eta}",
         )?);
-    let rows = match voxprov::bulk::CsvRows::new(kind, bar.wrap_read(f)) {
+    let rows = match voxprov::resources::bulk::CsvRows::new(kind, bar.wrap_read(f)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("voxprov: {}: {e}", file.display());
@@ -242,13 +225,13 @@ async fn import(
     };
     let (app, actor) = cli_app(cfg, &format!("import {}", file.display())).await?;
     let started = std::time::Instant::now();
-    let opts = voxprov::bulk::Options {
+    let opts = voxprov::resources::bulk::Options {
         mode,
         dry_run,
         batch,
     };
     let stderr = std::io::stderr();
-    let sum = voxprov::bulk::import(&app, &actor, kind, rows, &opts, |r| {
+    let sum = voxprov::resources::bulk::import(&app, &actor, kind, rows, &opts, |r| {
         if r.status == "error" {
             bar.suspend(|| {
                 let _ = writeln!(
@@ -294,7 +277,7 @@ async fn import(
 
 async fn export(
     cfg: Config,
-    kind: voxprov::bulk::Kind,
+    kind: voxprov::resources::bulk::Kind,
     format: ExportFormat,
     output: Option<PathBuf>,
     with_passwords: bool,
@@ -322,7 +305,7 @@ async fn export(
     };
     let (mut after, mut first) = (0, true);
     loop {
-        let page = voxprov::bulk::export_page(&app, &actor, kind, after, 1000).await?;
+        let page = voxprov::resources::bulk::export_page(&app, &actor, kind, after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.get("id").and_then(|v| v.as_i64()).unwrap_or(i64::MAX);
         for item in &page {
@@ -332,7 +315,7 @@ async fn export(
             }
             let item = &item;
             match &mut csv {
-                Some(w) => w.write_record(voxprov::bulk::export_row(kind, item))?,
+                Some(w) => w.write_record(voxprov::resources::bulk::export_row(kind, item))?,
                 None => {
                     if !first {
                         out.write_all(b",\n")?;
@@ -459,8 +442,8 @@ fn read_password() -> anyhow::Result<String> {
 /// Admins are changed through the same rules as the API's (validation, the journal, the
 /// change log that running servers follow), with the command as the actor.
 async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
-    use voxprov::http::api::admins::Admins;
-    use voxprov::http::resource::{create_one, update_one, Resource};
+    use voxprov::resources::admins::Admins;
+    use voxprov::resources::{create_one, update_one, Resource};
     match cmd {
         AdminCommand::Create {
             login,

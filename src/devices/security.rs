@@ -151,6 +151,15 @@ fn parse_digest(s: &str) -> HashMap<String, String> {
 }
 
 /// A nonce we can check without remembering it: time and an HMAC of it; valid 5 minutes.
+/// The `WWW-Authenticate` value of the uniform challenge: Digest (with a fresh nonce) and
+/// Basic, the same for every MAC, known or not.
+pub fn challenge(d: &super::Devices) -> String {
+    let nonce = new_nonce(&d.etag_key);
+    format!(
+        "Digest realm=\"{REALM}\", qop=\"auth\", nonce=\"{nonce}\", algorithm=MD5, Basic realm=\"{REALM}\""
+    )
+}
+
 pub fn new_nonce(key: &[u8]) -> String {
     let t = chrono::Utc::now().timestamp();
     format!("{t:x}.{}", nonce_mac(key, t))

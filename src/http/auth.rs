@@ -1,300 +1,72 @@
-//! Authentication: HTTP Basic against the admins (what Sipwise clients send, after the
-//! `api_admin_http` challenge), or an API key as `Authorization: Bearer …` / `X-API-Key`.
-//!
-//! The admin behind a credential is read on every request, so a change of its rights (or of
-//! an API key's admin) takes effect at once on every node. What is remembered, for a short
-//! time, is only that a Basic password matched a given password hash: argon2 costs tens of
-//! milliseconds by design and would otherwise cap the API at a few dozen requests per second
-//! per core. Failed attempts are counted per client address; past the limit the address gets
-//! 429 for a minute.
+//! The HTTP face of authentication: HTTP Basic with an admin's login (what Sipwise clients
+//! send after the `api_admin_http` challenge), or an API key as `Authorization: Bearer …` /
+//! `X-API-Key`. The checks themselves are [`crate::app::credentials`]'.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
     http::{header, request::Parts, HeaderMap},
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
-use sqlx::Row;
 
 use super::AppState;
-use crate::crypto;
+use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{Actor, ActorKind, Rights, Role};
+use crate::model::Actor;
 
 /// An authenticated request. Handlers take this; there is no way to reach a handler without it.
 pub struct Auth(pub Actor);
+
+/// The admin a UI session acts as, put on the UI's own requests to the API. Only code in
+/// this crate can make one: a client cannot send it.
+#[derive(Clone)]
+pub struct SessionActor(pub(crate) Actor);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self> {
-        if let Some(s) = parts.extensions.get::<super::SessionActor>() {
+        if let Some(s) = parts.extensions.get::<SessionActor>() {
             return Ok(Auth(s.0.clone()));
         }
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let mut actor = app.auth.authenticate(app, &parts.headers, ip).await?;
+        let mut actor = authenticate(app, &parts.headers, ip).await?;
         actor.client = ip.map(|i| i.to_string());
         Ok(Auth(actor))
     }
 }
 
-pub struct AuthState {
-    /// Verified (login, password) pairs → the password hash they were verified against.
-    cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    /// Bumped whenever an admin changes; cached entries of older generations are ignored.
-    generation: std::sync::atomic::AtomicU64,
-    ttl: Duration,
-    max_failures: u32,
-    key_touched: Mutex<HashMap<i64, Instant>>,
+async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Actor> {
+    let authz = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    if let Some(key) =
+        api_key.or_else(|| authz.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim))
+    {
+        return app.credentials.verify_api_key(&app.store, key, ip).await;
+    }
+    let Some(basic) = authz.and_then(|a| a.strip_prefix("Basic ")) else {
+        return Err(Error::Unauthorized);
+    };
+    let decoded = STANDARD
+        .decode(basic.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    // A malformed pair counts as a failed attempt, like a wrong password.
+    let (login, password) = decoded
+        .as_deref()
+        .and_then(|d| d.split_once(':'))
+        .unwrap_or(("", ""));
+    app.credentials
+        .verify_basic(&app.store, login, password, ip)
+        .await
 }
-
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-
-impl AuthState {
-    pub fn new(ttl_secs: u64, max_failures: u32) -> Self {
-        AuthState {
-            cache: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-            generation: 0.into(),
-            ttl: Duration::from_secs(ttl_secs),
-            max_failures,
-            key_touched: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Changes whenever an admin is changed or removed (UI sessions re-check theirs then).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Forget every remembered credential (an admin was changed or removed).
-    pub fn invalidate(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.cache.lock().expect("auth cache").clear();
-    }
-
-    fn check_banned(&self, ip: Option<IpAddr>) -> Result<()> {
-        let Some(ip) = ip else { return Ok(()) };
-        let f = self.failures.lock().expect("failures");
-        if let Some((n, since)) = f.get(&ip) {
-            let age = since.elapsed();
-            if *n >= self.max_failures && age < FAILURE_WINDOW {
-                return Err(Error::TooManyRequests(
-                    (FAILURE_WINDOW - age).as_secs().max(1),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn failed(&self, ip: Option<IpAddr>) -> Error {
-        if let Some(ip) = ip {
-            let mut f = self.failures.lock().expect("failures");
-            if f.len() > 100_000 {
-                f.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-            }
-            let e = f.entry(ip).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= FAILURE_WINDOW {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
-            tracing::warn!(client = %ip, failures = e.0, "authentication failed");
-        }
-        Error::Unauthorized
-    }
-
-    pub async fn authenticate(
-        &self,
-        app: &AppState,
-        headers: &HeaderMap,
-        ip: Option<IpAddr>,
-    ) -> Result<Actor> {
-        self.check_banned(ip)?;
-        let authz = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        if let Some(key) =
-            api_key.or_else(|| authz.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim))
-        {
-            return match self.api_key(app, key, ip).await? {
-                Some(a) => Ok(a),
-                None => Err(self.failed(ip)),
-            };
-        }
-        let Some(basic) = authz.and_then(|a| a.strip_prefix("Basic ")) else {
-            return Err(Error::Unauthorized);
-        };
-        let decoded = STANDARD
-            .decode(basic.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok());
-        let Some((login, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
-            return Err(self.failed(ip));
-        };
-        let key: [u8; 32] = {
-            use sha2::Digest;
-            let mut h = sha2::Sha256::new();
-            h.update(login.as_bytes());
-            h.update([0]);
-            h.update(password.as_bytes());
-            h.finalize().into()
-        };
-        // The admin is read on every request — role, reseller, read-only, active take effect
-        // at once, on every node, whoever changed them (the API, the CLI, another node). Only
-        // the deliberately slow password check is remembered, and only for the password hash
-        // it was made against: a new password is checked afresh.
-        let row = {
-            let mut c = app.store.read().await?;
-            sqlx::query("SELECT id, password_hash, role, reseller_id, read_only FROM admins WHERE login = $1 AND is_active = 1")
-                .bind(login)
-                .fetch_optional(&mut *c)
-                .await?
-        };
-        let Some(row) = row else {
-            // Same cost as a wrong password, so timing does not reveal which logins exist.
-            let _ = crypto::verify_password(DUMMY_HASH.to_string(), password.to_string()).await;
-            return Err(self.failed(ip));
-        };
-        let hash: String = row.try_get(1)?;
-        let remembered = self
-            .cache
-            .lock()
-            .expect("auth cache")
-            .get(&key)
-            .is_some_and(|(h, at)| *h == hash && at.elapsed() < self.ttl);
-        if !remembered {
-            if !crypto::verify_password(hash.clone(), password.to_string()).await {
-                return Err(self.failed(ip));
-            }
-            let mut cache = self.cache.lock().expect("auth cache");
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(key, (hash, Instant::now()));
-        }
-        let role: String = row.try_get(2)?;
-        Ok(Actor {
-            kind: ActorKind::Admin,
-            id: Some(row.try_get(0)?),
-            name: login.to_string(),
-            role: Role::parse("role", &role)?,
-            reseller_id: row.try_get(3)?,
-            read_only: row.try_get::<i64, _>(4)? != 0,
-            client: None,
-            admin_id: Some(row.try_get(0)?),
-        })
-    }
-
-    async fn api_key(
-        &self,
-        app: &AppState,
-        key: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<Option<Actor>> {
-        let Some(prefix) = crypto::api_key_prefix(key) else {
-            return Ok(None);
-        };
-        // The admin's rights are read with the key on every request: a key never outlives a
-        // change of its admin (demoted, moved, made read-only, deactivated), on any node.
-        let row = {
-            let mut c = app.store.read().await?;
-            sqlx::query(
-                "SELECT k.id, k.name, k.secret_hash, k.role, k.reseller_id, k.read_only, k.expires_at, \
-                        a.id, a.role, a.reseller_id, a.read_only \
-                 FROM apikeys k JOIN admins a ON a.id = k.admin_id WHERE k.prefix = $1 AND a.is_active = 1",
-            )
-            .bind(prefix)
-            .fetch_optional(&mut *c)
-            .await?
-        };
-        let Some(row) = row else { return Ok(None) };
-        let hash: String = row.try_get(2)?;
-        if !crypto::constant_time_eq(
-            hash.as_bytes(),
-            crypto::sha256_hex(key.as_bytes()).as_bytes(),
-        ) {
-            return Ok(None);
-        }
-        if let Some(exp) = row.try_get::<Option<String>, _>(6)? {
-            if exp <= crate::store::now() {
-                return Ok(None);
-            }
-        }
-        let id: i64 = row.try_get(0)?;
-        let made_with = Rights {
-            role: Role::parse("role", &row.try_get::<String, _>(3)?)?,
-            reseller_id: row.try_get(4)?,
-            read_only: row.try_get::<i64, _>(5)? != 0,
-        };
-        let admin_now = Rights {
-            role: Role::parse("role", &row.try_get::<String, _>(8)?)?,
-            reseller_id: row.try_get(9)?,
-            read_only: row.try_get::<i64, _>(10)? != 0,
-        };
-        let Some(rights) = made_with.intersect(admin_now) else {
-            return Err(Error::Forbidden(
-                "this API key was made for a reseller its admin no longer belongs to".into(),
-            ));
-        };
-        self.touch_key(app, id, ip);
-        Ok(Some(Actor {
-            kind: ActorKind::ApiKey,
-            id: Some(id),
-            name: format!("apikey:{}", row.try_get::<String, _>(1)?),
-            role: rights.role,
-            reseller_id: rights.reseller_id,
-            read_only: rights.read_only,
-            client: None,
-            admin_id: Some(row.try_get(7)?),
-        }))
-    }
-
-    /// Records the key's last use, at most once a minute per key and off the request path:
-    /// a write per request would serialise every API call on SQLite's single writer.
-    fn touch_key(&self, app: &AppState, id: i64, ip: Option<IpAddr>) {
-        {
-            let mut t = self.key_touched.lock().expect("key_touched");
-            if t.get(&id)
-                .is_some_and(|at| at.elapsed() < Duration::from_secs(60))
-            {
-                return;
-            }
-            t.insert(id, Instant::now());
-        }
-        let app = app.clone();
-        tokio::spawn(async move {
-            let res = async {
-                let mut tx = app.store.begin().await?;
-                sqlx::query(
-                    "UPDATE apikeys SET last_used_at = $1, last_used_from = $2 WHERE id = $3",
-                )
-                .bind(crate::store::now())
-                .bind(ip.map(|i| i.to_string()))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok::<_, Error>(())
-            }
-            .await;
-            if let Err(e) = res {
-                tracing::warn!(error = %e, "could not record API key use");
-            }
-        });
-    }
-}
-
-/// argon2id hash of a random string, verified against when the login does not exist.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1Dnmu1ZVl5QW3rN4qjYbTrhS3wTB1AXkG0Ncg/Jrpqo";

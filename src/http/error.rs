@@ -2,7 +2,7 @@
 //! the Sipwise shape. Internal causes are logged with their chain and never sent.
 
 use axum::{
-    http::{header, HeaderValue},
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -12,7 +12,7 @@ use crate::error::Error;
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status_code();
+        let status = status_of(&self);
         if let Error::Internal(cause) = &self {
             tracing::error!(error = ?cause, "internal error");
         } else {
@@ -39,5 +39,25 @@ impl IntoResponse for Error {
             _ => {}
         }
         resp
+    }
+}
+
+/// The status each kind of error answers with.
+fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+        Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Locked(_) => StatusCode::LOCKED,
+        Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

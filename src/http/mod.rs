@@ -1,14 +1,18 @@
-//! The HTTP face: one router for `/api/`, health endpoints, and the server loop.
+//! The HTTP face: the router for `/api/`, `/prov/` and health, its layers, and the server
+//! loop. The web UI's router ([`crate::ui`]) is merged beside it by `lib.rs`.
 
 pub mod api;
 pub mod auth;
 pub mod error;
 pub mod hal;
 pub mod openapi;
+pub mod prov;
 pub mod resource;
 
 use std::{net::SocketAddr, sync::Arc};
 
+use crate::app::App;
+use crate::changes::{Recorded, RECORDED};
 use axum::{
     extract::{Request, State},
     http::StatusCode,
@@ -17,90 +21,26 @@ use axum::{
     routing::get,
     Router,
 };
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use crate::changes::{Recorded, RECORDED};
-use crate::config::Config;
-use crate::crypto::Cipher;
-use crate::store::Store;
-use crate::targets::Targets;
-
-pub struct App {
-    pub cfg: Config,
-    pub store: Store,
-    pub cipher: Cipher,
-    pub auth: auth::AuthState,
-    pub targets: Arc<Targets>,
-    pub hooks: Arc<crate::hooks::worker::Hooks>,
-    pub devices: Arc<crate::devices::Devices>,
-    pub sessions: crate::ui::Sessions,
-    /// The whole router, for the UI's requests to the API (set once when it is built).
-    router: std::sync::OnceLock<Router>,
-    etag_key: Vec<u8>,
-}
 
 pub type AppState = Arc<App>;
 
-impl App {
-    pub fn new(
-        cfg: Config,
-        store: Store,
-        cipher: Cipher,
-        targets: Arc<Targets>,
-        hooks: Arc<crate::hooks::worker::Hooks>,
-        devices: Arc<crate::devices::Devices>,
-    ) -> App {
-        let auth = auth::AuthState::new(cfg.auth_cache_seconds, cfg.auth_max_failures);
-        let etag_key = cipher.derive_key(b"voxprov etag");
-        App {
-            cfg,
-            store,
-            cipher,
-            auth,
-            targets,
-            hooks,
-            devices,
-            sessions: crate::ui::Sessions::default(),
-            router: std::sync::OnceLock::new(),
-            etag_key,
-        }
-    }
-
-    pub fn router(&self) -> Option<Router> {
-        self.router.get().cloned()
-    }
-
-    pub fn etag(&self, data: &[u8]) -> String {
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.etag_key).expect("hmac takes any key");
-        m.update(data);
-        hex::encode(&m.finalize().into_bytes()[..16])
-    }
-}
-
-/// The admin a UI session acts as, put on the UI's own requests to the API. Only code in
-/// this crate can make one: a client cannot send it.
-#[derive(Clone)]
-pub struct SessionActor(pub(crate) crate::model::Actor);
-
+/// The API's router (`/api/`, `/prov/`, health), with its layers.
 pub fn router(app: AppState) -> Router {
-    let r = build_router(app.clone());
-    let _ = app.router.set(r.clone());
-    r
+    edge(
+        api::router()
+            .merge(prov::router())
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .fallback(|| async { crate::error::Error::NotFound("no such resource".into()) })
+            .layer(middleware::from_fn_with_state(app.clone(), sync_wait))
+            .with_state(app),
+    )
 }
 
-fn build_router(app: AppState) -> Router {
-    api::router()
-        .merge(crate::devices::serve::router())
-        .merge(crate::ui::router())
-        .route("/ui/pbxdevices/{id}/preview", get(crate::ui::preview))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .fallback(|| async { crate::error::Error::NotFound("no such resource".into()) })
-        .layer(middleware::from_fn_with_state(app.clone(), sync_wait))
-        .layer(middleware::from_fn(refuse_control_characters))
+/// What every face's routes get: no control characters in paths and queries, an access log.
+pub fn edge(r: Router) -> Router {
+    r.layer(middleware::from_fn(refuse_control_characters))
         .layer(middleware::from_fn(access_log))
-        .with_state(app)
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
@@ -131,6 +71,11 @@ async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Res
     }
     if rec.resources.contains("hooks") {
         app.hooks.invalidate();
+    }
+    if rec.resources.contains("admins") || rec.resources.contains("apikeys") {
+        // Again after the commit: a UI session that re-read its admin between the change
+        // and its commit must read it once more.
+        app.credentials.invalidate();
     }
     if rec.last_id == 0 || !resp.status().is_success() {
         return resp;
@@ -244,13 +189,12 @@ async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Serves until `shutdown` resolves, then waits for requests in flight.
+/// Serves `router` until `shutdown` resolves, then waits for requests in flight.
 pub async fn serve(
-    app: AppState,
+    router: Router,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router(app);
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -29,6 +29,19 @@ pub struct ResourceDoc {
     pub schemas: Vec<(String, Value)>,
 }
 
+/// Every resource's description, in the documentation's order.
+pub fn docs() -> Vec<ResourceDoc> {
+    struct Docs(Vec<ResourceDoc>);
+    impl crate::resources::Visit for Docs {
+        fn visit<R: Resource>(&mut self) {
+            self.0.push(describe::<R>());
+        }
+    }
+    let mut d = Docs(Vec::new());
+    crate::resources::each(&mut d);
+    d.0
+}
+
 pub fn describe<R: Resource>() -> ResourceDoc {
     let mut nested = Vec::new();
     <R::Repr as ToSchema>::schemas(&mut nested);
@@ -99,7 +112,7 @@ fn build() -> Value {
         );
         ops.insert("403".into(), err("role does not allow this"));
     };
-    for d in super::api::docs() {
+    for d in docs() {
         for (n, s) in d.schemas {
             schemas.insert(n, s);
         }
@@ -266,7 +279,7 @@ pub async fn index(headers: HeaderMap) -> Response {
     links.insert("self".into(), json!({ "href": "/api/" }));
     links.insert("curies".into(), hal::curies());
     links.insert("describedby".into(), json!({ "href": "/api/openapi.json" }));
-    for d in super::api::docs() {
+    for d in docs() {
         links.insert(
             format!("ngcp:{}", d.name),
             json!({ "href": format!("/api/{}/", d.name), "title": d.summary }),

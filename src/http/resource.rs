@@ -7,9 +7,6 @@
 //! input (PUT body, or the current representation with the JSON Patch applied), validate,
 //! write, record the change, commit. Nothing half-written survives an error.
 
-use std::collections::BTreeMap;
-
-use async_trait::async_trait;
 use axum::{
     body::Body,
     extract::{Path, RawQuery, State},
@@ -18,286 +15,19 @@ use axum::{
     routing::{any, get, MethodRouter},
     Router,
 };
-use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Map, Value};
-use utoipa::ToSchema;
 
-use super::{auth::Auth, hal, App, AppState};
-use crate::changes::{self, Change, Op};
+use super::{auth::Auth, hal, AppState};
+use crate::app::App;
+use crate::changes::{self, Op};
 use crate::error::{Error, Result};
 use crate::hooks::before;
 use crate::model::Actor;
-use crate::store::{Conn, Page};
-
-pub const MAX_ROWS: i64 = 1000;
-
-/// What a resource module provides.
-#[async_trait]
-pub trait Resource: Send + Sync + 'static {
-    /// Collection name, as in `/api/<NAME>/` and the journal.
-    const NAME: &'static str;
-    const SUMMARY: &'static str;
-    const CAN_CREATE: bool = true;
-    const CAN_UPDATE: bool = true;
-    const CAN_DELETE: bool = true;
-    /// Accepted filter parameters and what they match.
-    const FILTERS: &'static [(&'static str, &'static str)];
-    /// `order_by` values and the column each sorts by.
-    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id")];
-    /// Representation fields clients cannot set. PUT and PATCH accept them unchanged (so a
-    /// GET → modify → PUT round trip works); a different value is refused.
-    const READ_ONLY: &'static [&'static str];
-    /// Read-only fields that change on their own (a sync status): accepted with any value
-    /// and ignored, so a GET → PUT round trip does not race them.
-    const VOLATILE: &'static [&'static str] = &[];
-
-    type Repr: Serialize + ToSchema + Send + Sync;
-    type Input: DeserializeOwned + ToSchema + Send;
-
-    /// POST also takes a JSON array or a text/csv body (bulk import of this kind).
-    const BULK: Option<crate::bulk::Kind> = None;
-
-    /// Only admins may see or touch this collection at all (infrastructure, system objects).
-    const ADMIN_ONLY: bool = false;
-    /// Everyone reads (within their scope); only admins write.
-    const ADMIN_WRITES: bool = false;
-
-    /// Whether [`Resource::prepare`] has work to do (PATCH then builds the new document before
-    /// the transaction, to hand it over).
-    const PREPARES: bool = false;
-    /// Checks on the new document that are too slow to run while the write transaction holds
-    /// the writer (a trial render of a template someone wrote). Runs before the transaction
-    /// opens, on the body of a POST or PUT and on the patched document of a PATCH.
-    async fn prepare(_app: &App, _actor: &Actor, _doc: &Value) -> Result<()> {
-        Ok(())
-    }
-
-    /// Who may touch this collection at all, before anything is loaded.
-    fn check_access(actor: &Actor, write: bool) -> Result<()> {
-        if Self::ADMIN_ONLY || (write && Self::ADMIN_WRITES) {
-            actor.check_admin()?;
-        }
-        if write {
-            actor.check_write()?;
-        }
-        Ok(())
-    }
-
-    async fn list(
-        c: &mut Conn,
-        app: &App,
-        actor: &Actor,
-        q: &ListQuery,
-    ) -> Result<(Vec<Self::Repr>, Option<i64>)>;
-    /// The full representation (secrets included, as the journal and admins see it), or
-    /// `None`. `lock`: inside a write transaction, lock the row against concurrent writers.
-    async fn load(c: &mut Conn, app: &App, id: i64, lock: bool) -> Result<Option<Self::Repr>>;
-    async fn create(
-        _c: &mut Conn,
-        _app: &App,
-        _actor: &Actor,
-        _input: Self::Input,
-    ) -> Result<Created> {
-        Err(Error::MethodNotAllowed("POST is not allowed here".into()))
-    }
-    async fn update(
-        _c: &mut Conn,
-        _app: &App,
-        _actor: &Actor,
-        _id: i64,
-        _old: &Self::Repr,
-        _input: Self::Input,
-    ) -> Result<()> {
-        Err(Error::MethodNotAllowed(
-            "PUT and PATCH are not allowed here".into(),
-        ))
-    }
-    async fn delete(
-        _c: &mut Conn,
-        _app: &App,
-        _actor: &Actor,
-        _id: i64,
-        _old: &Self::Repr,
-    ) -> Result<()> {
-        Err(Error::MethodNotAllowed("DELETE is not allowed here".into()))
-    }
-
-    fn id(repr: &Self::Repr) -> i64;
-    /// The reseller owning the object; `None` for objects only admins may see.
-    fn reseller_of(repr: &Self::Repr) -> Option<i64>;
-    /// Related links (`ngcp:<rel>`).
-    fn links(_repr: &Self::Repr) -> Vec<(&'static str, String)> {
-        Vec::new()
-    }
-    /// The representation as `actor` may see it (e.g. without secrets).
-    fn view(repr: &Self::Repr, _actor: &Actor) -> Map<String, Value> {
-        to_map(repr)
-    }
-    fn visible(repr: &Self::Repr, actor: &Actor) -> bool {
-        match actor.scope() {
-            None => true,
-            Some(r) => Self::reseller_of(repr) == Some(r),
-        }
-    }
-}
-
-pub struct Created {
-    pub id: i64,
-    /// Fields shown once in the creation response (e.g. an API key's secret).
-    pub once: Option<Map<String, Value>>,
-}
-
-impl From<i64> for Created {
-    fn from(id: i64) -> Self {
-        Created { id, once: None }
-    }
-}
-
-pub fn to_map<T: Serialize>(v: &T) -> Map<String, Value> {
-    match serde_json::to_value(v) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
-}
-
-/// A validated listing request.
-pub struct ListQuery {
-    pub page: Page,
-    pub filters: BTreeMap<String, String>,
-    /// Everything but page/rows, re-encoded for next/prev links.
-    pub passthrough: String,
-}
-
-impl ListQuery {
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.filters.get(name).map(String::as_str)
-    }
-    pub fn get_id(&self, name: &str) -> Result<Option<i64>> {
-        self.get(name)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| Error::BadRequest(format!("{name}: '{v}' is not an integer id")))
-            })
-            .transpose()
-    }
-}
-
-pub fn parse_list_query(
-    raw: Option<&str>,
-    filters: &[(&str, &str)],
-    order_by: &[(&'static str, &'static str)],
-) -> Result<ListQuery> {
-    let mut page = 1i64;
-    let mut rows = 10i64;
-    let mut order = order_by[0].1;
-    let mut desc = false;
-    let mut count = true;
-    let mut after_id = None;
-    let mut map = BTreeMap::new();
-    let mut pass = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        let (k, v) = (k.into_owned(), v.into_owned());
-        match k.as_str() {
-            "page" => {
-                page = v
-                    .parse()
-                    .ok()
-                    .filter(|p: &i64| *p >= 1 && *p <= 1_000_000_000)
-                    .ok_or_else(|| {
-                        Error::BadRequest(format!("page: '{v}' is not a positive integer"))
-                    })?;
-                continue;
-            }
-            "rows" => {
-                rows = v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|r| *r >= 1)
-                    .ok_or_else(|| {
-                        Error::BadRequest(format!("rows: '{v}' is not a positive integer"))
-                    })?
-                    .min(MAX_ROWS);
-                continue;
-            }
-            "order_by" => {
-                order = order_by
-                    .iter()
-                    .find(|(n, _)| *n == v)
-                    .map(|(_, c)| *c)
-                    .ok_or_else(|| {
-                        Error::BadRequest(format!(
-                            "order_by: '{v}' is not one of {}",
-                            order_by
-                                .iter()
-                                .map(|(n, _)| *n)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ))
-                    })?;
-            }
-            "order_by_direction" => {
-                desc = match v.to_ascii_lowercase().as_str() {
-                    "asc" => false,
-                    "desc" => true,
-                    _ => {
-                        return Err(Error::BadRequest(format!(
-                            "order_by_direction: '{v}' is not asc or desc"
-                        )))
-                    }
-                };
-            }
-            "no_count" => count = !matches!(v.as_str(), "1" | "true"),
-            "after_id" => {
-                after_id = Some(v.parse::<i64>().map_err(|_| {
-                    Error::BadRequest(format!("after_id: '{v}' is not an integer id"))
-                })?);
-            }
-            _ if filters.iter().any(|(n, _)| *n == k) => {
-                if v.len() > 255 {
-                    return Err(Error::BadRequest(format!("{k}: filter value too long")));
-                }
-                map.insert(k.clone(), v.clone());
-            }
-            _ => {
-                return Err(Error::BadRequest(format!(
-                    "unknown query parameter '{k}'; filters here: {}",
-                    filters
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )))
-            }
-        }
-        pass.append_pair(&k, &v);
-    }
-    if after_id.is_some() && (order != "id" || desc || page != 1) {
-        return Err(Error::BadRequest(
-            "after_id: keyset paging orders by id ascending and replaces page".into(),
-        ));
-    }
-    Ok(ListQuery {
-        page: Page {
-            page,
-            rows,
-            order_by: order,
-            descending: desc,
-            count,
-            after_id,
-        },
-        filters: map,
-        passthrough: pass.finish(),
-    })
-}
-
-pub fn parse_id(raw: &str) -> Result<i64> {
-    raw.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(|| {
-        Error::BadRequest(format!(
-            "invalid id '{}': ids are positive integers",
-            raw.chars().take(40).collect::<String>()
-        ))
-    })
-}
+use crate::resources::write::{load_visible, save_metadata, strip, Edit};
+pub use crate::resources::{
+    create_one, parse_id, parse_json, parse_list_query, record, to_input, to_map, update_one,
+    Created, ListQuery, Resource, MAX_ROWS,
+};
 
 /// Reads the body, refusing more than the configured limit (413) and other media types (415).
 pub async fn read_body(
@@ -333,93 +63,8 @@ pub async fn read_body(
     parse_json(&bytes)
 }
 
-/// Parses a JSON body. A string holding a NUL character — which no field needs and
-/// PostgreSQL cannot store — is refused naming its field, on every database alike.
-pub fn parse_json(bytes: &[u8]) -> Result<Value> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
-    if let Some(field) = nul_at(&v, "") {
-        return Err(Error::invalid(field, "must not contain NUL characters"));
-    }
-    Ok(v)
-}
-
-/// Where in `v` a NUL character is (in a string or an object's key), named as the errors of
-/// [`to_input`] name fields: `lines[0].label`.
-fn nul_at(v: &Value, path: &str) -> Option<String> {
-    let here = || {
-        if path.is_empty() {
-            "body".to_string()
-        } else {
-            path.to_string()
-        }
-    };
-    match v {
-        Value::String(s) if s.contains('\0') => Some(here()),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .find_map(|(i, x)| nul_at(x, &format!("{path}[{i}]"))),
-        Value::Object(m) => m.iter().find_map(|(k, x)| {
-            let p = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            if k.contains('\0') {
-                return Some(here());
-            }
-            nul_at(x, &p)
-        }),
-        _ => None,
-    }
-}
-
 const JSON_TYPES: &[&str] = &["application/json", "application/hal+json"];
 const PATCH_TYPES: &[&str] = &["application/json-patch+json"];
-
-fn strip(mut v: Value, fields: &[&str]) -> Value {
-    if let Value::Object(m) = &mut v {
-        for f in fields {
-            m.remove(*f);
-        }
-    }
-    v
-}
-
-/// Turns a JSON object into the resource's input, naming the field on every error.
-pub fn to_input<T: DeserializeOwned>(
-    v: Value,
-    read_only: &[&str],
-    current: Option<&Map<String, Value>>,
-) -> Result<T> {
-    let Value::Object(mut m) = v else {
-        return Err(Error::invalid("body", "must be a JSON object"));
-    };
-    m.remove("_links");
-    m.remove("_embedded");
-    for f in read_only {
-        if let Some(val) = m.remove(*f) {
-            let same = match current {
-                Some(cur) => cur.get(*f).unwrap_or(&Value::Null) == &val,
-                None => val.is_null(),
-            };
-            if !same {
-                return Err(Error::invalid(*f, "is read-only"));
-            }
-        }
-    }
-    serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
-        let path = e.path().to_string();
-        let msg = e.into_inner().to_string();
-        let field = if path == "." || path.is_empty() {
-            msg.split('`').nth(1).unwrap_or("body").to_string()
-        } else {
-            path
-        };
-        Error::invalid(field, msg)
-    })
-}
 
 /// The ETag of a representation: a keyed hash, so it reveals nothing about secret fields.
 /// Volatile fields (a sync status) are left out: they are not the object's to change.
@@ -466,48 +111,6 @@ fn with_etag(mut resp: Response, tag: &str) -> Response {
         resp.headers_mut().insert(header::ETAG, v);
     }
     resp
-}
-
-async fn load_visible<R: Resource>(
-    c: &mut Conn,
-    app: &App,
-    actor: &Actor,
-    id: i64,
-    lock: bool,
-) -> Result<R::Repr> {
-    match R::load(c, app, id, lock).await? {
-        Some(r) if R::visible(&r, actor) => Ok(r),
-        _ => Err(Error::NotFound(format!("{} {id} not found", R::NAME))),
-    }
-}
-
-/// Records a change of a resource's object, from its full representations.
-pub async fn record<R: Resource>(
-    c: &mut Conn,
-    actor: &Actor,
-    op: Op,
-    before: Option<&R::Repr>,
-    after: Option<&R::Repr>,
-) -> Result<()> {
-    let subject = after.or(before).expect("a change has a subject");
-    let (b, a) = (
-        before.map(|r| Value::Object(to_map(r))),
-        after.map(|r| Value::Object(to_map(r))),
-    );
-    changes::record(
-        c,
-        actor,
-        Change {
-            resource: R::NAME,
-            object_id: R::id(subject),
-            reseller_id: R::reseller_of(subject),
-            op,
-            before: b.as_ref(),
-            after: a.as_ref(),
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 pub async fn list_handler<R: Resource>(
@@ -579,7 +182,7 @@ async fn create<R: Resource>(
         let bytes = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| Error::PayloadTooLarge(limit))?;
-        let rows = crate::bulk::CsvRows::new(kind, std::io::Cursor::new(bytes))?;
+        let rows = crate::resources::bulk::CsvRows::new(kind, std::io::Cursor::new(bytes))?;
         return bulk(&app, &actor, kind, q.as_deref(), rows).await;
     }
     let v = read_body(&app, &headers, body, JSON_TYPES).await?;
@@ -596,7 +199,7 @@ async fn create<R: Resource>(
             &actor,
             kind,
             q.as_deref(),
-            crate::bulk::json_rows(items),
+            crate::resources::bulk::json_rows(items),
         )
         .await;
     }
@@ -667,54 +270,17 @@ async fn refuse_bulk_past_before_hooks<R: Resource>(app: &App) -> Result<()> {
     )))
 }
 
-/// Creates one object from a JSON body and records it, inside the caller's transaction (a
-/// POST, or one row of a bulk import).
-pub async fn create_one<R: Resource>(
-    c: &mut Conn,
-    app: &App,
-    actor: &Actor,
-    v: Value,
-) -> Result<(Created, R::Repr)> {
-    let input: R::Input = to_input(strip(v, R::VOLATILE), R::READ_ONLY, None)?;
-    let created = R::create(c, app, actor, input).await?;
-    let repr = R::load(c, app, created.id, false)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("created object vanished")))?;
-    record::<R>(c, actor, Op::Create, None, Some(&repr)).await?;
-    Ok((created, repr))
-}
-
-/// Changes one object (locked by the caller) to the document `new` and records it, inside
-/// the caller's transaction (a PUT or PATCH, or the command line).
-pub async fn update_one<R: Resource>(
-    c: &mut Conn,
-    app: &App,
-    actor: &Actor,
-    old: &R::Repr,
-    new: Value,
-) -> Result<R::Repr> {
-    let current = R::view(old, actor);
-    let input: R::Input = to_input(strip(new, R::VOLATILE), R::READ_ONLY, Some(&current))?;
-    let id = R::id(old);
-    R::update(c, app, actor, id, old, input).await?;
-    let repr = R::load(c, app, id, false)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("updated object vanished")))?;
-    record::<R>(c, actor, Op::Update, Some(old), Some(&repr)).await?;
-    Ok(repr)
-}
-
 /// A bulk POST (a JSON array or a text/csv body): per-row results. `?mode=all-or-nothing`
 /// (default; 422 and nothing saved when any row fails) or `per-row` (good rows saved);
 /// `?dry_run=1` checks every row and saves nothing.
 async fn bulk(
     app: &App,
     actor: &Actor,
-    kind: crate::bulk::Kind,
+    kind: crate::resources::Kind,
     q: Option<&str>,
-    rows: impl Iterator<Item = crate::bulk::Row>,
+    rows: impl Iterator<Item = crate::resources::bulk::Row>,
 ) -> Result<Response> {
-    use crate::bulk::{Mode, Options};
+    use crate::resources::bulk::{Mode, Options};
     let mut opts = Options {
         mode: Mode::AllOrNothing,
         dry_run: false,
@@ -742,7 +308,8 @@ async fn bulk(
         }
     }
     let mut results = Vec::new();
-    let sum = crate::bulk::import(app, actor, kind, rows, &opts, |r| results.push(r)).await?;
+    let sum =
+        crate::resources::bulk::import(app, actor, kind, rows, &opts, |r| results.push(r)).await?;
     if !sum.committed && !sum.dry_run {
         for r in results.iter_mut().filter(|r| r.status == "created") {
             r.status = "not_saved";
@@ -761,41 +328,6 @@ async fn bulk(
         .into_response())
 }
 
-#[derive(Clone)]
-enum Change2 {
-    Put(Value),
-    Patch(json_patch::Patch),
-}
-
-impl Change2 {
-    /// The new document: a PUT body, or the current representation with the patch applied.
-    fn apply<R: Resource>(&self, current: &Map<String, Value>) -> Result<Value> {
-        match self {
-            // A PUT body was read before the transaction: volatile fields may have moved on.
-            Change2::Put(v) => Ok(strip(v.clone(), R::VOLATILE)),
-            Change2::Patch(p) => {
-                let mut doc = Value::Object(current.clone());
-                json_patch::patch(&mut doc, p)
-                    .map_err(|e| Error::invalid("patch", format!("cannot apply: {e}")))?;
-                Ok(doc)
-            }
-        }
-    }
-}
-
-/// Stores what before-hooks' answers mapped onto the object (response_map).
-async fn save_metadata(
-    c: &mut Conn,
-    resource: &str,
-    id: i64,
-    metadata: &[(i64, Vec<(String, String)>)],
-) -> Result<()> {
-    for (hook, values) in metadata {
-        crate::store::hooks::set_metadata(c, resource, id, *hook, values).await?;
-    }
-    Ok(())
-}
-
 /// What before-hooks decided about a change of an existing object, decided outside the
 /// transaction (hooks may be slow; the writer must not wait for them): the object's ETag
 /// they saw, and the document and metadata they left. The transaction then checks that the
@@ -812,7 +344,7 @@ async fn decide<R: Resource>(
     id: i64,
     headers: &HeaderMap,
     op: Op,
-    change: Option<&Change2>,
+    change: Option<&Edit>,
 ) -> Result<Option<Decided>> {
     let hooks = app.hooks.before_for(R::NAME).await?;
     if hooks.is_empty() {
@@ -861,7 +393,7 @@ async fn put<R: Resource>(
     R::check_access(&auth.0, true)?;
     let id = parse_id(&id)?;
     let v = read_body(&app, &headers, body, JSON_TYPES).await?;
-    modify::<R>(app, auth.0, id, headers, Change2::Put(v)).await
+    modify::<R>(app, auth.0, id, headers, Edit::Put(v)).await
 }
 
 async fn patch<R: Resource>(
@@ -881,7 +413,7 @@ async fn patch<R: Resource>(
     }
     let p: json_patch::Patch = serde_json::from_value(v)
         .map_err(|e| Error::BadRequest(format!("invalid JSON Patch: {e}")))?;
-    modify::<R>(app, auth.0, id, headers, Change2::Patch(p)).await
+    modify::<R>(app, auth.0, id, headers, Edit::Patch(p)).await
 }
 
 async fn modify<R: Resource>(
@@ -889,12 +421,12 @@ async fn modify<R: Resource>(
     actor: Actor,
     id: i64,
     headers: HeaderMap,
-    change: Change2,
+    change: Edit,
 ) -> Result<Response> {
     if R::PREPARES {
         let doc = match &change {
-            Change2::Put(v) => v.clone(),
-            Change2::Patch(_) => {
+            Edit::Put(v) => v.clone(),
+            Edit::Patch(_) => {
                 let mut c = app.store.read().await?;
                 let old = load_visible::<R>(&mut c, &app, &actor, id, false).await?;
                 drop(c);
@@ -1141,31 +673,4 @@ pub fn routes<R: Resource>() -> Router<AppState> {
                 async move { axum::response::Redirect::permanent(&to) }
             }),
         )
-}
-
-impl ListQuery {
-    /// The usual WHERE clause: the actor's reseller scope on `reseller_id`, then exact-or-
-    /// wildcard text filters and integer-id filters, each named like its column.
-    pub fn where_scoped(
-        &self,
-        actor: &Actor,
-        text: &[&str],
-        ids: &[&str],
-    ) -> Result<crate::store::Where> {
-        let mut w = crate::store::Where::new();
-        if let Some(r) = actor.scope() {
-            w.push("reseller_id = ?", crate::store::Arg::Int(r));
-        }
-        for col in text {
-            if let Some(v) = self.get(col) {
-                w.text_filter(col, v);
-            }
-        }
-        for col in ids {
-            if let Some(v) = self.get_id(col)? {
-                w.push(&format!("{col} = ?"), crate::store::Arg::Int(v));
-            }
-        }
-        Ok(w)
-    }
 }

@@ -11,8 +11,8 @@ use crate::changes::{self, JournalEntry, JournalFilter};
 use crate::error::{Error, Result};
 use crate::http::auth::Auth;
 use crate::http::hal;
-use crate::http::resource::{parse_list_query, ListQuery};
 use crate::http::AppState;
+use crate::resources::{parse_list_query, ListQuery};
 
 pub const FILTERS: &[(&str, &str)] = &[
     ("resource", "collection name, e.g. subscribers"),
@@ -51,7 +51,7 @@ pub async fn get_one(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let id = crate::http::resource::parse_id(&id)?;
+    let id = crate::resources::parse_id(&id)?;
     let f = JournalFilter {
         id: Some(id),
         ..Default::default()

@@ -17,73 +17,16 @@ use serde_json::{Map, Value};
 use sqlx::Connection;
 use utoipa::ToSchema;
 
+use crate::app::App;
 use crate::changes::Op;
 use crate::error::{Error, Result};
-use crate::http::api::customers::Customers;
-use crate::http::api::subscribers::{self, Lookups, Subscribers};
-use crate::http::resource::{create_one, record, to_input, to_map, Resource};
-use crate::http::App;
 use crate::model::{Actor, Number, NumberInput};
+use crate::resources::customers::Customers;
+use crate::resources::subscribers::{self, Lookups, Subscribers};
+use crate::resources::{create_one, record, to_input, to_map, Resource};
 use crate::store::Conn;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Subscribers,
-    Customers,
-    /// Numbers added to existing subscribers (as aliases, or as the new primary).
-    Numbers,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Subscribers => "subscribers",
-            Kind::Customers => "customers",
-            Kind::Numbers => "numbers",
-        }
-    }
-    /// CSV columns: (name, type). Types: i = integer, b = boolean, s = text, n = number list.
-    pub fn columns(self) -> &'static [(&'static str, char)] {
-        match self {
-            Kind::Subscribers => &[
-                ("customer_id", 'i'),
-                ("domain", 's'),
-                ("domain_id", 'i'),
-                ("username", 's'),
-                ("password", 's'),
-                ("webusername", 's'),
-                ("webpassword", 's'),
-                ("status", 's'),
-                ("lock", 'i'),
-                ("administrative", 'b'),
-                ("external_id", 's'),
-                ("display_name", 's'),
-                ("email", 's'),
-                ("home_server_id", 'i'),
-                ("cc", 's'),
-                ("ac", 's'),
-                ("sn", 's'),
-                ("alias_numbers", 'n'),
-            ],
-            Kind::Customers => &[
-                ("contact_id", 'i'),
-                ("billing_profile_id", 'i'),
-                ("type", 's'),
-                ("status", 's'),
-                ("external_id", 's'),
-                ("max_subscribers", 'i'),
-            ],
-            Kind::Numbers => &[
-                ("subscriber_id", 'i'),
-                ("cc", 's'),
-                ("ac", 's'),
-                ("sn", 's'),
-                ("is_primary", 'b'),
-            ],
-        }
-    }
-}
+pub use super::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -510,14 +453,14 @@ pub async fn export_page(
     after: i64,
     rows: i64,
 ) -> Result<Vec<Map<String, Value>>> {
-    let q = crate::http::resource::parse_list_query(
+    let q = crate::resources::parse_list_query(
         Some(&format!("rows={rows}&no_count=1&after_id={after}")),
         &[],
         &[("id", "id")],
     )?;
     let mut c = app.store.read().await?;
     Ok(match kind {
-        Kind::Numbers => crate::http::api::numbers::Numbers::list(&mut c, app, actor, &q)
+        Kind::Numbers => crate::resources::numbers::Numbers::list(&mut c, app, actor, &q)
             .await?
             .0
             .iter()

@@ -7,10 +7,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::subscribers;
+use crate::app::App;
 use crate::error::{Error, Result};
-use crate::http::resource::{Created, ListQuery, Resource};
-use crate::http::App;
 use crate::model::{self, Actor, CustomerStatus, CustomerType};
+use crate::resources::{Created, ListQuery, Resource};
 use crate::store::contacts::{Contact, CONTACT_COLS};
 use crate::store::customers::{self, save, Customer, CustomerFields, CUSTOMER_COLS};
 use crate::store::resellers::{BillingProfile, BILLING_COLS};
@@ -95,7 +95,7 @@ impl Resource for Customers {
     const NAME: &'static str = "customers";
     const SUMMARY: &'static str = "Customers: billing containers of subscribers";
     const CAN_DELETE: bool = false;
-    const BULK: Option<crate::bulk::Kind> = Some(crate::bulk::Kind::Customers);
+    const BULK: Option<crate::resources::Kind> = Some(crate::resources::Kind::Customers);
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("status", "active, pending, locked or terminated"),
         ("external_id", "external id, * wildcard"),

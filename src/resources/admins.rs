@@ -6,11 +6,11 @@ use serde_json::{json, Map};
 use utoipa::ToSchema;
 
 use super::resellers::check_reseller;
+use crate::app::App;
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::http::resource::{Created, ListQuery, Resource};
-use crate::http::App;
 use crate::model::{self, Actor, ActorKind, Role};
+use crate::resources::{Created, ListQuery, Resource};
 use crate::store::accounts::{Admin, ApiKey, ADMIN_COLS, APIKEY_COLS};
 use crate::store::{delete_row, get_as, insert_id, list_as, now, Conn, Flag};
 
@@ -142,7 +142,7 @@ impl Resource for Admins {
             c,
         )
         .await?;
-        app.auth.invalidate();
+        app.credentials.invalidate();
         Ok(id.into())
     }
     async fn update(
@@ -192,7 +192,7 @@ impl Resource for Admins {
         .bind(id)
         .execute(&mut *c)
         .await?;
-        app.auth.invalidate();
+        app.credentials.invalidate();
         Ok(())
     }
     async fn delete(c: &mut Conn, app: &App, actor: &Actor, id: i64, _: &Admin) -> Result<()> {
@@ -204,7 +204,7 @@ impl Resource for Admins {
             .execute(&mut *c)
             .await?;
         delete_row(c, "admins", id).await?;
-        app.auth.invalidate();
+        app.credentials.invalidate();
         Ok(())
     }
     fn id(r: &Admin) -> i64 {

@@ -6,10 +6,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::resellers::check_reseller;
+use crate::app::App;
 use crate::error::{Error, Result};
-use crate::http::resource::{Created, ListQuery, Resource};
-use crate::http::App;
 use crate::model::{self, Actor};
+use crate::resources::{Created, ListQuery, Resource};
 use crate::store::contacts::{save, Contact, ContactFields, CONTACT_COLS};
 use crate::store::{delete_row, exists, get_as, list_as, Conn};
 

@@ -5,11 +5,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::subscribers::{self, Subscribers};
+use crate::app::App;
 use crate::changes::Op;
 use crate::error::{Error, Result};
-use crate::http::resource::{record, ListQuery, Resource};
-use crate::http::App;
 use crate::model::{self, Actor};
+use crate::resources::{record, ListQuery, Resource};
 use crate::store::numbers::{set_owner, NumberRec, NUMBER_COLS};
 use crate::store::{get_as, list_as, Conn};
 

@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::app::App;
 use crate::error::{Error, Result};
-use crate::http::resource::{Created, ListQuery, Resource};
-use crate::http::App;
 use crate::model::{self, Actor, ResellerStatus};
+use crate::resources::{Created, ListQuery, Resource};
 use crate::store::resellers::*;
 use crate::store::{delete_row, exists, get_as, list_as, Arg, Conn, Where};
 

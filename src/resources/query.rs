@@ -1,0 +1,176 @@
+//! A listing request, parsed from a query string (the API's, or one built by bulk export):
+//! paging, order, and the filters a resource declares.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::model::Actor;
+use crate::store::Page;
+
+pub const MAX_ROWS: i64 = 1000;
+
+/// A validated listing request.
+pub struct ListQuery {
+    pub page: Page,
+    pub filters: BTreeMap<String, String>,
+    /// Everything but page/rows, re-encoded for next/prev links.
+    pub passthrough: String,
+}
+
+impl ListQuery {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.filters.get(name).map(String::as_str)
+    }
+    pub fn get_id(&self, name: &str) -> Result<Option<i64>> {
+        self.get(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| Error::BadRequest(format!("{name}: '{v}' is not an integer id")))
+            })
+            .transpose()
+    }
+}
+
+pub fn parse_list_query(
+    raw: Option<&str>,
+    filters: &[(&str, &str)],
+    order_by: &[(&'static str, &'static str)],
+) -> Result<ListQuery> {
+    let mut page = 1i64;
+    let mut rows = 10i64;
+    let mut order = order_by[0].1;
+    let mut desc = false;
+    let mut count = true;
+    let mut after_id = None;
+    let mut map = BTreeMap::new();
+    let mut pass = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        let (k, v) = (k.into_owned(), v.into_owned());
+        match k.as_str() {
+            "page" => {
+                page = v
+                    .parse()
+                    .ok()
+                    .filter(|p: &i64| *p >= 1 && *p <= 1_000_000_000)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!("page: '{v}' is not a positive integer"))
+                    })?;
+                continue;
+            }
+            "rows" => {
+                rows = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|r| *r >= 1)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!("rows: '{v}' is not a positive integer"))
+                    })?
+                    .min(MAX_ROWS);
+                continue;
+            }
+            "order_by" => {
+                order = order_by
+                    .iter()
+                    .find(|(n, _)| *n == v)
+                    .map(|(_, c)| *c)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!(
+                            "order_by: '{v}' is not one of {}",
+                            order_by
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+            }
+            "order_by_direction" => {
+                desc = match v.to_ascii_lowercase().as_str() {
+                    "asc" => false,
+                    "desc" => true,
+                    _ => {
+                        return Err(Error::BadRequest(format!(
+                            "order_by_direction: '{v}' is not asc or desc"
+                        )))
+                    }
+                };
+            }
+            "no_count" => count = !matches!(v.as_str(), "1" | "true"),
+            "after_id" => {
+                after_id = Some(v.parse::<i64>().map_err(|_| {
+                    Error::BadRequest(format!("after_id: '{v}' is not an integer id"))
+                })?);
+            }
+            _ if filters.iter().any(|(n, _)| *n == k) => {
+                if v.len() > 255 {
+                    return Err(Error::BadRequest(format!("{k}: filter value too long")));
+                }
+                map.insert(k.clone(), v.clone());
+            }
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "unknown query parameter '{k}'; filters here: {}",
+                    filters
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        }
+        pass.append_pair(&k, &v);
+    }
+    if after_id.is_some() && (order != "id" || desc || page != 1) {
+        return Err(Error::BadRequest(
+            "after_id: keyset paging orders by id ascending and replaces page".into(),
+        ));
+    }
+    Ok(ListQuery {
+        page: Page {
+            page,
+            rows,
+            order_by: order,
+            descending: desc,
+            count,
+            after_id,
+        },
+        filters: map,
+        passthrough: pass.finish(),
+    })
+}
+
+pub fn parse_id(raw: &str) -> Result<i64> {
+    raw.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "invalid id '{}': ids are positive integers",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+impl ListQuery {
+    /// The usual WHERE clause: the actor's reseller scope on `reseller_id`, then exact-or-
+    /// wildcard text filters and integer-id filters, each named like its column.
+    pub fn where_scoped(
+        &self,
+        actor: &Actor,
+        text: &[&str],
+        ids: &[&str],
+    ) -> Result<crate::store::Where> {
+        let mut w = crate::store::Where::new();
+        if let Some(r) = actor.scope() {
+            w.push("reseller_id = ?", crate::store::Arg::Int(r));
+        }
+        for col in text {
+            if let Some(v) = self.get(col) {
+                w.text_filter(col, v);
+            }
+        }
+        for col in ids {
+            if let Some(v) = self.get_id(col)? {
+                w.push(&format!("{col} = ?"), crate::store::Arg::Int(v));
+            }
+        }
+        Ok(w)
+    }
+}

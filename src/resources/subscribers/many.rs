@@ -1,0 +1,179 @@
+//! Many subscribers created at once (bulk import): the same validation, multi-row inserts.
+
+use super::*;
+
+/// Creates many subscribers at once (bulk import, a JSON array or CSV POST): the same
+/// validation as one POST, then multi-row inserts and journal records. Each row gets its id
+/// or its error; a bad row does not stop the others. Call inside a savepoint: if an insert
+/// still fails (a concurrent writer took a name), the caller redoes the rows one by one.
+pub async fn create_many(
+    c: &mut Conn,
+    app: &App,
+    actor: &Actor,
+    rows: Vec<Result<SubscriberInput>>,
+    look: &mut Lookups,
+) -> Result<Vec<Result<i64>>> {
+    let mut out: Vec<Result<i64>> = Vec::with_capacity(rows.len());
+    let mut ok: Vec<(usize, Validated)> = Vec::new();
+    let mut pending: HashMap<i64, i64> = HashMap::new();
+    for r in rows {
+        let v = match r {
+            Ok(i) => validate(c, app, actor, i, None, look).await,
+            Err(e) => Err(e),
+        };
+        let v = v.and_then(|v| {
+            if v.terminate {
+                Err(Error::invalid(
+                    "status",
+                    "a subscriber cannot be created terminated",
+                ))
+            } else {
+                Ok(v)
+            }
+        });
+        match v {
+            Ok(v) => {
+                let cust = v.fields.customer_id;
+                if let Some(m) = v.max_subscribers {
+                    let live = customers::live_subscriber_count(c, cust).await?;
+                    let n = pending.entry(cust).or_default();
+                    if live + *n >= m {
+                        out.push(Err(Error::Forbidden(format!(
+                            "customer {cust} has reached its maximum of {m} subscribers"
+                        ))));
+                        continue;
+                    }
+                    *n += 1;
+                }
+                ok.push((out.len(), v));
+                out.push(Ok(0));
+            }
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    // Names and numbers: taken in the database, or twice in this batch.
+    let mut by_domain: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut digits = Vec::new();
+    for (_, v) in &ok {
+        by_domain
+            .entry(v.fields.domain_id)
+            .or_default()
+            .push(v.fields.username.clone());
+        digits.extend(v.primary.iter().chain(&v.aliases).map(Number::e164));
+    }
+    let mut taken: HashSet<(i64, String)> = HashSet::new();
+    for (d, names) in &by_domain {
+        for n in store::taken_usernames(c, *d, names).await? {
+            taken.insert((*d, n));
+        }
+    }
+    let mut taken_nums = numbers::taken(c, &digits).await?;
+    let mut accepted: Vec<(usize, Validated)> = Vec::with_capacity(ok.len());
+    for (k, v) in ok {
+        let key = (v.fields.domain_id, v.fields.username.clone());
+        if !taken.insert(key) {
+            out[k] = Err(Error::invalid(
+                "username",
+                format!(
+                    "'{}' already exists in domain {}",
+                    v.fields.username, v.domain
+                ),
+            ));
+            continue;
+        }
+        let nums: Vec<(String, String)> = v
+            .primary
+            .iter()
+            .map(|n| (n, "primary_number".to_string()))
+            .chain(
+                v.aliases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n, format!("alias_numbers[{i}]"))),
+            )
+            .map(|(n, f)| (n.e164(), f))
+            .collect();
+        if let Some((n, f)) = nums.iter().find(|(n, _)| taken_nums.contains(n)) {
+            out[k] = Err(Error::invalid(
+                f.as_str(),
+                format!("number +{n} is already assigned"),
+            ));
+            taken.remove(&(v.fields.domain_id, v.fields.username.clone()));
+            continue;
+        }
+        taken_nums.extend(nums.into_iter().map(|(n, _)| n));
+        accepted.push((k, v));
+    }
+    if accepted.is_empty() {
+        return Ok(out);
+    }
+    let uuids: Vec<String> = accepted
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let rows: Vec<(String, &SubscriberFields)> = uuids
+        .iter()
+        .zip(&accepted)
+        .map(|(u, (_, v))| (u.clone(), &v.fields))
+        .collect();
+    let ids = store::insert_many(c, &rows).await?;
+    let mut nums: Vec<(i64, i64, &Number, bool)> = Vec::new();
+    for (id, (_, v)) in ids.iter().zip(&accepted) {
+        let r = v.fields.reseller_id;
+        nums.extend(v.primary.iter().map(|n| (*id, r, n, true)));
+        nums.extend(v.aliases.iter().map(|n| (*id, r, n, false)));
+    }
+    let recs = numbers::insert_many(c, &nums).await?;
+    let mut recs_by_sub: HashMap<i64, Vec<NumberRec>> = HashMap::new();
+    for n in recs {
+        if let Some(s) = n.subscriber_id {
+            recs_by_sub.entry(s).or_default().push(n);
+        }
+    }
+    let ts = crate::store::now();
+    let mut afters = Vec::with_capacity(accepted.len());
+    for ((id, uuid), (k, v)) in ids.iter().zip(uuids).zip(accepted) {
+        let f = v.fields;
+        let row = SubscriberRow {
+            id: *id,
+            uuid,
+            customer_id: f.customer_id,
+            reseller_id: f.reseller_id,
+            domain_id: f.domain_id,
+            domain: v.domain,
+            username: f.username,
+            password_enc: f.password_enc,
+            webusername: f.webusername,
+            webpassword_hash: f.webpassword_hash,
+            status: f.status,
+            lock_level: f.lock_level,
+            administrative: crate::store::Flag(f.administrative),
+            external_id: f.external_id,
+            display_name: f.display_name,
+            email: f.email,
+            released_numbers: None,
+            create_timestamp: ts.clone(),
+            modify_timestamp: ts.clone(),
+            terminate_timestamp: None,
+            home_server_id: f.home_server_id,
+        };
+        let mut mine = recs_by_sub.remove(id).unwrap_or_default();
+        mine.sort_by_key(|n| (!n.is_primary.0, n.id));
+        let repr = build(app, row, &mine)?;
+        afters.push((repr.reseller_id, *id, Value::Object(to_map(&repr))));
+        out[k] = Ok(*id);
+    }
+    let changes: Vec<crate::changes::Change> = afters
+        .iter()
+        .map(|(r, id, after)| crate::changes::Change {
+            resource: Subscribers::NAME,
+            object_id: *id,
+            reseller_id: Some(*r),
+            op: Op::Create,
+            before: None,
+            after: Some(after),
+        })
+        .collect();
+    crate::changes::record_many(c, actor, &changes).await?;
+    Ok(out)
+}

@@ -1,0 +1,317 @@
+//! Any collection's list and item pages, described by the API's own OpenAPI schemas.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// Any collection: list, item, forms
+
+pub(super) struct Coll {
+    pub(super) name: &'static str,
+    pub(super) summary: &'static str,
+    pub(super) filters: &'static [(&'static str, &'static str)],
+    pub(super) create: bool,
+    pub(super) update: bool,
+    pub(super) delete: bool,
+    pub(super) bulk: bool,
+    /// The input's fields: (name, kind text|integer|number|boolean|json).
+    pub(super) fields: Vec<(String, &'static str)>,
+}
+
+/// A collection as the UI knows it; described once from the API's documentation (its
+/// schemas are serialised to read the input's fields, too much to do per page).
+pub(super) fn coll(name: &str) -> Option<&'static Coll> {
+    static ALL: std::sync::OnceLock<Vec<Coll>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        crate::http::openapi::docs()
+            .into_iter()
+            .map(describe)
+            .collect()
+    })
+    .iter()
+    .find(|c| c.name == name)
+}
+
+pub(super) fn describe(d: crate::http::openapi::ResourceDoc) -> Coll {
+    let input = d
+        .schemas
+        .iter()
+        .find(|(n, _)| *n == d.input)
+        .map(|(_, s)| s.clone())
+        .unwrap_or(Value::Null);
+    let mut fields: Vec<(String, &'static str)> = input["properties"]
+        .as_object()
+        .map(|p| p.iter().map(|(k, s)| (k.clone(), kind_of(s))).collect())
+        .unwrap_or_default();
+    if fields.is_empty() {
+        // A free-form object (preferences): edited as one JSON document, saved with PUT.
+        fields.push((DOCUMENT.to_string(), "json"));
+    }
+    Coll {
+        name: d.name,
+        summary: d.summary,
+        filters: d.filters,
+        create: d.create,
+        update: d.update,
+        delete: d.delete,
+        bulk: d.bulk,
+        fields,
+    }
+}
+
+/// The one field of a collection whose input is a free-form object.
+pub(super) const DOCUMENT: &str = "document";
+
+pub(super) fn kind_of(s: &Value) -> &'static str {
+    let types: Vec<&str> = match &s["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let t: Vec<&str> = types.into_iter().filter(|t| *t != "null").collect();
+    match t.as_slice() {
+        ["string"] => "text",
+        ["integer"] => "integer",
+        ["number"] => "number",
+        ["boolean"] => "boolean",
+        _ if s.get("$ref").is_some() || s.get("oneOf").is_some() || s.get("allOf").is_some() => {
+            "json"
+        }
+        _ => "json",
+    }
+}
+
+pub(super) async fn list(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Some(c) = coll(&name) else {
+        return (StatusCode::NOT_FOUND, "no such collection").into_response();
+    };
+    let q = q.unwrap_or_default();
+    let given: HashMap<String, String> =
+        form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+    let page_no: i64 = given
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let base_q = {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &given {
+            if k != "page" && !v.is_empty() {
+                query.append_pair(k, v);
+            }
+        }
+        query.finish()
+    };
+    let (s, v) = api(
+        &app,
+        &u.actor,
+        peer,
+        Method::GET,
+        &format!("/api/{name}/?rows=25&page={page_no}&{base_q}"),
+        None,
+    )
+    .await;
+    let list = items(&v, c.name);
+    let mut columns: Vec<String> = vec!["id".into()];
+    if let Some(first) = list.first().and_then(Value::as_object) {
+        for (k, v) in first {
+            if k != "id"
+                && k != "_links"
+                && (v.is_string() || v.is_number() || v.is_boolean())
+                && columns.len() < 7
+                && !k.ends_with("timestamp")
+            {
+                columns.push(k.clone());
+            }
+        }
+    }
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|o| json!({"id": o["id"], "cells": columns.iter().map(|k| text_of(&o[k])).collect::<Vec<_>>()}))
+        .collect();
+    let total = v["total_count"].as_i64().unwrap_or(list.len() as i64);
+    let link = |p: i64| format!("/ui/{name}/?page={p}&{base_q}");
+    page(
+        "list.html",
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "name": c.name, "title": c.name, "summary": c.summary,
+               "error": (!s.is_success()).then(|| text_of(&v["message"])),
+               "filters": c.filters.iter().map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()})).collect::<Vec<_>>(),
+               "columns": columns, "rows": rows, "total": total, "can_create": c.create, "can_import": c.bulk,
+               "filtered": c.filters.iter().any(|(f, _)| given.get(*f).is_some_and(|v| !v.is_empty())),
+               "prev": (page_no > 1).then(|| link(page_no - 1)), "next": (page_no * 25 < total).then(|| link(page_no + 1))}),
+    )
+}
+
+pub(super) async fn item(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Some(c) = coll(&name) else {
+        return (StatusCode::NOT_FOUND, "no such collection").into_response();
+    };
+    let id: i64 = id.parse().unwrap_or(0);
+    item_page(&app, &u, peer, c, id, None, None).await
+}
+
+pub(super) async fn item_page(
+    app: &UiState,
+    u: &User,
+    peer: SocketAddr,
+    c: &Coll,
+    id: i64,
+    error: Option<String>,
+    flash: Option<String>,
+) -> Response {
+    let name = c.name;
+    let (s, v) = api(
+        app,
+        &u.actor,
+        peer,
+        Method::GET,
+        &format!("/api/{name}/{id}"),
+        None,
+    )
+    .await;
+    if !s.is_success() {
+        let mut r = page(
+            "page.html",
+            json!({"user": user_ctx(u), "csrf": u.csrf, "title": format!("{name} {id}"), "error": text_of(&v["message"])}),
+        );
+        *r.status_mut() = s;
+        return r;
+    }
+    let mut fields = Vec::new();
+    if let Some(o) = v.as_object() {
+        for (k, x) in o {
+            if k == "_links" {
+                continue;
+            }
+            let link = match (link_target(k), x.as_i64()) {
+                (Some(to), Some(n)) => Some(format!("/ui/{to}/{n}")),
+                _ => None,
+            };
+            let block = x.is_object() || x.is_array();
+            if is_secret(k) && !x.is_null() {
+                fields.push(json!({"name": k, "value": "********", "link": null, "block": false}));
+                continue;
+            }
+            let value = if block {
+                serde_json::to_string_pretty(x).unwrap_or_default()
+            } else {
+                text_of(x)
+            };
+            fields.push(json!({"name": k, "value": value, "link": link, "block": block}));
+        }
+    }
+    let mut extra = Vec::new();
+    let mut posts = Vec::new();
+    let mut sections = Vec::new();
+    match name {
+        "pbxdevices" => {
+            extra.push(json!({"href": format!("/ui/pbxdevices/{id}/preview"), "label": "Preview configuration"}));
+            posts.push(json!({"href": format!("/ui/pbxdevices/{id}/resync"), "label": "Resync"}));
+            let (_, f) = api(
+                app,
+                &u.actor,
+                peer,
+                Method::GET,
+                &format!("/api/pbxdevices/{id}/fetches"),
+                None,
+            )
+            .await;
+            let rows: Vec<Vec<String>> = f["fetches"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .take(20)
+                .map(|r| {
+                    vec![
+                        text_of(&r["ts"]),
+                        text_of(&r["address"]),
+                        text_of(&r["file"]),
+                        text_of(&r["status"]),
+                        text_of(&r["user_agent"]),
+                    ]
+                })
+                .collect();
+            sections.push(json!({"title": "Last fetches", "columns": ["when", "from", "file", "status", "user agent"], "rows": rows}));
+        }
+        "hooks" => {
+            extra.push(
+                json!({"href": format!("/ui/hookexecutions/?hook_id={id}"), "label": "Executions"}),
+            );
+        }
+        "hookexecutions" => {
+            posts.push(
+                json!({"href": format!("/ui/hookexecutions/{id}/redeliver"), "label": "Redeliver"}),
+            );
+        }
+        "sipservers" => {
+            posts.push(json!({"href": format!("/ui/sipservers/{id}/check"), "label": "Check"}));
+            posts.push(json!({"href": format!("/ui/sipservers/{id}/repair"), "label": "Repair"}));
+        }
+        "subscribers" => {
+            extra.push(json!({"href": format!("/ui/callforwards/{id}"), "label": "Call forwards"}));
+            extra.push(
+                json!({"href": format!("/ui/subscriberpreferences/{id}"), "label": "Preferences"}),
+            );
+        }
+        _ => {}
+    }
+    page(
+        "item.html",
+        json!({"user": user_ctx(u), "csrf": u.csrf, "name": name, "id": id, "title": format!("{name} {id}"),
+               "fields": fields, "can_update": c.update, "can_delete": c.delete, "extra": extra, "posts": posts,
+               "sections": sections, "error": error, "flash": flash}),
+    )
+}
+
+/// The collection an `…_id` field points into.
+pub(super) fn link_target(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "reseller_id" => "resellers",
+        "customer_id" => "customers",
+        "subscriber_id" => "subscribers",
+        "contact_id" => "customercontacts",
+        "billing_profile_id" => "billingprofiles",
+        "domain_id" => "domains",
+        "home_server_id" | "sipserver_id" => "sipservers",
+        "hook_id" => "hooks",
+        "model_id" => "pbxdevicemodels",
+        "profile_id" => "pbxdeviceprofiles",
+        "device_id" => "pbxdevices",
+        _ => return None,
+    })
+}
+
+/// Form values for the input's fields, from a representation (edit) or a failed post.
+/// Field names whose values are secrets: never shown, never pre-filled, never trimmed.
+pub(super) fn is_secret(f: &str) -> bool {
+    f.contains("password") || f.contains("secret") || f.contains("token")
+}
+
+/// A value as a form shows it.
+pub(super) fn shown(v: &Value, kind: &str) -> String {
+    match (v, kind) {
+        (Value::Null, _) => String::new(),
+        (x, "json") => serde_json::to_string_pretty(x).unwrap_or_default(),
+        (Value::String(s), _) => s.clone(),
+        (x, _) => x.to_string(),
+    }
+}

@@ -1,0 +1,534 @@
+//! Forms: create, edit (sending only what changed), delete after confirmation, actions,
+//! and the preferences document.
+
+use super::*;
+
+/// The form's fields: `values` from a representation (`raw` false) or as a failed post sent
+/// them (`raw` true); `orig` the values the edit form first showed, carried along so that a
+/// save sends only what the user changed.
+pub(super) fn form_fields(
+    c: &Coll,
+    values: &Map<String, Value>,
+    errors: &HashMap<String, String>,
+    raw: bool,
+    orig: Option<&HashMap<String, String>>,
+) -> Vec<Value> {
+    c.fields
+        .iter()
+        .map(|(f, kind)| {
+            let v = values.get(f).cloned().unwrap_or(Value::Null);
+            let value = match (&v, raw) {
+                (Value::String(s), true) => s.clone(),
+                _ => shown(&v, kind),
+            };
+            let secret = is_secret(f);
+            let o = orig.and_then(|o| o.get(f).cloned());
+            json!({"name": f, "kind": kind, "value": if secret { String::new() } else { value }, "secret": secret, "orig": o,
+                   "error": errors.get(f).cloned().or_else(|| errors.iter().find(|(k, _)| k.starts_with(&format!("{f}.")) || k.starts_with(&format!("{f}["))).map(|(k, m)| format!("{k}: {m}")))})
+        })
+        .collect()
+}
+
+/// A posted form as the API's JSON: each field by its kind; empty fields left out.
+pub(super) fn form_json(
+    c: &Coll,
+    form: &HashMap<String, String>,
+    errors: &mut HashMap<String, String>,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (f, kind) in &c.fields {
+        let Some(raw) = form.get(f) else { continue };
+        let raw = if is_secret(f) {
+            raw.as_str()
+        } else {
+            raw.trim()
+        };
+        if raw.is_empty() {
+            continue;
+        }
+        let v = match *kind {
+            "integer" => raw
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| json!(raw)),
+            "number" => raw
+                .parse::<f64>()
+                .ok()
+                .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number))
+                .unwrap_or_else(|| json!(raw)),
+            "boolean" => json!(raw == "true"),
+            "json" => match serde_json::from_str(raw) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.insert(f.clone(), format!("not valid JSON: {e}"));
+                    continue;
+                }
+            },
+            _ => json!(raw),
+        };
+        m.insert(f.clone(), v);
+    }
+    m
+}
+
+pub(super) fn form_page(
+    u: &User,
+    _c: &Coll,
+    title: String,
+    action: String,
+    back: String,
+    fields: Vec<Value>,
+    error: Option<String>,
+) -> Response {
+    page(
+        "form.html",
+        json!({"user": user_ctx(u), "csrf": u.csrf, "title": title, "action": action, "back": back, "fields": fields, "error": error}),
+    )
+}
+
+pub(super) async fn new_form(
+    State(app): State<UiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Some(c) = coll(&name).filter(|c| c.create) else {
+        return (StatusCode::NOT_FOUND, "nothing to create here").into_response();
+    };
+    let fields = form_fields(c, &Map::new(), &HashMap::new(), false, None);
+    form_page(
+        &u,
+        c,
+        format!("New {name}"),
+        format!("/ui/{name}/new"),
+        format!("/ui/{name}/"),
+        fields,
+        None,
+    )
+}
+
+/// The API's 422 as errors at their fields.
+pub(super) fn api_errors(v: &Value) -> (HashMap<String, String>, String) {
+    let mut e = HashMap::new();
+    let msg = text_of(&v["message"]);
+    if let Some(f) = v["field"].as_str() {
+        e.insert(f.to_string(), msg.clone());
+    }
+    (e, msg)
+}
+
+pub(super) async fn create(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (u, c) = match posted(&app, &headers, &form, &name).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut errors = HashMap::new();
+    let body = form_json(c, &form, &mut errors);
+    let (status, v) = if errors.is_empty() {
+        api(
+            &app,
+            &u.actor,
+            peer,
+            Method::POST,
+            &format!("/api/{name}/"),
+            Some(("application/json", Value::Object(body.clone()).to_string())),
+        )
+        .await
+    } else {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"message": "some fields are not valid"}),
+        )
+    };
+    if status == StatusCode::CREATED {
+        let id = text_of(&v["id"]);
+        let mut r = Redirect::to(&format!("/ui/{name}/{id}")).into_response();
+        // Secrets shown once (an API key's, a device's first-boot URL) are on the page now.
+        if v.get("secret").is_some() || v.get("boot_token").is_some() {
+            let once: Map<String, Value> = ["secret", "boot_token", "provisioning_url"]
+                .iter()
+                .filter_map(|k| v.get(*k).map(|x| (k.to_string(), x.clone())))
+                .collect();
+            return page(
+                "page.html",
+                json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("{name} {id} created"),
+                "links": [{"href": format!("/ui/{name}/{id}"), "label": "Continue", "hint": "These values are shown once: copy them now."}],
+                "pre": serde_json::to_string_pretty(&once).unwrap_or_default()}),
+            );
+        }
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        return r;
+    }
+    let (mut e2, msg) = api_errors(&v);
+    e2.extend(errors);
+    let values: Map<String, Value> = c
+        .fields
+        .iter()
+        .filter_map(|(f, _)| form.get(f).map(|x| (f.clone(), json!(x))))
+        .collect();
+    let mut r = form_page(
+        &u,
+        c,
+        format!("New {name}"),
+        format!("/ui/{name}/new"),
+        format!("/ui/{name}/"),
+        form_fields(c, &values, &e2, true, None),
+        Some(msg),
+    );
+    *r.status_mut() = if status.is_success() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        status
+    };
+    r
+}
+
+pub(super) async fn edit_form(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Some(c) = coll(&name) else {
+        return (StatusCode::NOT_FOUND, "no such collection").into_response();
+    };
+    let id: i64 = id.parse().unwrap_or(0);
+    let (s, v) = api(
+        &app,
+        &u.actor,
+        peer,
+        Method::GET,
+        &format!("/api/{name}/{id}"),
+        None,
+    )
+    .await;
+    if !s.is_success() {
+        return (s, "not found").into_response();
+    }
+    let mut values = v.as_object().cloned().unwrap_or_default();
+    if c.fields.len() == 1 && c.fields[0].0 == DOCUMENT {
+        let mut doc = values.clone();
+        doc.remove("_links");
+        values.insert(DOCUMENT.into(), Value::Object(doc));
+    }
+    form_page(
+        &u,
+        c,
+        format!("Edit {name} {id}"),
+        format!("/ui/{name}/{id}/edit"),
+        format!("/ui/{name}/{id}"),
+        {
+            let orig: HashMap<String, String> = c
+                .fields
+                .iter()
+                .map(|(f, k)| {
+                    (
+                        f.clone(),
+                        if is_secret(f) {
+                            String::new()
+                        } else {
+                            shown(values.get(f).unwrap_or(&Value::Null), k)
+                        },
+                    )
+                })
+                .collect();
+            form_fields(c, &values, &HashMap::new(), false, Some(&orig))
+        },
+        None,
+    )
+}
+
+pub(super) async fn update(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (u, c) = match posted(&app, &headers, &form, &name).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let id: i64 = id.parse().unwrap_or(0);
+    let (s, cur) = api(
+        &app,
+        &u.actor,
+        peer,
+        Method::GET,
+        &format!("/api/{name}/{id}"),
+        None,
+    )
+    .await;
+    if !s.is_success() {
+        return (s, "not found").into_response();
+    }
+    if c.fields.len() == 1 && c.fields[0].0 == DOCUMENT {
+        return put_document(&app, &u, peer, c, id, &form).await;
+    }
+    // Only what the user changed, as JSON Patch, judged against what the form first showed
+    // (not against the object now): another user's change to another field is not undone,
+    // and fields left as they were (an empty password) stay as they are.
+    let changed: HashMap<String, String> = c
+        .fields
+        .iter()
+        .filter_map(|(f, _)| {
+            let now = form.get(f)?;
+            let was = form
+                .get(&format!("_orig_{f}"))
+                .map(String::as_str)
+                .unwrap_or("");
+            (now.trim() != was.trim()).then(|| (f.clone(), now.clone()))
+        })
+        .collect();
+    let mut errors = HashMap::new();
+    let new = form_json(c, &changed, &mut errors);
+    let mut ops = Vec::new();
+    for (f, v) in &new {
+        ops.push(json!({"op": if cur.get(f).is_some() { "replace" } else { "add" }, "path": format!("/{f}"), "value": v}));
+    }
+    for f in changed.keys() {
+        if !new.contains_key(f) && !errors.contains_key(f) && !is_secret(f) {
+            // Emptied: the value goes.
+            ops.push(json!({"op": "replace", "path": format!("/{f}"), "value": null}));
+        }
+    }
+    let (status, v) = if !errors.is_empty() {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"message": "some fields are not valid"}),
+        )
+    } else if ops.is_empty() {
+        (StatusCode::OK, Value::Null)
+    } else {
+        api(
+            &app,
+            &u.actor,
+            peer,
+            Method::PATCH,
+            &format!("/api/{name}/{id}"),
+            Some(("application/json-patch+json", Value::Array(ops).to_string())),
+        )
+        .await
+    };
+    if status.is_success() {
+        let mut r = Redirect::to(&format!("/ui/{name}/{id}")).into_response();
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        return r;
+    }
+    let (mut e2, msg) = api_errors(&v);
+    e2.extend(errors);
+    let values: Map<String, Value> = c
+        .fields
+        .iter()
+        .filter_map(|(f, _)| form.get(f).map(|x| (f.clone(), json!(x))))
+        .collect();
+    let mut r = form_page(
+        &u,
+        c,
+        format!("Edit {name} {id}"),
+        format!("/ui/{name}/{id}/edit"),
+        format!("/ui/{name}/{id}"),
+        {
+            let orig: HashMap<String, String> = c
+                .fields
+                .iter()
+                .filter_map(|(f, _)| {
+                    form.get(&format!("_orig_{f}"))
+                        .map(|o| (f.clone(), o.clone()))
+                })
+                .collect();
+            form_fields(c, &values, &e2, true, Some(&orig))
+        },
+        Some(msg),
+    );
+    *r.status_mut() = status;
+    r
+}
+
+pub(super) async fn delete(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (u, c) = match posted(&app, &headers, &form, &name).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let id: i64 = id.parse().unwrap_or(0);
+    let (s, v) = api(
+        &app,
+        &u.actor,
+        peer,
+        Method::DELETE,
+        &format!("/api/{name}/{id}"),
+        None,
+    )
+    .await;
+    if s.is_success() {
+        let mut r = Redirect::to(&format!("/ui/{name}/")).into_response();
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        return r;
+    }
+    item_page(&app, &u, peer, c, id, Some(text_of(&v["message"])), None).await
+}
+
+/// The buttons of item pages: device resync, hook redelivery, SIP server check and repair.
+pub(super) async fn action(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((name, id, action)): Path<(String, String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (u, c) = match posted(&app, &headers, &form, &name).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let id: i64 = id.parse().unwrap_or(0);
+    let uri = match (name.as_str(), action.as_str()) {
+        ("pbxdevices", "resync") => format!("/api/pbxdevices/{id}/resync"),
+        ("hookexecutions", "redeliver") => format!("/api/hookexecutions/{id}/redeliver"),
+        ("sipservers", "check") => format!("/api/sipservers/{id}/check"),
+        ("sipservers", "repair") => format!("/api/sipservers/{id}/repair"),
+        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    };
+    let (s, v) = api(
+        &app,
+        &u.actor,
+        peer,
+        Method::POST,
+        &uri,
+        Some(("application/json", "{}".into())),
+    )
+    .await;
+    let msg = if s.is_success() {
+        format!("{action}: done")
+    } else {
+        format!("{action}: {}", text_of(&v["message"]))
+    };
+    item_page(
+        &app,
+        &u,
+        peer,
+        c,
+        id,
+        (!s.is_success()).then(|| msg.clone()),
+        s.is_success().then_some(msg),
+    )
+    .await
+}
+
+/// The configuration a device would get, as text (GET: it changes nothing).
+pub(super) async fn preview(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let id: i64 = id.parse().unwrap_or(0);
+    let (s, v) = api(
+        &app,
+        &u.actor,
+        peer,
+        Method::GET,
+        &format!("/api/pbxdevices/{id}/preview"),
+        None,
+    )
+    .await;
+    page(
+        "page.html",
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("Configuration of device {id}"),
+               "links": [{"href": format!("/ui/pbxdevices/{id}"), "label": "Back to the device", "hint": "passwords masked"}],
+               "error": (!s.is_success()).then(|| text_of(&v["message"])), "pre": s.is_success().then(|| text_of(&v))}),
+    )
+}
+
+/// Deleting asks first (a page with the button that does it).
+pub(super) async fn delete_confirm(
+    State(app): State<UiState>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match coll(&name) {
+        Some(c) if c.delete => {}
+        _ => return (StatusCode::NOT_FOUND, "nothing to delete here").into_response(),
+    }
+    let id: i64 = id.parse().unwrap_or(0);
+    page(
+        "confirm.html",
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("Delete {name} {id}?"),
+               "action": format!("/ui/{name}/{id}/delete"), "back": format!("/ui/{name}/{id}")}),
+    )
+}
+
+/// Saves a free-form object (preferences) edited as one JSON document.
+pub(super) async fn put_document(
+    app: &UiState,
+    u: &User,
+    peer: SocketAddr,
+    c: &Coll,
+    id: i64,
+    form: &HashMap<String, String>,
+) -> Response {
+    let name = c.name;
+    let raw = form.get(DOCUMENT).cloned().unwrap_or_default();
+    let (status, v) = match serde_json::from_str::<Value>(&raw) {
+        Ok(doc) => {
+            api(
+                app,
+                &u.actor,
+                peer,
+                Method::PUT,
+                &format!("/api/{name}/{id}"),
+                Some(("application/json", doc.to_string())),
+            )
+            .await
+        }
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"message": format!("not valid JSON: {e}"), "field": DOCUMENT}),
+        ),
+    };
+    if status.is_success() {
+        let mut r = Redirect::to(&format!("/ui/{name}/{id}")).into_response();
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        return r;
+    }
+    let (e, msg) = api_errors(&v);
+    let mut values = Map::new();
+    values.insert(DOCUMENT.into(), json!(raw));
+    let mut r = form_page(
+        u,
+        c,
+        format!("Edit {name} {id}"),
+        format!("/ui/{name}/{id}/edit"),
+        format!("/ui/{name}/{id}"),
+        form_fields(c, &values, &e, true, None),
+        Some(msg),
+    );
+    *r.status_mut() = status;
+    r
+}
