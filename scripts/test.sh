@@ -138,6 +138,10 @@ export VOXPROV_TEST_POSTGRES_URL
 locked=()
 if [ -f Cargo.lock ]; then locked=(--locked); fi
 threads="${VOXPROV_TEST_THREADS:-4}"
+# The layers point one way: nothing below the faces (http/, ui/) knows them or HTTP.
+step "layering: no crate::http, crate::ui or axum below the faces"
+below=$(grep -rln 'crate::http\|crate::ui\|axum' src/ | grep -v '^src/\(http\|ui\)/\|^src/lib.rs$\|^src/main.rs$' || true)
+[ -z "$below" ] || die "modules below the faces use the HTTP layer: $below"
 # Style and lints are part of the suite (STYLE.md: fmt, clippy -D warnings).
 if cargo fmt --version >/dev/null 2>&1; then
     step "cargo fmt --check"

@@ -4,7 +4,7 @@
 //! only for some callers (`sources`) or called numbers (`bnumbers`).
 //!
 //! This module validates and normalizes; storage is `store::features`, the HTTP resources are
-//! `http::api::callforwards`.
+//! `resources::callforwards`.
 
 use std::fmt;
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod kamailio;
+pub mod opensips;
 pub mod receiver;
 pub mod sipdb;
 

@@ -218,26 +218,10 @@ pub fn kamailio_schema(engine: Engine) -> Vec<PathBuf> {
     .collect()
 }
 
-/// OpenSIPS's published schema scripts, kept as fixtures (see tests/fixtures/opensips/).
-pub fn opensips_schema(version: &str, engine: Engine) -> Vec<PathBuf> {
-    let db = match engine {
-        Engine::Sqlite => "sqlite",
-        Engine::Mysql => "mysql",
-        Engine::Postgres => "postgres",
-    };
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/opensips");
-    // A version keeps only the scripts that differ from 3.1's (see SOURCE.md there).
-    ["standard", "auth_db", "alias_db", "domain", "avpops"]
-        .iter()
-        .map(|f| {
-            let own = base.join(version).join(db).join(format!("{f}-create.sql"));
-            if own.exists() {
-                own
-            } else {
-                base.join("3.1").join(db).join(format!("{f}-create.sql"))
-            }
-        })
-        .collect()
+/// OpenSIPS's tables for `version` ("3.1" or "3.4"), as DDL for `engine` (see
+/// [`super::opensips`]).
+pub fn opensips_ddl(version: &str, engine: Engine) -> String {
+    super::opensips::ddl(&super::opensips::tables(version), engine)
 }
 
 pub fn md5_hex(s: &str) -> String {
