@@ -47,6 +47,10 @@ pub struct Config {
     pub sync_wait_ms: u64,
     /// Log filter (tracing EnvFilter syntax).
     pub log: String,
+    /// Read API requests strictly by default: unknown fields and query parameters, and changed
+    /// read-only fields, are refused instead of ignored (NGCP's leniency; a request can ask
+    /// either way with `Prefer: handling=strict|lenient`).
+    pub api_strict: bool,
     /// Mark the web UI's cookies Secure on every answer (HTTPS in front of voxprov). Off:
     /// Secure only when the proxy says `X-Forwarded-Proto: https`.
     pub ui_secure_cookies: bool,
@@ -198,6 +202,7 @@ impl Default for Config {
             sync_wait_ms: 2000,
             log: "info".into(),
             ui_secure_cookies: false,
+            api_strict: false,
             hooks: HooksConfig::default(),
             prov: ProvConfig::default(),
             password_policy: PasswordPolicy::default(),

@@ -29,9 +29,14 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// 422: well-formed but invalid; always names the field.
+    /// 422: well-formed but invalid; always names the field (and, once known, what the
+    /// request held there).
     #[error("{field}: {message}")]
-    Validation { field: String, message: String },
+    Validation {
+        field: String,
+        message: String,
+        input: Option<String>,
+    },
     /// 423: the object is still in use by others.
     #[error("{0}")]
     Locked(String),
@@ -48,6 +53,42 @@ impl Error {
         Error::Validation {
             field: field.into(),
             message: message.into(),
+            input: None,
+        }
+    }
+
+    /// A validation error told what the request held at its field (`doc`, the request's
+    /// document; `lines[0].label` is looked up as a path).
+    pub fn with_input(self, doc: &serde_json::Value) -> Self {
+        match self {
+            Error::Validation {
+                field,
+                message,
+                input: None,
+            } => {
+                let mut at = Some(doc);
+                for part in field.split('.') {
+                    let (name, index) = match part.split_once('[') {
+                        Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+                        None => (part, None),
+                    };
+                    at = at.and_then(|v| v.get(name));
+                    if let Some(i) = index {
+                        at = at.and_then(|v| v.get(i));
+                    }
+                }
+                let input = match at {
+                    None | Some(serde_json::Value::Null) => String::new(),
+                    Some(serde_json::Value::String(s)) => s.chars().take(100).collect(),
+                    Some(v) => v.to_string().chars().take(100).collect(),
+                };
+                Error::Validation {
+                    field,
+                    message,
+                    input: Some(input),
+                }
+            }
+            other => other,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Bad input gets a clear 4xx naming the problem, never a 5xx, and nothing is written.
+//! Bad input gets a clear 4xx naming the problem, never a 5xx, and nothing is written (read
+//! strictly where leniency would ignore it: an unknown or read-only field).
 
 mod common;
 use common::*;
@@ -12,6 +13,7 @@ async fn bad_input_is_refused_clearly_and_writes_nothing(app: TestApp) {
     let post = |body: String, ct: &str| {
         app.req(Method::POST, "/api/subscribers/")
             .header("Content-Type", ct.to_string())
+            .header("Prefer", "handling=strict")
             .body(body)
     };
     let good = json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "new", "password": "sip-secret-1" });
@@ -40,7 +42,7 @@ async fn bad_input_is_refused_clearly_and_writes_nothing(app: TestApp) {
         ("patch failing test", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"test\",\"path\":\"/username\",\"value\":\"other\"}]"), StatusCode::UNPROCESSABLE_ENTITY, "patch"),
         ("patch as plain JSON", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json").body("[]"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "json-patch"),
         ("patch to invalid value", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"replace\",\"path\":\"/lock\",\"value\":\"x\"}]"), StatusCode::UNPROCESSABLE_ENTITY, "lock"),
-        ("patch read-only", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"replace\",\"path\":\"/id\",\"value\":999999}]"), StatusCode::UNPROCESSABLE_ENTITY, "id"),
+        ("patch read-only", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").header("Prefer", "handling=strict").body("[{\"op\":\"replace\",\"path\":\"/id\",\"value\":999999}]"), StatusCode::UNPROCESSABLE_ENTITY, "id"),
     ];
     for (what, rb, want, needle) in cases {
         let (s, v) = send(rb).await;

@@ -7,19 +7,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 fn field_of(v: &Value) -> String {
-    v["message"]
-        .as_str()
-        .unwrap_or("")
-        .split(':')
-        .next()
-        .unwrap_or("")
-        .to_string()
+    v["field"].as_str().unwrap_or("").to_string()
 }
 
 async fn expect_422(app: &TestApp, method: Method, path: &str, body: Value, field: &str) {
     let (s, v) = send(
         app.req(method.clone(), path)
             .header("Content-Type", "application/json")
+            .header("Prefer", "handling=strict")
             .body(body.to_string()),
     )
     .await;

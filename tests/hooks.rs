@@ -948,7 +948,12 @@ async fn bad_hook_input_names_the_field() {
         ),
     ];
     for (body, field) in cases {
-        let (s, v) = app.post("/api/hooks/", body.clone()).await;
+        let (s, v) = send(
+            app.req(Method::POST, "/api/hooks/")
+                .header("Prefer", "handling=strict")
+                .json(&body),
+        )
+        .await;
         assert_eq!(
             (s, v["field"].as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),

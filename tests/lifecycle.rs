@@ -81,9 +81,24 @@ async fn a_subscriber_goes_from_creation_to_termination(app: TestApp) {
     // DELETE terminates: record kept, numbers released, username free again, id not reused.
     let (s, _) = app.delete(&loc).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, t) = app.get(&loc).await;
-    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app.get(&loc).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "a terminated subscriber is gone from the API"
+    );
+    let (s, _) = app.delete(&loc).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Its record stays: listed when asked for by status, with its journal.
+    let (_, l) = app
+        .get(&format!(
+            "/api/subscribers/?status=terminated&username=alice"
+        ))
+        .await;
+    let t = items(&l, "subscribers").remove(0);
     assert_eq!(t["status"], "terminated");
+    let (s, _) = app.get(&format!("{loc}/journal/")).await;
+    assert_eq!(s, StatusCode::OK);
     assert!(t["primary_number"].is_null());
     assert_eq!(t["released_numbers"]["primary_number"]["sn"], "10001");
     let (_, nums) = app.get(&format!("/api/numbers/?subscriber_id={id}")).await;
@@ -171,10 +186,18 @@ async fn customer_status_drives_its_subscribers(app: TestApp) {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     for id in [a, b] {
         assert_eq!(
-            app.get(&format!("/api/subscribers/{id}")).await.1["status"],
-            "terminated"
+            app.get(&format!("/api/subscribers/{id}")).await.0,
+            StatusCode::NOT_FOUND,
+            "terminated with its customer"
         );
     }
+    let (_, l) = app
+        .get(&format!("/api/subscribers/?status=terminated&rows=100"))
+        .await;
+    assert!(items(&l, "subscribers")
+        .iter()
+        .filter(|s| s["id"] == a || s["id"] == b)
+        .all(|s| s["status"] == "terminated"));
     let (s, v) = app
         .patch(
             &cust,
@@ -373,13 +396,14 @@ async fn an_alias_moves_within_its_customer(app: TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    // Read-only fields cannot change.
-    let (s, v) = app
-        .patch(
-            &format!("/api/numbers/{alias}"),
-            json!([{ "op": "replace", "path": "/sn", "value": "3" }]),
-        )
-        .await;
+    // Read-only fields cannot change (strictly: refused; by default ignored).
+    let (s, v) = send(
+        app.req(Method::PATCH, &format!("/api/numbers/{alias}"))
+            .header("Content-Type", "application/json-patch+json")
+            .header("Prefer", "handling=strict")
+            .body(json!([{ "op": "replace", "path": "/sn", "value": "3" }]).to_string()),
+    )
+    .await;
     assert_eq!(
         (s, v["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("sn"))
@@ -420,7 +444,11 @@ async fn listings_page_sort_and_refuse_unknown_parameters(app: TestApp) {
         "colour=blue",
         "customer_id=abc",
     ] {
-        let (s, v) = app.get(&format!("/api/subscribers/?{bad}")).await;
+        let (s, v) = send(
+            app.req(Method::GET, &format!("/api/subscribers/?{bad}"))
+                .header("Prefer", "handling=strict"),
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
         assert!(v["message"].as_str().unwrap().len() > 5);
     }
@@ -485,10 +513,10 @@ async fn etags_guard_concurrent_writers_and_options_tell_what_is_allowed(app: Te
         .await
         .unwrap();
     assert_eq!(r.headers()["allow"], "GET, HEAD, OPTIONS, POST");
-    assert!(r.headers()["accept-post"]
-        .to_str()
-        .unwrap()
-        .contains("application/json"));
+    assert_eq!(
+        r.headers()["accept-post"],
+        "application/hal+json; profile=http://purl.org/sipwise/ngcp-api/#rel-subscribers"
+    );
     let r = app.req(Method::OPTIONS, &path).send().await.unwrap();
     assert_eq!(
         r.headers()["allow"],

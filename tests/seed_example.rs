@@ -95,7 +95,15 @@ async fn the_sipwise_handbook_perl_client_runs_unchanged(app: TestApp) {
     let (_, c) = app.get(&format!("/api/customers/{customer}")).await;
     assert_eq!(c["status"], "terminated");
     assert_eq!(c["reseller_id"], rid);
-    let (_, s) = app.get(&format!("/api/subscribers/{subscriber}")).await;
+    let (st, _) = app.get(&format!("/api/subscribers/{subscriber}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "gone from the API");
+    // The record stays, listed when asked for by status.
+    let (_, l) = app
+        .get(&format!(
+            "/api/subscribers/?status=terminated&customer_id={customer}"
+        ))
+        .await;
+    let s = items(&l, "subscribers").remove(0);
     assert_eq!(s["status"], "terminated");
     assert_eq!(s["username"], "test_10001");
     // The PUT added two aliases to the two it was created with.

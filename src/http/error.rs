@@ -19,7 +19,17 @@ impl IntoResponse for Error {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
         }
         let mut body = json!({ "code": status.as_u16(), "message": self.to_string() });
-        if let Error::Validation { field, .. } = &self {
+        if let Error::Validation {
+            field,
+            message,
+            input,
+        } = &self
+        {
+            // NGCP's form, which its clients match on; `field` names the field as well.
+            body["message"] = json!(format!(
+                "Validation failed. field='{field}', input='{}', errors='{message}'",
+                input.as_deref().unwrap_or("")
+            ));
             body["field"] = json!(field);
         }
         let mut resp = (status, Json(body)).into_response();

@@ -47,8 +47,9 @@ pub struct CollectionPage<'a> {
     pub query: String,
 }
 
-/// A collection page. With exactly one item, `_embedded` holds the object itself, not an
-/// array: that is what Sipwise returns and what its own example clients rely on.
+/// A collection page. With exactly one item, `_embedded` and the `ngcp:<name>` link hold the
+/// object itself, not an array: that is what Sipwise returns and what its own clients rely
+/// on.
 pub fn collection(p: &CollectionPage, items: Vec<Value>) -> Value {
     let href = |page: i64| {
         let extra = if p.query.is_empty() {
@@ -62,11 +63,21 @@ pub fn collection(p: &CollectionPage, items: Vec<Value>) -> Value {
     links.insert("self".into(), json!({ "href": href(p.page) }));
     links.insert("profile".into(), json!({ "href": PROFILE }));
     links.insert("curies".into(), curies());
-    let item_links: Vec<Value> = items
+    let mut item_links: Vec<Value> = items
         .iter()
         .filter_map(|i| i.get("_links").and_then(|l| l.get("self")).cloned())
         .collect();
-    links.insert(format!("ngcp:{}", p.name), Value::Array(item_links));
+    // As `_embedded` below: one item is the link itself, none no relation at all (NGCP's
+    // clients walk `_links` and `_embedded` alike and expect the same shape in both).
+    match item_links.len() {
+        0 => {}
+        1 => {
+            links.insert(format!("ngcp:{}", p.name), item_links.remove(0));
+        }
+        _ => {
+            links.insert(format!("ngcp:{}", p.name), Value::Array(item_links));
+        }
+    }
     if p.page > 1 {
         links.insert("prev".into(), json!({ "href": href(p.page - 1) }));
     }

@@ -33,6 +33,7 @@ pub fn router(app: AppState) -> Router {
             .route("/readyz", get(readyz))
             .fallback(|| async { crate::error::Error::NotFound("no such resource".into()) })
             .layer(middleware::from_fn_with_state(app.clone(), sync_wait))
+            .layer(middleware::from_fn_with_state(app.clone(), handling))
             .with_state(app),
     )
 }
@@ -41,6 +42,71 @@ pub fn router(app: AppState) -> Router {
 pub fn edge(r: Router) -> Router {
     r.layer(middleware::from_fn(refuse_control_characters))
         .layer(middleware::from_fn(access_log))
+}
+
+/// NGCP's leniency by default, strictness on request (see [`crate::resources::handling`]):
+/// `Prefer: handling=strict` (RFC 7240) or the `api_strict` setting, which
+/// `Prefer: handling=lenient` overrides for one request. What was ignored is named in the
+/// `Voxprov-Ignored` header.
+async fn handling(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let asked = req
+        .headers()
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .map(|p| p.trim().to_ascii_lowercase())
+        .find_map(|p| match p.as_str() {
+            "handling=strict" => Some(true),
+            "handling=lenient" => Some(false),
+            _ => None,
+        });
+    let strict = asked.unwrap_or(app.cfg.api_strict);
+    let (mut resp, ignored) = crate::resources::handling::scope(strict, next.run(req)).await;
+    if !ignored.is_empty() {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&ignored.join(", ")) {
+            resp.headers_mut().insert("voxprov-ignored", v);
+        }
+    }
+    if asked.is_some() {
+        let applied = if strict {
+            "handling=strict"
+        } else {
+            "handling=lenient"
+        };
+        resp.headers_mut().insert(
+            "preference-applied",
+            axum::http::HeaderValue::from_static(applied),
+        );
+    }
+    resp
+}
+
+/// NGCP sits behind a web server that merges slashes, and its clients build item URLs as
+/// `base + '/' + Location`: `//api/x/1` is `/api/x/1`.
+fn merge_slashes(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if !path.contains("//") {
+        return req;
+    }
+    let mut merged = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && merged.ends_with('/')) {
+            merged.push(c);
+        }
+    }
+    let pq = match req.uri().query() {
+        Some(q) => format!("{merged}?{q}"),
+        None => merged,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(p) = pq.parse() {
+        parts.path_and_query = Some(p);
+        if let Ok(u) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = u;
+        }
+    }
+    req
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
@@ -195,9 +261,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let svc = tower::ServiceExt::map_request(router, merge_slashes);
     axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(svc),
     )
     .with_graceful_shutdown(shutdown)
     .await

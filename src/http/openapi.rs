@@ -289,6 +289,30 @@ pub async fn index(headers: HeaderMap) -> Response {
     hal::respond(StatusCode::OK, &headers, &json!({ "_links": links }))
 }
 
+/// `OPTIONS /api/`: the methods, and one `Link` per collection (NGCP's discovery).
+pub async fn root_options() -> Response {
+    let mut resp = (
+        StatusCode::OK,
+        axum::Json(json!({ "methods": ["GET", "HEAD", "OPTIONS"] })),
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::ALLOW,
+        header::HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    let mut names: Vec<&str> = docs().iter().map(|d| d.name).collect();
+    names.push("journals");
+    for name in names {
+        if let Ok(v) = header::HeaderValue::from_str(&format!(
+            "</api/{name}/>; rel=\"collection http://purl.org/sipwise/ngcp-api/#rel-{name}\""
+        )) {
+            h.append(header::LINK, v);
+        }
+    }
+    resp
+}
+
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

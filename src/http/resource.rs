@@ -23,7 +23,7 @@ use crate::changes::{self, Op};
 use crate::error::{Error, Result};
 use crate::hooks::before;
 use crate::model::Actor;
-use crate::resources::write::{load_visible, save_metadata, strip, Edit};
+use crate::resources::write::{load_record, load_visible, save_metadata, strip, Edit};
 pub use crate::resources::{
     create_one, parse_id, parse_json, parse_list_query, record, to_input, to_map, update_one,
     Created, ListQuery, Resource, MAX_ROWS,
@@ -521,7 +521,7 @@ async fn journal<R: Resource>(
     let id = parse_id(&id)?;
     let mut c = app.store.read().await?;
     // Visible now, or once visible (a terminated subscriber keeps its record).
-    load_visible::<R>(&mut c, &app, &actor, id, false).await?;
+    load_record::<R>(&mut c, &app, &actor, id, false).await?;
     let q = parse_list_query(q.as_deref(), &[], &[("id", "id")])?;
     let f = changes::JournalFilter {
         resource: Some(R::NAME.into()),
@@ -543,7 +543,7 @@ async fn metadata<R: Resource>(
     R::check_access(&actor, false)?;
     let id = parse_id(&id)?;
     let mut c = app.store.read().await?;
-    load_visible::<R>(&mut c, &app, &actor, id, false).await?;
+    load_record::<R>(&mut c, &app, &actor, id, false).await?;
     let rows = crate::store::hooks::metadata(&mut c, R::NAME, id).await?;
     let mut values = Map::new();
     let mut sources = Map::new();
@@ -592,7 +592,7 @@ pub fn item_methods<R: Resource>() -> Vec<Method> {
     m
 }
 
-fn options_response(methods: Vec<Method>, post: bool, patch: bool) -> Response {
+fn options_response(name: &str, methods: Vec<Method>, post: bool, patch: bool) -> Response {
     let mut resp = (
         StatusCode::OK,
         axum::Json(json!({ "methods": methods.iter().map(Method::as_str).collect::<Vec<_>>() })),
@@ -604,10 +604,12 @@ fn options_response(methods: Vec<Method>, post: bool, patch: bool) -> Response {
         HeaderValue::from_str(&allow(&methods)).expect("method names"),
     );
     if post {
-        h.insert(
-            "accept-post",
-            HeaderValue::from_static("application/json, application/hal+json"),
-        );
+        // NGCP's form: the media type with the collection's relation as its profile.
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "application/hal+json; profile=http://purl.org/sipwise/ngcp-api/#rel-{name}"
+        )) {
+            h.insert("accept-post", v);
+        }
     }
     if patch {
         h.insert(
@@ -633,12 +635,12 @@ pub fn routes<R: Resource>() -> Router<AppState> {
     let coll = format!("/api/{}/", R::NAME);
     let item = format!("/api/{}/{{id}}", R::NAME);
     let mut c: MethodRouter<AppState> = get(list_handler::<R>)
-        .options(|| async { options_response(collection_methods::<R>(), R::CAN_CREATE, false) });
+        .options(|| async { options_response(R::NAME, collection_methods::<R>(), true, false) });
     if R::CAN_CREATE {
         c = c.post(create::<R>);
     }
     let mut i: MethodRouter<AppState> = get(get_item::<R>)
-        .options(|| async { options_response(item_methods::<R>(), false, R::CAN_UPDATE) });
+        .options(|| async { options_response(R::NAME, item_methods::<R>(), false, R::CAN_UPDATE) });
     if R::CAN_UPDATE {
         i = i.put(put::<R>).patch(patch::<R>);
     }

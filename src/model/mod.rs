@@ -205,7 +205,8 @@ pub fn domain_name(field: &str, s: &str) -> Result<String> {
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                // '_' as NGCP accepts it (SIP domains are names, not only DNS host names)
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         });

@@ -71,7 +71,7 @@ pub type Row = (u64, Result<Map<String, Value>>);
 
 fn error_result(row: u64, e: &Error) -> RowResult {
     let (field, message) = match e {
-        Error::Validation { field, message } => (Some(field.clone()), message.clone()),
+        Error::Validation { field, message, .. } => (Some(field.clone()), message.clone()),
         Error::Internal(_) => (None, "internal error (see the server log)".to_string()),
         other => (None, other.to_string()),
     };

@@ -60,13 +60,26 @@ fn fields(i: ContactInput, reseller_id: Option<i64>) -> Result<ContactFields> {
         mobilenumber: t("mobilenumber", i.mobilenumber)?,
         external_id: t("external_id", i.external_id)?,
     };
-    if f.email.is_none() && f.firstname.is_none() && f.lastname.is_none() && f.company.is_none() {
-        return Err(Error::invalid(
-            "email",
-            "a contact needs at least an email, a name or a company",
-        ));
+    if f.email.is_none() {
+        return Err(Error::invalid("email", "is required"));
     }
     Ok(f)
+}
+
+/// A system contact belongs to no reseller: a `reseller_id` sent for one is ignored (NGCP's
+/// clients send what they read) or, read strictly, refused.
+fn no_reseller(given: Option<i64>) -> Result<()> {
+    match given {
+        None => Ok(()),
+        Some(_) if !crate::resources::handling::strict() => {
+            crate::resources::handling::ignored("body:reseller_id");
+            Ok(())
+        }
+        Some(_) => Err(Error::invalid(
+            "reseller_id",
+            "a system contact belongs to no reseller",
+        )),
+    }
 }
 
 /// Both contact collections; `SYSTEM` selects system contacts.
@@ -94,9 +107,25 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
         ("company", "company, * wildcard"),
         ("reseller_id", "owning reseller"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] =
-        &[("id", "id"), ("email", "email"), ("lastname", "lastname")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("email", "email"),
+        ("firstname", "firstname"),
+        ("lastname", "lastname"),
+        ("company", "company"),
+        ("city", "city"),
+        ("country", "country"),
+        ("external_id", "external_id"),
+        ("reseller_id", "reseller_id"),
+        ("create_timestamp", "create_timestamp"),
+        ("modify_timestamp", "modify_timestamp"),
+    ];
     const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
+    const REQUIRED: &'static [&'static str] = if SYSTEM {
+        &["email"]
+    } else {
+        &["email", "reseller_id"]
+    };
     type Repr = Contact;
     type Input = ContactInput;
 
@@ -125,12 +154,7 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
     }
     async fn create(c: &mut Conn, _: &App, actor: &Actor, mut i: ContactInput) -> Result<Created> {
         let reseller = if SYSTEM {
-            if i.reseller_id.is_some() {
-                return Err(Error::invalid(
-                    "reseller_id",
-                    "a system contact belongs to no reseller",
-                ));
-            }
+            no_reseller(i.reseller_id)?;
             None
         } else {
             let r = actor.owning_reseller(i.reseller_id.take())?;
@@ -148,13 +172,10 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
         mut i: ContactInput,
     ) -> Result<()> {
         let reseller = match (SYSTEM, actor.scope(), i.reseller_id.take()) {
-            (true, _, Some(_)) => {
-                return Err(Error::invalid(
-                    "reseller_id",
-                    "a system contact belongs to no reseller",
-                ))
+            (true, _, r) => {
+                no_reseller(r)?;
+                None
             }
-            (true, _, None) => None,
             (false, None, Some(r)) if Some(r) != old.reseller_id => {
                 if exists(c, "customers", "contact_id = $1", id).await? {
                     return Err(Error::invalid(
@@ -183,6 +204,14 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
     }
     fn reseller_of(r: &Contact) -> Option<i64> {
         r.reseller_id
+    }
+    /// A system contact has no reseller: NGCP shows none.
+    fn view(r: &Contact, _: &Actor) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = crate::resources::to_map(r);
+        if SYSTEM {
+            m.remove("reseller_id");
+        }
+        m
     }
     fn visible(r: &Contact, actor: &Actor) -> bool {
         match actor.scope() {

@@ -207,6 +207,10 @@ impl Resource for Customers {
                 format!("/api/billingprofiles/{}", r.billing_profile_id),
             ),
             (
+                "customerbalances",
+                format!("/api/customerbalances/{}", r.id),
+            ),
+            (
                 "subscribers",
                 format!("/api/subscribers/?customer_id={}", r.id),
             ),

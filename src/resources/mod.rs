@@ -26,6 +26,7 @@ pub mod callforwards;
 pub mod contacts;
 pub mod customers;
 pub mod devices;
+pub mod handling;
 pub mod hooks;
 pub mod numbers;
 pub mod preferences;
@@ -125,6 +126,8 @@ pub trait Resource: Send + Sync + 'static {
     /// Representation fields clients cannot set. PUT and PATCH accept them unchanged (so a
     /// GET → modify → PUT round trip works); a different value is refused.
     const READ_ONLY: &'static [&'static str];
+    /// Fields that must have a value: a document setting one to null is refused (422).
+    const REQUIRED: &'static [&'static str] = &[];
     /// Read-only fields that change on their own (a sync status): accepted with any value
     /// and ignored, so a GET → PUT round trip does not race them.
     const VOLATILE: &'static [&'static str] = &[];
@@ -210,6 +213,12 @@ pub trait Resource: Send + Sync + 'static {
     /// The representation as `actor` may see it (e.g. without secrets).
     fn view(repr: &Self::Repr, _actor: &Actor) -> Map<String, Value> {
         to_map(repr)
+    }
+    /// Gone from the API although its record stays (a terminated subscriber: kept for
+    /// billing and the journal, listed only when asked for by status): GET, PUT, PATCH and
+    /// DELETE answer 404; its journal still answers.
+    fn gone(_repr: &Self::Repr) -> bool {
+        false
     }
     fn visible(repr: &Self::Repr, actor: &Actor) -> bool {
         match actor.scope() {

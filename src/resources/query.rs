@@ -68,22 +68,23 @@ pub fn parse_list_query(
                     .min(MAX_ROWS);
                 continue;
             }
-            "order_by" => {
-                order = order_by
-                    .iter()
-                    .find(|(n, _)| *n == v)
-                    .map(|(_, c)| *c)
-                    .ok_or_else(|| {
-                        Error::BadRequest(format!(
-                            "order_by: '{v}' is not one of {}",
-                            order_by
-                                .iter()
-                                .map(|(n, _)| *n)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ))
-                    })?;
-            }
+            "order_by" => match order_by.iter().find(|(n, _)| *n == v) {
+                Some((_, c)) => order = c,
+                None if !super::handling::strict() => {
+                    super::handling::ignored("query:order_by");
+                    continue;
+                }
+                None => {
+                    return Err(Error::BadRequest(format!(
+                        "order_by: '{v}' is not one of {}",
+                        order_by
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            },
             "order_by_direction" => {
                 desc = match v.to_ascii_lowercase().as_str() {
                     "asc" => false,
@@ -106,6 +107,10 @@ pub fn parse_list_query(
                     return Err(Error::BadRequest(format!("{k}: filter value too long")));
                 }
                 map.insert(k.clone(), v.clone());
+            }
+            _ if !super::handling::strict() => {
+                super::handling::ignored(format!("query:{k}"));
+                continue;
             }
             _ => {
                 return Err(Error::BadRequest(format!(

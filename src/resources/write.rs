@@ -4,7 +4,9 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::{to_map, Created, Resource};
+use utoipa::ToSchema;
+
+use super::{handling, to_map, Created, Resource};
 use crate::app::App;
 use crate::changes::{self, Change, Op};
 use crate::error::{Error, Result};
@@ -63,7 +65,7 @@ pub fn strip(mut v: Value, fields: &[&str]) -> Value {
 }
 
 /// Turns a JSON object into the resource's input, naming the field on every error.
-pub fn to_input<T: DeserializeOwned>(
+pub fn to_input<T: DeserializeOwned + ToSchema + 'static>(
     v: Value,
     read_only: &[&str],
     current: Option<&Map<String, Value>>,
@@ -73,18 +75,25 @@ pub fn to_input<T: DeserializeOwned>(
     };
     m.remove("_links");
     m.remove("_embedded");
+    let strict = handling::strict();
     for f in read_only {
         if let Some(val) = m.remove(*f) {
             let same = match current {
                 Some(cur) => cur.get(*f).unwrap_or(&Value::Null) == &val,
                 None => val.is_null(),
             };
-            if !same {
-                return Err(Error::invalid(*f, "is read-only"));
+            match (same, strict) {
+                (true, _) => {}
+                (false, true) => return Err(Error::invalid(*f, "is read-only")),
+                (false, false) => handling::ignored(format!("body:{f}")),
             }
         }
     }
-    serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
+    let mut v = Value::Object(m);
+    if !strict {
+        handling::coerce(&mut v, &handling::shape_of::<T>(), "");
+    }
+    serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.into_inner().to_string();
         let field = if path == "." || path.is_empty() {
@@ -96,7 +105,23 @@ pub fn to_input<T: DeserializeOwned>(
     })
 }
 
+/// The object `id` as `actor` may see it; 404 when absent, another reseller's, or gone
+/// ([`Resource::gone`]).
 pub async fn load_visible<R: Resource>(
+    c: &mut Conn,
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    lock: bool,
+) -> Result<R::Repr> {
+    match load_record::<R>(c, app, actor, id, lock).await? {
+        r if !R::gone(&r) => Ok(r),
+        _ => Err(Error::NotFound(format!("{} {id} not found", R::NAME))),
+    }
+}
+
+/// Like [`load_visible`], gone objects included (their journal stays readable).
+pub async fn load_record<R: Resource>(
     c: &mut Conn,
     app: &App,
     actor: &Actor,
@@ -146,8 +171,13 @@ pub async fn create_one<R: Resource>(
     actor: &Actor,
     v: Value,
 ) -> Result<(Created, R::Repr)> {
-    let input: R::Input = to_input(strip(v, R::VOLATILE), R::READ_ONLY, None)?;
-    let created = R::create(c, app, actor, input).await?;
+    refuse_null_required::<R>(&v)?;
+    let doc = v.clone();
+    let input: R::Input =
+        to_input(strip(v, R::VOLATILE), R::READ_ONLY, None).map_err(|e| e.with_input(&doc))?;
+    let created = R::create(c, app, actor, input)
+        .await
+        .map_err(|e| e.with_input(&doc))?;
     let repr = R::load(c, app, created.id, false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("created object vanished")))?;
@@ -165,14 +195,54 @@ pub async fn update_one<R: Resource>(
     new: Value,
 ) -> Result<R::Repr> {
     let current = R::view(old, actor);
-    let input: R::Input = to_input(strip(new, R::VOLATILE), R::READ_ONLY, Some(&current))?;
+    refuse_null_required::<R>(&new)?;
+    if unchanged::<R>(&current, &new) {
+        // Nothing to write: no new modify_timestamp, no journal entry (a GET → PUT round
+        // trip gives back what it sent).
+        return R::load(c, app, R::id(old), false)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("object vanished")));
+    }
+    let doc = new.clone();
+    let input: R::Input = to_input(strip(new, R::VOLATILE), R::READ_ONLY, Some(&current))
+        .map_err(|e| e.with_input(&doc))?;
     let id = R::id(old);
-    R::update(c, app, actor, id, old, input).await?;
+    R::update(c, app, actor, id, old, input)
+        .await
+        .map_err(|e| e.with_input(&doc))?;
     let repr = R::load(c, app, id, false)
         .await?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("updated object vanished")))?;
     record::<R>(c, actor, Op::Update, Some(old), Some(&repr)).await?;
     Ok(repr)
+}
+
+/// A field that must have a value cannot be set to null (a PATCH `replace` with null, a PUT
+/// with `"email": null`): 422 naming it, not a silent "keep".
+fn refuse_null_required<R: Resource>(doc: &Value) -> Result<()> {
+    for f in R::REQUIRED {
+        if doc.get(*f).is_some_and(Value::is_null) {
+            return Err(Error::invalid(*f, "is required").with_input(doc));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `new` says nothing `current` does not: every field it holds is there with the
+/// same value (read-only and volatile fields, and HAL's own, aside).
+fn unchanged<R: Resource>(current: &Map<String, Value>, new: &Value) -> bool {
+    let Value::Object(n) = new else { return false };
+    // Read strictly, a read-only field that differs is an error to report, not a no-op.
+    let strict = handling::strict();
+    n.iter().all(|(k, v)| {
+        k.starts_with('_')
+            || (!strict && R::READ_ONLY.contains(&k.as_str()))
+            || R::VOLATILE.contains(&k.as_str())
+            || current.get(k) == Some(v)
+    }) && current
+        .keys()
+        .filter(|k| !R::READ_ONLY.contains(&k.as_str()) && !R::VOLATILE.contains(&k.as_str()))
+        .all(|k| n.contains_key(k))
 }
 
 /// How an existing object is to change: a whole new document (PUT), or a JSON Patch

@@ -6,7 +6,8 @@
 #   - the target is taken from the environment instead of being hard-coded;
 #   - reseller_id is sent with the customer contact, as the handbook's warning requires for an
 #     admin user (set VOXPROV_RESELLER_ID to an empty string to leave it out);
-#   - a missing id dies instead of carrying on, and the ids are printed on a RESULT line.
+#   - a missing id dies instead of carrying on, and the ids are printed on a RESULT line;
+#   - after the DELETE it checks that the subscriber answers 404, as careful clients do.
 #
 # Environment (defaults as in the seed):
 #   VOXPROV_URI               https://ngcp.example.com:1443
@@ -191,6 +192,14 @@ if($res->code != 204) {
     die "Failed to terminate subscriber: ".$res->decoded_content."\n";
 }
 say "Terminated subscriber";
+
+# Careful clients check the termination: the subscriber is gone from the API.
+$req = HTTP::Request->new('GET', "$uri/api/subscribers/$subscriber_id");
+$res = $ua->request($req);
+if($res->code != 404) {
+    die "Terminated subscriber still answers ".$res->code."\n";
+}
+say "Terminated subscriber answers 404";
 
 $req = HTTP::Request->new('PATCH', "$uri/api/customers/$customer_id");
 $req->header('Content-Type' => 'application/json-patch+json');

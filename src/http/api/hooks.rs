@@ -51,7 +51,7 @@ async fn executions_of(
 }
 
 /// A JSON body that may be left out (then the defaults apply).
-async fn optional_body<T: serde::de::DeserializeOwned + Default>(
+async fn optional_body<T: serde::de::DeserializeOwned + utoipa::ToSchema + Default + 'static>(
     app: &App,
     body: Body,
 ) -> Result<T> {

@@ -16,7 +16,7 @@ use crate::resources::{Resource, Visit};
 
 pub fn router() -> Router<AppState> {
     let mut r = Router::new()
-        .route("/api/", get(openapi::index))
+        .route("/api/", get(openapi::index).options(openapi::root_options))
         .route(
             "/api",
             get(|| async { axum::response::Redirect::permanent("/api/") }),

@@ -6,9 +6,10 @@ use super::*;
 // ---------------------------------------------------------------------------------------
 // Extra routes
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KazooImport {
+    #[schema(value_type = Object)]
     document: Value,
     name: String,
     /// kv (key = value lines, Yealink style) or snom (Snom XML settings).

@@ -60,7 +60,7 @@ pub async fn visible_hook(app: &App, actor: &Actor, id: i64, write: bool) -> Res
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateInput {
     #[serde(default)]
@@ -104,7 +104,7 @@ pub async fn rotate_secret(app: &App, actor: &Actor, id: i64, input: RotateInput
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeliverInput {
     #[serde(default)]

@@ -381,6 +381,9 @@ impl Resource for Subscribers {
         }
         l
     }
+    fn gone(r: &Subscriber) -> bool {
+        r.status == "terminated"
+    }
     fn view(r: &Subscriber, actor: &Actor) -> Map<String, Value> {
         let mut m = to_map(r);
         if !actor.is_admin() {
