@@ -91,9 +91,7 @@ async fn a_subscriber_goes_from_creation_to_termination(app: TestApp) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Its record stays: listed when asked for by status, with its journal.
     let (_, l) = app
-        .get(&format!(
-            "/api/subscribers/?status=terminated&username=alice"
-        ))
+        .get("/api/subscribers/?status=terminated&username=alice")
         .await;
     let t = items(&l, "subscribers").remove(0);
     assert_eq!(t["status"], "terminated");
@@ -192,7 +190,7 @@ async fn customer_status_drives_its_subscribers(app: TestApp) {
         );
     }
     let (_, l) = app
-        .get(&format!("/api/subscribers/?status=terminated&rows=100"))
+        .get("/api/subscribers/?status=terminated&rows=100")
         .await;
     assert!(items(&l, "subscribers")
         .iter()
