@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use reqwest::StatusCode;
 use serde_json::json;
 
 async fn the_sipwise_handbook_perl_client_runs_unchanged(app: TestApp) {
