@@ -37,6 +37,8 @@ pub struct Config {
     pub sqlite_synchronous: SqliteSync,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The largest sound file (a WAV upload to /api/soundfiles/) accepted.
+    pub max_sound_file_bytes: usize,
     /// Seconds a verified Basic credential is remembered (argon2 is deliberately slow).
     pub auth_cache_seconds: u64,
     /// Failed logins from one address within a minute before it gets 429.
@@ -197,6 +199,7 @@ impl Default for Config {
             secret_key_file: None,
             sqlite_synchronous: SqliteSync::Full,
             max_body_bytes: 1 << 20,
+            max_sound_file_bytes: 8 << 20,
             auth_cache_seconds: 30,
             auth_max_failures: 10,
             sync_wait_ms: 2000,
@@ -318,6 +321,9 @@ impl Config {
         self.db_kind()?;
         if self.max_body_bytes < 1024 {
             anyhow::bail!("max_body_bytes: must be at least 1024");
+        }
+        if self.max_sound_file_bytes < 1024 {
+            anyhow::bail!("max_sound_file_bytes: must be at least 1024");
         }
         if self.hooks.retry_schedule.iter().any(|s| *s > 7 * 24 * 3600) {
             anyhow::bail!("hooks.retry_schedule: a step may be at most a week (604800 s)");

@@ -76,7 +76,8 @@ pub async fn bootstrap(store: &Store) -> anyhow::Result<()> {
         .await?
         .try_get(0)?;
     if resellers == 0 {
-        let id = store::resellers::insert_reseller(&mut tx, "default", "active", None).await?;
+        let id =
+            store::resellers::insert_reseller(&mut tx, "default", "active", None, None).await?;
         let after = serde_json::json!({ "id": id, "name": "default", "status": "active" });
         changes::record(
             &mut tx,

@@ -37,7 +37,7 @@ async fn bad_input_is_refused_clearly_and_writes_nothing(app: TestApp) {
         ("absent id", app.req(Method::GET, "/api/subscribers/999999"), StatusCode::NOT_FOUND, "not found"),
         ("SQL in a filter", app.req(Method::GET, "/api/subscribers/?username=%27%20OR%201%3D1%20--"), StatusCode::OK, ""),
         ("patch not an array", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("{\"op\":\"replace\"}"), StatusCode::BAD_REQUEST, "array"),
-        ("patch bad op", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"frobnicate\",\"path\":\"/lock\"}]"), StatusCode::BAD_REQUEST, "JSON Patch"),
+        ("patch bad op", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"frobnicate\",\"path\":\"/lock\"}]"), StatusCode::BAD_REQUEST, "PATCH op 'frobnicate'"),
         ("patch bad path", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"remove\",\"path\":\"/nope/deeper\"}]"), StatusCode::UNPROCESSABLE_ENTITY, "patch"),
         ("patch failing test", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json-patch+json").body("[{\"op\":\"test\",\"path\":\"/username\",\"value\":\"other\"}]"), StatusCode::UNPROCESSABLE_ENTITY, "patch"),
         ("patch as plain JSON", app.req(Method::PATCH, &format!("/api/subscribers/{sub}")).header("Content-Type", "application/json").body("[]"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "json-patch"),

@@ -306,10 +306,18 @@ async fn the_rules_of_uniqueness_and_ownership_hold(app: TestApp) {
         .delete(&format!("/api/customercontacts/{}", f.contact_id))
         .await;
     assert_eq!(s, StatusCode::LOCKED);
+    // Billing profiles are terminated by status, as in NGCP: never while in use.
     let (s, _) = app
         .delete(&format!("/api/billingprofiles/{}", f.billing_profile_id))
         .await;
-    assert_eq!(s, StatusCode::LOCKED);
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (s, v) = app
+        .patch(
+            &format!("/api/billingprofiles/{}", f.billing_profile_id),
+            json!([{ "op": "replace", "path": "/status", "value": "terminated" }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::LOCKED, "{v}");
     let (s, _) = app.delete(&format!("/api/domains/{}", f.domain_id)).await;
     assert_eq!(s, StatusCode::LOCKED);
     let unused = app

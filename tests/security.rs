@@ -744,7 +744,7 @@ async fn command_line_changes_to_admins_take_effect_at_once_and_are_journalled(a
     );
     assert_ne!(code, 0);
     assert!(
-        err.contains("reseller_id: reseller 999 does not exist"),
+        err.contains("reseller_id: Invalid 'reseller_id': reseller 999 does not exist"),
         "{err}"
     );
     errors.push(err);

@@ -181,6 +181,11 @@ pub struct PrefDefRepr {
     pub max: Option<i64>,
     /// Whether /api/domainpreferences/ accepts it too (as its subscribers' default).
     pub domain_pref: bool,
+    /// Whether /api/customerpreferences/ accepts it too (over the domain's, under the
+    /// subscriber's own).
+    pub customer_pref: bool,
+    /// Always true: every preference can be set per subscriber.
+    pub subscriber_pref: bool,
     /// The usr_preferences attribute SIP servers receive it as (none: voxprov keeps it).
     pub usr_preferences_attribute: Option<&'static str>,
 }
@@ -192,6 +197,10 @@ pub struct EnumValue {
 }
 
 impl PrefDef {
+    /// Whether a domain or a customer may set it for its subscribers.
+    pub fn shared(&self) -> bool {
+        self.level == Level::Both
+    }
     pub fn repr(&self) -> PrefDefRepr {
         PrefDefRepr {
             name: self.name,
@@ -209,17 +218,20 @@ impl PrefDef {
             min: (self.data_type == Int).then_some(self.min),
             max: (self.data_type == Int).then_some(self.max),
             domain_pref: self.level == Level::Both,
+            customer_pref: self.level == Level::Both,
+            subscriber_pref: true,
             usr_preferences_attribute: self.delivered.then_some(self.name),
         }
     }
 }
 
 /// Validates a whole set of preferences (a PUT body, or a patched representation): every
-/// name must be known and settable at this level; every value is normalized. `null` or an
-/// empty list removes a preference.
+/// name must be known and settable at this level (`shared`: a domain's or a customer's, which
+/// their subscribers inherit); every value is normalized. `null` or an empty list removes a
+/// preference.
 pub fn validate_set(
     input: BTreeMap<String, Value>,
-    domain_level: bool,
+    shared: bool,
 ) -> Result<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     for (name, v) in input {
@@ -229,10 +241,10 @@ pub fn validate_set(
                 "is not a known preference (see /api/subscriberpreferencedefs/)",
             ));
         };
-        if domain_level && d.level == Level::Subscriber {
+        if shared && d.level == Level::Subscriber {
             return Err(Error::invalid(
                 name.as_str(),
-                "can only be set per subscriber, not per domain",
+                "can only be set per subscriber, not per domain or customer",
             ));
         }
         if let Some(v) = validate_value(d, &name, v)? {

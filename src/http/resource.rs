@@ -58,7 +58,9 @@ pub async fn read_body(
         .await
         .map_err(|_| Error::PayloadTooLarge(limit))?;
     if bytes.is_empty() {
-        return Err(Error::BadRequest("request body is empty".into()));
+        return Err(Error::BadRequest(
+            "the request is missing a message body".into(),
+        ));
     }
     parse_json(&bytes)
 }
@@ -185,7 +187,30 @@ async fn create<R: Resource>(
         let rows = crate::resources::bulk::CsvRows::new(kind, std::io::Cursor::new(bytes))?;
         return bulk(&app, &actor, kind, q.as_deref(), rows).await;
     }
-    let v = read_body(&app, &headers, body, JSON_TYPES).await?;
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let v = if R::RAW_BODY.contains(&mime.as_str()) {
+        let limit = R::raw_limit(&app);
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| Error::PayloadTooLarge(limit))?;
+        if bytes.is_empty() {
+            return Err(Error::BadRequest(
+                "the request is missing a message body".into(),
+            ));
+        }
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        R::raw_document(&bytes, &query)?
+    } else {
+        read_body(&app, &headers, body, JSON_TYPES).await?
+    };
     if let Value::Array(items) = v {
         let Some(kind) = R::BULK else {
             return Err(Error::invalid(
@@ -406,14 +431,58 @@ async fn patch<R: Resource>(
     R::check_access(&auth.0, true)?;
     let id = parse_id(&id)?;
     let v = read_body(&app, &headers, body, PATCH_TYPES).await?;
-    if !v.is_array() {
-        return Err(Error::BadRequest(
-            "a JSON Patch (RFC 6902) must be an array of operations".into(),
-        ));
-    }
+    check_patch(&v)?;
     let p: json_patch::Patch = serde_json::from_value(v)
         .map_err(|e| Error::BadRequest(format!("invalid JSON Patch: {e}")))?;
     modify::<R>(app, auth.0, id, headers, Edit::Patch(p)).await
+}
+
+/// A JSON Patch's shape (RFC 6902), each fault told as NGCP's clients expect to read it.
+fn check_patch(v: &Value) -> Result<()> {
+    let Value::Array(ops) = v else {
+        return Err(Error::BadRequest(
+            "a JSON Patch (RFC 6902) must be an array of operations".into(),
+        ));
+    };
+    for op in ops {
+        let Some(o) = op.as_object() else {
+            return Err(Error::BadRequest(
+                "each JSON Patch operation must be an object".into(),
+            ));
+        };
+        let Some(name) = o.get("op").and_then(Value::as_str) else {
+            return Err(Error::BadRequest(
+                "each JSON Patch operation must have an 'op' field".into(),
+            ));
+        };
+        let keys: &[&str] = match name {
+            "add" | "replace" | "test" => &["path", "value"],
+            "remove" => &["path"],
+            "move" | "copy" => &["from", "path"],
+            other => {
+                return Err(Error::BadRequest(format!(
+                "Invalid PATCH op '{other}', must be one of add, remove, replace, move, copy, test"
+            )))
+            }
+        };
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !o.contains_key(*k))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "Missing PATCH keys '{}' for op '{name}'",
+                missing.join("', '")
+            )));
+        }
+        if let Some(extra) = o.keys().find(|k| *k != "op" && !keys.contains(&k.as_str())) {
+            return Err(Error::BadRequest(format!(
+                "Invalid PATCH key '{extra}' for op '{name}'"
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn modify<R: Resource>(

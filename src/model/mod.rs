@@ -19,7 +19,7 @@ macro_rules! string_enum {
             pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),+ } }
             pub fn parse(field: &str, s: &str) -> Result<Self> {
                 match s { $($s => Ok($name::$variant),)+ _ => Err(Error::invalid(field,
-                    format!("must be one of {}", Self::ALL.join(", ")))) }
+                    format!("'{s}' is not a valid value: must be one of {}", Self::ALL.join(", ")))) }
             }
         }
         impl fmt::Display for $name {

@@ -142,9 +142,9 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
             &["reseller_id"],
         )?;
         w.raw(if SYSTEM {
-            "reseller_id IS NULL"
+            "reseller_id IS NULL AND status <> 'terminated'"
         } else {
-            "reseller_id IS NOT NULL"
+            "reseller_id IS NOT NULL AND status <> 'terminated'"
         });
         list_as(c, CONTACT_COLS, "contacts", &w, &q.page).await
     }
@@ -192,12 +192,49 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
         Ok(())
     }
     async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &Contact) -> Result<()> {
-        if exists(c, "customers", "contact_id = $1", id).await?
-            || exists(c, "resellers", "contact_id = $1", id).await?
+        if exists(
+            c,
+            "customers",
+            "contact_id = $1 AND status <> 'terminated'",
+            id,
+        )
+        .await?
+            || exists(
+                c,
+                "resellers",
+                "contact_id = $1 AND status <> 'terminated'",
+                id,
+            )
+            .await?
+            || exists(
+                c,
+                "contracts",
+                "contact_id = $1 AND status <> 'terminated'",
+                id,
+            )
+            .await?
         {
             return Err(Error::Locked(format!("contact {id} is still in use")));
         }
+        // Named only by what is terminated: gone from the API, kept for those records.
+        if exists(c, "customers", "contact_id = $1", id).await?
+            || exists(c, "resellers", "contact_id = $1", id).await?
+            || exists(c, "contracts", "contact_id = $1", id).await?
+            || exists(c, "subscribers", "contact_id = $1", id).await?
+        {
+            sqlx::query(
+                "UPDATE contacts SET status = 'terminated', modify_timestamp = $1 WHERE id = $2",
+            )
+            .bind(crate::store::now())
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+            return Ok(());
+        }
         delete_row(c, "contacts", id).await
+    }
+    fn gone(r: &Contact) -> bool {
+        r.status == "terminated"
     }
     fn id(r: &Contact) -> i64 {
         r.id

@@ -44,12 +44,16 @@ pub struct CustomerInput {
 
 async fn validate(c: &mut Conn, actor: &Actor, i: CustomerInput) -> Result<CustomerFields> {
     let contact: Option<Contact> = get_as(c, CONTACT_COLS, "contacts", i.contact_id, false).await?;
-    let reseller_id = match contact.and_then(|ct| ct.reseller_id) {
+    let live = contact.filter(|ct| ct.status != "terminated");
+    let reseller_id = match live.and_then(|ct| ct.reseller_id) {
         Some(r) if actor.scope().is_none_or(|s| s == r) => r,
         _ => {
             return Err(Error::invalid(
                 "contact_id",
-                format!("customer contact {} does not exist", i.contact_id),
+                format!(
+                    "The contact_id is not a valid ngcp:customercontacts item: customer contact {} does not exist",
+                    i.contact_id
+                ),
             ))
         }
     };
@@ -61,11 +65,11 @@ async fn validate(c: &mut Conn, actor: &Actor, i: CustomerInput) -> Result<Custo
         false,
     )
     .await?;
-    if bp.is_none_or(|b| b.reseller_id != reseller_id) {
+    if bp.is_none_or(|b| b.reseller_id != reseller_id || b.status == "terminated") {
         return Err(Error::invalid(
             "billing_profile_id",
             format!(
-                "billing profile {} does not exist for this customer's reseller",
+                "Invalid 'billing_profile_id': billing profile {} does not exist for this customer's reseller",
                 i.billing_profile_id
             ),
         ));

@@ -24,15 +24,18 @@ pub mod admins;
 pub mod bulk;
 pub mod callforwards;
 pub mod contacts;
+pub mod contracts;
 pub mod customers;
 pub mod devices;
 pub mod handling;
 pub mod hooks;
 pub mod numbers;
 pub mod preferences;
+pub mod profiles;
 pub mod query;
 pub mod resellers;
 pub mod sipservers;
+pub mod sounds;
 pub mod subscribers;
 pub mod write;
 
@@ -137,6 +140,19 @@ pub trait Resource: Send + Sync + 'static {
 
     /// POST also takes a JSON array or a text/csv body (bulk import of this kind).
     const BULK: Option<Kind> = None;
+
+    /// Media types POST also takes as a raw body (a sound file's audio/x-wav), turned into
+    /// the JSON document by [`Resource::raw_document`] with the query string's parameters.
+    const RAW_BODY: &'static [&'static str] = &[];
+    /// The largest raw body POST takes.
+    fn raw_limit(app: &App) -> usize {
+        app.cfg.max_body_bytes
+    }
+    fn raw_document(_bytes: &[u8], _query: &[(String, String)]) -> Result<Value> {
+        Err(Error::UnsupportedMediaType(
+            "only JSON is accepted here".into(),
+        ))
+    }
 
     /// Only admins may see or touch this collection at all (infrastructure, system objects).
     const ADMIN_ONLY: bool = false;
@@ -247,6 +263,10 @@ pub fn to_map<T: Serialize>(v: &T) -> Map<String, Value> {
     }
 }
 
+/// The input of a collection nobody writes to.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct NoInput {}
+
 /// Something done once per resource type (routes, documentation, event names).
 pub trait Visit {
     fn visit<R: Resource>(&mut self);
@@ -261,8 +281,11 @@ pub fn each(v: &mut impl Visit) {
     v.visit::<resellers::Domains>();
     v.visit::<resellers::BillingProfiles>();
     v.visit::<contacts::SystemContacts>();
+    v.visit::<contracts::Contracts>();
     v.visit::<contacts::CustomerContacts>();
     v.visit::<customers::Customers>();
+    v.visit::<profiles::ProfileSets>();
+    v.visit::<profiles::Profiles>();
     v.visit::<subscribers::Subscribers>();
     v.visit::<numbers::Numbers>();
     v.visit::<callforwards::CallForwards>();
@@ -270,7 +293,11 @@ pub fn each(v: &mut impl Visit) {
     v.visit::<callforwards::CfTimeSets>();
     v.visit::<callforwards::CfMappings>();
     v.visit::<preferences::SubscriberPreferences>();
+    v.visit::<preferences::CustomerPreferences>();
     v.visit::<preferences::DomainPreferences>();
+    v.visit::<sounds::SoundSets>();
+    v.visit::<sounds::SoundHandles>();
+    v.visit::<sounds::SoundFiles>();
     v.visit::<sipservers::SipServers>();
     v.visit::<hooks::CustomerBalances>();
     v.visit::<hooks::Hooks>();

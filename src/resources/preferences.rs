@@ -1,6 +1,8 @@
-//! Preferences: /api/subscriberpreferencedefs/ (the catalog), /api/subscriberpreferences/{id}
-//! and /api/domainpreferences/{id} (a domain's values are the defaults its subscribers
-//! inherit). GET shows what is set; PUT replaces the whole set; PATCH changes it.
+//! Preferences: /api/subscriberpreferencedefs/ (the catalog, also served as
+//! /api/customerpreferencedefs/ and /api/domainpreferencedefs/), /api/subscriberpreferences/{id},
+//! /api/customerpreferences/{id} and /api/domainpreferences/{id}. A subscriber's effective
+//! value is its own, else its customer's, else its domain's. GET shows what is set; PUT
+//! replaces the whole set; PATCH changes it.
 //!
 //! `lock` is the subscriber's own lock level (the same value /api/subscribers/ shows), not a
 //! second copy of it.
@@ -18,6 +20,7 @@ use crate::error::Result;
 use crate::features::prefs;
 use crate::model::Actor;
 use crate::resources::{ListQuery, Resource};
+use crate::store::customers::{Customer, CUSTOMER_COLS};
 use crate::store::features::{self as fs, PrefOwner};
 use crate::store::resellers::{Domain, DOMAIN_COLS};
 use crate::store::{get_as, list_as, Conn};
@@ -220,5 +223,99 @@ impl Resource for DomainPreferences {
     }
     fn links(r: &DomainPrefs) -> Vec<(&'static str, String)> {
         vec![("domains", format!("/api/domains/{}", r.domain_id))]
+    }
+}
+
+pub struct CustomerPreferences;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CustomerPrefs {
+    pub customer_id: i64,
+    /// The preferences that are set, by name (see /api/customerpreferencedefs/).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub prefs: BTreeMap<String, Value>,
+    #[serde(skip)]
+    pub reseller_id: i64,
+    #[serde(skip)]
+    pub status: String,
+}
+
+#[async_trait]
+impl Resource for CustomerPreferences {
+    const NAME: &'static str = "customerpreferences";
+    const SUMMARY: &'static str = "Preferences of a customer (id = customer id): defaults its \
+         subscribers inherit over their domain's";
+    const CAN_CREATE: bool = false;
+    const CAN_DELETE: bool = false;
+    const FILTERS: &'static [(&'static str, &'static str)] = &[
+        ("reseller_id", "owning reseller"),
+        ("external_id", "the customer's external id, * wildcard"),
+    ];
+    const READ_ONLY: &'static [&'static str] = &["customer_id", "id"];
+    type Repr = CustomerPrefs;
+    type Input = PrefsInput;
+
+    async fn list(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        q: &ListQuery,
+    ) -> Result<(Vec<CustomerPrefs>, Option<i64>)> {
+        let mut w = q.where_scoped(actor, &["external_id"], &["reseller_id"])?;
+        w.raw("status <> 'terminated'");
+        let (rows, total): (Vec<Customer>, _) =
+            list_as(c, CUSTOMER_COLS, "customers", &w, &q.page).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut all = fs::prefs_of(c, PrefOwner::Customer, &ids).await?;
+        let items = rows
+            .into_iter()
+            .map(|cu| CustomerPrefs {
+                prefs: all.remove(&cu.id).unwrap_or_default(),
+                customer_id: cu.id,
+                reseller_id: cu.reseller_id,
+                status: cu.status,
+            })
+            .collect();
+        Ok((items, total))
+    }
+    async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<CustomerPrefs>> {
+        let Some(cu): Option<Customer> = get_as(c, CUSTOMER_COLS, "customers", id, lock).await?
+        else {
+            return Ok(None);
+        };
+        let p = fs::prefs_of(c, PrefOwner::Customer, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+        Ok(Some(CustomerPrefs {
+            prefs: p,
+            customer_id: cu.id,
+            reseller_id: cu.reseller_id,
+            status: cu.status,
+        }))
+    }
+    async fn update(
+        c: &mut Conn,
+        _: &App,
+        _: &Actor,
+        id: i64,
+        _: &CustomerPrefs,
+        i: PrefsInput,
+    ) -> Result<()> {
+        let p = prefs::validate_set(i.0, true)?;
+        fs::replace_prefs(c, PrefOwner::Customer, id, &p).await
+    }
+    fn id(r: &CustomerPrefs) -> i64 {
+        r.customer_id
+    }
+    fn reseller_of(r: &CustomerPrefs) -> Option<i64> {
+        Some(r.reseller_id)
+    }
+    fn gone(r: &CustomerPrefs) -> bool {
+        r.status == "terminated"
+    }
+    fn links(r: &CustomerPrefs) -> Vec<(&'static str, String)> {
+        vec![("customers", format!("/api/customers/{}", r.customer_id))]
     }
 }

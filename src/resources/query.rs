@@ -31,6 +31,56 @@ impl ListQuery {
     }
 }
 
+/// What a filter's value must be, told by its name: ids are integers, `since` and `until`
+/// times; everything else text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    Id,
+    Time,
+    Text,
+}
+
+pub fn filter_kind(name: &str) -> FilterKind {
+    match name {
+        "since" | "until" => FilterKind::Time,
+        "external_id" | "webhook_id" => FilterKind::Text,
+        n if n == "id" || n.ends_with("_id") => FilterKind::Id,
+        _ => FilterKind::Text,
+    }
+}
+
+/// A filter's value checked against its kind: a time is `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`
+/// (UTC), made whole (a day alone starts at 00:00:00 for `since`, ends at 23:59:59 for
+/// `until`).
+fn filter_value(name: &str, v: String) -> Result<String> {
+    match filter_kind(name) {
+        FilterKind::Id => {
+            v.parse::<i64>()
+                .map_err(|_| Error::BadRequest(format!("{name}: '{v}' is not an integer id")))?;
+            Ok(v)
+        }
+        FilterKind::Time => {
+            let fmt = "%Y-%m-%d %H:%M:%S";
+            if chrono::NaiveDateTime::parse_from_str(&v, fmt).is_ok() {
+                return Ok(v);
+            }
+            if chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").is_ok() && v.len() == 10 {
+                let time = if name == "until" {
+                    "23:59:59"
+                } else {
+                    "00:00:00"
+                };
+                return Ok(format!("{v} {time}"));
+            }
+            Err(Error::BadRequest(format!(
+                "{name}: '{}' is not a time as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC)",
+                v.chars().take(40).collect::<String>()
+            )))
+        }
+        FilterKind::Text => Ok(v),
+    }
+}
+
 pub fn parse_list_query(
     raw: Option<&str>,
     filters: &[(&str, &str)],
@@ -106,7 +156,7 @@ pub fn parse_list_query(
                 if v.len() > 255 {
                     return Err(Error::BadRequest(format!("{k}: filter value too long")));
                 }
-                map.insert(k.clone(), v.clone());
+                map.insert(k.clone(), filter_value(&k, v.clone())?);
             }
             _ if !super::handling::strict() => {
                 super::handling::ignored(format!("query:{k}"));

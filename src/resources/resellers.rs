@@ -23,11 +23,50 @@ pub struct ResellerInput {
     /// A system contact.
     #[serde(default)]
     pub contact_id: Option<i64>,
+    /// NGCP's reseller contract (`/api/contracts/`, type reseller); one reseller per contract.
+    #[serde(default)]
+    pub contract_id: Option<i64>,
+}
+
+/// A contract a reseller may hold: of type reseller, live, not another reseller's.
+async fn check_contract(c: &mut Conn, contract: Option<i64>, reseller: Option<i64>) -> Result<()> {
+    let Some(k) = contract else { return Ok(()) };
+    if !exists(
+        c,
+        "contracts",
+        "id = $1 AND type = 'reseller' AND status <> 'terminated'",
+        k,
+    )
+    .await?
+    {
+        return Err(Error::invalid(
+            "contract_id",
+            format!("Invalid 'contract_id': contract {k} is not a reseller contract"),
+        ));
+    }
+    let holder: Option<i64> = sqlx::query_scalar("SELECT id FROM resellers WHERE contract_id = $1")
+        .bind(k)
+        .fetch_optional(&mut *c)
+        .await?;
+    if holder.is_some_and(|h| Some(h) != reseller) {
+        return Err(Error::invalid(
+            "contract_id",
+            "reseller with this contract already exists",
+        ));
+    }
+    Ok(())
 }
 
 async fn check_system_contact(c: &mut Conn, id: Option<i64>) -> Result<()> {
     if let Some(id) = id {
-        if !exists(c, "contacts", "id = $1 AND reseller_id IS NULL", id).await? {
+        if !exists(
+            c,
+            "contacts",
+            "id = $1 AND reseller_id IS NULL AND status <> 'terminated'",
+            id,
+        )
+        .await?
+        {
             return Err(Error::invalid(
                 "contact_id",
                 format!("system contact {id} does not exist"),
@@ -42,7 +81,7 @@ pub async fn check_reseller(c: &mut Conn, id: i64) -> Result<()> {
     if !exists(c, "resellers", "id = $1", id).await? {
         return Err(Error::invalid(
             "reseller_id",
-            format!("reseller {id} does not exist"),
+            format!("Invalid 'reseller_id': reseller {id} does not exist"),
         ));
     }
     Ok(())
@@ -51,13 +90,23 @@ pub async fn check_reseller(c: &mut Conn, id: i64) -> Result<()> {
 #[async_trait]
 impl Resource for Resellers {
     const NAME: &'static str = "resellers";
+    /// As NGCP: a reseller is terminated (`status`), never deleted.
+    const CAN_DELETE: bool = false;
     const SUMMARY: &'static str = "Resellers: the tenants of the platform; each owns its domains, contacts, customers and admins";
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("name", "reseller name, * wildcard"),
         ("status", "active, locked or terminated"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id"), ("name", "name")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("name", "name"),
+        ("status", "status"),
+        ("contract_id", "contract_id"),
+        ("create_timestamp", "create_timestamp"),
+        ("modify_timestamp", "modify_timestamp"),
+    ];
     const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
+    const REQUIRED: &'static [&'static str] = &["name", "status"];
     type Repr = Reseller;
     type Input = ResellerInput;
 
@@ -87,9 +136,12 @@ impl Resource for Resellers {
         let name = model::non_empty("name", i.name, 127)?;
         let status = ResellerStatus::parse("status", i.status.as_deref().unwrap_or("active"))?;
         check_system_contact(c, i.contact_id).await?;
-        Ok(insert_reseller(c, &name, status.as_str(), i.contact_id)
-            .await?
-            .into())
+        check_contract(c, i.contract_id, None).await?;
+        Ok(
+            insert_reseller(c, &name, status.as_str(), i.contact_id, i.contract_id)
+                .await?
+                .into(),
+        )
     }
     async fn update(
         c: &mut Conn,
@@ -102,24 +154,8 @@ impl Resource for Resellers {
         let name = model::non_empty("name", i.name, 127)?;
         let status = ResellerStatus::parse("status", i.status.as_deref().unwrap_or("active"))?;
         check_system_contact(c, i.contact_id).await?;
-        update_reseller(c, id, &name, status.as_str(), i.contact_id).await
-    }
-    async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &Reseller) -> Result<()> {
-        for (table, what) in [
-            ("customers", "customers"),
-            ("domains", "domains"),
-            ("admins", "admins"),
-            ("contacts", "contacts"),
-            ("billing_profiles", "billing profiles"),
-            ("hooks", "hooks"),
-            ("device_profiles", "device profiles"),
-            ("device_templates", "device templates"),
-        ] {
-            if exists(c, table, "reseller_id = $1", id).await? {
-                return Err(Error::Locked(format!("reseller {id} still has {what}")));
-            }
-        }
-        delete_row(c, "resellers", id).await
+        check_contract(c, i.contract_id, Some(id)).await?;
+        update_reseller(c, id, &name, status.as_str(), i.contact_id, i.contract_id).await
     }
     fn id(r: &Reseller) -> i64 {
         r.id
@@ -128,9 +164,14 @@ impl Resource for Resellers {
         Some(r.id)
     }
     fn links(r: &Reseller) -> Vec<(&'static str, String)> {
-        r.contact_id
-            .map(|c| vec![("systemcontacts", format!("/api/systemcontacts/{c}"))])
-            .unwrap_or_default()
+        let mut l = Vec::new();
+        if let Some(c) = r.contact_id {
+            l.push(("systemcontacts", format!("/api/systemcontacts/{c}")));
+        }
+        if let Some(k) = r.contract_id {
+            l.push(("contracts", format!("/api/contracts/{k}")));
+        }
+        l
     }
 }
 
@@ -217,20 +258,32 @@ pub struct BillingProfileInput {
     pub reseller_id: Option<i64>,
     #[serde(default)]
     pub prepaid: Option<bool>,
+    /// active (default), or terminated: gone from the API (refused while customers use it).
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[async_trait]
 impl Resource for BillingProfiles {
     const NAME: &'static str = "billingprofiles";
+    /// As NGCP: a profile is terminated (`status`), never deleted.
+    const CAN_DELETE: bool = false;
     const SUMMARY: &'static str = "Billing profiles (no rating engine: a customer must name one)";
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("handle", "handle, * wildcard"),
         ("name", "name, * wildcard"),
         ("reseller_id", "owning reseller"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] =
-        &[("id", "id"), ("handle", "handle"), ("name", "name")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("handle", "handle"),
+        ("name", "name"),
+        ("reseller_id", "reseller_id"),
+        ("create_timestamp", "create_timestamp"),
+        ("modify_timestamp", "modify_timestamp"),
+    ];
     const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
+    const REQUIRED: &'static [&'static str] = &["handle", "name", "reseller_id"];
     type Repr = BillingProfile;
     type Input = BillingProfileInput;
 
@@ -259,21 +312,24 @@ impl Resource for BillingProfiles {
         i: BillingProfileInput,
     ) -> Result<Created> {
         let reseller = actor.owning_reseller(i.reseller_id)?;
-        check_reseller(c, reseller).await?;
+        check_reseller(c, reseller)
+            .await
+            .map_err(|_| Error::invalid("reseller_id", "Invalid reseller"))?;
         let (handle, name) = (
             model::non_empty("handle", i.handle, 63)?,
             model::non_empty("name", i.name, 127)?,
         );
-        Ok(upsert_billing_profile(
-            c,
-            None,
-            &handle,
-            &name,
-            reseller,
-            i.prepaid.unwrap_or(false),
-        )
-        .await?
-        .into())
+        if i.status.as_deref().unwrap_or("active") != "active" {
+            return Err(Error::invalid("status", "a new profile is active"));
+        }
+        let f = BillingFields {
+            handle: &handle,
+            name: &name,
+            reseller_id: reseller,
+            prepaid: i.prepaid.unwrap_or(false),
+            status: "active",
+        };
+        Ok(upsert_billing_profile(c, None, &f).await?.into())
     }
     async fn update(
         c: &mut Conn,
@@ -300,24 +356,35 @@ impl Resource for BillingProfiles {
             model::non_empty("handle", i.handle, 63)?,
             model::non_empty("name", i.name, 127)?,
         );
-        upsert_billing_profile(
-            c,
-            Some(id),
-            &handle,
-            &name,
-            reseller,
-            i.prepaid.unwrap_or(false),
-        )
-        .await?;
-        Ok(())
-    }
-    async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &BillingProfile) -> Result<()> {
-        if exists(c, "customers", "billing_profile_id = $1", id).await? {
+        let status = match i.status.as_deref().unwrap_or("active") {
+            s @ ("active" | "terminated") => s,
+            _ => return Err(Error::invalid("status", "must be active or terminated")),
+        };
+        if status == "terminated"
+            && exists(
+                c,
+                "customers",
+                "billing_profile_id = $1 AND status <> 'terminated'",
+                id,
+            )
+            .await?
+        {
             return Err(Error::Locked(format!(
                 "billing profile {id} is still used by customers"
             )));
         }
-        delete_row(c, "billing_profiles", id).await
+        let f = BillingFields {
+            handle: &handle,
+            name: &name,
+            reseller_id: reseller,
+            prepaid: i.prepaid.unwrap_or(false),
+            status,
+        };
+        upsert_billing_profile(c, Some(id), &f).await?;
+        Ok(())
+    }
+    fn gone(r: &BillingProfile) -> bool {
+        r.status == "terminated"
     }
     fn id(r: &BillingProfile) -> i64 {
         r.id

@@ -21,11 +21,14 @@ pub struct Contact {
     pub phonenumber: Option<String>,
     pub mobilenumber: Option<String>,
     pub external_id: Option<String>,
+    /// active, or terminated (deleted while a terminated customer or contract still names it).
+    #[serde(skip)]
+    pub status: String,
     pub create_timestamp: String,
     pub modify_timestamp: String,
 }
 
-pub const CONTACT_COLS: &str = "id, reseller_id, firstname, lastname, email, company, street, postcode, city, country, phonenumber, mobilenumber, external_id, create_timestamp, modify_timestamp";
+pub const CONTACT_COLS: &str = "id, reseller_id, firstname, lastname, email, company, street, postcode, city, country, phonenumber, mobilenumber, external_id, status, create_timestamp, modify_timestamp";
 
 /// The writable fields, validated.
 #[derive(Debug, Clone, Default)]

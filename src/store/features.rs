@@ -283,6 +283,7 @@ pub async fn replace_mappings(c: &mut Conn, subscriber_id: i64, m: &[MappingFiel
 #[derive(Debug, Clone, Copy)]
 pub enum PrefOwner {
     Subscriber,
+    Customer,
     Domain,
 }
 
@@ -290,6 +291,7 @@ impl PrefOwner {
     fn table(self) -> (&'static str, &'static str) {
         match self {
             PrefOwner::Subscriber => ("subscriber_preferences", "subscriber_id"),
+            PrefOwner::Customer => ("customer_preferences", "customer_id"),
             PrefOwner::Domain => ("domain_preferences", "domain_id"),
         }
     }
@@ -375,25 +377,33 @@ pub async fn set_pref(
     Ok(())
 }
 
-/// The usr_preferences rows of these subscribers (id, domain id): their forwards and their
-/// effective preferences (their own, else their domain's).
+/// The usr_preferences rows of these subscribers (id, domain id, customer id): their forwards
+/// and their effective preferences (their own, else their customer's, else their domain's).
 pub async fn delivery_attributes(
     c: &mut Conn,
-    subs: &[(i64, i64)],
+    subs: &[(i64, i64, i64)],
 ) -> Result<HashMap<i64, Vec<(String, String)>>> {
-    let ids: Vec<i64> = subs.iter().map(|(s, _)| *s).collect();
-    let mut domain_ids: Vec<i64> = subs.iter().map(|(_, d)| *d).collect();
-    domain_ids.sort_unstable();
-    domain_ids.dedup();
+    let ids: Vec<i64> = subs.iter().map(|(s, _, _)| *s).collect();
+    let distinct = |mut v: Vec<i64>| {
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let domain_ids = distinct(subs.iter().map(|(_, d, _)| *d).collect());
+    let customer_ids = distinct(subs.iter().map(|(_, _, cu)| *cu).collect());
     let own = prefs_of(c, PrefOwner::Subscriber, &ids).await?;
+    let cust = prefs_of(c, PrefOwner::Customer, &customer_ids).await?;
     let dom = prefs_of(c, PrefOwner::Domain, &domain_ids).await?;
     let mut maps: HashMap<i64, Vec<MappingRow>> = HashMap::new();
     for m in mappings_of(c, &ids).await? {
         maps.entry(m.subscriber_id).or_default().push(m);
     }
     let mut out = HashMap::new();
-    for (sid, did) in subs {
+    for (sid, did, cid) in subs {
         let mut effective = dom.get(did).cloned().unwrap_or_default();
+        if let Some(p) = cust.get(cid) {
+            effective.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         if let Some(p) = own.get(sid) {
             effective.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
         }

@@ -12,13 +12,16 @@
 
 pub mod accounts;
 pub mod contacts;
+pub mod contracts;
 pub mod customers;
 pub mod devices;
 pub mod features;
 pub mod hooks;
 pub mod numbers;
+pub mod profiles;
 pub mod resellers;
 pub mod sipservers;
+pub mod sounds;
 pub mod subscribers;
 
 use std::{str::FromStr, time::Duration};

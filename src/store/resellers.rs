@@ -12,23 +12,28 @@ pub struct Reseller {
     pub name: String,
     pub status: String,
     pub contact_id: Option<i64>,
+    /// NGCP's reseller contract (a contract of type reseller).
+    pub contract_id: Option<i64>,
     pub create_timestamp: String,
     pub modify_timestamp: String,
 }
-pub const RESELLER_COLS: &str = "id, name, status, contact_id, create_timestamp, modify_timestamp";
+pub const RESELLER_COLS: &str =
+    "id, name, status, contact_id, contract_id, create_timestamp, modify_timestamp";
 
 pub async fn insert_reseller(
     c: &mut Conn,
     name: &str,
     status: &str,
     contact_id: Option<i64>,
+    contract_id: Option<i64>,
 ) -> Result<i64> {
     let t = now();
     insert_id(
-        sqlx::query("INSERT INTO resellers (name, status, contact_id, create_timestamp, modify_timestamp) VALUES ($1, $2, $3, $4, $4) RETURNING id")
+        sqlx::query("INSERT INTO resellers (name, status, contact_id, contract_id, create_timestamp, modify_timestamp) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
             .bind(name.to_string())
             .bind(status.to_string())
             .bind(contact_id)
+            .bind(contract_id)
             .bind(t),
         c,
     )
@@ -41,11 +46,13 @@ pub async fn update_reseller(
     name: &str,
     status: &str,
     contact_id: Option<i64>,
+    contract_id: Option<i64>,
 ) -> Result<()> {
-    sqlx::query("UPDATE resellers SET name = $1, status = $2, contact_id = $3, modify_timestamp = $4 WHERE id = $5")
+    sqlx::query("UPDATE resellers SET name = $1, status = $2, contact_id = $3, contract_id = $4, modify_timestamp = $5 WHERE id = $6")
         .bind(name.to_string())
         .bind(status.to_string())
         .bind(contact_id)
+        .bind(contract_id)
         .bind(now())
         .bind(id)
         .execute(&mut *c)
@@ -93,39 +100,48 @@ pub struct BillingProfile {
     #[sqlx(try_from = "i64")]
     #[schema(value_type = bool)]
     pub prepaid: Flag,
+    /// active, or terminated (then gone from the API).
+    pub status: String,
     pub create_timestamp: String,
     pub modify_timestamp: String,
 }
 pub const BILLING_COLS: &str =
-    "id, handle, name, reseller_id, prepaid, create_timestamp, modify_timestamp";
+    "id, handle, name, reseller_id, prepaid, status, create_timestamp, modify_timestamp";
+
+pub struct BillingFields<'a> {
+    pub handle: &'a str,
+    pub name: &'a str,
+    pub reseller_id: i64,
+    pub prepaid: bool,
+    pub status: &'a str,
+}
 
 pub async fn upsert_billing_profile(
     c: &mut Conn,
     id: Option<i64>,
-    handle: &str,
-    name: &str,
-    reseller_id: i64,
-    prepaid: bool,
+    f: &BillingFields<'_>,
 ) -> Result<i64> {
     match id {
         None => {
             insert_id(
-                sqlx::query("INSERT INTO billing_profiles (handle, name, reseller_id, prepaid, create_timestamp, modify_timestamp) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
-                    .bind(handle.to_string())
-                    .bind(name.to_string())
-                    .bind(reseller_id)
-                    .bind(Flag::int(prepaid))
+                sqlx::query("INSERT INTO billing_profiles (handle, name, reseller_id, prepaid, status, create_timestamp, modify_timestamp) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id")
+                    .bind(f.handle.to_string())
+                    .bind(f.name.to_string())
+                    .bind(f.reseller_id)
+                    .bind(Flag::int(f.prepaid))
+                    .bind(f.status.to_string())
                     .bind(now()),
                 c,
             )
             .await
         }
         Some(id) => {
-            sqlx::query("UPDATE billing_profiles SET handle = $1, name = $2, reseller_id = $3, prepaid = $4, modify_timestamp = $5 WHERE id = $6")
-                .bind(handle.to_string())
-                .bind(name.to_string())
-                .bind(reseller_id)
-                .bind(Flag::int(prepaid))
+            sqlx::query("UPDATE billing_profiles SET handle = $1, name = $2, reseller_id = $3, prepaid = $4, status = $5, modify_timestamp = $6 WHERE id = $7")
+                .bind(f.handle.to_string())
+                .bind(f.name.to_string())
+                .bind(f.reseller_id)
+                .bind(Flag::int(f.prepaid))
+                .bind(f.status.to_string())
                 .bind(now())
                 .bind(id)
                 .execute(&mut *c)

@@ -338,10 +338,11 @@ pub struct SubscriberState {
     pub lock_level: i64,
     pub customer_status: String,
     pub home_server_id: Option<i64>,
+    pub customer_id: i64,
 }
 
 const STATE_SELECT: &str = "SELECT s.id, s.uuid, s.username, d.domain, s.domain_id, s.password_enc, s.status, s.lock_level, \
-    c.status AS customer_status, s.home_server_id \
+    c.status AS customer_status, s.home_server_id, s.customer_id \
     FROM subscribers s JOIN domains d ON d.id = s.domain_id JOIN customers c ON c.id = s.customer_id";
 
 /// Live subscribers by id (terminated ones are left out: nothing of theirs belongs anywhere).

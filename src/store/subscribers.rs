@@ -30,11 +30,14 @@ pub struct SubscriberRow {
     pub modify_timestamp: String,
     pub terminate_timestamp: Option<String>,
     pub home_server_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub profile_set_id: Option<i64>,
+    pub profile_id: Option<i64>,
 }
 
 const COLS: &str = "id, uuid, customer_id, reseller_id, domain_id, domain, username, password_enc, webusername, \
     webpassword_hash, status, lock_level, administrative, external_id, display_name, email, released_numbers, \
-    create_timestamp, modify_timestamp, terminate_timestamp, home_server_id";
+    create_timestamp, modify_timestamp, terminate_timestamp, home_server_id, contact_id, profile_set_id, profile_id";
 /// Subscribers with their domain name; filters and ordering name plain columns of `v`.
 pub const FROM: &str =
     "(SELECT s.*, d.domain AS domain FROM subscribers s JOIN domains d ON d.id = s.domain_id) v";
@@ -66,6 +69,9 @@ pub struct SubscriberFields {
     pub display_name: Option<String>,
     pub email: Option<String>,
     pub home_server_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub profile_set_id: Option<i64>,
+    pub profile_id: Option<i64>,
 }
 
 pub async fn insert(c: &mut Conn, uuid: &str, f: &SubscriberFields) -> Result<i64> {
@@ -77,7 +83,7 @@ pub async fn update(c: &mut Conn, id: i64, f: &SubscriberFields) -> Result<()> {
     sqlx::query(
         "UPDATE subscribers SET customer_id = $1, reseller_id = $2, domain_id = $3, username = $4, password_enc = $5, webusername = $6, \
          webpassword_hash = $7, status = $8, lock_level = $9, administrative = $10, external_id = $11, display_name = $12, email = $13, \
-         modify_timestamp = $14, home_server_id = $16 WHERE id = $15",
+         modify_timestamp = $14, home_server_id = $16, contact_id = $17, profile_set_id = $18, profile_id = $19 WHERE id = $15",
     )
     .bind(f.customer_id)
     .bind(f.reseller_id)
@@ -95,6 +101,9 @@ pub async fn update(c: &mut Conn, id: i64, f: &SubscriberFields) -> Result<()> {
     .bind(now())
     .bind(id)
     .bind(f.home_server_id)
+    .bind(f.contact_id)
+    .bind(f.profile_set_id)
+    .bind(f.profile_id)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -129,7 +138,7 @@ pub async fn terminate(c: &mut Conn, id: i64, released_numbers: &str) -> Result<
 
 /// Inserts many subscribers in multi-row statements (bulk import); ids in input order.
 pub async fn insert_many(c: &mut Conn, rows: &[(String, &SubscriberFields)]) -> Result<Vec<i64>> {
-    const COLS: usize = 16;
+    const COLS: usize = 19;
     let ts = now();
     let mut ids = std::collections::HashMap::with_capacity(rows.len());
     // Small statements: SQLite looks bound parameters up by a linear scan, so a statement
@@ -137,12 +146,17 @@ pub async fn insert_many(c: &mut Conn, rows: &[(String, &SubscriberFields)]) -> 
     for chunk in rows.chunks(50) {
         let sql = format!(
             "INSERT INTO subscribers (uuid, customer_id, reseller_id, domain_id, username, password_enc, webusername, webpassword_hash, status, \
-             lock_level, administrative, external_id, display_name, email, create_timestamp, home_server_id, modify_timestamp) \
+             lock_level, administrative, external_id, display_name, email, create_timestamp, home_server_id, modify_timestamp, contact_id, profile_set_id, profile_id) \
              VALUES {} RETURNING id, uuid",
             (0..chunk.len())
                 .map(|i| {
                     let b = i * COLS;
-                    format!("({}, ${})", super::placeholders(b + 1, COLS), b + 15)
+                    format!(
+                        "({}, ${}, {})",
+                        super::placeholders(b + 1, 16),
+                        b + 15,
+                        super::placeholders(b + 17, 3)
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -165,7 +179,10 @@ pub async fn insert_many(c: &mut Conn, rows: &[(String, &SubscriberFields)]) -> 
                 .bind(f.display_name.clone())
                 .bind(f.email.clone())
                 .bind(ts.clone())
-                .bind(f.home_server_id);
+                .bind(f.home_server_id)
+                .bind(f.contact_id)
+                .bind(f.profile_set_id)
+                .bind(f.profile_id);
         }
         for r in q.fetch_all(&mut *c).await? {
             use sqlx::Row;

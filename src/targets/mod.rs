@@ -442,7 +442,10 @@ async fn sub_views(
 ) -> Result<Vec<SubView>> {
     let ids: Vec<i64> = states.iter().map(|s| s.id).collect();
     let nums = numbers::for_subscribers(c, &ids).await?;
-    let pairs: Vec<(i64, i64)> = states.iter().map(|s| (s.id, s.domain_id)).collect();
+    let pairs: Vec<(i64, i64, i64)> = states
+        .iter()
+        .map(|s| (s.id, s.domain_id, s.customer_id))
+        .collect();
     let mut attrs = crate::store::features::delivery_attributes(c, &pairs).await?;
     let mut by_sub: HashMap<i64, Vec<String>> = HashMap::new();
     for n in nums {
@@ -586,6 +589,10 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
                         t.sub_ids.insert(id);
                     }
                 }
+            }
+            "customerpreferences" => {
+                t.sub_ids
+                    .extend(st::subscriber_ids_of_customer(c, ch.object_id).await?);
             }
             "domainpreferences" => {
                 t.sub_ids

@@ -5,13 +5,12 @@
 
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::{Path, RawQuery, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::devices::render;
@@ -41,21 +40,34 @@ async fn tree(State(app): State<AppState>, Auth(_): Auth) -> Result<Response> {
     Ok(Json(app.devices.catalog().tree()).into_response())
 }
 
-#[derive(Deserialize)]
-struct DetectQuery {
-    #[serde(default)]
-    user_agent: Option<String>,
-    #[serde(default)]
-    mac: Option<String>,
+/// A route's query parameters, by name (the last of a repeated one wins). Parameters the route
+/// does not take are ignored and named, or refused in strict handling; faults answer JSON.
+fn params(q: Option<&str>, known: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        if !known.contains(&k.as_ref()) {
+            if crate::resources::handling::strict() {
+                return Err(Error::BadRequest(format!(
+                    "unknown query parameter '{k}'; this route takes {}",
+                    known.join(", ")
+                )));
+            }
+            crate::resources::handling::ignored(format!("query:{k}"));
+            continue;
+        }
+        out.insert(k.into_owned(), v.into_owned());
+    }
+    Ok(out)
 }
 
 async fn detect(
     State(app): State<AppState>,
     Auth(_): Auth,
-    Query(q): Query<DetectQuery>,
+    RawQuery(q): RawQuery,
 ) -> Result<Response> {
-    let mac = q.mac.as_deref().map(|m| parse_mac("mac", m)).transpose()?;
-    let ua = q.user_agent.unwrap_or_default();
+    let q = params(q.as_deref(), &["user_agent", "mac"])?;
+    let mac = q.get("mac").map(|m| parse_mac("mac", m)).transpose()?;
+    let ua = q.get("user_agent").cloned().unwrap_or_default();
     match app.devices.catalog().detect(&ua, mac.as_deref()) {
         Some(m) => Ok(Json(DeviceModel::from(m.row.clone())).into_response()),
         None => Err(Error::NotFound("no model matches".into())),
@@ -88,23 +100,26 @@ async fn import_kazoo(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
-struct PreviewQuery {
-    #[serde(default)]
-    file: Option<String>,
-    /// Show passwords (writers only); masked otherwise.
-    #[serde(default)]
-    reveal: Option<bool>,
-}
-
+/// `?file=` one of the model's files; `?reveal=1` shows passwords (writers only), masked
+/// otherwise.
 async fn preview(
     State(app): State<AppState>,
     Auth(actor): Auth,
     Path(id): Path<String>,
-    Query(q): Query<PreviewQuery>,
+    RawQuery(q): RawQuery,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
-    let r = rules::preview(&app, &actor, id, q.file, q.reveal.unwrap_or(false)).await?;
+    let mut q = params(q.as_deref(), &["file", "reveal"])?;
+    let reveal = match q.get("reveal").map(String::as_str) {
+        None | Some("0" | "false" | "") => false,
+        Some("1" | "true") => true,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "reveal: '{other}' is not true, false, 1 or 0"
+            )))
+        }
+    };
+    let r = rules::preview(&app, &actor, id, q.remove("file"), reveal).await?;
     Ok((
         [
             (header::CONTENT_TYPE, r.content_type.clone()),

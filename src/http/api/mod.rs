@@ -6,6 +6,7 @@ pub mod hooks;
 pub mod journals;
 pub mod preferences;
 pub mod sipservers;
+pub mod sounds;
 
 use axum::{routing::get, Router};
 
@@ -24,17 +25,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/openapi.json", get(openapi::spec))
         .route("/api/journals/", get(journals::list))
         .route("/api/journals/{id}", get(journals::get_one))
-        .route("/api/subscriberpreferencedefs/", get(preferences::defs))
-        .route(
-            "/api/subscriberpreferencedefs",
-            get(|| async { axum::response::Redirect::permanent("/api/subscriberpreferencedefs/") }),
-        )
         .route(
             "/api/journals",
             get(|| async { axum::response::Redirect::permanent("/api/journals/") }),
         );
     r = r
+        .merge(preferences::router())
         .merge(sipservers::router())
+        .merge(sounds::router())
         .merge(hooks::router())
         .merge(devices::router());
     struct Routes(Router<AppState>);

@@ -33,9 +33,6 @@ pub struct Execution {
     pub delivery_status: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct NoInput {}
-
 pub(super) fn exec_of(r: ExecutionRow) -> Execution {
     Execution {
         id: r.id,
@@ -84,7 +81,7 @@ impl Resource for HookExecutions {
     ];
     const READ_ONLY: &'static [&'static str] = &[];
     type Repr = Execution;
-    type Input = NoInput;
+    type Input = crate::resources::NoInput;
 
     async fn list(
         c: &mut Conn,

@@ -156,6 +156,9 @@ pub async fn create_many(
             modify_timestamp: ts.clone(),
             terminate_timestamp: None,
             home_server_id: f.home_server_id,
+            contact_id: f.contact_id,
+            profile_set_id: f.profile_set_id,
+            profile_id: f.profile_id,
         };
         let mut mine = recs_by_sub.remove(id).unwrap_or_default();
         mine.sort_by_key(|n| (!n.is_primary.0, n.id));

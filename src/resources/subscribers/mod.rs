@@ -70,6 +70,12 @@ pub struct Subscriber {
     /// The home server (a sipserver with role `home`) holding this subscriber; see
     /// /api/sipservers/.
     pub home_server_id: Option<i64>,
+    /// A customer contact of the subscriber's reseller (NGCP's `contact_id`).
+    pub contact_id: Option<i64>,
+    /// The subscriber profile set and profile limiting which preferences the subscriber may
+    /// change (see /api/subscriberprofilesets/).
+    pub profile_set_id: Option<i64>,
+    pub profile_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -118,6 +124,19 @@ pub struct SubscriberInput {
     #[serde(default, deserialize_with = "model::present_int")]
     #[schema(value_type = Option<i64>)]
     pub home_server_id: Option<Option<i64>>,
+    /// A customer contact of the same reseller; absent keeps it on update, null removes it.
+    #[serde(default, deserialize_with = "model::present_int")]
+    #[schema(value_type = Option<i64>)]
+    pub contact_id: Option<Option<i64>>,
+    /// A subscriber profile set of the same reseller; absent keeps it on update, null removes
+    /// it (and the profile).
+    #[serde(default, deserialize_with = "model::present_int")]
+    #[schema(value_type = Option<i64>)]
+    pub profile_set_id: Option<Option<i64>>,
+    /// A profile of that set; absent: the set's default.
+    #[serde(default, deserialize_with = "model::present_int")]
+    #[schema(value_type = Option<i64>)]
+    pub profile_id: Option<Option<i64>>,
 }
 
 fn number_repr(n: &NumberRec) -> NumberRepr {
@@ -169,6 +188,9 @@ fn build(app: &App, row: SubscriberRow, nums: &[NumberRec]) -> Result<Subscriber
         modify_timestamp: row.modify_timestamp,
         terminate_timestamp: row.terminate_timestamp,
         home_server_id: row.home_server_id,
+        contact_id: row.contact_id,
+        profile_set_id: row.profile_set_id,
+        profile_id: row.profile_id,
     })
 }
 
@@ -378,6 +400,18 @@ impl Resource for Subscribers {
         ];
         if let Some(h) = r.home_server_id {
             l.push(("sipservers", format!("/api/sipservers/{h}")));
+        }
+        if let Some(ct) = r.contact_id {
+            l.push(("customercontacts", format!("/api/customercontacts/{ct}")));
+        }
+        if let Some(p) = r.profile_set_id {
+            l.push((
+                "subscriberprofilesets",
+                format!("/api/subscriberprofilesets/{p}"),
+            ));
+        }
+        if let Some(p) = r.profile_id {
+            l.push(("subscriberprofiles", format!("/api/subscriberprofiles/{p}")));
         }
         l
     }

@@ -2,6 +2,7 @@
 //! password policy: the rules one POST and every row of a bulk import share.
 
 use super::*;
+use crate::resources::profiles::check_subscriber_profile;
 
 pub(super) struct Validated {
     pub(super) fields: SubscriberFields,
@@ -201,6 +202,21 @@ pub(super) async fn validate(
         (None, Some(o)) => o.home_server_id,
         (None, None) => look.home(c, domain.id).await?,
     };
+    let contact_id = match (i.contact_id, old) {
+        (Some(Some(ct)), _) => Some(check_contact(c, customer.reseller_id, ct).await?),
+        (Some(None), _) => None,
+        (None, Some(o)) => o.contact_id,
+        (None, None) => None,
+    };
+    let (profile_set_id, profile_id) = match (i.profile_set_id, i.profile_id, old) {
+        (None, None, Some(o)) => (o.profile_set_id, o.profile_id),
+        (None, Some(p), Some(o)) => {
+            check_subscriber_profile(c, customer.reseller_id, o.profile_set_id, p).await?
+        }
+        (set, p, _) => {
+            check_subscriber_profile(c, customer.reseller_id, set.flatten(), p.flatten()).await?
+        }
+    };
     // A locked customer's subscribers stay locked whatever is asked.
     let effective = if customer.status == "locked" && status == SubscriberStatus::Active {
         SubscriberStatus::Locked
@@ -229,10 +245,32 @@ pub(super) async fn validate(
             display_name: model::text("display_name", i.display_name, 255)?,
             email: model::email("email", i.email)?,
             home_server_id,
+            contact_id,
+            profile_set_id,
+            profile_id,
         },
         primary,
         aliases,
         terminate: effective == SubscriberStatus::Terminated,
         generated_password,
     })
+}
+
+/// A subscriber's contact: a live customer contact of the subscriber's reseller.
+async fn check_contact(c: &mut Conn, reseller: i64, id: i64) -> Result<i64> {
+    let ct: Option<crate::store::contacts::Contact> = get_as(
+        c,
+        crate::store::contacts::CONTACT_COLS,
+        "contacts",
+        id,
+        false,
+    )
+    .await?;
+    match ct {
+        Some(ct) if ct.status != "terminated" && ct.reseller_id == Some(reseller) => Ok(id),
+        _ => Err(Error::invalid(
+            "contact_id",
+            format!("Invalid 'contact_id': customer contact {id} does not exist for this reseller"),
+        )),
+    }
 }
