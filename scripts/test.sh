@@ -42,10 +42,12 @@ fi
 
 # --- Debian packages: Perl for the Sipwise client test; Kamailio, sipp and the database
 # clients for the SIP server tests; Python, whose standard library checks hook signatures
-# independently of voxprov's own code; Chromium and its driver for the web UI tests ---------
+# independently of voxprov's own code, and its venv for the API fuzzer (schemathesis, from
+# PyPI); Chromium and its driver for the web UI tests ---------------------------------------
 missing=()
 for pkg in perl libwww-perl libjson-perl kamailio kamailio-sqlite-modules \
            kamailio-mysql-modules sip-tester sqlite3 postgresql-client mariadb-client python3 \
+           python3-venv curl \
            chromium chromium-driver; do
     installed "$pkg" || missing+=("$pkg")
 done
@@ -153,5 +155,20 @@ if cargo clippy --version >/dev/null 2>&1; then
 fi
 step "cargo test --workspace ${locked[*]} (PostgreSQL: $VOXPROV_TEST_POSTGRES_URL, $threads threads)"
 status=0
-cargo test --workspace "${locked[@]}" -- --test-threads="$threads" || status=$?
+cargo test --workspace --no-fail-fast "${locked[@]}" -- --test-threads="$threads" || status=$?
+# The API's description against the server it describes: every operation fuzzed on both
+# databases, every answer checked against what the description declares (status, headers,
+# media type, body schema) and every schema-violating request refused. Bounded to a few
+# cases per operation here; scripts/fuzz.sh takes more for a longer run.
+for backend in sqlite postgres; do
+    step "fuzzing /api/openapi.json on $backend (${VOXPROV_FUZZ_EXAMPLES:-8} cases per operation)"
+    FUZZ_ARGS="--exclude-checks positive_data_acceptance" \
+        bash scripts/fuzz.sh target/debug/voxprov "$backend" "${VOXPROV_FUZZ_EXAMPLES:-8}" all \
+        > "target/fuzz-$backend.log" 2>&1 || {
+        status=1
+        sed -n '/FAILURES/,$p' "target/fuzz-$backend.log" | head -80 || true
+        echo "fuzzing on $backend failed: the whole report is in target/fuzz-$backend.log" >&2
+    }
+    sed -n '/^Test cases:/,/^Seed/p' "target/fuzz-$backend.log" | head -3 || true
+done
 exit "$status"

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use utoipa::{PartialSchema, ToSchema};
 
 use super::{hal, resource::Resource};
+use crate::resources::query::{filter_kind, FilterKind};
 
 pub struct ResourceDoc {
     pub name: &'static str,
@@ -24,6 +25,9 @@ pub struct ResourceDoc {
     pub delete: bool,
     /// POST also takes CSV and JSON arrays (bulk import).
     pub bulk: bool,
+    /// Media types POST also takes as a raw body, and the query parameters that come with it.
+    pub raw_body: &'static [&'static str],
+    pub raw_query: &'static [(&'static str, &'static str)],
     pub repr: String,
     pub input: String,
     pub schemas: Vec<(String, Value)>,
@@ -69,6 +73,8 @@ pub fn describe<R: Resource>() -> ResourceDoc {
         update: R::CAN_UPDATE,
         delete: R::CAN_DELETE,
         bulk: R::BULK.is_some(),
+        raw_body: R::RAW_BODY,
+        raw_query: R::RAW_QUERY,
         repr,
         input,
         schemas,
@@ -87,6 +93,92 @@ fn query_param(name: &str, desc: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": schema })
 }
 
+/// A filter's schema, as the listing checks it (see [`filter_kind`]).
+fn filter_param(name: &str, desc: &str) -> Value {
+    let schema = match filter_kind(name) {
+        FilterKind::Id => json!({ "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX }),
+        FilterKind::Time => json!({ "type": "string",
+            "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])( ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])?$",
+            "description": "YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC)" }),
+        FilterKind::Text => text_schema(),
+    };
+    query_param(name, desc, schema)
+}
+
+/// A text query parameter: no control characters (refused on every route), at most 255
+/// characters.
+fn text_schema() -> Value {
+    json!({ "type": "string", "maxLength": 255, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" })
+}
+
+/// A successful answer: what [`crate::resources::handling`] ignored is named in a header.
+fn ok(desc: &str, content: Option<(&str, Value)>) -> Value {
+    let mut r = json!({ "description": desc, "headers": {
+        "Voxprov-Ignored": { "description": "what the request held that was ignored (lenient handling): body:<field> or query:<name>, comma-separated", "schema": { "type": "string" } } } });
+    if let Some((media, schema)) = content {
+        r["content"] = json!({ media: { "schema": schema } });
+    }
+    r
+}
+
+/// The answers any operation can give besides its own: a malformed request (a control
+/// character, an unknown parameter under strict handling), credentials, rights, the rate
+/// limit, and the database being out of reach.
+fn errors(r: &mut Map<String, Value>, own: &[(&str, &str)]) {
+    r.insert(
+        "400".into(),
+        err("malformed request: bad parameter, control character, or (strict handling) an unknown parameter"),
+    );
+    r.insert(
+        "401".into(),
+        err("no or wrong credentials (WWW-Authenticate: Basic realm=\"api_admin_http\")"),
+    );
+    r.insert(
+        "403".into(),
+        err("the role, reseller or read-only flag does not allow this"),
+    );
+    r.insert(
+        "429".into(),
+        json!({ "description": "too many failed logins from this address; Retry-After says when to come back",
+            "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+            "content": { "application/json": { "schema": sref("Error") } } }),
+    );
+    r.insert(
+        "503".into(),
+        err("the database is out of reach or busy; retry"),
+    );
+    for (code, desc) in own {
+        r.insert((*code).into(), err(desc));
+    }
+}
+
+/// An operation of an authenticated route.
+fn op(
+    tag: &str,
+    id: String,
+    summary: String,
+    params: Vec<Value>,
+    mut responses: Map<String, Value>,
+    own_errors: &[(&str, &str)],
+) -> Value {
+    errors(&mut responses, own_errors);
+    json!({ "tags": [tag], "operationId": id, "summary": summary, "parameters": params, "responses": responses })
+}
+
+fn responses(list: Vec<(&str, Value)>) -> Map<String, Value> {
+    list.into_iter().map(|(c, v)| (c.to_string(), v)).collect()
+}
+
+const WRITE_ERRORS: &[(&str, &str)] = &[
+    ("404", "no such object (or another reseller's)"),
+    ("409", "conflicts with another object (a duplicate), or a bulk import while before-hooks check creations"),
+    ("412", "If-Match does not match the current ETag"),
+    ("413", "body over the size limit"),
+    ("415", "a media type this operation does not take"),
+    ("422", "a field is invalid (`field` names it), or a before-hook refused the change"),
+    ("423", "locked: still in use, or its parent is terminated"),
+];
+
 fn build() -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
@@ -102,33 +194,57 @@ fn build() -> Value {
             "required": ["op", "path"], "properties": { "op": { "enum": ["add", "remove", "replace", "move", "copy", "test"] },
             "path": { "type": "string" }, "from": { "type": "string" }, "value": {} } } }),
     );
-    let id_param = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } });
+    let mut bulk_schemas = Vec::new();
+    <crate::resources::bulk::RowResult as ToSchema>::schemas(&mut bulk_schemas);
+    for (n, s) in bulk_schemas {
+        schemas.insert(n, serde_json::to_value(s).unwrap_or(Value::Null));
+    }
+    schemas.insert(
+        "BulkRow".into(),
+        serde_json::to_value(<crate::resources::bulk::RowResult as PartialSchema>::schema())
+            .unwrap_or(Value::Null),
+    );
+    schemas.insert(
+        "BulkSummary".into(),
+        serde_json::to_value(<crate::resources::bulk::Summary as PartialSchema>::schema())
+            .unwrap_or(Value::Null),
+    );
+    schemas.insert(
+        "BulkResult".into(),
+        json!({ "type": "object", "required": ["summary", "rows"], "properties": {
+            "summary": sref("BulkSummary"), "rows": { "type": "array", "items": sref("BulkRow") } } }),
+    );
+    let id_param = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": i64::MAX } });
     let if_match = json!({ "name": "If-Match", "in": "header", "required": false, "description": "ETag from a GET; 412 if the object changed since", "schema": { "type": "string" } });
-    let prefer = json!({ "name": "Prefer", "in": "header", "required": false, "description": "return=representation to get the object back", "schema": { "type": "string", "enum": ["return=minimal", "return=representation"] } });
-    let common_errors = |ops: &mut Map<String, Value>| {
-        ops.insert(
-            "401".into(),
-            err("no or wrong credentials (WWW-Authenticate: Basic realm=\"api_admin_http\")"),
-        );
-        ops.insert("403".into(), err("role does not allow this"));
-    };
+    let prefer = json!({ "name": "Prefer", "in": "header", "required": false,
+        "description": "RFC 7240, comma-separated: return=representation (the object back in the answer) or return=minimal; handling=strict (unknown fields and parameters refused, nothing coerced) or handling=lenient (NGCP's way, the default unless api_strict is set)",
+        "schema": { "type": "string" }, "examples": {
+            "representation": { "value": "return=representation" },
+            "strict": { "value": "handling=strict" },
+            "both": { "value": "return=representation, handling=strict" } } });
+    let hal_obj = json!({ "type": "object" });
     for d in docs() {
         for (n, s) in d.schemas {
             schemas.insert(n, s);
         }
         let tag = d.name;
         let mut params = vec![
+            prefer.clone(),
             query_param(
                 "page",
                 "page number, from 1",
-                json!({ "type": "integer", "minimum": 1, "default": 1 }),
+                json!({ "type": "integer", "minimum": 1, "maximum": 1_000_000_000, "default": 1 }),
             ),
             query_param(
                 "rows",
-                "rows per page (at most 1000)",
-                json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 10 }),
+                "rows per page: at most 1000 are returned (more is cut to 1000 and named in Voxprov-Ignored; a 400 under handling=strict)",
+                json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX, "default": 10 }),
             ),
-            query_param("order_by", "sort field", json!({ "enum": d.order_by })),
+            query_param(
+                "order_by",
+                &format!("sort field: {}; another is ignored (named in Voxprov-Ignored; a 400 under handling=strict)", d.order_by.join(", ")),
+                json!({ "type": "string", "examples": d.order_by }),
+            ),
             query_param(
                 "order_by_direction",
                 "asc or desc",
@@ -140,104 +256,183 @@ fn build() -> Value {
                 json!({ "type": "boolean" }),
             ),
         ];
-        params.extend(
-            d.filters
-                .iter()
-                .map(|(n, desc)| query_param(n, desc, json!({ "type": "string" }))),
-        );
+        params.extend(d.filters.iter().map(|(n, desc)| filter_param(n, desc)));
         let mut coll = Map::new();
-        let mut lr = Map::new();
-        lr.insert("200".into(), json!({ "description": format!("a page of {}; _embedded[\"ngcp:{}\"] is an array, or the object itself when the page holds exactly one", d.name, d.name), "content": { "application/hal+json": { "schema": { "type": "object" } } } }));
-        lr.insert(
-            "400".into(),
-            err("bad paging, ordering or filter parameter"),
+        let page = format!("a page of {0}; _embedded[\"ngcp:{0}\"] is an array, or the object itself when the page holds exactly one", d.name);
+        coll.insert(
+            "get".into(),
+            op(
+                tag,
+                format!("list_{}", d.name),
+                format!("List {}", d.name),
+                params,
+                responses(vec![(
+                    "200",
+                    ok(&page, Some(("application/hal+json", hal_obj.clone()))),
+                )]),
+                &[],
+            ),
         );
-        common_errors(&mut lr);
-        coll.insert("get".into(), json!({ "tags": [tag], "operationId": format!("list_{}", d.name), "summary": format!("List {}", d.name), "description": d.summary, "parameters": params, "responses": lr }));
         if d.create {
-            let mut r = Map::new();
-            r.insert("201".into(), json!({ "description": "created; Location: /api/<name>/<id>", "headers": { "Location": { "schema": { "type": "string" } }, "ETag": { "schema": { "type": "string" } } }, "content": { "application/hal+json": { "schema": sref(&d.repr) } } }));
-            r.insert("400".into(), err("malformed JSON"));
-            r.insert("413".into(), err("body over the size limit"));
-            r.insert("415".into(), err("not application/json"));
-            r.insert("422".into(), err("invalid field"));
-            common_errors(&mut r);
-            coll.insert("post".into(), json!({ "tags": [tag], "operationId": format!("create_{}", d.name), "summary": format!("Create in {}", d.name), "parameters": [prefer], "requestBody": { "required": true, "content": { "application/json": { "schema": sref(&d.input) } } }, "responses": r }));
+            let mut r = responses(vec![(
+                "201",
+                ok(
+                    &format!("created; Location: /api/{}/<id>. No body by default (NGCP's way); with Prefer: return=representation, or when the object carries a secret shown once, the body is the object (application/hal+json, schema {})", d.name, d.repr),
+                    None,
+                ),
+            )]);
+            r["201"]["headers"]["Location"] = json!({ "schema": { "type": "string" } });
+            r["201"]["headers"]["ETag"] = json!({ "schema": { "type": "string" } });
+            let mut content = Map::new();
+            let mut create_params = vec![prefer.clone()];
+            let mut own = WRITE_ERRORS.to_vec();
+            own.retain(|(c, _)| *c != "412" && *c != "404");
+            if d.bulk {
+                content.insert("application/json".into(), json!({ "schema": { "oneOf": [sref(&d.input),
+                    { "type": "array", "description": format!("bulk import: one object per row, each read as {} and judged on its own (a row that is not is reported in the answer, not refused with the request)", d.input), "items": {} }] } }));
+                content.insert("text/csv".into(), json!({ "schema": { "type": "string", "description": "bulk import: a header line of field names, then one row per object" } }));
+                create_params.push(query_param(
+                    "mode",
+                    "bulk only: all-or-nothing (default: 422 and nothing saved when a row fails) or per-row",
+                    json!({ "enum": ["all-or-nothing", "per-row"] }),
+                ));
+                create_params.push(query_param(
+                    "dry_run",
+                    "bulk only: check every row, save nothing",
+                    json!({ "type": "boolean" }),
+                ));
+                r.insert(
+                    "200".into(),
+                    ok(
+                        "bulk import: per-row results",
+                        Some(("application/json", sref("BulkResult"))),
+                    ),
+                );
+                own.retain(|(c, _)| *c != "422");
+                r.insert("422".into(), json!({ "description": "a field is invalid (`field` names it); for a bulk import in all-or-nothing mode, the per-row results of a refused import",
+                    "content": { "application/json": { "schema": { "oneOf": [sref("Error"), sref("BulkResult")] } } } }));
+            } else {
+                content.insert(
+                    "application/json".into(),
+                    json!({ "schema": sref(&d.input) }),
+                );
+            }
+            for media in d.raw_body {
+                content.insert(
+                    (*media).into(),
+                    json!({ "schema": { "type": "string", "contentMediaType": media, "format": "binary" } }),
+                );
+            }
+            create_params.extend(d.raw_query.iter().map(|(n, desc)| {
+                query_param(
+                    n,
+                    &format!("with a raw body: {desc}"),
+                    json!({ "type": "string" }),
+                )
+            }));
+            let mut o = op(
+                tag,
+                format!("create_{}", d.name),
+                format!("Create in {}", d.name),
+                create_params,
+                r,
+                &own,
+            );
+            o["requestBody"] = json!({ "required": true, "content": content });
+            coll.insert("post".into(), o);
         }
         paths.insert(format!("/api/{}/", d.name), Value::Object(coll));
         let mut item = Map::new();
-        let mut gr = Map::new();
-        gr.insert("200".into(), json!({ "description": "the object", "headers": { "ETag": { "schema": { "type": "string" } } }, "content": { "application/hal+json": { "schema": sref(&d.repr) } } }));
-        gr.insert(
-            "304".into(),
-            json!({ "description": "If-None-Match matched" }),
+        let mut gr = responses(vec![
+            (
+                "200",
+                ok("the object", Some(("application/hal+json", sref(&d.repr)))),
+            ),
+            ("304", json!({ "description": "If-None-Match matched" })),
+        ]);
+        gr["200"]["headers"]["ETag"] = json!({ "schema": { "type": "string" } });
+        item.insert(
+            "get".into(),
+            op(
+                tag,
+                format!("get_{}", d.name),
+                format!("Get one of {}", d.name),
+                vec![id_param.clone(), prefer.clone()],
+                gr,
+                &[("404", "no such object (or another reseller's)")],
+            ),
         );
-        gr.insert("404".into(), err("no such object (or another reseller's)"));
-        common_errors(&mut gr);
-        item.insert("get".into(), json!({ "tags": [tag], "operationId": format!("get_{}", d.name), "summary": format!("Get one of {}", d.name), "parameters": [id_param], "responses": gr }));
         if d.update {
-            let mut r = Map::new();
-            r.insert("200".into(), json!({ "description": "updated (Prefer: return=representation)", "content": { "application/hal+json": { "schema": sref(&d.repr) } } }));
-            r.insert("204".into(), json!({ "description": "updated" }));
-            r.insert("404".into(), err("no such object"));
-            r.insert("412".into(), err("If-Match does not match"));
-            r.insert("415".into(), err("wrong media type"));
-            r.insert("422".into(), err("invalid field"));
-            common_errors(&mut r);
-            item.insert("put".into(), json!({ "tags": [tag], "operationId": format!("replace_{}", d.name), "summary": format!("Replace one of {}", d.name), "parameters": [id_param, if_match, prefer], "requestBody": { "required": true, "content": { "application/json": { "schema": sref(&d.input) } } }, "responses": r.clone() }));
-            item.insert("patch".into(), json!({ "tags": [tag], "operationId": format!("patch_{}", d.name), "summary": format!("Patch one of {} (RFC 6902)", d.name), "parameters": [id_param, if_match, prefer], "requestBody": { "required": true, "content": { "application/json-patch+json": { "schema": sref("JsonPatch") } } }, "responses": r }));
+            let r = responses(vec![
+                (
+                    "200",
+                    ok(
+                        "updated; the object (Prefer: return=representation)",
+                        Some(("application/hal+json", sref(&d.repr))),
+                    ),
+                ),
+                ("204", ok("updated", None)),
+            ]);
+            let params = vec![id_param.clone(), if_match.clone(), prefer.clone()];
+            let mut put = op(
+                tag,
+                format!("replace_{}", d.name),
+                format!("Replace one of {}", d.name),
+                params.clone(),
+                r.clone(),
+                WRITE_ERRORS,
+            );
+            put["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": sref(&d.input) } } });
+            item.insert("put".into(), put);
+            let mut patch = op(
+                tag,
+                format!("patch_{}", d.name),
+                format!("Patch one of {} (RFC 6902)", d.name),
+                params,
+                r,
+                WRITE_ERRORS,
+            );
+            patch["requestBody"] = json!({ "required": true, "content": { "application/json-patch+json": { "schema": sref("JsonPatch") } } });
+            item.insert("patch".into(), patch);
         }
         if d.delete {
-            let mut r = Map::new();
-            r.insert("204".into(), json!({ "description": "deleted" }));
-            r.insert("404".into(), err("no such object"));
-            r.insert("412".into(), err("If-Match does not match"));
-            r.insert("423".into(), err("still in use"));
-            common_errors(&mut r);
-            item.insert("delete".into(), json!({ "tags": [tag], "operationId": format!("delete_{}", d.name), "summary": format!("Delete one of {}", d.name), "parameters": [id_param, if_match], "responses": r }));
+            item.insert(
+                "delete".into(),
+                op(
+                    tag,
+                    format!("delete_{}", d.name),
+                    format!("Delete one of {}", d.name),
+                    vec![id_param.clone(), if_match.clone(), prefer.clone()],
+                    responses(vec![("204", ok("deleted", None))]),
+                    &[
+                        ("404", "no such object (or another reseller's)"),
+                        ("409", "other objects still depend on it"),
+                        ("422", "a before-hook refused the deletion"),
+                        ("412", "If-Match does not match the current ETag"),
+                        ("423", "still in use"),
+                    ],
+                ),
+            );
         }
         paths.insert(format!("/api/{}/{{id}}", d.name), Value::Object(item));
         paths.insert(
             format!("/api/{}/{{id}}/metadata", d.name),
-            json!({ "get": { "tags": [tag], "operationId": format!("metadata_{}", d.name), "summary": format!("Values hooks' answers put on one of {} (response_map)", d.name), "parameters": [id_param], "responses": { "200": { "description": "metadata: key → value, and the hook each came from" }, "404": err("no such object") } } }),
+            json!({ "get": op(tag, format!("metadata_{}", d.name), format!("Values hooks' answers put on one of {} (response_map)", d.name),
+                vec![id_param.clone()], responses(vec![("200", ok("metadata: key → value, and the hook each came from", Some(("application/json", hal_obj.clone()))))]),
+                &[("404", "no such object")]) }),
         );
         paths.insert(
             format!("/api/{}/{{id}}/journal/", d.name),
-            json!({ "get": { "tags": [tag], "operationId": format!("journal_{}", d.name), "summary": format!("Journal of one of {}", d.name), "parameters": [id_param], "responses": { "200": { "description": "change records, newest last" }, "404": err("no such object") } } }),
+            json!({ "get": op(tag, format!("journal_{}", d.name), format!("Journal of one of {}", d.name),
+                vec![id_param.clone()], responses(vec![("200", ok("change records, newest last", Some(("application/hal+json", hal_obj.clone()))))]),
+                &[("404", "no such object")]) }),
         );
     }
-    let mut jp: Vec<Value> = super::api::journals::FILTERS
-        .iter()
-        .map(|(n, d)| query_param(n, d, json!({ "type": "string" })))
-        .collect();
-    jp.push(query_param(
-        "page",
-        "page number",
-        json!({ "type": "integer" }),
-    ));
-    jp.push(query_param(
-        "rows",
-        "rows per page",
-        json!({ "type": "integer" }),
-    ));
-    paths.insert("/api/journals/".into(), json!({ "get": { "tags": ["journals"], "operationId": "list_journals", "summary": "The journal: every change with actor, client address, before and after", "parameters": jp, "responses": { "200": { "description": "change records" } } } }));
-    paths.insert("/api/journals/{id}".into(), json!({ "get": { "tags": ["journals"], "operationId": "get_journal", "summary": "One journal entry", "parameters": [id_param], "responses": { "200": { "description": "the change record" }, "404": err("no such entry (or another reseller's)") } } }));
-    let obj = json!({ "type": "object" });
-    paths.insert("/api/hooks/events".into(), json!({ "get": { "tags": ["hooks"], "operationId": "hook_events", "summary": "Every event a hook can take, with a sample payload", "responses": { "200": { "description": "the event catalog" } } } }));
-    paths.insert("/api/hooks/{id}/executions".into(), json!({ "get": { "tags": ["hooks"], "operationId": "hook_executions_of", "summary": "One hook's execution log (the filters of /api/hookexecutions/ apply)", "parameters": [id_param], "responses": { "200": { "description": "executions" }, "404": err("no such hook") } } }));
-    paths.insert("/api/hooks/{id}/rotate_secret".into(), json!({ "post": { "tags": ["hooks"], "operationId": "rotate_hook_secret", "summary": "A new signing secret, shown once; the old one also signs for overlap_seconds (default 86400, at most 604800)", "parameters": [id_param],
-        "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "overlap_seconds": { "type": "integer" } } } } } },
-        "responses": { "200": { "description": "{secret, previous_secret_valid_until}", "content": { "application/json": { "schema": obj } } }, "404": err("no such hook"), "422": err("bad overlap_seconds") } } }));
-    paths.insert("/api/hooks/{id}/redeliver".into(), json!({ "post": { "tags": ["hooks"], "operationId": "redeliver_hook_range", "summary": "Send a hook's deliveries of a time range again: status failed (default) or all", "parameters": [id_param],
-        "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "since": { "type": "string" }, "until": { "type": "string" }, "status": { "type": "string", "enum": ["failed", "all"] } } } } } },
-        "responses": { "202": { "description": "{requeued}" }, "404": err("no such hook"), "422": err("bad time or status") } } }));
-    paths.insert("/api/hookexecutions/{id}/redeliver".into(), json!({ "post": { "tags": ["hookexecutions"], "operationId": "redeliver_execution", "summary": "Send the delivery of one execution again, with the same webhook-id", "parameters": [id_param],
-        "responses": { "202": { "description": "{delivery_id, webhook_id}" }, "404": err("no such execution"), "409": err("already waiting to go out"), "422": err("a before-hook execution") } } }));
-    paths.insert("/api/openapi.json".into(), json!({ "get": { "tags": ["meta"], "operationId": "openapi", "summary": "This description", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }));
+    extra_paths(&mut paths, &id_param, &prefer);
     json!({
         "openapi": "3.1.0",
         "info": { "title": "voxprov API", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Provisioning API compatible with Sipwise NGCP's REST API: HAL+JSON, Location headers, Prefer, JSON Patch, ETag/If-Match." },
+                  "description": "Provisioning API compatible with Sipwise NGCP's REST API: HAL+JSON, Location headers, Prefer, JSON Patch, ETag/If-Match. Lenient as NGCP by default (unknown fields and parameters ignored and named in Voxprov-Ignored); Prefer: handling=strict refuses them." },
         "servers": [{ "url": "/" }],
         "security": [{ "basic": [] }, { "bearer": [] }, { "apikey": [] }],
         "paths": paths,
@@ -250,6 +445,360 @@ fn build() -> Value {
             }
         }
     })
+}
+
+/// The preference catalogs (served by [`super::api::preferences`]) and whose they are.
+const PREFERENCE_CATALOGS: [(&str, &str); 3] = [
+    ("subscriberpreferencedefs", "subscribers"),
+    ("customerpreferencedefs", "customers"),
+    ("domainpreferencedefs", "domains"),
+];
+
+/// The routes that are not a collection's own: the journal, hooks' and devices' actions,
+/// SIP servers' check and repair, catalogs, recordings, the root and the probes.
+fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value) {
+    let obj = json!({ "type": "object" });
+    let json_ok = |desc: &str| {
+        ok(
+            desc,
+            Some(("application/json", json!({ "type": "object" }))),
+        )
+    };
+    let hal_ok = |desc: &str| {
+        ok(
+            desc,
+            Some(("application/hal+json", json!({ "type": "object" }))),
+        )
+    };
+    let id = || id_param.clone();
+    let mut add = |path: &str, method: &str, v: Value| {
+        let e = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        e[method] = v;
+    };
+    let mut jp: Vec<Value> = super::api::journals::FILTERS
+        .iter()
+        .map(|(n, d)| filter_param(n, d))
+        .collect();
+    jp.push(query_param(
+        "page",
+        "page number, from 1",
+        json!({ "type": "integer", "minimum": 1, "maximum": 1_000_000_000 }),
+    ));
+    jp.push(query_param(
+        "rows",
+        "rows per page: at most 1000 are returned",
+        json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX }),
+    ));
+    jp.push(prefer.clone());
+    add(
+        "/api/journals/",
+        "get",
+        op(
+            "journals",
+            "list_journals".into(),
+            "The journal: every change with actor, client address, before and after".into(),
+            jp,
+            responses(vec![("200", hal_ok("change records"))]),
+            &[],
+        ),
+    );
+    add(
+        "/api/journals/{id}",
+        "get",
+        op(
+            "journals",
+            "get_journal".into(),
+            "One journal entry".into(),
+            vec![id()],
+            responses(vec![("200", hal_ok("the change record"))]),
+            &[("404", "no such entry (or another reseller's)")],
+        ),
+    );
+    add(
+        "/api/hooks/events",
+        "get",
+        op(
+            "hooks",
+            "hook_events".into(),
+            "Every event a hook can take, with a sample payload".into(),
+            vec![],
+            responses(vec![("200", json_ok("the event catalog"))]),
+            &[],
+        ),
+    );
+    add(
+        "/api/hooks/{id}/executions",
+        "get",
+        op(
+            "hooks",
+            "hook_executions_of".into(),
+            "One hook's execution log (the filters of /api/hookexecutions/ apply)".into(),
+            vec![id()],
+            responses(vec![("200", hal_ok("executions"))]),
+            &[("404", "no such hook")],
+        ),
+    );
+    let mut rot = op("hooks", "rotate_hook_secret".into(), "A new signing secret, shown once; the old one also signs for overlap_seconds (default 86400, at most 604800)".into(),
+        vec![id()], responses(vec![("200", json_ok("{secret, previous_secret_valid_until}"))]),
+        &[("404", "no such hook"), ("413", "body over the size limit"), ("415", "not JSON"), ("422", "bad overlap_seconds")]);
+    rot["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "overlap_seconds": { "type": "integer" } } } } } });
+    add("/api/hooks/{id}/rotate_secret", "post", rot);
+    let mut red = op(
+        "hooks",
+        "redeliver_hook_range".into(),
+        "Send a hook's deliveries of a time range again: status failed (default) or all".into(),
+        vec![id()],
+        responses(vec![("202", json_ok("{requeued}"))]),
+        &[
+            ("404", "no such hook"),
+            ("413", "body over the size limit"),
+            ("415", "not JSON"),
+            ("422", "bad time or status"),
+        ],
+    );
+    red["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "since": { "type": "string" }, "until": { "type": "string" }, "status": { "type": "string", "enum": ["failed", "all"] } } } } } });
+    add("/api/hooks/{id}/redeliver", "post", red);
+    add(
+        "/api/hookexecutions/{id}/redeliver",
+        "post",
+        op(
+            "hookexecutions",
+            "redeliver_execution".into(),
+            "Send the delivery of one execution again, with the same webhook-id".into(),
+            vec![id()],
+            responses(vec![("202", json_ok("{delivery_id, webhook_id}"))]),
+            &[
+                ("404", "no such execution"),
+                ("409", "already waiting to go out"),
+                ("422", "a before-hook execution"),
+            ],
+        ),
+    );
+    for (name, what) in PREFERENCE_CATALOGS {
+        add(&format!("/api/{name}/"), "get", op(name, format!("list_{name}"), format!("The preferences {what} can have: name → type, default, whether it can be set on subscribers, customers and domains"),
+            vec![], responses(vec![("200", hal_ok("the catalog"))]), &[]));
+    }
+    add(
+        "/api/soundfilerecordings/{id}",
+        "get",
+        op(
+            "soundfiles",
+            "get_soundfilerecording".into(),
+            "A sound file's audio".into(),
+            vec![id()],
+            responses(vec![(
+                "200",
+                ok(
+                    "the WAV file (Content-Disposition names it)",
+                    Some((
+                        "audio/x-wav",
+                        json!({ "type": "string", "format": "binary" }),
+                    )),
+                ),
+            )]),
+            &[("404", "no such sound file (or another reseller's)")],
+        ),
+    );
+    add("/api/sipservers/{id}/check", "get", op("sipservers", "check_sipserver".into(), "Compare the SIP server's tables with what voxprov holds: rows missing, changed or extra".into(),
+        vec![id()], responses(vec![("200", json_ok("the comparison"))]), &[("404", "no such SIP server")]));
+    add(
+        "/api/sipservers/{id}/check",
+        "post",
+        op(
+            "sipservers",
+            "check_sipserver_post".into(),
+            "Same as GET".into(),
+            vec![id()],
+            responses(vec![("200", json_ok("the comparison"))]),
+            &[("404", "no such SIP server")],
+        ),
+    );
+    add("/api/sipservers/{id}/repair", "post", op("sipservers", "repair_sipserver".into(), "Write what the SIP server's tables lack or hold wrongly, remove what voxprov did not put there; journalled".into(),
+        vec![id()], responses(vec![("200", json_ok("what was repaired"))]), &[("404", "no such SIP server")]));
+    add(
+        "/api/pbxdevicemodels/tree",
+        "get",
+        op(
+            "pbxdevicemodels",
+            "device_model_tree".into(),
+            "The model catalog as vendor → family → model".into(),
+            vec![],
+            responses(vec![("200", json_ok("the tree"))]),
+            &[],
+        ),
+    );
+    add(
+        "/api/pbxdevicemodels/detect",
+        "get",
+        op(
+            "pbxdevicemodels",
+            "detect_device_model".into(),
+            "The model a phone's User-Agent (and MAC) points to".into(),
+            vec![
+                query_param("user_agent", "a User-Agent header", text_schema()),
+                query_param(
+                    "mac",
+                    "the phone's MAC (12 hex digits, separators : - . allowed)",
+                    json!({ "type": "string", "pattern": "^([0-9A-Fa-f]{2}[:.-]?){5}[0-9A-Fa-f]{2}$" }),
+                ),
+            ],
+            responses(vec![("200", json_ok("the model"))]),
+            &[
+                ("404", "no model matches"),
+                ("422", "mac is not a MAC address"),
+            ],
+        ),
+    );
+    add(
+        "/api/pbxdevicetemplates/builtin",
+        "get",
+        op(
+            "pbxdevicetemplates",
+            "builtin_device_templates".into(),
+            "The templates voxprov ships, by name".into(),
+            vec![],
+            responses(vec![("200", json_ok("{templates: [{name, content}]}"))]),
+            &[],
+        ),
+    );
+    let mut kz = op(
+        "pbxdevicetemplates",
+        "import_kazoo_template".into(),
+        "Turn a Kazoo provisioner template (JSON) into a device template".into(),
+        vec![],
+        responses(vec![(
+            "201",
+            ok(
+                "the template made; Location names it",
+                Some(("application/json", obj.clone())),
+            ),
+        )]),
+        &[
+            ("409", "a template of that name exists"),
+            ("413", "body over the size limit"),
+            ("415", "not JSON"),
+            ("422", "not a template this importer understands"),
+        ],
+    );
+    kz["requestBody"] =
+        json!({ "required": true, "content": { "application/json": { "schema": obj } } });
+    add("/api/pbxdevicetemplates/import_kazoo", "post", kz);
+    add("/api/pbxdevices/{id}/preview", "get", op("pbxdevices", "preview_device".into(), "One of the device's files as the phone would get it; passwords masked unless reveal (writers)".into(),
+        vec![id(), query_param("file", "which of the model's files (default: the main one)", json!({ "type": "string" })), query_param("reveal", "show passwords (writers only)", json!({ "type": "boolean" }))],
+        responses(vec![("200", ok("the file", Some(("*/*", json!({ "type": "string" })))))]), &[("404", "no such device or file"), ("422", "the template does not render")]));
+    add(
+        "/api/pbxdevices/{id}/fetches",
+        "get",
+        op(
+            "pbxdevices",
+            "device_fetches".into(),
+            "The device's last fetches: when, from where, which file, with what answer".into(),
+            vec![id()],
+            responses(vec![("200", json_ok("the fetches"))]),
+            &[("404", "no such device")],
+        ),
+    );
+    for (action, what) in [
+        (
+            "reset_token",
+            "A new provisioning URL token (the old one stops working); shown once",
+        ),
+        (
+            "reset_secret",
+            "A new per-device secret (the old one stops working); shown once",
+        ),
+        (
+            "resync",
+            "Ask the phone to fetch its configuration again (a SIP NOTIFY check-sync)",
+        ),
+    ] {
+        add(
+            &format!("/api/pbxdevices/{{id}}/{action}"),
+            "post",
+            op(
+                "pbxdevices",
+                format!("{action}_device"),
+                what.into(),
+                vec![id()],
+                responses(vec![("200", json_ok("the outcome"))]),
+                &[
+                    ("404", "no such device"),
+                    ("409", "not possible in the device's state"),
+                ],
+            ),
+        );
+    }
+    add(
+        "/api/pbxprovbans/",
+        "get",
+        op(
+            "pbxprovbans",
+            "list_prov_bans".into(),
+            "Addresses banned from /prov/ after repeated failures (admins)".into(),
+            vec![],
+            responses(vec![(
+                "200",
+                json_ok("{bans: [{address, seconds_left, failures}]}"),
+            )]),
+            &[],
+        ),
+    );
+    add(
+        "/api/pbxprovbans/{ip}",
+        "delete",
+        op(
+            "pbxprovbans",
+            "lift_prov_ban".into(),
+            "Lift the ban on an address (admins)".into(),
+            vec![
+                json!({ "name": "ip", "in": "path", "required": true, "schema": { "anyOf": [{ "type": "string", "format": "ipv4" }, { "type": "string", "format": "ipv6" }] }, "description": "an IPv4 or IPv6 address" }),
+            ],
+            responses(vec![("204", ok("lifted", None))]),
+            &[("404", "no ban for this address")],
+        ),
+    );
+    add(
+        "/api/pbxdevicecache",
+        "get",
+        op(
+            "pbxdevices",
+            "device_cache".into(),
+            "What the provisioning cache holds (admins)".into(),
+            vec![],
+            responses(vec![("200", json_ok("{devices, files, warm}"))]),
+            &[],
+        ),
+    );
+    add(
+        "/api/",
+        "get",
+        json!({ "tags": ["meta"], "operationId": "api_root", "summary": "The collections (HAL links), or this description as a page for a browser (Accept: text/html)", "security": [],
+        "responses": { "200": { "description": "the index", "content": { "application/hal+json": { "schema": obj }, "text/html": { "schema": { "type": "string" } } } } } }),
+    );
+    add(
+        "/api/",
+        "options",
+        json!({ "tags": ["meta"], "operationId": "api_root_options", "summary": "The methods, and a Link header per collection (NGCP's discovery)", "security": [],
+        "responses": { "200": { "description": "Allow and Link headers", "content": { "application/json": { "schema": obj } } } } }),
+    );
+    add(
+        "/api/openapi.json",
+        "get",
+        json!({ "tags": ["meta"], "operationId": "openapi", "summary": "This description", "security": [], "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": obj } } } } }),
+    );
+    add(
+        "/healthz",
+        "get",
+        json!({ "tags": ["meta"], "operationId": "healthz", "summary": "Liveness: the process answers", "security": [],
+        "responses": { "200": { "description": "ok", "content": { "text/plain": { "schema": { "type": "string" } } } } } }),
+    );
+    add(
+        "/readyz",
+        "get",
+        json!({ "tags": ["meta"], "operationId": "readyz", "summary": "Readiness: the database answers", "security": [],
+        "responses": { "200": { "description": "ready", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                       "503": { "description": "database unavailable", "content": { "text/plain": { "schema": { "type": "string" } } } } } }),
+    );
 }
 
 pub fn spec_value() -> &'static Value {
@@ -285,11 +834,29 @@ pub async fn index(headers: HeaderMap) -> Response {
             json!({ "href": format!("/api/{}/", d.name), "title": d.summary }),
         );
     }
+    for (name, _) in PREFERENCE_CATALOGS {
+        links.insert(
+            format!("ngcp:{name}"),
+            json!({ "href": format!("/api/{name}/") }),
+        );
+    }
     links.insert("ngcp:journals".into(), json!({ "href": "/api/journals/" }));
     hal::respond(StatusCode::OK, &headers, &json!({ "_links": links }))
 }
 
-/// `OPTIONS /api/`: the methods, and one `Link` per collection (NGCP's discovery).
+/// Collections NGCP does not have. NGCP's clients discover collections from `OPTIONS /api/`
+/// and take every `Link` there for one of NGCP's relations, so these are left out of it;
+/// `GET /api/` and the OpenAPI document list them.
+const VOXPROV_ONLY: [&str; 6] = [
+    "apikeys",
+    "sipservers",
+    "hooks",
+    "hookexecutions",
+    "pbxdevicetemplates",
+    "pbxcustomersettings",
+];
+
+/// `OPTIONS /api/`: the methods, and one `Link` per NGCP collection (NGCP's discovery).
 pub async fn root_options() -> Response {
     let mut resp = (
         StatusCode::OK,
@@ -301,8 +868,12 @@ pub async fn root_options() -> Response {
         header::ALLOW,
         header::HeaderValue::from_static("GET, HEAD, OPTIONS"),
     );
-    let mut names: Vec<&str> = docs().iter().map(|d| d.name).collect();
-    names.push("journals");
+    let mut names: Vec<&str> = docs()
+        .iter()
+        .map(|d| d.name)
+        .filter(|n| !VOXPROV_ONLY.contains(n))
+        .collect();
+    names.extend(PREFERENCE_CATALOGS.iter().map(|(n, _)| *n));
     for name in names {
         if let Ok(v) = header::HeaderValue::from_str(&format!(
             "</api/{name}/>; rel=\"collection http://purl.org/sipwise/ngcp-api/#rel-{name}\""

@@ -324,7 +324,10 @@ async fn bulk(
                     }
                 }
             }
-            "dry_run" => opts.dry_run = matches!(v.as_ref(), "1" | "true"),
+            "dry_run" => opts.dry_run = crate::resources::query::query_bool("dry_run", &v)?,
+            _ if !crate::resources::handling::strict() => {
+                crate::resources::handling::ignored(format!("query:{k}"))
+            }
             _ => {
                 return Err(Error::BadRequest(format!(
                     "unknown query parameter '{k}' for a bulk POST; use mode, dry_run"
@@ -511,7 +514,6 @@ async fn modify<R: Resource>(
         let mut tx = app.store.begin().await?;
         let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
         let tag = etag::<R>(&app, &old);
-        check_if_match(&headers, &tag)?;
         let current = R::view(&old, &actor);
         let new = match &decided {
             Some(d) if d.seen != tag => {
@@ -527,6 +529,9 @@ async fn modify<R: Resource>(
             None => change.apply::<R>(&current)?,
         };
         let repr = update_one::<R>(&mut tx, &app, &actor, &old, new).await?;
+        // The precondition is judged after the change itself (an invalid body is a 422 whatever
+        // the ETag), and before anything is committed: a stale If-Match writes nothing.
+        check_if_match(&headers, &tag)?;
         if let Some(d) = &decided {
             save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
         }

@@ -144,6 +144,8 @@ pub trait Resource: Send + Sync + 'static {
     /// Media types POST also takes as a raw body (a sound file's audio/x-wav), turned into
     /// the JSON document by [`Resource::raw_document`] with the query string's parameters.
     const RAW_BODY: &'static [&'static str] = &[];
+    /// The query parameters a raw body comes with (for the API's description).
+    const RAW_QUERY: &'static [(&'static str, &'static str)] = &[];
     /// The largest raw body POST takes.
     fn raw_limit(app: &App) -> usize {
         app.cfg.max_body_bytes

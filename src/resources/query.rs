@@ -108,14 +108,20 @@ pub fn parse_list_query(
                 continue;
             }
             "rows" => {
-                rows = v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|r| *r >= 1)
-                    .ok_or_else(|| {
-                        Error::BadRequest(format!("rows: '{v}' is not a positive integer"))
-                    })?
-                    .min(MAX_ROWS);
+                rows = v.parse::<i64>().ok().filter(|r| *r >= 1).ok_or_else(|| {
+                    Error::BadRequest(format!("rows: '{v}' is not a positive integer"))
+                })?;
+                if rows > MAX_ROWS {
+                    // A page holds at most MAX_ROWS: said plainly under strict handling,
+                    // cut down (and named) otherwise.
+                    if super::handling::strict() {
+                        return Err(Error::BadRequest(format!(
+                            "rows: at most {MAX_ROWS} per page"
+                        )));
+                    }
+                    super::handling::ignored(format!("query:rows>{MAX_ROWS}"));
+                    rows = MAX_ROWS;
+                }
                 continue;
             }
             "order_by" => match order_by.iter().find(|(n, _)| *n == v) {
@@ -146,7 +152,7 @@ pub fn parse_list_query(
                     }
                 };
             }
-            "no_count" => count = !matches!(v.as_str(), "1" | "true"),
+            "no_count" => count = !query_bool("no_count", &v)?,
             "after_id" => {
                 after_id = Some(v.parse::<i64>().map_err(|_| {
                     Error::BadRequest(format!("after_id: '{v}' is not an integer id"))
@@ -192,6 +198,17 @@ pub fn parse_list_query(
         filters: map,
         passthrough: pass.finish(),
     })
+}
+
+/// A yes/no query parameter: `1`/`true` or `0`/`false` (any case).
+pub fn query_bool(name: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(Error::BadRequest(format!(
+            "{name}: '{v}' is not true, false, 1 or 0"
+        ))),
+    }
 }
 
 pub fn parse_id(raw: &str) -> Result<i64> {

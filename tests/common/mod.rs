@@ -255,8 +255,23 @@ impl TestApp {
 
     /// A reseller with its own admin; returns (reseller id, login, password).
     pub async fn reseller(&self, name: &str) -> (i64, String, String) {
+        let contact = self
+            .create(
+                "/api/systemcontacts/",
+                json!({ "email": format!("{name}@contracts.example.com") }),
+            )
+            .await;
+        let contract = self
+            .create(
+                "/api/contracts/",
+                json!({ "contact_id": contact, "type": "reseller", "status": "active" }),
+            )
+            .await;
         let id = self
-            .create("/api/resellers/", json!({ "name": name }))
+            .create(
+                "/api/resellers/",
+                json!({ "name": name, "contract_id": contract, "status": "active" }),
+            )
             .await;
         let login = format!("{name}_admin");
         let pass = "reseller-pass-1".to_string();
@@ -395,4 +410,25 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// A WAV file: `format` 1 (PCM, 16 bits) or 6/7 (A-law/µ-law, 8 bits), `rate` Hz, mono.
+pub fn wav(format: u16, rate: u32, samples: usize) -> Vec<u8> {
+    let bits: u16 = if format == 1 { 16 } else { 8 };
+    let data_len = samples * usize::from(bits / 8);
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&((36 + data_len) as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&format.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * u32::from(bits / 8)).to_le_bytes());
+    b.extend_from_slice(&(bits / 8).to_le_bytes());
+    b.extend_from_slice(&bits.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(data_len as u32).to_le_bytes());
+    b.extend((0..data_len).map(|i| (i * 7 % 251) as u8));
+    b
 }

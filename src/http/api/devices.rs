@@ -110,14 +110,9 @@ async fn preview(
 ) -> Result<Response> {
     let id = parse_id(&id)?;
     let mut q = params(q.as_deref(), &["file", "reveal"])?;
-    let reveal = match q.get("reveal").map(String::as_str) {
-        None | Some("0" | "false" | "") => false,
-        Some("1" | "true") => true,
-        Some(other) => {
-            return Err(Error::BadRequest(format!(
-                "reveal: '{other}' is not true, false, 1 or 0"
-            )))
-        }
+    let reveal = match q.get("reveal") {
+        Some(v) => crate::resources::query::query_bool("reveal", v)?,
+        None => false,
     };
     let r = rules::preview(&app, &actor, id, q.remove("file"), reveal).await?;
     Ok((
