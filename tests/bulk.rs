@@ -50,7 +50,7 @@ async fn csv_import_modes_and_export(app: TestApp) {
         assert_eq!(code, 1, "{args:?}: {out}\n{err}");
         for want in [
             "line 4: username:",
-            "line 9: primary_number: number +49307000001 is already assigned",
+            "line 9: primary_number: Number '49'-'30'-'7000001' already exists",
             "line 12: customer_id:",
         ] {
             assert!(err.contains(want), "{args:?}: missing '{want}' in\n{err}");

@@ -6,7 +6,7 @@
 mod common;
 
 use common::sipdb::{self, Engine, SipDb};
-use common::{items, send, TestApp};
+use common::{items, send, wav, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -250,6 +250,11 @@ async fn ngcp_contract_where_voxprov_used_to_differ(app: TestApp) {
                 .contains("rel=\"collection http://purl.org/sipwise/ngcp-api/#rel-soundsets\"")),
         "{links:?}"
     );
+    // Only NGCP's relations there: its clients take every one for theirs.
+    assert!(
+        !links.iter().any(|l| l.contains("/api/hooks/")),
+        "{links:?}"
+    );
     // Customers link their balance; system contacts carry no reseller_id.
     let (_, v) = app.get(&format!("/api/customers/{}", f.customer_id)).await;
     assert!(v["_links"]["ngcp:customerbalances"].is_object(), "{v}");
@@ -471,27 +476,6 @@ async fn customer_preferences_are_inherited_between_domain_and_subscriber(app: T
 }
 both!(customer_preferences_are_inherited_between_domain_and_subscriber);
 
-/// A WAV file: `format` 1 (PCM, 16 bits) or 6/7 (A-law/µ-law, 8 bits), `rate` Hz, mono.
-fn wav(format: u16, rate: u32, samples: usize) -> Vec<u8> {
-    let bits: u16 = if format == 1 { 16 } else { 8 };
-    let data_len = samples * usize::from(bits / 8);
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&((36 + data_len) as u32).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&format.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * u32::from(bits / 8)).to_le_bytes());
-    b.extend_from_slice(&(bits / 8).to_le_bytes());
-    b.extend_from_slice(&bits.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&(data_len as u32).to_le_bytes());
-    b.extend((0..data_len).map(|i| (i * 7 % 251) as u8));
-    b
-}
-
 async fn sound_files_are_uploaded_checked_and_read_back(app: TestApp) {
     let set = app
         .create(
@@ -620,3 +604,147 @@ async fn sound_files_are_uploaded_checked_and_read_back(app: TestApp) {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 both!(sound_files_are_uploaded_checked_and_read_back);
+
+/// Details NGCP's own API tests check, each of which voxprov once answered differently.
+async fn ngcp_details_its_own_tests_check(app: TestApp) {
+    // A reseller needs its contract and a status, each named when missing.
+    for (body, field) in [
+        (json!({ "name": "r", "status": "active" }), "contract_id"),
+        (json!({ "name": "r", "contract_id": 1 }), "status"),
+    ] {
+        let (s, v) = app.post("/api/resellers/", body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], field, "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("field='{field}'")),
+            "{v}"
+        );
+    }
+    let f = app.fixture().await;
+    // A customer's status cannot be nulled.
+    let (s, v) = app
+        .patch(
+            &format!("/api/customers/{}", f.customer_id),
+            json!([{ "op": "replace", "path": "/status", "value": null }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "status");
+
+    let sub = app.subscriber(&f, "details", 5550100).await;
+    // Numbers past E.164's 15 digits, as NGCP stores them (ac up to 7, sn up to 31 digits);
+    // strict handling keeps E.164.
+    let long = json!([{ "op": "replace", "path": "/alias_numbers",
+        "value": [{ "cc": "11", "ac": "0022", "sn": "0044417653210001" }] }]);
+    let (s, v) = send(
+        app.req(Method::PATCH, &format!("/api/subscribers/{sub}"))
+            .header("Content-Type", "application/json-patch+json")
+            .header("Prefer", "handling=strict")
+            .body(long.to_string()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = app.patch(&format!("/api/subscribers/{sub}"), long).await;
+    assert!(s.is_success(), "{v}");
+    let (_, n) = app
+        .get(&format!("/api/numbers/?type=alias&subscriber_id={sub}"))
+        .await;
+    let alias = &n["_embedded"]["ngcp:numbers"];
+    assert_eq!(
+        (&alias["cc"], &alias["ac"], &alias["sn"]),
+        (&json!("11"), &json!("0022"), &json!("0044417653210001")),
+        "leading zeros kept: {n}"
+    );
+    assert_eq!(alias["is_devid"], false);
+    // An alias becomes a device id.
+    let id = alias["id"].as_i64().unwrap();
+    let (s, v) = app
+        .patch(
+            &format!("/api/numbers/{id}"),
+            json!([{ "op": "replace", "path": "/is_devid", "value": true }]),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (_, v) = app.get(&format!("/api/numbers/{id}")).await;
+    assert_eq!(v["is_devid"], true, "{v}");
+    // Someone else's number, in NGCP's words.
+    let other = app.subscriber(&f, "details2", 5550101).await;
+    let (s, v) = app
+        .patch(
+            &format!("/api/subscribers/{other}"),
+            json!([{ "op": "add", "path": "/alias_numbers/-",
+                "value": { "cc": "11", "ac": "0022", "sn": "0044417653210001" } }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Number '11'-'0022'-'0044417653210001' already exists"),
+        "{v}"
+    );
+    // NGCP's application destinations; a subscriber's forwards link to themselves.
+    let (s, v) = app
+        .post(
+            "/api/cfdestinationsets/",
+            json!({ "subscriber_id": sub, "name": "ann",
+                "destinations": [{ "destination": "customhours", "priority": 1, "timeout": 300 }] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        v["destinations"][0]["destination"],
+        "sip:custom-hours@app.local"
+    );
+    // A custom announcement names what it plays: a handle of its group, only there.
+    let (_, h) = app
+        .get("/api/soundhandles/?group=custom_announcements&rows=1")
+        .await;
+    let ann = h["_embedded"]["ngcp:soundhandles"]["id"].clone();
+    let (_, h) = app
+        .get("/api/soundhandles/?group=music_on_hold&rows=1")
+        .await;
+    let moh = h["_embedded"]["ngcp:soundhandles"]["id"].clone();
+    let set = |dest: &str, ann: &Value| {
+        json!({ "subscriber_id": sub, "name": format!("ann-{dest}-{ann}"),
+            "destinations": [{ "destination": dest, "announcement_id": ann }] })
+    };
+    let (s, v) = app
+        .post("/api/cfdestinationsets/", set("customhours", &ann))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["destinations"][0]["announcement_id"], ann, "{v}");
+    for (dest, a) in [
+        ("customhours", &moh),
+        ("customhours", &json!("aaa")),
+        ("+4311111", &ann),
+    ] {
+        let (s, v) = app.post("/api/cfdestinationsets/", set(dest, a)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{dest} {a}: {v}");
+        assert_eq!(v["field"], "destinations[0].announcement_id", "{v}");
+    }
+    let (_, v) = app.get(&format!("/api/callforwards/{sub}")).await;
+    assert_eq!(
+        v["_links"]["ngcp:callforwards"]["href"],
+        format!("/api/callforwards/{sub}")
+    );
+    // OPTIONS /api/ lists the preference catalogs too.
+    let r = app.req(Method::OPTIONS, "/api/").send().await.unwrap();
+    let links: Vec<&str> = r
+        .headers()
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        links
+            .iter()
+            .any(|l| l.contains("/api/customerpreferencedefs/")),
+        "{links:?}"
+    );
+}
+both!(ngcp_details_its_own_tests_check);

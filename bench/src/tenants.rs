@@ -80,7 +80,30 @@ async fn admin_post(
 /// A reseller with its admin, domain, billing profile, contact and customer; returns the
 /// customer id.
 async fn tenant(client: &reqwest::Client, base: &str, name: &str) -> Result<i64> {
-    let r = admin_post(client, base, "resellers/", json!({ "name": name })).await?["id"].clone();
+    let contact = admin_post(
+        client,
+        base,
+        "systemcontacts/",
+        json!({ "email": format!("{name}@contracts.example.com") }),
+    )
+    .await?["id"]
+        .clone();
+    let contract = admin_post(
+        client,
+        base,
+        "contracts/",
+        json!({ "contact_id": contact, "type": "reseller", "status": "active" }),
+    )
+    .await?["id"]
+        .clone();
+    let r = admin_post(
+        client,
+        base,
+        "resellers/",
+        json!({ "name": name, "contract_id": contract, "status": "active" }),
+    )
+    .await?["id"]
+        .clone();
     admin_post(
         client,
         base,

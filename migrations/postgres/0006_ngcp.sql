@@ -82,3 +82,6 @@ CREATE TABLE sound_files (
     create_timestamp TEXT NOT NULL, modify_timestamp TEXT NOT NULL
 );
 CREATE UNIQUE INDEX uq_sound_files_handle ON sound_files(set_id, handle);
+
+-- An alias number may be a device id (NGCP's is_devid): a number that rings one device.
+ALTER TABLE numbers ADD COLUMN is_devid BIGINT NOT NULL DEFAULT 0;

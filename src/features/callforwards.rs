@@ -47,6 +47,10 @@ pub struct Destination {
     pub timeout: i64,
     /// Lower rings first.
     pub priority: i64,
+    /// With `customhours` (`sip:custom-hours@app.local`): the sound handle to play, one of
+    /// the group custom_announcements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announcement_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -63,7 +67,8 @@ pub struct DestinationInput {
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
     pub priority: Value,
-    /// Accepted and ignored (Sipwise's announcement for custom announcements).
+    /// With customhours: the announcement to play (a sound handle of the group
+    /// custom_announcements).
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
     pub announcement_id: Value,
@@ -175,6 +180,12 @@ pub fn destination(field: &str, v: &Value, o: &Owner) -> Result<String> {
         "fax2mail" => format!("sip:{}@fax2mail.local", number()?),
         "conference" => format!("sip:conf={}@conference.local", number()?),
         "localuser" => format!("sip:{}@{}", o.username, o.domain),
+        // NGCP's application services, addressed by name on its application server.
+        "customhours" => "sip:custom-hours@app.local".into(),
+        "officehours" => "sip:office-hours@app.local".into(),
+        "autoattendant" => "sip:auto-attendant@app.local".into(),
+        "callingcard" => "sip:callingcard@app.local".into(),
+        "callthrough" => "sip:callthrough@app.local".into(),
         _ if lower.starts_with("sip:") || lower.starts_with("sips:") => {
             let (scheme, rest) = s.split_once(':').unwrap_or(("sip", ""));
             if s.len() > 255 || !uri_ok(rest) {
@@ -195,7 +206,7 @@ pub fn destination(field: &str, v: &Value, o: &Owner) -> Result<String> {
                 return Err(Error::invalid(
                     field,
                     format!(
-                        "'{}' is not a number, a sip: URI or one of voicebox, fax2mail, conference, localuser",
+                        "'{}' is not a number, a sip: URI or one of voicebox, fax2mail, conference, localuser, customhours, officehours, autoattendant, callingcard, callthrough",
                         s.chars().take(60).collect::<String>()
                     ),
                 ));
@@ -221,14 +232,45 @@ pub fn destinations(
     let mut out = Vec::with_capacity(input.len());
     for (i, d) in input.iter().enumerate() {
         let f = format!("{field}[{i}]");
+        let dest = destination(&format!("{f}.destination"), &d.destination, o)?;
+        let announcement_id =
+            announcement(&format!("{f}.announcement_id"), &d.announcement_id, &dest)?;
         out.push(Destination {
-            destination: destination(&format!("{f}.destination"), &d.destination, o)?,
+            destination: dest,
             timeout: int_or(&format!("{f}.timeout"), &d.timeout, 300, 1, 3600)?,
             priority: int_or(&format!("{f}.priority"), &d.priority, i as i64 + 1, 0, 1000)?,
+            announcement_id,
         });
     }
     out.sort_by_key(|d| d.priority);
     Ok(out)
+}
+
+/// The announcement a custom-announcement destination plays: only there, and a handle of
+/// the group custom_announcements.
+fn announcement(field: &str, v: &Value, dest: &str) -> Result<Option<i64>> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    if dest != "sip:custom-hours@app.local" {
+        return Err(Error::invalid(
+            field,
+            "is only for the destination customhours",
+        ));
+    }
+    let id = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| Error::invalid(field, "must be a sound handle id"))?;
+    match super::sounds::handle(id) {
+        Some((_, "custom_announcements")) => Ok(Some(id)),
+        _ => Err(Error::invalid(
+            field,
+            format!("sound handle {id} is not one of the group custom_announcements"),
+        )),
+    }
 }
 
 const TIME_FIELDS: [(&str, u32, u32); 6] = [
@@ -428,6 +470,7 @@ mod tests {
             (json!(4366610001u64), "sip:4366610001@example.test"),
             (json!("SIP:bob@other.example"), "sip:bob@other.example"),
             (json!("voicebox"), "sip:vmu4311110001@voicebox.local"),
+            (json!("customhours"), "sip:custom-hours@app.local"),
         ] {
             assert_eq!(destination("d", &given, &O).unwrap(), want);
         }

@@ -4,6 +4,7 @@
 
 pub mod callforwards;
 pub mod prefs;
+pub mod sounds;
 
 /// Every usr_preferences attribute features write: a SIP server's rows with these names are
 /// voxprov's; any other attribute belongs to someone else and is never touched.

@@ -115,7 +115,8 @@ pub struct Number {
 }
 
 impl Number {
-    pub fn parse(field: &str, n: &NumberInput) -> Result<Number> {
+    /// `strict`: E.164's 15 digits at most; otherwise NGCP's widths (see below).
+    pub fn parse(field: &str, n: &NumberInput, strict: bool) -> Result<Number> {
         let (cc, ac, sn) = (&n.cc.0, &n.ac.0, &n.sn.0);
         if cc.is_empty() || cc.len() > 3 || cc.starts_with('0') {
             return Err(Error::invalid(
@@ -126,10 +127,20 @@ impl Number {
         if sn.is_empty() {
             return Err(Error::invalid(format!("{field}.sn"), "must not be empty"));
         }
-        if cc.len() + ac.len() + sn.len() > 15 {
+        // E.164 allows 15 digits; NGCP stores up to 7 in ac and 31 in sn (national
+        // numbering plans and service numbers beyond E.164), and its clients send such numbers:
+        // accepted unless the request asks for strict handling.
+        if strict {
+            if cc.len() + ac.len() + sn.len() > 15 {
+                return Err(Error::invalid(
+                    field,
+                    "cc, ac and sn together must not exceed 15 digits (E.164)",
+                ));
+            }
+        } else if ac.len() > 7 || sn.len() > 31 {
             return Err(Error::invalid(
                 field,
-                "cc, ac and sn together must not exceed 15 digits (E.164)",
+                "ac must be at most 7 digits and sn at most 31",
             ));
         }
         Ok(Number {
@@ -137,6 +148,16 @@ impl Number {
             ac: ac.clone(),
             sn: sn.clone(),
         })
+    }
+    /// NGCP's words for a number someone else has, which its clients match on.
+    pub fn taken(&self) -> String {
+        format!(
+            "Number '{}'-'{}'-'{}' already exists (+{})",
+            self.cc,
+            self.ac,
+            self.sn,
+            self.e164()
+        )
     }
     pub fn e164(&self) -> String {
         format!("{}{}{}", self.cc, self.ac, self.sn)

@@ -232,7 +232,7 @@ async fn add_number(
     let primary = matches!(m.remove("is_primary"), Some(Value::Bool(true)));
     let n: NumberInput = serde_json::from_value(Value::Object(m))
         .map_err(|e| Error::invalid("number", e.to_string()))?;
-    Number::parse("number", &n)?;
+    Number::parse("number", &n, super::handling::strict())?;
     let old = match Subscribers::load(c, app, sid, true).await? {
         Some(s) if Subscribers::visible(&s, actor) && s.status != "terminated" => s,
         _ => {

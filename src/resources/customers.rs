@@ -113,6 +113,8 @@ impl Resource for Customers {
         ("status", "status"),
         ("create_timestamp", "create_timestamp"),
     ];
+    /// NGCP refuses an explicit null on these (`PATCH` replace `/status` with null is a 422).
+    const REQUIRED: &'static [&'static str] = &["status", "contact_id", "type"];
     const READ_ONLY: &'static [&'static str] = &[
         "id",
         "reseller_id",

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::{self, Actor};
 use crate::resources::{record, ListQuery, Resource};
 use crate::store::numbers::{set_owner, NumberRec, NUMBER_COLS};
-use crate::store::{get_as, list_as, Conn};
+use crate::store::{get_as, list_as, Conn, Flag};
 
 pub struct Numbers;
 
@@ -22,13 +22,16 @@ pub struct NumberMove {
     #[serde(deserialize_with = "model::int")]
     #[schema(value_type = i64)]
     pub subscriber_id: i64,
+    /// Whether an alias is a device id (rings one device); absent keeps it.
+    #[serde(default)]
+    pub is_devid: Option<bool>,
 }
 
 #[async_trait]
 impl Resource for Numbers {
     const NAME: &'static str = "numbers";
     const SUMMARY: &'static str =
-        "Numbers assigned to subscribers; PUT/PATCH subscriber_id moves an alias within a customer";
+        "Numbers assigned to subscribers; PUT/PATCH subscriber_id moves an alias within a customer, is_devid marks a device id";
     const CAN_CREATE: bool = false;
     const CAN_DELETE: bool = false;
     const FILTERS: &'static [(&'static str, &'static str)] = &[
@@ -90,6 +93,13 @@ impl Resource for Numbers {
         old: &NumberRec,
         i: NumberMove,
     ) -> Result<()> {
+        if let Some(devid) = i.is_devid.filter(|d| *d != old.is_devid.0) {
+            sqlx::query("UPDATE numbers SET is_devid = $1 WHERE id = $2")
+                .bind(Flag::int(devid))
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+        }
         if old.subscriber_id == Some(i.subscriber_id) {
             return Ok(());
         }

@@ -17,7 +17,7 @@ pub struct Resellers;
 #[serde(deny_unknown_fields)]
 pub struct ResellerInput {
     pub name: String,
-    /// active (default), locked or terminated.
+    /// active, locked or terminated (required on creation; a PUT without it keeps active).
     #[serde(default)]
     pub status: Option<String>,
     /// A system contact.
@@ -134,8 +134,23 @@ impl Resource for Resellers {
     }
     async fn create(c: &mut Conn, _: &App, _: &Actor, i: ResellerInput) -> Result<Created> {
         let name = model::non_empty("name", i.name, 127)?;
-        let status = ResellerStatus::parse("status", i.status.as_deref().unwrap_or("active"))?;
+        // NGCP's clients state the status; one left out is a mistake NGCP reports.
+        let Some(status) = i.status.as_deref() else {
+            return Err(Error::invalid(
+                "status",
+                "is required: active, locked or terminated",
+            ));
+        };
+        let status = ResellerStatus::parse("status", status)?;
         check_system_contact(c, i.contact_id).await?;
+        // As in NGCP, a reseller is created on its contract (`/api/contracts/`, type
+        // reseller), which carries its billing. (Reseller 1, made at installation, has none.)
+        if i.contract_id.is_none() {
+            return Err(Error::invalid(
+                "contract_id",
+                "is required: a reseller contract from /api/contracts/",
+            ));
+        }
         check_contract(c, i.contract_id, None).await?;
         Ok(
             insert_reseller(c, &name, status.as_str(), i.contact_id, i.contract_id)
@@ -148,9 +163,15 @@ impl Resource for Resellers {
         _: &App,
         _: &Actor,
         id: i64,
-        _: &Reseller,
+        old: &Reseller,
         i: ResellerInput,
     ) -> Result<()> {
+        if old.contract_id.is_some() && i.contract_id.is_none() {
+            return Err(Error::invalid(
+                "contract_id",
+                "is required: a reseller keeps a contract once it has one",
+            ));
+        }
         let name = model::non_empty("name", i.name, 127)?;
         let status = ResellerStatus::parse("status", i.status.as_deref().unwrap_or("active"))?;
         check_system_contact(c, i.contact_id).await?;

@@ -26,76 +26,7 @@ use super::resellers::check_reseller;
 
 // --- handles -------------------------------------------------------------------------------
 
-/// The handles, by group: what a media server plays each for.
-pub const HANDLES: &[(&str, &[&str])] = &[
-    ("music_on_hold", &["music_on_hold"]),
-    (
-        "early_rejects",
-        &[
-            "block_in",
-            "block_out",
-            "block_ncos",
-            "locked_in",
-            "locked_out",
-            "max_calls_in",
-            "max_calls_out",
-            "callee_offline",
-            "callee_busy",
-            "callee_unknown",
-            "callee_tmp_unavailable",
-            "cf_loop",
-            "unauth_caller_ip",
-            "emergency_unsupported",
-        ],
-    ),
-    (
-        "custom_announcements",
-        &[
-            "custom_announcement_0",
-            "custom_announcement_1",
-            "custom_announcement_2",
-            "custom_announcement_3",
-            "custom_announcement_4",
-            "custom_announcement_5",
-            "custom_announcement_6",
-            "custom_announcement_7",
-            "custom_announcement_8",
-            "custom_announcement_9",
-        ],
-    ),
-    (
-        "pbx",
-        &[
-            "office_hours",
-            "queue_greeting",
-            "queue_full",
-            "queue_prefix",
-            "queue_suffix",
-            "queue_waiting_music",
-            "aa_0",
-            "aa_1",
-            "aa_2",
-            "aa_3",
-            "aa_4",
-            "aa_5",
-            "aa_6",
-            "aa_7",
-            "aa_8",
-            "aa_9",
-        ],
-    ),
-    (
-        "conference",
-        &[
-            "conference_greeting",
-            "conference_pin",
-            "conference_pin_wrong",
-            "conference_joined",
-            "conference_first",
-            "conference_waiting_music",
-        ],
-    ),
-];
+pub use crate::features::sounds::HANDLES;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SoundHandle {
@@ -535,6 +466,15 @@ impl Resource for SoundFiles {
     ];
     const REQUIRED: &'static [&'static str] = &["set_id", "handle"];
     const RAW_BODY: &'static [&'static str] = &["audio/x-wav", "audio/wav", "audio/wave"];
+    const RAW_QUERY: &'static [(&'static str, &'static str)] = &[
+        ("set_id", "the sound set (required with a raw body)"),
+        (
+            "handle",
+            "the handle the audio is for (required with a raw body)",
+        ),
+        ("filename", "a name for the file (default: the handle)"),
+        ("loopplay", "1 or true: play in a loop"),
+    ];
     type Repr = SoundFile;
     type Input = SoundFileInput;
 

@@ -20,11 +20,15 @@ pub struct NumberRec {
     #[sqlx(try_from = "i64")]
     #[schema(value_type = bool)]
     pub is_primary: Flag,
+    /// A device id: an alias that rings one device (NGCP's is_devid).
+    #[sqlx(try_from = "i64")]
+    #[schema(value_type = bool)]
+    pub is_devid: Flag,
     pub create_timestamp: String,
 }
 
 pub const NUMBER_COLS: &str =
-    "id, cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp";
+    "id, cc, ac, sn, reseller_id, subscriber_id, is_primary, is_devid, create_timestamp";
 
 impl NumberRec {
     pub fn number(&self) -> Number {
@@ -107,10 +111,7 @@ pub async fn sync_subscriber(
             }
             None => {
                 if by_number(c, n).await?.is_some() {
-                    return Err(Error::invalid(
-                        field,
-                        format!("number {n} is already assigned"),
-                    ));
+                    return Err(Error::invalid(field, n.taken()));
                 }
                 insert_many(c, &[(sub_id, reseller_id, n, is_primary)]).await?;
             }

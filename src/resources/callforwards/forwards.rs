@@ -314,6 +314,11 @@ impl Resource for CallForwards {
                 format!("/api/subscribers/{}", r.subscriber_id),
             ),
             ("cfmappings", format!("/api/cfmappings/{}", r.subscriber_id)),
+            // NGCP links a subscriber's forwards to themselves too; its clients look for it.
+            (
+                "callforwards",
+                format!("/api/callforwards/{}", r.subscriber_id),
+            ),
         ]
     }
 }

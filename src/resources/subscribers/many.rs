@@ -81,7 +81,7 @@ pub async fn create_many(
             ));
             continue;
         }
-        let nums: Vec<(String, String)> = v
+        let nums: Vec<(String, String, String)> = v
             .primary
             .iter()
             .map(|n| (n, "primary_number".to_string()))
@@ -91,17 +91,14 @@ pub async fn create_many(
                     .enumerate()
                     .map(|(i, n)| (n, format!("alias_numbers[{i}]"))),
             )
-            .map(|(n, f)| (n.e164(), f))
+            .map(|(n, f)| (n.e164(), f, n.taken()))
             .collect();
-        if let Some((n, f)) = nums.iter().find(|(n, _)| taken_nums.contains(n)) {
-            out[k] = Err(Error::invalid(
-                f.as_str(),
-                format!("number +{n} is already assigned"),
-            ));
+        if let Some((_, f, msg)) = nums.iter().find(|(n, _, _)| taken_nums.contains(n)) {
+            out[k] = Err(Error::invalid(f.as_str(), msg.as_str()));
             taken.remove(&(v.fields.domain_id, v.fields.username.clone()));
             continue;
         }
-        taken_nums.extend(nums.into_iter().map(|(n, _)| n));
+        taken_nums.extend(nums.into_iter().map(|(n, _, _)| n));
         accepted.push((k, v));
     }
     if accepted.is_empty() {

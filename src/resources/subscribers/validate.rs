@@ -2,6 +2,7 @@
 //! password policy: the rules one POST and every row of a bulk import share.
 
 use super::*;
+use crate::resources::handling;
 use crate::resources::profiles::check_subscriber_profile;
 
 pub(super) struct Validated {
@@ -164,12 +165,12 @@ pub(super) async fn validate(
     let primary = i
         .primary_number
         .as_ref()
-        .map(|n| Number::parse("primary_number", n))
+        .map(|n| Number::parse("primary_number", n, handling::strict()))
         .transpose()?;
     let mut aliases = Vec::new();
     for (k, n) in i.alias_numbers.unwrap_or_default().iter().enumerate() {
         let field = format!("alias_numbers[{k}]");
-        let n = Number::parse(&field, n)?;
+        let n = Number::parse(&field, n, handling::strict())?;
         if primary.as_ref() == Some(&n) || aliases.contains(&n) {
             return Err(Error::invalid(field, format!("number {n} is given twice")));
         }
