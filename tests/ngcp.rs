@@ -635,6 +635,28 @@ async fn ngcp_details_its_own_tests_check(app: TestApp) {
     assert_eq!(v["field"], "status");
 
     let sub = app.subscriber(&f, "details", 5550100).await;
+    // `replace` of a field the representation does not show (a write-only web password)
+    // sets it, as NGCP's clients expect; RFC 6902 as written (strict) refuses it.
+    let ops = json!([{ "op": "replace", "path": "/webpassword", "value": "web-pass-1234" }]);
+    let (s, v) = send(
+        app.req(Method::PATCH, &format!("/api/subscribers/{sub}"))
+            .header("Content-Type", "application/json-patch+json")
+            .header("Prefer", "handling=strict")
+            .body(ops.to_string()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = app.patch(&format!("/api/subscribers/{sub}"), ops).await;
+    assert!(s.is_success(), "{v}");
+    let (_, j) = app
+        .get(&format!(
+            "/api/journals/?resource=subscribers&resource_id={sub}&order_by_direction=desc&rows=1"
+        ))
+        .await;
+    assert_eq!(
+        j["_embedded"]["ngcp:journals"]["operation"], "update",
+        "the change was made: {j}"
+    );
     // Numbers past E.164's 15 digits, as NGCP stores them (ac up to 7, sn up to 31 digits);
     // strict handling keeps E.164.
     let long = json!([{ "op": "replace", "path": "/alias_numbers",

@@ -261,12 +261,45 @@ impl Edit {
             Edit::Put(v) => Ok(strip(v.clone(), R::VOLATILE)),
             Edit::Patch(p) => {
                 let mut doc = Value::Object(current.clone());
+                let lenient;
+                let p = if handling::strict() {
+                    p
+                } else {
+                    lenient = replace_absent_as_add(p, current);
+                    &lenient
+                };
                 json_patch::patch(&mut doc, p)
                     .map_err(|e| Error::invalid("patch", format!("cannot apply: {e}")))?;
                 Ok(doc)
             }
         }
     }
+}
+
+/// NGCP's clients `replace` fields the representation does not show — a write-only
+/// `webpassword`, an unset optional field — which RFC 6902 refuses (the path must exist).
+/// Read leniently, such a `replace` of a top-level member sets it, as `add` does.
+fn replace_absent_as_add(p: &json_patch::Patch, current: &Map<String, Value>) -> json_patch::Patch {
+    use json_patch::{AddOperation, PatchOperation};
+    let ops =
+        p.0.iter()
+            .map(|op| match op {
+                PatchOperation::Replace(r) => {
+                    let tokens: Vec<_> = r.path.tokens().collect();
+                    match tokens.as_slice() {
+                        [name] if !current.contains_key(name.decoded().as_ref()) => {
+                            PatchOperation::Add(AddOperation {
+                                path: r.path.clone(),
+                                value: r.value.clone(),
+                            })
+                        }
+                        _ => op.clone(),
+                    }
+                }
+                _ => op.clone(),
+            })
+            .collect();
+    json_patch::Patch(ops)
 }
 
 /// Stores what before-hooks' answers mapped onto the object (response_map).
