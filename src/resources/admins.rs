@@ -97,7 +97,14 @@ impl Resource for Admins {
     const SUMMARY: &'static str = "Admins: the people (and scripts) that log in, with their role";
     const FILTERS: &'static [(&'static str, &'static str)] =
         &[("login", "login, * wildcard"), ("reseller_id", "reseller")];
-    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id"), ("login", "login")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("login", "login"),
+        ("role", "role"),
+        ("reseller_id", "reseller_id"),
+        ("email", "email"),
+        ("create_timestamp", "create_timestamp"),
+    ];
     const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
     type Repr = Admin;
     type Input = AdminInput;

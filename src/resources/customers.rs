@@ -111,7 +111,13 @@ impl Resource for Customers {
         ("id", "id"),
         ("external_id", "external_id"),
         ("status", "status"),
+        ("type", "type"),
+        ("reseller_id", "reseller_id"),
+        ("contact_id", "contact_id"),
+        ("billing_profile_id", "billing_profile_id"),
+        ("max_subscribers", "max_subscribers"),
         ("create_timestamp", "create_timestamp"),
+        ("modify_timestamp", "modify_timestamp"),
     ];
     /// NGCP refuses an explicit null on these (`PATCH` replace `/status` with null is a 422).
     const REQUIRED: &'static [&'static str] = &["status", "contact_id", "type"];

@@ -42,7 +42,16 @@ impl Resource for Numbers {
         ("type", "primary or alias"),
         ("reseller_id", "owning reseller"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id"), ("sn", "sn")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("cc", "cc"),
+        ("ac", "ac"),
+        ("sn", "sn"),
+        ("subscriber_id", "subscriber_id"),
+        ("reseller_id", "reseller_id"),
+        ("is_primary", "is_primary"),
+        ("is_devid", "is_devid"),
+    ];
     const READ_ONLY: &'static [&'static str] = &[
         "id",
         "cc",

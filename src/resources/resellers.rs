@@ -217,7 +217,13 @@ impl Resource for Domains {
         ("domain", "domain name, * wildcard"),
         ("reseller_id", "owning reseller"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] = &[("id", "id"), ("domain", "domain")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("domain", "domain"),
+        ("reseller_id", "reseller_id"),
+        ("create_timestamp", "create_timestamp"),
+        ("modify_timestamp", "modify_timestamp"),
+    ];
     const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
     type Repr = Domain;
     type Input = DomainInput;
@@ -300,6 +306,8 @@ impl Resource for BillingProfiles {
         ("handle", "handle"),
         ("name", "name"),
         ("reseller_id", "reseller_id"),
+        ("prepaid", "prepaid"),
+        ("status", "status"),
         ("create_timestamp", "create_timestamp"),
         ("modify_timestamp", "modify_timestamp"),
     ];

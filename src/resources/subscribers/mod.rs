@@ -261,8 +261,23 @@ impl Resource for Subscribers {
     const ORDER_BY: &'static [(&'static str, &'static str)] = &[
         ("id", "id"),
         ("username", "username"),
+        ("domain", "domain"),
+        ("webusername", "webusername"),
+        ("status", "status"),
+        ("lock", "lock_level"),
+        ("administrative", "administrative"),
+        ("display_name", "display_name"),
+        ("email", "email"),
+        ("customer_id", "customer_id"),
+        ("reseller_id", "reseller_id"),
+        ("domain_id", "domain_id"),
+        ("contact_id", "contact_id"),
+        ("profile_set_id", "profile_set_id"),
+        ("profile_id", "profile_id"),
+        ("uuid", "uuid"),
         ("external_id", "external_id"),
         ("create_timestamp", "create_timestamp"),
+        ("modify_timestamp", "modify_timestamp"),
     ];
     const READ_ONLY: &'static [&'static str] = &[
         "id",
