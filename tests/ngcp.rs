@@ -768,5 +768,10 @@ async fn ngcp_details_its_own_tests_check(app: TestApp) {
             .any(|l| l.contains("/api/customerpreferencedefs/")),
         "{links:?}"
     );
+    // The platform's switches, as NGCP's clients read them before offering a feature.
+    let (s, v) = app.get("/api/metaconfigdefs/").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["config"]["features"]["cloudpbx"], false);
+    assert_eq!(v["config"]["security"]["password_sip_validate"], true);
 }
 both!(ngcp_details_its_own_tests_check);

@@ -146,6 +146,7 @@ async fn every_described_operation_is_served_as_described() {
         "/api/sipservers/{id}/check",
         "/api/sipservers/{id}/repair",
         "/api/soundfilerecordings/{id}",
+        "/api/metaconfigdefs/",
         "/api/",
         "/healthz",
         "/readyz",

@@ -579,6 +579,18 @@ fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value)
             vec![], responses(vec![("200", hal_ok("the catalog"))]), &[]));
     }
     add(
+        "/api/metaconfigdefs/",
+        "get",
+        op(
+            "meta",
+            "metaconfigdefs".into(),
+            "What the platform has switched on, in NGCP's shape: config.features (cloudpbx…), config.security (password checks)".into(),
+            vec![],
+            responses(vec![("200", hal_ok("the switches"))]),
+            &[],
+        ),
+    );
+    add(
         "/api/soundfilerecordings/{id}",
         "get",
         op(
@@ -874,6 +886,7 @@ pub async fn root_options() -> Response {
         .filter(|n| !VOXPROV_ONLY.contains(n))
         .collect();
     names.extend(PREFERENCE_CATALOGS.iter().map(|(n, _)| *n));
+    names.push("metaconfigdefs");
     for name in names {
         if let Ok(v) = header::HeaderValue::from_str(&format!(
             "</api/{name}/>; rel=\"collection http://purl.org/sipwise/ngcp-api/#rel-{name}\""

@@ -4,6 +4,7 @@
 pub mod devices;
 pub mod hooks;
 pub mod journals;
+pub mod platform;
 pub mod preferences;
 pub mod sipservers;
 pub mod sounds;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         );
     r = r
         .merge(preferences::router())
+        .merge(platform::router())
         .merge(sipservers::router())
         .merge(sounds::router())
         .merge(hooks::router())
