@@ -531,6 +531,29 @@ async fn subscribers_get_generated_passwords_when_the_operator_asks(app: TestApp
     assert!(pw.len() >= 20, "{pw}");
     let (_, again) = app.get(&format!("/api/subscribers/{}", v["id"])).await;
     assert_eq!(again["password"], pw, "admins see the generated password");
+    // A bulk import tells each created row's password once, as a single creation does; a dry
+    // run, which saves nothing, tells none.
+    let rows = json!([
+        { "customer_id": f.customer_id, "domain": f.domain, "username": "genb" },
+        { "customer_id": f.customer_id, "domain": f.domain, "username": "genc", "password": "own-pass-4567" }
+    ]);
+    let (s, v) = app
+        .post("/api/subscribers/?dry_run=true", rows.clone())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["rows"][0].get("password").is_none(), "{v}");
+    let (s, v) = app.post("/api/subscribers/", rows).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let pw = v["rows"][0]["password"].as_str().unwrap();
+    assert!(pw.len() >= 20, "{pw}");
+    assert!(
+        v["rows"][1].get("password").is_none(),
+        "only generated ones: {v}"
+    );
+    let (_, again) = app
+        .get(&format!("/api/subscribers/{}", v["rows"][0]["id"]))
+        .await;
+    assert_eq!(again["password"], pw);
 }
 
 /// For each filter the OpenAPI document lists, a value that matches nothing.

@@ -342,6 +342,7 @@ async fn bulk(
         for r in results.iter_mut().filter(|r| r.status == "created") {
             r.status = "not_saved";
             r.id = None;
+            r.password = None;
         }
     }
     let status = if sum.errors > 0 && opts.mode == Mode::AllOrNothing {

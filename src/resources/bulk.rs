@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::model::{Actor, Number, NumberInput};
 use crate::resources::customers::Customers;
 use crate::resources::subscribers::{self, Lookups, Subscribers};
-use crate::resources::{create_one, record, to_input, to_map, Resource};
+use crate::resources::{create_one, record, to_input, to_map, Created, Resource};
 use crate::store::Conn;
 
 pub use super::Kind;
@@ -55,6 +55,10 @@ pub struct RowResult {
     pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// A subscriber's SIP password the policy generated (`password_policy.generate`), shown
+    /// here once as in a single creation's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -81,6 +85,7 @@ fn error_result(row: u64, e: &Error) -> RowResult {
         id: None,
         field,
         message: Some(message),
+        password: None,
     }
 }
 
@@ -119,14 +124,22 @@ pub async fn import(
         for (row, r) in results {
             sum.rows += 1;
             match r {
-                Ok(id) => {
+                Ok(created) => {
                     sum.created += 1;
+                    let password = created
+                        .once
+                        .as_ref()
+                        .and_then(|o| o.get("password"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     report(RowResult {
                         row,
                         status: if opts.dry_run { "valid" } else { "created" },
-                        id: (!opts.dry_run).then_some(id),
+                        id: (!opts.dry_run).then_some(created.id),
                         field: None,
                         message: None,
+                        // A dry run saves nothing: the password it made up is no one's.
+                        password: password.filter(|_| !opts.dry_run),
                     });
                 }
                 Err(e) => {
@@ -161,8 +174,8 @@ async fn apply_batch(
     kind: Kind,
     rows: Vec<Row>,
     look: &mut Lookups,
-) -> Result<Vec<(u64, Result<i64>)>> {
-    let mut out: Vec<(u64, Result<i64>)> = Vec::with_capacity(rows.len());
+) -> Result<Vec<(u64, Result<Created>)>> {
+    let mut out: Vec<(u64, Result<Created>)> = Vec::with_capacity(rows.len());
     let mut good: Vec<(u64, Map<String, Value>)> = Vec::with_capacity(rows.len());
     for (line, r) in rows {
         match r {
@@ -198,12 +211,12 @@ async fn apply_batch(
                 Kind::Subscribers => {
                     create_one::<Subscribers>(&mut sp, app, actor, Value::Object(m))
                         .await
-                        .map(|(created, _)| created.id)
+                        .map(|(created, _)| created)
                 }
                 Kind::Customers => create_one::<Customers>(&mut sp, app, actor, Value::Object(m))
                     .await
-                    .map(|(created, _)| created.id),
-                Kind::Numbers => add_number(&mut sp, app, actor, m).await,
+                    .map(|(created, _)| created),
+                Kind::Numbers => add_number(&mut sp, app, actor, m).await.map(Created::from),
             };
             if res.is_ok() {
                 sp.commit().await?;

@@ -12,8 +12,8 @@ pub async fn create_many(
     actor: &Actor,
     rows: Vec<Result<SubscriberInput>>,
     look: &mut Lookups,
-) -> Result<Vec<Result<i64>>> {
-    let mut out: Vec<Result<i64>> = Vec::with_capacity(rows.len());
+) -> Result<Vec<Result<Created>>> {
+    let mut out: Vec<Result<Created>> = Vec::with_capacity(rows.len());
     let mut ok: Vec<(usize, Validated)> = Vec::new();
     let mut pending: HashMap<i64, i64> = HashMap::new();
     for r in rows {
@@ -46,7 +46,7 @@ pub async fn create_many(
                     *n += 1;
                 }
                 ok.push((out.len(), v));
-                out.push(Ok(0));
+                out.push(Ok(Created::from(0)));
             }
             Err(e) => out.push(Err(e)),
         }
@@ -161,7 +161,12 @@ pub async fn create_many(
         mine.sort_by_key(|n| (!n.is_primary.0, n.id));
         let repr = build(app, row, &mine)?;
         afters.push((repr.reseller_id, *id, Value::Object(to_map(&repr))));
-        out[k] = Ok(*id);
+        out[k] = Ok(Created {
+            id: *id,
+            once: v
+                .generated_password
+                .map(|p| Map::from_iter([("password".to_string(), Value::String(p))])),
+        });
     }
     let changes: Vec<crate::changes::Change> = afters
         .iter()
