@@ -318,6 +318,26 @@ async fn the_rules_of_uniqueness_and_ownership_hold(app: TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::LOCKED, "{v}");
+    // An unused one terminates, and is then gone from the API unless asked for.
+    let spare = app
+        .create(
+            "/api/billingprofiles/",
+            json!({ "handle": "spare", "name": "Spare", "reseller_id": 1 }),
+        )
+        .await;
+    let (s, v) = app
+        .patch(
+            &format!("/api/billingprofiles/{spare}"),
+            json!([{ "op": "replace", "path": "/status", "value": "terminated" }]),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (_, v) = app.get("/api/billingprofiles/?handle=spare").await;
+    assert_eq!(v["total_count"], 0, "{v}");
+    let (_, v) = app
+        .get("/api/billingprofiles/?handle=spare&status=terminated")
+        .await;
+    assert_eq!(v["total_count"], 1, "{v}");
     let (s, _) = app.delete(&format!("/api/domains/{}", f.domain_id)).await;
     assert_eq!(s, StatusCode::LOCKED);
     let unused = app

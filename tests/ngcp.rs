@@ -365,6 +365,11 @@ async fn subscribers_name_a_contact_and_a_profile_of_their_resellers(app: TestAp
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["contact_id"], contact);
+    // A contact a live subscriber names stays.
+    let (s, _) = app
+        .delete(&format!("/api/customercontacts/{contact}"))
+        .await;
+    assert_eq!(s, StatusCode::LOCKED);
     assert_eq!(v["profile_id"], dflt, "the set's default profile");
     assert_eq!(
         v["_links"]["ngcp:subscriberprofiles"]["href"],
@@ -485,6 +490,12 @@ async fn sound_files_are_uploaded_checked_and_read_back(app: TestApp) {
         .await;
     let (_, h) = app.get("/api/soundhandles/?group=music_on_hold").await;
     assert_eq!(items(&h, "soundhandles")[0]["handle"], "music_on_hold");
+    // Descending starts from the last handle, not from the end of the first page.
+    let (_, h) = app
+        .get("/api/soundhandles/?rows=2&order_by_direction=desc")
+        .await;
+    let last = h["total_count"].as_i64().unwrap();
+    assert_eq!(items(&h, "soundhandles")[0]["id"], last, "{h}");
 
     let audio = wav(1, 8000, 4000);
     let upload = |body: Vec<u8>, query: &str| {
@@ -775,3 +786,83 @@ async fn ngcp_details_its_own_tests_check(app: TestApp) {
     assert_eq!(v["config"]["security"]["password_sip_validate"], true);
 }
 both!(ngcp_details_its_own_tests_check);
+
+/// A reseller is never deleted (NGCP has no DELETE there), so its status must mean something:
+/// locked or terminated, its admins and their keys are refused and its subscribers leave the
+/// SIP servers; terminated, nothing new is made under it; active again, all comes back.
+async fn a_resellers_status_stops_and_restarts_its_world(app: TestApp) {
+    let (rid, login, pass) = app.reseller("halt").await;
+    let db = SipDb::new(Engine::Sqlite, &app.dir);
+    db.load(&sipdb::kamailio_schema(Engine::Sqlite));
+    let srv = app.sipserver("k", "kamailio", &db.url(), json!({})).await;
+    let domain = "halt.example.com";
+    app.create(
+        "/api/domains/",
+        json!({ "domain": domain, "reseller_id": rid }),
+    )
+    .await;
+    let bp = app
+        .create(
+            "/api/billingprofiles/",
+            json!({ "handle": "h", "name": "H", "reseller_id": rid }),
+        )
+        .await;
+    let cc = app
+        .create(
+            "/api/customercontacts/",
+            json!({ "email": "c@halt.example.com", "reseller_id": rid }),
+        )
+        .await;
+    let cu = app
+        .create(
+            "/api/customers/",
+            json!({ "contact_id": cc, "billing_profile_id": bp, "type": "sipaccount", "status": "active" }),
+        )
+        .await;
+    app.create(
+        "/api/subscribers/",
+        json!({ "customer_id": cu, "domain": domain, "username": "halted", "password": "sip-secret-9" }),
+    )
+    .await;
+    app.wait_synced(srv).await;
+    let rows = |db: &SipDb| {
+        db.query("SELECT username FROM subscriber WHERE username = 'halted'")
+            .len()
+    };
+    assert_eq!(rows(&db), 1);
+    let as_reseller = || send(app.req_as(Method::GET, "/api/domains/", &login, &pass));
+    assert_eq!(as_reseller().await.0, StatusCode::OK);
+
+    let path = format!("/api/resellers/{rid}");
+    let set = |status: &'static str| {
+        app.patch(
+            &path,
+            json!([{ "op": "replace", "path": "/status", "value": status }]),
+        )
+    };
+    for status in ["locked", "terminated"] {
+        let (s, v) = set(status).await;
+        assert!(s.is_success(), "{v}");
+        app.wait_synced(srv).await;
+        assert_eq!(rows(&db), 0, "{status}: the subscriber left the SIP server");
+        assert_eq!(
+            as_reseller().await.0,
+            StatusCode::UNAUTHORIZED,
+            "{status}: its admin is refused"
+        );
+    }
+    let (s, v) = app
+        .post(
+            "/api/domains/",
+            json!({ "domain": "late.example.com", "reseller_id": rid }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "reseller_id");
+    let (s, v) = set("active").await;
+    assert!(s.is_success(), "{v}");
+    app.wait_synced(srv).await;
+    assert_eq!(rows(&db), 1, "back on the SIP server");
+    assert_eq!(as_reseller().await.0, StatusCode::OK);
+}
+both!(a_resellers_status_stops_and_restarts_its_world);

@@ -112,7 +112,8 @@ impl Credentials {
         // it was made against: a new password is checked afresh.
         let row = {
             let mut c = store.read().await?;
-            sqlx::query("SELECT id, password_hash, role, reseller_id, read_only FROM admins WHERE login = $1 AND is_active = 1")
+            sqlx::query("SELECT id, password_hash, role, reseller_id, read_only FROM admins WHERE login = $1 AND is_active = 1 \
+                         AND (reseller_id IS NULL OR reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))")
                 .bind(login)
                 .fetch_optional(&mut *c)
                 .await?
@@ -177,7 +178,8 @@ impl Credentials {
             sqlx::query(
                 "SELECT k.id, k.name, k.secret_hash, k.role, k.reseller_id, k.read_only, k.expires_at, \
                         a.id, a.role, a.reseller_id, a.read_only \
-                 FROM apikeys k JOIN admins a ON a.id = k.admin_id WHERE k.prefix = $1 AND a.is_active = 1",
+                 FROM apikeys k JOIN admins a ON a.id = k.admin_id WHERE k.prefix = $1 AND a.is_active = 1 \
+                 AND (a.reseller_id IS NULL OR a.reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))",
             )
             .bind(prefix)
             .fetch_optional(&mut *c)

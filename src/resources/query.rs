@@ -60,17 +60,19 @@ fn filter_value(name: &str, v: String) -> Result<String> {
             Ok(v)
         }
         FilterKind::Time => {
+            // Written back in the stored form: times compare as text, so `2024-1-5 0:0:0`
+            // must become `2024-01-05 00:00:00`.
             let fmt = "%Y-%m-%d %H:%M:%S";
-            if chrono::NaiveDateTime::parse_from_str(&v, fmt).is_ok() {
-                return Ok(v);
+            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v.trim(), fmt) {
+                return Ok(t.format(fmt).to_string());
             }
-            if chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").is_ok() && v.len() == 10 {
+            if let Ok(d) = chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d") {
                 let time = if name == "until" {
                     "23:59:59"
                 } else {
                     "00:00:00"
                 };
-                return Ok(format!("{v} {time}"));
+                return Ok(format!("{} {time}", d.format("%Y-%m-%d")));
             }
             Err(Error::BadRequest(format!(
                 "{name}: '{}' is not a time as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC)",
@@ -244,5 +246,25 @@ impl ListQuery {
             }
         }
         Ok(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_value;
+
+    #[test]
+    fn times_are_written_back_in_the_stored_form() {
+        for (name, given, want) in [
+            ("since", "2024-1-5 0:0:0", "2024-01-05 00:00:00"),
+            ("since", "2024-01-05", "2024-01-05 00:00:00"),
+            ("until", "2024-1-5", "2024-01-05 23:59:59"),
+            ("until", "2024-12-31 23:59:59", "2024-12-31 23:59:59"),
+        ] {
+            assert_eq!(filter_value(name, given.into()).unwrap(), want, "{given}");
+        }
+        for bad in ["2026-99-99", "yesterday", "2024-02-30"] {
+            assert!(filter_value("since", bad.into()).is_err(), "{bad}");
+        }
     }
 }

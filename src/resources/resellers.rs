@@ -84,6 +84,12 @@ pub async fn check_reseller(c: &mut Conn, id: i64) -> Result<()> {
             format!("Invalid 'reseller_id': reseller {id} does not exist"),
         ));
     }
+    if exists(c, "resellers", "id = $1 AND status = 'terminated'", id).await? {
+        return Err(Error::invalid(
+            "reseller_id",
+            format!("Invalid 'reseller_id': reseller {id} is terminated"),
+        ));
+    }
     Ok(())
 }
 
@@ -300,6 +306,10 @@ impl Resource for BillingProfiles {
         ("handle", "handle, * wildcard"),
         ("name", "name, * wildcard"),
         ("reseller_id", "owning reseller"),
+        (
+            "status",
+            "active or terminated (terminated ones are listed only when asked for)",
+        ),
     ];
     const ORDER_BY: &'static [(&'static str, &'static str)] = &[
         ("id", "id"),
@@ -322,14 +332,13 @@ impl Resource for BillingProfiles {
         actor: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<BillingProfile>, Option<i64>)> {
-        list_as(
-            c,
-            BILLING_COLS,
-            "billing_profiles",
-            &q.where_scoped(actor, &["handle", "name"], &["reseller_id"])?,
-            &q.page,
-        )
-        .await
+        let mut w = q.where_scoped(actor, &["handle", "name"], &["reseller_id"])?;
+        // A terminated profile is gone from the API (as a GET says) unless asked for.
+        match q.get("status") {
+            Some(v) => w.push("status = ?", Arg::Text(v.into())),
+            None => w.raw("status <> 'terminated'"),
+        };
+        list_as(c, BILLING_COLS, "billing_profiles", &w, &q.page).await
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<BillingProfile>> {
         get_as(c, BILLING_COLS, "billing_profiles", id, lock).await

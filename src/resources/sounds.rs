@@ -76,17 +76,18 @@ impl Resource for SoundHandles {
         _: &Actor,
         q: &ListQuery,
     ) -> Result<(Vec<SoundHandle>, Option<i64>)> {
-        let all: Vec<SoundHandle> = all_handles()
+        let mut all: Vec<SoundHandle> = all_handles()
             .filter(|h| q.get("group").is_none_or(|g| g == h.group))
             .filter(|h| q.get("handle").is_none_or(|n| n == h.handle))
             .collect();
+        // Ordered (by id, the only order) before the page is cut.
+        if q.page.descending {
+            all.reverse();
+        }
         let total = all.len() as i64;
         let skip = ((q.page.page - 1) * q.page.rows).max(0) as usize;
         let mut page: Vec<SoundHandle> = all.into_iter().skip(skip).collect();
         page.truncate(q.page.rows as usize);
-        if q.page.descending {
-            page.reverse();
-        }
         Ok((page, q.page.count.then_some(total)))
     }
     async fn load(_: &mut Conn, _: &App, id: i64, _: bool) -> Result<Option<SoundHandle>> {

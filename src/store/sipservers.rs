@@ -341,9 +341,11 @@ pub struct SubscriberState {
     pub customer_id: i64,
 }
 
+/// A locked or terminated reseller stops its customers as their own status would.
 const STATE_SELECT: &str = "SELECT s.id, s.uuid, s.username, d.domain, s.domain_id, s.password_enc, s.status, s.lock_level, \
-    c.status AS customer_status, s.home_server_id, s.customer_id \
-    FROM subscribers s JOIN domains d ON d.id = s.domain_id JOIN customers c ON c.id = s.customer_id";
+    CASE WHEN r.status = 'active' THEN c.status ELSE r.status END AS customer_status, s.home_server_id, s.customer_id \
+    FROM subscribers s JOIN domains d ON d.id = s.domain_id JOIN customers c ON c.id = s.customer_id \
+    JOIN resellers r ON r.id = c.reseller_id";
 
 /// Live subscribers by id (terminated ones are left out: nothing of theirs belongs anywhere).
 pub async fn subscriber_states(c: &mut Conn, ids: &[i64]) -> Result<Vec<SubscriberState>> {
@@ -445,6 +447,14 @@ pub async fn identities(c: &mut Conn, ids: &[i64]) -> Result<Vec<(String, String
 pub async fn subscriber_ids_of_customer(c: &mut Conn, customer_id: i64) -> Result<Vec<i64>> {
     let rows = sqlx::query("SELECT id FROM subscribers WHERE customer_id = $1")
         .bind(customer_id)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+pub async fn subscriber_ids_of_reseller(c: &mut Conn, reseller_id: i64) -> Result<Vec<i64>> {
+    let rows = sqlx::query("SELECT id FROM subscribers WHERE reseller_id = $1")
+        .bind(reseller_id)
         .fetch_all(&mut *c)
         .await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()

@@ -579,6 +579,15 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
                         .extend(st::subscriber_ids_of_customer(c, ch.object_id).await?);
                 }
             }
+            // A reseller locked, terminated or back to active: all its subscribers.
+            "resellers" => {
+                let status: BTreeSet<Option<&str>> =
+                    snaps.iter().map(|s| s["status"].as_str()).collect();
+                if status.len() > 1 {
+                    t.sub_ids
+                        .extend(st::subscriber_ids_of_reseller(c, ch.object_id).await?);
+                }
+            }
             // Features are keyed by subscriber id; sets name their subscriber.
             "callforwards" | "cfmappings" | "subscriberpreferences" => {
                 t.sub_ids.insert(ch.object_id);

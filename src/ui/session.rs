@@ -134,7 +134,8 @@ pub(super) async fn current_admin(app: &UiState, a: &Actor) -> Option<Actor> {
     use sqlx::Row;
     let mut c = app.store.read().await.ok()?;
     let row = sqlx::query(
-        "SELECT role, reseller_id, read_only FROM admins WHERE id = $1 AND is_active = 1",
+        "SELECT role, reseller_id, read_only FROM admins WHERE id = $1 AND is_active = 1 \
+         AND (reseller_id IS NULL OR reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))",
     )
     .bind(a.id?)
     .fetch_optional(&mut *c)
