@@ -365,12 +365,22 @@ async fn subscribers_name_a_contact_and_a_profile_of_their_resellers(app: TestAp
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["contact_id"], contact);
-    // A contact a live subscriber names stays.
+    assert_eq!(v["profile_id"], dflt, "the set's default profile");
+    // As in NGCP, a contact its subscribers name is terminated all the same (gone from the
+    // API); the subscriber keeps it and can still be changed.
+    let sub = v["id"].as_i64().unwrap();
     let (s, _) = app
         .delete(&format!("/api/customercontacts/{contact}"))
         .await;
-    assert_eq!(s, StatusCode::LOCKED);
-    assert_eq!(v["profile_id"], dflt, "the set's default profile");
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = app
+        .patch(
+            &format!("/api/subscribers/{sub}"),
+            json!([{ "op": "replace", "path": "/display_name", "value": "Still Here" }]),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    assert_eq!(v["contact_id"], contact);
     assert_eq!(
         v["_links"]["ngcp:subscriberprofiles"]["href"],
         format!("/api/subscriberprofiles/{dflt}")

@@ -213,13 +213,6 @@ impl<const SYSTEM: bool> Resource for Contacts<SYSTEM> {
                 id,
             )
             .await?
-            || exists(
-                c,
-                "subscribers",
-                "contact_id = $1 AND status <> 'terminated'",
-                id,
-            )
-            .await?
         {
             return Err(Error::Locked(format!("contact {id} is still in use")));
         }

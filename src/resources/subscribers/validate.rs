@@ -204,6 +204,9 @@ pub(super) async fn validate(
         (None, None) => look.home(c, domain.id).await?,
     };
     let contact_id = match (i.contact_id, old) {
+        // The contact it already has stays acceptable after that contact was terminated
+        // (NGCP terminates a contact its subscribers still name); a new one must be live.
+        (Some(Some(ct)), Some(o)) if o.contact_id == Some(ct) => Some(ct),
         (Some(Some(ct)), _) => Some(check_contact(c, customer.reseller_id, ct).await?),
         (Some(None), _) => None,
         (None, Some(o)) => o.contact_id,
