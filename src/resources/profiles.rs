@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::{self, Actor};
 use crate::resources::{Created, ListQuery, Resource};
 use crate::store::profiles::{self as st, ProfileFields, ProfileRow, ProfileSet};
-use crate::store::{delete_row, exists, get_as, list_as, Conn};
+use crate::store::{delete_row, exists, get_as, list_as, name_taken, Conn};
 
 pub struct ProfileSets;
 
@@ -126,14 +126,16 @@ impl Resource for ProfileSets {
 }
 
 async fn unique_set(c: &mut Conn, reseller: i64, name: &str, id: Option<i64>) -> Result<()> {
-    let other: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM subscriber_profile_sets WHERE reseller_id = $1 AND name = $2",
+    if name_taken(
+        c,
+        "subscriber_profile_sets",
+        "reseller_id",
+        reseller,
+        name,
+        id,
     )
-    .bind(reseller)
-    .bind(name.to_string())
-    .fetch_optional(&mut *c)
-    .await?;
-    if other.is_some_and(|o| Some(o) != id) {
+    .await?
+    {
         return Err(Error::invalid(
             "name",
             "a profile set with this name already exists",
@@ -323,14 +325,7 @@ impl Resource for Profiles {
 }
 
 async fn unique_profile(c: &mut Conn, set: i64, name: &str, id: Option<i64>) -> Result<()> {
-    let other: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM subscriber_profiles WHERE profile_set_id = $1 AND name = $2",
-    )
-    .bind(set)
-    .bind(name.to_string())
-    .fetch_optional(&mut *c)
-    .await?;
-    if other.is_some_and(|o| Some(o) != id) {
+    if name_taken(c, "subscriber_profiles", "profile_set_id", set, name, id).await? {
         return Err(Error::invalid(
             "name",
             "a profile with this name already exists in the set",

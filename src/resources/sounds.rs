@@ -20,7 +20,7 @@ use crate::model::{self, Actor};
 use crate::resources::{Created, ListQuery, NoInput, Resource};
 use crate::store::customers::{Customer, CUSTOMER_COLS};
 use crate::store::sounds::{self as st, FileFields, SetFields, SoundFileRow, SoundSetRow};
-use crate::store::{delete_row, get_as, get_from_view, list_as, Conn};
+use crate::store::{delete_row, get_as, get_from_view, list_as, name_taken, Conn};
 
 use super::resellers::check_reseller;
 
@@ -201,13 +201,7 @@ async fn set_fields(c: &mut Conn, actor: &Actor, i: SoundSetInput) -> Result<Set
 }
 
 async fn unique_set(c: &mut Conn, f: &SetFields, id: Option<i64>) -> Result<()> {
-    let other: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM sound_sets WHERE reseller_id = $1 AND name = $2")
-            .bind(f.reseller_id)
-            .bind(f.name.clone())
-            .fetch_optional(&mut *c)
-            .await?;
-    if other.is_some_and(|o| Some(o) != id) {
+    if name_taken(c, "sound_sets", "reseller_id", f.reseller_id, &f.name, id).await? {
         return Err(Error::invalid(
             "name",
             "a sound set with this name already exists",

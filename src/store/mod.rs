@@ -480,6 +480,25 @@ pub async fn exists(c: &mut Conn, table: &str, cond: &str, id: i64) -> Result<bo
         .is_some())
 }
 
+/// Whether `table` holds a row other than `except` named `name` within `scope_col = scope`
+/// (names unique per reseller, per set…).
+pub async fn name_taken(
+    c: &mut Conn,
+    table: &str,
+    scope_col: &str,
+    scope: i64,
+    name: &str,
+    except: Option<i64>,
+) -> Result<bool> {
+    let sql = format!("SELECT id FROM {table} WHERE {scope_col} = $1 AND name = $2");
+    let other: Option<i64> = sqlx::query_scalar(&sql)
+        .bind(scope)
+        .bind(name.to_string())
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(other.is_some_and(|o| Some(o) != except))
+}
+
 pub async fn delete_row(c: &mut Conn, table: &str, id: i64) -> Result<()> {
     sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
         .bind(id)

@@ -166,18 +166,11 @@ pub(super) async fn unique_profile(
     name: &str,
     id: Option<i64>,
 ) -> Result<()> {
-    let row = sqlx::query("SELECT id FROM device_profiles WHERE reseller_id = $1 AND name = $2")
-        .bind(reseller)
-        .bind(name.to_string())
-        .fetch_optional(&mut *c)
-        .await?;
-    if let Some(row) = row {
-        if Some(sqlx::Row::try_get::<i64, _>(&row, 0)?) != id {
-            return Err(Error::invalid(
-                "name",
-                "this reseller already has a profile of this name",
-            ));
-        }
+    if crate::store::name_taken(c, "device_profiles", "reseller_id", reseller, name, id).await? {
+        return Err(Error::invalid(
+            "name",
+            "this reseller already has a profile of this name",
+        ));
     }
     Ok(())
 }
