@@ -325,14 +325,9 @@ async fn bulk(
                 }
             }
             "dry_run" => opts.dry_run = crate::resources::query::query_bool("dry_run", &v)?,
-            _ if !crate::resources::handling::strict() => {
-                crate::resources::handling::ignored(format!("query:{k}"))
-            }
-            _ => {
-                return Err(Error::BadRequest(format!(
-                    "unknown query parameter '{k}' for a bulk POST; use mode, dry_run"
-                )))
-            }
+            _ => crate::resources::handling::unknown_query(&k, || {
+                " for a bulk POST; use mode, dry_run".into()
+            })?,
         }
     }
     let mut results = Vec::new();

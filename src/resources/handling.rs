@@ -62,6 +62,19 @@ pub fn ignored(what: impl Into<String>) {
     });
 }
 
+/// A query parameter the route does not take: ignored and named, or under strict handling a
+/// 400 saying `unknown query parameter '<name>'` and then `what the route takes`.
+pub fn unknown_query(name: &str, takes: impl FnOnce() -> String) -> crate::error::Result<()> {
+    if strict() {
+        return Err(crate::error::Error::BadRequest(format!(
+            "unknown query parameter '{name}'{}",
+            takes()
+        )));
+    }
+    ignored(format!("query:{name}"));
+    Ok(())
+}
+
 /// What a value of an input type may be.
 #[derive(Debug)]
 pub enum Shape {

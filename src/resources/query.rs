@@ -166,19 +166,12 @@ pub fn parse_list_query(
                 }
                 map.insert(k.clone(), filter_value(&k, v.clone())?);
             }
-            _ if !super::handling::strict() => {
-                super::handling::ignored(format!("query:{k}"));
-                continue;
-            }
             _ => {
-                return Err(Error::BadRequest(format!(
-                    "unknown query parameter '{k}'; filters here: {}",
-                    filters
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )))
+                super::handling::unknown_query(&k, || {
+                    let names: Vec<&str> = filters.iter().map(|(n, _)| *n).collect();
+                    format!("; filters here: {}", names.join(", "))
+                })?;
+                continue;
             }
         }
         pass.append_pair(&k, &v);

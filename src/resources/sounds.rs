@@ -485,14 +485,11 @@ impl Resource for SoundFiles {
                     .map_err(|_| Error::invalid("set_id", "must be an integer"))?),
                 "loopplay" => json!(matches!(v.as_str(), "1" | "true" | "yes" | "on")),
                 "handle" | "filename" => json!(v),
-                other if !crate::resources::handling::strict() => {
-                    crate::resources::handling::ignored(format!("query:{other}"));
-                    continue;
-                }
                 other => {
-                    return Err(Error::BadRequest(format!(
-                        "unknown query parameter '{other}'; an upload takes set_id, handle, filename, loopplay"
-                    )))
+                    crate::resources::handling::unknown_query(other, || {
+                        "; an upload takes set_id, handle, filename, loopplay".into()
+                    })?;
+                    continue;
                 }
             };
             doc.insert(k.clone(), val);

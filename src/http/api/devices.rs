@@ -46,13 +46,9 @@ fn params(q: Option<&str>, known: &[&str]) -> Result<std::collections::HashMap<S
     let mut out = std::collections::HashMap::new();
     for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
         if !known.contains(&k.as_ref()) {
-            if crate::resources::handling::strict() {
-                return Err(Error::BadRequest(format!(
-                    "unknown query parameter '{k}'; this route takes {}",
-                    known.join(", ")
-                )));
-            }
-            crate::resources::handling::ignored(format!("query:{k}"));
+            crate::resources::handling::unknown_query(&k, || {
+                format!("; this route takes {}", known.join(", "))
+            })?;
             continue;
         }
         out.insert(k.into_owned(), v.into_owned());
