@@ -12,6 +12,7 @@ use axum::{
 use serde_json::{json, Map, Value};
 use utoipa::{PartialSchema, ToSchema};
 
+use super::api::preferences::CATALOGS;
 use super::{hal, resource::Resource};
 use crate::resources::query::{filter_kind, FilterKind};
 
@@ -28,6 +29,8 @@ pub struct ResourceDoc {
     /// Media types POST also takes as a raw body, and the query parameters that come with it.
     pub raw_body: &'static [&'static str],
     pub raw_query: &'static [(&'static str, &'static str)],
+    /// Whether NGCP has this collection (see [`Resource::NGCP`]).
+    pub ngcp: bool,
     pub repr: String,
     pub input: String,
     pub schemas: Vec<(String, Value)>,
@@ -75,6 +78,7 @@ pub fn describe<R: Resource>() -> ResourceDoc {
         bulk: R::BULK.is_some(),
         raw_body: R::RAW_BODY,
         raw_query: R::RAW_QUERY,
+        ngcp: R::NGCP,
         repr,
         input,
         schemas,
@@ -447,13 +451,6 @@ fn build() -> Value {
     })
 }
 
-/// The preference catalogs (served by [`super::api::preferences`]) and whose they are.
-const PREFERENCE_CATALOGS: [(&str, &str); 3] = [
-    ("subscriberpreferencedefs", "subscribers"),
-    ("customerpreferencedefs", "customers"),
-    ("domainpreferencedefs", "domains"),
-];
-
 /// The routes that are not a collection's own: the journal, hooks' and devices' actions,
 /// SIP servers' check and repair, catalogs, recordings, the root and the probes.
 fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value) {
@@ -574,7 +571,8 @@ fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value)
             ],
         ),
     );
-    for (name, what) in PREFERENCE_CATALOGS {
+    for (name, _) in CATALOGS {
+        let what = format!("{}s", name.trim_end_matches("preferencedefs"));
         add(&format!("/api/{name}/"), "get", op(name, format!("list_{name}"), format!("The preferences {what} can have: name → type, default, whether it can be set on subscribers, customers and domains"),
             vec![], responses(vec![("200", hal_ok("the catalog"))]), &[]));
     }
@@ -846,7 +844,7 @@ pub async fn index(headers: HeaderMap) -> Response {
             json!({ "href": format!("/api/{}/", d.name), "title": d.summary }),
         );
     }
-    for (name, _) in PREFERENCE_CATALOGS {
+    for (name, _) in CATALOGS {
         links.insert(
             format!("ngcp:{name}"),
             json!({ "href": format!("/api/{name}/") }),
@@ -855,18 +853,6 @@ pub async fn index(headers: HeaderMap) -> Response {
     links.insert("ngcp:journals".into(), json!({ "href": "/api/journals/" }));
     hal::respond(StatusCode::OK, &headers, &json!({ "_links": links }))
 }
-
-/// Collections NGCP does not have. NGCP's clients discover collections from `OPTIONS /api/`
-/// and take every `Link` there for one of NGCP's relations, so these are left out of it;
-/// `GET /api/` and the OpenAPI document list them.
-const VOXPROV_ONLY: [&str; 6] = [
-    "apikeys",
-    "sipservers",
-    "hooks",
-    "hookexecutions",
-    "pbxdevicetemplates",
-    "pbxcustomersettings",
-];
 
 /// `OPTIONS /api/`: the methods, and one `Link` per NGCP collection (NGCP's discovery).
 pub async fn root_options() -> Response {
@@ -880,12 +866,8 @@ pub async fn root_options() -> Response {
         header::ALLOW,
         header::HeaderValue::from_static("GET, HEAD, OPTIONS"),
     );
-    let mut names: Vec<&str> = docs()
-        .iter()
-        .map(|d| d.name)
-        .filter(|n| !VOXPROV_ONLY.contains(n))
-        .collect();
-    names.extend(PREFERENCE_CATALOGS.iter().map(|(n, _)| *n));
+    let mut names: Vec<&str> = docs().iter().filter(|d| d.ngcp).map(|d| d.name).collect();
+    names.extend(CATALOGS.iter().map(|(n, _)| *n));
     names.push("metaconfigdefs");
     for name in names {
         if let Ok(v) = header::HeaderValue::from_str(&format!(

@@ -257,6 +257,7 @@ fn parse_time(field: &str, v: &str) -> Result<String> {
 #[async_trait]
 impl Resource for ApiKeys {
     const NAME: &'static str = "apikeys";
+    const NGCP: bool = false;
     const SUMMARY: &'static str =
         "API keys: the secret is shown once, in the creation response; DELETE revokes";
     const CAN_UPDATE: bool = false;

@@ -156,6 +156,11 @@ pub trait Resource: Send + Sync + 'static {
         ))
     }
 
+    /// Whether NGCP has this collection. NGCP's clients discover collections from
+    /// `OPTIONS /api/` and take every `Link` there for one of NGCP's relations, so voxprov's
+    /// own are left out of it (`GET /api/` and the OpenAPI document list them).
+    const NGCP: bool = true;
+
     /// Only admins may see or touch this collection at all (infrastructure, system objects).
     const ADMIN_ONLY: bool = false;
     /// Everyone reads (within their scope); only admins write.

@@ -315,6 +315,7 @@ async fn validate(
 #[async_trait]
 impl Resource for SipServers {
     const NAME: &'static str = "sipservers";
+    const NGCP: bool = false;
     const SUMMARY: &'static str =
         "SIP servers (Kamailio, OpenSIPS) whose tables voxprov writes, with their sync status";
     const FILTERS: &'static [(&'static str, &'static str)] = &[

@@ -41,6 +41,7 @@ pub struct CustomerDeviceSettings;
 #[async_trait]
 impl Resource for CustomerDeviceSettings {
     const NAME: &'static str = "pbxcustomersettings";
+    const NGCP: bool = false;
     const SUMMARY: &'static str = "A customer's phone provisioning: settings, allowed addresses, shared HTTP credentials (id = the customer's id)";
     const CAN_CREATE: bool = false;
     const CAN_DELETE: bool = false;

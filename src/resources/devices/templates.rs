@@ -105,6 +105,7 @@ pub struct DeviceTemplates;
 #[async_trait]
 impl Resource for DeviceTemplates {
     const NAME: &'static str = "pbxdevicetemplates";
+    const NGCP: bool = false;
     const PREPARES: bool = true;
     /// A trial render with a sample device, on the render pool: a template that fails or
     /// passes a limit is refused before the transaction holds the writer.

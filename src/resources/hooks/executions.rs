@@ -61,6 +61,7 @@ pub(super) fn exec_of(r: ExecutionRow) -> Execution {
 #[async_trait]
 impl Resource for HookExecutions {
     const NAME: &'static str = "hookexecutions";
+    const NGCP: bool = false;
     const SUMMARY: &'static str =
         "Every attempt of every hook: request, response, duration, outcome";
     const CAN_CREATE: bool = false;

@@ -221,6 +221,7 @@ fn build(r: HookRow) -> Hook {
 #[async_trait]
 impl Resource for Hooks {
     const NAME: &'static str = "hooks";
+    const NGCP: bool = false;
     const PREPARES: bool = true;
     /// A body template is rendered once with a sample event, in a renderer process under
     /// the limits every delivery has: one that runs out of instructions, writes too much,
