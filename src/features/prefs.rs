@@ -153,6 +153,10 @@ pub static DEFS: &[PrefDef] = &[
         "Language of announcements and voicemail prompts (a tag such as en or de-AT)."), Check::Language),
     checked(def("emergency_suffix", Text, "Number Manipulations", "Emergency suffix",
         "Appended to emergency numbers to route them to the right local service."), Check::DialString),
+    bounded(def("ncos_id", Int, "Access Restrictions", "Class of service",
+        "The NCOS level (/api/ncoslevels/) whose patterns bar numbers, or are the only ones allowed."), 1, i64::MAX),
+    not_delivered(bounded(def("rewrite_rule_set_id", Int, "Number Manipulations", "Rewrite rule set",
+        "The rewrite rule set (/api/rewriterulesets/) that normalises the numbers of calls made."), 1, i64::MAX)),
     not_delivered(enumerated(def("prepaid_library", Enum, "Internals", "Prepaid library",
         "Rating library a prepaid subscriber is billed with (kept for billing integrations)."),
         &[("libswrate", "libswrate"), ("libinewrate", "libinewrate")])),
@@ -424,6 +428,13 @@ fn check_string(check: Check, field: &str, s: &str) -> Result<String> {
 
 /// usr_preferences (attribute, value) rows for a set of effective preferences.
 pub fn attributes(prefs: &BTreeMap<String, Value>, out: &mut Vec<(String, String)>) {
+    // A rewrite rule set: its four dialplan ids (the caller's in rules normalise what is
+    // dialled; its out rules are the subscriber's own outgoing rewrites).
+    if let Some(set) = prefs.get("rewrite_rule_set_id").and_then(Value::as_i64) {
+        for (attr, _, _, off) in REWRITE_DPIDS {
+            out.push((attr.to_string(), rewrite_dpid(set, off).to_string()));
+        }
+    }
     for (name, v) in prefs {
         let Some(d) = find(name).filter(|d| d.delivered) else {
             continue;
@@ -449,9 +460,25 @@ pub fn attributes(prefs: &BTreeMap<String, Value>, out: &mut Vec<(String, String
     }
 }
 
+/// The dialplan ids a rewrite rule set's rules land in: (usr_preferences attribute,
+/// direction, field, offset). dpid = set id × 10 + offset.
+pub const REWRITE_DPIDS: [(&str, &str, &str, i64); 4] = [
+    ("rewrite_caller_in_dpid", "in", "caller", 1),
+    ("rewrite_callee_in_dpid", "in", "callee", 2),
+    ("rewrite_caller_out_dpid", "out", "caller", 3),
+    ("rewrite_callee_out_dpid", "out", "callee", 4),
+];
+
+pub fn rewrite_dpid(set: i64, offset: i64) -> i64 {
+    set * 10 + offset
+}
+
 /// Every attribute name preferences may write (the ones a SIP server's rows are managed for).
 pub fn managed_attributes() -> impl Iterator<Item = &'static str> {
-    DEFS.iter().filter(|d| d.delivered).map(|d| d.name)
+    DEFS.iter()
+        .filter(|d| d.delivered)
+        .map(|d| d.name)
+        .chain(REWRITE_DPIDS.iter().map(|(a, _, _, _)| *a))
 }
 
 #[cfg(test)]

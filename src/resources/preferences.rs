@@ -108,10 +108,11 @@ impl Resource for SubscriberPreferences {
         _: &App,
         _: &Actor,
         id: i64,
-        _: &SubscriberPrefs,
+        old: &SubscriberPrefs,
         i: PrefsInput,
     ) -> Result<()> {
         let mut p = prefs::validate_set(i.0, false)?;
+        super::routing::check_preference_refs(c, old.reseller_id, &p).await?;
         let lock = p
             .remove("lock")
             .and_then(|v| v.as_str().and_then(|s| s.parse::<i64>().ok()))
@@ -209,10 +210,11 @@ impl Resource for DomainPreferences {
         _: &App,
         _: &Actor,
         id: i64,
-        _: &DomainPrefs,
+        old: &DomainPrefs,
         i: PrefsInput,
     ) -> Result<()> {
         let p = prefs::validate_set(i.0, true)?;
+        super::routing::check_preference_refs(c, old.reseller_id, &p).await?;
         fs::replace_prefs(c, PrefOwner::Domain, id, &p).await
     }
     fn id(r: &DomainPrefs) -> i64 {
@@ -300,10 +302,11 @@ impl Resource for CustomerPreferences {
         _: &App,
         _: &Actor,
         id: i64,
-        _: &CustomerPrefs,
+        old: &CustomerPrefs,
         i: PrefsInput,
     ) -> Result<()> {
         let p = prefs::validate_set(i.0, true)?;
+        super::routing::check_preference_refs(c, old.reseller_id, &p).await?;
         fs::replace_prefs(c, PrefOwner::Customer, id, &p).await
     }
     fn id(r: &CustomerPrefs) -> i64 {

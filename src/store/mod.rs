@@ -18,6 +18,7 @@ pub mod devices;
 pub mod features;
 pub mod hooks;
 pub mod numbers;
+pub mod peering;
 pub mod profiles;
 pub mod resellers;
 pub mod sipservers;
@@ -255,6 +256,21 @@ pub struct Where {
 pub enum Arg {
     Int(i64),
     Text(String),
+    /// A NULL for an integer or a text column (PostgreSQL wants the type).
+    NullInt,
+    NullText,
+}
+
+impl Arg {
+    pub fn opt_int(v: Option<i64>) -> Arg {
+        v.map_or(Arg::NullInt, Arg::Int)
+    }
+    pub fn opt_text(v: Option<String>) -> Arg {
+        v.map_or(Arg::NullText, Arg::Text)
+    }
+    pub fn flag(b: bool) -> Arg {
+        Arg::Int(b as i64)
+    }
 }
 
 impl Where {
@@ -314,6 +330,8 @@ pub fn bind_all<'q>(
         q = match a {
             Arg::Int(i) => q.bind(*i),
             Arg::Text(s) => q.bind(s.as_str()),
+            Arg::NullInt => q.bind(None::<i64>),
+            Arg::NullText => q.bind(None::<String>),
         };
     }
     q
@@ -505,6 +523,46 @@ pub async fn delete_row(c: &mut Conn, table: &str, id: i64) -> Result<()> {
         .execute(&mut *c)
         .await?;
     Ok(())
+}
+
+/// Inserts a row (`id` None) or updates row `id` of `table` with these columns; stamps the
+/// create/modify timestamps. Returns the id.
+pub async fn save_row(
+    c: &mut Conn,
+    table: &str,
+    id: Option<i64>,
+    cols: Vec<(&str, Arg)>,
+) -> Result<i64> {
+    let ts = now();
+    let mut args: Vec<Arg> = cols.iter().map(|(_, a)| a.clone()).collect();
+    let sql = match id {
+        None => {
+            args.push(Arg::Text(ts));
+            let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+            format!(
+                "INSERT INTO {table} ({}, create_timestamp, modify_timestamp) VALUES ({}, ${n}, ${n}) RETURNING id",
+                names.join(", "),
+                placeholders(1, cols.len()),
+                n = cols.len() + 1
+            )
+        }
+        Some(id) => {
+            args.push(Arg::Text(ts));
+            args.push(Arg::Int(id));
+            let sets: Vec<String> = cols
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _))| format!("{n} = ${}", i + 1))
+                .collect();
+            format!(
+                "UPDATE {table} SET {}, modify_timestamp = ${} WHERE id = ${} RETURNING id",
+                sets.join(", "),
+                cols.len() + 1,
+                cols.len() + 2
+            )
+        }
+    };
+    insert_id(bind_all(sqlx::query(&sql), &args), c).await
 }
 
 pub async fn insert_id<'q>(

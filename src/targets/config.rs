@@ -106,6 +106,28 @@ impl Layout {
             Table::Subscriber => &self.subscriber_cols,
             Table::Dbaliases => &["username", "domain"],
             Table::UsrPreferences => &["uuid"],
+            t => {
+                // Routing tables: the same for every layout.
+                static VALUES: std::sync::OnceLock<Vec<(Table, Vec<&'static str>)>> =
+                    std::sync::OnceLock::new();
+                let v = VALUES.get_or_init(|| {
+                    super::rows::ROUTING
+                        .iter()
+                        .map(|t| {
+                            (
+                                *t,
+                                t.spec()
+                                    .map(|s| s.values.iter().map(|(c, _)| *c).collect())
+                                    .unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                });
+                v.iter()
+                    .find(|(x, _)| *x == t)
+                    .map(|(_, c)| c.as_slice())
+                    .unwrap_or(&[])
+            }
         }
     }
 }

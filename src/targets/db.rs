@@ -13,7 +13,7 @@ use sqlx::{
 };
 
 use super::config::{db_url_for_sqlx, Driver, Layout};
-use super::rows::{Actual, Difference, Kind, Table};
+use super::rows::{Actual, Col, Difference, Kind, Table, ROUTING};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -35,6 +35,8 @@ pub enum Scope {
         identities: Vec<(String, String)>,
         aliases: Vec<(String, String)>,
         domains: Vec<String>,
+        /// The routing tables too (they are small: read whole).
+        routing: bool,
     },
 }
 
@@ -53,20 +55,46 @@ fn text(r: &AnyRow, i: usize) -> DbResult<String> {
 /// What applying a diff left for the server's running state: its `domain` cache to reload,
 /// and the registrations of subscribers whose rows went (locked, terminated, moved away) to
 /// remove, so that nobody reaches them on a contact registered before.
+/// Routing tables whose rows changed are reloaded (`reloads`: RPC and parameters); remote
+/// registrations are refreshed or removed one record at a time.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub domains: bool,
     pub unregister: std::collections::BTreeSet<(String, String)>,
+    pub reloads: std::collections::BTreeSet<(&'static str, &'static [&'static str])>,
+    /// uacreg l_uuids written (new or changed) and removed.
+    pub reg_refresh: std::collections::BTreeSet<String>,
+    pub reg_remove: std::collections::BTreeSet<String>,
 }
 
 impl Applied {
     pub fn merge(&mut self, other: Applied) {
         self.domains |= other.domains;
         self.unregister.extend(other.unregister);
+        self.reloads.extend(other.reloads);
+        for u in other.reg_refresh {
+            self.reg_remove.remove(&u);
+            self.reg_refresh.insert(u);
+        }
+        for u in other.reg_remove {
+            self.reg_refresh.remove(&u);
+            self.reg_remove.insert(u);
+        }
     }
     pub fn is_empty(&self) -> bool {
-        !self.domains && self.unregister.is_empty()
+        !self.domains
+            && self.unregister.is_empty()
+            && self.reloads.is_empty()
+            && self.reg_refresh.is_empty()
+            && self.reg_remove.is_empty()
     }
+}
+
+/// Whether an error says the table is not there (a database created before the routing
+/// tables existed).
+fn no_such_table(e: &sqlx::Error) -> bool {
+    let m = e.to_string().to_ascii_lowercase();
+    m.contains("no such table") || m.contains("doesn't exist") || m.contains("does not exist")
 }
 
 impl TargetDb {
@@ -201,12 +229,19 @@ impl TargetDb {
                             .push(Vec::new());
                     }
                 }
+                if layout.driver == Driver::Kamailio {
+                    self.read_routing(&mut out).await?;
+                }
             }
             Scope::Some {
                 identities,
                 aliases,
                 domains,
+                routing,
             } => {
+                if *routing && layout.driver == Driver::Kamailio {
+                    self.read_routing(&mut out).await?;
+                }
                 let mut by_domain: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
                 for (u, d) in identities {
                     by_domain.entry(d.as_str()).or_default().push(u.as_str());
@@ -308,25 +343,47 @@ impl TargetDb {
             return Ok(applied);
         }
         let mut tx = self.pool.begin().await?;
+        // Every removal first, then every insertion: a row whose key moved (an lcr rule
+        // renumbered) must leave before its successor arrives, whatever order the keys sort in.
         for d in diffs {
             let t = d.table;
             applied.domains |= t == Table::Domain;
+            if let Some(spec) = t.spec() {
+                if let Some(r) = spec.reload {
+                    applied.reloads.insert(r);
+                }
+            }
+            if t == Table::Uacreg {
+                let uuid = d.key_vals[0].clone();
+                if d.kind == Kind::Extra {
+                    applied.reg_remove.insert(uuid);
+                } else {
+                    applied.reg_refresh.insert(uuid);
+                }
+            }
             if t == Table::Subscriber && d.kind == Kind::Extra && d.key_vals.len() >= 2 {
                 applied
                     .unregister
                     .insert((d.key_vals[0].clone(), d.key_vals[1].clone()));
             }
             if matches!(d.kind, Kind::Extra | Kind::Differs) {
-                let cond = t
-                    .key_cols()
+                let cols = t.key_cols();
+                let mut cond = cols
                     .iter()
                     .map(|c| format!("{c} = ?"))
                     .collect::<Vec<_>>()
                     .join(" AND ");
+                if let Some(spec) = t.spec() {
+                    cond = format!("{cond} AND {}", spec.owned);
+                }
                 let q = self.sql(&format!("DELETE FROM {} WHERE {cond}", t.name()));
                 let mut qq = sqlx::query(&q);
                 for (i, v) in d.key_vals.iter().enumerate() {
-                    qq = if t == Table::UsrPreferences && i == 3 {
+                    let int = match t.spec() {
+                        Some(spec) => spec.keys[i].1 == Col::Int,
+                        None => t == Table::UsrPreferences && i == 3,
+                    };
+                    qq = if int {
                         qq.bind(v.parse::<i64>().unwrap_or(0))
                     } else {
                         qq.bind(v.as_str())
@@ -334,12 +391,56 @@ impl TargetDb {
                 }
                 qq.execute(&mut *tx).await?;
             }
+        }
+        for d in diffs {
             if let (Kind::Missing | Kind::Differs, Some((key, vals))) = (d.kind, &d.want) {
-                self.insert(&mut tx, layout, t, key, vals).await?;
+                self.insert(&mut tx, layout, d.table, key, vals).await?;
             }
         }
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// Reads voxprov's rows of every routing table; a table the database lacks reads empty
+    /// (and a row voxprov wants there fails to apply, naming it).
+    async fn read_routing(&self, out: &mut Actual) -> DbResult<()> {
+        for t in ROUTING {
+            let Some(spec) = t.spec() else { continue };
+            let cols: Vec<&str> = spec
+                .keys
+                .iter()
+                .chain(spec.values)
+                .map(|(c, _)| *c)
+                .collect();
+            let q = format!(
+                "SELECT {} FROM {} WHERE {}",
+                cols.join(", "),
+                t.name(),
+                spec.owned
+            );
+            let rows = match sqlx::query(&q).fetch_all(&self.pool).await {
+                Ok(r) => r,
+                Err(e) if no_such_table(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            for r in rows {
+                let mut vals = Vec::with_capacity(cols.len());
+                for (i, (_, kind)) in spec.keys.iter().chain(spec.values).enumerate() {
+                    vals.push(match kind {
+                        Col::Int => r
+                            .try_get::<Option<i64>, _>(i)
+                            .or_else(|_| r.try_get::<Option<i32>, _>(i).map(|v| v.map(i64::from)))
+                            .or_else(|_| r.try_get::<Option<i16>, _>(i).map(|v| v.map(i64::from)))?
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
+                        _ => text(&r, i)?,
+                    });
+                }
+                let values = vals.split_off(spec.keys.len());
+                out.entry((t, vals)).or_default().push(values);
+            }
+        }
+        Ok(())
     }
 
     async fn insert(
@@ -350,6 +451,36 @@ impl TargetDb {
         key: &[String],
         vals: &[String],
     ) -> DbResult<()> {
+        if let Some(spec) = t.spec() {
+            let names: Vec<&str> = spec
+                .fixed
+                .iter()
+                .map(|(c, _)| *c)
+                .chain(spec.keys.iter().chain(spec.values).map(|(c, _)| *c))
+                .collect();
+            let ph: Vec<&str> = spec
+                .fixed
+                .iter()
+                .map(|(_, v)| *v)
+                .chain(std::iter::repeat_n("?", spec.keys.len() + spec.values.len()))
+                .collect();
+            let q = self.sql(&format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                t.name(),
+                names.join(", "),
+                ph.join(", ")
+            ));
+            let mut qq = sqlx::query(&q);
+            for ((_, kind), v) in spec.keys.iter().chain(spec.values).zip(key.iter().chain(vals)) {
+                qq = match kind {
+                    Col::Int => qq.bind(v.parse::<i64>().unwrap_or(0)),
+                    Col::NullText if v.is_empty() => qq.bind(None::<String>),
+                    _ => qq.bind(v.as_str()),
+                };
+            }
+            qq.execute(&mut **tx).await?;
+            return Ok(());
+        }
         let now = self.now(layout.driver);
         let q = match t {
             Table::Subscriber => {
@@ -372,6 +503,7 @@ impl TargetDb {
                 "INSERT INTO usr_preferences (username, domain, attribute, type, value, uuid, last_modified) \
                  VALUES (?, ?, ?, ?, ?, ?, {now})"
             ),
+            _ => unreachable!("routing tables are written above"),
         };
         let q = self.sql(&q);
         let mut qq = sqlx::query(&q);

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod db;
+pub mod routing;
 pub mod rows;
 pub mod rpc;
 mod worker;
@@ -407,6 +408,27 @@ pub(crate) async fn after_apply(t: &TargetCfg, applied: &Applied) -> anyhow::Res
     if applied.domains {
         rpc::call(u, t.driver.domain_reload()).await?;
     }
+    for (method, params) in &applied.reloads {
+        reload(u, method, params).await?;
+    }
+    // Remote registrations one record at a time: a whole-table reload would re-register
+    // every trunk (and Kamailio refuses a second one within reg_gc_interval).
+    for uuid in &applied.reg_refresh {
+        rpc::call_with(u, "uac.reg_refresh", serde_json::json!([uuid])).await?;
+        tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration refreshed");
+    }
+    for uuid in &applied.reg_remove {
+        // Unregister first (expires 0 to the registrar), then forget the record.
+        if let Err(e) = rpc::call_with(u, "uac.reg_unregister", serde_json::json!([uuid])).await
+        {
+            tracing::debug!(target = %t.name, l_uuid = %uuid, error = %e, "uac.reg_unregister");
+        }
+        match rpc::call_with(u, "uac.reg_remove", serde_json::json!([uuid])).await {
+            Ok(_) => tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration removed"),
+            Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => {}
+            Err(e) => return Err(e),
+        }
+    }
     for (user, domain) in &applied.unregister {
         let aor = format!("{user}@{domain}");
         match rpc::call_with(
@@ -423,6 +445,84 @@ pub(crate) async fn after_apply(t: &TargetCfg, applied: &Applied) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// One reload RPC. dispatcher.reload is refused while an earlier one is younger than the
+/// module's reload_delta (5 s by default): it is tried again for up to 12 s.
+async fn reload(u: &str, method: &str, params: &[&str]) -> anyhow::Result<()> {
+    let mut tries = 0;
+    loop {
+        let r = if params.is_empty() {
+            rpc::call(u, method).await
+        } else {
+            rpc::call_with(u, method, serde_json::json!(params)).await
+        };
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if method == "dispatcher.reload" && tries < 12 => {
+                tracing::debug!(error = %e, "dispatcher.reload refused; trying again");
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads each registering peering server's state from the server (`uac.reg_info`) and saves
+/// it. Returns whether every one is settled (registered or disabled).
+pub(crate) async fn poll_registrations(store: &Store, t: &TargetCfg) -> Result<bool> {
+    let Some(u) = &t.rpc_url else { return Ok(true) };
+    if t.driver != config::Driver::Kamailio {
+        return Ok(true);
+    }
+    let ids: Vec<i64> = {
+        let mut c = store.read().await?;
+        sqlx::query_scalar(
+            "SELECT id FROM peering_servers WHERE peer_auth_register = 1 AND enabled = 1",
+        )
+        .fetch_all(&mut *c)
+        .await?
+    };
+    let mut settled = true;
+    let mut states = Vec::new();
+    for id in ids {
+        let uuid = routing::reg_uuid(id);
+        let (state, detail) =
+            match rpc::call_with(u, "uac.reg_info", serde_json::json!(["l_uuid", uuid])).await {
+                Ok(v) => reg_state(&v),
+                Err(e) => ("unknown".to_string(), Some(clean(&e))),
+            };
+        settled &= state == "registered" || state == "disabled";
+        states.push((id, state, detail));
+    }
+    if !states.is_empty() {
+        let mut tx = store.begin().await?;
+        for (id, state, detail) in &states {
+            crate::store::peering::save_registration(&mut tx, *id, t.id, state, detail.as_deref())
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(settled)
+}
+
+/// uac's record flags: 1 disabled, 2 registration ongoing, 4 online (registered), 16 init.
+fn reg_state(v: &Value) -> (String, Option<String>) {
+    let rec = v.get("l_uuid").map_or(v, |_| v);
+    let flags = rec.get("flags").and_then(Value::as_i64).unwrap_or(-1);
+    let state = if flags < 0 {
+        "unknown"
+    } else if flags & 1 != 0 {
+        "disabled"
+    } else if flags & 4 != 0 {
+        "registered"
+    } else if flags & (2 | 16) != 0 {
+        "registering"
+    } else {
+        "failed"
+    };
+    (state.to_string(), Some(format!("flags={flags}")))
 }
 
 /// Home servers' SIP addresses, for front proxies' routing rows.
@@ -507,6 +607,8 @@ async fn diff_full(
         let views = sub_views(&mut c, cipher, page).await?;
         rows::desired_for_subscribers(t, layout, &homes, &views, &mut desired);
     }
+    let data = crate::store::peering::routing_data(&mut c).await?;
+    routing::desired(t, &data, cipher, &mut desired)?;
     drop(c);
     let actual = db
         .read(layout, &Scope::All, &domains, &t.managed_attributes())
@@ -522,6 +624,8 @@ struct Touched {
     identities: BTreeSet<(String, String)>,
     aliases: BTreeSet<(String, String)>,
     domains: BTreeSet<String>,
+    /// Carriers, rewrite rules or NCOS levels changed.
+    routing: bool,
 }
 
 fn parse(v: &Option<String>) -> Option<Value> {
@@ -607,6 +711,7 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
                 t.sub_ids
                     .extend(st::subscriber_ids_of_domain(c, ch.object_id).await?);
             }
+            r if routing::is_routing(r) => t.routing = true,
             "domains" => {
                 for s in &snaps {
                     if let Some(d) = s["domain"].as_str() {
@@ -631,7 +736,8 @@ async fn deliver(
 ) -> Result<Applied> {
     let mut c = store.read().await?;
     let mut tc = touched(&mut c, changes).await?;
-    if tc.sub_ids.is_empty() && tc.identities.is_empty() && tc.domains.is_empty() {
+    if tc.sub_ids.is_empty() && tc.identities.is_empty() && tc.domains.is_empty() && !tc.routing
+    {
         return Ok(Applied::default());
     }
     let idents: Vec<(String, String)> = tc.identities.iter().cloned().collect();
@@ -643,8 +749,12 @@ async fn deliver(
     let views = sub_views(&mut c, cipher, states).await?;
     let domains = owned_domains(t, st::domain_names(&mut c).await?);
     let homes = homes(&mut c).await?;
-    drop(c);
     let mut desired = Rows::new();
+    if tc.routing {
+        let data = crate::store::peering::routing_data(&mut c).await?;
+        routing::desired(t, &data, cipher, &mut desired)?;
+    }
+    drop(c);
     rows::desired_for_subscribers(t, layout, &homes, &views, &mut desired);
     // A server with a list of domains only ever sees those; one serving all domains also
     // loses the rows of a domain voxprov deleted.
@@ -665,6 +775,7 @@ async fn deliver(
         identities: tc.identities.into_iter().collect(),
         aliases: tc.aliases.into_iter().collect(),
         domains: tc.domains.into_iter().collect(),
+        routing: tc.routing,
     };
     let actual = db
         .read(layout, &scope, &domains, &t.managed_attributes())

@@ -18,7 +18,161 @@ pub enum Table {
     Subscriber,
     Dbaliases,
     UsrPreferences,
+    LcrGw,
+    LcrRule,
+    LcrRuleTarget,
+    Dispatcher,
+    Uacreg,
+    Address,
+    Dialplan,
+    Htable,
+    Userblocklist,
 }
+
+/// How a routing table's column is written and compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Int,
+    Text,
+    /// Text where "" is written as NULL (lcr tells NULL from an empty string).
+    NullText,
+}
+
+/// A routing table voxprov owns part of: which rows are its own (`owned`, a WHERE clause),
+/// the columns that identify a row, the ones compared, and constant columns written with
+/// every row.
+pub struct Spec {
+    pub keys: &'static [(&'static str, Col)],
+    pub values: &'static [(&'static str, Col)],
+    pub fixed: &'static [(&'static str, &'static str)],
+    pub owned: &'static str,
+    /// What tells the server to reload it (None: read on every call, or per record).
+    pub reload: Option<(&'static str, &'static [&'static str])>,
+}
+
+use Col::{Int as I, NullText as N, Text as T};
+
+static LCR_GW: Spec = Spec {
+    keys: &[("id", I)],
+    values: &[
+        ("gw_name", T),
+        ("ip_addr", T),
+        ("hostname", N),
+        ("port", I),
+        ("uri_scheme", I),
+        ("transport", I),
+        ("strip", I),
+        ("tag", T),
+        ("flags", I),
+    ],
+    fixed: &[("lcr_id", "1")],
+    owned: "lcr_id = 1",
+    reload: Some(("lcr.reload", &[])),
+};
+static LCR_RULE: Spec = Spec {
+    keys: &[("id", I)],
+    values: &[
+        ("prefix", N),
+        ("from_uri", N),
+        ("request_uri", N),
+        ("stopper", I),
+        ("enabled", I),
+    ],
+    fixed: &[("lcr_id", "1")],
+    owned: "lcr_id = 1",
+    reload: Some(("lcr.reload", &[])),
+};
+static LCR_RULE_TARGET: Spec = Spec {
+    keys: &[("rule_id", I), ("gw_id", I)],
+    values: &[("priority", I), ("weight", I)],
+    fixed: &[("lcr_id", "1")],
+    owned: "lcr_id = 1",
+    reload: Some(("lcr.reload", &[])),
+};
+static DISPATCHER: Spec = Spec {
+    keys: &[("destination", T)],
+    values: &[
+        ("flags", I),
+        ("priority", I),
+        ("attrs", T),
+        ("description", T),
+    ],
+    fixed: &[("setid", "1")],
+    owned: "setid = 1",
+    reload: Some(("dispatcher.reload", &[])),
+};
+static UACREG: Spec = Spec {
+    keys: &[("l_uuid", T)],
+    values: &[
+        ("l_username", T),
+        ("l_domain", T),
+        ("r_username", T),
+        ("r_domain", T),
+        ("realm", T),
+        ("auth_username", T),
+        ("auth_password", T),
+        ("auth_ha1", T),
+        ("auth_proxy", T),
+        ("expires", I),
+        ("flags", I),
+        ("reg_delay", I),
+        ("contact_addr", T),
+        ("socket", T),
+    ],
+    fixed: &[],
+    owned: "l_uuid LIKE 'vx-ps-%'",
+    reload: None,
+};
+static ADDRESS: Spec = Spec {
+    keys: &[("ip_addr", T), ("mask", I), ("port", I), ("tag", T)],
+    values: &[],
+    fixed: &[("grp", "1")],
+    owned: "grp = 1",
+    reload: Some(("permissions.addressReload", &[])),
+};
+static DIALPLAN: Spec = Spec {
+    keys: &[
+        ("dpid", I),
+        ("pr", I),
+        ("match_op", I),
+        ("match_exp", T),
+        ("match_len", I),
+        ("subst_exp", T),
+        ("repl_exp", T),
+        ("attrs", T),
+    ],
+    values: &[],
+    fixed: &[],
+    owned: "dpid >= 10",
+    reload: Some(("dialplan.reload", &[])),
+};
+static HTABLE: Spec = Spec {
+    keys: &[("key_name", T)],
+    values: &[("key_type", I), ("value_type", I), ("key_value", T), ("expires", I)],
+    fixed: &[],
+    owned: "key_name LIKE '%::%'",
+    reload: Some(("htable.reload", &["inrules"])),
+};
+static USERBLOCKLIST: Spec = Spec {
+    keys: &[("username", T), ("domain", T), ("prefix", T), ("allowlist", I)],
+    values: &[],
+    fixed: &[],
+    owned: "domain = 'ncos'",
+    reload: None,
+};
+
+/// The routing tables, in the order they are applied.
+pub const ROUTING: [Table; 9] = [
+    Table::LcrGw,
+    Table::LcrRule,
+    Table::LcrRuleTarget,
+    Table::Dispatcher,
+    Table::Uacreg,
+    Table::Address,
+    Table::Dialplan,
+    Table::Htable,
+    Table::Userblocklist,
+];
 
 impl Table {
     pub fn name(self) -> &'static str {
@@ -27,21 +181,57 @@ impl Table {
             Table::Subscriber => "subscriber",
             Table::Dbaliases => "dbaliases",
             Table::UsrPreferences => "usr_preferences",
+            Table::LcrGw => "lcr_gw",
+            Table::LcrRule => "lcr_rule",
+            Table::LcrRuleTarget => "lcr_rule_target",
+            Table::Dispatcher => "dispatcher",
+            Table::Uacreg => "uacreg",
+            Table::Address => "address",
+            Table::Dialplan => "dialplan",
+            Table::Htable => "htable",
+            Table::Userblocklist => "userblocklist",
         }
     }
-    pub fn key_cols(self) -> &'static [&'static str] {
-        match self {
+    /// A routing table's description; None for the subscriber tables.
+    pub fn spec(self) -> Option<&'static Spec> {
+        Some(match self {
+            Table::LcrGw => &LCR_GW,
+            Table::LcrRule => &LCR_RULE,
+            Table::LcrRuleTarget => &LCR_RULE_TARGET,
+            Table::Dispatcher => &DISPATCHER,
+            Table::Uacreg => &UACREG,
+            Table::Address => &ADDRESS,
+            Table::Dialplan => &DIALPLAN,
+            Table::Htable => &HTABLE,
+            Table::Userblocklist => &USERBLOCKLIST,
+            _ => return None,
+        })
+    }
+    pub fn key_cols(self) -> Vec<&'static str> {
+        if let Some(s) = self.spec() {
+            return s.keys.iter().map(|(c, _)| *c).collect();
+        }
+        let cols: &[&str] = match self {
             Table::Domain => &["domain"],
             Table::Subscriber => &["username", "domain"],
             Table::Dbaliases => &["alias_username", "alias_domain"],
             // Preferences may hold several values per attribute: the whole row is the key.
             Table::UsrPreferences => &["username", "domain", "attribute", "type", "value"],
-        }
+            _ => &[],
+        };
+        cols.to_vec()
     }
 }
 
 /// Columns whose values are credentials: compared, never shown.
-pub const SECRET_COLS: &[&str] = &["password", "ha1", "ha1b", "ha1_sha256", "ha1_sha512t256"];
+pub const SECRET_COLS: &[&str] = &[
+    "password",
+    "ha1",
+    "ha1b",
+    "ha1_sha256",
+    "ha1_sha512t256",
+    "auth_password",
+];
 
 /// Rows of every table, by key; the values are the layout's value columns for that table.
 pub type Rows = BTreeMap<(Table, Vec<String>), Vec<String>>;
@@ -229,6 +419,7 @@ fn show_key(table: Table, key: &[String]) -> String {
         Table::Domain => key[0].clone(),
         Table::Subscriber | Table::Dbaliases => format!("{}@{}", key[0], key[1]),
         Table::UsrPreferences => format!("{}@{} {}={}", key[0], key[1], key[2], key[4]),
+        _ => key.join(" "),
     }
 }
 

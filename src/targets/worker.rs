@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use super::config::{Layout, TargetCfg};
 use super::db::Applied;
 use super::db::TargetDb;
-use super::{after_apply, clean, deliver, diff_full, layout_of, load_targets};
+use super::{after_apply, clean, deliver, diff_full, layout_of, load_targets, poll_registrations};
 use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::store::{sipservers as st, Lease, Store};
@@ -266,6 +266,7 @@ async fn deliver_loop(
             domains: true,
             ..Applied::default()
         };
+        let mut next_reg_poll = Instant::now();
         loop {
             if !lease.alive().await {
                 return Err(Stop::Failed(Error::Unavailable(
@@ -306,7 +307,12 @@ async fn deliver_loop(
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
                 // and its error shows in the status, but subscribers keep flowing.
                 match after_apply(t, &pending).await {
-                    Ok(()) => pending = Applied::default(),
+                    Ok(()) => {
+                        if !pending.reg_refresh.is_empty() || !pending.reg_remove.is_empty() {
+                            next_reg_poll = Instant::now() + Duration::from_millis(300);
+                        }
+                        pending = Applied::default()
+                    }
                     Err(e) => {
                         let msg = format!("reload: {}", clean(&e));
                         tracing::warn!(target = %t.name, error = %msg, "sipserver");
@@ -315,6 +321,18 @@ async fn deliver_loop(
                         tx.commit().await.map_err(Error::from)?;
                     }
                 }
+            }
+            // Remote registrations: read back every second until settled, then every 15 s.
+            if Instant::now() >= next_reg_poll {
+                let wait = match poll_registrations(store, t).await {
+                    Ok(true) => Duration::from_secs(15),
+                    Ok(false) => Duration::from_secs(1),
+                    Err(e) => {
+                        tracing::debug!(target = %t.name, error = %e, "registration states");
+                        Duration::from_secs(15)
+                    }
+                };
+                next_reg_poll = Instant::now() + wait;
             }
             if !progressed && status.behind.load(Ordering::Relaxed) {
                 let mut tx = store.begin().await?;

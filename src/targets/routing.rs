@@ -1,0 +1,280 @@
+//! Carriers and routing as a Kamailio holds them: what voxprov's peering groups, servers,
+//! rules, rewrite rule sets and NCOS levels become in lcr, dispatcher, uacreg, address,
+//! dialplan, htable and userblocklist rows (the contract the shipped kamailio.cfg reads is
+//! in deploy/kamailio/README.md), and the remote registrations' state read back.
+//!
+//! These tables are small and their rows depend on each other (a rule's targets are the
+//! servers of every group sharing its prefix), so any routing change recomputes them whole
+//! and applies the difference.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::config::{Driver, TargetCfg};
+use super::rows::{Rows, Table};
+use crate::crypto::Cipher;
+use crate::error::Result;
+use crate::features::prefs::{rewrite_dpid, REWRITE_DPIDS};
+use crate::store::peering::{PeeringServerRow, RoutingData};
+
+/// The uacreg l_uuid of a registering peering server.
+pub fn reg_uuid(server: i64) -> String {
+    format!("vx-ps-{server}")
+}
+
+fn transport_name(t: i64) -> &'static str {
+    match t {
+        2 => "tcp",
+        3 => "tls",
+        _ => "udp",
+    }
+}
+
+/// The dispatcher destination of a probed server.
+pub fn probe_uri(s: &PeeringServerRow) -> String {
+    let host = if s.ip.contains(':') {
+        format!("[{}]", s.ip)
+    } else {
+        s.ip.clone()
+    };
+    format!("sip:{host}:{};transport={}", s.port, transport_name(s.transport))
+}
+
+fn dpid_of(set: Option<i64>, direction: &str, field: &str) -> i64 {
+    let Some(set) = set else { return 0 };
+    REWRITE_DPIDS
+        .iter()
+        .find(|(_, d, f, _)| *d == direction && *f == field)
+        .map_or(0, |(_, _, _, off)| rewrite_dpid(set, *off))
+}
+
+/// The rows every routing table of `t` should hold.
+pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) -> Result<()> {
+    if t.driver != Driver::Kamailio {
+        // OpenSIPS's drouting/registrant/address tables are not written yet.
+        return Ok(());
+    }
+    let s = |v: &dyn ToString| v.to_string();
+    let groups: BTreeMap<i64, i64> = d.groups.iter().map(|g| (g.id, g.priority)).collect();
+    let servers: Vec<&PeeringServerRow> = d
+        .servers
+        .iter()
+        .filter(|x| x.enabled.0 && groups.contains_key(&x.group_id))
+        .collect();
+    for x in &servers {
+        let tag = format!(
+            "gw={};grp={};cro={};ceo={}",
+            x.id,
+            x.group_id,
+            dpid_of(x.rewrite_rule_set_id, "out", "caller"),
+            dpid_of(x.rewrite_rule_set_id, "out", "callee")
+        );
+        out.insert(
+            (Table::LcrGw, vec![s(&x.id)]),
+            vec![
+                x.name.clone(),
+                x.ip.clone(),
+                x.host.clone().unwrap_or_default(),
+                s(&x.port),
+                "1".into(),
+                s(&x.transport),
+                "0".into(),
+                tag,
+                "0".into(),
+            ],
+        );
+        if x.probe.0 {
+            out.insert(
+                (Table::Dispatcher, vec![probe_uri(x)]),
+                vec!["0".into(), "0".into(), format!("gw={}", x.id), x.name.clone()],
+            );
+        }
+        let mask = if x.ip.contains(':') { "128" } else { "32" };
+        let tag = format!(
+            "grp={};gw={};cri={};cei={}",
+            x.group_id,
+            x.id,
+            dpid_of(x.rewrite_rule_set_id, "in", "caller"),
+            dpid_of(x.rewrite_rule_set_id, "in", "callee")
+        );
+        out.insert(
+            (
+                Table::Address,
+                vec![x.ip.clone(), mask.into(), "0".into(), tag],
+            ),
+            Vec::new(),
+        );
+        if x.peer_auth_register.0 {
+            let user = x.peer_auth_user.clone().unwrap_or_default();
+            let pass = x
+                .peer_auth_pass_enc
+                .as_deref()
+                .map(|p| cipher.decrypt(p))
+                .transpose()?
+                .unwrap_or_default();
+            let domain = x.host.clone().unwrap_or_else(|| x.ip.clone());
+            let proxy = format!(
+                "sip:{}:{};transport={}",
+                if x.ip.contains(':') {
+                    format!("[{}]", x.ip)
+                } else {
+                    x.ip.clone()
+                },
+                x.port,
+                transport_name(x.transport)
+            );
+            out.insert(
+                (Table::Uacreg, vec![reg_uuid(x.id)]),
+                vec![
+                    user.clone(),
+                    domain.clone(),
+                    user.clone(),
+                    domain,
+                    x.peer_auth_realm.clone().unwrap_or_default(),
+                    user,
+                    pass,
+                    String::new(),
+                    proxy,
+                    "600".into(),
+                    "0".into(),
+                    "0".into(),
+                    String::new(),
+                    String::new(),
+                ],
+            );
+        }
+    }
+    // Outbound rules: one lcr rule per (prefix, caller pattern), shared by the groups that
+    // have it; each group's enabled servers are its targets at the group's priority.
+    let mut merged: BTreeMap<(String, String), Vec<&crate::store::peering::PeeringRule>> =
+        BTreeMap::new();
+    for r in d.rules.iter().filter(|r| r.enabled.0) {
+        merged
+            .entry((
+                r.callee_prefix.clone(),
+                r.caller_pattern.clone().unwrap_or_default(),
+            ))
+            .or_default()
+            .push(r);
+    }
+    for ((prefix, caller), rules) in merged {
+        let id = rules.iter().map(|r| r.id).min().unwrap_or(0);
+        let stopper = rules.iter().any(|r| r.stopper.0);
+        out.insert(
+            (Table::LcrRule, vec![s(&id)]),
+            vec![
+                prefix,
+                caller,
+                rules[0].callee_pattern.clone().unwrap_or_default(),
+                if stopper { "1" } else { "0" }.into(),
+                "1".into(),
+            ],
+        );
+        for r in &rules {
+            let prio = groups.get(&r.group_id).copied().unwrap_or(9);
+            for x in servers.iter().filter(|x| x.group_id == r.group_id) {
+                out.insert(
+                    (Table::LcrRuleTarget, vec![s(&id), s(&x.id)]),
+                    vec![s(&prio), s(&x.weight)],
+                );
+            }
+        }
+    }
+    // Inbound rules, per group in priority order: "<group>::n" the count, "<group>::<i>" the
+    // rule as field, code, reason and pattern separated by tabs (the pattern last).
+    let mut by_group: BTreeMap<i64, Vec<&crate::store::peering::PeeringInboundRule>> =
+        BTreeMap::new();
+    for r in d.inbound.iter().filter(|r| r.enabled.0) {
+        by_group.entry(r.group_id).or_default().push(r);
+    }
+    for (g, mut rules) in by_group {
+        rules.sort_by_key(|r| (r.priority, r.id));
+        let row = |v: String| vec!["0".into(), "0".into(), v, "0".into()];
+        out.insert(
+            (Table::Htable, vec![format!("{g}::n")]),
+            row(rules.len().to_string()),
+        );
+        for (i, r) in rules.iter().enumerate() {
+            let v = format!(
+                "{}\t{}\t{}\t{}",
+                r.field,
+                r.reject_code.unwrap_or(403),
+                r.reject_reason.as_deref().unwrap_or("Forbidden"),
+                r.pattern
+            );
+            out.insert((Table::Htable, vec![format!("{g}::{i}")]), row(v));
+        }
+    }
+    // Rewrite rules: one dialplan per rule set, direction and field.
+    for r in d.rewrites.iter().filter(|r| r.enabled.0) {
+        let dpid = dpid_of(Some(r.set_id), &r.direction, &r.field);
+        out.insert(
+            (
+                Table::Dialplan,
+                vec![
+                    s(&dpid),
+                    s(&r.priority),
+                    "1".into(),
+                    r.match_pattern.clone(),
+                    "0".into(),
+                    r.match_pattern.clone(),
+                    r.replace_pattern.clone(),
+                    String::new(),
+                ],
+            ),
+            Vec::new(),
+        );
+    }
+    // NCOS levels: the patterns barred (blacklist) or, for a whitelist, every first digit
+    // barred and the patterns allowed — the longest matching prefix decides.
+    for l in &d.ncos {
+        let user = format!("ncos{}", l.id);
+        let mut rows: BTreeSet<(String, &str)> = BTreeSet::new();
+        let patterns: Vec<&str> = d
+            .ncos_patterns
+            .iter()
+            .filter(|p| p.ncos_level_id == l.id)
+            .map(|p| p.pattern.as_str())
+            .collect();
+        if l.mode == "whitelist" {
+            for first in [
+                "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "*", "#",
+            ] {
+                if !patterns.contains(&first) {
+                    rows.insert((first.to_string(), "0"));
+                }
+            }
+            for p in &patterns {
+                rows.insert((p.to_string(), "1"));
+            }
+        } else {
+            for p in &patterns {
+                rows.insert((p.to_string(), "0"));
+            }
+        }
+        for (prefix, allow) in rows {
+            out.insert(
+                (
+                    Table::Userblocklist,
+                    vec![user.clone(), "ncos".into(), prefix, allow.into()],
+                ),
+                Vec::new(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether a change to this collection changes routing rows.
+pub fn is_routing(resource: &str) -> bool {
+    matches!(
+        resource,
+        "peeringgroups"
+            | "peeringservers"
+            | "peeringrules"
+            | "peeringinboundrules"
+            | "rewriterulesets"
+            | "rewriterules"
+            | "ncoslevels"
+            | "ncospatterns"
+    )
+}

@@ -1,0 +1,402 @@
+//! Carriers and routing through the API: every field of the new collections is checked (422
+//! naming it), peering is the operator's (resellers get 403), a reseller's rewrite rule sets
+//! and NCOS levels are its own, and what is still referenced answers 423. What a real
+//! Kamailio does with them is in tests/trunks_sip.rs.
+
+mod common;
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// A carrier's contract (system contact + sippeering contract).
+async fn peering_contract(app: &TestApp) -> i64 {
+    let contact = app
+        .create(
+            "/api/systemcontacts/",
+            json!({ "email": "noc@carrier.example.com" }),
+        )
+        .await;
+    app.create(
+        "/api/contracts/",
+        json!({ "contact_id": contact, "type": "sippeering", "status": "active" }),
+    )
+    .await
+}
+
+fn merged(base: &Value, over: Value) -> Value {
+    let mut b = base.clone();
+    if let (Value::Object(b), Value::Object(o)) = (&mut b, over) {
+        for (k, v) in o {
+            if v.is_null() {
+                b.remove(&k);
+            } else {
+                b.insert(k, v);
+            }
+        }
+    }
+    b
+}
+
+/// Each case: a body that differs from a good one in one field, which the 422 must name.
+async fn refused(app: &TestApp, path: &str, good: &Value, cases: Vec<(&str, Value)>) {
+    for (field, over) in cases {
+        let body = merged(good, over);
+        let (s, v) = send(
+            app.req(Method::POST, path)
+                .header("Prefer", "handling=strict")
+                .json(&body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {v}");
+        let named = v["field"].as_str().unwrap_or("");
+        assert!(
+            named == field || v["message"].as_str().unwrap_or("").contains(field),
+            "{path} {body}: expected the error to name {field}: {v}"
+        );
+    }
+    // …and the good body itself is taken.
+    let (s, v) = app.post(path, good.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{path} {good}: {v}");
+}
+
+async fn every_field_is_checked(app: TestApp) {
+    let contract = peering_contract(&app).await;
+    let (s, _) = app.get("/api/peeringgroups/").await;
+    assert_eq!(s, StatusCode::OK);
+    let good = json!({ "contract_id": contract, "name": "carrier-a", "priority": 1 });
+    refused(
+        &app,
+        "/api/peeringgroups/",
+        &good,
+        vec![
+            ("contract_id", json!({ "contract_id": 999999 })),
+            ("name", json!({ "name": "" })),
+            ("priority", json!({ "priority": 0 })),
+            ("priority", json!({ "priority": 10 })),
+            ("time_set_id", json!({ "time_set_id": 1 })),
+            ("description", json!({ "description": "a\u{1}b" })),
+        ],
+    )
+    .await;
+    let group = items(&app.get("/api/peeringgroups/?name=carrier-a").await.1, "peeringgroups")[0]["id"]
+        .as_i64()
+        .unwrap();
+    refused(
+        &app,
+        "/api/peeringgroups/",
+        &json!({ "contract_id": contract, "name": "carrier-b" }),
+        vec![("name", json!({ "name": "carrier-a" }))],
+    )
+    .await;
+
+    let set = app
+        .create(
+            "/api/rewriterulesets/",
+            json!({ "reseller_id": 1, "name": "to-carrier" }),
+        )
+        .await;
+    let good = json!({ "group_id": group, "name": "gw1", "ip": "127.0.0.21", "port": 5060,
+                       "transport": 1, "weight": 10, "rewrite_rule_set_id": set });
+    refused(
+        &app,
+        "/api/peeringservers/",
+        &good,
+        vec![
+            ("group_id", json!({ "group_id": 999999 })),
+            ("name", json!({ "name": "" })),
+            ("ip", json!({ "ip": "carrier.example.com" })),
+            ("ip", json!({ "ip": "300.1.1.1" })),
+            ("host", json!({ "host": "bad host!" })),
+            ("port", json!({ "port": 0 })),
+            ("port", json!({ "port": 65536 })),
+            ("transport", json!({ "transport": 4 })),
+            ("weight", json!({ "weight": 0 })),
+            ("weight", json!({ "weight": 255 })),
+            ("rewrite_rule_set_id", json!({ "rewrite_rule_set_id": 999999 })),
+            ("peer_auth_user", json!({ "peer_auth_register": true, "peer_auth_pass": "x" })),
+            ("peer_auth_pass", json!({ "peer_auth_register": true, "peer_auth_user": "trunk" })),
+            ("peer_auth_user", json!({ "peer_auth_user": "a@b" })),
+            ("peer_auth_realm", json!({ "peer_auth_realm": "a b" })),
+        ],
+    )
+    .await;
+    refused(
+        &app,
+        "/api/peeringservers/",
+        &merged(&good, json!({ "name": "gw2", "ip": "::1" })),
+        vec![("name", json!({ "name": "gw1" }))],
+    )
+    .await;
+
+    let good = json!({ "group_id": group, "callee_prefix": "0049", "caller_pattern": "^sip:.*@", "stopper": false });
+    refused(
+        &app,
+        "/api/peeringrules/",
+        &good,
+        vec![
+            ("group_id", json!({ "group_id": 999999 })),
+            ("callee_prefix", json!({ "callee_prefix": "00x9" })),
+            ("callee_prefix", json!({ "callee_prefix": "12345678901234567" })),
+            ("callee_pattern", json!({ "callee_pattern": "^sip:(00" })),
+            ("caller_pattern", json!({ "caller_pattern": "[a-" })),
+            ("caller_pattern", json!({ "caller_pattern": "x".repeat(65) })),
+        ],
+    )
+    .await;
+    // The same prefix and caller pattern twice in a group; and another group's rule with the
+    // same prefix and caller pattern must agree on the callee pattern (lcr holds one rule).
+    refused(
+        &app,
+        "/api/peeringrules/",
+        &json!({ "group_id": group, "callee_prefix": "0043" }),
+        vec![(
+            "callee_prefix",
+            json!({ "callee_prefix": "0049", "caller_pattern": "^sip:.*@" }),
+        )],
+    )
+    .await;
+    let group2 = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "carrier-c", "priority": 2 }),
+        )
+        .await;
+    refused(
+        &app,
+        "/api/peeringrules/",
+        &json!({ "group_id": group2, "callee_prefix": "0049", "caller_pattern": "^sip:.*@" }),
+        vec![("callee_pattern", json!({ "callee_pattern": "^sip:0049[0-9]+@" }))],
+    )
+    .await;
+
+    let good = json!({ "group_id": group, "field": "from_user", "pattern": "^[0-9]+$", "reject_code": 403, "reject_reason": "Bad caller", "priority": 1 });
+    refused(
+        &app,
+        "/api/peeringinboundrules/",
+        &good,
+        vec![
+            ("group_id", json!({ "group_id": 999999 })),
+            ("field", json!({ "field": "colour" })),
+            ("pattern", json!({ "pattern": "(" })),
+            ("reject_code", json!({ "reject_code": 200 })),
+            ("reject_code", json!({ "reject_code": 700 })),
+            ("reject_reason", json!({ "reject_reason": "x".repeat(49) })),
+        ],
+    )
+    .await;
+    refused(
+        &app,
+        "/api/peeringinboundrules/",
+        &merged(&good, json!({ "priority": 2 })),
+        vec![("priority", json!({ "priority": 1 }))],
+    )
+    .await;
+
+    let good = json!({ "set_id": set, "direction": "out", "field": "callee", "match_pattern": "^00([1-9][0-9]+)$", "replace_pattern": "+\\1", "priority": 1 });
+    refused(
+        &app,
+        "/api/rewriterules/",
+        &good,
+        vec![
+            ("set_id", json!({ "set_id": 999999 })),
+            ("direction", json!({ "direction": "sideways" })),
+            ("field", json!({ "field": "both" })),
+            ("match_pattern", json!({ "match_pattern": "^(0" })),
+            ("replace_pattern", json!({ "replace_pattern": "\\2" })),
+            ("replace_pattern", json!({ "replace_pattern": "\\x" })),
+            ("priority", json!({ "priority": -1 })),
+        ],
+    )
+    .await;
+    refused(
+        &app,
+        "/api/rewriterulesets/",
+        &json!({ "reseller_id": 1, "name": "other" }),
+        vec![
+            ("name", json!({ "name": "to-carrier" })),
+            ("reseller_id", json!({ "reseller_id": 999999 })),
+        ],
+    )
+    .await;
+
+    let good = json!({ "reseller_id": 1, "level": "no-premium", "mode": "blacklist" });
+    refused(
+        &app,
+        "/api/ncoslevels/",
+        &good,
+        vec![
+            ("level", json!({ "level": "" })),
+            ("mode", json!({ "mode": "greylist" })),
+            ("reseller_id", json!({ "reseller_id": 999999 })),
+        ],
+    )
+    .await;
+    let level = items(&app.get("/api/ncoslevels/?level=no-premium").await.1, "ncoslevels")[0]["id"]
+        .as_i64()
+        .unwrap();
+    refused(
+        &app,
+        "/api/ncospatterns/",
+        &json!({ "ncos_level_id": level, "pattern": "0900" }),
+        vec![
+            ("ncos_level_id", json!({ "ncos_level_id": 999999 })),
+            ("pattern", json!({ "pattern": "09x0" })),
+            ("pattern", json!({ "pattern": "" })),
+        ],
+    )
+    .await;
+    refused(
+        &app,
+        "/api/ncospatterns/",
+        &json!({ "ncos_level_id": level, "pattern": "0190" }),
+        vec![("pattern", json!({ "pattern": "0900" }))],
+    )
+    .await;
+
+    // Preferences naming them: the reference must exist.
+    let f = app.fixture().await;
+    let sub = app.subscriber(&f, "ncosuser", 5550100).await;
+    let path = format!("/api/subscriberpreferences/{sub}");
+    for (name, bad) in [("ncos_id", 999999), ("rewrite_rule_set_id", 999999)] {
+        let (s, v) = app.put(&path, json!({ name: bad })).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {v}");
+        assert_eq!(v["field"], name, "{v}");
+    }
+    let (s, v) = app
+        .put(&path, json!({ "ncos_id": level, "rewrite_rule_set_id": set }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+both!(every_field_is_checked);
+
+async fn peering_is_the_operators_and_the_rest_stays_within_a_reseller(app: TestApp) {
+    let contract = peering_contract(&app).await;
+    let group = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "carrier" }),
+        )
+        .await;
+    let (ra, la, pa) = app.reseller("rta").await;
+    let (rb, lb, pb) = app.reseller("rtb").await;
+    for path in [
+        "/api/peeringgroups/".to_string(),
+        format!("/api/peeringgroups/{group}"),
+        "/api/peeringservers/".to_string(),
+        "/api/peeringrules/".to_string(),
+        "/api/peeringinboundrules/".to_string(),
+    ] {
+        let (s, v) = send(app.req_as(Method::GET, &path, &la, &pa)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "GET {path} as a reseller: {v}");
+    }
+    let (s, _) = send(
+        app.req_as(Method::POST, "/api/peeringgroups/", &la, &pa)
+            .json(&json!({ "contract_id": contract, "name": "mine" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Rewrite rule sets and NCOS levels: each reseller its own.
+    let create_as = |login: String, pass: String, path: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            let (s, v) = send(
+                app.req_as(Method::POST, path, &login, &pass)
+                    .header("Prefer", "return=representation")
+                    .json(&body),
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{path} {body}: {v}");
+            v["id"].as_i64().unwrap()
+        }
+    };
+    let set_a = create_as(la.clone(), pa.clone(), "/api/rewriterulesets/", json!({ "name": "a-set" })).await;
+    let level_a = create_as(la.clone(), pa.clone(), "/api/ncoslevels/", json!({ "level": "a-level" })).await;
+    let (s, v) = send(app.req_as(Method::GET, &format!("/api/rewriterulesets/{set_a}"), &la, &pa)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["reseller_id"], ra);
+    for path in [
+        format!("/api/rewriterulesets/{set_a}"),
+        format!("/api/ncoslevels/{level_a}"),
+    ] {
+        let (s, _) = send(app.req_as(Method::GET, &path, &lb, &pb)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "another reseller's {path}");
+    }
+    let (_, list) = send(app.req_as(Method::GET, "/api/ncoslevels/", &lb, &pb)).await;
+    assert!(items(&list, "ncoslevels").is_empty(), "{list}");
+    // B cannot add rules to A's set or patterns to A's level.
+    for (path, body, field) in [
+        ("/api/rewriterules/", json!({ "set_id": set_a, "direction": "in", "field": "callee", "match_pattern": "^0", "replace_pattern": "49" }), "set_id"),
+        ("/api/ncospatterns/", json!({ "ncos_level_id": level_a, "pattern": "0900" }), "ncos_level_id"),
+    ] {
+        let (s, v) = send(app.req_as(Method::POST, path, &lb, &pb).json(&body)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
+        assert_eq!(v["field"], field, "{v}");
+    }
+    let _ = rb;
+}
+both!(peering_is_the_operators_and_the_rest_stays_within_a_reseller);
+
+async fn what_is_referenced_answers_423(app: TestApp) {
+    let contract = peering_contract(&app).await;
+    let group = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "carrier" }),
+        )
+        .await;
+    let set = app
+        .create(
+            "/api/rewriterulesets/",
+            json!({ "reseller_id": 1, "name": "s" }),
+        )
+        .await;
+    app.create(
+        "/api/rewriterules/",
+        json!({ "set_id": set, "direction": "in", "field": "callee", "match_pattern": "^0([1-9].*)$", "replace_pattern": "49\\1" }),
+    )
+    .await;
+    let server = app
+        .create(
+            "/api/peeringservers/",
+            json!({ "group_id": group, "name": "gw", "ip": "127.0.0.22", "rewrite_rule_set_id": set }),
+        )
+        .await;
+    let level = app
+        .create("/api/ncoslevels/", json!({ "reseller_id": 1, "level": "l" }))
+        .await;
+    let f = app.fixture().await;
+    let (s, _) = app
+        .put(
+            &format!("/api/domainpreferences/{}", f.domain_id),
+            json!({ "ncos_id": level }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    for path in [
+        format!("/api/peeringgroups/{group}"),
+        format!("/api/rewriterulesets/{set}"),
+        format!("/api/ncoslevels/{level}"),
+    ] {
+        let (s, v) = app.delete(&path).await;
+        assert_eq!(s, StatusCode::LOCKED, "DELETE {path}: {v}");
+    }
+    assert_eq!(app.delete(&format!("/api/peeringservers/{server}")).await.0, StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .put(&format!("/api/domainpreferences/{}", f.domain_id), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [
+        format!("/api/peeringgroups/{group}"),
+        format!("/api/rewriterulesets/{set}"),
+        format!("/api/ncoslevels/{level}"),
+    ] {
+        assert_eq!(app.delete(&path).await.0, StatusCode::NO_CONTENT, "{path}");
+        assert_eq!(app.get(&path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    // The set's rules went with it.
+    let (_, v) = app.get(&format!("/api/rewriterules/?set_id={set}")).await;
+    assert!(items(&v, "rewriterules").is_empty(), "{v}");
+}
+both!(what_is_referenced_answers_423);
