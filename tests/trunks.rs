@@ -400,3 +400,121 @@ async fn what_is_referenced_answers_423(app: TestApp) {
     assert!(items(&v, "rewriterules").is_empty(), "{v}");
 }
 both!(what_is_referenced_answers_423);
+
+/// What lands in a Kamailio database (SQLite, then MariaDB), what leaves it when disabled,
+/// drift reported and mended, and the rows of others left alone.
+async fn routing_rows_follow_the_api(engine: common::sipdb::Engine) {
+    use common::sipdb::{self, SipDb};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let db = SipDb::new(engine, &app.dir);
+    db.load(&sipdb::kamailio_schema(engine));
+    // Rows that are not voxprov's: another lcr instance (lcr ids are one key space: voxprov
+    // writes its own ids, so others keep clear of them — README), a low dialplan id, another
+    // address group, another dispatcher set.
+    db.exec("INSERT INTO lcr_gw (id, lcr_id, gw_name, ip_addr, port, flags) VALUES (1000001, 2, 'theirs', '192.0.2.1', 5060, 0)");
+    db.exec("INSERT INTO dialplan (dpid, pr, match_op, match_exp, match_len, subst_exp, repl_exp, attrs) VALUES (1, 1, 1, '^1', 0, '^1', '2', '')");
+    db.exec("INSERT INTO address (grp, ip_addr, mask, port) VALUES (7, '192.0.2.2', 32, 0)");
+    db.exec("INSERT INTO dispatcher (setid, destination, flags, priority, attrs, description) VALUES (9, 'sip:192.0.2.3:5060', 0, 0, '', 'theirs')");
+    let kam = app.sipserver("kam", "kamailio", &db.url(), json!({})).await;
+    app.wait_synced(kam).await;
+
+    let contract = peering_contract(&app).await;
+    let ga = app.create("/api/peeringgroups/", json!({ "contract_id": contract, "name": "A", "priority": 1 })).await;
+    let gb = app.create("/api/peeringgroups/", json!({ "contract_id": contract, "name": "B", "priority": 2 })).await;
+    let set = app.create("/api/rewriterulesets/", json!({ "reseller_id": 1, "name": "carrier-a" })).await;
+    app.create("/api/rewriterules/", json!({ "set_id": set, "direction": "out", "field": "callee", "match_pattern": "^00([1-9][0-9]*)$", "replace_pattern": "+\\1", "priority": 1 })).await;
+    app.create("/api/rewriterules/", json!({ "set_id": set, "direction": "in", "field": "callee", "match_pattern": "^\\+(.*)$", "replace_pattern": "\\1", "priority": 1 })).await;
+    let a = app.create("/api/peeringservers/", json!({ "group_id": ga, "name": "a1", "ip": "127.0.0.31", "port": 5070, "weight": 3, "probe": true, "rewrite_rule_set_id": set,
+        "peer_auth_register": true, "peer_auth_user": "trunk1", "peer_auth_pass": "trunk-secret-1", "peer_auth_realm": "carrier.example" })).await;
+    let b = app.create("/api/peeringservers/", json!({ "group_id": gb, "name": "b1", "ip": "127.0.0.32", "transport": 2 })).await;
+    let r1 = app.create("/api/peeringrules/", json!({ "group_id": ga, "callee_prefix": "0049" })).await;
+    app.create("/api/peeringrules/", json!({ "group_id": gb, "callee_prefix": "0049" })).await;
+    app.create("/api/peeringrules/", json!({ "group_id": gb, "callee_prefix": "0043", "stopper": true, "caller_pattern": "^sip:1" })).await;
+    app.create("/api/peeringinboundrules/", json!({ "group_id": ga, "field": "from_user", "pattern": "^[0-9]+$", "reject_code": 488, "reject_reason": "Numbers only" })).await;
+    let level = app.create("/api/ncoslevels/", json!({ "reseller_id": 1, "level": "wl", "mode": "whitelist" })).await;
+    app.create("/api/ncospatterns/", json!({ "ncos_level_id": level, "pattern": "030" })).await;
+    let f = app.fixture().await;
+    let sub = app.subscriber(&f, "ncos1", 5550001).await;
+    let (s, v) = app.put(&format!("/api/subscriberpreferences/{sub}"), json!({ "ncos_id": level, "rewrite_rule_set_id": set })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_synced(kam).await;
+
+    let q = |sql: &str| db.query(sql);
+    let tag_a = format!("gw={a};grp={ga};cro={};ceo={}", set * 10 + 3, set * 10 + 4);
+    assert_eq!(
+        q("SELECT id, gw_name, ip_addr, port, transport, tag FROM lcr_gw WHERE lcr_id = 1 ORDER BY id"),
+        vec![
+            vec![a.to_string(), "a1".into(), "127.0.0.31".into(), "5070".into(), "1".into(), tag_a],
+            vec![b.to_string(), "b1".into(), "127.0.0.32".into(), "5060".into(), "2".into(), format!("gw={b};grp={gb};cro=0;ceo=0")],
+        ]
+    );
+    // The two groups' 0049 rules are one lcr rule with a target per group, at its priority.
+    assert_eq!(q("SELECT id, prefix, stopper FROM lcr_rule WHERE lcr_id = 1 AND prefix = '0049'"), vec![vec![r1.to_string(), "0049".into(), "0".into()]]);
+    assert_eq!(
+        q(&format!("SELECT gw_id, priority, weight FROM lcr_rule_target WHERE rule_id = {r1} ORDER BY gw_id")),
+        vec![vec![a.to_string(), "1".into(), "3".into()], vec![b.to_string(), "2".into(), "1".into()]]
+    );
+    assert_eq!(q("SELECT stopper, from_uri FROM lcr_rule WHERE prefix = '0043'"), vec![vec!["1".to_string(), "^sip:1".into()]]);
+    assert_eq!(q("SELECT destination, attrs FROM dispatcher WHERE setid = 1"), vec![vec!["sip:127.0.0.31:5070;transport=udp".to_string(), format!("gw={a}")]]);
+    assert_eq!(
+        q("SELECT l_uuid, r_username, r_domain, realm, auth_username, auth_password, auth_proxy FROM uacreg"),
+        vec![vec![format!("vx-ps-{a}"), "trunk1".into(), "127.0.0.31".into(), "carrier.example".into(), "trunk1".into(), "trunk-secret-1".into(), "sip:127.0.0.31:5070;transport=udp".into()]]
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM address WHERE grp = 1"), 2);
+    assert_eq!(
+        q(&format!("SELECT dpid, match_exp, repl_exp FROM dialplan WHERE dpid >= 10 ORDER BY dpid")),
+        vec![
+            vec![(set * 10 + 2).to_string(), "^\\+(.*)$".into(), "\\1".into()],
+            vec![(set * 10 + 4).to_string(), "^00([1-9][0-9]*)$".into(), "+\\1".into()],
+        ]
+    );
+    assert_eq!(
+        q(&format!("SELECT REPLACE(key_value, CHAR(9), '|') FROM htable WHERE key_name IN ('{ga}::n', '{ga}::0') ORDER BY key_name")),
+        vec![vec!["from_user|488|Numbers only|^[0-9]+$".to_string()], vec!["1".to_string()]]
+    );
+    // Whitelist: every first digit barred, the pattern allowed.
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM userblocklist WHERE username = 'ncos{level}' AND domain = 'ncos' AND allowlist = 0")), 13);
+    assert_eq!(q(&format!("SELECT prefix FROM userblocklist WHERE username = 'ncos{level}' AND allowlist = 1")), vec![vec!["030".to_string()]]);
+    let prefs = q("SELECT attribute, value FROM usr_preferences WHERE username = 'ncos1' ORDER BY attribute");
+    assert!(prefs.contains(&vec!["ncos_id".to_string(), level.to_string()]), "{prefs:?}");
+    assert!(prefs.contains(&vec!["rewrite_callee_in_dpid".to_string(), (set * 10 + 2).to_string()]), "{prefs:?}");
+
+    // Drift: a changed gateway and a deleted registration are reported, then mended.
+    db.exec(&format!("UPDATE lcr_gw SET port = 5099 WHERE id = {a}"));
+    db.exec("DELETE FROM uacreg");
+    let (s, check) = app.get(&format!("/api/sipservers/{kam}/check")).await;
+    assert_eq!(s, StatusCode::OK, "{check}");
+    let found: Vec<(String, String)> = check["differences"].as_array().unwrap().iter()
+        .map(|d| (d["table"].as_str().unwrap().to_string(), d["kind"].as_str().unwrap().to_string())).collect();
+    assert_eq!(found, vec![("lcr_gw".to_string(), "differs".to_string()), ("uacreg".to_string(), "missing".to_string())], "{check}");
+    assert!(!check.to_string().contains("trunk-secret-1"), "the check shows no password: {check}");
+    let (s, rep) = app.post(&format!("/api/sipservers/{kam}/repair"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{rep}");
+    let (_, check) = app.get(&format!("/api/sipservers/{kam}/check")).await;
+    assert_eq!(check["count"], 0, "{check}");
+    assert_eq!(q(&format!("SELECT port FROM lcr_gw WHERE id = {a}")), vec![vec!["5070".to_string()]]);
+
+    // Disabled: the server's rows leave every table; the others' rows stay.
+    let (s, v) = app.patch(&format!("/api/peeringservers/{a}"), json!([{ "op": "replace", "path": "/enabled", "value": false }])).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_synced(kam).await;
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM lcr_gw WHERE id = {a}")), 0);
+    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM lcr_rule_target WHERE gw_id = {a}")), 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM uacreg"), 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM dispatcher WHERE setid = 1"), 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM address WHERE grp = 1"), 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM lcr_gw WHERE lcr_id = 2"), 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM dialplan WHERE dpid = 1"), 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM address WHERE grp = 7"), 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM dispatcher WHERE setid = 9"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_rows_follow_the_api_on_sqlite() {
+    routing_rows_follow_the_api(common::sipdb::Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_rows_follow_the_api_on_mariadb() {
+    routing_rows_follow_the_api(common::sipdb::Engine::Mysql).await;
+}

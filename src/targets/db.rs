@@ -406,11 +406,21 @@ impl TargetDb {
     async fn read_routing(&self, out: &mut Actual) -> DbResult<()> {
         for t in ROUTING {
             let Some(spec) = t.spec() else { continue };
-            let cols: Vec<&str> = spec
+            // Integers are read as one signed type: MySQL's TINYINT UNSIGNED (lcr's transport)
+            // is a type sqlx's Any driver does not map.
+            let int_type = match self.dialect {
+                Dialect::Sqlite => "INTEGER",
+                Dialect::Mysql => "SIGNED",
+                Dialect::Postgres => "BIGINT",
+            };
+            let cols: Vec<String> = spec
                 .keys
                 .iter()
                 .chain(spec.values)
-                .map(|(c, _)| *c)
+                .map(|(c, k)| match k {
+                    Col::Int => format!("CAST({c} AS {int_type})"),
+                    _ => (*c).to_string(),
+                })
                 .collect();
             let q = format!(
                 "SELECT {} FROM {} WHERE {}",

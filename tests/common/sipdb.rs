@@ -108,7 +108,7 @@ impl SipDb {
             ),
             Engine::Mysql => run_stdin(
                 Command::new("mysql")
-                    .args(["-h", &mysql_host(), "-uroot", "-N", "-B"])
+                    .args(["-h", &mysql_host(), "-uroot", "-N", "-B", "-r"])
                     .arg(&self.name),
                 sql,
             ),
@@ -172,7 +172,7 @@ fn psql_admin(sql: &str) {
 
 fn mysql(db: Option<&str>, sql: &str) -> String {
     let mut c = Command::new("mysql");
-    c.args(["-h", &mysql_host(), "-uroot", "-N", "-B"]);
+    c.args(["-h", &mysql_host(), "-uroot", "-N", "-B", "-r"]);
     if let Some(d) = db {
         c.arg(d);
     }
@@ -211,7 +211,19 @@ pub fn kamailio_schema(engine: Engine) -> Vec<PathBuf> {
         Engine::Postgres => "/usr/share/kamailio/postgres",
     };
     [
-        "standard", "auth_db", "alias_db", "domain", "avpops", "usrloc",
+        "standard",
+        "auth_db",
+        "alias_db",
+        "domain",
+        "avpops",
+        "usrloc",
+        "lcr",
+        "dispatcher",
+        "uac",
+        "permissions",
+        "dialplan",
+        "htable",
+        "userblocklist",
     ]
     .iter()
     .map(|f| PathBuf::from(dir).join(format!("{f}-create.sql")))
