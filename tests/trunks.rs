@@ -439,6 +439,14 @@ async fn routing_rows_follow_the_api(engine: common::sipdb::Engine) {
     assert_eq!(s, StatusCode::OK, "{v}");
     app.wait_synced(kam).await;
 
+    // The server shows, per table, when voxprov changed it (no rpc_url here: no reloads).
+    let (_, srv) = app.get(&format!("/api/sipservers/{kam}")).await;
+    for table in ["lcr_gw", "lcr_rule", "lcr_rule_target", "dispatcher", "uacreg", "address", "dialplan", "htable", "userblocklist"] {
+        let st = &srv["status"]["tables"][table];
+        assert!(st["changed_at"].is_string(), "{table}: {srv}");
+        assert_eq!(st["reloaded"], false, "{table}: {srv}");
+    }
+    assert_eq!(srv["status"]["tables"]["lcr_gw"]["reload"], "lcr.reload", "{srv}");
     let q = |sql: &str| db.query(sql);
     let tag_a = format!("gw={a};grp={ga};cro={};ceo={}", set * 10 + 3, set * 10 + 4);
     assert_eq!(

@@ -118,3 +118,6 @@ CREATE TABLE peering_registrations (
     checked_at TEXT NOT NULL,
     PRIMARY KEY (peering_server_id, sipserver_id)
 );
+
+-- Per table of a SIP server: when voxprov last changed it, and how its reload went (JSON).
+ALTER TABLE sipserver_state ADD COLUMN tables TEXT;

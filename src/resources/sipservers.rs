@@ -32,6 +32,11 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub last_success_at: Option<String>,
+    /// Per table voxprov writes there: when it last changed (`changed_at`), the reload it
+    /// needed (`reload`, null for tables read on every call), whether that reload went
+    /// through (`reloaded`) and its error.
+    #[schema(value_type = Object)]
+    pub tables: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -149,6 +154,11 @@ async fn build(c: &mut Conn, app: &App, r: SipServerRow) -> Result<SipServer> {
             last_error: r.last_error,
             last_error_at: r.last_error_at,
             last_success_at: r.last_success_at,
+            tables: r
+                .tables
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_else(|| serde_json::json!({})),
         },
         create_timestamp: r.create_timestamp,
         modify_timestamp: r.modify_timestamp,

@@ -32,15 +32,17 @@ pub struct SipServerRow {
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub last_success_at: Option<String>,
+    /// JSON: per table, when it last changed and how its reload went.
+    pub tables: Option<String>,
 }
 
 const COLS: &str = "id, name, driver, role, db_url_enc, rpc_url, enabled, schema_version, \
     detected_schema_version, store_password, sip_address, routing_attribute, routing_type, \
     create_timestamp, modify_timestamp, applied_change_id, full_load, last_error, last_error_at, \
-    last_success_at";
+    last_success_at, tables";
 pub const FROM: &str = "(SELECT s.*, COALESCE(t.applied_change_id, 0) AS applied_change_id, \
-    COALESCE(t.full_load, 1) AS full_load, t.last_error, t.last_error_at, t.last_success_at \
-    FROM sipservers s LEFT JOIN sipserver_state t ON t.sipserver_id = s.id) v";
+    COALESCE(t.full_load, 1) AS full_load, t.last_error, t.last_error_at, t.last_success_at, \
+    t.tables FROM sipservers s LEFT JOIN sipserver_state t ON t.sipserver_id = s.id) v";
 
 pub struct SipServerFields {
     pub name: String,
@@ -248,6 +250,27 @@ pub async fn save_error(c: &mut Conn, id: i64, error: &str) -> Result<()> {
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+/// Saves the per-table state (JSON) of a server.
+pub async fn save_tables(c: &mut Conn, id: i64, tables: &str) -> Result<()> {
+    sqlx::query("UPDATE sipserver_state SET tables = $1 WHERE sipserver_id = $2")
+        .bind(tables.to_string())
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// The per-table state (JSON) of a server, if any.
+pub async fn tables(c: &mut Conn, id: i64) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT tables FROM sipserver_state WHERE sipserver_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?
+            .flatten(),
+    )
 }
 
 /// (applied change id, pending full-load requests: 0 = none, is the last attempt failing).

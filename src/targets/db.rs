@@ -65,6 +65,8 @@ pub struct Applied {
     /// uacreg l_uuids written (new or changed) and removed.
     pub reg_refresh: std::collections::BTreeSet<String>,
     pub reg_remove: std::collections::BTreeSet<String>,
+    /// The tables whose rows changed.
+    pub tables: std::collections::BTreeSet<Table>,
 }
 
 impl Applied {
@@ -72,6 +74,7 @@ impl Applied {
         self.domains |= other.domains;
         self.unregister.extend(other.unregister);
         self.reloads.extend(other.reloads);
+        self.tables.extend(other.tables);
         for u in other.reg_refresh {
             self.reg_remove.remove(&u);
             self.reg_refresh.insert(u);
@@ -87,6 +90,7 @@ impl Applied {
             && self.reloads.is_empty()
             && self.reg_refresh.is_empty()
             && self.reg_remove.is_empty()
+            && self.tables.is_empty()
     }
 }
 
@@ -347,6 +351,7 @@ impl TargetDb {
         // renumbered) must leave before its successor arrives, whatever order the keys sort in.
         for d in diffs {
             let t = d.table;
+            applied.tables.insert(t);
             applied.domains |= t == Table::Domain;
             if let Some(spec) = t.spec() {
                 if let Some(r) = spec.reload {

@@ -306,7 +306,9 @@ async fn deliver_loop(
             if !pending.is_empty() {
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
                 // and its error shows in the status, but subscribers keep flowing.
-                match after_apply(t, &pending).await {
+                let outcome = after_apply(t, &pending).await;
+                note_tables(store, t, &pending, outcome.as_ref().err()).await?;
+                match outcome {
                     Ok(()) => {
                         if !pending.reg_refresh.is_empty() || !pending.reg_remove.is_empty() {
                             next_reg_poll = Instant::now() + Duration::from_millis(300);
@@ -354,6 +356,50 @@ async fn deliver_loop(
         Err(stop) => stop,
         Ok(()) => Stop::Failed(Error::Unavailable("worker stopped".into())),
     }
+}
+
+/// Records, per table the batch changed, when and how its reload went (shown as the
+/// sipserver's `status.tables`).
+async fn note_tables(
+    store: &Store,
+    t: &TargetCfg,
+    applied: &Applied,
+    error: Option<&anyhow::Error>,
+) -> Result<()> {
+    if applied.tables.is_empty() {
+        return Ok(());
+    }
+    let mut c = store.read().await?;
+    let mut map: serde_json::Map<String, serde_json::Value> = st::tables(&mut c, t.id)
+        .await?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    drop(c);
+    let now = crate::store::now();
+    for table in &applied.tables {
+        let reload = match table {
+            super::rows::Table::Domain => t.rpc_url.as_ref().map(|_| t.driver.domain_reload()),
+            other => other
+                .spec()
+                .and_then(|s| s.reload)
+                .map(|(m, _)| m)
+                .or((*other == super::rows::Table::Uacreg).then_some("uac.reg_refresh")),
+        };
+        let reloaded = reload.is_some() && t.rpc_url.is_some() && error.is_none();
+        map.insert(
+            table.name().to_string(),
+            serde_json::json!({
+                "changed_at": now,
+                "reload": reload,
+                "reloaded": reloaded,
+                "error": if reload.is_some() { error.map(|e| clean(e)) } else { None },
+            }),
+        );
+    }
+    let mut tx = store.begin().await?;
+    st::save_tables(&mut tx, t.id, &serde_json::Value::Object(map).to_string()).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(())
 }
 
 /// Tells hooks that a server fell behind or caught up (events `sipserver.behind` and
