@@ -171,10 +171,13 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
         );
         for r in &rules {
             let prio = groups.get(&r.group_id).copied().unwrap_or(9);
-            for x in servers.iter().filter(|x| x.group_id == r.group_id) {
+            let members: Vec<&&PeeringServerRow> =
+                servers.iter().filter(|x| x.group_id == r.group_id).collect();
+            let weights = lcr_weights(&members.iter().map(|x| x.weight).collect::<Vec<_>>());
+            for (x, w) in members.iter().zip(weights) {
                 out.insert(
                     (Table::LcrRuleTarget, vec![s(&id), s(&x.id)]),
-                    vec![s(&prio), s(&x.weight)],
+                    vec![s(&prio), s(&w)],
                 );
             }
         }
@@ -264,6 +267,52 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
     Ok(())
 }
 
+/// lcr orders gateways of equal priority by weight × a random number, which does not share
+/// calls in proportion to the weights (weights 1 and 2 put the first gateway first a quarter
+/// of the time, not a third — lcr's own documentation). The weights written are chosen so
+/// that each gateway comes first in proportion to the weight given through the API.
+pub fn lcr_weights(given: &[i64]) -> Vec<i64> {
+    if given.len() < 2 || given.iter().all(|w| *w == given[0]) {
+        return given.to_vec();
+    }
+    let total: f64 = given.iter().map(|w| *w as f64).sum();
+    let want: Vec<f64> = given.iter().map(|w| *w as f64 / total).collect();
+    let mut w: Vec<f64> = given.iter().map(|w| *w as f64).collect();
+    for _ in 0..200 {
+        let p = first_probabilities(&w);
+        for i in 0..w.len() {
+            if p[i] > 0.0 {
+                w[i] *= (want[i] / p[i]).powf(0.7);
+            }
+        }
+        let max = w.iter().cloned().fold(f64::MIN, f64::max);
+        w.iter_mut().for_each(|x| *x *= 254.0 / max);
+    }
+    w.iter().map(|x| (x.round() as i64).clamp(1, 254)).collect()
+}
+
+/// The probability that each gateway comes first when each draws weight × U(0, 1).
+pub fn first_probabilities(w: &[f64]) -> Vec<f64> {
+    const STEPS: usize = 4000;
+    w.iter()
+        .enumerate()
+        .map(|(i, wi)| {
+            // P(i first) = ∫₀¹ Π_{j≠i} min(1, u·wᵢ/wⱼ) du
+            (0..STEPS)
+                .map(|k| {
+                    let u = (k as f64 + 0.5) / STEPS as f64;
+                    w.iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, wj)| (u * wi / wj).min(1.0))
+                        .product::<f64>()
+                })
+                .sum::<f64>()
+                / STEPS as f64
+        })
+        .collect()
+}
+
 /// Whether a change to this collection changes routing rows.
 pub fn is_routing(resource: &str) -> bool {
     matches!(
@@ -277,4 +326,26 @@ pub fn is_routing(resource: &str) -> bool {
             | "ncoslevels"
             | "ncospatterns"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lcr_weights_share_first_tries_in_proportion() {
+        // lcr's documented example: weights 1 and 2 → the first comes first 1/4 of the time.
+        let p = first_probabilities(&[1.0, 2.0]);
+        assert!((p[0] - 0.25).abs() < 0.001, "{p:?}");
+        for given in [vec![1, 3], vec![1, 2, 3], vec![10, 10, 80], vec![5, 1]] {
+            let w = lcr_weights(&given);
+            let p = first_probabilities(&w.iter().map(|x| *x as f64).collect::<Vec<_>>());
+            let total: i64 = given.iter().sum();
+            for (g, p) in given.iter().zip(&p) {
+                let want = *g as f64 / total as f64;
+                assert!((p - want).abs() < 0.01, "{given:?} → {w:?}: {p} for {want}");
+            }
+        }
+        assert_eq!(lcr_weights(&[7, 7]), vec![7, 7]);
+    }
 }
