@@ -78,7 +78,10 @@ async fn every_field_is_checked(app: TestApp) {
         ],
     )
     .await;
-    let group = items(&app.get("/api/peeringgroups/?name=carrier-a").await.1, "peeringgroups")[0]["id"]
+    let group = items(
+        &app.get("/api/peeringgroups/?name=carrier-a").await.1,
+        "peeringgroups",
+    )[0]["id"]
         .as_i64()
         .unwrap();
     refused(
@@ -112,9 +115,18 @@ async fn every_field_is_checked(app: TestApp) {
             ("transport", json!({ "transport": 4 })),
             ("weight", json!({ "weight": 0 })),
             ("weight", json!({ "weight": 255 })),
-            ("rewrite_rule_set_id", json!({ "rewrite_rule_set_id": 999999 })),
-            ("peer_auth_user", json!({ "peer_auth_register": true, "peer_auth_pass": "x" })),
-            ("peer_auth_pass", json!({ "peer_auth_register": true, "peer_auth_user": "trunk" })),
+            (
+                "rewrite_rule_set_id",
+                json!({ "rewrite_rule_set_id": 999999 }),
+            ),
+            (
+                "peer_auth_user",
+                json!({ "peer_auth_register": true, "peer_auth_pass": "x" }),
+            ),
+            (
+                "peer_auth_pass",
+                json!({ "peer_auth_register": true, "peer_auth_user": "trunk" }),
+            ),
             ("peer_auth_user", json!({ "peer_auth_user": "a@b" })),
             ("peer_auth_realm", json!({ "peer_auth_realm": "a b" })),
         ],
@@ -136,10 +148,16 @@ async fn every_field_is_checked(app: TestApp) {
         vec![
             ("group_id", json!({ "group_id": 999999 })),
             ("callee_prefix", json!({ "callee_prefix": "00x9" })),
-            ("callee_prefix", json!({ "callee_prefix": "12345678901234567" })),
+            (
+                "callee_prefix",
+                json!({ "callee_prefix": "12345678901234567" }),
+            ),
             ("callee_pattern", json!({ "callee_pattern": "^sip:(00" })),
             ("caller_pattern", json!({ "caller_pattern": "[a-" })),
-            ("caller_pattern", json!({ "caller_pattern": "x".repeat(65) })),
+            (
+                "caller_pattern",
+                json!({ "caller_pattern": "x".repeat(65) }),
+            ),
         ],
     )
     .await;
@@ -165,7 +183,10 @@ async fn every_field_is_checked(app: TestApp) {
         &app,
         "/api/peeringrules/",
         &json!({ "group_id": group2, "callee_prefix": "0049", "caller_pattern": "^sip:.*@" }),
-        vec![("callee_pattern", json!({ "callee_pattern": "^sip:0049[0-9]+@" }))],
+        vec![(
+            "callee_pattern",
+            json!({ "callee_pattern": "^sip:0049[0-9]+@" }),
+        )],
     )
     .await;
 
@@ -180,7 +201,7 @@ async fn every_field_is_checked(app: TestApp) {
             ("pattern", json!({ "pattern": "(" })),
             ("reject_code", json!({ "reject_code": 200 })),
             ("reject_code", json!({ "reject_code": 700 })),
-            ("reject_reason", json!({ "reject_reason": "x".repeat(49) })),
+            ("reject_reason", json!({ "reject_reason": "x".repeat(48) })),
         ],
     )
     .await;
@@ -231,7 +252,10 @@ async fn every_field_is_checked(app: TestApp) {
         ],
     )
     .await;
-    let level = items(&app.get("/api/ncoslevels/?level=no-premium").await.1, "ncoslevels")[0]["id"]
+    let level = items(
+        &app.get("/api/ncoslevels/?level=no-premium").await.1,
+        "ncoslevels",
+    )[0]["id"]
         .as_i64()
         .unwrap();
     refused(
@@ -263,7 +287,10 @@ async fn every_field_is_checked(app: TestApp) {
         assert_eq!(v["field"], name, "{v}");
     }
     let (s, v) = app
-        .put(&path, json!({ "ncos_id": level, "rewrite_rule_set_id": set }))
+        .put(
+            &path,
+            json!({ "ncos_id": level, "rewrite_rule_set_id": set }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
@@ -310,9 +337,27 @@ async fn peering_is_the_operators_and_the_rest_stays_within_a_reseller(app: Test
             v["id"].as_i64().unwrap()
         }
     };
-    let set_a = create_as(la.clone(), pa.clone(), "/api/rewriterulesets/", json!({ "name": "a-set" })).await;
-    let level_a = create_as(la.clone(), pa.clone(), "/api/ncoslevels/", json!({ "level": "a-level" })).await;
-    let (s, v) = send(app.req_as(Method::GET, &format!("/api/rewriterulesets/{set_a}"), &la, &pa)).await;
+    let set_a = create_as(
+        la.clone(),
+        pa.clone(),
+        "/api/rewriterulesets/",
+        json!({ "name": "a-set" }),
+    )
+    .await;
+    let level_a = create_as(
+        la.clone(),
+        pa.clone(),
+        "/api/ncoslevels/",
+        json!({ "level": "a-level" }),
+    )
+    .await;
+    let (s, v) = send(app.req_as(
+        Method::GET,
+        &format!("/api/rewriterulesets/{set_a}"),
+        &la,
+        &pa,
+    ))
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["reseller_id"], ra);
     for path in [
@@ -326,8 +371,16 @@ async fn peering_is_the_operators_and_the_rest_stays_within_a_reseller(app: Test
     assert!(items(&list, "ncoslevels").is_empty(), "{list}");
     // B cannot add rules to A's set or patterns to A's level.
     for (path, body, field) in [
-        ("/api/rewriterules/", json!({ "set_id": set_a, "direction": "in", "field": "callee", "match_pattern": "^0", "replace_pattern": "49" }), "set_id"),
-        ("/api/ncospatterns/", json!({ "ncos_level_id": level_a, "pattern": "0900" }), "ncos_level_id"),
+        (
+            "/api/rewriterules/",
+            json!({ "set_id": set_a, "direction": "in", "field": "callee", "match_pattern": "^0", "replace_pattern": "49" }),
+            "set_id",
+        ),
+        (
+            "/api/ncospatterns/",
+            json!({ "ncos_level_id": level_a, "pattern": "0900" }),
+            "ncos_level_id",
+        ),
     ] {
         let (s, v) = send(app.req_as(Method::POST, path, &lb, &pb).json(&body)).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
@@ -363,7 +416,10 @@ async fn what_is_referenced_answers_423(app: TestApp) {
         )
         .await;
     let level = app
-        .create("/api/ncoslevels/", json!({ "reseller_id": 1, "level": "l" }))
+        .create(
+            "/api/ncoslevels/",
+            json!({ "reseller_id": 1, "level": "l" }),
+        )
         .await;
     let f = app.fixture().await;
     let (s, _) = app
@@ -382,9 +438,15 @@ async fn what_is_referenced_answers_423(app: TestApp) {
         let (s, v) = app.delete(&path).await;
         assert_eq!(s, StatusCode::LOCKED, "DELETE {path}: {v}");
     }
-    assert_eq!(app.delete(&format!("/api/peeringservers/{server}")).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/api/peeringservers/{server}")).await.0,
+        StatusCode::NO_CONTENT
+    );
     let (s, _) = app
-        .put(&format!("/api/domainpreferences/{}", f.domain_id), json!({}))
+        .put(
+            &format!("/api/domainpreferences/{}", f.domain_id),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     for path in [
@@ -419,34 +481,90 @@ async fn routing_rows_follow_the_api(engine: common::sipdb::Engine) {
     app.wait_synced(kam).await;
 
     let contract = peering_contract(&app).await;
-    let ga = app.create("/api/peeringgroups/", json!({ "contract_id": contract, "name": "A", "priority": 1 })).await;
-    let gb = app.create("/api/peeringgroups/", json!({ "contract_id": contract, "name": "B", "priority": 2 })).await;
-    let set = app.create("/api/rewriterulesets/", json!({ "reseller_id": 1, "name": "carrier-a" })).await;
+    let ga = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "A", "priority": 1 }),
+        )
+        .await;
+    let gb = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "B", "priority": 2 }),
+        )
+        .await;
+    let set = app
+        .create(
+            "/api/rewriterulesets/",
+            json!({ "reseller_id": 1, "name": "carrier-a" }),
+        )
+        .await;
     app.create("/api/rewriterules/", json!({ "set_id": set, "direction": "out", "field": "callee", "match_pattern": "^00([1-9][0-9]*)$", "replace_pattern": "+\\1", "priority": 1 })).await;
     app.create("/api/rewriterules/", json!({ "set_id": set, "direction": "in", "field": "callee", "match_pattern": "^\\+(.*)$", "replace_pattern": "\\1", "priority": 1 })).await;
     let a = app.create("/api/peeringservers/", json!({ "group_id": ga, "name": "a1", "ip": "127.0.0.31", "port": 5070, "weight": 3, "probe": true, "rewrite_rule_set_id": set,
         "peer_auth_register": true, "peer_auth_user": "trunk1", "peer_auth_pass": "trunk-secret-1", "peer_auth_realm": "carrier.example" })).await;
-    let b = app.create("/api/peeringservers/", json!({ "group_id": gb, "name": "b1", "ip": "127.0.0.32", "transport": 2 })).await;
-    let r1 = app.create("/api/peeringrules/", json!({ "group_id": ga, "callee_prefix": "0049" })).await;
-    app.create("/api/peeringrules/", json!({ "group_id": gb, "callee_prefix": "0049" })).await;
+    let b = app
+        .create(
+            "/api/peeringservers/",
+            json!({ "group_id": gb, "name": "b1", "ip": "127.0.0.32", "transport": 2 }),
+        )
+        .await;
+    let r1 = app
+        .create(
+            "/api/peeringrules/",
+            json!({ "group_id": ga, "callee_prefix": "0049" }),
+        )
+        .await;
+    app.create(
+        "/api/peeringrules/",
+        json!({ "group_id": gb, "callee_prefix": "0049" }),
+    )
+    .await;
     app.create("/api/peeringrules/", json!({ "group_id": gb, "callee_prefix": "0043", "stopper": true, "caller_pattern": "^sip:1" })).await;
     app.create("/api/peeringinboundrules/", json!({ "group_id": ga, "field": "from_user", "pattern": "^[0-9]+$", "reject_code": 488, "reject_reason": "Numbers only" })).await;
-    let level = app.create("/api/ncoslevels/", json!({ "reseller_id": 1, "level": "wl", "mode": "whitelist" })).await;
-    app.create("/api/ncospatterns/", json!({ "ncos_level_id": level, "pattern": "030" })).await;
+    let level = app
+        .create(
+            "/api/ncoslevels/",
+            json!({ "reseller_id": 1, "level": "wl", "mode": "whitelist" }),
+        )
+        .await;
+    app.create(
+        "/api/ncospatterns/",
+        json!({ "ncos_level_id": level, "pattern": "030" }),
+    )
+    .await;
     let f = app.fixture().await;
     let sub = app.subscriber(&f, "ncos1", 5550001).await;
-    let (s, v) = app.put(&format!("/api/subscriberpreferences/{sub}"), json!({ "ncos_id": level, "rewrite_rule_set_id": set })).await;
+    let (s, v) = app
+        .put(
+            &format!("/api/subscriberpreferences/{sub}"),
+            json!({ "ncos_id": level, "rewrite_rule_set_id": set }),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     app.wait_synced(kam).await;
 
     // The server shows, per table, when voxprov changed it (no rpc_url here: no reloads).
     let (_, srv) = app.get(&format!("/api/sipservers/{kam}")).await;
-    for table in ["lcr_gw", "lcr_rule", "lcr_rule_target", "dispatcher", "uacreg", "address", "dialplan", "htable", "userblocklist"] {
+    for table in [
+        "lcr_gw",
+        "lcr_rule",
+        "lcr_rule_target",
+        "dispatcher",
+        "uacreg",
+        "address",
+        "dialplan",
+        "htable",
+        "userblocklist",
+    ] {
         let st = &srv["status"]["tables"][table];
         assert!(st["changed_at"].is_string(), "{table}: {srv}");
         assert_eq!(st["reloaded"], false, "{table}: {srv}");
     }
-    assert_eq!(srv["status"]["tables"]["lcr_gw"]["reload"], "lcr.reload", "{srv}");
+    assert_eq!(
+        srv["status"]["tables"]["lcr_gw"]["reload"], "lcr.reload",
+        "{srv}"
+    );
     let q = |sql: &str| db.query(sql);
     let tag_a = format!("gw={a};grp={ga};cro={};ceo={}", set * 10 + 3, set * 10 + 4);
     assert_eq!(
@@ -457,23 +575,39 @@ async fn routing_rows_follow_the_api(engine: common::sipdb::Engine) {
         ]
     );
     // The two groups' 0049 rules are one lcr rule with a target per group, at its priority.
-    assert_eq!(q("SELECT id, prefix, stopper FROM lcr_rule WHERE lcr_id = 1 AND prefix = '0049'"), vec![vec![r1.to_string(), "0049".into(), "0".into()]]);
+    assert_eq!(
+        q("SELECT id, prefix, stopper FROM lcr_rule WHERE lcr_id = 1 AND prefix = '0049'"),
+        vec![vec![r1.to_string(), "0049".into(), "0".into()]]
+    );
     assert_eq!(
         q(&format!("SELECT gw_id, priority, weight FROM lcr_rule_target WHERE rule_id = {r1} ORDER BY gw_id")),
         vec![vec![a.to_string(), "1".into(), "3".into()], vec![b.to_string(), "2".into(), "1".into()]]
     );
-    assert_eq!(q("SELECT stopper, from_uri FROM lcr_rule WHERE prefix = '0043'"), vec![vec!["1".to_string(), "^sip:1".into()]]);
-    assert_eq!(q("SELECT destination, attrs FROM dispatcher WHERE setid = 1"), vec![vec!["sip:127.0.0.31:5070;transport=udp".to_string(), format!("gw={a}")]]);
+    assert_eq!(
+        q("SELECT stopper, from_uri FROM lcr_rule WHERE prefix = '0043'"),
+        vec![vec!["1".to_string(), "^sip:1".into()]]
+    );
+    assert_eq!(
+        q("SELECT destination, attrs FROM dispatcher WHERE setid = 1"),
+        vec![vec![
+            "sip:127.0.0.31:5070;transport=udp".to_string(),
+            format!("gw={a}")
+        ]]
+    );
     assert_eq!(
         q("SELECT l_uuid, r_username, r_domain, realm, auth_username, auth_password, auth_proxy FROM uacreg"),
         vec![vec![format!("vx-ps-{a}"), "trunk1".into(), "127.0.0.31".into(), "carrier.example".into(), "trunk1".into(), "trunk-secret-1".into(), "sip:127.0.0.31:5070;transport=udp".into()]]
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM address WHERE grp = 1"), 2);
     assert_eq!(
-        q(&format!("SELECT dpid, match_exp, repl_exp FROM dialplan WHERE dpid >= 10 ORDER BY dpid")),
+        q("SELECT dpid, match_exp, repl_exp FROM dialplan WHERE dpid >= 10 ORDER BY dpid"),
         vec![
             vec![(set * 10 + 2).to_string(), "^\\+(.*)$".into(), "\\1".into()],
-            vec![(set * 10 + 4).to_string(), "^00([1-9][0-9]*)$".into(), "+\\1".into()],
+            vec![
+                (set * 10 + 4).to_string(),
+                "^00([1-9][0-9]*)$".into(),
+                "+\\1".into()
+            ],
         ]
     );
     assert_eq!(
@@ -482,39 +616,98 @@ async fn routing_rows_follow_the_api(engine: common::sipdb::Engine) {
     );
     // Whitelist: every first digit barred, the pattern allowed.
     assert_eq!(db.count(&format!("SELECT COUNT(*) FROM userblocklist WHERE username = 'ncos{level}' AND domain = 'ncos' AND allowlist = 0")), 13);
-    assert_eq!(q(&format!("SELECT prefix FROM userblocklist WHERE username = 'ncos{level}' AND allowlist = 1")), vec![vec!["030".to_string()]]);
-    let prefs = q("SELECT attribute, value FROM usr_preferences WHERE username = 'ncos1' ORDER BY attribute");
-    assert!(prefs.contains(&vec!["ncos_id".to_string(), level.to_string()]), "{prefs:?}");
-    assert!(prefs.contains(&vec!["rewrite_callee_in_dpid".to_string(), (set * 10 + 2).to_string()]), "{prefs:?}");
+    assert_eq!(
+        q(&format!(
+            "SELECT prefix FROM userblocklist WHERE username = 'ncos{level}' AND allowlist = 1"
+        )),
+        vec![vec!["030".to_string()]]
+    );
+    let prefs = q(
+        "SELECT attribute, value FROM usr_preferences WHERE username = 'ncos1' ORDER BY attribute",
+    );
+    assert!(
+        prefs.contains(&vec!["ncos_id".to_string(), level.to_string()]),
+        "{prefs:?}"
+    );
+    assert!(
+        prefs.contains(&vec![
+            "rewrite_callee_in_dpid".to_string(),
+            (set * 10 + 2).to_string()
+        ]),
+        "{prefs:?}"
+    );
 
     // Drift: a changed gateway and a deleted registration are reported, then mended.
     db.exec(&format!("UPDATE lcr_gw SET port = 5099 WHERE id = {a}"));
     db.exec("DELETE FROM uacreg");
     let (s, check) = app.get(&format!("/api/sipservers/{kam}/check")).await;
     assert_eq!(s, StatusCode::OK, "{check}");
-    let found: Vec<(String, String)> = check["differences"].as_array().unwrap().iter()
-        .map(|d| (d["table"].as_str().unwrap().to_string(), d["kind"].as_str().unwrap().to_string())).collect();
-    assert_eq!(found, vec![("lcr_gw".to_string(), "differs".to_string()), ("uacreg".to_string(), "missing".to_string())], "{check}");
-    assert!(!check.to_string().contains("trunk-secret-1"), "the check shows no password: {check}");
-    let (s, rep) = app.post(&format!("/api/sipservers/{kam}/repair"), json!({})).await;
+    let found: Vec<(String, String)> = check["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["table"].as_str().unwrap().to_string(),
+                d["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("lcr_gw".to_string(), "differs".to_string()),
+            ("uacreg".to_string(), "missing".to_string())
+        ],
+        "{check}"
+    );
+    assert!(
+        !check.to_string().contains("trunk-secret-1"),
+        "the check shows no password: {check}"
+    );
+    let (s, rep) = app
+        .post(&format!("/api/sipservers/{kam}/repair"), json!({}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{rep}");
     let (_, check) = app.get(&format!("/api/sipservers/{kam}/check")).await;
     assert_eq!(check["count"], 0, "{check}");
-    assert_eq!(q(&format!("SELECT port FROM lcr_gw WHERE id = {a}")), vec![vec!["5070".to_string()]]);
+    assert_eq!(
+        q(&format!("SELECT port FROM lcr_gw WHERE id = {a}")),
+        vec![vec!["5070".to_string()]]
+    );
 
     // Disabled: the server's rows leave every table; the others' rows stay.
-    let (s, v) = app.patch(&format!("/api/peeringservers/{a}"), json!([{ "op": "replace", "path": "/enabled", "value": false }])).await;
+    let (s, v) = app
+        .patch(
+            &format!("/api/peeringservers/{a}"),
+            json!([{ "op": "replace", "path": "/enabled", "value": false }]),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     app.wait_synced(kam).await;
-    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM lcr_gw WHERE id = {a}")), 0);
-    assert_eq!(db.count(&format!("SELECT COUNT(*) FROM lcr_rule_target WHERE gw_id = {a}")), 0);
+    assert_eq!(
+        db.count(&format!("SELECT COUNT(*) FROM lcr_gw WHERE id = {a}")),
+        0
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM lcr_rule_target WHERE gw_id = {a}"
+        )),
+        0
+    );
     assert_eq!(db.count("SELECT COUNT(*) FROM uacreg"), 0);
-    assert_eq!(db.count("SELECT COUNT(*) FROM dispatcher WHERE setid = 1"), 0);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM dispatcher WHERE setid = 1"),
+        0
+    );
     assert_eq!(db.count("SELECT COUNT(*) FROM address WHERE grp = 1"), 1);
     assert_eq!(db.count("SELECT COUNT(*) FROM lcr_gw WHERE lcr_id = 2"), 1);
     assert_eq!(db.count("SELECT COUNT(*) FROM dialplan WHERE dpid = 1"), 1);
     assert_eq!(db.count("SELECT COUNT(*) FROM address WHERE grp = 7"), 1);
-    assert_eq!(db.count("SELECT COUNT(*) FROM dispatcher WHERE setid = 9"), 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM dispatcher WHERE setid = 9"),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,4 +718,148 @@ async fn routing_rows_follow_the_api_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_rows_follow_the_api_on_mariadb() {
     routing_rows_follow_the_api(common::sipdb::Engine::Mysql).await;
+}
+
+/// OpenSIPS (3.1 and 3.4 tables, from OpenSIPS's documented schema facts, on SQLite, MariaDB
+/// and PostgreSQL): a group is a drouting carrier, a rule a dr_rules row naming the carriers
+/// in priority order, trusted sources address group 1, a registration a registrant row,
+/// rewrites dialplan rows, NCOS userblacklist rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opensips_gets_drouting_address_registrant_dialplan_rows() {
+    use common::sipdb::{self, Engine, SipDb};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let mut dbs = Vec::new();
+    for version in ["3.1", "3.4"] {
+        for engine in [Engine::Sqlite, Engine::Mysql, Engine::Postgres] {
+            let db = SipDb::new(engine, &app.dir);
+            db.exec(&sipdb::opensips_ddl(version, engine));
+            let name = format!("os{}-{:?}", version.replace('.', ""), engine).to_lowercase();
+            let id = app
+                .sipserver(
+                    &name,
+                    "opensips",
+                    &db.url(),
+                    json!({ "sip_address": "sip:192.0.2.50:5060" }),
+                )
+                .await;
+            dbs.push((version, engine, db, id));
+        }
+    }
+    let contract = peering_contract(&app).await;
+    let ga = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "A", "priority": 1 }),
+        )
+        .await;
+    let gb = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "B", "priority": 2 }),
+        )
+        .await;
+    let a = app.create("/api/peeringservers/", json!({ "group_id": ga, "name": "a1", "ip": "127.0.0.31", "weight": 3, "probe": true,
+        "peer_auth_register": true, "peer_auth_user": "trunk1", "peer_auth_pass": "trunk-secret-1" })).await;
+    let b = app
+        .create(
+            "/api/peeringservers/",
+            json!({ "group_id": gb, "name": "b1", "ip": "127.0.0.32", "transport": 2 }),
+        )
+        .await;
+    app.create(
+        "/api/peeringrules/",
+        json!({ "group_id": gb, "callee_prefix": "0049" }),
+    )
+    .await;
+    app.create(
+        "/api/peeringrules/",
+        json!({ "group_id": ga, "callee_prefix": "0049" }),
+    )
+    .await;
+    let set = app
+        .create(
+            "/api/rewriterulesets/",
+            json!({ "reseller_id": 1, "name": "s" }),
+        )
+        .await;
+    app.create("/api/rewriterules/", json!({ "set_id": set, "direction": "out", "field": "callee", "match_pattern": "^00(.*)$", "replace_pattern": "+\\1" })).await;
+    let level = app
+        .create(
+            "/api/ncoslevels/",
+            json!({ "reseller_id": 1, "level": "bl" }),
+        )
+        .await;
+    app.create(
+        "/api/ncospatterns/",
+        json!({ "ncos_level_id": level, "pattern": "0900" }),
+    )
+    .await;
+    for (version, engine, db, id) in &dbs {
+        let v = app.wait_synced(*id).await;
+        let what = format!("OpenSIPS {version} on {engine:?}: {v}");
+        assert_eq!(
+            db.query("SELECT gwid, address, probe_mode FROM dr_gateways ORDER BY gwid"),
+            vec![
+                vec![format!("vxps{a}"), "sip:127.0.0.31:5060".into(), "2".into()],
+                vec![
+                    format!("vxps{b}"),
+                    "sip:127.0.0.32:5060;transport=tcp".into(),
+                    "0".into()
+                ],
+            ],
+            "{what}"
+        );
+        assert_eq!(
+            db.query("SELECT carrierid, gwlist, sort_alg FROM dr_carriers ORDER BY carrierid"),
+            vec![
+                vec![format!("vxpg{ga}"), format!("vxps{a}=3"), "W".into()],
+                vec![format!("vxpg{gb}"), format!("vxps{b}=1"), "W".into()],
+            ],
+            "{what}"
+        );
+        // Hunt: group A (priority 1) before B.
+        assert_eq!(
+            db.query("SELECT groupid, prefix, gwlist FROM dr_rules"),
+            vec![vec![
+                "1".to_string(),
+                "0049".into(),
+                format!("#vxpg{ga},#vxpg{gb}")
+            ]],
+            "{what}"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM address WHERE grp = 1"),
+            2,
+            "{what}"
+        );
+        assert_eq!(
+            db.query("SELECT aor, binding_URI, registrar, username, password FROM registrant"),
+            vec![vec![
+                "sip:trunk1@127.0.0.31".to_string(),
+                "sip:trunk1@192.0.2.50:5060".into(),
+                "sip:127.0.0.31:5060".into(),
+                "trunk1".into(),
+                "trunk-secret-1".into()
+            ]],
+            "{what}"
+        );
+        assert_eq!(
+            db.query("SELECT dpid, match_exp, repl_exp FROM dialplan"),
+            vec![vec![
+                (set * 10 + 4).to_string(),
+                "^00(.*)$".into(),
+                "+\\1".into()
+            ]],
+            "{what}"
+        );
+        assert_eq!(
+            db.query(&format!(
+                "SELECT prefix, whitelist FROM userblacklist WHERE username = 'ncos{level}'"
+            )),
+            vec![vec!["0900".to_string(), "0".into()]],
+            "{what}"
+        );
+        let (_, check) = app.get(&format!("/api/sipservers/{id}/check")).await;
+        assert_eq!(check["count"], 0, "{what}: {check}");
+    }
 }

@@ -18,8 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{self, Actor};
 use crate::resources::{Created, ListQuery, Resource};
 use crate::store::peering::{
-    self as st, PeeringGroup, PeeringInboundRule, PeeringRule, PeeringServerRow,
-    RegistrationState,
+    self as st, PeeringGroup, PeeringInboundRule, PeeringRule, PeeringServerRow, RegistrationState,
 };
 use crate::store::{delete_row, exists, get_as, list_as, save_row, Arg, Conn};
 
@@ -36,7 +35,10 @@ pub fn pattern(field: &str, s: &str, max: usize) -> Result<String> {
     fancy_regex::Regex::new(s).map_err(|e| {
         Error::invalid(
             field,
-            format!("is not a valid regular expression: {}", first_line(&e.to_string())),
+            format!(
+                "is not a valid regular expression: {}",
+                first_line(&e.to_string())
+            ),
         )
     })?;
     Ok(s.to_string())
@@ -77,7 +79,9 @@ fn bounded(field: &str, v: i64, min: i64, max: i64) -> Result<i64> {
 /// A short text without control characters (or none).
 fn short(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
     let v = model::text(field, v, max)?;
-    if v.as_deref().is_some_and(|s| s.chars().any(char::is_control)) {
+    if v.as_deref()
+        .is_some_and(|s| s.chars().any(char::is_control))
+    {
         return Err(Error::invalid(field, "must not hold control characters"));
     }
     Ok(v.filter(|s| !s.trim().is_empty()))
@@ -124,7 +128,10 @@ async fn group_cols(c: &mut Conn, i: PeeringGroupInput) -> Result<Vec<(&'static 
     {
         return Err(Error::invalid(
             "contract_id",
-            format!("Invalid 'contract_id': contract {} does not exist", i.contract_id),
+            format!(
+                "Invalid 'contract_id': contract {} does not exist",
+                i.contract_id
+            ),
         ));
     }
     if i.time_set_id.is_some() {
@@ -239,7 +246,10 @@ impl Resource for PeeringGroups {
                 "peeringservers",
                 format!("/api/peeringservers/?group_id={}", r.id),
             ),
-            ("peeringrules", format!("/api/peeringrules/?group_id={}", r.id)),
+            (
+                "peeringrules",
+                format!("/api/peeringrules/?group_id={}", r.id),
+            ),
         ]
     }
 }
@@ -422,7 +432,10 @@ async fn server_cols(
             "weight",
             Arg::Int(bounded("weight", i.weight.unwrap_or(1), 1, 254)?),
         ),
-        ("via_route", Arg::opt_text(short("via_route", i.via_route, 255)?)),
+        (
+            "via_route",
+            Arg::opt_text(short("via_route", i.via_route, 255)?),
+        ),
         ("enabled", Arg::flag(i.enabled.unwrap_or(true))),
         ("probe", Arg::flag(i.probe.unwrap_or(false))),
         ("rewrite_rule_set_id", Arg::opt_int(i.rewrite_rule_set_id)),
@@ -465,12 +478,8 @@ impl Resource for PeeringServers {
         ("group_id", "group_id"),
         ("weight", "weight"),
     ];
-    const READ_ONLY: &'static [&'static str] = &[
-        "id",
-        "registration",
-        "create_timestamp",
-        "modify_timestamp",
-    ];
+    const READ_ONLY: &'static [&'static str] =
+        &["id", "registration", "create_timestamp", "modify_timestamp"];
     const VOLATILE: &'static [&'static str] = &["registration"];
     const REQUIRED: &'static [&'static str] = &["group_id", "name", "ip"];
     const ADMIN_ONLY: bool = true;
@@ -504,12 +513,7 @@ impl Resource for PeeringServers {
             None => Ok(None),
         }
     }
-    async fn create(
-        c: &mut Conn,
-        app: &App,
-        _: &Actor,
-        i: PeeringServerInput,
-    ) -> Result<Created> {
+    async fn create(c: &mut Conn, app: &App, _: &Actor, i: PeeringServerInput) -> Result<Created> {
         let cols = server_cols(c, app, i).await?;
         unique_server(c, &cols, None).await?;
         Ok(save_row(c, "peering_servers", None, cols).await?.into())
@@ -541,7 +545,10 @@ impl Resource for PeeringServers {
         None
     }
     fn links(r: &PeeringServer) -> Vec<(&'static str, String)> {
-        vec![("peeringgroups", format!("/api/peeringgroups/{}", r.group_id))]
+        vec![(
+            "peeringgroups",
+            format!("/api/peeringgroups/{}", r.group_id),
+        )]
     }
 }
 
@@ -607,7 +614,9 @@ async fn rule_cols(
         if group == i.group_id {
             return Err(Error::invalid(
                 "callee_prefix",
-                format!("rule {other} of this group already has this callee_prefix and caller_pattern"),
+                format!(
+                    "rule {other} of this group already has this callee_prefix and caller_pattern"
+                ),
             ));
         }
         if other_callee != callee {
@@ -693,7 +702,10 @@ impl Resource for PeeringRules {
         None
     }
     fn links(r: &PeeringRule) -> Vec<(&'static str, String)> {
-        vec![("peeringgroups", format!("/api/peeringgroups/{}", r.group_id))]
+        vec![(
+            "peeringgroups",
+            format!("/api/peeringgroups/{}", r.group_id),
+        )]
     }
 }
 
@@ -755,7 +767,8 @@ async fn inbound_cols(
         .reject_code
         .map(|v| bounded("reject_code", v, 400, 699))
         .transpose()?;
-    let reason = short("reject_reason", i.reject_reason, 48)?;
+    // The rule travels as one htable value of at most 128 characters.
+    let reason = short("reject_reason", i.reject_reason, 47)?;
     let priority = match i.priority {
         Some(p) => bounded("priority", p, 0, 1_000_000)?,
         None => {
@@ -798,8 +811,11 @@ impl Resource for PeeringInboundRules {
     const SUMMARY: &'static str =
         "Peering inbound rules: what a call from a peering group must match, or be rejected (admins only)";
     const FILTERS: &'static [(&'static str, &'static str)] = &[("group_id", "peering group")];
-    const ORDER_BY: &'static [(&'static str, &'static str)] =
-        &[("id", "id"), ("group_id", "group_id"), ("priority", "priority")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("group_id", "group_id"),
+        ("priority", "priority"),
+    ];
     const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
     const REQUIRED: &'static [&'static str] = &["group_id", "field", "pattern"];
     const ADMIN_ONLY: bool = true;
@@ -862,6 +878,9 @@ impl Resource for PeeringInboundRules {
         None
     }
     fn links(r: &PeeringInboundRule) -> Vec<(&'static str, String)> {
-        vec![("peeringgroups", format!("/api/peeringgroups/{}", r.group_id))]
+        vec![(
+            "peeringgroups",
+            format!("/api/peeringgroups/{}", r.group_id),
+        )]
     }
 }

@@ -49,10 +49,21 @@ pub async fn check_preference_refs(
 ) -> Result<()> {
     for (name, table, what) in [
         ("ncos_id", "ncos_levels", "NCOS level"),
-        ("rewrite_rule_set_id", "rewrite_rule_sets", "rewrite rule set"),
+        (
+            "rewrite_rule_set_id",
+            "rewrite_rule_sets",
+            "rewrite rule set",
+        ),
     ] {
         if let Some(id) = prefs.get(name).and_then(|v| v.as_i64()) {
-            if !exists(c, table, &format!("id = $1 AND reseller_id = {reseller}"), id).await? {
+            if !exists(
+                c,
+                table,
+                &format!("id = $1 AND reseller_id = {reseller}"),
+                id,
+            )
+            .await?
+            {
                 return Err(Error::invalid(
                     name,
                     format!("Invalid '{name}': {what} {id} does not exist"),
@@ -65,7 +76,9 @@ pub async fn check_preference_refs(
 
 fn short(field: &str, v: Option<String>) -> Result<Option<String>> {
     let v = model::text(field, v, 255)?;
-    if v.as_deref().is_some_and(|s| s.chars().any(char::is_control)) {
+    if v.as_deref()
+        .is_some_and(|s| s.chars().any(char::is_control))
+    {
         return Err(Error::invalid(field, "must not hold control characters"));
     }
     Ok(v.filter(|s| !s.trim().is_empty()))
@@ -105,8 +118,11 @@ impl Resource for RewriteRuleSets {
         ("name", "name, * wildcard"),
         ("reseller_id", "owning reseller"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] =
-        &[("id", "id"), ("name", "name"), ("reseller_id", "reseller_id")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("name", "name"),
+        ("reseller_id", "reseller_id"),
+    ];
     const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
     const REQUIRED: &'static [&'static str] = &["name", "reseller_id"];
     type Repr = RewriteRuleSet;
@@ -142,7 +158,10 @@ impl Resource for RewriteRuleSets {
         let cols = vec![
             ("reseller_id", Arg::Int(reseller)),
             ("name", Arg::Text(name)),
-            ("description", Arg::opt_text(short("description", i.description)?)),
+            (
+                "description",
+                Arg::opt_text(short("description", i.description)?),
+            ),
         ];
         Ok(save_row(c, "rewrite_rule_sets", None, cols).await?.into())
     }
@@ -161,8 +180,15 @@ impl Resource for RewriteRuleSets {
             ));
         }
         let name = model::non_empty("name", i.name, 64)?;
-        if name_taken(c, "rewrite_rule_sets", "reseller_id", old.reseller_id, &name, Some(id))
-            .await?
+        if name_taken(
+            c,
+            "rewrite_rule_sets",
+            "reseller_id",
+            old.reseller_id,
+            &name,
+            Some(id),
+        )
+        .await?
         {
             return Err(Error::invalid(
                 "name",
@@ -172,7 +198,10 @@ impl Resource for RewriteRuleSets {
         let cols = vec![
             ("reseller_id", Arg::Int(old.reseller_id)),
             ("name", Arg::Text(name)),
-            ("description", Arg::opt_text(short("description", i.description)?)),
+            (
+                "description",
+                Arg::opt_text(short("description", i.description)?),
+            ),
         ];
         save_row(c, "rewrite_rule_sets", Some(id), cols).await?;
         Ok(())
@@ -201,7 +230,10 @@ impl Resource for RewriteRuleSets {
         Some(r.reseller_id)
     }
     fn links(r: &RewriteRuleSet) -> Vec<(&'static str, String)> {
-        vec![("rewriterules", format!("/api/rewriterules/?set_id={}", r.id))]
+        vec![(
+            "rewriterules",
+            format!("/api/rewriterules/?set_id={}", r.id),
+        )]
     }
 }
 
@@ -273,10 +305,19 @@ async fn rewrite_cols(
     let Some(set) = set else {
         return Err(Error::invalid(
             "set_id",
-            format!("Invalid 'set_id': rewrite rule set {} does not exist", i.set_id),
+            format!(
+                "Invalid 'set_id': rewrite rule set {} does not exist",
+                i.set_id
+            ),
         ));
     };
-    scope_check(actor, "set_id", set.reseller_id, "rewrite rule set", i.set_id)?;
+    scope_check(
+        actor,
+        "set_id",
+        set.reseller_id,
+        "rewrite rule set",
+        i.set_id,
+    )?;
     let direction = i.direction.trim().to_ascii_lowercase();
     if direction != "in" && direction != "out" {
         return Err(Error::invalid("direction", "must be in or out"));
@@ -301,7 +342,10 @@ async fn rewrite_cols(
         ("field", Arg::Text(field)),
         ("match_pattern", Arg::Text(m)),
         ("replace_pattern", Arg::Text(r)),
-        ("description", Arg::opt_text(short("description", i.description)?)),
+        (
+            "description",
+            Arg::opt_text(short("description", i.description)?),
+        ),
         ("priority", Arg::Int(priority)),
         ("enabled", Arg::flag(i.enabled.unwrap_or(true))),
     ])
@@ -321,8 +365,13 @@ impl Resource for RewriteRules {
         &[("id", "id"), ("set_id", "set_id"), ("priority", "priority")];
     const READ_ONLY: &'static [&'static str] =
         &["id", "reseller_id", "create_timestamp", "modify_timestamp"];
-    const REQUIRED: &'static [&'static str] =
-        &["set_id", "direction", "field", "match_pattern", "replace_pattern"];
+    const REQUIRED: &'static [&'static str] = &[
+        "set_id",
+        "direction",
+        "field",
+        "match_pattern",
+        "replace_pattern",
+    ];
     type Repr = RewriteRule;
     type Input = RewriteRuleInput;
 
@@ -338,12 +387,7 @@ impl Resource for RewriteRules {
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<RewriteRule>> {
         get_as(c, st::REWRITE_COLS, "rewrite_rules", id, lock).await
     }
-    async fn create(
-        c: &mut Conn,
-        _: &App,
-        actor: &Actor,
-        i: RewriteRuleInput,
-    ) -> Result<Created> {
+    async fn create(c: &mut Conn, _: &App, actor: &Actor, i: RewriteRuleInput) -> Result<Created> {
         let cols = rewrite_cols(c, actor, i).await?;
         Ok(save_row(c, "rewrite_rules", None, cols).await?.into())
     }
@@ -408,13 +452,12 @@ async fn ncos_cols(
     id: Option<i64>,
 ) -> Result<Vec<(&'static str, Arg)>> {
     let level = model::non_empty("level", i.level, 64)?;
-    let other: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM ncos_levels WHERE reseller_id = $1 AND level = $2",
-    )
-    .bind(reseller)
-    .bind(level.clone())
-    .fetch_optional(&mut *c)
-    .await?;
+    let other: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM ncos_levels WHERE reseller_id = $1 AND level = $2")
+            .bind(reseller)
+            .bind(level.clone())
+            .fetch_optional(&mut *c)
+            .await?;
     if other.is_some_and(|o| Some(o) != id) {
         return Err(Error::invalid(
             "level",
@@ -434,7 +477,10 @@ async fn ncos_cols(
         ("mode", Arg::Text(mode)),
         ("local_ac", Arg::flag(i.local_ac.unwrap_or(false))),
         ("intra_pbx", Arg::flag(i.intra_pbx.unwrap_or(false))),
-        ("description", Arg::opt_text(short("description", i.description)?)),
+        (
+            "description",
+            Arg::opt_text(short("description", i.description)?),
+        ),
     ])
 }
 
@@ -447,8 +493,11 @@ impl Resource for NcosLevels {
         ("level", "name, * wildcard"),
         ("reseller_id", "owning reseller"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] =
-        &[("id", "id"), ("level", "level"), ("reseller_id", "reseller_id")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("level", "level"),
+        ("reseller_id", "reseller_id"),
+    ];
     const READ_ONLY: &'static [&'static str] = &["id", "create_timestamp", "modify_timestamp"];
     const REQUIRED: &'static [&'static str] = &["level", "reseller_id"];
     type Repr = NcosLevel;
@@ -547,7 +596,13 @@ async fn ncos_pattern_cols(
             ),
         ));
     };
-    scope_check(actor, "ncos_level_id", level.reseller_id, "NCOS level", level.id)?;
+    scope_check(
+        actor,
+        "ncos_level_id",
+        level.reseller_id,
+        "NCOS level",
+        level.id,
+    )?;
     let p = prefix("pattern", &i.pattern, 32, false)?;
     let other: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM ncos_patterns WHERE ncos_level_id = $1 AND pattern = $2",
@@ -566,7 +621,10 @@ async fn ncos_pattern_cols(
         ("ncos_level_id", Arg::Int(level.id)),
         ("reseller_id", Arg::Int(level.reseller_id)),
         ("pattern", Arg::Text(p)),
-        ("description", Arg::opt_text(short("description", i.description)?)),
+        (
+            "description",
+            Arg::opt_text(short("description", i.description)?),
+        ),
     ])
 }
 
@@ -578,8 +636,11 @@ impl Resource for NcosPatterns {
         ("ncos_level_id", "NCOS level"),
         ("reseller_id", "owning reseller"),
     ];
-    const ORDER_BY: &'static [(&'static str, &'static str)] =
-        &[("id", "id"), ("pattern", "pattern"), ("ncos_level_id", "ncos_level_id")];
+    const ORDER_BY: &'static [(&'static str, &'static str)] = &[
+        ("id", "id"),
+        ("pattern", "pattern"),
+        ("ncos_level_id", "ncos_level_id"),
+    ];
     const READ_ONLY: &'static [&'static str] =
         &["id", "reseller_id", "create_timestamp", "modify_timestamp"];
     const REQUIRED: &'static [&'static str] = &["ncos_level_id", "pattern"];
@@ -598,12 +659,7 @@ impl Resource for NcosPatterns {
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<NcosPattern>> {
         get_as(c, st::NCOS_PATTERN_COLS, "ncos_patterns", id, lock).await
     }
-    async fn create(
-        c: &mut Conn,
-        _: &App,
-        actor: &Actor,
-        i: NcosPatternInput,
-    ) -> Result<Created> {
+    async fn create(c: &mut Conn, _: &App, actor: &Actor, i: NcosPatternInput) -> Result<Created> {
         let cols = ncos_pattern_cols(c, actor, i, None).await?;
         Ok(save_row(c, "ncos_patterns", None, cols).await?.into())
     }
@@ -635,9 +691,6 @@ impl Resource for NcosPatterns {
         Some(r.reseller_id)
     }
     fn links(r: &NcosPattern) -> Vec<(&'static str, String)> {
-        vec![(
-            "ncoslevels",
-            format!("/api/ncoslevels/{}", r.ncos_level_id),
-        )]
+        vec![("ncoslevels", format!("/api/ncoslevels/{}", r.ncos_level_id))]
     }
 }

@@ -110,8 +110,7 @@ pub struct RewriteRuleSet {
     pub create_timestamp: String,
     pub modify_timestamp: String,
 }
-pub const SET_COLS: &str =
-    "id, reseller_id, name, description, create_timestamp, modify_timestamp";
+pub const SET_COLS: &str = "id, reseller_id, name, description, create_timestamp, modify_timestamp";
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
 pub struct RewriteRule {
@@ -240,11 +239,13 @@ pub async fn save_registration(
     state: &str,
     detail: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM peering_registrations WHERE peering_server_id = $1 AND sipserver_id = $2")
-        .bind(server)
-        .bind(sipserver)
-        .execute(&mut *c)
-        .await?;
+    sqlx::query(
+        "DELETE FROM peering_registrations WHERE peering_server_id = $1 AND sipserver_id = $2",
+    )
+    .bind(server)
+    .bind(sipserver)
+    .execute(&mut *c)
+    .await?;
     sqlx::query(
         "INSERT INTO peering_registrations (peering_server_id, sipserver_id, state, detail, checked_at) \
          VALUES ($1, $2, $3, $4, $5)",

@@ -113,6 +113,7 @@ impl Layout {
                 let v = VALUES.get_or_init(|| {
                     super::rows::ROUTING
                         .iter()
+                        .chain(super::rows::OPENSIPS_ROUTING.iter())
                         .map(|t| {
                             (
                                 *t,

@@ -13,7 +13,7 @@ use sqlx::{
 };
 
 use super::config::{db_url_for_sqlx, Driver, Layout};
-use super::rows::{Actual, Col, Difference, Kind, Table, ROUTING};
+use super::rows::{Actual, Col, Difference, Kind, Table, OPENSIPS_ROUTING, ROUTING};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -233,9 +233,7 @@ impl TargetDb {
                             .push(Vec::new());
                     }
                 }
-                if layout.driver == Driver::Kamailio {
-                    self.read_routing(&mut out).await?;
-                }
+                self.read_routing(layout.driver, &mut out).await?;
             }
             Scope::Some {
                 identities,
@@ -243,8 +241,8 @@ impl TargetDb {
                 domains,
                 routing,
             } => {
-                if *routing && layout.driver == Driver::Kamailio {
-                    self.read_routing(&mut out).await?;
+                if *routing {
+                    self.read_routing(layout.driver, &mut out).await?;
                 }
                 let mut by_domain: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
                 for (u, d) in identities {
@@ -408,8 +406,12 @@ impl TargetDb {
 
     /// Reads voxprov's rows of every routing table; a table the database lacks reads empty
     /// (and a row voxprov wants there fails to apply, naming it).
-    async fn read_routing(&self, out: &mut Actual) -> DbResult<()> {
-        for t in ROUTING {
+    async fn read_routing(&self, driver: Driver, out: &mut Actual) -> DbResult<()> {
+        let tables: &[Table] = match driver {
+            Driver::Kamailio => &ROUTING,
+            Driver::Opensips => &OPENSIPS_ROUTING,
+        };
+        for &t in tables {
             let Some(spec) = t.spec() else { continue };
             // Integers are read as one signed type: MySQL's TINYINT UNSIGNED (lcr's transport)
             // is a type sqlx's Any driver does not map.
@@ -477,7 +479,10 @@ impl TargetDb {
                 .fixed
                 .iter()
                 .map(|(_, v)| *v)
-                .chain(std::iter::repeat_n("?", spec.keys.len() + spec.values.len()))
+                .chain(std::iter::repeat_n(
+                    "?",
+                    spec.keys.len() + spec.values.len(),
+                ))
                 .collect();
             let q = self.sql(&format!(
                 "INSERT INTO {} ({}) VALUES ({})",
@@ -486,7 +491,12 @@ impl TargetDb {
                 ph.join(", ")
             ));
             let mut qq = sqlx::query(&q);
-            for ((_, kind), v) in spec.keys.iter().chain(spec.values).zip(key.iter().chain(vals)) {
+            for ((_, kind), v) in spec
+                .keys
+                .iter()
+                .chain(spec.values)
+                .zip(key.iter().chain(vals))
+            {
                 qq = match kind {
                     Col::Int => qq.bind(v.parse::<i64>().unwrap_or(0)),
                     Col::NullText if v.is_empty() => qq.bind(None::<String>),

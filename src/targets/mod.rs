@@ -419,12 +419,15 @@ pub(crate) async fn after_apply(t: &TargetCfg, applied: &Applied) -> anyhow::Res
     }
     for uuid in &applied.reg_remove {
         // Unregister first (expires 0 to the registrar), then forget the record.
-        if let Err(e) = rpc::call_with(u, "uac.reg_unregister", serde_json::json!([uuid])).await
+        if let Err(e) =
+            rpc::call_with(u, "uac.reg_unregister", serde_json::json!(["l_uuid", uuid])).await
         {
             tracing::debug!(target = %t.name, l_uuid = %uuid, error = %e, "uac.reg_unregister");
         }
         match rpc::call_with(u, "uac.reg_remove", serde_json::json!([uuid])).await {
-            Ok(_) => tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration removed"),
+            Ok(_) => {
+                tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration removed")
+            }
             Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => {}
             Err(e) => return Err(e),
         }
@@ -447,8 +450,9 @@ pub(crate) async fn after_apply(t: &TargetCfg, applied: &Applied) -> anyhow::Res
     Ok(())
 }
 
-/// One reload RPC. dispatcher.reload is refused while an earlier one is younger than the
-/// module's reload_delta (5 s by default): it is tried again for up to 12 s.
+/// One reload RPC. dispatcher, permissions and dialplan refuse a reload while an earlier one
+/// is younger than their reload_delta (5 s by default; "ongoing reload"): it is tried again
+/// for up to 12 s.
 async fn reload(u: &str, method: &str, params: &[&str]) -> anyhow::Result<()> {
     let mut tries = 0;
     loop {
@@ -459,8 +463,13 @@ async fn reload(u: &str, method: &str, params: &[&str]) -> anyhow::Result<()> {
         };
         match r {
             Ok(_) => return Ok(()),
-            Err(e) if method == "dispatcher.reload" && tries < 12 => {
-                tracing::debug!(error = %e, "dispatcher.reload refused; trying again");
+            Err(e)
+                if e.to_string()
+                    .to_ascii_lowercase()
+                    .contains("ongoing reload")
+                    && tries < 12 =>
+            {
+                tracing::debug!(error = %e, method, "reload refused for now; trying again");
                 tries += 1;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -507,17 +516,18 @@ pub(crate) async fn poll_registrations(store: &Store, t: &TargetCfg) -> Result<b
     Ok(settled)
 }
 
-/// uac's record flags: 1 disabled, 2 registration ongoing, 4 online (registered), 16 init.
+/// uac's record flags: 1 disabled, 2 registration ongoing, 4 online (registered), 16 loaded;
+/// 0 just refreshed and not yet handled; 16 alone: loaded and not registered (refused,
+/// timed out, or unregistered).
 fn reg_state(v: &Value) -> (String, Option<String>) {
-    let rec = v.get("l_uuid").map_or(v, |_| v);
-    let flags = rec.get("flags").and_then(Value::as_i64).unwrap_or(-1);
+    let flags = v.get("flags").and_then(Value::as_i64).unwrap_or(-1);
     let state = if flags < 0 {
         "unknown"
     } else if flags & 1 != 0 {
         "disabled"
     } else if flags & 4 != 0 {
         "registered"
-    } else if flags & (2 | 16) != 0 {
+    } else if flags == 0 || flags & 2 != 0 {
         "registering"
     } else {
         "failed"
@@ -736,8 +746,7 @@ async fn deliver(
 ) -> Result<Applied> {
     let mut c = store.read().await?;
     let mut tc = touched(&mut c, changes).await?;
-    if tc.sub_ids.is_empty() && tc.identities.is_empty() && tc.domains.is_empty() && !tc.routing
-    {
+    if tc.sub_ids.is_empty() && tc.identities.is_empty() && tc.domains.is_empty() && !tc.routing {
         return Ok(Applied::default());
     }
     let idents: Vec<(String, String)> = tc.identities.iter().cloned().collect();

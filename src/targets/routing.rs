@@ -36,7 +36,11 @@ pub fn probe_uri(s: &PeeringServerRow) -> String {
     } else {
         s.ip.clone()
     };
-    format!("sip:{host}:{};transport={}", s.port, transport_name(s.transport))
+    format!(
+        "sip:{host}:{};transport={}",
+        s.port,
+        transport_name(s.transport)
+    )
 }
 
 fn dpid_of(set: Option<i64>, direction: &str, field: &str) -> i64 {
@@ -49,9 +53,8 @@ fn dpid_of(set: Option<i64>, direction: &str, field: &str) -> i64 {
 
 /// The rows every routing table of `t` should hold.
 pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) -> Result<()> {
-    if t.driver != Driver::Kamailio {
-        // OpenSIPS's drouting/registrant/address tables are not written yet.
-        return Ok(());
+    if t.driver == Driver::Opensips {
+        return desired_opensips(t, d, cipher, out);
     }
     let s = |v: &dyn ToString| v.to_string();
     let groups: BTreeMap<i64, i64> = d.groups.iter().map(|g| (g.id, g.priority)).collect();
@@ -85,7 +88,12 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
         if x.probe.0 {
             out.insert(
                 (Table::Dispatcher, vec![probe_uri(x)]),
-                vec!["0".into(), "0".into(), format!("gw={}", x.id), x.name.clone()],
+                vec![
+                    "0".into(),
+                    "0".into(),
+                    format!("gw={}", x.id),
+                    x.name.clone(),
+                ],
             );
         }
         let mask = if x.ip.contains(':') { "128" } else { "32" };
@@ -171,8 +179,10 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
         );
         for r in &rules {
             let prio = groups.get(&r.group_id).copied().unwrap_or(9);
-            let members: Vec<&&PeeringServerRow> =
-                servers.iter().filter(|x| x.group_id == r.group_id).collect();
+            let members: Vec<&&PeeringServerRow> = servers
+                .iter()
+                .filter(|x| x.group_id == r.group_id)
+                .collect();
             let weights = lcr_weights(&members.iter().map(|x| x.weight).collect::<Vec<_>>());
             for (x, w) in members.iter().zip(weights) {
                 out.insert(
@@ -227,8 +237,14 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
             Vec::new(),
         );
     }
-    // NCOS levels: the patterns barred (blacklist) or, for a whitelist, every first digit
-    // barred and the patterns allowed — the longest matching prefix decides.
+    desired_ncos(d, Table::Userblocklist, out);
+    Ok(())
+}
+
+/// NCOS levels: the patterns barred (blacklist) or, for a whitelist, every first digit
+/// barred and the patterns allowed — the longest matching prefix decides (Kamailio's
+/// userblocklist, OpenSIPS's userblacklist: the same rows).
+fn desired_ncos(d: &RoutingData, table: Table, out: &mut Rows) {
     for l in &d.ncos {
         let user = format!("ncos{}", l.id);
         let mut rows: BTreeSet<(String, &str)> = BTreeSet::new();
@@ -257,13 +273,182 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
         for (prefix, allow) in rows {
             out.insert(
                 (
-                    Table::Userblocklist,
+                    table,
                     vec![user.clone(), "ncos".into(), prefix, allow.into()],
                 ),
                 Vec::new(),
             );
         }
     }
+}
+
+/// OpenSIPS 3.x: a peering group is a drouting carrier (`vxpg<id>`, its servers `vxps<id>`
+/// weighted, `sort_alg` W); a rule is a dr_rules row of routing group 1 whose gateway list
+/// names the carriers having it in priority order (hunt); callee and caller patterns travel
+/// in the rule's `attrs` for the script. Trusted sources are address group 1
+/// (`context_info` = group:server); registrations are registrant rows (bound to the
+/// sipserver's `sip_address`); rewrite rules are dialplan rows as on Kamailio; NCOS levels are
+/// userblacklist rows. Inbound rules are not written for OpenSIPS.
+fn desired_opensips(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) -> Result<()> {
+    let s = |v: &dyn ToString| v.to_string();
+    let groups: BTreeMap<i64, i64> = d.groups.iter().map(|g| (g.id, g.priority)).collect();
+    let servers: Vec<&PeeringServerRow> = d
+        .servers
+        .iter()
+        .filter(|x| x.enabled.0 && groups.contains_key(&x.group_id))
+        .collect();
+    let host = |x: &PeeringServerRow| {
+        if x.ip.contains(':') {
+            format!("[{}]", x.ip)
+        } else {
+            x.ip.clone()
+        }
+    };
+    for x in &servers {
+        let mut address = format!("sip:{}:{}", host(x), x.port);
+        if x.transport != 1 {
+            address.push_str(&format!(";transport={}", transport_name(x.transport)));
+        }
+        out.insert(
+            (Table::DrGateways, vec![format!("vxps{}", x.id)]),
+            vec![
+                "1".into(),
+                address,
+                "0".into(),
+                String::new(),
+                format!(
+                    "grp={};cro={};ceo={}",
+                    x.group_id,
+                    dpid_of(x.rewrite_rule_set_id, "out", "caller"),
+                    dpid_of(x.rewrite_rule_set_id, "out", "callee")
+                ),
+                if x.probe.0 { "2" } else { "0" }.into(),
+                "0".into(),
+                x.name.clone(),
+            ],
+        );
+        out.insert(
+            (
+                Table::OsAddress,
+                vec![
+                    x.ip.clone(),
+                    if x.ip.contains(':') { "128" } else { "32" }.into(),
+                    "0".into(),
+                    "any".into(),
+                    format!("{}:{}", x.group_id, x.id),
+                ],
+            ),
+            Vec::new(),
+        );
+        if x.peer_auth_register.0 {
+            let Some(me) = &t.sip_address else {
+                tracing::warn!(target = %t.name, server = x.id,
+                    "OpenSIPS registrations need the sipserver's sip_address (the binding): not written");
+                continue;
+            };
+            let me = me.trim_start_matches("sip:").trim_start_matches("sips:");
+            let user = x.peer_auth_user.clone().unwrap_or_default();
+            let domain = x.host.clone().unwrap_or_else(|| x.ip.clone());
+            let pass = x
+                .peer_auth_pass_enc
+                .as_deref()
+                .map(|p| cipher.decrypt(p))
+                .transpose()?
+                .unwrap_or_default();
+            out.insert(
+                (
+                    Table::Registrant,
+                    vec![
+                        format!("sip:{user}@{domain}"),
+                        format!("sip:{user}@{me}"),
+                        format!("sip:{}:{}", host(x), x.port),
+                    ],
+                ),
+                vec![user, pass, format!(";vxps={}", x.id), "600".into()],
+            );
+        }
+    }
+    for g in groups.keys() {
+        let members: Vec<&&PeeringServerRow> =
+            servers.iter().filter(|x| x.group_id == *g).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = members
+            .iter()
+            .map(|x| format!("vxps{}={}", x.id, x.weight))
+            .collect();
+        out.insert(
+            (Table::DrCarriers, vec![format!("vxpg{g}")]),
+            vec![
+                list.join(","),
+                "0".into(),
+                "W".into(),
+                "0".into(),
+                String::new(),
+            ],
+        );
+    }
+    let mut merged: BTreeMap<(String, String), Vec<&crate::store::peering::PeeringRule>> =
+        BTreeMap::new();
+    for r in d.rules.iter().filter(|r| r.enabled.0) {
+        merged
+            .entry((
+                r.callee_prefix.clone(),
+                r.caller_pattern.clone().unwrap_or_default(),
+            ))
+            .or_default()
+            .push(r);
+    }
+    for ((prefix, caller), rules) in merged {
+        let mut carriers: Vec<(i64, i64)> = rules
+            .iter()
+            .filter(|r| servers.iter().any(|x| x.group_id == r.group_id))
+            .map(|r| (groups.get(&r.group_id).copied().unwrap_or(9), r.group_id))
+            .collect();
+        carriers.sort();
+        carriers.dedup();
+        if carriers.is_empty() {
+            continue;
+        }
+        let gwlist: Vec<String> = carriers.iter().map(|(_, g)| format!("#vxpg{g}")).collect();
+        let attrs = format!(
+            "caller={};callee={}",
+            caller,
+            rules[0].callee_pattern.clone().unwrap_or_default()
+        );
+        out.insert(
+            (Table::DrRules, vec!["1".into(), prefix, attrs]),
+            vec!["0".into(), gwlist.join(","), "N".into()],
+        );
+    }
+    for r in d.rewrites.iter().filter(|r| r.enabled.0) {
+        // OpenSIPS's repl_exp holds 32 characters.
+        if r.replace_pattern.chars().count() > 32 {
+            tracing::warn!(target = %t.name, rule = r.id,
+                "rewrite rule's replacement is longer than OpenSIPS's 32 characters: not written");
+            continue;
+        }
+        out.insert(
+            (
+                Table::OsDialplan,
+                vec![
+                    s(&dpid_of(Some(r.set_id), &r.direction, &r.field)),
+                    s(&r.priority),
+                    "1".into(),
+                    r.match_pattern.clone(),
+                    "0".into(),
+                    r.match_pattern.clone(),
+                    r.replace_pattern.clone(),
+                    String::new(),
+                ],
+            ),
+            Vec::new(),
+        );
+    }
+    let mut bl = Rows::new();
+    desired_ncos(d, Table::Userblacklist, &mut bl);
+    out.extend(bl);
     Ok(())
 }
 

@@ -27,6 +27,13 @@ pub enum Table {
     Dialplan,
     Htable,
     Userblocklist,
+    DrGateways,
+    DrCarriers,
+    DrRules,
+    OsAddress,
+    Registrant,
+    OsDialplan,
+    Userblacklist,
 }
 
 /// How a routing table's column is written and compared.
@@ -148,18 +155,131 @@ static DIALPLAN: Spec = Spec {
 };
 static HTABLE: Spec = Spec {
     keys: &[("key_name", T)],
-    values: &[("key_type", I), ("value_type", I), ("key_value", T), ("expires", I)],
+    values: &[
+        ("key_type", I),
+        ("value_type", I),
+        ("key_value", T),
+        ("expires", I),
+    ],
     fixed: &[],
     owned: "key_name LIKE '%::%'",
     reload: Some(("htable.reload", &["inrules"])),
 };
 static USERBLOCKLIST: Spec = Spec {
-    keys: &[("username", T), ("domain", T), ("prefix", T), ("allowlist", I)],
+    keys: &[
+        ("username", T),
+        ("domain", T),
+        ("prefix", T),
+        ("allowlist", I),
+    ],
     values: &[],
     fixed: &[],
     owned: "domain = 'ncos'",
     reload: None,
 };
+
+// OpenSIPS 3.x: drouting, permissions, uac_registrant, dialplan, userblacklist.
+static DR_GATEWAYS: Spec = Spec {
+    keys: &[("gwid", T)],
+    values: &[
+        ("type", I),
+        ("address", T),
+        ("strip", I),
+        ("pri_prefix", N),
+        ("attrs", N),
+        ("probe_mode", I),
+        ("state", I),
+        ("description", N),
+    ],
+    fixed: &[],
+    owned: "gwid LIKE 'vxps%'",
+    reload: Some(("dr_reload", &[])),
+};
+static DR_CARRIERS: Spec = Spec {
+    keys: &[("carrierid", T)],
+    values: &[
+        ("gwlist", T),
+        ("flags", I),
+        ("sort_alg", T),
+        ("state", I),
+        ("description", N),
+    ],
+    fixed: &[],
+    owned: "carrierid LIKE 'vxpg%'",
+    reload: Some(("dr_reload", &[])),
+};
+static DR_RULES: Spec = Spec {
+    keys: &[("groupid", T), ("prefix", T), ("attrs", N)],
+    values: &[("priority", I), ("gwlist", T), ("sort_alg", T)],
+    fixed: &[("description", "'voxprov'")],
+    owned: "description = 'voxprov'",
+    reload: Some(("dr_reload", &[])),
+};
+static OS_ADDRESS: Spec = Spec {
+    keys: &[
+        ("ip", T),
+        ("mask", I),
+        ("port", I),
+        ("proto", T),
+        ("context_info", N),
+    ],
+    values: &[],
+    fixed: &[("grp", "1")],
+    owned: "grp = 1",
+    reload: Some(("address_reload", &[])),
+};
+static REGISTRANT: Spec = Spec {
+    keys: &[("aor", T), ("binding_URI", T), ("registrar", T)],
+    values: &[
+        ("username", N),
+        ("password", N),
+        ("binding_params", N),
+        ("expiry", I),
+    ],
+    fixed: &[],
+    owned: "binding_params LIKE ';vxps=%'",
+    // OpenSIPS 3.x reloads registrations only as a whole table.
+    reload: Some(("reg_reload", &[])),
+};
+static OS_DIALPLAN: Spec = Spec {
+    keys: &[
+        ("dpid", I),
+        ("pr", I),
+        ("match_op", I),
+        ("match_exp", T),
+        ("match_flags", I),
+        ("subst_exp", N),
+        ("repl_exp", N),
+        ("attrs", N),
+    ],
+    values: &[],
+    fixed: &[],
+    owned: "dpid >= 10",
+    reload: Some(("dp_reload", &[])),
+};
+static USERBLACKLIST: Spec = Spec {
+    keys: &[
+        ("username", T),
+        ("domain", T),
+        ("prefix", T),
+        ("whitelist", I),
+    ],
+    values: &[],
+    fixed: &[],
+    owned: "domain = 'ncos'",
+    reload: None,
+};
+
+/// OpenSIPS's routing tables, in the order they are applied.
+pub const OPENSIPS_ROUTING: [Table; 7] = [
+    Table::DrGateways,
+    Table::DrCarriers,
+    Table::DrRules,
+    Table::OsAddress,
+    Table::Registrant,
+    Table::OsDialplan,
+    Table::Userblacklist,
+];
 
 /// The routing tables, in the order they are applied.
 pub const ROUTING: [Table; 9] = [
@@ -190,6 +310,13 @@ impl Table {
             Table::Dialplan => "dialplan",
             Table::Htable => "htable",
             Table::Userblocklist => "userblocklist",
+            Table::DrGateways => "dr_gateways",
+            Table::DrCarriers => "dr_carriers",
+            Table::DrRules => "dr_rules",
+            Table::OsAddress => "address",
+            Table::Registrant => "registrant",
+            Table::OsDialplan => "dialplan",
+            Table::Userblacklist => "userblacklist",
         }
     }
     /// A routing table's description; None for the subscriber tables.
@@ -204,6 +331,13 @@ impl Table {
             Table::Dialplan => &DIALPLAN,
             Table::Htable => &HTABLE,
             Table::Userblocklist => &USERBLOCKLIST,
+            Table::DrGateways => &DR_GATEWAYS,
+            Table::DrCarriers => &DR_CARRIERS,
+            Table::DrRules => &DR_RULES,
+            Table::OsAddress => &OS_ADDRESS,
+            Table::Registrant => &REGISTRANT,
+            Table::OsDialplan => &OS_DIALPLAN,
+            Table::Userblacklist => &USERBLACKLIST,
             _ => return None,
         })
     }

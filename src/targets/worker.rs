@@ -392,7 +392,7 @@ async fn note_tables(
                 "changed_at": now,
                 "reload": reload,
                 "reloaded": reloaded,
-                "error": if reload.is_some() { error.map(|e| clean(e)) } else { None },
+                "error": if reload.is_some() { error.map(clean) } else { None },
             }),
         );
     }
