@@ -7,6 +7,16 @@
 #   domain    -> domain, domain_attrs  (v2, v1)
 #   alias_db  -> dbaliases             (v1)
 #   avpops    -> usr_preferences       (v2)
+#   lcr       -> lcr_gw, lcr_rule, lcr_rule_target (v3, v3, v1)
+#   dispatcher -> dispatcher           (v4)
+#   uac       -> uacreg                (v5)
+#   permissions -> address, trusted    (v6, v6; the config loads only address,
+#                trusted comes with the same schema file and stays empty)
+#   dialplan  -> dialplan              (v2)
+#   htable    -> htable                (v2)
+#   userblocklist -> userblocklist, globalblocklist (v1, v1; the config reads
+#                only userblocklist, but the module refuses to start without
+#                globalblocklist's version row)
 #
 # Usage:
 #   create-db.sh [--force] sqlite /abs/path/kamailio.sqlite
@@ -34,8 +44,11 @@
 set -eu
 
 SCHEMA_DIR=${KAMAILIO_SCHEMA_DIR:-/usr/share/kamailio}
-MODULES="standard auth_db usrloc domain alias_db avpops"
-TABLES="subscriber location location_attrs domain domain_attrs dbaliases usr_preferences"
+MODULES="standard auth_db usrloc domain alias_db avpops lcr dispatcher uac permissions dialplan htable userblocklist"
+TABLES="subscriber location location_attrs domain domain_attrs dbaliases usr_preferences
+lcr_gw lcr_rule lcr_rule_target dispatcher uacreg address trusted dialplan htable
+userblocklist globalblocklist"
+TABLES=$(echo $TABLES)
 
 die() { echo "create-db.sh: $*" >&2; exit 1; }
 usage() {

@@ -505,8 +505,21 @@ pub(crate) async fn poll_registrations(store: &Store, t: &TargetCfg) -> Result<b
         settled &= state == "registered" || state == "disabled";
         states.push((id, state, detail));
     }
-    if !states.is_empty() {
+    {
+        // States of servers that no longer register here are gone with them.
         let mut tx = store.begin().await?;
+        let keep: Vec<String> = states.iter().map(|(id, _, _)| id.to_string()).collect();
+        let cond = if keep.is_empty() {
+            String::new()
+        } else {
+            format!(" AND peering_server_id NOT IN ({})", keep.join(", "))
+        };
+        sqlx::query(&format!(
+            "DELETE FROM peering_registrations WHERE sipserver_id = $1{cond}"
+        ))
+        .bind(t.id)
+        .execute(&mut *tx)
+        .await?;
         for (id, state, detail) in &states {
             crate::store::peering::save_registration(&mut tx, *id, t.id, state, detail.as_deref())
                 .await?;

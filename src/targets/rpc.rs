@@ -30,7 +30,14 @@ async fn send(rpc_url: &str, method: &str, req: Value) -> anyhow::Result<Value> 
         let status = r.status();
         let body = r.text().await?;
         if !status.is_success() {
-            anyhow::bail!("{method}: HTTP {status}");
+            // Kamailio answers a JSON-RPC error with an HTTP error status too: keep its text
+            // ("ongoing reload", "Record not found") for the caller.
+            let detail = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").cloned())
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            anyhow::bail!("{method}: HTTP {status}{detail}");
         }
         serde_json::from_str(&body)
             .map_err(|e| anyhow::anyhow!("{method}: answer is not JSON-RPC: {e}"))?

@@ -295,14 +295,11 @@ async fn deliver_loop(
                 pending.merge(domains);
             }
             // A target that stops answering mid-statement must not hold the worker forever.
-            let (progressed, applied) =
+            let (progressed, applied, ids) =
                 tokio::time::timeout(STEP_TIMEOUT, step(store, cipher, t, &layout, &db, status))
                     .await
                     .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
             pending.merge(applied);
-            status.failing.store(false, Ordering::Relaxed);
-            *backoff = Backoff(0);
-            status.changed.notify_waiters();
             if !pending.is_empty() {
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
                 // and its error shows in the status, but subscribers keep flowing.
@@ -324,6 +321,10 @@ async fn deliver_loop(
                     }
                 }
             }
+            mark_applied(store, t, status, &ids).await?;
+            status.failing.store(false, Ordering::Relaxed);
+            *backoff = Backoff(0);
+            status.changed.notify_waiters();
             // Remote registrations: read back every second until settled, then every 15 s.
             if Instant::now() >= next_reg_poll {
                 let wait = match poll_registrations(store, t).await {
@@ -476,7 +477,8 @@ async fn full_load(
     Ok(domains)
 }
 
-/// One batch: returns whether anything was read, and what the server must be told.
+/// One batch: returns whether anything was read, what the server must be told, and the
+/// changes it held (to be marked applied once the server was told).
 async fn step(
     store: &Store,
     cipher: &Cipher,
@@ -484,7 +486,7 @@ async fn step(
     layout: &Layout,
     db: &TargetDb,
     status: &Status,
-) -> Result<(bool, Applied)> {
+) -> Result<(bool, Applied, Vec<i64>)> {
     let (hi, gaps) = {
         let p = status.progress.lock().expect("progress lock");
         (p.hi, p.gaps.keys().copied().collect::<Vec<_>>())
@@ -506,17 +508,24 @@ async fn step(
         if after != before {
             save(store, t, after).await?;
         }
-        return Ok((false, Applied::default()));
+        return Ok((false, Applied::default(), Vec::new()));
     }
-    let domains = deliver(store, cipher, t, layout, db, &batch).await?;
-    let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+    let applied = deliver(store, cipher, t, layout, db, &batch).await?;
+    Ok((true, applied, batch.iter().map(|c| c.id).collect()))
+}
+
+/// Marks a batch's changes applied (after the server was told to reload what it caches, so
+/// that a waiting request returns once the server acts on its change).
+async fn mark_applied(store: &Store, t: &TargetCfg, status: &Status, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let low = {
         let mut p = status.progress.lock().expect("progress lock");
-        p.applied(&ids);
+        p.applied(ids);
         p.low
     };
-    save(store, t, low).await?;
-    Ok((true, domains))
+    save(store, t, low).await
 }
 
 async fn save(store: &Store, t: &TargetCfg, low: i64) -> Result<()> {

@@ -64,9 +64,16 @@ impl Kamailio {
     /// one in between: a start that fails with "Address already in use" is retried on new
     /// ports.
     pub async fn start(db: &SipDb, dir: &Path) -> Kamailio {
+        // The tests' foreign callers are sipp on 127.0.0.1, not a provisioned carrier.
+        Self::start_with(db, dir, "#!define TRUST_FOREIGN_CALLERS\n").await
+    }
+
+    /// Starts Kamailio with `extra` lines in its kamailio-local.cfg (defines of the shipped
+    /// configuration: timers, TRUST_FOREIGN_CALLERS…).
+    pub async fn start_with(db: &SipDb, dir: &Path, extra: &str) -> Kamailio {
         let mut attempt = 1;
         loop {
-            match Self::try_start(db, dir).await {
+            match Self::try_start(db, dir, extra).await {
                 Ok(k) => return k,
                 Err(log) if attempt < 3 && log.contains("Address already in use") => attempt += 1,
                 Err(log) => panic!("kamailio did not start: {log}"),
@@ -74,7 +81,7 @@ impl Kamailio {
         }
     }
 
-    async fn try_start(db: &SipDb, dir: &Path) -> Result<Kamailio, String> {
+    async fn try_start(db: &SipDb, dir: &Path, extra: &str) -> Result<Kamailio, String> {
         let dir = dir.join(format!("kamailio-{}", free_port()));
         let run = dir.join("run");
         std::fs::create_dir_all(&run).unwrap();
@@ -96,8 +103,8 @@ impl Kamailio {
         std::fs::write(
             dir.join("kamailio-local.cfg"),
             format!(
-                "{dbcfg}#!substdef \"!RUN_DIR!{}!\"\n#!define SIP_IP 127.0.0.1\n#!define SIP_PORT {sip_port}\n\
-                 #!define RPC_PORT {rpc_port}\n#!define CHILDREN 2\n",
+                "{dbcfg}#!substdef \"!RUN_DIR!{}!\"\n#!substdef \"!SIP_IP!127.0.0.1!\"\n#!substdef \"!SIP_PORT!{sip_port}!\"\n\
+                 #!define RPC_PORT {rpc_port}\n#!define CHILDREN 2\n{extra}",
                 run.display()
             ),
         )
@@ -265,6 +272,214 @@ impl Kamailio {
             responses: responses(&self.messages(port)),
         }
     }
+}
+
+impl Kamailio {
+    /// A JSON-RPC call; the `result`, or the `error` object.
+    pub async fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let r: serde_json::Value = reqwest::Client::new()
+            .post(self.rpc_url())
+            .json(&serde_json::json!({ "jsonrpc": "2.0", "method": method, "params": params, "id": 1 }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| r["error"].clone())
+    }
+
+    /// A carrier (a scenario of tests/sip in server mode) on `ip`:`port`, in the background
+    /// until stopped.
+    pub fn carrier(
+        &self,
+        scenario: &str,
+        ip: &str,
+        port: u16,
+        name: &str,
+        extra: &[&str],
+    ) -> Carrier {
+        let msg = self.dir.join(format!("carrier-{name}-{port}.msg"));
+        let log = self.dir.join(format!("carrier-{name}-{port}.log"));
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(repo().join("tests/sip").join(scenario))
+            .args(["-i", ip, "-p", &port.to_string()])
+            // The gateways name themselves in their answers; a registrar has no name.
+            .args(if scenario.starts_with("registrar") {
+                vec![]
+            } else {
+                vec!["-set", "name", name]
+            })
+            .args(extra)
+            .args(["-nostdin", "-trace_msg", "-message_file"])
+            .arg(&msg)
+            .args(["-trace_logs", "-log_file"])
+            .arg(&log)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp runs");
+        Carrier {
+            child: Some(child),
+            msg,
+            log,
+        }
+    }
+
+    /// A subscriber's call (407 challenge, then credentials) to `number`, expecting `expect`.
+    pub fn sub_call(
+        &self,
+        user: &str,
+        password: &str,
+        domain: &str,
+        number: &str,
+        expect: u16,
+    ) -> SippRun {
+        self.sub_calls(user, password, domain, number, expect, 1)
+    }
+
+    /// `n` such calls, 20 per second, 10 at a time.
+    pub fn sub_calls(
+        &self,
+        user: &str,
+        password: &str,
+        domain: &str,
+        number: &str,
+        expect: u16,
+        n: u32,
+    ) -> SippRun {
+        let port = free_port();
+        let mut c = self.sipp_args("uac_auth_invite.xml", port);
+        let status = c
+            .args(["-m", &n.to_string(), "-r", "20", "-l", "10"])
+            .args([
+                "-s", number, "-key", "domain", domain, "-set", "caller", user, "-au", user, "-ap",
+                password,
+            ])
+            .args(["-set", "expect", &expect.to_string()])
+            .args(["-timeout", "60s", "-default_behaviors", "abortunexp"])
+            .status()
+            .unwrap();
+        SippRun {
+            ok: status.success(),
+            responses: responses(&self.messages(port)),
+        }
+    }
+
+    /// A carrier's call from `ip` (no authentication) to `number` at Kamailio's address,
+    /// expecting `expect`; `extra`: more sipp arguments (-set pai …).
+    pub fn peer_call(
+        &self,
+        ip: &str,
+        caller: &str,
+        number: &str,
+        expect: u16,
+        extra: &[&str],
+    ) -> SippRun {
+        let port = free_port();
+        let msg = self.dir.join(format!("peer-{port}.msg"));
+        let status = Command::new("sipp")
+            .arg(format!("127.0.0.1:{}", self.sip_port))
+            .arg("-sf")
+            .arg(repo().join("tests/sip/peer_invite.xml"))
+            .args(["-m", "1", "-i", ip, "-p", &port.to_string()])
+            .args([
+                "-s",
+                number,
+                "-key",
+                "domain",
+                "127.0.0.1",
+                "-set",
+                "caller",
+                caller,
+            ])
+            .args(["-set", "expect", &expect.to_string()])
+            .args(extra)
+            .args([
+                "-nostdin",
+                "-timeout",
+                "15s",
+                "-timeout_error",
+                "-default_behaviors",
+                "abortunexp",
+            ])
+            .args(["-trace_msg", "-message_file"])
+            .arg(&msg)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        SippRun {
+            ok: status.success(),
+            responses: responses(&std::fs::read_to_string(&msg).unwrap_or_default()),
+        }
+    }
+}
+
+/// A carrier running a sipp scenario until stopped.
+pub struct Carrier {
+    child: Option<Child>,
+    msg: PathBuf,
+    log: PathBuf,
+}
+
+impl Carrier {
+    /// Stops it (SIGTERM: sipp writes out its buffered files) and returns what it received
+    /// and logged.
+    pub fn stop(mut self) -> (String, String) {
+        self.halt();
+        (
+            std::fs::read_to_string(&self.msg).unwrap_or_default(),
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+        )
+    }
+    fn halt(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The Request-URI users of the INVITEs a carrier received.
+pub fn invites(messages: &str) -> Vec<String> {
+    messages
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("INVITE sip:"))
+        .map(|l| l.split('@').next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// How many OPTIONS a carrier received.
+pub fn options(messages: &str) -> usize {
+    messages
+        .lines()
+        .filter(|l| l.trim().starts_with("OPTIONS sip:"))
+        .count()
 }
 
 #[derive(Debug)]
