@@ -71,7 +71,16 @@ api subscribers/ "{\"customer_id\":$cu,\"domain\":\"fuzz.example.com\",\"usernam
 sc=$(api systemcontacts/ '{"email":"contracts@example.com"}')
 ct=$(api contracts/ "{\"contact_id\":$sc,\"type\":\"reseller\",\"status\":\"active\"}")
 api resellers/ "{\"name\":\"fuzz-reseller\",\"contract_id\":$ct,\"status\":\"active\"}" >/dev/null
-[ -n "$cu" ] && [ -n "$ct" ] || { echo "setting up the objects failed" >&2; exit 1; }
+pc=$(api contracts/ "{\"contact_id\":$sc,\"type\":\"sippeering\",\"status\":\"active\"}")
+pg=$(api peeringgroups/ "{\"contract_id\":$pc,\"name\":\"fuzz-carrier\"}")
+rs=$(api rewriterulesets/ '{"reseller_id":1,"name":"fuzz-rewrite"}')
+api rewriterules/ "{\"set_id\":$rs,\"direction\":\"in\",\"field\":\"callee\",\"match_pattern\":\"^0(.*)$\",\"replace_pattern\":\"49\\\\1\"}" >/dev/null
+api peeringservers/ "{\"group_id\":$pg,\"name\":\"fuzz-gw\",\"ip\":\"192.0.2.1\",\"rewrite_rule_set_id\":$rs}" >/dev/null
+api peeringrules/ "{\"group_id\":$pg,\"callee_prefix\":\"49\"}" >/dev/null
+api peeringinboundrules/ "{\"group_id\":$pg,\"field\":\"from_user\",\"pattern\":\"^[0-9]+$\"}" >/dev/null
+nl=$(api ncoslevels/ '{"reseller_id":1,"level":"fuzz-ncos"}')
+api ncospatterns/ "{\"ncos_level_id\":$nl,\"pattern\":\"0900\"}" >/dev/null
+[ -n "$cu" ] && [ -n "$ct" ] && [ -n "$pg" ] && [ -n "$nl" ] || { echo "setting up the objects failed" >&2; exit 1; }
 
 status=0
 schemathesis run "$base/api/openapi.json" --url "$base" \
