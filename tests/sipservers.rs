@@ -329,11 +329,46 @@ async fn an_unreachable_server_loses_nothing_and_catches_up_by_itself() {
     assert!(v["status"]["last_error"].is_string(), "{v}");
     // The other server was not held back.
     app.wait_synced(direct).await;
+    // Carriers made while it is away reach it too.
+    let sc = app
+        .create(
+            "/api/systemcontacts/",
+            json!({ "email": "noc@carrier.example" }),
+        )
+        .await;
+    let ct = app
+        .create(
+            "/api/contracts/",
+            json!({ "contact_id": sc, "type": "sippeering", "status": "active" }),
+        )
+        .await;
+    let g = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": ct, "name": "carrier" }),
+        )
+        .await;
+    app.create(
+        "/api/peeringservers/",
+        json!({ "group_id": g, "name": "gw", "ip": "192.0.2.7" }),
+    )
+    .await;
+    app.create(
+        "/api/peeringrules/",
+        json!({ "group_id": g, "callee_prefix": "49" }),
+    )
+    .await;
 
     let _relay = Relay::start(relay.port).await;
     app.wait_synced(down).await;
     assert_eq!(db.count("SELECT COUNT(*) FROM subscriber"), total as i64);
     assert_eq!(db.count("SELECT COUNT(*) FROM dbaliases"), total as i64);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM lcr_gw WHERE ip_addr = '192.0.2.7'"),
+        1
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM lcr_rule_target"), 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM address WHERE grp = 1"), 1);
     let (code, out, err) = app.cli(&["sync", "check"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
