@@ -671,6 +671,57 @@ async fn every_documented_filter_narrows_its_listing(app: TestApp) {
         json!({ "identifier": "001565aabbcc", "customer_id": f.customer_id, "model_id": phone }),
     )
     .await;
+    // Carriers and routing (the contract is of type reseller: a sippeering one would match
+    // the contracts' type filter below).
+    let sc = app
+        .create("/api/systemcontacts/", json!({ "email": "noc@example.com" }))
+        .await;
+    let ct = app
+        .create(
+            "/api/contracts/",
+            json!({ "contact_id": sc, "type": "reseller", "status": "active" }),
+        )
+        .await;
+    let pg = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": ct, "name": "carrier" }),
+        )
+        .await;
+    app.create(
+        "/api/peeringservers/",
+        json!({ "group_id": pg, "name": "gw", "ip": "192.0.2.9" }),
+    )
+    .await;
+    app.create(
+        "/api/peeringrules/",
+        json!({ "group_id": pg, "callee_prefix": "49" }),
+    )
+    .await;
+    app.create(
+        "/api/peeringinboundrules/",
+        json!({ "group_id": pg, "field": "from_user", "pattern": "^[0-9]+$" }),
+    )
+    .await;
+    let rs = app
+        .create(
+            "/api/rewriterulesets/",
+            json!({ "reseller_id": 1, "name": "rs" }),
+        )
+        .await;
+    app.create(
+        "/api/rewriterules/",
+        json!({ "set_id": rs, "direction": "in", "field": "callee", "match_pattern": "^0", "replace_pattern": "49" }),
+    )
+    .await;
+    let nl = app
+        .create("/api/ncoslevels/", json!({ "reseller_id": 1, "level": "l" }))
+        .await;
+    app.create(
+        "/api/ncospatterns/",
+        json!({ "ncos_level_id": nl, "pattern": "0900" }),
+    )
+    .await;
     // A failed delivery to the closed port leaves an execution.
     let start = Instant::now();
     loop {
