@@ -674,7 +674,10 @@ async fn every_documented_filter_narrows_its_listing(app: TestApp) {
     // Carriers and routing (the contract is of type reseller: a sippeering one would match
     // the contracts' type filter below).
     let sc = app
-        .create("/api/systemcontacts/", json!({ "email": "noc@example.com" }))
+        .create(
+            "/api/systemcontacts/",
+            json!({ "email": "noc@example.com" }),
+        )
         .await;
     let ct = app
         .create(
@@ -715,7 +718,10 @@ async fn every_documented_filter_narrows_its_listing(app: TestApp) {
     )
     .await;
     let nl = app
-        .create("/api/ncoslevels/", json!({ "reseller_id": 1, "level": "l" }))
+        .create(
+            "/api/ncoslevels/",
+            json!({ "reseller_id": 1, "level": "l" }),
+        )
         .await;
     app.create(
         "/api/ncospatterns/",

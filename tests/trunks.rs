@@ -179,6 +179,18 @@ async fn every_field_is_checked(app: TestApp) {
             json!({ "contract_id": contract, "name": "carrier-c", "priority": 2 }),
         )
         .await;
+    // One address is one carrier (calls are recognised by it), one ip:port one gateway.
+    refused(
+        &app,
+        "/api/peeringservers/",
+        &json!({ "group_id": group, "name": "gw3", "ip": "127.0.0.21", "port": 5070, "rewrite_rule_set_id": set }),
+        vec![
+            ("ip", json!({ "group_id": group2 })),
+            ("ip", json!({ "rewrite_rule_set_id": null })),
+            ("port", json!({ "port": 5060 })),
+        ],
+    )
+    .await;
     refused(
         &app,
         "/api/peeringrules/",
@@ -386,6 +398,25 @@ async fn peering_is_the_operators_and_the_rest_stays_within_a_reseller(app: Test
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
         assert_eq!(v["field"], field, "{v}");
     }
+    // A set a carrier uses rewrites everyone's calls through it: its owner may no longer
+    // change its rules.
+    let g = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "uses-a-set" }),
+        )
+        .await;
+    app.create(
+        "/api/peeringservers/",
+        json!({ "group_id": g, "name": "gw", "ip": "192.0.2.77", "rewrite_rule_set_id": set_a }),
+    )
+    .await;
+    let (s, v) = send(
+        app.req_as(Method::POST, "/api/rewriterules/", &la, &pa)
+            .json(&json!({ "set_id": set_a, "direction": "out", "field": "callee", "match_pattern": "^(.*)$", "replace_pattern": "666\\1" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let _ = rb;
 }
 both!(peering_is_the_operators_and_the_rest_stays_within_a_reseller);
@@ -637,6 +668,13 @@ async fn routing_rows_follow_the_api(engine: common::sipdb::Engine) {
         "{prefs:?}"
     );
 
+    // The trunk's password never reaches the journal (or hooks, which carry the same
+    // snapshots).
+    let (s, j) = app.get(&format!("/api/peeringservers/{a}/journal/")).await;
+    assert_eq!(s, StatusCode::OK, "{j}");
+    assert!(!j.to_string().contains("trunk-secret-1"), "{j}");
+    assert!(j.to_string().contains("peer_auth_pass"), "{j}");
+
     // Drift: a changed gateway and a deleted registration are reported, then mended.
     db.exec(&format!("UPDATE lcr_gw SET port = 5099 WHERE id = {a}"));
     db.exec("DELETE FROM uacreg");
@@ -861,5 +899,90 @@ async fn opensips_gets_drouting_address_registrant_dialplan_rows() {
         );
         let (_, check) = app.get(&format!("/api/sipservers/{id}/check")).await;
         assert_eq!(check["count"], 0, "{what}: {check}");
+    }
+    // A rule removed leaves every dialplan (its NULL columns compared as empty).
+    let (_, rules) = app.get(&format!("/api/rewriterules/?set_id={set}")).await;
+    let rule = items(&rules, "rewriterules")[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/rewriterules/{rule}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    for (version, engine, db, id) in &dbs {
+        app.wait_synced(*id).await;
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM dialplan"),
+            0,
+            "OpenSIPS {version} on {engine:?}"
+        );
+        let (_, check) = app.get(&format!("/api/sipservers/{id}/check")).await;
+        assert_eq!(check["count"], 0, "{check}");
+    }
+}
+
+/// Carriers reach only the servers that take them: a server added before carriers existed
+/// (its database without the routing tables) keeps getting its subscribers, and one with
+/// `carriers: false` keeps its own lcr rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carriers_go_only_where_asked_and_old_databases_keep_working() {
+    use common::sipdb::{self, Engine, SipDb};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let old = SipDb::new(Engine::Sqlite, &app.dir);
+    let schema: Vec<_> = sipdb::kamailio_schema(Engine::Sqlite)
+        .into_iter()
+        .take(6)
+        .collect();
+    old.load(&schema);
+    let off = SipDb::new(Engine::Sqlite, &app.dir);
+    off.load(&sipdb::kamailio_schema(Engine::Sqlite));
+    off.exec("INSERT INTO lcr_gw (id, lcr_id, gw_name, ip_addr, port, flags) VALUES (1, 1, 'theirs', '192.0.2.1', 5060, 0)");
+    let s_old = app
+        .sipserver("old", "kamailio", &old.url(), json!({}))
+        .await;
+    let s_off = app
+        .sipserver("off", "kamailio", &off.url(), json!({ "carriers": false }))
+        .await;
+    let (_, v) = app.get(&format!("/api/sipservers/{s_off}")).await;
+    assert_eq!(v["carriers"], false, "{v}");
+    let (_, v) = app.get(&format!("/api/sipservers/{s_old}")).await;
+    assert_eq!(
+        v["carriers"], true,
+        "new servers take carriers by default: {v}"
+    );
+    let contract = peering_contract(&app).await;
+    let g = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "A" }),
+        )
+        .await;
+    app.create(
+        "/api/peeringservers/",
+        json!({ "group_id": g, "name": "a", "ip": "127.0.0.41" }),
+    )
+    .await;
+    app.create(
+        "/api/peeringrules/",
+        json!({ "group_id": g, "callee_prefix": "49" }),
+    )
+    .await;
+    let f = app.fixture().await;
+    app.subscriber(&f, "still", 5550123).await;
+    app.wait_synced(s_old).await;
+    app.wait_synced(s_off).await;
+    assert_eq!(
+        old.count("SELECT COUNT(*) FROM subscriber WHERE username = 'still'"),
+        1
+    );
+    assert_eq!(
+        off.count("SELECT COUNT(*) FROM subscriber WHERE username = 'still'"),
+        1
+    );
+    assert_eq!(
+        off.query("SELECT gw_name FROM lcr_gw"),
+        vec![vec!["theirs".to_string()]]
+    );
+    for id in [s_old, s_off] {
+        let (_, check) = app.get(&format!("/api/sipservers/{id}/check")).await;
+        assert_eq!(check["count"], 0, "{check}");
     }
 }

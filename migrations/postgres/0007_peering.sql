@@ -121,3 +121,8 @@ CREATE TABLE peering_registrations (
 
 -- Per table of a SIP server: when voxprov last changed it, and how its reload went (JSON).
 ALTER TABLE sipserver_state ADD COLUMN tables TEXT;
+
+-- Whether a SIP server gets the carrier and routing tables. Servers from before carriers
+-- existed may hold rows of their own in lcr instance 1, dispatcher set 1, address group 1 or
+-- dialplan ids of 10 and up: they keep them until an admin turns this on.
+ALTER TABLE sipservers ADD COLUMN carriers BIGINT NOT NULL DEFAULT 0;

@@ -34,7 +34,14 @@ impl Op {
 }
 
 /// Field names whose values never reach the journal.
-const SECRET_FIELDS: &[&str] = &["password", "webpassword", "secret", "password_hash"];
+const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "webpassword",
+    "secret",
+    "password_hash",
+    // A trunk's registration password at its carrier.
+    "peer_auth_pass",
+];
 
 pub fn redact(v: &Value) -> Value {
     match v {

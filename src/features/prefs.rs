@@ -428,11 +428,13 @@ fn check_string(check: Check, field: &str, s: &str) -> Result<String> {
 
 /// usr_preferences (attribute, value) rows for a set of effective preferences.
 pub fn attributes(prefs: &BTreeMap<String, Value>, out: &mut Vec<(String, String)>) {
-    // A rewrite rule set: its four dialplan ids (the caller's in rules normalise what is
-    // dialled; its out rules are the subscriber's own outgoing rewrites).
+    // A rewrite rule set: the dialplan ids of its in-rules, which normalise the caller and
+    // what is dialled (its out-rules act where the set is a carrier's).
     if let Some(set) = prefs.get("rewrite_rule_set_id").and_then(Value::as_i64) {
-        for (attr, _, _, off) in REWRITE_DPIDS {
-            out.push((attr.to_string(), rewrite_dpid(set, off).to_string()));
+        for (attr, direction, _, off) in REWRITE_DPIDS {
+            if direction == "in" {
+                out.push((attr.to_string(), rewrite_dpid(set, off).to_string()));
+            }
         }
     }
     for (name, v) in prefs {
@@ -475,10 +477,12 @@ pub fn rewrite_dpid(set: i64, offset: i64) -> i64 {
 
 /// Every attribute name preferences may write (the ones a SIP server's rows are managed for).
 pub fn managed_attributes() -> impl Iterator<Item = &'static str> {
-    DEFS.iter()
-        .filter(|d| d.delivered)
-        .map(|d| d.name)
-        .chain(REWRITE_DPIDS.iter().map(|(a, _, _, _)| *a))
+    DEFS.iter().filter(|d| d.delivered).map(|d| d.name).chain(
+        REWRITE_DPIDS
+            .iter()
+            .filter(|(_, d, _, _)| *d == "in")
+            .map(|(a, _, _, _)| *a),
+    )
 }
 
 #[cfg(test)]

@@ -327,8 +327,12 @@ pub struct PeeringServerInput {
     pub peer_auth_realm: Option<String>,
 }
 
-fn server_repr(r: PeeringServerRow, app: &App, regs: Vec<RegistrationState>) -> PeeringServer {
-    PeeringServer {
+fn server_repr(
+    r: PeeringServerRow,
+    app: &App,
+    regs: Vec<RegistrationState>,
+) -> Result<PeeringServer> {
+    Ok(PeeringServer {
         id: r.id,
         group_id: r.group_id,
         name: r.name,
@@ -343,15 +347,17 @@ fn server_repr(r: PeeringServerRow, app: &App, regs: Vec<RegistrationState>) -> 
         rewrite_rule_set_id: r.rewrite_rule_set_id,
         peer_auth_register: r.peer_auth_register.0,
         peer_auth_user: r.peer_auth_user,
-        peer_auth_pass: r
-            .peer_auth_pass_enc
-            .as_deref()
-            .and_then(|p| app.cipher.decrypt(p).ok()),
+        peer_auth_pass: match r.peer_auth_pass_enc.as_deref() {
+            // A password that cannot be decrypted (another secret key) is an error, not a
+            // null a GET → PUT round trip would then store.
+            Some(p) => Some(app.cipher.decrypt(p)?),
+            None => None,
+        },
         peer_auth_realm: r.peer_auth_realm,
         registration: regs,
         create_timestamp: r.create_timestamp,
         modify_timestamp: r.modify_timestamp,
-    }
+    })
 }
 
 /// A SIP URI user or realm: printable, no separators that would break a URI or a row.
@@ -453,6 +459,41 @@ async fn unique_server(c: &mut Conn, cols: &[(&str, Arg)], id: Option<i64>) -> R
     ) else {
         return Ok(());
     };
+    let get = |n: &str| cols.iter().find(|(c, _)| *c == n).map(|(_, a)| a.clone());
+    if let (Some(Arg::Text(ip)), Some(Arg::Int(port)), Some(Arg::Int(transport))) =
+        (get("ip"), get("port"), get("transport"))
+    {
+        let set = match get("rewrite_rule_set_id") {
+            Some(Arg::Int(s)) => Some(s),
+            _ => None,
+        };
+        // A call is told to come from a carrier by its source address alone: one address
+        // belongs to one group and one rewrite rule set; and one address:port:transport is
+        // one gateway (its health is probed once).
+        let others = sqlx::query_as::<_, (i64, i64, i64, i64, Option<i64>)>(
+            "SELECT id, group_id, port, transport, rewrite_rule_set_id FROM peering_servers WHERE ip = $1",
+        )
+        .bind(ip.clone())
+        .fetch_all(&mut *c)
+        .await?;
+        for (other, g, p, tr, s) in others {
+            if Some(other) == id {
+                continue;
+            }
+            if g != *group || s != set {
+                return Err(Error::invalid(
+                    "ip",
+                    format!("server {other} has this address in another group or with another rewrite rule set: a carrier is recognised by its address"),
+                ));
+            }
+            if p == port && tr == transport {
+                return Err(Error::invalid(
+                    "port",
+                    format!("server {other} already is {ip}:{port} with this transport"),
+                ));
+            }
+        }
+    }
     if crate::store::name_taken(c, "peering_servers", "group_id", *group, name, id).await? {
         return Err(Error::invalid(
             "name",
@@ -498,7 +539,7 @@ impl Resource for PeeringServers {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let regs = st::registrations(c, r.id).await?;
-            out.push(server_repr(r, app, regs));
+            out.push(server_repr(r, app, regs)?);
         }
         Ok((out, n))
     }
@@ -508,7 +549,7 @@ impl Resource for PeeringServers {
         match r {
             Some(r) => {
                 let regs = st::registrations(c, id).await?;
-                Ok(Some(server_repr(r, app, regs)))
+                Ok(Some(server_repr(r, app, regs)?))
             }
             None => Ok(None),
         }

@@ -84,6 +84,17 @@ fn short(field: &str, v: Option<String>) -> Result<Option<String>> {
     Ok(v.filter(|s| !s.trim().is_empty()))
 }
 
+/// A rule set a carrier uses rewrites every reseller's calls through that carrier: only
+/// admins may change its rules.
+async fn carrier_set_guard(c: &mut Conn, actor: &Actor, set: i64) -> Result<()> {
+    if !actor.is_admin() && exists(c, "peering_servers", "rewrite_rule_set_id = $1", set).await? {
+        return Err(Error::Forbidden(format!(
+            "rewrite rule set {set} is used by carriers: only admins may change its rules"
+        )));
+    }
+    Ok(())
+}
+
 fn scope_check(actor: &Actor, field: &str, owner: i64, what: &str, id: i64) -> Result<()> {
     if actor.scope().is_some_and(|r| r != owner) {
         return Err(Error::invalid(
@@ -318,6 +329,7 @@ async fn rewrite_cols(
         "rewrite rule set",
         i.set_id,
     )?;
+    carrier_set_guard(c, actor, set.id).await?;
     let direction = i.direction.trim().to_ascii_lowercase();
     if direction != "in" && direction != "out" {
         return Err(Error::invalid("direction", "must be in or out"));
@@ -406,7 +418,14 @@ impl Resource for RewriteRules {
         save_row(c, "rewrite_rules", Some(id), cols).await?;
         Ok(())
     }
-    async fn delete(c: &mut Conn, _: &App, _: &Actor, id: i64, _: &RewriteRule) -> Result<()> {
+    async fn delete(
+        c: &mut Conn,
+        _: &App,
+        actor: &Actor,
+        id: i64,
+        old: &RewriteRule,
+    ) -> Result<()> {
+        carrier_set_guard(c, actor, old.set_id).await?;
         delete_row(c, "rewrite_rules", id).await
     }
     fn id(r: &RewriteRule) -> i64 {

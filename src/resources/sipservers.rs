@@ -62,6 +62,11 @@ pub struct SipServer {
     pub detected_schema_version: Option<i64>,
     /// Also write the plaintext password (for configurations that compute HA1 themselves).
     pub store_password: bool,
+    /// Write the carrier and routing tables here (lcr, dispatcher, uacreg, address, dialplan,
+    /// htable, userblocklist; OpenSIPS: dr_*, address, registrant, dialplan, userblacklist).
+    /// Default true, false for home servers (their front proxies take the carriers' calls);
+    /// servers added before carriers existed stay false until set.
+    pub carriers: bool,
     /// A home server's SIP address, e.g. sip:10.0.0.11:5060: the value of a front proxy's
     /// routing row.
     pub sip_address: Option<String>,
@@ -97,6 +102,8 @@ pub struct SipServerInput {
     pub schema_version: Option<i64>,
     #[serde(default)]
     pub store_password: Option<bool>,
+    #[serde(default)]
+    pub carriers: Option<bool>,
     #[serde(default)]
     pub sip_address: Option<String>,
     #[serde(default)]
@@ -144,6 +151,7 @@ async fn build(c: &mut Conn, app: &App, r: SipServerRow) -> Result<SipServer> {
         schema_version: r.schema_version,
         detected_schema_version: r.detected_schema_version,
         store_password: r.store_password.0,
+        carriers: r.carriers.0,
         sip_address: r.sip_address,
         routing_attribute: r.routing_attribute,
         routing_type: r.routing_type,
@@ -314,6 +322,7 @@ async fn validate(
             enabled: i.enabled.unwrap_or(true),
             schema_version: i.schema_version,
             store_password: i.store_password.unwrap_or(false),
+            carriers: i.carriers.unwrap_or(role != Role::Home),
             sip_address,
             routing_attribute,
             routing_type,

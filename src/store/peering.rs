@@ -215,6 +215,7 @@ pub struct RegistrationState {
     /// registered, registering, failed, disabled or unknown (as the SIP server reports it).
     pub state: String,
     pub detail: Option<String>,
+    /// When this state was first read (it is read every 15 s, every second while unsettled).
     pub checked_at: String,
 }
 

@@ -21,6 +21,8 @@ pub struct SipServerRow {
     pub detected_schema_version: Option<i64>,
     #[sqlx(try_from = "i64")]
     pub store_password: Flag,
+    #[sqlx(try_from = "i64")]
+    pub carriers: Flag,
     pub sip_address: Option<String>,
     pub routing_attribute: String,
     pub routing_type: i64,
@@ -37,7 +39,7 @@ pub struct SipServerRow {
 }
 
 const COLS: &str = "id, name, driver, role, db_url_enc, rpc_url, enabled, schema_version, \
-    detected_schema_version, store_password, sip_address, routing_attribute, routing_type, \
+    detected_schema_version, store_password, carriers, sip_address, routing_attribute, routing_type, \
     create_timestamp, modify_timestamp, applied_change_id, full_load, last_error, last_error_at, \
     last_success_at, tables";
 pub const FROM: &str = "(SELECT s.*, COALESCE(t.applied_change_id, 0) AS applied_change_id, \
@@ -53,6 +55,7 @@ pub struct SipServerFields {
     pub enabled: bool,
     pub schema_version: Option<i64>,
     pub store_password: bool,
+    pub carriers: bool,
     pub sip_address: Option<String>,
     pub routing_attribute: String,
     pub routing_type: i64,
@@ -95,6 +98,7 @@ fn bind_fields<'q>(
         .bind(f.sip_address.as_deref())
         .bind(f.routing_attribute.as_str())
         .bind(f.routing_type)
+        .bind(Flag::int(f.carriers))
 }
 
 pub async fn insert(c: &mut Conn, f: &SipServerFields) -> Result<i64> {
@@ -103,8 +107,8 @@ pub async fn insert(c: &mut Conn, f: &SipServerFields) -> Result<i64> {
         bind_fields(
             sqlx::query(
                 "INSERT INTO sipservers (name, driver, role, db_url_enc, rpc_url, enabled, schema_version, \
-                 store_password, sip_address, routing_attribute, routing_type, create_timestamp, modify_timestamp) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+                 store_password, sip_address, routing_attribute, routing_type, carriers, create_timestamp, modify_timestamp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
             ),
             f,
         )
@@ -124,7 +128,7 @@ pub async fn update(c: &mut Conn, id: i64, f: &SipServerFields) -> Result<()> {
         sqlx::query(
             "UPDATE sipservers SET name = $1, driver = $2, role = $3, db_url_enc = $4, rpc_url = $5, \
              enabled = $6, schema_version = $7, store_password = $8, sip_address = $9, \
-             routing_attribute = $10, routing_type = $11, modify_timestamp = $12 WHERE id = $13",
+             routing_attribute = $10, routing_type = $11, carriers = $12, modify_timestamp = $13 WHERE id = $14",
         ),
         f,
     )

@@ -80,6 +80,8 @@ pub struct Layout {
     pub subscriber_cols: Vec<&'static str>,
     /// The password column's width: a longer password is not stored in clear.
     pub password_max: Option<usize>,
+    /// The carrier and routing tables are read and written (the server's `carriers`).
+    pub carriers: bool,
 }
 
 impl Layout {
@@ -98,6 +100,7 @@ impl Layout {
             version,
             subscriber_cols,
             password_max,
+            carriers: false,
         }
     }
     pub fn value_cols(&self, t: Table) -> &[&'static str] {
@@ -146,6 +149,8 @@ pub struct TargetCfg {
     pub domains: Option<BTreeSet<String>>,
     pub schema_version: Option<i64>,
     pub store_password: bool,
+    /// Gets the carrier and routing tables.
+    pub carriers: bool,
     pub sip_address: Option<String>,
     pub routing_attribute: String,
     pub routing_type: i64,
@@ -166,7 +171,7 @@ impl TargetCfg {
     pub fn from_row(r: &SipServerRow, domains: Vec<String>, cipher: &Cipher) -> Result<TargetCfg> {
         let db_url = cipher.decrypt(&r.db_url_enc)?;
         let fingerprint = format!(
-            "{}|{}|{}|{:?}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{}",
+            "{}|{}|{}|{:?}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{}|{}",
             r.driver,
             r.role,
             r.db_url_enc,
@@ -178,7 +183,8 @@ impl TargetCfg {
             r.sip_address,
             r.routing_attribute,
             r.routing_type,
-            r.name
+            r.name,
+            r.carriers.0
         );
         Ok(TargetCfg {
             id: r.id,
@@ -195,6 +201,7 @@ impl TargetCfg {
             },
             schema_version: r.schema_version,
             store_password: r.store_password.0,
+            carriers: r.carriers.0,
             sip_address: r.sip_address.clone(),
             routing_attribute: r.routing_attribute.clone(),
             routing_type: r.routing_type,

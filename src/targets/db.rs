@@ -25,6 +25,8 @@ pub enum Dialect {
 pub struct TargetDb {
     pool: AnyPool,
     dialect: Dialect,
+    /// Routing tables the database lacks (created before carriers existed): not written.
+    missing: std::sync::Mutex<std::collections::BTreeSet<Table>>,
 }
 
 /// What to read from a target: everything (a full load, check or repair), or the rows of some
@@ -126,7 +128,27 @@ impl TargetDb {
             .idle_timeout(Duration::from_secs(60))
             .connect_with(opts)
             .await?;
-        Ok(TargetDb { pool, dialect })
+        Ok(TargetDb {
+            pool,
+            dialect,
+            missing: Default::default(),
+        })
+    }
+
+    /// Drops the rows of tables the database lacks from `desired` (a database made before
+    /// carriers existed): the rest is delivered, and the gap is logged.
+    pub fn drop_missing(&self, name: &str, desired: &mut super::rows::Rows) {
+        let missing = self.missing.lock().expect("missing lock").clone();
+        if missing.is_empty() {
+            return;
+        }
+        let before = desired.len();
+        desired.retain(|(t, _), _| !missing.contains(t));
+        if desired.len() != before {
+            let names: Vec<&str> = missing.iter().map(|t| t.name()).collect();
+            tracing::warn!(target = %name, tables = %names.join(", "),
+                "the SIP server's database lacks these tables: carrier rows not written (create them, e.g. with deploy/kamailio/create-db.sh)");
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -233,7 +255,9 @@ impl TargetDb {
                             .push(Vec::new());
                     }
                 }
-                self.read_routing(layout.driver, &mut out).await?;
+                if layout.carriers {
+                    self.read_routing(layout.driver, &mut out).await?;
+                }
             }
             Scope::Some {
                 identities,
@@ -242,7 +266,9 @@ impl TargetDb {
                 routing,
             } => {
                 if *routing {
-                    self.read_routing(layout.driver, &mut out).await?;
+                    if layout.carriers {
+                        self.read_routing(layout.driver, &mut out).await?;
+                    }
                 }
                 let mut by_domain: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
                 for (u, d) in identities {
@@ -371,9 +397,22 @@ impl TargetDb {
             }
             if matches!(d.kind, Kind::Extra | Kind::Differs) {
                 let cols = t.key_cols();
+                // A key column written as NULL for "" is compared as "" (NULL = '' is never
+                // true: the row could not be removed).
+                let nullable = |i: usize| {
+                    t.spec()
+                        .is_some_and(|s| s.keys.get(i).is_some_and(|(_, k)| *k == Col::NullText))
+                };
                 let mut cond = cols
                     .iter()
-                    .map(|c| format!("{c} = ?"))
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if nullable(i) {
+                            format!("COALESCE({c}, '') = ?")
+                        } else {
+                            format!("{c} = ?")
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(" AND ");
                 if let Some(spec) = t.spec() {
@@ -437,7 +476,10 @@ impl TargetDb {
             );
             let rows = match sqlx::query(&q).fetch_all(&self.pool).await {
                 Ok(r) => r,
-                Err(e) if no_such_table(&e) => continue,
+                Err(e) if no_such_table(&e) => {
+                    self.missing.lock().expect("missing lock").insert(t);
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             for r in rows {

@@ -340,10 +340,10 @@ pub async fn check_target(
         let layout = layout_of(store, t, &db).await?;
         let diffs = diff_full(store, cipher, t, &layout, &db).await?;
         if repair {
-            let applied = db.apply(&layout, &diffs).await.map_err(|e| {
+            let mut applied = db.apply(&layout, &diffs).await.map_err(|e| {
                 Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e.into())))
             })?;
-            after_apply(t, &applied)
+            after_apply(t, &mut applied)
                 .await
                 .map_err(|e| Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e))))?;
         }
@@ -390,7 +390,10 @@ async fn layout_of(store: &Store, t: &TargetCfg, db: &TargetDb) -> Result<Layout
         .schema_version
         .or(detected)
         .unwrap_or_else(|| t.driver.default_version());
-    Ok(Layout::new(t.driver, v))
+    Ok(Layout {
+        carriers: t.carriers,
+        ..Layout::new(t.driver, v)
+    })
 }
 
 /// Brings the server's running state in line with rows just applied: reloads its `domain`
@@ -398,56 +401,90 @@ async fn layout_of(store: &Store, t: &TargetCfg, db: &TargetDb) -> Result<Layout
 /// Kamailio, `ul_rm` on OpenSIPS), so nobody reaches a contact a locked or terminated
 /// subscriber registered before. Without an `rpc_url` there is nothing to tell: the shipped
 /// configuration refuses calls to users it does not provision, registered or not.
-pub(crate) async fn after_apply(t: &TargetCfg, applied: &Applied) -> anyhow::Result<()> {
+pub(crate) async fn after_apply(t: &TargetCfg, applied: &mut Applied) -> anyhow::Result<()> {
     let Some(u) = &t.rpc_url else {
         if !applied.is_empty() {
             tracing::debug!(target = %t.name, "no rpc_url: no reload, no registrations removed");
         }
+        *applied = Applied {
+            tables: std::mem::take(&mut applied.tables),
+            ..Applied::default()
+        };
         return Ok(());
     };
-    if applied.domains {
-        rpc::call(u, t.driver.domain_reload()).await?;
+    // Each call on its own: what went through is dropped from `applied`, what failed stays
+    // for the next attempt and does not hold up the others. The first error is returned.
+    let mut first: Option<anyhow::Error> = None;
+    let mut keep = |r: anyhow::Result<()>| match r {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(target = %t.name, error = %e, "after apply");
+            first.get_or_insert(e);
+            false
+        }
+    };
+    if applied.domains && keep(rpc::call(u, t.driver.domain_reload()).await.map(|_| ())) {
+        applied.domains = false;
     }
-    for (method, params) in &applied.reloads {
-        reload(u, method, params).await?;
+    for r in std::mem::take(&mut applied.reloads) {
+        if !keep(reload(u, r.0, r.1).await) {
+            applied.reloads.insert(r);
+        }
     }
     // Remote registrations one record at a time: a whole-table reload would re-register
     // every trunk (and Kamailio refuses a second one within reg_gc_interval).
-    for uuid in &applied.reg_refresh {
-        rpc::call_with(u, "uac.reg_refresh", serde_json::json!([uuid])).await?;
-        tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration refreshed");
+    for uuid in std::mem::take(&mut applied.reg_refresh) {
+        let r = rpc::call_with(u, "uac.reg_refresh", serde_json::json!([uuid])).await;
+        if keep(r.map(|_| ())) {
+            tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration refreshed");
+        } else {
+            applied.reg_refresh.insert(uuid);
+        }
     }
-    for uuid in &applied.reg_remove {
+    for uuid in std::mem::take(&mut applied.reg_remove) {
         // Unregister first (expires 0 to the registrar), then forget the record.
         if let Err(e) =
             rpc::call_with(u, "uac.reg_unregister", serde_json::json!(["l_uuid", uuid])).await
         {
             tracing::debug!(target = %t.name, l_uuid = %uuid, error = %e, "uac.reg_unregister");
         }
-        match rpc::call_with(u, "uac.reg_remove", serde_json::json!([uuid])).await {
+        let r = match rpc::call_with(u, "uac.reg_remove", serde_json::json!([uuid])).await {
             Ok(_) => {
-                tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration removed")
+                tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration removed");
+                Ok(())
             }
-            Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => {}
-            Err(e) => return Err(e),
+            Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => Ok(()),
+            Err(e) => Err(e),
+        };
+        if !keep(r) {
+            applied.reg_remove.insert(uuid);
         }
     }
-    for (user, domain) in &applied.unregister {
+    for (user, domain) in std::mem::take(&mut applied.unregister) {
         let aor = format!("{user}@{domain}");
-        match rpc::call_with(
+        let r = match rpc::call_with(
             u,
             t.driver.unregister(),
             serde_json::json!(["location", aor]),
         )
         .await
         {
-            Ok(_) => tracing::info!(target = %t.name, %aor, "registrations removed"),
+            Ok(_) => {
+                tracing::info!(target = %t.name, %aor, "registrations removed");
+                Ok(())
+            }
             // Nothing registered: nothing to remove.
-            Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => {}
-            Err(e) => return Err(e),
+            Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => Ok(()),
+            Err(e) => Err(e),
+        };
+        if !keep(r) {
+            applied.unregister.insert((user, domain));
         }
     }
-    Ok(())
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// One reload RPC. dispatcher, permissions and dialplan refuse a reload while an earlier one
@@ -488,7 +525,7 @@ pub(crate) async fn poll_registrations(store: &Store, t: &TargetCfg) -> Result<b
     let ids: Vec<i64> = {
         let mut c = store.read().await?;
         sqlx::query_scalar(
-            "SELECT id FROM peering_servers WHERE peer_auth_register = 1 AND enabled = 1",
+            "SELECT id FROM peering_servers WHERE peer_auth_register = 1 AND enabled = 1 ORDER BY id",
         )
         .fetch_all(&mut *c)
         .await?
@@ -499,13 +536,28 @@ pub(crate) async fn poll_registrations(store: &Store, t: &TargetCfg) -> Result<b
         let uuid = routing::reg_uuid(id);
         let (state, detail) =
             match rpc::call_with(u, "uac.reg_info", serde_json::json!(["l_uuid", uuid])).await {
-                Ok(v) => reg_state(&v),
+                Ok(v) => {
+                    let (state, detail) = reg_state(&v);
+                    settled &= state == "registered" || state == "disabled";
+                    (state, detail)
+                }
+                // No answer (no uac module, the server away): asked again at the slow pace.
                 Err(e) => ("unknown".to_string(), Some(clean(&e))),
             };
-        settled &= state == "registered" || state == "disabled";
         states.push((id, state, detail));
     }
-    {
+    let saved: Vec<(i64, String, Option<String>)> = {
+        let mut c = store.read().await?;
+        sqlx::query_as(
+            "SELECT peering_server_id, state, detail FROM peering_registrations \
+             WHERE sipserver_id = $1 ORDER BY peering_server_id",
+        )
+        .bind(t.id)
+        .fetch_all(&mut *c)
+        .await?
+    };
+    // Written only when something changed (the poll runs every second while unsettled).
+    if saved != states {
         // States of servers that no longer register here are gone with them.
         let mut tx = store.begin().await?;
         let keep: Vec<String> = states.iter().map(|(id, _, _)| id.to_string()).collect();
@@ -637,6 +689,8 @@ async fn diff_full(
         .read(layout, &Scope::All, &domains, &t.managed_attributes())
         .await
         .map_err(|e| Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e.into()))))?;
+    let mut desired = desired;
+    db.drop_missing(&t.name, &mut desired);
     Ok(rows::diff(layout, &desired, &actual))
 }
 
@@ -803,6 +857,7 @@ async fn deliver(
         .read(layout, &scope, &domains, &t.managed_attributes())
         .await
         .map_err(|e| Error::Internal(e.into()))?;
+    db.drop_missing(&t.name, &mut desired);
     let diffs = rows::diff(layout, &desired, &actual);
     db.apply(layout, &diffs)
         .await

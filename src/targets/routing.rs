@@ -43,6 +43,15 @@ pub fn probe_uri(s: &PeeringServerRow) -> String {
     )
 }
 
+/// An address as a URI host: IPv6 in brackets.
+fn bracketed(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    }
+}
+
 fn dpid_of(set: Option<i64>, direction: &str, field: &str) -> i64 {
     let Some(set) = set else { return 0 };
     REWRITE_DPIDS
@@ -53,6 +62,9 @@ fn dpid_of(set: Option<i64>, direction: &str, field: &str) -> i64 {
 
 /// The rows every routing table of `t` should hold.
 pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) -> Result<()> {
+    if !t.carriers {
+        return Ok(());
+    }
     if t.driver == Driver::Opensips {
         return desired_opensips(t, d, cipher, out);
     }
@@ -119,7 +131,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
                 .map(|p| cipher.decrypt(p))
                 .transpose()?
                 .unwrap_or_default();
-            let domain = x.host.clone().unwrap_or_else(|| x.ip.clone());
+            let domain = x.host.clone().unwrap_or_else(|| bracketed(&x.ip));
             let proxy = format!(
                 "sip:{}:{};transport={}",
                 if x.ip.contains(':') {
@@ -164,6 +176,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
             .or_default()
             .push(r);
     }
+    let mut solved: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for ((prefix, caller), rules) in merged {
         let id = rules.iter().map(|r| r.id).min().unwrap_or(0);
         let stopper = rules.iter().any(|r| r.stopper.0);
@@ -183,7 +196,13 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
                 .iter()
                 .filter(|x| x.group_id == r.group_id)
                 .collect();
-            let weights = lcr_weights(&members.iter().map(|x| x.weight).collect::<Vec<_>>());
+            // Solved once per group, whatever the number of its rules.
+            let weights = solved
+                .entry(r.group_id)
+                .or_insert_with(|| {
+                    lcr_weights(&members.iter().map(|x| x.weight).collect::<Vec<_>>())
+                })
+                .clone();
             for (x, w) in members.iter().zip(weights) {
                 out.insert(
                     (Table::LcrRuleTarget, vec![s(&id), s(&x.id)]),
@@ -348,7 +367,7 @@ fn desired_opensips(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut R
             };
             let me = me.trim_start_matches("sip:").trim_start_matches("sips:");
             let user = x.peer_auth_user.clone().unwrap_or_default();
-            let domain = x.host.clone().unwrap_or_else(|| x.ip.clone());
+            let domain = x.host.clone().unwrap_or_else(|| bracketed(&x.ip));
             let pass = x
                 .peer_auth_pass_enc
                 .as_deref()
@@ -463,8 +482,11 @@ pub fn lcr_weights(given: &[i64]) -> Vec<i64> {
     let total: f64 = given.iter().map(|w| *w as f64).sum();
     let want: Vec<f64> = given.iter().map(|w| *w as f64 / total).collect();
     let mut w: Vec<f64> = given.iter().map(|w| *w as f64).collect();
-    for _ in 0..200 {
+    for _ in 0..100 {
         let p = first_probabilities(&w);
+        if p.iter().zip(&want).all(|(p, q)| (p - q).abs() < 0.002) {
+            break;
+        }
         for i in 0..w.len() {
             if p[i] > 0.0 {
                 w[i] *= (want[i] / p[i]).powf(0.7);
@@ -478,7 +500,7 @@ pub fn lcr_weights(given: &[i64]) -> Vec<i64> {
 
 /// The probability that each gateway comes first when each draws weight × U(0, 1).
 pub fn first_probabilities(w: &[f64]) -> Vec<f64> {
-    const STEPS: usize = 4000;
+    const STEPS: usize = 2000;
     w.iter()
         .enumerate()
         .map(|(i, wi)| {

@@ -303,15 +303,16 @@ async fn deliver_loop(
             if !pending.is_empty() {
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
                 // and its error shows in the status, but subscribers keep flowing.
-                let outcome = after_apply(t, &pending).await;
-                note_tables(store, t, &pending, outcome.as_ref().err()).await?;
+                let regs = !pending.reg_refresh.is_empty() || !pending.reg_remove.is_empty();
+                let tables = std::mem::take(&mut pending.tables);
+                let before = pending.reloads.clone();
+                let outcome = after_apply(t, &mut pending).await;
+                note_tables(store, t, &tables, &before, &pending, outcome.as_ref().err()).await?;
+                if regs {
+                    next_reg_poll = Instant::now() + Duration::from_millis(300);
+                }
                 match outcome {
-                    Ok(()) => {
-                        if !pending.reg_refresh.is_empty() || !pending.reg_remove.is_empty() {
-                            next_reg_poll = Instant::now() + Duration::from_millis(300);
-                        }
-                        pending = Applied::default()
-                    }
+                    Ok(()) => {}
                     Err(e) => {
                         let msg = format!("reload: {}", clean(&e));
                         tracing::warn!(target = %t.name, error = %msg, "sipserver");
@@ -364,10 +365,18 @@ async fn deliver_loop(
 async fn note_tables(
     store: &Store,
     t: &TargetCfg,
-    applied: &Applied,
+    tables: &std::collections::BTreeSet<super::rows::Table>,
+    asked: &std::collections::BTreeSet<(&'static str, &'static [&'static str])>,
+    left: &Applied,
     error: Option<&anyhow::Error>,
 ) -> Result<()> {
-    if applied.tables.is_empty() {
+    // The tables a server caches (or routing tables): the subscriber tables are read on every
+    // request and change with nearly every batch, not worth a write each time.
+    let noted: Vec<&super::rows::Table> = tables
+        .iter()
+        .filter(|t| t.spec().is_some() || **t == super::rows::Table::Domain)
+        .collect();
+    if noted.is_empty() {
         return Ok(());
     }
     let mut c = store.read().await?;
@@ -377,7 +386,7 @@ async fn note_tables(
         .unwrap_or_default();
     drop(c);
     let now = crate::store::now();
-    for table in &applied.tables {
+    for table in noted {
         let reload = match table {
             super::rows::Table::Domain => t.rpc_url.as_ref().map(|_| t.driver.domain_reload()),
             other => other
@@ -386,7 +395,19 @@ async fn note_tables(
                 .map(|(m, _)| m)
                 .or((*other == super::rows::Table::Uacreg).then_some("uac.reg_refresh")),
         };
-        let reloaded = reload.is_some() && t.rpc_url.is_some() && error.is_none();
+        // Reloaded: asked for and not left over (a failed reload stays pending).
+        let failed = match table {
+            super::rows::Table::Domain => left.domains,
+            super::rows::Table::Uacreg => {
+                !left.reg_refresh.is_empty() || !left.reg_remove.is_empty()
+            }
+            other => other
+                .spec()
+                .and_then(|s| s.reload)
+                .is_some_and(|r| left.reloads.contains(&r) || !asked.contains(&r)),
+        };
+        let reloaded = reload.is_some() && t.rpc_url.is_some() && !failed;
+        let error = if failed { error } else { None };
         map.insert(
             table.name().to_string(),
             serde_json::json!({
