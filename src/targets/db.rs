@@ -265,10 +265,8 @@ impl TargetDb {
                 domains,
                 routing,
             } => {
-                if *routing {
-                    if layout.carriers {
-                        self.read_routing(layout.driver, &mut out).await?;
-                    }
+                if *routing && layout.carriers {
+                    self.read_routing(layout.driver, &mut out).await?;
                 }
                 let mut by_domain: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
                 for (u, d) in identities {

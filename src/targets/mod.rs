@@ -689,7 +689,6 @@ async fn diff_full(
         .read(layout, &Scope::All, &domains, &t.managed_attributes())
         .await
         .map_err(|e| Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e.into()))))?;
-    let mut desired = desired;
     db.drop_missing(&t.name, &mut desired);
     Ok(rows::diff(layout, &desired, &actual))
 }
