@@ -634,17 +634,63 @@ async fn class_of_service_and_locks(engine: Engine) {
         "lock 1: a local number still rings",
     );
     let _ = callee.wait_with_output();
-    // 2: every outgoing call barred; incoming still fine.
+    // 2: every outgoing call barred but emergency calls; incoming still fine.
     w.patch(&sub, "lock", json!(2)).await;
     w.call("alice", "49305550002", 403, "lock 2: outgoing barred");
+    w.call(
+        "alice",
+        "112",
+        200,
+        "lock 2: an emergency call goes through",
+    );
     // 3: incoming barred too.
     w.patch(&sub, "lock", json!(3)).await;
     w.call("alice", "49305550002", 403, "lock 3: outgoing barred");
     w.call("bob", "49305550001", 403, "lock 3: incoming barred");
     w.patch(&sub, "lock", json!(0)).await;
     w.call("alice", "0301234", 200, "unlocked");
+    // A carrier's rewrite cannot turn an allowed number into a barred one: the number each
+    // gateway would get is checked too.
+    let set = w
+        .app
+        .create(
+            "/api/rewriterulesets/",
+            json!({ "reseller_id": 1, "name": "to-national" }),
+        )
+        .await;
+    w.app
+        .create(
+            "/api/rewriterules/",
+            json!({ "set_id": set, "direction": "out", "field": "callee",
+        "match_pattern": "^\\+49(.*)$", "replace_pattern": "0\\1" }),
+        )
+        .await;
+    let (_, servers) = w
+        .app
+        .get(&format!("/api/peeringservers/?group_id={g}"))
+        .await;
+    let server = common::items(&servers, "peeringservers")[0]["id"]
+        .as_i64()
+        .unwrap();
+    w.patch(
+        &format!("/api/peeringservers/{server}"),
+        "rewrite_rule_set_id",
+        json!(set),
+    )
+    .await;
+    w.call(
+        "alice",
+        "+49900123",
+        403,
+        "NCOS on the number the gateway would get",
+    );
+    w.call("alice", "+49301234", 200, "rewritten, allowed");
     let am = a.stop().0;
-    assert_eq!(invites(&am), vec!["0301234", "0900123", "0301234"], "{am}");
+    assert_eq!(
+        invites(&am),
+        vec!["0301234", "0900123", "112", "0301234", "0301234"],
+        "{am}"
+    );
 }
 
 macro_rules! on_both {
