@@ -673,18 +673,7 @@ async fn every_documented_filter_narrows_its_listing(app: TestApp) {
     .await;
     // Carriers and routing (the contract is of type reseller: a sippeering one would match
     // the contracts' type filter below).
-    let sc = app
-        .create(
-            "/api/systemcontacts/",
-            json!({ "email": "noc@example.com" }),
-        )
-        .await;
-    let ct = app
-        .create(
-            "/api/contracts/",
-            json!({ "contact_id": sc, "type": "reseller", "status": "active" }),
-        )
-        .await;
+    let ct = app.contract("reseller").await;
     let pg = app
         .create(
             "/api/peeringgroups/",

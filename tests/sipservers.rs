@@ -330,18 +330,7 @@ async fn an_unreachable_server_loses_nothing_and_catches_up_by_itself() {
     // The other server was not held back.
     app.wait_synced(direct).await;
     // Carriers made while it is away reach it too.
-    let sc = app
-        .create(
-            "/api/systemcontacts/",
-            json!({ "email": "noc@carrier.example" }),
-        )
-        .await;
-    let ct = app
-        .create(
-            "/api/contracts/",
-            json!({ "contact_id": sc, "type": "sippeering", "status": "active" }),
-        )
-        .await;
+    let ct = app.contract("sippeering").await;
     let g = app
         .create(
             "/api/peeringgroups/",

@@ -8,19 +8,25 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// A carrier's contract (system contact + sippeering contract).
+/// A carrier's contract.
 async fn peering_contract(app: &TestApp) -> i64 {
-    let contact = app
-        .create(
-            "/api/systemcontacts/",
-            json!({ "email": "noc@carrier.example.com" }),
-        )
-        .await;
-    app.create(
-        "/api/contracts/",
-        json!({ "contact_id": contact, "type": "sippeering", "status": "active" }),
-    )
-    .await
+    app.contract("sippeering").await
+}
+
+/// Carriers A (priority 1) and B (priority 2): their groups.
+async fn two_carriers(app: &TestApp) -> (i64, i64) {
+    let contract = peering_contract(app).await;
+    let mut ids = Vec::new();
+    for (name, priority) in [("A", 1), ("B", 2)] {
+        ids.push(
+            app.create(
+                "/api/peeringgroups/",
+                json!({ "contract_id": contract, "name": name, "priority": priority }),
+            )
+            .await,
+        );
+    }
+    (ids[0], ids[1])
 }
 
 fn merged(base: &Value, over: Value) -> Value {
@@ -511,19 +517,7 @@ async fn routing_rows_follow_the_api(engine: common::sipdb::Engine) {
     let kam = app.sipserver("kam", "kamailio", &db.url(), json!({})).await;
     app.wait_synced(kam).await;
 
-    let contract = peering_contract(&app).await;
-    let ga = app
-        .create(
-            "/api/peeringgroups/",
-            json!({ "contract_id": contract, "name": "A", "priority": 1 }),
-        )
-        .await;
-    let gb = app
-        .create(
-            "/api/peeringgroups/",
-            json!({ "contract_id": contract, "name": "B", "priority": 2 }),
-        )
-        .await;
+    let (ga, gb) = two_carriers(&app).await;
     let set = app
         .create(
             "/api/rewriterulesets/",
@@ -783,19 +777,7 @@ async fn opensips_gets_drouting_address_registrant_dialplan_rows() {
             dbs.push((version, engine, db, id));
         }
     }
-    let contract = peering_contract(&app).await;
-    let ga = app
-        .create(
-            "/api/peeringgroups/",
-            json!({ "contract_id": contract, "name": "A", "priority": 1 }),
-        )
-        .await;
-    let gb = app
-        .create(
-            "/api/peeringgroups/",
-            json!({ "contract_id": contract, "name": "B", "priority": 2 }),
-        )
-        .await;
+    let (ga, gb) = two_carriers(&app).await;
     let a = app.create("/api/peeringservers/", json!({ "group_id": ga, "name": "a1", "ip": "127.0.0.31", "weight": 3, "probe": true,
         "peer_auth_register": true, "peer_auth_user": "trunk1", "peer_auth_pass": "trunk-secret-1" })).await;
     let b = app

@@ -46,18 +46,7 @@ async fn world(engine: Engine) -> World {
         )
         .await;
     app.wait_synced(kam).await;
-    let contact = app
-        .create(
-            "/api/systemcontacts/",
-            json!({ "email": "noc@carrier.example" }),
-        )
-        .await;
-    let contract = app
-        .create(
-            "/api/contracts/",
-            json!({ "contact_id": contact, "type": "sippeering", "status": "active" }),
-        )
-        .await;
+    let contract = app.contract("sippeering").await;
     World {
         app,
         db,
@@ -355,6 +344,7 @@ async fn rules_choose_the_gateway(engine: Engine) {
     let (cm, dm) = (c.stop().0, d.stop().0);
     let (nc, nd) = (invites(&cm).len() as f64, invites(&dm).len() as f64);
     assert_eq!(nc + nd, 200.0, "every call reached one of them");
+    println!("balance 1:3 over 200 calls: C {nc}, D {nd}");
     // C should get a quarter: 50 of 200, binomial σ = √(200·¼·¾) ≈ 6.1. Tolerance 4σ (±25
     // calls): a correct server fails this about once in 16,000 runs.
     assert!(

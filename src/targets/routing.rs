@@ -14,7 +14,7 @@ use super::rows::{Rows, Table};
 use crate::crypto::Cipher;
 use crate::error::Result;
 use crate::features::prefs::{rewrite_dpid, REWRITE_DPIDS};
-use crate::store::peering::{PeeringServerRow, RoutingData};
+use crate::store::peering::{PeeringRule, PeeringServerRow, RewriteRule, RoutingData};
 
 /// The uacreg l_uuid of a registering peering server.
 pub fn reg_uuid(server: i64) -> String {
@@ -60,6 +60,49 @@ fn dpid_of(set: Option<i64>, direction: &str, field: &str) -> i64 {
         .map_or(0, |(_, _, _, off)| rewrite_dpid(set, *off))
 }
 
+/// The groups' priorities, and the enabled servers of groups that exist.
+fn usable(d: &RoutingData) -> (BTreeMap<i64, i64>, Vec<&PeeringServerRow>) {
+    let groups: BTreeMap<i64, i64> = d.groups.iter().map(|g| (g.id, g.priority)).collect();
+    let servers = d
+        .servers
+        .iter()
+        .filter(|x| x.enabled.0 && groups.contains_key(&x.group_id))
+        .collect();
+    (groups, servers)
+}
+
+/// The enabled rules by (callee prefix, caller pattern): the SIP servers hold one rule for
+/// each, shared by the groups that have it.
+fn merged_rules(d: &RoutingData) -> BTreeMap<(String, String), Vec<&PeeringRule>> {
+    let mut merged: BTreeMap<(String, String), Vec<&PeeringRule>> = BTreeMap::new();
+    for r in d.rules.iter().filter(|r| r.enabled.0) {
+        merged
+            .entry((
+                r.callee_prefix.clone(),
+                r.caller_pattern.clone().unwrap_or_default(),
+            ))
+            .or_default()
+            .push(r);
+    }
+    merged
+}
+
+/// A rewrite rule as a dialplan row, the same on Kamailio and OpenSIPS: dpid, priority,
+/// match_op 1 (regular expression), the pattern, 0 (Kamailio's match_len, OpenSIPS's
+/// match_flags), the pattern again as the substitution, the replacement, no attributes.
+fn dialplan_row(r: &RewriteRule) -> Vec<String> {
+    vec![
+        dpid_of(Some(r.set_id), &r.direction, &r.field).to_string(),
+        r.priority.to_string(),
+        "1".into(),
+        r.match_pattern.clone(),
+        "0".into(),
+        r.match_pattern.clone(),
+        r.replace_pattern.clone(),
+        String::new(),
+    ]
+}
+
 /// The rows every routing table of `t` should hold.
 pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) -> Result<()> {
     if !t.carriers {
@@ -69,12 +112,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
         return desired_opensips(t, d, cipher, out);
     }
     let s = |v: &dyn ToString| v.to_string();
-    let groups: BTreeMap<i64, i64> = d.groups.iter().map(|g| (g.id, g.priority)).collect();
-    let servers: Vec<&PeeringServerRow> = d
-        .servers
-        .iter()
-        .filter(|x| x.enabled.0 && groups.contains_key(&x.group_id))
-        .collect();
+    let (groups, servers) = usable(d);
     for x in &servers {
         let tag = format!(
             "gw={};grp={};cro={};ceo={}",
@@ -165,17 +203,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
     }
     // Outbound rules: one lcr rule per (prefix, caller pattern), shared by the groups that
     // have it; each group's enabled servers are its targets at the group's priority.
-    let mut merged: BTreeMap<(String, String), Vec<&crate::store::peering::PeeringRule>> =
-        BTreeMap::new();
-    for r in d.rules.iter().filter(|r| r.enabled.0) {
-        merged
-            .entry((
-                r.callee_prefix.clone(),
-                r.caller_pattern.clone().unwrap_or_default(),
-            ))
-            .or_default()
-            .push(r);
-    }
+    let merged = merged_rules(d);
     let mut solved: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for ((prefix, caller), rules) in merged {
         let id = rules.iter().map(|r| r.id).min().unwrap_or(0);
@@ -238,23 +266,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
     }
     // Rewrite rules: one dialplan per rule set, direction and field.
     for r in d.rewrites.iter().filter(|r| r.enabled.0) {
-        let dpid = dpid_of(Some(r.set_id), &r.direction, &r.field);
-        out.insert(
-            (
-                Table::Dialplan,
-                vec![
-                    s(&dpid),
-                    s(&r.priority),
-                    "1".into(),
-                    r.match_pattern.clone(),
-                    "0".into(),
-                    r.match_pattern.clone(),
-                    r.replace_pattern.clone(),
-                    String::new(),
-                ],
-            ),
-            Vec::new(),
-        );
+        out.insert((Table::Dialplan, dialplan_row(r)), Vec::new());
     }
     desired_ncos(d, Table::Userblocklist, out);
     Ok(())
@@ -309,13 +321,7 @@ fn desired_ncos(d: &RoutingData, table: Table, out: &mut Rows) {
 /// sipserver's `sip_address`); rewrite rules are dialplan rows as on Kamailio; NCOS levels are
 /// userblacklist rows. Inbound rules are not written for OpenSIPS.
 fn desired_opensips(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) -> Result<()> {
-    let s = |v: &dyn ToString| v.to_string();
-    let groups: BTreeMap<i64, i64> = d.groups.iter().map(|g| (g.id, g.priority)).collect();
-    let servers: Vec<&PeeringServerRow> = d
-        .servers
-        .iter()
-        .filter(|x| x.enabled.0 && groups.contains_key(&x.group_id))
-        .collect();
+    let (groups, servers) = usable(d);
     let host = |x: &PeeringServerRow| {
         if x.ip.contains(':') {
             format!("[{}]", x.ip)
@@ -408,17 +414,7 @@ fn desired_opensips(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut R
             ],
         );
     }
-    let mut merged: BTreeMap<(String, String), Vec<&crate::store::peering::PeeringRule>> =
-        BTreeMap::new();
-    for r in d.rules.iter().filter(|r| r.enabled.0) {
-        merged
-            .entry((
-                r.callee_prefix.clone(),
-                r.caller_pattern.clone().unwrap_or_default(),
-            ))
-            .or_default()
-            .push(r);
-    }
+    let merged = merged_rules(d);
     for ((prefix, caller), rules) in merged {
         let mut carriers: Vec<(i64, i64)> = rules
             .iter()
@@ -448,22 +444,7 @@ fn desired_opensips(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut R
                 "rewrite rule's replacement is longer than OpenSIPS's 32 characters: not written");
             continue;
         }
-        out.insert(
-            (
-                Table::OsDialplan,
-                vec![
-                    s(&dpid_of(Some(r.set_id), &r.direction, &r.field)),
-                    s(&r.priority),
-                    "1".into(),
-                    r.match_pattern.clone(),
-                    "0".into(),
-                    r.match_pattern.clone(),
-                    r.replace_pattern.clone(),
-                    String::new(),
-                ],
-            ),
-            Vec::new(),
-        );
+        out.insert((Table::OsDialplan, dialplan_row(r)), Vec::new());
     }
     let mut bl = Rows::new();
     desired_ncos(d, Table::Userblacklist, &mut bl);

@@ -253,20 +253,25 @@ impl TestApp {
         .await
     }
 
-    /// A reseller with its own admin; returns (reseller id, login, password).
-    pub async fn reseller(&self, name: &str) -> (i64, String, String) {
+    /// A live contract of `kind` (reseller, sippeering) with a system contact of its own.
+    pub async fn contract(&self, kind: &str) -> i64 {
+        let tag = SEQ.fetch_add(1, Ordering::SeqCst);
         let contact = self
             .create(
                 "/api/systemcontacts/",
-                json!({ "email": format!("{name}@contracts.example.com") }),
+                json!({ "email": format!("contract{tag}@contracts.example.com") }),
             )
             .await;
-        let contract = self
-            .create(
-                "/api/contracts/",
-                json!({ "contact_id": contact, "type": "reseller", "status": "active" }),
-            )
-            .await;
+        self.create(
+            "/api/contracts/",
+            json!({ "contact_id": contact, "type": kind, "status": "active" }),
+        )
+        .await
+    }
+
+    /// A reseller with its own admin; returns (reseller id, login, password).
+    pub async fn reseller(&self, name: &str) -> (i64, String, String) {
+        let contract = self.contract("reseller").await;
         let id = self
             .create(
                 "/api/resellers/",
