@@ -610,6 +610,39 @@ async fn class_of_service_and_locks(engine: Engine) {
     w.call("alice", "0900123", 403, "NCOS bars 0900");
     w.call("alice", "0301234", 200, "NCOS lets 0301 through");
     w.call("bob", "0900123", 200, "bob has no NCOS level");
+    // A whitelist: only what it lists.
+    let wl = w
+        .app
+        .create(
+            "/api/ncoslevels/",
+            json!({ "reseller_id": 1, "level": "national-only", "mode": "whitelist" }),
+        )
+        .await;
+    w.app
+        .create(
+            "/api/ncospatterns/",
+            json!({ "ncos_level_id": wl, "pattern": "030" }),
+        )
+        .await;
+    let (_, subs) = w.app.get("/api/subscribers/?username=bob").await;
+    let bob = common::items(&subs, "subscribers")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let (s, v) = w
+        .app
+        .put(
+            &format!("/api/subscriberpreferences/{bob}"),
+            json!({ "ncos_id": wl }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    w.call("bob", "0900123", 403, "whitelist: 0900 not listed");
+    w.call("bob", "0301234", 200, "whitelist: 030 listed");
+    let (s, _) = w
+        .app
+        .put(&format!("/api/subscriberpreferences/{bob}"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
 
     let sub = format!("/api/subscribers/{alice}");
     // 1: foreign numbers barred, the platform's own reachable.
@@ -678,7 +711,7 @@ async fn class_of_service_and_locks(engine: Engine) {
     let am = a.stop().0;
     assert_eq!(
         invites(&am),
-        vec!["0301234", "0900123", "112", "0301234", "0301234"],
+        vec!["0301234", "0900123", "0301234", "112", "0301234", "0301234"],
         "{am}"
     );
 }

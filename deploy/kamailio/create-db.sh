@@ -15,8 +15,7 @@
 #   dialplan  -> dialplan              (v2)
 #   htable    -> htable                (v2)
 #   userblocklist -> userblocklist, globalblocklist (v1, v1; the config reads
-#                only userblocklist, but the module refuses to start without
-#                globalblocklist's version row)
+#                userblocklist itself, with avp_db_query: NCOS levels)
 #
 # Usage:
 #   create-db.sh [--force] sqlite /abs/path/kamailio.sqlite
