@@ -522,13 +522,16 @@ pub(crate) async fn poll_registrations(store: &Store, t: &TargetCfg) -> Result<b
     if t.driver != config::Driver::Kamailio {
         return Ok(true);
     }
-    let ids: Vec<i64> = {
+    // A server that does not take carriers registers nowhere (and loses any state it had).
+    let ids: Vec<i64> = if t.carriers {
         let mut c = store.read().await?;
         sqlx::query_scalar(
             "SELECT id FROM peering_servers WHERE peer_auth_register = 1 AND enabled = 1 ORDER BY id",
         )
         .fetch_all(&mut *c)
         .await?
+    } else {
+        Vec::new()
     };
     let mut settled = true;
     let mut states = Vec::new();
