@@ -66,7 +66,8 @@ pub fn prefix(field: &str, s: &str, max: usize, allow_empty: bool) -> Result<Str
     Ok(s.to_string())
 }
 
-fn bounded(field: &str, v: i64, min: i64, max: i64) -> Result<i64> {
+/// An integer within bounds, or a 422 naming the field.
+pub(super) fn bounded(field: &str, v: i64, min: i64, max: i64) -> Result<i64> {
     if v < min || v > max {
         return Err(Error::invalid(
             field,
@@ -76,15 +77,9 @@ fn bounded(field: &str, v: i64, min: i64, max: i64) -> Result<i64> {
     Ok(v)
 }
 
-/// A short text without control characters (or none).
-fn short(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
-    let v = model::text(field, v, max)?;
-    if v.as_deref()
-        .is_some_and(|s| s.chars().any(char::is_control))
-    {
-        return Err(Error::invalid(field, "must not hold control characters"));
-    }
-    Ok(v.filter(|s| !s.trim().is_empty()))
+/// A short text (control characters refused by `model::text`); blank counts as none.
+pub(super) fn short(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
+    Ok(model::text(field, v, max)?.filter(|s| !s.trim().is_empty()))
 }
 
 async fn group_exists(c: &mut Conn, id: i64) -> Result<()> {

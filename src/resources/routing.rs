@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::peering::{pattern, prefix};
+use super::peering::{bounded, pattern, prefix, short};
 use super::resellers::check_reseller;
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -72,16 +72,6 @@ pub async fn check_preference_refs(
         }
     }
     Ok(())
-}
-
-fn short(field: &str, v: Option<String>) -> Result<Option<String>> {
-    let v = model::text(field, v, 255)?;
-    if v.as_deref()
-        .is_some_and(|s| s.chars().any(char::is_control))
-    {
-        return Err(Error::invalid(field, "must not hold control characters"));
-    }
-    Ok(v.filter(|s| !s.trim().is_empty()))
 }
 
 /// A rule set a carrier uses rewrites every reseller's calls through that carrier: only
@@ -171,7 +161,7 @@ impl Resource for RewriteRuleSets {
             ("name", Arg::Text(name)),
             (
                 "description",
-                Arg::opt_text(short("description", i.description)?),
+                Arg::opt_text(short("description", i.description, 255)?),
             ),
         ];
         Ok(save_row(c, "rewrite_rule_sets", None, cols).await?.into())
@@ -211,7 +201,7 @@ impl Resource for RewriteRuleSets {
             ("name", Arg::Text(name)),
             (
                 "description",
-                Arg::opt_text(short("description", i.description)?),
+                Arg::opt_text(short("description", i.description, 255)?),
             ),
         ];
         save_row(c, "rewrite_rule_sets", Some(id), cols).await?;
@@ -343,10 +333,7 @@ async fn rewrite_cols(
         .map(|r| r.captures_len())
         .unwrap_or(1);
     let r = replacement("replace_pattern", &i.replace_pattern, groups)?;
-    let priority = i.priority.unwrap_or(50);
-    if !(0..=1_000_000).contains(&priority) {
-        return Err(Error::invalid("priority", "must be between 0 and 1000000"));
-    }
+    let priority = bounded("priority", i.priority.unwrap_or(50), 0, 1_000_000)?;
     Ok(vec![
         ("set_id", Arg::Int(set.id)),
         ("reseller_id", Arg::Int(set.reseller_id)),
@@ -356,7 +343,7 @@ async fn rewrite_cols(
         ("replace_pattern", Arg::Text(r)),
         (
             "description",
-            Arg::opt_text(short("description", i.description)?),
+            Arg::opt_text(short("description", i.description, 255)?),
         ),
         ("priority", Arg::Int(priority)),
         ("enabled", Arg::flag(i.enabled.unwrap_or(true))),
@@ -498,7 +485,7 @@ async fn ncos_cols(
         ("intra_pbx", Arg::flag(i.intra_pbx.unwrap_or(false))),
         (
             "description",
-            Arg::opt_text(short("description", i.description)?),
+            Arg::opt_text(short("description", i.description, 255)?),
         ),
     ])
 }
@@ -642,7 +629,7 @@ async fn ncos_pattern_cols(
         ("pattern", Arg::Text(p)),
         (
             "description",
-            Arg::opt_text(short("description", i.description)?),
+            Arg::opt_text(short("description", i.description, 255)?),
         ),
     ])
 }

@@ -103,35 +103,17 @@ impl Layout {
             carriers: false,
         }
     }
-    pub fn value_cols(&self, t: Table) -> &[&'static str] {
+    pub fn value_cols(&self, t: Table) -> Vec<&'static str> {
         match t {
-            Table::Domain => &[],
-            Table::Subscriber => &self.subscriber_cols,
-            Table::Dbaliases => &["username", "domain"],
-            Table::UsrPreferences => &["uuid"],
-            t => {
-                // Routing tables: the same for every layout.
-                static VALUES: std::sync::OnceLock<Vec<(Table, Vec<&'static str>)>> =
-                    std::sync::OnceLock::new();
-                let v = VALUES.get_or_init(|| {
-                    super::rows::ROUTING
-                        .iter()
-                        .chain(super::rows::OPENSIPS_ROUTING.iter())
-                        .map(|t| {
-                            (
-                                *t,
-                                t.spec()
-                                    .map(|s| s.values.iter().map(|(c, _)| *c).collect())
-                                    .unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                });
-                v.iter()
-                    .find(|(x, _)| *x == t)
-                    .map(|(_, c)| c.as_slice())
-                    .unwrap_or(&[])
-            }
+            Table::Domain => Vec::new(),
+            Table::Subscriber => self.subscriber_cols.clone(),
+            Table::Dbaliases => vec!["username", "domain"],
+            Table::UsrPreferences => vec!["uuid"],
+            // Routing tables: the same for every layout.
+            t => t
+                .spec()
+                .map(|s| s.values.iter().map(|(c, _)| *c).collect())
+                .unwrap_or_default(),
         }
     }
 }

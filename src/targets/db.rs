@@ -448,15 +448,15 @@ impl TargetDb {
             Driver::Kamailio => &ROUTING,
             Driver::Opensips => &OPENSIPS_ROUTING,
         };
+        // Integers are read as one signed 64-bit type: MySQL's TINYINT UNSIGNED (lcr's
+        // transport) is a type sqlx's Any driver does not map.
+        let int_type = match self.dialect {
+            Dialect::Sqlite => "INTEGER",
+            Dialect::Mysql => "SIGNED",
+            Dialect::Postgres => "BIGINT",
+        };
         for &t in tables {
             let Some(spec) = t.spec() else { continue };
-            // Integers are read as one signed type: MySQL's TINYINT UNSIGNED (lcr's transport)
-            // is a type sqlx's Any driver does not map.
-            let int_type = match self.dialect {
-                Dialect::Sqlite => "INTEGER",
-                Dialect::Mysql => "SIGNED",
-                Dialect::Postgres => "BIGINT",
-            };
             let cols: Vec<String> = spec
                 .keys
                 .iter()
@@ -485,9 +485,7 @@ impl TargetDb {
                 for (i, (_, kind)) in spec.keys.iter().chain(spec.values).enumerate() {
                     vals.push(match kind {
                         Col::Int => r
-                            .try_get::<Option<i64>, _>(i)
-                            .or_else(|_| r.try_get::<Option<i32>, _>(i).map(|v| v.map(i64::from)))
-                            .or_else(|_| r.try_get::<Option<i16>, _>(i).map(|v| v.map(i64::from)))?
+                            .try_get::<Option<i64>, _>(i)?
                             .map(|v| v.to_string())
                             .unwrap_or_default(),
                         _ => text(&r, i)?,

@@ -29,20 +29,6 @@ fn transport_name(t: i64) -> &'static str {
     }
 }
 
-/// The dispatcher destination of a probed server.
-pub fn probe_uri(s: &PeeringServerRow) -> String {
-    let host = if s.ip.contains(':') {
-        format!("[{}]", s.ip)
-    } else {
-        s.ip.clone()
-    };
-    format!(
-        "sip:{host}:{};transport={}",
-        s.port,
-        transport_name(s.transport)
-    )
-}
-
 /// An address as a URI host: IPv6 in brackets.
 fn bracketed(ip: &str) -> String {
     if ip.contains(':') {
@@ -50,6 +36,26 @@ fn bracketed(ip: &str) -> String {
     } else {
         ip.to_string()
     }
+}
+
+/// The mask of a single address (address table rows).
+fn host_mask(ip: &str) -> &'static str {
+    if ip.contains(':') {
+        "128"
+    } else {
+        "32"
+    }
+}
+
+/// A gateway as a SIP URI with its transport: its dispatcher destination (probing) and the
+/// proxy its registration goes through.
+fn gateway_uri(s: &PeeringServerRow) -> String {
+    format!(
+        "sip:{}:{};transport={}",
+        bracketed(&s.ip),
+        s.port,
+        transport_name(s.transport)
+    )
 }
 
 fn dpid_of(set: Option<i64>, direction: &str, field: &str) -> i64 {
@@ -137,7 +143,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
         );
         if x.probe.0 {
             out.insert(
-                (Table::Dispatcher, vec![probe_uri(x)]),
+                (Table::Dispatcher, vec![gateway_uri(x)]),
                 vec![
                     "0".into(),
                     "0".into(),
@@ -146,7 +152,6 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
                 ],
             );
         }
-        let mask = if x.ip.contains(':') { "128" } else { "32" };
         let tag = format!(
             "grp={};gw={};cri={};cei={}",
             x.group_id,
@@ -157,7 +162,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
         out.insert(
             (
                 Table::Address,
-                vec![x.ip.clone(), mask.into(), "0".into(), tag],
+                vec![x.ip.clone(), host_mask(&x.ip).into(), "0".into(), tag],
             ),
             Vec::new(),
         );
@@ -170,16 +175,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
                 .transpose()?
                 .unwrap_or_default();
             let domain = x.host.clone().unwrap_or_else(|| bracketed(&x.ip));
-            let proxy = format!(
-                "sip:{}:{};transport={}",
-                if x.ip.contains(':') {
-                    format!("[{}]", x.ip)
-                } else {
-                    x.ip.clone()
-                },
-                x.port,
-                transport_name(x.transport)
-            );
+            let proxy = gateway_uri(x);
             out.insert(
                 (Table::Uacreg, vec![reg_uuid(x.id)]),
                 vec![
@@ -322,15 +318,8 @@ fn desired_ncos(d: &RoutingData, table: Table, out: &mut Rows) {
 /// userblacklist rows. Inbound rules are not written for OpenSIPS.
 fn desired_opensips(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) -> Result<()> {
     let (groups, servers) = usable(d);
-    let host = |x: &PeeringServerRow| {
-        if x.ip.contains(':') {
-            format!("[{}]", x.ip)
-        } else {
-            x.ip.clone()
-        }
-    };
     for x in &servers {
-        let mut address = format!("sip:{}:{}", host(x), x.port);
+        let mut address = format!("sip:{}:{}", bracketed(&x.ip), x.port);
         if x.transport != 1 {
             address.push_str(&format!(";transport={}", transport_name(x.transport)));
         }
@@ -357,7 +346,7 @@ fn desired_opensips(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut R
                 Table::OsAddress,
                 vec![
                     x.ip.clone(),
-                    if x.ip.contains(':') { "128" } else { "32" }.into(),
+                    host_mask(&x.ip).into(),
                     "0".into(),
                     "any".into(),
                     format!("{}:{}", x.group_id, x.id),
@@ -386,7 +375,7 @@ fn desired_opensips(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut R
                     vec![
                         format!("sip:{user}@{domain}"),
                         format!("sip:{user}@{me}"),
-                        format!("sip:{}:{}", host(x), x.port),
+                        format!("sip:{}:{}", bracketed(&x.ip), x.port),
                     ],
                 ),
                 vec![user, pass, format!(";vxps={}", x.id), "600".into()],

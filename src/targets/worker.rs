@@ -305,9 +305,8 @@ async fn deliver_loop(
                 // and its error shows in the status, but subscribers keep flowing.
                 let regs = !pending.reg_refresh.is_empty() || !pending.reg_remove.is_empty();
                 let tables = std::mem::take(&mut pending.tables);
-                let before = pending.reloads.clone();
                 let outcome = after_apply(t, &mut pending).await;
-                note_tables(store, t, &tables, &before, &pending, outcome.as_ref().err()).await?;
+                note_tables(store, t, &tables, &pending, outcome.as_ref().err()).await?;
                 if regs {
                     next_reg_poll = Instant::now() + Duration::from_millis(300);
                 }
@@ -366,7 +365,6 @@ async fn note_tables(
     store: &Store,
     t: &TargetCfg,
     tables: &std::collections::BTreeSet<super::rows::Table>,
-    asked: &std::collections::BTreeSet<(&'static str, &'static [&'static str])>,
     left: &Applied,
     error: Option<&anyhow::Error>,
 ) -> Result<()> {
@@ -395,7 +393,8 @@ async fn note_tables(
                 .map(|(m, _)| m)
                 .or((*other == super::rows::Table::Uacreg).then_some("uac.reg_refresh")),
         };
-        // Reloaded: asked for and not left over (a failed reload stays pending).
+        // Reloaded unless left over (a failed reload stays pending; a table that changed
+        // always had its reload asked for in the same apply).
         let failed = match table {
             super::rows::Table::Domain => left.domains,
             super::rows::Table::Uacreg => {
@@ -404,7 +403,7 @@ async fn note_tables(
             other => other
                 .spec()
                 .and_then(|s| s.reload)
-                .is_some_and(|r| left.reloads.contains(&r) || !asked.contains(&r)),
+                .is_some_and(|r| left.reloads.contains(&r)),
         };
         let reloaded = reload.is_some() && t.rpc_url.is_some() && !failed;
         let error = if failed { error } else { None };
