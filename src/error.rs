@@ -57,6 +57,23 @@ impl Error {
         }
     }
 
+    /// A validation error of another object's field, named as the field it came from here
+    /// (an extension's `macaddr` is its phone's `identifier`).
+    pub fn renamed_field(self, from: &str, to: &str) -> Self {
+        match self {
+            Error::Validation {
+                field,
+                message,
+                input,
+            } if field == from => Error::Validation {
+                field: to.into(),
+                message,
+                input,
+            },
+            e => e,
+        }
+    }
+
     /// A validation error told what the request held at its field (`doc`, the request's
     /// document; `lines[0].label` is looked up as a path).
     pub fn with_input(self, doc: &serde_json::Value) -> Self {

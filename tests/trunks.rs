@@ -29,42 +29,6 @@ async fn two_carriers(app: &TestApp) -> (i64, i64) {
     (ids[0], ids[1])
 }
 
-fn merged(base: &Value, over: Value) -> Value {
-    let mut b = base.clone();
-    if let (Value::Object(b), Value::Object(o)) = (&mut b, over) {
-        for (k, v) in o {
-            if v.is_null() {
-                b.remove(&k);
-            } else {
-                b.insert(k, v);
-            }
-        }
-    }
-    b
-}
-
-/// Each case: a body that differs from a good one in one field, which the 422 must name.
-async fn refused(app: &TestApp, path: &str, good: &Value, cases: Vec<(&str, Value)>) {
-    for (field, over) in cases {
-        let body = merged(good, over);
-        let (s, v) = send(
-            app.req(Method::POST, path)
-                .header("Prefer", "handling=strict")
-                .json(&body),
-        )
-        .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {v}");
-        let named = v["field"].as_str().unwrap_or("");
-        assert!(
-            named == field || v["message"].as_str().unwrap_or("").contains(field),
-            "{path} {body}: expected the error to name {field}: {v}"
-        );
-    }
-    // …and the good body itself is taken.
-    let (s, v) = app.post(path, good.clone()).await;
-    assert_eq!(s, StatusCode::CREATED, "{path} {good}: {v}");
-}
-
 async fn every_field_is_checked(app: TestApp) {
     let contract = peering_contract(&app).await;
     let (s, _) = app.get("/api/peeringgroups/").await;

@@ -30,6 +30,7 @@ pub mod devices;
 pub mod handling;
 pub mod hooks;
 pub mod numbers;
+pub mod pbx;
 pub mod peering;
 pub mod preferences;
 pub mod profiles;
@@ -52,7 +53,7 @@ use crate::model::Actor;
 use crate::store::Conn;
 
 pub use query::{parse_id, parse_list_query, ListQuery, MAX_ROWS};
-pub use write::{create_one, parse_json, record, to_input, update_one};
+pub use write::{create_one, delete_one, parse_json, record, to_input, update_one};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -315,6 +316,12 @@ pub fn each(v: &mut impl Visit) {
     v.visit::<routing::RewriteRules>();
     v.visit::<routing::NcosLevels>();
     v.visit::<routing::NcosPatterns>();
+    v.visit::<pbx::tenants::PbxTenants>();
+    v.visit::<pbx::extensions::PbxExtensions>();
+    v.visit::<pbx::ringgroups::PbxRingGroups>();
+    v.visit::<pbx::timers::PbxDayTimers>();
+    v.visit::<pbx::timers::PbxHolidayTimers>();
+    v.visit::<pbx::inbound::PbxInboundRoutes>();
     v.visit::<sipservers::SipServers>();
     v.visit::<hooks::CustomerBalances>();
     v.visit::<hooks::Hooks>();

@@ -217,6 +217,22 @@ pub async fn update_one<R: Resource>(
     Ok(repr)
 }
 
+/// Deletes one object and records it, inside the caller's transaction (an object that goes
+/// with another: an extension's phone).
+pub async fn delete_one<R: Resource>(
+    c: &mut Conn,
+    app: &App,
+    actor: &Actor,
+    id: i64,
+) -> Result<()> {
+    let Some(old) = R::load(c, app, id, true).await? else {
+        return Ok(());
+    };
+    R::delete(c, app, actor, id, &old).await?;
+    let after = R::load(c, app, id, false).await?;
+    record::<R>(c, actor, Op::Delete, Some(&old), after.as_ref()).await
+}
+
 /// A field that must have a value cannot be set to null (a PATCH `replace` with null, a PUT
 /// with `"email": null`): 422 naming it, not a silent "keep".
 fn refuse_null_required<R: Resource>(doc: &Value) -> Result<()> {

@@ -18,6 +18,7 @@ pub mod devices;
 pub mod features;
 pub mod hooks;
 pub mod numbers;
+pub mod pbx;
 pub mod peering;
 pub mod profiles;
 pub mod resellers;

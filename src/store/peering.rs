@@ -185,6 +185,7 @@ pub struct RoutingData {
     pub rewrites: Vec<RewriteRule>,
     pub ncos: Vec<NcosLevel>,
     pub ncos_patterns: Vec<NcosPattern>,
+    pub pbx: super::pbx::PbxData,
 }
 
 async fn all_of<T: super::Record>(c: &mut Conn, cols: &str, table: &str) -> Result<Vec<T>> {
@@ -206,6 +207,7 @@ pub async fn routing_data(c: &mut Conn) -> Result<RoutingData> {
         rewrites: all_of(c, REWRITE_COLS, "rewrite_rules").await?,
         ncos: all_of(c, NCOS_COLS, "ncos_levels").await?,
         ncos_patterns: all_of(c, NCOS_PATTERN_COLS, "ncos_patterns").await?,
+        pbx: super::pbx::pbx_data(c).await?,
     })
 }
 

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod db;
+pub mod pbx;
 pub mod routing;
 pub mod rows;
 pub mod rpc;
@@ -730,6 +731,12 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
         match ch.resource.as_str() {
             "subscribers" => {
                 t.sub_ids.insert(ch.object_id);
+                // An extension's subscriber: its name is in the PBX rows.
+                if crate::store::exists(c, "pbx_extensions", "subscriber_id = $1", ch.object_id)
+                    .await?
+                {
+                    t.routing = true;
+                }
                 for s in &snaps {
                     let (Some(u), Some(d)) = (s["username"].as_str(), s["domain"].as_str()) else {
                         continue;

@@ -117,6 +117,7 @@ pub fn desired(t: &TargetCfg, d: &RoutingData, cipher: &Cipher, out: &mut Rows) 
     if t.driver == Driver::Opensips {
         return desired_opensips(t, d, cipher, out);
     }
+    super::pbx::desired(&d.pbx, out);
     let s = |v: &dyn ToString| v.to_string();
     let (groups, servers) = usable(d);
     for x in &servers {
@@ -502,7 +503,7 @@ pub fn is_routing(resource: &str) -> bool {
             | "rewriterules"
             | "ncoslevels"
             | "ncospatterns"
-    )
+    ) || super::pbx::is_pbx(resource)
 }
 
 #[cfg(test)]

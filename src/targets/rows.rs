@@ -27,6 +27,7 @@ pub enum Table {
     Dialplan,
     Htable,
     Userblocklist,
+    PbxHtable,
     DrGateways,
     DrCarriers,
     DrRules,
@@ -165,6 +166,19 @@ static HTABLE: Spec = Spec {
     owned: "key_name LIKE '%::%'",
     reload: Some(("htable.reload", &["inrules"])),
 };
+static PBX_HTABLE: Spec = Spec {
+    keys: &[("key_name", T)],
+    values: &[
+        ("key_type", I),
+        ("value_type", I),
+        ("key_value", T),
+        ("expires", I),
+    ],
+    fixed: &[],
+    // The table is voxprov's alone.
+    owned: "1 = 1",
+    reload: Some(("htable.reload", &["pbx"])),
+};
 static USERBLOCKLIST: Spec = Spec {
     keys: &[
         ("username", T),
@@ -282,7 +296,7 @@ pub const OPENSIPS_ROUTING: [Table; 7] = [
 ];
 
 /// The routing tables, in the order they are applied.
-pub const ROUTING: [Table; 9] = [
+pub const ROUTING: [Table; 10] = [
     Table::LcrGw,
     Table::LcrRule,
     Table::LcrRuleTarget,
@@ -292,6 +306,7 @@ pub const ROUTING: [Table; 9] = [
     Table::Dialplan,
     Table::Htable,
     Table::Userblocklist,
+    Table::PbxHtable,
 ];
 
 impl Table {
@@ -310,6 +325,7 @@ impl Table {
             Table::Dialplan => "dialplan",
             Table::Htable => "htable",
             Table::Userblocklist => "userblocklist",
+            Table::PbxHtable => "pbx_htable",
             Table::DrGateways => "dr_gateways",
             Table::DrCarriers => "dr_carriers",
             Table::DrRules => "dr_rules",
@@ -331,6 +347,7 @@ impl Table {
             Table::Dialplan => &DIALPLAN,
             Table::Htable => &HTABLE,
             Table::Userblocklist => &USERBLOCKLIST,
+            Table::PbxHtable => &PBX_HTABLE,
             Table::DrGateways => &DR_GATEWAYS,
             Table::DrCarriers => &DR_CARRIERS,
             Table::DrRules => &DR_RULES,

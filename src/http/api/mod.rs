@@ -4,6 +4,7 @@
 pub mod devices;
 pub mod hooks;
 pub mod journals;
+pub mod pbx;
 pub mod platform;
 pub mod preferences;
 pub mod sipservers;
@@ -36,7 +37,8 @@ pub fn router() -> Router<AppState> {
         .merge(sipservers::router())
         .merge(sounds::router())
         .merge(hooks::router())
-        .merge(devices::router());
+        .merge(devices::router())
+        .merge(pbx::router());
     struct Routes(Router<AppState>);
     impl Visit for Routes {
         fn visit<R: Resource>(&mut self) {
