@@ -63,6 +63,27 @@ pub struct Config {
     /// What a SIP password must be (`[password_policy]`, `VOXPROV_PASSWORD_POLICY_*`): the
     /// API, bulk import, the command line and the web UI all apply it.
     pub password_policy: PasswordPolicy,
+    /// Call records (`[cdrs]`, `VOXPROV_CDRS_*`): collected from the SIP servers' accounting.
+    pub cdrs: CdrConfig,
+}
+
+/// How call records are collected and kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CdrConfig {
+    /// Milliseconds between two reads of each Kamailio's acc and missed_calls tables.
+    pub collect_interval_ms: u64,
+    /// Records older than this many days are deleted (0: kept forever).
+    pub retention_days: u64,
+}
+
+impl Default for CdrConfig {
+    fn default() -> Self {
+        CdrConfig {
+            collect_interval_ms: 2000,
+            retention_days: 365,
+        }
+    }
 }
 
 /// The rules for subscribers' SIP passwords. A SIP password is guessed online, by registering
@@ -209,6 +230,7 @@ impl Default for Config {
             hooks: HooksConfig::default(),
             prov: ProvConfig::default(),
             password_policy: PasswordPolicy::default(),
+            cdrs: CdrConfig::default(),
         }
     }
 }
@@ -251,7 +273,7 @@ fn known_keys() -> Vec<String> {
 
 /// `hooks_script_dir` → `hooks.script_dir`: an environment name to its place in the file.
 fn env_key_path(k: &str) -> String {
-    for section in ["hooks", "prov", "password_policy"] {
+    for section in ["hooks", "prov", "password_policy", "cdrs"] {
         if let Some(rest) = k.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
             return format!("{section}.{rest}");
         }
@@ -327,6 +349,9 @@ impl Config {
         }
         if self.hooks.retry_schedule.iter().any(|s| *s > 7 * 24 * 3600) {
             anyhow::bail!("hooks.retry_schedule: a step may be at most a week (604800 s)");
+        }
+        if !(100..=3_600_000).contains(&self.cdrs.collect_interval_ms) {
+            anyhow::bail!("cdrs.collect_interval_ms: must be 100 to 3600000");
         }
         if self.hooks.max_in_flight_per_hook == 0 {
             anyhow::bail!("hooks.max_in_flight_per_hook: must be at least 1");

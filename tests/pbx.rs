@@ -531,3 +531,95 @@ async fn runtime_references_and_system_commands(app: TestApp) {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 both!(runtime_references_and_system_commands);
+
+/// SARK's provisioned extension: the MAC makes the phone, and the phone's first fetch carries
+/// the extension's credentials (and nobody else's).
+async fn a_provisioned_extension_gets_a_phone_that_fetches_its_credentials(app: TestApp) {
+    let f = app.fixture().await;
+    let t = tenant(&app, &f, "prov").await;
+    let (_, models) = app
+        .get("/api/pbxdevicemodels/?vendor=yealink&rows=100")
+        .await;
+    let t46u = items(&models, "pbxdevicemodels")
+        .into_iter()
+        .find(|m| m["model"] == "T46U")
+        .expect("the catalog has the Yealink T46U")["id"]
+        .as_i64()
+        .unwrap();
+    let mac = "001565a1b2c3";
+    // Yealink's vendor prefix is several models': the model must be named.
+    let (s, v) = app
+        .post(
+            "/api/pbxextensions/",
+            json!({ "tenant_id": t, "extension": "210", "type": "provisioned", "macaddr": mac }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "model_id");
+    let (s, v) = app
+        .req(Method::POST, "/api/pbxextensions/")
+        .header("Prefer", "return=representation")
+        .json(&json!({ "tenant_id": t, "extension": "210", "type": "provisioned", "macaddr": mac.to_uppercase(),
+                       "model_id": t46u, "password": "ext-210-pass-x" }))
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .unwrap();
+    assert_eq!(s, StatusCode::CREATED);
+    let v: Value = v.json().await.unwrap();
+    let device = v["device_id"].as_i64().expect("a phone was made");
+    let boot = v["device"]["boot_token"]
+        .as_str()
+        .expect("its boot token is shown once")
+        .to_string();
+    assert_eq!(v["macaddr"], mac);
+    let (_, d) = app.get(&format!("/api/pbxdevices/{device}")).await;
+    assert_eq!(d["identifier"], mac);
+    assert_eq!(d["lines"][0]["subscriber_id"], v["subscriber_id"]);
+    // The phone fetches its configuration: the extension's user and password are in it.
+    let r = app
+        .client
+        .get(app.url(&format!("/prov/{boot}/{mac}.cfg")))
+        .header(
+            "User-Agent",
+            "Yealink SIP-T46U 108.86.0.20 00:15:65:a1:b2:c3",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    let user = format!("210-{t}");
+    assert!(
+        body.contains(&format!("account.1.user_name = {user}")),
+        "{body}"
+    );
+    assert!(
+        body.contains("account.1.password = ext-210-pass-x"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("account.1.sip_server.1.address = {}", f.domain))
+            || body.contains(&f.domain),
+        "{body}"
+    );
+    // The same MAC cannot be a second phone; deleting the extension takes its phone with it.
+    let (s, v) = app
+        .post("/api/pbxextensions/", json!({ "tenant_id": t, "extension": "211", "type": "provisioned", "macaddr": mac, "model_id": t46u }))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "macaddr", "{v}");
+    let ext = v["id"].as_i64();
+    assert!(ext.is_none());
+    let (_, list) = app.get(&format!("/api/pbxextensions/?tenant_id={t}")).await;
+    let e = items(&list, "pbxextensions")[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/pbxextensions/{e}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&format!("/api/pbxdevices/{device}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+both!(a_provisioned_extension_gets_a_phone_that_fetches_its_credentials);

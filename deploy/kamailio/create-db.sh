@@ -16,6 +16,13 @@
 #   htable    -> htable                (v2)
 #   userblocklist -> userblocklist, globalblocklist (v1, v1; the config reads
 #                userblocklist itself, with avp_db_query: NCOS levels)
+#   acc       -> acc, missed_calls, acc_cdrs (v5, v4, v2; acc_cdrs comes with
+#                the schema file and stays empty), then the CDR columns of
+#                the config's db_extra / time_mode 1 added to acc and
+#                missed_calls (see ACC_COLUMNS below)
+# and, written here (not a Kamailio schema file):
+#   pbx_htable -> the htable 'pbx' (cloud PBX): htable's columns, with
+#                key_name VARCHAR(255) and key_value VARCHAR(512) (v2)
 #
 # Usage:
 #   create-db.sh [--force] sqlite /abs/path/kamailio.sqlite
@@ -43,11 +50,47 @@
 set -eu
 
 SCHEMA_DIR=${KAMAILIO_SCHEMA_DIR:-/usr/share/kamailio}
-MODULES="standard auth_db usrloc domain alias_db avpops lcr dispatcher uac permissions dialplan htable userblocklist"
+MODULES="standard auth_db usrloc domain alias_db avpops lcr dispatcher uac permissions dialplan htable userblocklist acc"
 TABLES="subscriber location location_attrs domain domain_attrs dbaliases usr_preferences
 lcr_gw lcr_rule lcr_rule_target dispatcher uacreg address trusted dialplan htable
-userblocklist globalblocklist"
+userblocklist globalblocklist acc missed_calls acc_cdrs pbx_htable"
 TABLES=$(echo $TABLES)
+
+# CDR columns beyond Kamailio's acc schema, in acc AND missed_calls; they must
+# match the config's acc db_extra, time_attr and time_exten. The text columns
+# allow NULL: db_sqlite writes an extra whose value is unset (e.g. $rU of a
+# BYE to a Contact without user part) as NULL although acc_extra_nullable is
+# 0, and a NOT NULL column would lose the whole row. Read NULL as ''.
+ACC_COLUMNS="src_user VARCHAR(64) DEFAULT ''
+src_domain VARCHAR(128) DEFAULT ''
+dst_ouser VARCHAR(64) DEFAULT ''
+dst_aor VARCHAR(255) DEFAULT ''
+dst_user VARCHAR(64) DEFAULT ''
+dst_domain VARCHAR(128) DEFAULT ''
+src_ip VARCHAR(64) DEFAULT ''
+start_ts VARCHAR(32) DEFAULT ''
+trunk VARCHAR(64) DEFAULT ''
+time_sec INTEGER DEFAULT 0 NOT NULL
+time_usec INTEGER DEFAULT 0 NOT NULL"
+
+# SQL (same text for SQLite and MySQL) run after the schema files
+extra_sql() {
+	# $1: the id column of pbx_htable for this engine
+	echo "CREATE TABLE pbx_htable (
+    id $1,
+    key_name VARCHAR(255) DEFAULT '' NOT NULL,
+    key_type INTEGER DEFAULT 0 NOT NULL,
+    value_type INTEGER DEFAULT 0 NOT NULL,
+    key_value VARCHAR(512) DEFAULT '' NOT NULL,
+    expires INTEGER DEFAULT 0 NOT NULL
+);"
+	echo "INSERT INTO version (table_name, table_version) VALUES ('pbx_htable', 2);"
+	for t in acc missed_calls; do
+		echo "$ACC_COLUMNS" | while IFS= read -r col; do
+			echo "ALTER TABLE $t ADD COLUMN $col;"
+		done
+	done
+}
 
 die() { echo "create-db.sh: $*" >&2; exit 1; }
 usage() {
@@ -79,6 +122,7 @@ sqlite)
 	{
 		echo "BEGIN;"
 		for m in $MODULES; do cat "$SCHEMA_DIR/db_sqlite/$m-create.sql"; echo; done
+		extra_sql "INTEGER PRIMARY KEY NOT NULL"
 		echo "COMMIT;"
 	} | sqlite3 -bail "$DB" || { rm -f "$DB"; die "schema load failed"; }
 	# WAL is persistent in the file; Kamailio also sets it (db_set_journal_mode)
@@ -115,6 +159,8 @@ mysql)
 	for m in $MODULES; do
 		mysql "$@" "$DBNAME" < "$SCHEMA_DIR/mysql/$m-create.sql" || die "loading $m-create.sql failed"
 	done
+	extra_sql "INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL" | mysql "$@" "$DBNAME" \
+		|| die "creating pbx_htable / the acc columns failed"
 	echo "created MySQL database $DBNAME (tables: version $TABLES)"
 	;;
 *)

@@ -130,3 +130,39 @@ CREATE TABLE pbx_globals (
     value TEXT,
     modify_timestamp TEXT NOT NULL
 );
+
+-- Call records collected from the SIP servers' accounting tables (acc, missed_calls): one per
+-- call and server, keyed by the SIP Call-ID; the cursors say how far each server's tables
+-- were read, in the same transaction as the records they produced (collection is idempotent
+-- and survives restarts of either side).
+CREATE TABLE cdrs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sipserver_id INTEGER NOT NULL,
+    call_id TEXT NOT NULL,
+    reseller_id INTEGER,
+    customer_id INTEGER,
+    tenant_id INTEGER,
+    caller TEXT NOT NULL,
+    caller_subscriber_id INTEGER,
+    callee TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    callee_subscriber_id INTEGER,
+    direction TEXT NOT NULL,             -- local | out | in | foreign
+    trunk TEXT,
+    status TEXT NOT NULL,                -- ok | busy | noanswer | cancel | offline | other
+    sip_code INTEGER NOT NULL,
+    sip_reason TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    answer_ms INTEGER,
+    end_ms INTEGER,
+    create_timestamp TEXT NOT NULL, modify_timestamp TEXT NOT NULL
+);
+CREATE UNIQUE INDEX uq_cdrs_call ON cdrs(sipserver_id, call_id);
+CREATE INDEX ix_cdrs_start ON cdrs(start_ms);
+CREATE INDEX ix_cdrs_reseller ON cdrs(reseller_id, start_ms);
+
+CREATE TABLE cdr_cursors (
+    sipserver_id INTEGER PRIMARY KEY,
+    acc_id INTEGER NOT NULL,
+    missed_id INTEGER NOT NULL
+);

@@ -80,6 +80,11 @@ impl App {
         let mut tasks = vec![
             tokio::spawn(self.targets.clone().supervise()),
             self.hooks.start(),
+            tokio::spawn(crate::targets::cdrs::run(
+                self.store.clone(),
+                self.cipher.clone(),
+                self.cfg.cdrs.clone(),
+            )),
         ];
         tasks.extend(self.devices.start());
         Workers {

@@ -625,6 +625,65 @@ fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value)
     );
     add("/api/sipservers/{id}/repair", "post", op("sipservers", "repair_sipserver".into(), "Write what the SIP server's tables lack or hold wrongly, remove what voxprov did not put there; journalled".into(),
         vec![id()], responses(vec![("200", json_ok("what was repaired"))]), &[("404", "no such SIP server")]));
+    // The PBX's runtime, destinations, globals and system commands; registrations, CDR export.
+    let mut rt = op("pbxextensions", "put_extension_runtime".into(),
+        "Set an extension's cfim (unconditional forward), cfbs (forward on busy) and ringdelay: each key given is set, null clears it".into(),
+        vec![id()], responses(vec![("200", hal_ok("the runtime"))]),
+        &[("404", "no such extension (or another reseller's)"), ("415", "not JSON"), ("422", "a bad number, naming cfim, cfbs or ringdelay")]);
+    rt["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": {
+        "cfim": { "type": ["string", "null"], "description": "+ and digits; an extension number of the tenant means that extension" },
+        "cfbs": { "type": ["string", "null"] }, "ringdelay": { "type": ["integer", "null"] } } } } } });
+    add("/api/pbxextensions/{id}/runtime", "put", rt);
+    add("/api/pbxextensions/{id}/runtime", "get", op("pbxextensions", "get_extension_runtime".into(),
+        "An extension's cfim, cfbs and ringdelay (its subscriber's cfu, cfb and ringtimeout) and its live registrations".into(),
+        vec![id()], responses(vec![("200", hal_ok("the runtime"))]), &[("404", "no such extension (or another reseller's)")]));
+    add("/api/pbxdestinations/", "get", op("pbxtenants", "list_pbx_destinations".into(),
+        "Every destination a tenant's inbound routes, ring group outcomes and holidays may name".into(),
+        vec![query_param("tenant_id", "the tenant (required)", json!({ "type": "integer" }))],
+        responses(vec![("200", hal_ok("the destinations"))]), &[("422", "no such tenant (or another reseller's)")]));
+    let globals: Map<String, Value> = crate::resources::pbx::globals::GLOBALS
+        .iter()
+        .map(|(n, _, applied, what)| {
+            let d = if *applied {
+                format!("applied: {what}")
+            } else {
+                what.to_string()
+            };
+            (
+                (*n).to_string(),
+                json!({ "type": ["string", "integer", "null"], "description": d }),
+            )
+        })
+        .collect();
+    add(
+        "/api/pbxglobals",
+        "get",
+        op(
+            "pbxglobals",
+            "get_pbx_globals".into(),
+            "SARK's global settings (admins); passwords are shown as ********".into(),
+            vec![],
+            responses(vec![("200", hal_ok("every setting, null when unset"))]),
+            &[("403", "not an admin")],
+        ),
+    );
+    let mut gp = op("pbxglobals", "put_pbx_globals".into(),
+        "Change the settings given (SARK's rule for each; null clears it); one bad value changes nothing".into(), vec![],
+        responses(vec![("200", hal_ok("every setting"))]), &[("403", "not an admin"), ("415", "not JSON"), ("422", "a bad value or an unknown setting, naming it")]);
+    gp["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": globals } } } });
+    add("/api/pbxglobals", "put", gp);
+    add("/api/pbxsyscommands/{command}", "get", op("pbxglobals", "pbx_syscommand".into(),
+        "SARK's commit and pbxrunstate: voxprov applies every change as it is made, so both report each SIP server's applied state".into(),
+        vec![json!({ "name": "command", "in": "path", "required": true, "schema": { "type": "string", "enum": ["commit", "pbxrunstate"] } })],
+        responses(vec![("200", hal_ok("the SIP servers' state"))]), &[("404", "no such command"), ("422", "reboot, pbxstart, pbxstop: refused")]));
+    add("/api/subscriberregistrations/", "get", op("subscribers", "list_subscriberregistrations".into(),
+        "The contacts subscribers have registered, read live from every Kamailio (within the reader's reseller)".into(),
+        vec![query_param("subscriber_id", "one subscriber only", json!({ "type": "integer" }))],
+        responses(vec![("200", hal_ok("the registrations"))]), &[]));
+    add("/api/cdrs/export", "get", op("cdrs", "export_cdrs".into(),
+        "The last `limit` call records (default 1000, at most 100000) matching the filters of /api/cdrs/, oldest first, as CSV".into(),
+        vec![query_param("limit", "how many", json!({ "type": "integer", "minimum": 1, "maximum": 100000 }))],
+        responses(vec![("200", ok("CSV", Some(("text/csv", json!({ "type": "string" })))))]), &[("422", "a bad filter or limit")]));
     add(
         "/api/pbxdevicemodels/tree",
         "get",

@@ -23,6 +23,7 @@
 pub mod admins;
 pub mod bulk;
 pub mod callforwards;
+pub mod cdrs;
 pub mod contacts;
 pub mod contracts;
 pub mod customers;
@@ -35,6 +36,7 @@ pub mod peering;
 pub mod preferences;
 pub mod profiles;
 pub mod query;
+pub mod registrations;
 pub mod resellers;
 pub mod routing;
 pub mod sipservers;
@@ -322,6 +324,7 @@ pub fn each(v: &mut impl Visit) {
     v.visit::<pbx::timers::PbxDayTimers>();
     v.visit::<pbx::timers::PbxHolidayTimers>();
     v.visit::<pbx::inbound::PbxInboundRoutes>();
+    v.visit::<cdrs::Cdrs>();
     v.visit::<sipservers::SipServers>();
     v.visit::<hooks::CustomerBalances>();
     v.visit::<hooks::Hooks>();

@@ -11,6 +11,7 @@
 //! block on writers thanks to WAL.
 
 pub mod accounts;
+pub mod cdrs;
 pub mod contacts;
 pub mod contracts;
 pub mod customers;

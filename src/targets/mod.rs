@@ -10,6 +10,7 @@
 //! load, which is the same diff over everything — the diff `sync check` reports and `sync
 //! repair` applies. The worker itself (cursor, batches, backoff) is in [`worker`].
 
+pub mod cdrs;
 pub mod config;
 pub mod db;
 pub mod pbx;

@@ -173,7 +173,8 @@ impl Kamailio {
         c
     }
 
-    fn messages(&self, port: u16) -> String {
+    /// What sipp on `port` sent and received (its -message_file).
+    pub fn messages(&self, port: u16) -> String {
         std::fs::read_to_string(self.dir.join(format!("sipp-{port}.msg"))).unwrap_or_default()
     }
 
@@ -221,7 +222,7 @@ impl Kamailio {
     }
 
     /// reg_then_uas.xml with `uas` (a scenario in tests/sip) for the incoming call.
-    fn callee_with(&self, uas: &str, user: &str, domain: &str, password: &str) -> (Child, u16) {
+    pub fn callee_with(&self, uas: &str, user: &str, domain: &str, password: &str) -> (Child, u16) {
         let port = free_port();
         let child = self
             .sipp_args("reg_then_uas.xml", port)
@@ -362,6 +363,63 @@ impl Kamailio {
                 password,
             ])
             .args(["-set", "expect", &expect.to_string()])
+            .args(["-timeout", "60s", "-default_behaviors", "abortunexp"])
+            .status()
+            .unwrap();
+        SippRun {
+            ok: status.success(),
+            responses: responses(&self.messages(port)),
+        }
+    }
+
+    /// A subscriber's call that is answered and held `hold_ms` before the caller hangs up.
+    pub fn sub_call_hold(
+        &self,
+        user: &str,
+        password: &str,
+        domain: &str,
+        number: &str,
+        hold_ms: u64,
+    ) -> SippRun {
+        self.sub_call_scenario("uac_auth_hold.xml", user, password, domain, number, hold_ms)
+    }
+
+    /// A subscriber's call that the caller cancels `after_ms` after it started ringing.
+    pub fn sub_call_cancel(
+        &self,
+        user: &str,
+        password: &str,
+        domain: &str,
+        number: &str,
+        after_ms: u64,
+    ) -> SippRun {
+        self.sub_call_scenario(
+            "uac_auth_cancel.xml",
+            user,
+            password,
+            domain,
+            number,
+            after_ms,
+        )
+    }
+
+    fn sub_call_scenario(
+        &self,
+        scenario: &str,
+        user: &str,
+        password: &str,
+        domain: &str,
+        number: &str,
+        d_ms: u64,
+    ) -> SippRun {
+        let port = free_port();
+        let status = self
+            .sipp_args(scenario, port)
+            .args([
+                "-s", number, "-key", "domain", domain, "-set", "caller", user, "-au", user, "-ap",
+                password,
+            ])
+            .args(["-d", &d_ms.to_string()])
             .args(["-timeout", "60s", "-default_behaviors", "abortunexp"])
             .status()
             .unwrap();

@@ -28,7 +28,8 @@ async fn config(
     let body = json!({
         "_links": { "self": { "href": "/api/metaconfigdefs/" }, "profile": { "href": hal::PROFILE } },
         "config": {
-            // No PBX objects yet (seats, groups, pilots): clients must not offer them.
+            // voxprov's PBX is its own collections (/api/pbxtenants/, /api/pbxextensions/…),
+            // not NGCP's pilot, seat and group subscribers: NGCP's clients must not offer those.
             "features": { "cloudpbx": false, "voicemail": false, "fax": false },
             "security": {
                 // SIP passwords are checked by [password_policy]; web passwords only for

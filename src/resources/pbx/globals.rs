@@ -55,7 +55,7 @@ pub const GLOBALS: &[(&str, Rule, bool, &str)] = &[
     ("FQDN", Rule::Fqdn, false, "stored only"),
     ("FQDNINSPECT", Rule::In(NO_YES), false, "stored only"),
     ("FQDNPROV", Rule::In(NO_YES), false, "stored only"),
-    ("INTRINGDELAY", Rule::Int, true, "seconds an extension rings when called by short number before its no-answer outcome (cft/cfna), default 20"),
+    ("INTRINGDELAY", Rule::Int, true, "seconds a subscriber rings before its no-answer forward (cft) when it sets no ringtimeout (default 20)"),
     ("IVRKEYWAIT", Rule::IntOrNull, false, "stored only"),
     ("IVRDIGITWAIT", Rule::IntOrNull, false, "stored only"),
     ("LACL", Rule::In(NO_YES), false, "stored only"),

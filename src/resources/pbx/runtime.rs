@@ -43,34 +43,12 @@ async fn tenant_extensions(c: &mut Conn, tenant: i64) -> Result<Vec<(String, Str
         .collect())
 }
 
+/// The forward a block makes, if it is on.
 fn first_target(block: &Value) -> Option<&str> {
-    block["destinations"].get(0)?["destination"].as_str()
-}
-
-/// The live registrations of a subscriber, from every enabled Kamailio with an RPC address.
-pub async fn registrations(app: &App, aor: &str) -> Vec<Value> {
-    let Ok(targets) = crate::targets::load_targets(&app.store, &app.cipher).await else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for t in targets.iter().filter(|t| t.enabled) {
-        let Some(url) = &t.rpc_url else { continue };
-        let r = crate::targets::rpc::call_with(url, "ul.lookup", json!(["location", aor])).await;
-        let Ok(v) = r else { continue };
-        let contacts = v["Contacts"].as_array().cloned().unwrap_or_default();
-        for ct in contacts {
-            let ct = &ct["Contact"];
-            out.push(json!({
-                "sipserver_id": t.id,
-                "contact": ct["Address"],
-                "expires": ct["Expires"],
-                "user_agent": ct["User-Agent"],
-                "received": ct["Received"],
-                "q": ct["Q"],
-            }));
-        }
+    if block["enabled"] == Value::Bool(false) {
+        return None;
     }
-    out
+    block["destinations"].get(0)?["destination"].as_str()
 }
 
 async fn runtime_doc(app: &App, c: &mut Conn, actor: &Actor, e: &PbxExtension) -> Result<Value> {
@@ -85,7 +63,7 @@ async fn runtime_doc(app: &App, c: &mut Conn, actor: &Actor, e: &PbxExtension) -
         "cfim": show(&cf["cfu"]),
         "cfbs": show(&cf["cfb"]),
         "ringdelay": cf["cft"]["ringtimeout"],
-        "registrations": registrations(app, &format!("{}@{}", e.username, e.domain)).await,
+        "registrations": crate::resources::registrations::of_aor(app, &format!("{}@{}", e.username, e.domain)).await,
     }))
 }
 
@@ -148,12 +126,13 @@ pub async fn put_runtime(app: &App, actor: &Actor, id: i64, body: &Value) -> Res
     let mut doc: Map<String, Value> = CallForwards::view(&old, actor);
     for (key, block) in [("cfim", "cfu"), ("cfbs", "cfb")] {
         if let Some(v) = m.get(key) {
-            let dests = match target(key, v, &exts)? {
+            let t = target(key, v, &exts)?;
+            let mut b = doc.get(block).cloned().unwrap_or_else(|| json!({}));
+            b["enabled"] = json!(t.is_some());
+            b["destinations"] = match t {
                 Some(t) => json!([{ "destination": t }]),
                 None => json!([]),
             };
-            let mut b = doc.get(block).cloned().unwrap_or_else(|| json!({}));
-            b["destinations"] = dests;
             if let Some(o) = b.as_object_mut() {
                 if o["destinations"].as_array().is_some_and(|a| a.is_empty()) {
                     o.insert("times".into(), json!([]));

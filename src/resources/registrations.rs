@@ -1,0 +1,112 @@
+//! `/api/subscriberregistrations/` (NGCP's name): the contacts subscribers have registered,
+//! read live from every enabled Kamailio (RPC `ul.dump`), only the reader's reseller's
+//! subscribers. Read-only: registrations are the phones' to make.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::error::Result;
+use crate::model::Actor;
+
+/// Every (AoR, contact) in one `ul.dump` answer: the AoR, and its contact's fields.
+fn contacts(dump: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for d in dump["Domains"].as_array().into_iter().flatten() {
+        for a in d["Domain"]["AoRs"].as_array().into_iter().flatten() {
+            let info = &a["Info"];
+            let Some(aor) = info["AoR"].as_str() else {
+                continue;
+            };
+            for c in info["Contacts"].as_array().into_iter().flatten() {
+                out.push((aor.to_string(), c["Contact"].clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The registrations visible to `actor`, optionally of one subscriber only.
+pub async fn list(app: &App, actor: &Actor, subscriber: Option<i64>) -> Result<Vec<Value>> {
+    let targets = crate::targets::load_targets(&app.store, &app.cipher).await?;
+    let mut found: Vec<(i64, String, Value)> = Vec::new();
+    for t in targets
+        .iter()
+        .filter(|t| t.enabled && t.driver == crate::targets::config::Driver::Kamailio)
+    {
+        let Some(url) = &t.rpc_url else { continue };
+        match crate::targets::rpc::call_with(url, "ul.dump", json!([])).await {
+            Ok(v) => found.extend(contacts(&v).into_iter().map(|(a, c)| (t.id, a, c))),
+            Err(e) => {
+                tracing::debug!(target = %t.name, error = %e, "registrations: ul.dump failed")
+            }
+        }
+    }
+    let mut c = app.store.read().await?;
+    let mut subs: BTreeMap<String, Option<(i64, i64)>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (server, aor, ct) in found {
+        if !subs.contains_key(&aor) {
+            let (user, domain) = aor.split_once('@').unwrap_or((aor.as_str(), ""));
+            let hit: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT s.id, s.reseller_id FROM subscribers s JOIN domains d ON d.id = s.domain_id \
+                 WHERE s.username = $1 AND d.domain = $2 AND s.status <> 'terminated'",
+            )
+            .bind(user.to_string())
+            .bind(domain.to_string())
+            .fetch_optional(&mut *c)
+            .await?;
+            subs.insert(aor.clone(), hit);
+        }
+        let Some((sub, reseller)) = subs[&aor] else {
+            continue;
+        };
+        if actor.scope().is_some_and(|r| r != reseller) || subscriber.is_some_and(|s| s != sub) {
+            continue;
+        }
+        let mut v = shown(server, &aor, &ct);
+        v["subscriber_id"] = json!(sub);
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// One contact as the API shows it.
+fn shown(server: i64, aor: &str, ct: &Value) -> Value {
+    json!({
+        "sipserver_id": server,
+        "aor": aor,
+        "contact": ct["Address"],
+        "expires": ct["Expires"],
+        "q": ct["Q"],
+        "user_agent": ct["User-Agent"],
+        "received": ct["Received"],
+        "socket": ct["Socket"],
+        "call_id": ct["Call-ID"],
+        "last_modified": ct["Last-Modified"],
+    })
+}
+
+/// The contacts of one AoR (`user@domain`), from every enabled Kamailio (RPC `ul.lookup`).
+pub async fn of_aor(app: &App, aor: &str) -> Vec<Value> {
+    let Ok(targets) = crate::targets::load_targets(&app.store, &app.cipher).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in targets
+        .iter()
+        .filter(|t| t.enabled && t.driver == crate::targets::config::Driver::Kamailio)
+    {
+        let Some(url) = &t.rpc_url else { continue };
+        let Ok(v) =
+            crate::targets::rpc::call_with(url, "ul.lookup", json!(["location", aor])).await
+        else {
+            continue;
+        };
+        for c in v["Contacts"].as_array().into_iter().flatten() {
+            out.push(shown(t.id, aor, &c["Contact"]));
+        }
+    }
+    out
+}
