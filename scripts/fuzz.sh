@@ -80,7 +80,14 @@ api peeringrules/ "{\"group_id\":$pg,\"callee_prefix\":\"49\"}" >/dev/null
 api peeringinboundrules/ "{\"group_id\":$pg,\"field\":\"from_user\",\"pattern\":\"^[0-9]+$\"}" >/dev/null
 nl=$(api ncoslevels/ '{"reseller_id":1,"level":"fuzz-ncos"}')
 api ncospatterns/ "{\"ncos_level_id\":$nl,\"pattern\":\"0900\"}" >/dev/null
-[ -n "$cu" ] && [ -n "$ct" ] && [ -n "$pg" ] && [ -n "$nl" ] || { echo "setting up the objects failed" >&2; exit 1; }
+pcu=$(api customers/ "{\"contact_id\":$cc,\"billing_profile_id\":$bp,\"type\":\"pbxaccount\",\"status\":\"active\"}")
+tn=$(api pbxtenants/ "{\"customer_id\":$pcu,\"name\":\"fuzz-pbx\",\"description\":\"Fuzz\",\"domain\":\"fuzz.example.com\"}")
+api pbxextensions/ "{\"tenant_id\":$tn,\"extension\":\"201\",\"type\":\"unprovisioned\",\"password\":\"fuzz-ext-pass-1\"}" >/dev/null
+api pbxextensions/ "{\"tenant_id\":$tn,\"extension\":\"202\",\"type\":\"unprovisioned\",\"password\":\"fuzz-ext-pass-2\"}" >/dev/null
+api pbxringgroups/ "{\"tenant_id\":$tn,\"number\":\"400\",\"out\":\"201 202\",\"outcome\":\"201\"}" >/dev/null
+api pbxdaytimers/ "{\"tenant_id\":$tn,\"dayofweek\":\"mon\",\"timespan\":\"08:00-17:00\"}" >/dev/null
+api pbxholidaytimers/ "{\"tenant_id\":$tn,\"stime\":1798761600,\"etime\":1798848000}" >/dev/null
+[ -n "$cu" ] && [ -n "$ct" ] && [ -n "$pg" ] && [ -n "$nl" ] && [ -n "$tn" ] || { echo "setting up the objects failed" >&2; exit 1; }
 
 status=0
 schemathesis run "$base/api/openapi.json" --url "$base" \

@@ -350,6 +350,9 @@ impl Config {
         if self.hooks.retry_schedule.iter().any(|s| *s > 7 * 24 * 3600) {
             anyhow::bail!("hooks.retry_schedule: a step may be at most a week (604800 s)");
         }
+        if self.cdrs.retention_days > 36_500 {
+            anyhow::bail!("cdrs.retention_days: at most 36500 (0 keeps records forever)");
+        }
         if !(100..=3_600_000).contains(&self.cdrs.collect_interval_ms) {
             anyhow::bail!("cdrs.collect_interval_ms: must be 100 to 3600000");
         }

@@ -151,6 +151,56 @@ impl From<sqlx::Error> for Error {
 
 const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
     (
+        "pbx_extensions_number",
+        "extension",
+        "is an extension of this tenant already",
+    ),
+    (
+        "pbx_extensions.tenant_id, pbx_extensions.extension",
+        "extension",
+        "is an extension of this tenant already",
+    ),
+    (
+        "pbx_ringgroups_number",
+        "number",
+        "is a ring group of this tenant already",
+    ),
+    (
+        "pbx_ringgroups.tenant_id, pbx_ringgroups.number",
+        "number",
+        "is a ring group of this tenant already",
+    ),
+    (
+        "pbx_inboundroutes_number",
+        "number",
+        "has an inbound route already",
+    ),
+    (
+        "pbx_inboundroutes.tenant_id, pbx_inboundroutes.carrier",
+        "number",
+        "has an inbound route already",
+    ),
+    (
+        "pbx_tenants_customer",
+        "customer_id",
+        "this customer is a tenant already",
+    ),
+    (
+        "pbx_tenants.customer_id",
+        "customer_id",
+        "this customer is a tenant already",
+    ),
+    (
+        "pbx_tenants_name",
+        "name",
+        "a tenant with this name already exists",
+    ),
+    (
+        "pbx_tenants.reseller_id, pbx_tenants.name",
+        "name",
+        "a tenant with this name already exists",
+    ),
+    (
         "subscribers_username",
         "username",
         "already exists in this domain",

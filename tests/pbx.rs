@@ -39,8 +39,18 @@ async fn extension(app: &TestApp, tenant: i64, number: &str) -> i64 {
 async fn sark_rules_each_answer_422_naming_the_field(app: TestApp) {
     let f = app.fixture().await;
     let t = tenant(&app, &f, "acme").await;
-    extension(&app, t, "201").await;
+    let e201 = extension(&app, t, "201").await;
     extension(&app, t, "202").await;
+    // The tenant's DID is one of its extensions' numbers.
+    let sub = app.get(&format!("/api/pbxextensions/{e201}")).await.1["subscriber_id"].clone();
+    let (s, v) = app
+        .patch(
+            &format!("/api/subscribers/{sub}"),
+            json!([{ "op": "add", "path": "/primary_number",
+            "value": { "cc": "49", "ac": "30", "sn": "555000" } }]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 
     // Tenants.
     let fresh = pbx_customer(&app, &f).await;
@@ -216,6 +226,7 @@ async fn sark_rules_each_answer_422_naming_the_field(app: TestApp) {
             ("tenant_id", json!({ "tenant_id": 999999 })),
             ("number", json!({ "number": null })),
             ("number", json!({ "number": "abc" })),
+            ("number", json!({ "number": "+4930555999" })),
             ("carrier", json!({ "carrier": null })),
             ("carrier", json!({ "carrier": "DID" })),
             ("trunk_id", json!({ "trunk_id": 999999 })),
@@ -234,10 +245,21 @@ async fn sark_rules_each_answer_422_naming_the_field(app: TestApp) {
         ],
     )
     .await;
-    // The same DID twice is refused (one DID, one route).
+    // The same DID twice is refused (one DID, one route); a caller-number route is the
+    // tenant's own, for calls to its DIDs, so any caller's number will do.
     let (s, v) = app.post("/api/pbxinboundroutes/", good.clone()).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["field"], "number", "{v}");
+    let clid =
+        json!({ "tenant_id": t, "number": "4930111", "carrier": "CLID", "openroute": "202" });
+    assert_eq!(
+        app.post("/api/pbxinboundroutes/", clid.clone()).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.post("/api/pbxinboundroutes/", clid).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 
     // Globals: every kind of rule.
     for (name, bad) in [
@@ -369,7 +391,7 @@ async fn a_tenant_and_its_objects_stay_within_their_reseller(app: TestApp) {
         ("/api/pbxdaytimers/", json!({ "tenant_id": t })),
         (
             "/api/pbxinboundroutes/",
-            json!({ "tenant_id": t, "number": "4930777", "carrier": "DiD", "openroute": "201" }),
+            json!({ "tenant_id": t, "number": "4930777", "carrier": "CLID", "openroute": "201" }),
         ),
     ] {
         let (s, v) = send(as_b(Method::POST, path).json(&body)).await;
@@ -391,6 +413,11 @@ async fn a_tenant_and_its_objects_stay_within_their_reseller(app: TestApp) {
         "customer_id": ids(&cust), "name": "stolen", "description": "B", "domain": "pbxa.example" }))).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["field"], "customer_id");
+    // Trunks are the operator's: a reseller names none.
+    let (s, v) = send(as_a(Method::POST, "/api/pbxinboundroutes/").json(&json!({
+        "tenant_id": t, "number": "4930777", "carrier": "CLID", "openroute": "201", "trunk_id": 1 }))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "trunk_id");
     // The globals are the operator's.
     assert_eq!(
         send(as_b(Method::GET, "/api/pbxglobals")).await.0,
@@ -493,6 +520,9 @@ async fn runtime_references_and_system_commands(app: TestApp) {
         "active"
     );
 
+    // An extension's subscriber goes with the extension only.
+    let (s, v) = app.delete(&format!("/api/subscribers/{sub}")).await;
+    assert_eq!(s, StatusCode::LOCKED, "{v}");
     // What is named answers 423; the tenant goes last.
     let g = app
         .create(

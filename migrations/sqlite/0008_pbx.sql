@@ -123,7 +123,9 @@ CREATE TABLE pbx_inboundroutes (
     moh TEXT,
     create_timestamp TEXT NOT NULL, modify_timestamp TEXT NOT NULL
 );
-CREATE UNIQUE INDEX uq_pbx_inboundroutes_number ON pbx_inboundroutes(carrier, number);
+-- A DiD is one customer's number (one route platform-wide, checked on write); a CLID route is
+-- per tenant (it applies to calls to the tenant's DiDs).
+CREATE UNIQUE INDEX uq_pbx_inboundroutes_number ON pbx_inboundroutes(tenant_id, carrier, number);
 
 CREATE TABLE pbx_globals (
     name TEXT PRIMARY KEY,
@@ -139,6 +141,8 @@ CREATE TABLE cdrs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sipserver_id INTEGER NOT NULL,
     call_id TEXT NOT NULL,
+    from_tag TEXT NOT NULL,              -- the INVITE's From tag: with call_id, the dialog
+    to_tag TEXT NOT NULL,
     reseller_id INTEGER,
     customer_id INTEGER,
     tenant_id INTEGER,
@@ -157,7 +161,7 @@ CREATE TABLE cdrs (
     end_ms INTEGER,
     create_timestamp TEXT NOT NULL, modify_timestamp TEXT NOT NULL
 );
-CREATE UNIQUE INDEX uq_cdrs_call ON cdrs(sipserver_id, call_id);
+CREATE UNIQUE INDEX uq_cdrs_call ON cdrs(sipserver_id, call_id, from_tag);
 CREATE INDEX ix_cdrs_start ON cdrs(start_ms);
 CREATE INDEX ix_cdrs_reseller ON cdrs(reseller_id, start_ms);
 

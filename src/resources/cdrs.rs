@@ -18,7 +18,9 @@ pub struct Cdrs;
 fn moment(field: &str, s: &str) -> Result<i64> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
-        return Ok(n * 1000);
+        return n
+            .checked_mul(1000)
+            .ok_or_else(|| Error::BadRequest(format!("{field}: '{s}' is out of range")));
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
@@ -35,10 +37,9 @@ fn moment(field: &str, s: &str) -> Result<i64> {
             .and_utc()
             .timestamp_millis());
     }
-    Err(Error::invalid(
-        field,
-        "must be a date (YYYY-MM-DD), a date and time (YYYY-MM-DD HH:MM:SS, UTC) or seconds since 1970",
-    ))
+    Err(Error::BadRequest(format!(
+        "{field}: '{s}' is not a date (YYYY-MM-DD), a date and time (YYYY-MM-DD HH:MM:SS, UTC) or seconds since 1970"
+    )))
 }
 
 pub async fn list_rows(
@@ -151,12 +152,19 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 /// A CSV field: quoted when it must be, and never a formula to a spreadsheet.
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // A spreadsheet takes = @ tab CR, and + or - before anything but a digit, as a formula.
+    let mut chars = s.chars();
+    let formula = match chars.next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !chars.next().is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    };
+    let s = if formula {
         format!("'{s}")
     } else {
         s.to_string()
     };
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.contains([',', '"', '\n', '\r', '\t']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s

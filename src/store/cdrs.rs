@@ -13,6 +13,9 @@ pub struct CdrRow {
     pub id: i64,
     pub sipserver_id: i64,
     pub call_id: String,
+    /// The INVITE's tags: the call is the dialog (Call-ID, From tag); a BYE names it by either.
+    pub from_tag: String,
+    pub to_tag: String,
     pub reseller_id: Option<i64>,
     pub customer_id: Option<i64>,
     pub tenant_id: Option<i64>,
@@ -31,7 +34,7 @@ pub struct CdrRow {
     pub end_ms: Option<i64>,
 }
 pub const CDR_COLS: &str =
-    "id, sipserver_id, call_id, reseller_id, customer_id, tenant_id, caller, \
+    "id, sipserver_id, call_id, from_tag, to_tag, reseller_id, customer_id, tenant_id, caller, \
     caller_subscriber_id, callee, destination, callee_subscriber_id, direction, trunk, status, \
     sip_code, sip_reason, start_ms, answer_ms, end_ms";
 
@@ -112,12 +115,38 @@ impl From<CdrRow> for Cdr {
     }
 }
 
-pub async fn by_call(c: &mut Conn, server: i64, call_id: &str) -> Result<Option<CdrRow>> {
+/// The call of an INVITE: (Call-ID, From tag).
+pub async fn by_call(
+    c: &mut Conn,
+    server: i64,
+    call_id: &str,
+    from_tag: &str,
+) -> Result<Option<CdrRow>> {
     let row = sqlx::query(&format!(
-        "SELECT {CDR_COLS} FROM cdrs WHERE sipserver_id = $1 AND call_id = $2"
+        "SELECT {CDR_COLS} FROM cdrs WHERE sipserver_id = $1 AND call_id = $2 AND from_tag = $3"
     ))
     .bind(server)
     .bind(call_id.to_string())
+    .bind(from_tag.to_string())
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.as_ref().map(CdrRow::from_row).transpose()?)
+}
+
+/// The answered call a BYE ends: its Call-ID, and its From tag as either party's tag.
+pub async fn by_dialog(
+    c: &mut Conn,
+    server: i64,
+    call_id: &str,
+    tag: &str,
+) -> Result<Option<CdrRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {CDR_COLS} FROM cdrs WHERE sipserver_id = $1 AND call_id = $2 \
+         AND (from_tag = $3 OR to_tag = $3) AND answer_ms IS NOT NULL ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(server)
+    .bind(call_id.to_string())
+    .bind(tag.to_string())
     .fetch_optional(&mut *c)
     .await?;
     Ok(row.as_ref().map(CdrRow::from_row).transpose()?)
@@ -127,6 +156,8 @@ pub async fn save(c: &mut Conn, r: &CdrRow) -> Result<()> {
     let cols = vec![
         ("sipserver_id", Arg::Int(r.sipserver_id)),
         ("call_id", Arg::Text(r.call_id.clone())),
+        ("from_tag", Arg::Text(r.from_tag.clone())),
+        ("to_tag", Arg::Text(r.to_tag.clone())),
         ("reseller_id", Arg::opt_int(r.reseller_id)),
         ("customer_id", Arg::opt_int(r.customer_id)),
         ("tenant_id", Arg::opt_int(r.tenant_id)),

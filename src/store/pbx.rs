@@ -43,13 +43,20 @@ pub struct PbxTenant {
     pub localarea: Option<String>,
     pub create_timestamp: String,
     pub modify_timestamp: String,
+    /// Whether its customer and reseller are active: the SIP servers hold nothing of a tenant
+    /// that is not.
+    #[serde(skip)]
+    #[sqlx(try_from = "i64")]
+    pub live: super::Flag,
 }
 pub const TENANT_COLS: &str =
     "id, reseller_id, customer_id, domain_id, domain, name, description, \
     localdplan, operator, masteroclo, abstimeout, chanmax, clusterclid, callgroup, pickupgroup, \
-    include, localarea, create_timestamp, modify_timestamp";
-pub const TENANT_VIEW: &str = "(SELECT t.*, d.domain AS domain FROM pbx_tenants t \
-    JOIN domains d ON d.id = t.domain_id) v";
+    include, localarea, create_timestamp, modify_timestamp, live";
+pub const TENANT_VIEW: &str = "(SELECT t.*, d.domain AS domain, \
+    CASE WHEN c.status = 'active' AND r.status = 'active' THEN 1 ELSE 0 END AS live \
+    FROM pbx_tenants t JOIN domains d ON d.id = t.domain_id \
+    JOIN customers c ON c.id = t.customer_id JOIN resellers r ON r.id = t.reseller_id) v";
 
 impl PbxTenant {
     /// How many digits an extension number has (the places of `localdplan`).
@@ -304,6 +311,37 @@ pub async fn set_global(c: &mut Conn, name: &str, value: Option<&str>) -> Result
             .await?;
     }
     Ok(())
+}
+
+/// Whether `digits` (cc, ac and sn together) is a number of a live subscriber of `customer`.
+pub async fn customer_has_number(c: &mut Conn, customer: i64, digits: &str) -> Result<bool> {
+    let hit: Option<i64> = sqlx::query_scalar(
+        "SELECT n.id FROM numbers n JOIN subscribers s ON s.id = n.subscriber_id \
+         WHERE s.customer_id = $1 AND s.status <> 'terminated' AND n.cc || n.ac || n.sn = $2 LIMIT 1",
+    )
+    .bind(customer)
+    .bind(digits.to_string())
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(hit.is_some())
+}
+
+/// The inbound route of `carrier` for `number`: platform-wide, or within one tenant.
+pub async fn inbound_route_of(
+    c: &mut Conn,
+    carrier: &str,
+    number: &str,
+    tenant: Option<i64>,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM pbx_inboundroutes WHERE carrier = $1 AND number = $2 \
+         AND ($3 = 0 OR tenant_id = $3) LIMIT 1",
+    )
+    .bind(carrier.to_string())
+    .bind(number.to_string())
+    .bind(tenant.unwrap_or(0))
+    .fetch_optional(&mut *c)
+    .await?)
 }
 
 /// Whether `number` is already an extension, ring group or inbound destination number of the

@@ -88,6 +88,8 @@ fn fresh(server: i64, r: &AccRow) -> CdrRow {
         id: 0,
         sipserver_id: server,
         call_id: r.callid.clone(),
+        from_tag: r.from_tag.clone(),
+        to_tag: String::new(),
         reseller_id: None,
         customer_id: None,
         tenant_id: None,
@@ -117,15 +119,24 @@ async fn apply(
     if r.callid.is_empty() {
         return Ok(());
     }
-    let existing = st::by_call(c, server, &r.callid).await?;
     let method = r.method.to_ascii_uppercase();
+    let existing = if method == "BYE" {
+        // Only a BYE that was answered 2xx ends the call: a stray BYE (481) does not.
+        if !(200..300).contains(&r.sip_code) {
+            return Ok(());
+        }
+        st::by_dialog(c, server, &r.callid, &r.from_tag).await?
+    } else {
+        st::by_call(c, server, &r.callid, &r.from_tag).await?
+    };
     let row = match (method.as_str(), answered_table, existing) {
         ("INVITE", true, old) => {
             let mut row = old.unwrap_or_else(|| fresh(server, r));
-            // A re-INVITE inside the call is accounted too: only the first answer counts.
+            // A second 200 (two phones of a group answering at once): the first counts.
             if row.status == "ok" && row.answer_ms.is_some() {
                 return Ok(());
             }
+            row.to_tag = r.to_tag.clone();
             parties(c, r, &mut row).await?;
             row.status = status_of(r.sip_code).into();
             row.sip_code = r.sip_code;
@@ -186,6 +197,10 @@ pub async fn collect(store: &Store, t: &TargetCfg, db: &TargetDb) -> Result<usiz
         return Ok(0);
     }
     let mut tx = store.begin().await?;
+    // Another collector (a node that lost its lease meanwhile) moved on: leave it to it.
+    if st::cursor(&mut tx, t.id).await? != (acc_after, missed_after) {
+        return Ok(0);
+    }
     // In the order they were written: an answer before its BYE, failures of one call in turn.
     let mut all: Vec<(&AccRow, bool)> = acc
         .iter()

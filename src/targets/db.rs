@@ -110,6 +110,8 @@ pub struct AccRow {
     pub id: i64,
     pub method: String,
     pub callid: String,
+    pub from_tag: String,
+    pub to_tag: String,
     pub sip_code: i64,
     pub sip_reason: String,
     pub src_user: String,
@@ -136,7 +138,8 @@ impl TargetDb {
             Dialect::Postgres => "BIGINT",
         };
         let q = self.sql(&format!(
-            "SELECT CAST(id AS {int_type}), method, callid, CAST(sip_code AS {int_type}), sip_reason, \
+            "SELECT CAST(id AS {int_type}), method, callid, from_tag, to_tag, \
+             CAST(sip_code AS {int_type}), sip_reason, \
              src_user, src_domain, dst_ouser, dst_aor, dst_user, dst_domain, start_ts, trunk, \
              CAST(time_sec AS {int_type}), CAST(time_usec AS {int_type}) \
              FROM {table} WHERE id > ? ORDER BY id LIMIT {limit}"
@@ -162,17 +165,19 @@ impl TargetDb {
                     id: int(r, 0)?,
                     method: text(r, 1)?,
                     callid: text(r, 2)?,
-                    sip_code: int(r, 3).unwrap_or(0),
-                    sip_reason: text(r, 4)?,
-                    src_user: text(r, 5)?,
-                    src_domain: text(r, 6)?,
-                    dst_ouser: text(r, 7)?,
-                    dst_aor: text(r, 8)?,
-                    dst_user: text(r, 9)?,
-                    dst_domain: text(r, 10)?,
-                    start_ts: text(r, 11)?,
-                    trunk: text(r, 12)?,
-                    at_ms: int(r, 13)? * 1000 + int(r, 14)? / 1000,
+                    from_tag: text(r, 3)?,
+                    to_tag: text(r, 4)?,
+                    sip_code: int(r, 5).unwrap_or(0),
+                    sip_reason: text(r, 6)?,
+                    src_user: text(r, 7)?,
+                    src_domain: text(r, 8)?,
+                    dst_ouser: text(r, 9)?,
+                    dst_aor: text(r, 10)?,
+                    dst_user: text(r, 11)?,
+                    dst_domain: text(r, 12)?,
+                    start_ts: text(r, 13)?,
+                    trunk: text(r, 14)?,
+                    at_ms: int(r, 15)? * 1000 + int(r, 16)? / 1000,
                 })
             })
             .collect()

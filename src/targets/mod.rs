@@ -768,6 +768,12 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
                 if status.len() > 1 {
                     t.sub_ids
                         .extend(st::subscriber_ids_of_customer(c, ch.object_id).await?);
+                    // A PBX tenant's rows come and go with its customer.
+                    if crate::store::exists(c, "pbx_tenants", "customer_id = $1", ch.object_id)
+                        .await?
+                    {
+                        t.routing = true;
+                    }
                 }
             }
             // A reseller locked, terminated or back to active: all its subscribers.
@@ -777,6 +783,11 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
                 if status.len() > 1 {
                     t.sub_ids
                         .extend(st::subscriber_ids_of_reseller(c, ch.object_id).await?);
+                    if crate::store::exists(c, "pbx_tenants", "reseller_id = $1", ch.object_id)
+                        .await?
+                    {
+                        t.routing = true;
+                    }
                 }
             }
             // Features are keyed by subscriber id; sets name their subscriber.

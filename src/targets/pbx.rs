@@ -113,6 +113,13 @@ pub fn is_pbx(resource: &str) -> bool {
 }
 
 pub fn desired(d: &PbxData, out: &mut Rows) {
+    // Nothing of a tenant whose customer or reseller is locked or terminated.
+    let live: std::collections::BTreeSet<i64> = d
+        .tenants
+        .iter()
+        .filter(|t| t.live.0)
+        .map(|t| t.id)
+        .collect();
     let global = |n: &str| {
         d.globals
             .iter()
@@ -129,7 +136,12 @@ pub fn desired(d: &PbxData, out: &mut Rows) {
     if let Some(v) = global("EMERGENCY") {
         put(out, "glob::emergency".into(), v);
     }
-    let tenants: BTreeMap<i64, &PbxTenant> = d.tenants.iter().map(|t| (t.id, t)).collect();
+    let tenants: BTreeMap<i64, &PbxTenant> = d
+        .tenants
+        .iter()
+        .filter(|t| live.contains(&t.id))
+        .map(|t| (t.id, t))
+        .collect();
     let exts: BTreeMap<(i64, &str), String> = d
         .extensions
         .iter()
@@ -151,7 +163,7 @@ pub fn desired(d: &PbxData, out: &mut Rows) {
         };
         groups.insert((g.tenant_id, g.number.as_str()), v);
     }
-    for t in &d.tenants {
+    for t in tenants.values() {
         put(
             out,
             format!("tn::{}::extlen", t.id),
@@ -194,7 +206,7 @@ pub fn desired(d: &PbxData, out: &mut Rows) {
             }
         }
     }
-    for e in &d.extensions {
+    for e in d.extensions.iter().filter(|e| live.contains(&e.tenant_id)) {
         put(
             out,
             format!("sub::{}@{}", e.username, e.domain),
@@ -246,8 +258,12 @@ pub fn desired(d: &PbxData, out: &mut Rows) {
         let Some(t) = tenants.get(&r.tenant_id) else {
             continue;
         };
-        let kind = if r.carrier == "CLID" { "clid" } else { "did" };
-        put(out, format!("{kind}::{}", r.number), r.id.to_string());
+        let key = if r.carrier == "CLID" {
+            format!("clid::{}::{}", t.id, r.number)
+        } else {
+            format!("did::{}", r.number)
+        };
+        put(out, key, r.id.to_string());
         put(out, format!("ir::{}::tenant", r.id), t.id.to_string());
         put(
             out,

@@ -169,10 +169,9 @@ async fn registrations(
     headers: HeaderMap,
 ) -> Result<Response> {
     let sub = match q.get("subscriber_id") {
-        Some(s) => Some(
-            s.parse::<i64>()
-                .map_err(|_| Error::invalid("subscriber_id", "must be an integer"))?,
-        ),
+        Some(s) => Some(s.parse::<i64>().map_err(|_| {
+            Error::BadRequest(format!("subscriber_id: '{s}' is not an integer id"))
+        })?),
         None => None,
     };
     let list = crate::resources::registrations::list(&app, &actor, sub).await?;

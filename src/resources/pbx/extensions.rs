@@ -448,6 +448,18 @@ impl Resource for PbxExtensions {
         let cols = settings(c, &tenant, &i, &old.extension).await?;
         let active = !matches!(&cols[0].1, Arg::Text(a) if a == "NO") && old.kind != "mailbox";
         save_row(c, "pbx_extensions", Some(id), cols).await?;
+        // active YES/NO locks and unlocks the subscriber; a terminated one stays so, and one
+        // whose customer is not active is not unlocked.
+        let (status, customer_active): (String, i64) = sqlx::query_as(
+            "SELECT s.status, CASE WHEN c.status = 'active' THEN 1 ELSE 0 END \
+             FROM subscribers s JOIN customers c ON c.id = s.customer_id WHERE s.id = $1",
+        )
+        .bind(old.subscriber_id)
+        .fetch_one(&mut *c)
+        .await?;
+        if status == "terminated" || (active && customer_active == 0) {
+            return Ok(());
+        }
         subscribers::set_status(
             c,
             app,
@@ -478,6 +490,14 @@ impl Resource for PbxExtensions {
             if crate::store::exists(c, "devices", "id = $1", d).await? {
                 delete_one::<Devices>(c, app, actor, d).await?;
             }
+        }
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
+                .bind(old.subscriber_id)
+                .fetch_optional(&mut *c)
+                .await?;
+        if status.as_deref() == Some("terminated") {
+            return Ok(());
         }
         subscribers::terminate(c, app, actor, old.subscriber_id).await
     }

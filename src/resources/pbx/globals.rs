@@ -210,7 +210,16 @@ pub fn parse_update(body: &Value) -> Result<Vec<(&'static str, Option<String>)>>
         if SECRET.contains(name) && v.as_str() == Some("********") {
             continue;
         }
-        out.push((*name, check(name, *rule, v)?));
+        let value = check(name, *rule, v)?;
+        // What the SIP servers read: seconds, 1 to 3600.
+        if matches!(*name, "RINGDELAY" | "INTRINGDELAY")
+            && value
+                .as_deref()
+                .is_some_and(|x| !x.parse::<i64>().is_ok_and(|n| (1..=3600).contains(&n)))
+        {
+            return Err(Error::invalid(*name, "must be 1 to 3600 seconds"));
+        }
+        out.push((*name, value));
     }
     Ok(out)
 }

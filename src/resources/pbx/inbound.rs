@@ -31,7 +31,8 @@ pub struct InboundRouteInput {
     #[serde(default)]
     #[schema(value_type = String)]
     pub carrier: Value,
-    /// The peering group (trunk) the number comes in on; informational.
+    /// The peering group (trunk) the number comes in on: informational, set by admins only
+    /// (the route applies whichever carrier brings the call).
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
     pub trunk_id: Value,
@@ -107,12 +108,20 @@ async fn columns(
         ));
     }
     let carrier = required("carrier", one_of("carrier", &i.carrier, &["DiD", "CLID"])?)?;
-    let taken: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM pbx_inboundroutes WHERE carrier = $1 AND number = $2")
-            .bind(carrier.clone())
-            .bind(number.clone())
-            .fetch_optional(&mut *c)
-            .await?;
+    // A DiD is a number of the tenant's customer (no reseller routes another's calls); a CLID
+    // route applies to calls to the tenant's own DiDs only, so any caller number will do.
+    if carrier == "DiD" && !st::customer_has_number(c, tenant.customer_id, &number).await? {
+        return Err(Error::invalid(
+            "number",
+            format!("{number} is not a number of the tenant's customer (give it to one of its subscribers first)"),
+        ));
+    }
+    let scope = if carrier == "DiD" {
+        None
+    } else {
+        Some(tenant.id)
+    };
+    let taken = st::inbound_route_of(c, &carrier, &number, scope).await?;
     if taken.is_some_and(|t| Some(t) != old.map(|o| o.id)) {
         return Err(Error::invalid(
             "number",
@@ -120,6 +129,12 @@ async fn columns(
         ));
     }
     let trunk = integer("trunk_id", &i.trunk_id)?;
+    if trunk.is_some() && !actor.is_admin() {
+        return Err(Error::invalid(
+            "trunk_id",
+            "only admins name trunks (peering groups are the operator's)",
+        ));
+    }
     if let Some(t) = trunk {
         if !exists(c, "peering_groups", "id = $1", t).await? {
             return Err(Error::invalid(
@@ -170,7 +185,11 @@ async fn columns(
         ),
         (
             "disapass",
-            Arg::opt_text(alpha_num("disapass", &i.disapass, 32)?),
+            // Never shown, so a GET → PUT round trip omits it: absent keeps it.
+            Arg::opt_text(match (&i.disapass, old) {
+                (Value::Null, Some(o)) => o.disapass.clone(),
+                (v, _) => alpha_num("disapass", v, 32)?,
+            }),
         ),
         ("moh", Arg::opt_text(one_of("moh", &i.moh, &["ON", "OFF"])?)),
     ])

@@ -225,6 +225,16 @@ pub async fn number_in_use(c: &mut Conn, tenant: i64, number: &str) -> Result<Op
     if let Some(id) = hol {
         return Ok(Some(format!("holiday timer {id}")));
     }
+    let dvr: Option<String> = sqlx::query_scalar(
+        "SELECT extension FROM pbx_extensions WHERE tenant_id = $1 AND dvrvmail = $2 AND extension <> $2 LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(number.to_string())
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(e) = dvr {
+        return Ok(Some(format!("extension {e} (dvrvmail)")));
+    }
     let op: Option<i64> =
         sqlx::query_scalar("SELECT id FROM pbx_tenants WHERE id = $1 AND operator = $2")
             .bind(tenant)

@@ -225,12 +225,15 @@ pub async fn put_globals(app: &App, actor: &Actor, body: &Value) -> Result<Value
     actor.check_write()?;
     let updates = globals::parse_update(body)?;
     let mut tx = app.store.begin().await?;
-    let before = Value::Object(globals::document(&st::globals(&mut tx).await?));
+    let stored_before = st::globals(&mut tx).await?;
+    let before = Value::Object(globals::document(&stored_before));
     for (name, value) in &updates {
         st::set_global(&mut tx, name, value.as_deref()).await?;
     }
-    let after = Value::Object(globals::document(&st::globals(&mut tx).await?));
-    if before != after {
+    let stored_after = st::globals(&mut tx).await?;
+    let after = Value::Object(globals::document(&stored_after));
+    // Compared as stored: a new password shows as ******** on both sides, yet it changed.
+    if stored_before != stored_after {
         changes::record(
             &mut tx,
             actor,

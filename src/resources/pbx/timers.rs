@@ -18,6 +18,30 @@ use crate::store::pbx::{
 };
 use crate::store::{delete_row, get_as, list_as, save_row, Arg};
 
+/// Timers a tenant may have: the SIP server walks them at every call to its DIDs.
+const MAX_DAY_TIMERS: i64 = 50;
+const MAX_HOLIDAYS: i64 = 90;
+
+/// Whether the tenant of `cols` (the first column) has room for one more timer of `table`.
+async fn room(c: &mut Conn, cols: &[(&'static str, Arg)], table: &str, max: i64) -> Result<()> {
+    let Some(("tenant_id", Arg::Int(t))) = cols.first().map(|(k, v)| (*k, v)) else {
+        return Ok(());
+    };
+    let n: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM {table} WHERE tenant_id = $1"
+    ))
+    .bind(*t)
+    .fetch_one(&mut *c)
+    .await?;
+    if n >= max {
+        return Err(Error::invalid(
+            "tenant_id",
+            format!("tenant {t} has {max} such timers already (the most a tenant may have)"),
+        ));
+    }
+    Ok(())
+}
+
 pub struct PbxDayTimers;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -115,6 +139,7 @@ impl Resource for PbxDayTimers {
     }
     async fn create(c: &mut Conn, _: &App, actor: &Actor, i: DayTimerInput) -> Result<Created> {
         let cols = day_cols(c, actor, i).await?;
+        room(c, &cols, "pbx_daytimers", MAX_DAY_TIMERS).await?;
         Ok(save_row(c, "pbx_daytimers", None, cols).await?.into())
     }
     async fn update(
@@ -236,6 +261,7 @@ impl Resource for PbxHolidayTimers {
     }
     async fn create(c: &mut Conn, _: &App, actor: &Actor, i: HolidayTimerInput) -> Result<Created> {
         let cols = holiday_cols(c, actor, i).await?;
+        room(c, &cols, "pbx_holidaytimers", MAX_HOLIDAYS).await?;
         Ok(save_row(c, "pbx_holidaytimers", None, cols).await?.into())
     }
     async fn update(

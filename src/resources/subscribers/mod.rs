@@ -382,6 +382,13 @@ impl Resource for Subscribers {
             .await?
             .ok_or_else(|| Error::not_found("subscriber"))?;
         let v = validate(c, app, actor, i, Some(&row), &mut Lookups::default()).await?;
+        if v.terminate
+            && crate::store::exists(c, "pbx_extensions", "subscriber_id = $1", id).await?
+        {
+            return Err(Error::Locked(format!(
+                "subscriber {id} is a PBX extension: delete it as /api/pbxextensions/"
+            )));
+        }
         store::update(c, id, &v.fields).await?;
         numbers::sync_subscriber(c, id, v.fields.reseller_id, v.primary.as_ref(), &v.aliases)
             .await?;
@@ -397,6 +404,11 @@ impl Resource for Subscribers {
         if old.status == "terminated" {
             return Err(Error::NotFound(format!(
                 "subscriber {id} is already terminated"
+            )));
+        }
+        if crate::store::exists(c, "pbx_extensions", "subscriber_id = $1", id).await? {
+            return Err(Error::Locked(format!(
+                "subscriber {id} is a PBX extension: delete it as /api/pbxextensions/"
             )));
         }
         terminate_loaded(c, old).await
