@@ -606,19 +606,8 @@ async fn globals_apply_and_pbx_rows_are_repaired(engine: Engine) {
         "UPDATE pbx_htable SET key_value = '9' WHERE key_name = 'tn::{t}::extlen'"
     ));
     let (_, check) = w.app.get(&format!("/api/sipservers/{}/check", w.kam)).await;
-    let found: Vec<(String, String)> = check["differences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["table"].as_str().unwrap().to_string(),
-                d["kind"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
     assert_eq!(
-        found,
+        common::differences(&check),
         vec![
             ("pbx_htable".to_string(), "missing".to_string()),
             ("pbx_htable".to_string(), "differs".to_string())
@@ -787,24 +776,6 @@ async fn calls_become_call_records(engine: Engine) {
     let ids: std::collections::BTreeSet<&str> =
         again.iter().filter_map(|r| r["call_id"].as_str()).collect();
     assert_eq!(ids.len(), 21);
-}
-
-macro_rules! on_both {
-    ($($name:ident),*) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_sqlite() {
-                    super::$name(Engine::Sqlite).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_mariadb() {
-                    super::$name(Engine::Mysql).await;
-                }
-            }
-        )*
-    };
 }
 
 on_both!(

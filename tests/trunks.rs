@@ -638,19 +638,8 @@ async fn routing_rows_follow_the_api(engine: common::sipdb::Engine) {
     db.exec("DELETE FROM uacreg");
     let (s, check) = app.get(&format!("/api/sipservers/{kam}/check")).await;
     assert_eq!(s, StatusCode::OK, "{check}");
-    let found: Vec<(String, String)> = check["differences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["table"].as_str().unwrap().to_string(),
-                d["kind"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
     assert_eq!(
-        found,
+        differences(&check),
         vec![
             ("lcr_gw".to_string(), "differs".to_string()),
             ("uacreg".to_string(), "missing".to_string())

@@ -716,24 +716,6 @@ async fn class_of_service_and_locks(engine: Engine) {
     );
 }
 
-macro_rules! on_both {
-    ($($name:ident),*) => {
-        $(
-            mod $name {
-                use super::*;
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_sqlite() {
-                    super::$name(Engine::Sqlite).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_mariadb() {
-                    super::$name(Engine::Mysql).await;
-                }
-            }
-        )*
-    };
-}
-
 on_both!(
     outbound_calls_are_rewritten_and_fail_over,
     rules_choose_the_gateway,

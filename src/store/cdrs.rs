@@ -122,15 +122,7 @@ pub async fn by_call(
     call_id: &str,
     from_tag: &str,
 ) -> Result<Option<CdrRow>> {
-    let row = sqlx::query(&format!(
-        "SELECT {CDR_COLS} FROM cdrs WHERE sipserver_id = $1 AND call_id = $2 AND from_tag = $3"
-    ))
-    .bind(server)
-    .bind(call_id.to_string())
-    .bind(from_tag.to_string())
-    .fetch_optional(&mut *c)
-    .await?;
-    Ok(row.as_ref().map(CdrRow::from_row).transpose()?)
+    one(c, "from_tag = $3", server, call_id, from_tag).await
 }
 
 /// The answered call a BYE ends: its Call-ID, and its From tag as either party's tag.
@@ -140,9 +132,26 @@ pub async fn by_dialog(
     call_id: &str,
     tag: &str,
 ) -> Result<Option<CdrRow>> {
+    one(
+        c,
+        "(from_tag = $3 OR to_tag = $3) AND answer_ms IS NOT NULL",
+        server,
+        call_id,
+        tag,
+    )
+    .await
+}
+
+async fn one(
+    c: &mut Conn,
+    cond: &str,
+    server: i64,
+    call_id: &str,
+    tag: &str,
+) -> Result<Option<CdrRow>> {
     let row = sqlx::query(&format!(
-        "SELECT {CDR_COLS} FROM cdrs WHERE sipserver_id = $1 AND call_id = $2 \
-         AND (from_tag = $3 OR to_tag = $3) AND answer_ms IS NOT NULL ORDER BY id DESC LIMIT 1"
+        "SELECT {CDR_COLS} FROM cdrs WHERE sipserver_id = $1 AND call_id = $2 AND {cond} \
+         ORDER BY id DESC LIMIT 1"
     ))
     .bind(server)
     .bind(call_id.to_string())

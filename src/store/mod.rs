@@ -450,6 +450,18 @@ pub async fn list_as<T: Record>(
     Ok((items, total))
 }
 
+/// Every row of `from` (a table or a view), in id order: the small tables the SIP servers'
+/// routing and PBX rows are computed from whole.
+pub async fn all_of<T: Record>(c: &mut Conn, cols: &str, from: &str) -> Result<Vec<T>> {
+    let rows = sqlx::query(&format!("SELECT {cols} FROM {from} ORDER BY id"))
+        .fetch_all(&mut *c)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(T::from_row)
+        .collect::<std::result::Result<_, _>>()?)
+}
+
 /// One record by id; `lock` adds a row lock where the database has them.
 pub async fn get_as<T: Record>(
     c: &mut Conn,

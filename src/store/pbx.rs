@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::Conn;
+use super::{all_of, Conn};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -262,16 +262,6 @@ pub struct PbxData {
     pub holidays: Vec<PbxHolidayTimer>,
     pub inbound: Vec<PbxInboundRoute>,
     pub globals: Vec<(String, String)>,
-}
-
-async fn all_of<T: super::Record>(c: &mut Conn, cols: &str, from: &str) -> Result<Vec<T>> {
-    let rows = sqlx::query(&format!("SELECT {cols} FROM {from} ORDER BY id"))
-        .fetch_all(&mut *c)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(T::from_row)
-        .collect::<std::result::Result<_, _>>()?)
 }
 
 pub async fn pbx_data(c: &mut Conn) -> Result<PbxData> {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::{Conn, Flag};
+use super::{all_of, Conn, Flag};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -186,16 +186,6 @@ pub struct RoutingData {
     pub ncos: Vec<NcosLevel>,
     pub ncos_patterns: Vec<NcosPattern>,
     pub pbx: super::pbx::PbxData,
-}
-
-async fn all_of<T: super::Record>(c: &mut Conn, cols: &str, table: &str) -> Result<Vec<T>> {
-    let rows = sqlx::query(&format!("SELECT {cols} FROM {table} ORDER BY id"))
-        .fetch_all(&mut *c)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(T::from_row)
-        .collect::<std::result::Result<_, _>>()?)
 }
 
 pub async fn routing_data(c: &mut Conn) -> Result<RoutingData> {

@@ -354,22 +354,12 @@ impl Kamailio {
         expect: u16,
         n: u32,
     ) -> SippRun {
-        let port = free_port();
-        let mut c = self.sipp_args("uac_auth_invite.xml", port);
-        let status = c
-            .args(["-m", &n.to_string(), "-r", "20", "-l", "10"])
-            .args([
-                "-s", number, "-key", "domain", domain, "-set", "caller", user, "-au", user, "-ap",
-                password,
-            ])
-            .args(["-set", "expect", &expect.to_string()])
-            .args(["-timeout", "60s", "-default_behaviors", "abortunexp"])
-            .status()
-            .unwrap();
-        SippRun {
-            ok: status.success(),
-            responses: responses(&self.messages(port)),
-        }
+        let (n, expect) = (n.to_string(), expect.to_string());
+        self.sub_call_scenario(
+            "uac_auth_invite.xml",
+            (user, password, domain, number),
+            &["-m", &n, "-r", "20", "-l", "10", "-set", "expect", &expect],
+        )
     }
 
     /// A subscriber's call that is answered and held `hold_ms` before the caller hangs up.
@@ -381,7 +371,12 @@ impl Kamailio {
         number: &str,
         hold_ms: u64,
     ) -> SippRun {
-        self.sub_call_scenario("uac_auth_hold.xml", user, password, domain, number, hold_ms)
+        let d = hold_ms.to_string();
+        self.sub_call_scenario(
+            "uac_auth_hold.xml",
+            (user, password, domain, number),
+            &["-d", &d],
+        )
     }
 
     /// A subscriber's call that the caller cancels `after_ms` after it started ringing.
@@ -393,33 +388,30 @@ impl Kamailio {
         number: &str,
         after_ms: u64,
     ) -> SippRun {
+        let d = after_ms.to_string();
         self.sub_call_scenario(
             "uac_auth_cancel.xml",
-            user,
-            password,
-            domain,
-            number,
-            after_ms,
+            (user, password, domain, number),
+            &["-d", &d],
         )
     }
 
+    /// A subscriber's call by `scenario` (407 challenge, then credentials): (user, password,
+    /// domain, number), with `extra` sipp arguments.
     fn sub_call_scenario(
         &self,
         scenario: &str,
-        user: &str,
-        password: &str,
-        domain: &str,
-        number: &str,
-        d_ms: u64,
+        (user, password, domain, number): (&str, &str, &str, &str),
+        extra: &[&str],
     ) -> SippRun {
         let port = free_port();
         let status = self
             .sipp_args(scenario, port)
+            .args(extra)
             .args([
                 "-s", number, "-key", "domain", domain, "-set", "caller", user, "-au", user, "-ap",
                 password,
             ])
-            .args(["-d", &d_ms.to_string()])
             .args(["-timeout", "60s", "-default_behaviors", "abortunexp"])
             .status()
             .unwrap();
@@ -566,4 +558,25 @@ fn terminate(mut c: Child) {
     }
     let _ = c.kill();
     let _ = c.wait();
+}
+
+/// `on_both!(test_fn, …)`: each `async fn test_fn(engine: Engine)` as two tests, with a
+/// Kamailio on SQLite and on MariaDB.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),*) => {
+        $(
+            mod $name {
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_sqlite() {
+                    super::$name(Engine::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_mariadb() {
+                    super::$name(Engine::Mysql).await;
+                }
+            }
+        )*
+    };
 }

@@ -474,3 +474,18 @@ pub async fn refused(app: &TestApp, path: &str, good: &Value, cases: Vec<(&str, 
     let (s, v) = app.post(path, good.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{path} {good}: {v}");
 }
+
+/// A sipserver check's differences as (table, kind) pairs, in the order it lists them.
+pub fn differences(check: &Value) -> Vec<(String, String)> {
+    check["differences"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a check report: {check}"))
+        .iter()
+        .map(|d| {
+            (
+                d["table"].as_str().unwrap_or("").to_string(),
+                d["kind"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
