@@ -154,26 +154,23 @@ static DIALPLAN: Spec = Spec {
     owned: "dpid >= 10",
     reload: Some(("dialplan.reload", &[])),
 };
+/// The value columns of Kamailio's htable table (and of pbx_htable, made like it).
+const HTABLE_VALUES: &[(&str, Col)] = &[
+    ("key_type", I),
+    ("value_type", I),
+    ("key_value", T),
+    ("expires", I),
+];
 static HTABLE: Spec = Spec {
     keys: &[("key_name", T)],
-    values: &[
-        ("key_type", I),
-        ("value_type", I),
-        ("key_value", T),
-        ("expires", I),
-    ],
+    values: HTABLE_VALUES,
     fixed: &[],
     owned: "key_name LIKE '%::%'",
     reload: Some(("htable.reload", &["inrules"])),
 };
 static PBX_HTABLE: Spec = Spec {
     keys: &[("key_name", T)],
-    values: &[
-        ("key_type", I),
-        ("value_type", I),
-        ("key_value", T),
-        ("expires", I),
-    ],
+    values: HTABLE_VALUES,
     fixed: &[],
     // The table is voxprov's alone.
     owned: "1 = 1",
