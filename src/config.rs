@@ -47,8 +47,11 @@ pub struct Config {
     /// reachable enabled SIP server before answering (0: do not wait). Targets still behind
     /// are named in the `Voxprov-Sync-Behind` response header.
     pub sync_wait_ms: u64,
-    /// Log filter (tracing EnvFilter syntax).
+    /// Log filter (tracing EnvFilter syntax); an invalid one stops the start.
     pub log: String,
+    /// `text` (default) or `json` (one JSON object per line, for log collectors). Colours
+    /// only when the log goes to a terminal.
+    pub log_format: LogFormat,
     /// Read API requests strictly by default: unknown fields and query parameters, and changed
     /// read-only fields, are refused instead of ignored (NGCP's leniency; a request can ask
     /// either way with `Prefer: handling=strict|lenient`).
@@ -206,6 +209,13 @@ impl Default for HooksConfig {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum SqliteSync {
     Full,
     Normal,
@@ -225,6 +235,7 @@ impl Default for Config {
             auth_max_failures: 10,
             sync_wait_ms: 2000,
             log: "info".into(),
+            log_format: LogFormat::Text,
             ui_secure_cookies: false,
             api_strict: false,
             hooks: HooksConfig::default(),
@@ -341,6 +352,9 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.db_kind()?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            anyhow::bail!("log: '{}' is not a log filter ({e})", self.log);
+        }
         if self.max_body_bytes < 1024 {
             anyhow::bail!("max_body_bytes: must be at least 1024");
         }

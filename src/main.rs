@@ -131,12 +131,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into()),
-        )
+    // The filter was checked when the configuration was loaded.
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into());
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match cfg.log_format {
+        voxprov::config::LogFormat::Json => log.json().flatten_event(true).init(),
+        voxprov::config::LogFormat::Text => log.init(),
+    }
     for var in Config::unknown_env_vars() {
         tracing::warn!("unknown environment variable {var} ignored");
     }

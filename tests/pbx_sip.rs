@@ -730,8 +730,41 @@ async fn calls_become_call_records(engine: Engine) {
             );
         }
     }
-    // Filters and the CSV export.
+    // Filters narrow, and the CSV export.
     assert_eq!(cdrs(&w.app, "&status=busy", 6).await.len(), 6);
+    assert_eq!(
+        cdrs(
+            &w.app,
+            &format!("&tenant_id={t}&callee=203&direction=local"),
+            6
+        )
+        .await
+        .len(),
+        6
+    );
+    for none in [
+        "status=noanswer",
+        "direction=in",
+        "callee=zz",
+        "caller=zz*",
+        "destination=zz",
+        "callid=zz",
+        "customer_id=999999",
+        "tenant_id=999999",
+        "reseller_id=999999",
+        "sipserver_id=999999",
+        "caller_subscriber_id=999999",
+        "callee_subscriber_id=999999",
+        "start_ge=2999-01-01",
+        "start_le=1970-01-02",
+    ] {
+        let (s, v) = w.app.get(&format!("/api/cdrs/?{none}")).await;
+        assert_eq!(s, StatusCode::OK, "{none}: {v}");
+        assert_eq!(
+            v["total_count"], 0,
+            "{none} matched: the filter is not applied"
+        );
+    }
     let r = w
         .app
         .req(reqwest::Method::GET, "/api/cdrs/export?limit=5&status=ok")

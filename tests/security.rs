@@ -567,6 +567,7 @@ fn no_match(collection: &str, filter: &str) -> String {
         (_, "phase") => "before".into(),
         (_, "kind") => "script".into(),
         ("numbers", "type") => "alias".into(),
+        ("pbxextensions", "type") => "mailbox".into(),
         ("pbxdevicemodels", "type") => "extension".into(),
         ("contracts", "type") => "sippeering".into(),
         (_, "driver") => "opensips".into(),
@@ -717,6 +718,42 @@ async fn every_documented_filter_narrows_its_listing(app: TestApp) {
         json!({ "ncos_level_id": nl, "pattern": "0900" }),
     )
     .await;
+    // A PBX tenant with one of everything (call records come from a SIP server's accounting:
+    // their filters are checked in tests/pbx_sip.rs, calls_become_call_records).
+    let pbx_customer = app
+        .create(
+            "/api/customers/",
+            json!({ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id, "type": "pbxaccount", "status": "active" }),
+        )
+        .await;
+    let tenant = app
+        .create(
+            "/api/pbxtenants/",
+            json!({ "customer_id": pbx_customer, "name": "t", "description": "T", "domain": f.domain }),
+        )
+        .await;
+    app.create(
+        "/api/pbxextensions/",
+        json!({ "tenant_id": tenant, "extension": "201", "type": "unprovisioned", "password": "ext-pass-filters" }),
+    )
+    .await;
+    app.create(
+        "/api/pbxringgroups/",
+        json!({ "tenant_id": tenant, "number": "400", "out": "201", "outcome": "201" }),
+    )
+    .await;
+    app.create("/api/pbxdaytimers/", json!({ "tenant_id": tenant }))
+        .await;
+    app.create(
+        "/api/pbxholidaytimers/",
+        json!({ "tenant_id": tenant, "stime": 1798761600, "etime": 1798848000 }),
+    )
+    .await;
+    app.create(
+        "/api/pbxinboundroutes/",
+        json!({ "tenant_id": tenant, "number": "4930111", "carrier": "CLID", "openroute": "201" }),
+    )
+    .await;
     // A failed delivery to the closed port leaves an execution.
     let start = Instant::now();
     loop {
@@ -743,6 +780,9 @@ async fn every_documented_filter_narrows_its_listing(app: TestApp) {
             continue;
         };
         let name = coll.to_string();
+        if name == "cdrs" {
+            continue;
+        }
         let params = get["parameters"].as_array().into_iter().flatten();
         if !params.clone().any(|p| p["name"] == "page") {
             continue; // a catalog (the preference definitions), not a paged listing

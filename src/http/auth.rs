@@ -28,6 +28,7 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self> {
         if let Some(s) = parts.extensions.get::<SessionActor>() {
+            super::note_actor(&s.0.name);
             return Ok(Auth(s.0.clone()));
         }
         let ip = parts
@@ -36,6 +37,7 @@ impl FromRequestParts<AppState> for Auth {
             .map(|c| c.0.ip());
         let mut actor = authenticate(app, &parts.headers, ip).await?;
         actor.client = ip.map(|i| i.to_string());
+        super::note_actor(&actor.name);
         Ok(Auth(actor))
     }
 }

@@ -239,19 +239,78 @@ fn percent_decoded(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+tokio::task_local! {
+    /// Who the request's credentials turned out to be (set by the `Auth` extractor).
+    static ACTOR: std::cell::RefCell<Option<String>>;
+}
+
+/// Notes who is acting for the access log (outside a request: nothing).
+pub fn note_actor(name: &str) {
+    let _ = ACTOR.try_with(|a| *a.borrow_mut() = Some(name.to_string()));
+}
+
+/// A client's `X-Request-Id` as it may be echoed and logged: 1 to 64 of letters, digits and
+/// `._-`; anything else is replaced by one of ours.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::crypto::random_token(12))
+}
+
+/// Every request at info (target `access`): client, actor, method, route (the template, so no
+/// id, token or query string reaches the log), status, duration and request id, which the
+/// answer carries as `X-Request-Id`.
 async fn access_log(req: Request, next: Next) -> Response {
-    let (method, mut path) = (req.method().clone(), req.uri().path().to_string());
-    // /prov/<token>/<file>: the token is a credential and stays out of the log.
-    if let Some(rest) = path.strip_prefix("/prov/") {
-        if let Some((first, file)) = rest.split_once('/') {
-            if crate::devices::security::looks_like_token(first) {
-                path = format!("/prov/…/{file}");
+    let method = req.method().clone();
+    let route = match req.extensions().get::<axum::extract::MatchedPath>() {
+        Some(m) => m.as_str().to_string(),
+        None => {
+            let mut path = req.uri().path().to_string();
+            // /prov/<token>/<file>: the token is a credential and stays out of the log.
+            if let Some(rest) = path.strip_prefix("/prov/") {
+                if let Some((first, file)) = rest.split_once('/') {
+                    if crate::devices::security::looks_like_token(first) {
+                        path = format!("/prov/…/{file}");
+                    }
+                }
             }
+            path
         }
-    }
+    };
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let id = request_id(&req);
     let start = std::time::Instant::now();
-    let resp = next.run(req).await;
-    tracing::debug!(%method, %path, status = resp.status().as_u16(), ms = start.elapsed().as_secs_f64() * 1e3, "request");
+    let (mut resp, actor) = ACTOR
+        .scope(std::cell::RefCell::new(None), async {
+            let resp = next.run(req).await;
+            (resp, ACTOR.with(|a| a.borrow().clone()))
+        })
+        .await;
+    tracing::info!(
+        target: "access",
+        client = %client,
+        actor = actor.as_deref().unwrap_or("-"),
+        method = %method,
+        route = %route,
+        status = resp.status().as_u16(),
+        ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        request_id = %id,
+        "request"
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     resp
 }
 

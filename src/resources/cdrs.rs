@@ -49,7 +49,7 @@ pub async fn list_rows(
 ) -> Result<(Vec<Cdr>, Option<i64>)> {
     let mut w = q.where_scoped(
         actor,
-        &["caller", "callee", "destination", "call_id"],
+        &["caller", "callee", "destination"],
         &[
             "reseller_id",
             "customer_id",
@@ -59,6 +59,10 @@ pub async fn list_rows(
             "callee_subscriber_id",
         ],
     )?;
+    // The SIP Call-ID is text (a filter named *_id would be read as an integer id).
+    if let Some(v) = q.get("callid") {
+        w.text_filter("call_id", v);
+    }
     for f in ["status", "direction"] {
         if let Some(v) = q.get(f) {
             w.push(&format!("{f} = ?"), Arg::Text(v.to_string()));
@@ -92,7 +96,7 @@ impl Resource for Cdrs {
         ("caller", "caller user@domain, * wildcard"),
         ("callee", "the number dialled, * wildcard"),
         ("destination", "where the call ended up, * wildcard"),
-        ("call_id", "the SIP Call-ID"),
+        ("callid", "the SIP Call-ID, * wildcard"),
         ("status", "ok, busy, noanswer, cancel, offline or other"),
         ("direction", "local, out, in or foreign"),
         (
