@@ -151,6 +151,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let app = Arc::new(app::App::build(cfg, store.clone(), cipher).await?);
     let workers = app.start();
+    http::metrics::install();
     // The API first: the UI's pages act through it.
     let api = http::router(app.clone());
     let ui = ui::router(app.clone(), api.clone());

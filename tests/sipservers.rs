@@ -578,3 +578,114 @@ async fn sipservers_are_validated_admin_only_and_never_show_the_database_passwor
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+/// The value of the series `name{labels}` in a Prometheus text scrape (labels as written,
+/// e.g. `sipserver="down"`; empty for none).
+fn series(scrape: &str, name: &str, labels: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let (head, value) = rest.rsplit_once(' ')?;
+        // Labels in any order: each of the given ones is there.
+        let ok = if labels.is_empty() {
+            head.is_empty()
+        } else {
+            head.starts_with('{') && labels.split(',').all(|l| head.contains(l))
+        };
+        ok.then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// /metrics is the operator's, and its series move with what happens: requests are counted by
+/// route template, and a SIP server whose database is cut off shows a rising backlog and
+/// `up 0`, then 0 and `up 1` once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_requests_and_a_server_down_and_back() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let f = app.fixture().await;
+    let (s, _) = common::send(app.client.get(app.url("/metrics"))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a stranger gets no metrics");
+    let (_, login, pass) = app.reseller("metricsr").await;
+    let (s, _) = common::send(app.req_as(Method::GET, "/metrics", &login, &pass)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a reseller gets no metrics");
+    let scrape = || async {
+        let r = app.req(Method::GET, "/metrics").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    };
+
+    let db = kamailio_db(&app, Engine::Mysql);
+    let mut relay = Relay::start(0).await;
+    let port = relay.port;
+    let url = format!("mysql://root@127.0.0.1:{port}/{}", db.name);
+    let id = app.sipserver("down", "kamailio", &url, json!({})).await;
+    app.wait_synced(id).await;
+    let before = scrape().await;
+    assert_eq!(
+        series(&before, "voxprov_sipserver_backlog", "sipserver=\"down\""),
+        Some(0.0),
+        "{before}"
+    );
+    assert_eq!(
+        series(&before, "voxprov_sipserver_up", "sipserver=\"down\""),
+        Some(1.0),
+        "{before}"
+    );
+    let posts_before = series(
+        &before,
+        "voxprov_http_requests_total",
+        "method=\"POST\",route=\"/api/subscribers/\",status=\"201\"",
+    )
+    .unwrap_or(0.0);
+
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..5 {
+        app.subscriber(&f, &format!("m{i}"), 7_000_000 + i).await;
+    }
+    let start = std::time::Instant::now();
+    let during = loop {
+        let s = scrape().await;
+        if series(&s, "voxprov_sipserver_up", "sipserver=\"down\"") == Some(0.0) {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never seen down: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let backlog = series(&during, "voxprov_sipserver_backlog", "sipserver=\"down\"").unwrap();
+    assert!(backlog >= 5.0, "backlog {backlog} while cut off");
+    assert_eq!(
+        series(
+            &during,
+            "voxprov_http_requests_total",
+            "method=\"POST\",route=\"/api/subscribers/\",status=\"201\""
+        )
+        .unwrap()
+            - posts_before,
+        5.0,
+        "{during}"
+    );
+    assert!(series(&during, "voxprov_changes_head", "").unwrap() >= 5.0);
+    assert!(
+        during.contains("voxprov_http_request_duration_seconds_bucket"),
+        "{during}"
+    );
+    assert!(series(&during, "voxprov_process_resident_memory_bytes", "").unwrap() > 1e6);
+
+    // Back: the backlog drains to 0 and it is up again.
+    let _relay = Relay::start(port).await;
+    app.wait_synced(id).await;
+    let start = std::time::Instant::now();
+    loop {
+        let s = scrape().await;
+        if series(&s, "voxprov_sipserver_backlog", "sipserver=\"down\"") == Some(0.0)
+            && series(&s, "voxprov_sipserver_up", "sipserver=\"down\"") == Some(1.0)
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never back: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod hal;
+pub mod metrics;
 pub mod openapi;
 pub mod prov;
 pub mod resource;
@@ -31,6 +32,7 @@ pub fn router(app: AppState) -> Router {
             .merge(prov::router())
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics::scrape))
             .fallback(|| async { crate::error::Error::NotFound("no such resource".into()) })
             .layer(middleware::from_fn_with_state(app.clone(), sync_wait))
             .layer(middleware::from_fn_with_state(app.clone(), handling))
@@ -269,6 +271,10 @@ fn request_id(req: &Request) -> String {
 /// answer carries as `X-Request-Id`.
 async fn access_log(req: Request, next: Next) -> Response {
     let method = req.method().clone();
+    let req_matched = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some();
     let route = match req.extensions().get::<axum::extract::MatchedPath>() {
         Some(m) => m.as_str().to_string(),
         None => {
@@ -297,6 +303,12 @@ async fn access_log(req: Request, next: Next) -> Response {
             (resp, ACTOR.with(|a| a.borrow().clone()))
         })
         .await;
+    metrics::request(
+        if req_matched { &route } else { "unmatched" },
+        method.as_str(),
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     tracing::info!(
         target: "access",
         client = %client,

@@ -140,6 +140,14 @@ impl Store {
 
     /// Whether this node has the database to itself (SQLite), so work needs no claims
     /// against other nodes.
+    /// Each pool's (name, open connections, idle ones), for /metrics.
+    pub fn pool_use(&self) -> [(&'static str, u32, usize); 2] {
+        [
+            ("write", self.write.size(), self.write.num_idle()),
+            ("read", self.read.size(), self.read.num_idle()),
+        ]
+    }
+
     pub fn single_node(&self) -> bool {
         self.kind == DbKind::Sqlite
     }
