@@ -436,3 +436,43 @@ pub fn db_kind(url: &str) -> anyhow::Result<DbKind> {
         ),
     }
 }
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    /// deploy/voxprov.toml.example loads, and names every setting there is (a new setting
+    /// must be documented there too).
+    #[test]
+    fn the_example_file_loads_and_names_every_setting() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/voxprov.toml.example");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = Config::load(Some(&path), &Flags::default()).expect("the example loads");
+        assert_eq!(cfg.listen, Config::default().listen);
+        let Ok(serde_json::Value::Object(top)) = serde_json::to_value(Config::default()) else {
+            panic!("the defaults serialise")
+        };
+        for (k, v) in top {
+            match v {
+                serde_json::Value::Object(section) => {
+                    assert!(
+                        text.contains(&format!("[{k}]")),
+                        "[{k}] is not in the example"
+                    );
+                    for leaf in section.keys() {
+                        assert!(
+                            text.contains(&format!("# {leaf} ="))
+                                || text.contains(&format!("[{k}.{leaf}]")),
+                            "{k}.{leaf} is not in the example"
+                        );
+                    }
+                }
+                _ => assert!(
+                    text.contains(&format!("# {k} =")),
+                    "{k} is not in the example"
+                ),
+            }
+        }
+    }
+}
