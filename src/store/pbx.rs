@@ -303,6 +303,17 @@ pub async fn set_global(c: &mut Conn, name: &str, value: Option<&str>) -> Result
     Ok(())
 }
 
+/// The id of the tenant's extension `number`, if it has one.
+pub async fn extension_id(c: &mut Conn, tenant: i64, number: &str) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM pbx_extensions WHERE tenant_id = $1 AND extension = $2")
+            .bind(tenant)
+            .bind(number.to_string())
+            .fetch_optional(&mut *c)
+            .await?,
+    )
+}
+
 /// Whether `digits` (cc, ac and sn together) is a number of a live subscriber of `customer`.
 pub async fn customer_has_number(c: &mut Conn, customer: i64, digits: &str) -> Result<bool> {
     let hit: Option<i64> = sqlx::query_scalar(

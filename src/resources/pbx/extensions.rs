@@ -122,13 +122,7 @@ async fn settings(
 ) -> Result<Vec<(&'static str, Arg)>> {
     let dvrvmail = digits("dvrvmail", &i.dvrvmail, 8)?;
     if let Some(d) = &dvrvmail {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM pbx_extensions WHERE tenant_id = $1 AND extension = $2",
-        )
-        .bind(tenant.id)
-        .bind(d.clone())
-        .fetch_optional(&mut *c)
-        .await?;
+        let found = st::extension_id(c, tenant.id, d).await?;
         if found.is_none() && d != own {
             return Err(Error::invalid(
                 "dvrvmail",
@@ -349,7 +343,8 @@ impl Resource for PbxExtensions {
             .unwrap_or_else(|| format!("{number}-{}", tenant.id));
         let password = string("password", &i.password, 128)?
             .unwrap_or_else(|| crate::crypto::random_token(12));
-        let active = !matches!(&cols[0].1, Arg::Text(a) if a == "NO") && kind != "mailbox";
+        // `active` was checked by settings(): YES, NO or absent (YES).
+        let active = i.active.as_str() != Some("NO") && kind != "mailbox";
         let (sub, _) = create_one::<Subscribers>(
             c,
             app,
@@ -446,7 +441,7 @@ impl Resource for PbxExtensions {
             }
         }
         let cols = settings(c, &tenant, &i, &old.extension).await?;
-        let active = !matches!(&cols[0].1, Arg::Text(a) if a == "NO") && old.kind != "mailbox";
+        let active = i.active.as_str() != Some("NO") && old.kind != "mailbox";
         save_row(c, "pbx_extensions", Some(id), cols).await?;
         // active YES/NO locks and unlocks the subscriber; a terminated one stays so, and one
         // whose customer is not active is not unlocked.

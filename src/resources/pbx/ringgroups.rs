@@ -130,13 +130,7 @@ async fn columns(
     for (n, m) in text.split_whitespace().enumerate() {
         let field = format!("out[{n}]");
         let d = destination(c, tenant, &field, m).await?;
-        let is_ext: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM pbx_extensions WHERE tenant_id = $1 AND extension = $2",
-        )
-        .bind(tenant.id)
-        .bind(d.clone())
-        .fetch_optional(&mut *c)
-        .await?;
+        let is_ext = st::extension_id(c, tenant.id, &d).await?;
         if is_ext.is_none() {
             let group = st::number_taken(c, tenant.id, &d, None).await?.is_some();
             if group || d == "operator" {

@@ -171,22 +171,22 @@ async fn columns(
     i: TenantInput,
     old: Option<&PbxTenant>,
 ) -> Result<Vec<(&'static str, Arg)>> {
-    let cust = match old {
+    let (cust, reseller) = match old {
         Some(o) => {
             if integer("customer_id", &i.customer_id)?.is_some_and(|x| x != o.customer_id) {
                 return Err(Error::invalid("customer_id", "a tenant keeps its customer"));
             }
-            o.customer_id
+            (o.customer_id, o.reseller_id)
         }
-        None => customer_of(c, actor, &i.customer_id).await?.id,
-    };
-    let reseller = match old {
-        Some(o) => o.reseller_id,
         None => {
-            let cu: Customer = get_as(c, CUSTOMER_COLS, "customers", cust, false)
-                .await?
-                .ok_or_else(|| Error::invalid("customer_id", "does not exist"))?;
-            cu.reseller_id
+            let cu = customer_of(c, actor, &i.customer_id).await?;
+            if exists(c, "pbx_tenants", "customer_id = $1", cu.id).await? {
+                return Err(Error::invalid(
+                    "customer_id",
+                    "this customer is a tenant already",
+                ));
+            }
+            (cu.id, cu.reseller_id)
         }
     };
     let name = required("name", alpha_dash("name", &i.name, 32)?)?;
