@@ -68,6 +68,50 @@ pub struct Config {
     pub password_policy: PasswordPolicy,
     /// Call records (`[cdrs]`, `VOXPROV_CDRS_*`): collected from the SIP servers' accounting.
     pub cdrs: CdrConfig,
+    /// HTTPS (`[tls]`, `VOXPROV_TLS_*`): a second listener speaking TLS, client certificates
+    /// for admins (`/api/admincerts/`) and, optionally, for phones.
+    pub tls: TlsConfig,
+}
+
+/// voxprov's own HTTPS listener (rustls).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Address of the HTTPS listener; unset: no HTTPS (`listen` stays plain HTTP).
+    pub listen: Option<SocketAddr>,
+    /// Keep plain HTTP on `listen` as well (phones often cannot do HTTPS). Off with an HTTPS
+    /// listener: HTTPS only.
+    pub http: bool,
+    /// Server certificate chain (PEM) and its private key (PEM), re-read on SIGHUP. Unset: a
+    /// self-signed pair is generated at first start in `<data_dir>/tls/` (for trials).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Names the generated certificate is made for (besides localhost and 127.0.0.1).
+    pub self_signed_names: Vec<String>,
+    /// Ask HTTPS clients for a certificate (optional for them): admins from
+    /// `/api/admincerts/`, phones from `phone_ca_files`. A client that sends one that none of
+    /// these CAs issued is refused at the handshake.
+    pub client_certs: bool,
+    /// CA certificates (PEM files) of the phone vendors whose device certificates are trusted.
+    pub phone_ca_files: Vec<PathBuf>,
+    /// A phone's own files only to a request with a certificate naming its MAC (so over
+    /// HTTPS only); off, a certificate is checked when one is presented.
+    pub phone_cert_required: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            listen: None,
+            http: true,
+            cert_file: None,
+            key_file: None,
+            self_signed_names: Vec::new(),
+            client_certs: true,
+            phone_ca_files: Vec::new(),
+            phone_cert_required: false,
+        }
+    }
 }
 
 /// How call records are collected and kept.
@@ -242,6 +286,7 @@ impl Default for Config {
             prov: ProvConfig::default(),
             password_policy: PasswordPolicy::default(),
             cdrs: CdrConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -284,7 +329,7 @@ fn known_keys() -> Vec<String> {
 
 /// `hooks_script_dir` → `hooks.script_dir`: an environment name to its place in the file.
 fn env_key_path(k: &str) -> String {
-    for section in ["hooks", "prov", "password_policy", "cdrs"] {
+    for section in ["hooks", "prov", "password_policy", "cdrs", "tls"] {
         if let Some(rest) = k.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
             return format!("{section}.{rest}");
         }
@@ -369,6 +414,31 @@ impl Config {
         }
         if !(100..=3_600_000).contains(&self.cdrs.collect_interval_ms) {
             anyhow::bail!("cdrs.collect_interval_ms: must be 100 to 3600000");
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            anyhow::bail!("tls.cert_file and tls.key_file: give both or neither");
+        }
+        if self.tls.listen.is_none() && !self.tls.http {
+            anyhow::bail!("tls.http: cannot be off without tls.listen (nothing would listen)");
+        }
+        if self
+            .tls
+            .listen
+            .is_some_and(|a| a == self.listen && a.port() != 0)
+            && self.tls.http
+        {
+            anyhow::bail!("tls.listen: must differ from listen while tls.http is on");
+        }
+        for f in self
+            .tls
+            .phone_ca_files
+            .iter()
+            .chain(&self.tls.cert_file)
+            .chain(&self.tls.key_file)
+        {
+            if !f.is_file() {
+                anyhow::bail!("tls: {} is not a readable file", f.display());
+            }
         }
         if self.hooks.max_in_flight_per_hook == 0 {
             anyhow::bail!("hooks.max_in_flight_per_hook: must be at least 1");

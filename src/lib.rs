@@ -135,10 +135,40 @@ pub async fn bootstrap(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the server on `listener` until `shutdown` resolves.
+/// The sockets a server answers on: plain HTTP, HTTPS, or both.
+pub struct Listeners {
+    pub http: Option<tokio::net::TcpListener>,
+    pub https: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds what the configuration asks for (before anything else, so a taken port stops
+    /// the start at once).
+    pub async fn bind(cfg: &Config) -> anyhow::Result<Listeners> {
+        let http = match cfg.tls.http {
+            true => Some(
+                tokio::net::TcpListener::bind(cfg.listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("listen {}: {e}", cfg.listen))?,
+            ),
+            false => None,
+        };
+        let https = match cfg.tls.listen {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("tls.listen {a}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { http, https })
+    }
+}
+
+/// Runs the server on `listeners` until `shutdown` resolves.
 pub async fn serve(
     cfg: Config,
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // One server per SQLite database, for as long as this one runs.
@@ -148,17 +178,57 @@ pub async fn serve(
     };
     let (store, cipher) = open(&cfg).await?;
     bootstrap(&store).await?;
-    let addr = listener.local_addr()?;
     let app = Arc::new(app::App::build(cfg, store.clone(), cipher).await?);
+    // The certificate is checked before anything is served: a bad one stops the start.
+    let tls = match listeners.https {
+        Some(_) => Some(http::tls::Tls::load(&app).await?),
+        None => None,
+    };
     let workers = app.start();
     http::metrics::install();
     // The API first: the UI's pages act through it.
     let api = http::router(app.clone());
-    let ui = ui::router(app.clone(), api.clone());
-    tracing::info!(%addr, backend = store.backend(), "voxprov serving");
-    println!("voxprov listening on http://{addr}");
-    http::serve(api.merge(ui), listener, shutdown).await?;
+    let router = api.clone().merge(ui::router(app.clone(), api));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some(l) = listeners.http {
+        let addr = l.local_addr()?;
+        tracing::info!(%addr, backend = store.backend(), "voxprov serving HTTP");
+        println!("voxprov listening on http://{addr}");
+        servers.spawn(http::serve(router.clone(), l, stop.clone()));
+    }
+    if let (Some(l), Some(tls)) = (listeners.https, tls) {
+        let addr = l.local_addr()?;
+        tracing::info!(%addr, backend = store.backend(), "voxprov serving HTTPS");
+        println!("voxprov listening on https://{addr}");
+        reload_on_sighup(tls.clone());
+        servers.spawn(http::tls::serve(router, l, tls, stop.clone()));
+    }
+    while let Some(done) = servers.join_next().await {
+        done??;
+    }
     workers.stop();
     store.close().await;
     Ok(())
+}
+
+/// SIGHUP re-reads the TLS certificate (renewed by certbot and the like) without a restart.
+fn reload_on_sighup(tls: Arc<http::tls::Tls>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("tls: certificate reloaded"),
+                Err(e) => tracing::error!("tls: reload failed, keeping the old certificate: {e:#}"),
+            }
+        }
+    });
 }

@@ -157,10 +157,8 @@ fn main() -> ExitCode {
 async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Serve => {
-            let listener = tokio::net::TcpListener::bind(cfg.listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("listen {}: {e}", cfg.listen))?;
-            voxprov::serve(cfg, listener, shutdown_signal()).await?;
+            let listeners = voxprov::Listeners::bind(&cfg).await?;
+            voxprov::serve(cfg, listeners, shutdown_signal()).await?;
         }
         Command::Migrate => {
             voxprov::open(&cfg).await?;

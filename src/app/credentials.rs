@@ -90,6 +90,34 @@ impl Credentials {
     }
 
     /// An admin's login and password (HTTP Basic, the web UI's login form).
+    /// An admin by the client certificate they presented over HTTPS (its SHA-256): read
+    /// on every request, so a revoked certificate or a deactivated admin is refused at once.
+    pub async fn verify_certificate(&self, store: &Store, der: &[u8]) -> Result<Actor> {
+        let fingerprint = crypto::sha256_hex(der);
+        let row = {
+            let mut c = store.read().await?;
+            sqlx::query("SELECT id, login, role, reseller_id, read_only FROM admins WHERE ssl_client_fingerprint = $1 AND is_active = 1 \
+                         AND (reseller_id IS NULL OR reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))")
+                .bind(&fingerprint)
+                .fetch_optional(&mut *c)
+                .await?
+        };
+        let Some(row) = row else {
+            return Err(Error::Unauthorized);
+        };
+        let role: String = row.try_get(2)?;
+        Ok(Actor {
+            kind: ActorKind::Admin,
+            id: Some(row.try_get(0)?),
+            name: row.try_get(1)?,
+            role: Role::parse("role", &role)?,
+            reseller_id: row.try_get(3)?,
+            read_only: row.try_get::<i64, _>(4)? != 0,
+            client: None,
+            admin_id: Some(row.try_get(0)?),
+        })
+    }
+
     pub async fn verify_basic(
         &self,
         store: &Store,

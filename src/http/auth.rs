@@ -1,6 +1,7 @@
 //! The HTTP face of authentication: HTTP Basic with an admin's login (what Sipwise clients
 //! send after the `api_admin_http` challenge), or an API key as `Authorization: Bearer …` /
-//! `X-API-Key`. The checks themselves are [`crate::app::credentials`]'.
+//! `X-API-Key`, or over HTTPS the client certificate an admin got from `/api/admincerts/`.
+//! The checks themselves are [`crate::app::credentials`]'.
 
 use std::net::SocketAddr;
 
@@ -35,7 +36,11 @@ impl FromRequestParts<AppState> for Auth {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let mut actor = authenticate(app, &parts.headers, ip).await?;
+        let cert = parts
+            .extensions
+            .get::<super::tls::PeerCertificate>()
+            .map(|c| c.0.clone());
+        let mut actor = authenticate(app, &parts.headers, ip, cert.as_deref()).await?;
         actor.client = ip.map(|i| i.to_string());
         super::note_actor(&actor.name);
         Ok(Auth(actor))
@@ -46,6 +51,7 @@ async fn authenticate(
     app: &App,
     headers: &HeaderMap,
     ip: Option<std::net::IpAddr>,
+    cert: Option<&Vec<u8>>,
 ) -> Result<Actor> {
     let authz = headers
         .get(header::AUTHORIZATION)
@@ -57,7 +63,12 @@ async fn authenticate(
         return app.credentials.verify_api_key(&app.store, key, ip).await;
     }
     let Some(basic) = authz.and_then(|a| a.strip_prefix("Basic ")) else {
-        return Err(Error::Unauthorized);
+        // No credentials in the request: the client certificate of the connection, if any
+        // (an admin's from /api/admincerts/).
+        return match cert {
+            Some(der) => app.credentials.verify_certificate(&app.store, der).await,
+            None => Err(Error::Unauthorized),
+        };
     };
     let decoded = STANDARD
         .decode(basic.trim())

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod prov;
 pub mod resource;
+pub mod tls;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -86,7 +87,7 @@ async fn handling(State(app): State<AppState>, req: Request, next: Next) -> Resp
 
 /// NGCP sits behind a web server that merges slashes, and its clients build item URLs as
 /// `base + '/' + Location`: `//api/x/1` is `/api/x/1`.
-fn merge_slashes(mut req: Request) -> Request {
+pub(crate) fn merge_slashes(mut req: Request) -> Request {
     let path = req.uri().path();
     if !path.contains("//") {
         return req;
@@ -330,13 +331,15 @@ async fn access_log(req: Request, next: Next) -> Response {
 pub async fn serve(
     router: Router,
     listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let svc = tower::ServiceExt::map_request(router, merge_slashes);
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(svc),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
     .await
 }

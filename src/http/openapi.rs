@@ -684,6 +684,32 @@ fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value)
         "The last `limit` call records (default 1000, at most 100000) matching the filters of /api/cdrs/, oldest first, as CSV".into(),
         vec![query_param("limit", "how many", json!({ "type": "integer", "minimum": 1, "maximum": 100000 }))],
         responses(vec![("200", ok("CSV", Some(("text/csv", json!({ "type": "string" })))))]), &[("422", "a bad filter or limit")]));
+    // Admins' client certificates (NGCP's /api/admincerts/).
+    let mut ac = op("admins", "create_admincert".into(),
+        "A client certificate for an admin (default: the caller), delivered once as a ZIP holding the certificate and key in PEM and voxprov's admin CA; it authenticates that admin on the HTTPS listener and replaces any earlier one".into(),
+        vec![], responses(vec![("201", ok("the ZIP (Content-Disposition names it)", Some(("application/zip", json!({ "type": "string", "format": "binary" })))))]),
+        &[("400", "not a JSON object"), ("403", "another admin's, without the right to"), ("415", "not JSON"), ("422", "no such administrator, or an unknown field")]);
+    ac["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": {
+        "login": { "type": ["string", "null"], "description": "the admin's login; absent: the caller" } } } } } });
+    add("/api/admincerts/", "post", ac);
+    add(
+        "/api/admincerts/{id}",
+        "get",
+        op(
+            "admins",
+            "get_admincert".into(),
+            "Whether an admin has a client certificate, and its serial".into(),
+            vec![id()],
+            responses(vec![(
+                "200",
+                hal_ok("{id, login, has_certificate, ssl_client_m_serial}"),
+            )]),
+            &[("404", "no such administrator (or another reseller's)")],
+        ),
+    );
+    add("/api/admincerts/{id}", "delete", op("admins", "revoke_admincert".into(),
+        "Revoke an admin's client certificate: it authenticates no one from the next request on".into(),
+        vec![id()], responses(vec![("204", ok("revoked", None))]), &[("403", "another admin's, without the right to"), ("404", "no such administrator, or no certificate")]));
     add(
         "/api/pbxdevicemodels/tree",
         "get",

@@ -73,6 +73,8 @@ async fn prov(
     uri: axum::http::Uri,
     Path(path): Path<String>,
     headers: HeaderMap,
+    tls: Option<axum::Extension<super::tls::OverTls>>,
+    cert: Option<axum::Extension<super::tls::PeerCertificate>>,
     body: Body,
 ) -> Response {
     let d = &app.devices;
@@ -121,9 +123,29 @@ async fn prov(
         method: method.as_str(),
         put: method == Method::PUT,
         authorization: text(header::AUTHORIZATION),
-        base: format!("http://{host}/prov/"),
+        base: format!(
+            "{}://{host}/prov/",
+            if tls.is_some() { "https" } else { "http" }
+        ),
     };
-    match decide(d, token, &r).await {
+    let mut served = decide(d, token, &r).await;
+    // A phone's certificate must name the MAC it asks for (a generic one names none).
+    if let Served::Device(data, ..) | Served::Upload(data) = &served {
+        let cert_mac = cert
+            .as_ref()
+            .map(|c| crate::app::certs::certificate_mac(&c.0 .0));
+        let refusal = match cert_mac {
+            Some(Some(m)) if m == data.mac.to_ascii_lowercase().replace([':', '-'], "") => None,
+            Some(Some(_)) => Some("certificate of another device"),
+            Some(None) => Some("certificate names no single MAC"),
+            None if app.cfg.tls.phone_cert_required => Some("no device certificate"),
+            None => None,
+        };
+        if let Some(reason) = refusal {
+            served = Served::Fail(reason);
+        }
+    }
+    match served {
         Served::Upload(data) => {
             let cap = app.cfg.prov.max_upload_bytes;
             let Ok(bytes) = axum::body::to_bytes(body, cap).await else {

@@ -20,6 +20,7 @@
 //! 6. Black-box tests in `tests/` over HTTP, on SQLite and PostgreSQL (`both!`): every field's
 //!    422, reseller isolation, and what it does on a real SIP server where it has an effect.
 
+pub mod admincerts;
 pub mod admins;
 pub mod bulk;
 pub mod callforwards;

@@ -48,6 +48,8 @@ fn psql(sql: &str) {
 
 pub struct TestApp {
     pub base: String,
+    /// `https://…` when the server was started with an HTTPS listener (VOXPROV_TLS_LISTEN).
+    pub https_base: Option<String>,
     pub client: reqwest::Client,
     pub backend: Backend,
     pub dir: PathBuf,
@@ -82,6 +84,7 @@ impl TestApp {
         };
         let mut app = TestApp {
             base: String::new(),
+            https_base: None,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -121,13 +124,9 @@ impl TestApp {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(addr) = line.strip_prefix("voxprov listening on ") {
-                        let _ = tx.send(addr.to_string());
-                        sent = true;
-                    }
+                if let Some(addr) = line.strip_prefix("voxprov listening on ") {
+                    let _ = tx.send(addr.to_string());
                 }
             }
         });
@@ -140,7 +139,21 @@ impl TestApp {
                 )
             });
         self.base = addr;
+        // HTTP is announced first, then HTTPS (printed together, before serving).
+        self.https_base = None;
+        if self.env.iter().any(|(k, _)| k == "VOXPROV_TLS_LISTEN") {
+            let tls = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the HTTPS listener is announced");
+            assert!(tls.starts_with("https://"), "{tls}");
+            self.https_base = Some(tls);
+        }
         self.child = Some(child);
+    }
+
+    /// The server's process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn kill9(&mut self) {

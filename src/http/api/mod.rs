@@ -1,6 +1,7 @@
 //! `/api/`: the generic routes of every resource (see [`crate::resources::each`]) and the
 //! few routes beyond them, each family's in its own module.
 
+pub mod admincerts;
 pub mod devices;
 pub mod hooks;
 pub mod journals;
@@ -38,7 +39,8 @@ pub fn router() -> Router<AppState> {
         .merge(sounds::router())
         .merge(hooks::router())
         .merge(devices::router())
-        .merge(pbx::router());
+        .merge(pbx::router())
+        .merge(admincerts::router());
     struct Routes(Router<AppState>);
     impl Visit for Routes {
         fn visit<R: Resource>(&mut self) {

@@ -1,0 +1,181 @@
+//! `/api/admincerts/` (NGCP's): a client certificate for an admin, issued by voxprov's admin
+//! CA and delivered once, as a ZIP with the PEM certificate and key; the admin is then
+//! recognised by it on the HTTPS listener without a password. One certificate per admin: a new
+//! one replaces the old, revoking (DELETE) clears it.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::app::App;
+use crate::changes::{self, Change, Op};
+use crate::error::{Error, Result};
+use crate::model::{Actor, ActorKind};
+
+/// Validity of an issued certificate.
+const DAYS: i64 = 365 * 2;
+
+struct Target {
+    id: i64,
+    login: String,
+    reseller_id: Option<i64>,
+    serial: Option<String>,
+}
+
+async fn target_by(app: &App, actor: &Actor, by: &str, key: &str) -> Result<Option<Target>> {
+    let mut c = app.store.read().await?;
+    let sql = format!(
+        "SELECT id, login, reseller_id, ssl_client_m_serial FROM admins WHERE {by} = $1 AND is_active = 1"
+    );
+    let q = sqlx::query(&sql);
+    let q = match by {
+        "id" => q.bind(key.parse::<i64>().unwrap_or(-1)),
+        _ => q.bind(key.to_string()),
+    };
+    let Some(row) = q.fetch_optional(&mut *c).await? else {
+        return Ok(None);
+    };
+    let t = Target {
+        id: row.try_get(0)?,
+        login: row.try_get(1)?,
+        reseller_id: row.try_get(2)?,
+        serial: row.try_get(3)?,
+    };
+    // A reseller's admins see their own reseller's admins only; others do not exist for them.
+    if actor.scope().is_some_and(|r| t.reseller_id != Some(r)) {
+        return Ok(None);
+    }
+    Ok(Some(t))
+}
+
+/// May `actor` act on `t`'s certificate? Oneself always (an admin's own login, or the admin
+/// behind an API key); someone else's only with write rights over them.
+fn check_may(actor: &Actor, t: &Target) -> Result<()> {
+    if actor.admin_id == Some(t.id) {
+        return Ok(());
+    }
+    if actor.read_only || actor.kind == ActorKind::ApiKey && actor.admin_id.is_none() {
+        return Err(Error::Forbidden(
+            "insufficient privileges to manage this administrator's certificate".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Issues a certificate for `login` (default: the caller): the ZIP's file name and bytes.
+pub async fn create(app: &App, actor: &Actor, doc: &Value) -> Result<(String, Vec<u8>)> {
+    let login = match doc.get("login") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(Error::invalid("login", "must be a string")),
+    };
+    if let Some(obj) = doc.as_object() {
+        if let Some(k) = obj.keys().find(|k| k.as_str() != "login") {
+            return Err(Error::invalid(
+                k.clone(),
+                "unknown field (only login is accepted)",
+            ));
+        }
+    } else if !doc.is_null() {
+        return Err(Error::BadRequest("the body must be a JSON object".into()));
+    }
+    let t = match &login {
+        Some(l) => target_by(app, actor, "login", l).await?,
+        None => match actor.admin_id {
+            Some(id) => target_by(app, actor, "id", &id.to_string()).await?,
+            None => None,
+        },
+    }
+    .ok_or_else(|| Error::invalid("login", "administrator does not exist"))?;
+    check_may(actor, &t)?;
+    let ca = crate::app::certs::admin_ca(&app.store, &app.cipher).await?;
+    let issued = ca.issue_client(&t.login, DAYS)?;
+    let mut tx = app.store.begin().await?;
+    sqlx::query("UPDATE admins SET ssl_client_m_serial = $1, ssl_client_fingerprint = $2, modify_timestamp = $3 WHERE id = $4")
+        .bind(&issued.serial)
+        .bind(&issued.fingerprint)
+        .bind(crate::store::now())
+        .bind(t.id)
+        .execute(&mut *tx)
+        .await?;
+    let before = json!({ "id": t.id, "login": t.login, "ssl_client_m_serial": t.serial });
+    let after = json!({ "id": t.id, "login": t.login, "ssl_client_m_serial": issued.serial });
+    changes::record(
+        &mut tx,
+        actor,
+        Change {
+            resource: "admincerts",
+            object_id: t.id,
+            reseller_id: t.reseller_id,
+            op: Op::Create,
+            before: Some(&before),
+            after: Some(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let name = format!("NGCP-API-client-certificate-{}", issued.serial);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o600);
+    let pem = format!("{}{}", issued.cert_pem, issued.key_pem);
+    zip.start_file(format!("{name}.pem"), opts)
+        .map_err(Error::internal)?;
+    zip.write_all(pem.as_bytes()).map_err(Error::internal)?;
+    zip.start_file("voxprov-admin-ca.pem", opts)
+        .map_err(Error::internal)?;
+    zip.write_all(ca.cert_pem.as_bytes())
+        .map_err(Error::internal)?;
+    let bytes = zip.finish().map_err(Error::internal)?.into_inner();
+    Ok((format!("{name}.zip"), bytes))
+}
+
+/// Whether admin `id` has a certificate, and its serial (never the certificate itself).
+pub async fn get(app: &App, actor: &Actor, id: i64) -> Result<Value> {
+    let t = target_by(app, actor, "id", &id.to_string())
+        .await?
+        .ok_or_else(|| Error::NotFound("no such administrator".into()))?;
+    Ok(json!({
+        "id": t.id,
+        "login": t.login,
+        "has_certificate": t.serial.is_some(),
+        "ssl_client_m_serial": t.serial,
+    }))
+}
+
+/// Revokes admin `id`'s certificate: from the next request on it authenticates no one.
+pub async fn revoke(app: &App, actor: &Actor, id: i64) -> Result<()> {
+    let t = target_by(app, actor, "id", &id.to_string())
+        .await?
+        .ok_or_else(|| Error::NotFound("no such administrator".into()))?;
+    check_may(actor, &t)?;
+    if t.serial.is_none() {
+        return Err(Error::NotFound(
+            "this administrator has no certificate".into(),
+        ));
+    }
+    let mut tx = app.store.begin().await?;
+    sqlx::query("UPDATE admins SET ssl_client_m_serial = NULL, ssl_client_fingerprint = NULL, modify_timestamp = $1 WHERE id = $2")
+        .bind(crate::store::now())
+        .bind(t.id)
+        .execute(&mut *tx)
+        .await?;
+    let before = json!({ "id": t.id, "login": t.login, "ssl_client_m_serial": t.serial });
+    changes::record(
+        &mut tx,
+        actor,
+        Change {
+            resource: "admincerts",
+            object_id: t.id,
+            reseller_id: t.reseller_id,
+            op: Op::Delete,
+            before: Some(&before),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
