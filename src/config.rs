@@ -342,6 +342,7 @@ const OTHER_ENV: &[&str] = &[
     "VOXPROV_ADMIN_PASSWORD",
     "VOXPROV_DATABASE_URL_FILE",
     "VOXPROV_CONFIG",
+    "VOXPROV_BACKUP_PASSPHRASE",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -151,6 +151,11 @@ impl Cipher {
 }
 
 impl Cipher {
+    /// The key itself, for a backup to carry (encrypted under the operator's passphrase).
+    pub fn export_key(&self) -> Vec<u8> {
+        self.key.clone()
+    }
+
     /// A sub-key for another purpose, so the encryption key itself is used for one thing only.
     pub fn derive_key(&self, purpose: &[u8]) -> Vec<u8> {
         use hmac::{Hmac, Mac};

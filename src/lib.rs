@@ -59,6 +59,72 @@ pub async fn open(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
     Ok((store, cipher))
 }
 
+/// The schema version of the configured database, if it can be reached (0: not migrated).
+pub async fn schema_version(cfg: &Config) -> Option<i64> {
+    let store = Store::open(&cfg.database_url(), cfg.sqlite_synchronous)
+        .await
+        .ok()?;
+    let mut c = store.read().await.ok()?;
+    store::dump::schema_version(&mut c).await.ok()
+}
+
+/// Restores a backup file into the configured database and data directory, which must be
+/// empty (or hold this very backup's secret key): the passphrase is checked before anything
+/// is written; the rows go in all together or not at all.
+pub async fn restore(
+    cfg: &Config,
+    file: &std::path::Path,
+    passphrase: &str,
+) -> anyhow::Result<app::backup::Summary> {
+    let kind = cfg.db_kind()?;
+    let known = store::dump::known_schema_version(&kind);
+    let header = app::backup::header_of(file, known)?;
+    let key = app::backup::unseal(&header, passphrase)?;
+    let key_path = cfg.secret_key_path();
+    let mut wrote_key = false;
+    if key_path.exists() {
+        let existing = Cipher::load_or_create(&key_path)?;
+        if !crypto::constant_time_eq(&existing.export_key(), &key) {
+            anyhow::bail!(
+                "a different secret key exists at {}: restore into an empty data directory (nothing was written)",
+                key_path.display()
+            );
+        }
+    }
+    fsutil::private_dir(&cfg.data_dir)
+        .map_err(|e| anyhow::anyhow!("data_dir {}: {e}", cfg.data_dir.display()))?;
+    let _lock = match cfg.sqlite_path() {
+        Some(db) if kind == DbKind::Sqlite => Some(fsutil::lock_database(&db)?),
+        _ => None,
+    };
+    let store = Store::open(&cfg.database_url(), cfg.sqlite_synchronous)
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    store.migrate().await?;
+    {
+        let mut c = store.read().await?;
+        if !store::dump::is_fresh(&mut c).await? {
+            anyhow::bail!(
+                "the database is not empty (it has admins or changes): restore into an empty database (nothing was written)"
+            );
+        }
+    }
+    if !key_path.exists() {
+        if let Some(dir) = key_path.parent() {
+            fsutil::private_dir(dir)?;
+        }
+        fsutil::write_private(&key_path, hex::encode(&key).as_bytes())?;
+        wrote_key = true;
+    }
+    let f = std::fs::File::open(file)?;
+    let result = app::backup::load(&store, &mut std::io::BufReader::new(f)).await;
+    store.close().await;
+    if result.is_err() && wrote_key {
+        let _ = std::fs::remove_file(&key_path);
+    }
+    result
+}
+
 /// On an empty database: the `default` reseller and the `administrator` admin, with the
 /// password from VOXPROV_ADMIN_PASSWORD or a random one that is printed once.
 pub async fn bootstrap(store: &Store) -> anyhow::Result<()> {

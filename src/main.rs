@@ -60,6 +60,21 @@ enum Command {
         #[arg(long)]
         with_passwords: bool,
     },
+    /// Write a consistent backup of the database and the secret key (encrypted with a
+    /// passphrase) to FILE, while the server runs. The passphrase comes from
+    /// --passphrase-file, VOXPROV_BACKUP_PASSPHRASE or the first line of standard input.
+    Backup {
+        file: PathBuf,
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup into an empty database and data directory (the server stopped): every
+    /// row, and the secret key so SIP passwords decrypt. All or nothing.
+    Restore {
+        file: PathBuf,
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Compare SIP servers' tables with voxprov (check) or mend them (repair).
     Sync {
         #[command(subcommand)]
@@ -161,8 +176,60 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             voxprov::serve(cfg, listeners, shutdown_signal()).await?;
         }
         Command::Migrate => {
-            voxprov::open(&cfg).await?;
-            println!("database is up to date");
+            let before = voxprov::schema_version(&cfg).await;
+            let (store, _) = voxprov::open(&cfg).await?;
+            let now = store.known_schema_version();
+            match before {
+                Some(b) if b == now => println!("database schema is up to date (version {now})"),
+                Some(b) if b > 0 => println!("database schema upgraded from version {b} to {now}"),
+                _ => println!("database schema created (version {now})"),
+            }
+        }
+        Command::Backup {
+            file,
+            passphrase_file,
+        } => {
+            let pass = passphrase(passphrase_file.as_deref())?;
+            voxprov::app::backup::check_passphrase(&pass)?;
+            let (store, cipher) = voxprov::open(&cfg).await?;
+            let tmp = file.with_extension("partial");
+            let f = voxprov::fsutil::create_private(&tmp)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            let summary = match voxprov::app::backup::write(&store, &cipher, &pass, &mut w).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            };
+            let f = w
+                .into_inner()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &file)?;
+            println!(
+                "backup written to {}: {} tables, {} rows, schema {}, {} bytes",
+                file.display(),
+                summary.tables,
+                summary.rows,
+                summary.schema,
+                summary.bytes
+            );
+        }
+        Command::Restore {
+            file,
+            passphrase_file,
+        } => {
+            let pass = passphrase(passphrase_file.as_deref())?;
+            let s = voxprov::restore(&cfg, &file, &pass).await?;
+            println!(
+                "restored {} tables, {} rows (schema {}) from {}",
+                s.tables,
+                s.rows,
+                s.schema,
+                file.display()
+            );
         }
         Command::Admin { command } => admin(command, cfg).await?,
         Command::Sync { command } => return sync(command, cfg).await,
@@ -522,6 +589,25 @@ async fn admin(cmd: AdminCommand, cfg: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A backup's passphrase: from a file, the environment, or standard input's first line.
+fn passphrase(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let p = if let Some(f) = file {
+        std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("--passphrase-file {}: {e}", f.display()))?
+    } else if let Ok(p) = std::env::var("VOXPROV_BACKUP_PASSPHRASE") {
+        p
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line
+    };
+    let p = p.trim_end_matches(['\r', '\n']).to_string();
+    if p.is_empty() {
+        anyhow::bail!("passphrase: none given (--passphrase-file, VOXPROV_BACKUP_PASSPHRASE or standard input)");
+    }
+    Ok(p)
 }
 
 async fn shutdown_signal() {

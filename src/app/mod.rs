@@ -3,6 +3,7 @@
 //! Every face (the HTTP API, the web UI, the command line) acts through one [`App`]; none of
 //! them is part of it.
 
+pub mod backup;
 pub mod certs;
 pub mod credentials;
 

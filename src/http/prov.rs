@@ -69,14 +69,13 @@ fn rendering_failed() -> Response {
 async fn prov(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: axum::http::Uri,
     Path(path): Path<String>,
-    headers: HeaderMap,
-    tls: Option<axum::Extension<super::tls::OverTls>>,
-    cert: Option<axum::Extension<super::tls::PeerCertificate>>,
+    parts: axum::http::request::Parts,
     body: Body,
 ) -> Response {
+    let (method, uri, headers) = (parts.method.clone(), &parts.uri, &parts.headers);
+    let tls = parts.extensions.get::<super::tls::OverTls>();
+    let cert = parts.extensions.get::<super::tls::PeerCertificate>();
     let d = &app.devices;
     let forwarded = headers
         .get_all("x-forwarded-for")
@@ -133,7 +132,7 @@ async fn prov(
     if let Served::Device(data, ..) | Served::Upload(data) = &served {
         let cert_mac = cert
             .as_ref()
-            .map(|c| crate::app::certs::certificate_mac(&c.0 .0));
+            .map(|c| crate::app::certs::certificate_mac(&c.0));
         let refusal = match cert_mac {
             Some(Some(m)) if m == data.mac.to_ascii_lowercase().replace([':', '-'], "") => None,
             Some(Some(_)) => Some("certificate of another device"),
@@ -168,7 +167,7 @@ async fn prov(
                 .await
             {
                 Ok(rendered) => {
-                    let status = status_for(&headers, &rendered.etag);
+                    let status = status_for(headers, &rendered.etag);
                     d.record(
                         Fetch {
                             device_id: data.id,
@@ -197,7 +196,7 @@ async fn prov(
                 .await
             {
                 Ok(rendered) => {
-                    let status = status_for(&headers, &rendered.etag);
+                    let status = status_for(headers, &rendered.etag);
                     file_response(&method, status, &rendered)
                 }
                 Err(e) => {

@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod contracts;
 pub mod customers;
 pub mod devices;
+pub mod dump;
 pub mod features;
 pub mod hooks;
 pub mod numbers;
@@ -116,6 +117,19 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        // A binary older than the database's schema would misread what a newer one wrote.
+        let at = {
+            let mut c = self.write.acquire().await?;
+            dump::schema_version(&mut c).await?
+        };
+        let known = self.known_schema_version();
+        if at > known {
+            anyhow::bail!(
+                "the database's schema is at version {at}, newer than this voxprov ({}) knows ({known}): \
+                 a newer voxprov upgraded it; run that version (or restore a backup taken before the upgrade)",
+                env!("CARGO_PKG_VERSION")
+            );
+        }
         match self.kind {
             DbKind::Sqlite => SQLITE_MIGRATOR.run(&self.write).await?,
             DbKind::Postgres => POSTGRES_MIGRATOR.run(&self.write).await?,

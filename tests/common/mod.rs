@@ -67,6 +67,13 @@ impl TestApp {
 
     /// Starts a server with extra environment variables.
     pub async fn spawn_with(backend: Backend, env: &[(&str, &str)]) -> TestApp {
+        let mut app = Self::unstarted(backend, env);
+        app.start().await;
+        app
+    }
+
+    /// A data directory and an empty database, no server yet (`start` runs one).
+    pub fn unstarted(backend: Backend, env: &[(&str, &str)]) -> TestApp {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("vxtest-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -82,7 +89,7 @@ impl TestApp {
                 (url, Some(name))
             }
         };
-        let mut app = TestApp {
+        let app = TestApp {
             base: String::new(),
             https_base: None,
             client: reqwest::Client::builder()
@@ -99,7 +106,6 @@ impl TestApp {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        app.start().await;
         app
     }
 
