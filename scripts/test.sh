@@ -40,14 +40,15 @@ if ! command -v cargo >/dev/null 2>&1; then
     fi
 fi
 
-# --- Debian packages: Perl for the Sipwise client test; Kamailio, sipp and the database
+# --- Debian packages: Perl for the Sipwise client test; adduser and systemd (its
+# systemd-analyze checks the unit) for the package test; Kamailio, sipp and the database
 # clients for the SIP server tests; Python, whose standard library checks hook signatures
 # independently of voxprov's own code, and its venv for the API fuzzer (schemathesis, from
 # PyPI); Chromium and its driver for the web UI tests ---------------------------------------
 missing=()
 for pkg in perl libwww-perl libjson-perl kamailio kamailio-sqlite-modules \
            kamailio-mysql-modules sip-tester sqlite3 postgresql-client mariadb-client python3 \
-           python3-venv curl \
+           python3-venv curl adduser systemd \
            chromium chromium-driver; do
     installed "$pkg" || missing+=("$pkg")
 done
@@ -156,6 +157,20 @@ fi
 step "cargo test --workspace ${locked[*]} (PostgreSQL: $VOXPROV_TEST_POSTGRES_URL, $threads threads)"
 status=0
 cargo test --workspace --no-fail-fast "${locked[@]}" -- --test-threads="$threads" || status=$?
+# The Debian package, built (from the test build's binary, so nothing is compiled twice),
+# installed with dpkg, run as its user with its unit's command line, walked through over
+# HTTPS, removed and purged. Needs root (dpkg); skipped, and said so, without it.
+if [ "$(id -u)" -eq 0 ]; then
+    step "Debian package: build, install, run over HTTPS, remove"
+    { PROFILE=dev bash scripts/package.sh && bash scripts/package-test.sh; } > target/package-test.log 2>&1 || {
+        status=1
+        tail -40 target/package-test.log
+        echo "the package test failed: target/package-test.log" >&2
+    }
+    grep '^==> package' target/package-test.log || true
+else
+    echo "SKIPPED: the package test needs root (dpkg -i)" >&2
+fi
 # The API's description against the server it describes: every operation fuzzed on both
 # databases, every answer checked against what the description declares (status, headers,
 # media type, body schema) and every schema-violating request refused. Bounded to a few
