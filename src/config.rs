@@ -39,6 +39,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The largest sound file (a WAV upload to /api/soundfiles/) accepted.
     pub max_sound_file_bytes: usize,
+    /// The largest snapshot an admin may upload to /api/snapshots/.
+    pub max_snapshot_bytes: u64,
     /// Seconds a verified Basic credential is remembered (argon2 is deliberately slow).
     pub auth_cache_seconds: u64,
     /// Failed logins from one address within a minute before it gets 429.
@@ -275,6 +277,7 @@ impl Default for Config {
             sqlite_synchronous: SqliteSync::Full,
             max_body_bytes: 1 << 20,
             max_sound_file_bytes: 8 << 20,
+            max_snapshot_bytes: 1 << 30,
             auth_cache_seconds: 30,
             auth_max_failures: 10,
             sync_wait_ms: 2000,

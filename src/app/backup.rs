@@ -235,6 +235,18 @@ pub fn read_header(first_line: &str, known_schema: i64) -> anyhow::Result<Header
 /// decides whether that is allowed): all of it or, on any error (a damaged or truncated file,
 /// a column this schema lacks), nothing.
 pub async fn load(store: &Store, input: &mut impl BufRead) -> anyhow::Result<Summary> {
+    let (tx, summary) = load_uncommitted(store, input, &[]).await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+/// [`load`], leaving the transaction open for the caller to add to and commit. Tables named
+/// in `keep` stay as they are (their rows in the file are read, checked and skipped).
+pub async fn load_uncommitted(
+    store: &Store,
+    input: &mut impl BufRead,
+    keep: &[&str],
+) -> anyhow::Result<(crate::store::Tx, Summary)> {
     let kind = dump::kind(store);
     let mut hash = Sha256::new();
     let next = |input: &mut dyn BufRead| -> anyhow::Result<Option<String>> {
@@ -253,8 +265,14 @@ pub async fn load(store: &Store, input: &mut impl BufRead) -> anyhow::Result<Sum
     hash.update(first.as_bytes());
     hash.update(b"\n");
     let mut tx = store.begin().await?;
+    dump::defer_references(&mut tx, &kind).await?;
     let tables = dump::tables(&mut tx, &kind).await?;
-    dump::clear(&mut tx, &tables).await?;
+    let replaced: Vec<dump::Table> = tables
+        .iter()
+        .filter(|t| !keep.contains(&t.name.as_str()))
+        .cloned()
+        .collect();
+    dump::clear(&mut tx, &kind, &replaced).await?;
     let mut current: Option<(dump::Table, Vec<String>)> = None;
     let mut batch: Vec<String> = Vec::new();
     let (mut rows, mut ntables) = (0u64, 0usize);
@@ -301,6 +319,16 @@ pub async fn load(store: &Store, input: &mut impl BufRead) -> anyhow::Result<Sum
             ntables += 1;
             continue;
         }
+        if current
+            .as_ref()
+            .is_some_and(|(t, _)| keep.contains(&t.name.as_str()))
+        {
+            if !matches!(serde_json::from_str::<Value>(&l), Ok(Value::Object(_))) {
+                anyhow::bail!("backup: damaged row line");
+            }
+            rows += 1;
+            continue;
+        }
         if current.is_none() || !matches!(serde_json::from_str::<Value>(&l), Ok(Value::Object(_))) {
             anyhow::bail!("backup: damaged row line");
         }
@@ -315,13 +343,15 @@ pub async fn load(store: &Store, input: &mut impl BufRead) -> anyhow::Result<Sum
         anyhow::bail!("backup is damaged (its checksum does not match): nothing was restored");
     }
     dump::reset_sequences(&mut tx, &kind, &tables).await?;
-    tx.commit().await?;
-    Ok(Summary {
-        tables: ntables,
-        rows,
-        schema: header.schema,
-        bytes: 0,
-    })
+    Ok((
+        tx,
+        Summary {
+            tables: ntables,
+            rows,
+            schema: header.schema,
+            bytes: 0,
+        },
+    ))
 }
 
 /// Reads just the header of a backup file.

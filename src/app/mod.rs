@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod certs;
 pub mod credentials;
+pub mod snapshots;
 
 use std::sync::Arc;
 

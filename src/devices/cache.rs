@@ -78,6 +78,32 @@ pub(super) struct Follow {
 }
 
 impl Devices {
+    /// Forgets every device and file and loads them again (after a snapshot was restored
+    /// under the running server: nothing from before may be served as "last good").
+    pub async fn reload_all(self: &Arc<Self>) {
+        let loaded = async {
+            let mut c = self.store.read().await?;
+            let cat = Catalog::load(&mut c).await?;
+            let tpl = Templates::new(st::all_templates(&mut c).await?);
+            Ok::<_, Error>((cat, tpl))
+        }
+        .await;
+        match loaded {
+            Ok((cat, tpl)) => {
+                *self.catalog.write().expect("lock") = Arc::new(cat);
+                *self.templates.write().expect("lock") = Arc::new(tpl);
+            }
+            Err(e) => tracing::warn!("device cache: catalog not reloaded: {e}"),
+        }
+        self.envs.lock().expect("lock").clear();
+        self.common.lock().expect("lock").clear();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        *self.cache.write().expect("lock") = Cache::default();
+        if let Err(e) = self.warm().await {
+            tracing::warn!("device cache: not warmed again: {e}");
+        }
+    }
+
     pub(super) async fn warm(self: &Arc<Self>) -> Result<()> {
         let mut after = 0;
         let mut n = 0;

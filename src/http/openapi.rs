@@ -710,6 +710,64 @@ fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value)
     add("/api/admincerts/{id}", "delete", op("admins", "revoke_admincert".into(),
         "Revoke an admin's client certificate: it authenticates no one from the next request on".into(),
         vec![id()], responses(vec![("204", ok("revoked", None))]), &[("403", "another admin's, without the right to"), ("404", "no such administrator, or no certificate")]));
+    // Snapshots (SARK's): admins only.
+    let snap_id =
+        || json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } });
+    let pass_body = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["passphrase"], "properties": {
+        "passphrase": { "type": "string", "description": "seals the secret key in the snapshot (at least 12 characters)" } } } } } });
+    add("/api/snapshots/", "get", op("snapshots", "list_snapshots".into(),
+        "The snapshots the server keeps, newest first: id, size, when, which voxprov and schema".into(),
+        vec![], responses(vec![("200", hal_ok("the snapshots"))]), &[("403", "not an admin")]));
+    let mut take = op("snapshots", "create_snapshot".into(),
+        "Take a snapshot now (JSON with the passphrase), or upload one (the file as application/octet-stream)".into(),
+        vec![], responses(vec![("201", hal_ok("the snapshot (Location names it)"))]),
+        &[("400", "not JSON"), ("403", "not an admin, or read-only"), ("413", "an upload larger than max_snapshot_bytes"), ("415", "neither JSON nor a file"), ("422", "no or a short passphrase, or an upload that is not a snapshot this voxprov can restore")]);
+    take["requestBody"] = json!({ "required": true, "content": {
+        "application/json": pass_body["content"]["application/json"].clone(),
+        "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } });
+    add("/api/snapshots/", "post", take);
+    add(
+        "/api/snapshots/{id}",
+        "get",
+        op(
+            "snapshots",
+            "download_snapshot".into(),
+            "Download a snapshot (its secret key stays sealed under its passphrase)".into(),
+            vec![snap_id()],
+            responses(vec![(
+                "200",
+                ok(
+                    "the file",
+                    Some((
+                        "application/octet-stream",
+                        json!({ "type": "string", "format": "binary" }),
+                    )),
+                ),
+            )]),
+            &[("403", "not an admin"), ("404", "no such snapshot")],
+        ),
+    );
+    let mut restore = op("snapshots", "restore_snapshot".into(),
+        "Restore a snapshot into the running system (SARK's PUT /backups/{backup}): the configuration is replaced in one transaction, the journal, CDRs and phones' fetch log are kept, every SIP server is loaded in full and the phones' cache rebuilt".into(),
+        vec![snap_id()], responses(vec![("200", json_ok("what was restored"))]),
+        &[("400", "not JSON"), ("403", "not an admin, or read-only"), ("404", "no such snapshot"), ("415", "not JSON"), ("422", "wrong passphrase, another installation's key, or a damaged file")]);
+    restore["requestBody"] = pass_body.clone();
+    add("/api/snapshots/{id}", "put", restore);
+    add(
+        "/api/snapshots/{id}",
+        "delete",
+        op(
+            "snapshots",
+            "delete_snapshot".into(),
+            "Delete a snapshot".into(),
+            vec![snap_id()],
+            responses(vec![("204", ok("deleted", None))]),
+            &[
+                ("403", "not an admin, or read-only"),
+                ("404", "no such snapshot"),
+            ],
+        ),
+    );
     add(
         "/api/pbxdevicemodels/tree",
         "get",

@@ -253,8 +253,29 @@ pub async fn insert_rows(
     Ok(())
 }
 
-/// Empties every table (referring ones first).
-pub async fn clear(c: &mut Conn, tables: &[Table]) -> Result<()> {
+/// References are checked at commit, not row by row: some go in a circle (a reseller's
+/// contract's contact belongs to the reseller).
+pub async fn defer_references(c: &mut Conn, kind: &DbKind) -> Result<()> {
+    let sql = match kind {
+        DbKind::Sqlite => "PRAGMA defer_foreign_keys = ON",
+        DbKind::Postgres => "SET CONSTRAINTS ALL DEFERRED",
+    };
+    sqlx::query(sql).execute(&mut *c).await?;
+    Ok(())
+}
+
+/// Empties every table (referring ones first). On PostgreSQL the tables are locked first, so
+/// no other writer's row slips in between.
+pub async fn clear(c: &mut Conn, kind: &DbKind, tables: &[Table]) -> Result<()> {
+    if *kind == DbKind::Postgres && !tables.is_empty() {
+        let names: Vec<String> = tables.iter().map(|t| q(&t.name)).collect();
+        sqlx::query(&format!(
+            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            names.join(", ")
+        ))
+        .execute(&mut *c)
+        .await?;
+    }
     for t in tables.iter().rev() {
         sqlx::query(&format!("DELETE FROM {}", q(&t.name)))
             .execute(&mut *c)
@@ -263,7 +284,9 @@ pub async fn clear(c: &mut Conn, tables: &[Table]) -> Result<()> {
     Ok(())
 }
 
-/// After rows came in with their ids: the next generated id follows the highest.
+/// After rows came in with their ids: the next generated id follows the highest, and never
+/// goes back below one already handed out (a live restore: readers of the change log remember
+/// ids).
 pub async fn reset_sequences(c: &mut Conn, kind: &DbKind, tables: &[Table]) -> Result<()> {
     if *kind != DbKind::Postgres {
         // SQLite's AUTOINCREMENT counter follows explicit ids by itself.
@@ -274,7 +297,8 @@ pub async fn reset_sequences(c: &mut Conn, kind: &DbKind, tables: &[Table]) -> R
         .filter(|t| t.columns.iter().any(|c| c.name == "id"))
     {
         sqlx::query(&format!(
-            "SELECT setval(pg_get_serial_sequence($1, 'id'), COALESCE(MAX(\"id\"), 0) + 1, false) FROM {}",
+            "SELECT setval(s, GREATEST(COALESCE(MAX(\"id\"), 0), COALESCE(pg_sequence_last_value(s), 0)) + 1, false) \
+             FROM {}, (SELECT pg_get_serial_sequence($1, 'id')::regclass AS s) seq WHERE s IS NOT NULL GROUP BY s",
             q(&t.name)
         ))
         .bind(q(&t.name))

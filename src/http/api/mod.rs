@@ -9,6 +9,7 @@ pub mod pbx;
 pub mod platform;
 pub mod preferences;
 pub mod sipservers;
+pub mod snapshots;
 pub mod sounds;
 
 use axum::{routing::get, Router};
@@ -40,7 +41,8 @@ pub fn router() -> Router<AppState> {
         .merge(hooks::router())
         .merge(devices::router())
         .merge(pbx::router())
-        .merge(admincerts::router());
+        .merge(admincerts::router())
+        .merge(snapshots::router());
     struct Routes(Router<AppState>);
     impl Visit for Routes {
         fn visit<R: Resource>(&mut self) {
