@@ -156,7 +156,12 @@ if cargo clippy --version >/dev/null 2>&1; then
 fi
 step "cargo test --workspace ${locked[*]} (PostgreSQL: $VOXPROV_TEST_POSTGRES_URL, $threads threads)"
 status=0
+# Each test server's log and every secret the tests created are collected here (tests/common)
+# and checked after the run: JSON on every line, no secret anywhere.
+rm -rf target/test-logs target/test-secrets
 cargo test --workspace --no-fail-fast "${locked[@]}" -- --test-threads="$threads" || status=$?
+step "the suite's server logs: JSON lines, no secret the tests created"
+python3 scripts/check-logs.py target || status=1
 # The Debian package, built (from the test build's binary, so nothing is compiled twice),
 # installed with dpkg, run as its user with its unit's command line, walked through over
 # HTTPS, removed and purged. Needs root (dpkg); skipped, and said so, without it.

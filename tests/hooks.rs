@@ -558,6 +558,33 @@ async fn failed_deliveries_are_retried_honouring_retry_after(app: TestApp) {
     assert_eq!(got, [(1, "failure"), (2, "failure"), (3, "success")]);
     assert!(ex.iter().all(|e| e["delivery_status"] == "delivered"));
     assert_eq!(ex[0]["response"]["status"], 503);
+    // /metrics times each attempt by outcome: two failures, one success here.
+    let m = app
+        .req(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |outcome: &str| {
+        m.lines()
+            .find(|l| {
+                l.starts_with("voxprov_hook_delivery_duration_seconds_count")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        (count("failure"), count("success")),
+        (Some(2.0), Some(1.0)),
+        "{m}"
+    );
+    assert!(
+        m.contains("voxprov_hook_deliveries{status=\"delivered\"} 1"),
+        "{m}"
+    );
 }
 both!(
     failed_deliveries_are_retried_honouring_retry_after,

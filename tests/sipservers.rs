@@ -688,4 +688,73 @@ async fn metrics_follow_requests_and_a_server_down_and_back() {
         assert!(start.elapsed() < Duration::from_secs(30), "never back: {s}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let back = scrape().await;
+    assert!(
+        series(
+            &back,
+            "voxprov_sipserver_apply_duration_seconds_count",
+            "sipserver=\"down\""
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "batches applied are timed: {back}"
+    );
+
+    // Phones: fetches by vendor and outcome, refusals, the cache.
+    let (_, models) = app
+        .get("/api/pbxdevicemodels/?vendor=yealink&rows=100")
+        .await;
+    let model = common::items(&models, "pbxdevicemodels")
+        .into_iter()
+        .find(|m| m["model"] == "T46U")
+        .unwrap();
+    let mac = format!("{}6b6b6b", model["ouis"][0].as_str().unwrap());
+    let (s, dev) = app
+        .post(
+            "/api/pbxdevices/",
+            json!({"identifier": mac, "customer_id": f.customer_id, "model_id": model["id"], "station_name": "Metrics desk"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{dev}");
+    let get = |path: String| {
+        let rb = app
+            .client
+            .get(app.url(&path))
+            .header("User-Agent", "Yealink SIP-T46U 108.86.0.20");
+        async move { rb.send().await.unwrap().status() }
+    };
+    let ok = "outcome=\"ok\",vendor=\"yealink\"";
+    let refused = "outcome=\"refused\"";
+    let m0 = scrape().await;
+    let (ok0, refused0) = (
+        series(&m0, "voxprov_phone_fetches_total", ok).unwrap_or(0.0),
+        series(&m0, "voxprov_phone_fetches_total", refused).unwrap_or(0.0),
+    );
+    let boot = dev["boot_token"].as_str().unwrap();
+    assert_eq!(get(format!("/prov/{boot}/{mac}.cfg")).await, StatusCode::OK);
+    assert_eq!(
+        get(format!("/prov/{}/{mac}.cfg", "x".repeat(32))).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(format!("/prov/{}/{mac}.cfg", "y".repeat(32))).await,
+        StatusCode::NOT_FOUND
+    );
+    let m1 = scrape().await;
+    assert_eq!(
+        series(&m1, "voxprov_phone_fetches_total", ok).unwrap() - ok0,
+        1.0,
+        "{m1}"
+    );
+    assert_eq!(
+        series(&m1, "voxprov_phone_fetches_total", refused).unwrap() - refused0,
+        2.0,
+        "{m1}"
+    );
+    assert!(series(&m1, "voxprov_phone_failures_total", "").unwrap() >= 2.0);
+    assert!(
+        series(&m1, "voxprov_phone_cache_devices", "").unwrap() >= 1.0,
+        "{m1}"
+    );
+    assert_eq!(series(&m1, "voxprov_phone_banned_addresses", ""), Some(0.0));
 }

@@ -272,6 +272,11 @@ impl Devices {
     /// stale entry when the database does not answer in time).
     pub async fn by_mac(&self, mac: &str) -> (Loaded, Option<Arc<DeviceDataFiles>>) {
         let cached = self.cache.read().expect("lock").by_mac.get(mac).cloned();
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|e| !e.stale.load(Ordering::Relaxed));
+        metrics::counter!("voxprov_phone_cache_lookups_total", "result" => if fresh { "hit" } else { "miss" })
+            .increment(1);
         if let Some(e) = &cached {
             if !e.stale.load(Ordering::Relaxed) {
                 return (

@@ -235,10 +235,12 @@ impl Bans {
             s.failures = 0;
         }
         s.failures += 1;
+        metrics::counter!("voxprov_phone_failures_total").increment(1);
         let file: String = file.chars().take(64).filter(|c| !c.is_control()).collect();
         tracing::warn!("prov: failed request from {ip}: {reason} (file {file:?})");
         if s.failures >= self.max && s.banned_until.is_none_or(|u| u <= now) {
             s.banned_until = Some(now + self.ban);
+            metrics::counter!("voxprov_phone_bans_total").increment(1);
             tracing::warn!(
                 "prov: banned {ip} for {} s after {} failed requests",
                 self.ban.as_secs(),

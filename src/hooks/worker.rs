@@ -351,6 +351,8 @@ impl Hooks {
     async fn attempt(&self, d: DeliveryRow, h: HookCfg) {
         let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
         let a = self.caller.call(&h, &d.webhook_id, &payload).await;
+        metrics::histogram!("voxprov_hook_delivery_duration_seconds", "outcome" => a.outcome.as_str())
+            .record(a.duration.as_secs_f64());
         // A template that fails on every event is stopped here, at once: the writer disables
         // the hook, and until then this node sends it nothing more.
         {

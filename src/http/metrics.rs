@@ -40,6 +40,13 @@ pub fn request(route: &str, method: &str, status: u16, seconds: f64) {
     histogram!("voxprov_http_request_duration_seconds", &labels).record(seconds);
 }
 
+/// A phone's fetch of its own file: `outcome` ok, not_modified, render_failed, or refused
+/// (unknown MAC, wrong token or certificate: the vendor is not known then).
+pub fn phone_fetch(vendor: &str, outcome: &'static str) {
+    counter!("voxprov_phone_fetches_total", "vendor" => vendor.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
 /// The resident memory of this process, from /proc (Linux).
 fn resident_bytes() -> Option<f64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -92,6 +99,11 @@ async fn state(app: &AppState) -> Result<()> {
         gauge!("voxprov_phone_fetches_recorded", "status" => status.to_string()).set(n as f64);
     }
     drop(c);
+    let (devices, files, warm) = app.devices.stats();
+    gauge!("voxprov_phone_cache_devices").set(devices as f64);
+    gauge!("voxprov_phone_cache_files").set(files as f64);
+    gauge!("voxprov_phone_cache_warm").set(if warm { 1.0 } else { 0.0 });
+    gauge!("voxprov_phone_banned_addresses").set(app.devices.bans.list().len() as f64);
     for (pool, size, idle) in app.store.pool_use() {
         gauge!("voxprov_db_pool_connections", "pool" => pool, "state" => "open").set(size as f64);
         gauge!("voxprov_db_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);

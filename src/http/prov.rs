@@ -179,9 +179,18 @@ async fn prov(
                         },
                         data.reseller_id,
                     );
+                    super::metrics::phone_fetch(
+                        &data.model.row.vendor,
+                        if status == StatusCode::NOT_MODIFIED {
+                            "not_modified"
+                        } else {
+                            "ok"
+                        },
+                    );
                     file_response(&method, status, &rendered)
                 }
                 Err(e) => {
+                    super::metrics::phone_fetch(&data.model.row.vendor, "render_failed");
                     tracing::error!(device = %data.mac, file, "rendering failed: {e}");
                     rendering_failed()
                 }
@@ -215,6 +224,7 @@ async fn prov(
         }
         Served::NotFound => not_found(),
         Served::Fail(reason) => {
+            super::metrics::phone_fetch("unknown", "refused");
             d.bans.fail(ip, reason, file);
             not_found()
         }

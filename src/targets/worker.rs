@@ -295,6 +295,7 @@ async fn deliver_loop(
                 pending.merge(domains);
             }
             // A target that stops answering mid-statement must not hold the worker forever.
+            let began = std::time::Instant::now();
             let (progressed, applied, ids) =
                 tokio::time::timeout(STEP_TIMEOUT, step(store, cipher, t, &layout, &db, status))
                     .await
@@ -322,6 +323,11 @@ async fn deliver_loop(
                 }
             }
             mark_applied(store, t, status, &ids).await?;
+            if !ids.is_empty() {
+                // Rows written and the server reloaded: what a change waits for.
+                metrics::histogram!("voxprov_sipserver_apply_duration_seconds", "sipserver" => t.name.clone())
+                    .record(began.elapsed().as_secs_f64());
+            }
             status.failing.store(false, Ordering::Relaxed);
             *backoff = Backoff(0);
             status.changed.notify_waiters();

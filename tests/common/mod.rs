@@ -111,6 +111,7 @@ impl TestApp {
 
     /// Starts (or restarts) the server on the same data directory and database.
     pub async fn start(&mut self) {
+        note_secrets(&json!({ "password": ADMIN_PASS }));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -121,7 +122,10 @@ impl TestApp {
             .arg(&self.dir)
             .args(["--database-url", &self.db_url])
             .env("VOXPROV_ADMIN_PASSWORD", ADMIN_PASS)
-            .env("VOXPROV_LOG", "warn")
+            // Info (every request's access line) as JSON: the suite's logs are what
+            // scripts/check-logs.py parses and searches for secrets.
+            .env("VOXPROV_LOG", "info")
+            .env("VOXPROV_LOG_FORMAT", "json")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -193,6 +197,7 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        note_secrets(&body);
         send(
             self.req(Method::POST, path)
                 .header("Prefer", "return=representation")
@@ -202,6 +207,7 @@ impl TestApp {
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        note_secrets(&body);
         send(
             self.req(Method::PUT, path)
                 .header("Prefer", "return=representation")
@@ -211,6 +217,7 @@ impl TestApp {
     }
 
     pub async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
+        note_secrets(&ops);
         send(
             self.req(Method::PATCH, path)
                 .header("Prefer", "return=representation")
@@ -365,11 +372,77 @@ pub struct Fixture {
     pub customer_id: i64,
 }
 
+/// Sends a request; secrets in the answer (generated passwords, tokens, keys shown once) are
+/// noted for the check of the suite's logs.
 pub async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let (s, v) = send_unnoted(rb).await;
+    note_secrets(&v);
+    (s, v)
+}
+
+async fn send_unnoted(rb: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let r = rb.send().await.expect("request sent");
     let s = r.status();
     let text = r.text().await.unwrap_or_default();
     (s, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Where the secrets the tests created are noted and the servers' logs kept, for
+/// scripts/check-logs.py, which fails the suite when a log holds one.
+fn evidence_dir(kind: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(kind);
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+/// Notes every secret-looking value in `v` (by field name) in target/test-secrets/.
+pub fn note_secrets(v: &Value) {
+    const NAMES: &[&str] = &[
+        "password",
+        "webpassword",
+        "secret",
+        "boot_token",
+        "token",
+        "api_key",
+        "passphrase",
+        "admin_password",
+        "ha1",
+        "auth_password",
+    ];
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if let Value::String(s) = x {
+                        if NAMES.contains(&k.as_str()) && s.len() >= 8 && !s.contains('*') {
+                            out.push(s.clone());
+                        }
+                    }
+                    walk(x, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(v, &mut found);
+    if found.is_empty() {
+        return;
+    }
+    use std::io::Write;
+    let path = evidence_dir("test-secrets").join(format!("{}.txt", std::process::id()));
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        for s in found {
+            let _ = writeln!(f, "{s}");
+        }
+    }
 }
 
 /// The items of a collection page, whether Sipwise-style single object or array.
@@ -402,6 +475,17 @@ impl Drop for TestApp {
                 .arg(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                 .output();
         }
+        // The server's log joins the suite's, which is searched for every noted secret.
+        let name = self
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("app")
+            .to_string();
+        let _ = std::fs::copy(
+            self.dir.join("server.log"),
+            evidence_dir("test-logs").join(format!("{name}.log")),
+        );
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
