@@ -59,6 +59,39 @@ pub async fn open(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
     Ok((store, cipher))
 }
 
+/// Opens an existing installation as it is, for reading (a backup): nothing is created or
+/// migrated — a missing secret key or database, or a schema this binary does not have
+/// exactly, is refused (the usual cause: the wrong `--config` or data directory).
+pub async fn open_existing(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
+    let key = cfg.secret_key_path();
+    if !key.is_file() {
+        anyhow::bail!(
+            "no secret key at {}: is this the installation's configuration (--config, --data-dir)?",
+            key.display()
+        );
+    }
+    if let Some(db) = cfg.sqlite_path() {
+        if !db.is_file() {
+            anyhow::bail!("no database at {}", db.display());
+        }
+    }
+    let store = Store::open(&cfg.database_url(), cfg.sqlite_synchronous)
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    let at = {
+        let mut c = store.read().await?;
+        store::dump::schema_version(&mut c).await?
+    };
+    let known = store.known_schema_version();
+    if at != known {
+        anyhow::bail!(
+            "the database's schema is at version {at}, this voxprov's is {known}: back up with the voxprov that runs it (or run `voxprov migrate` first)"
+        );
+    }
+    let cipher = Cipher::load_or_create(&key).map_err(|e| anyhow::anyhow!("secret key: {e}"))?;
+    Ok((store, cipher))
+}
+
 /// The schema version of the configured database, if it can be reached (0: not migrated).
 pub async fn schema_version(cfg: &Config) -> Option<i64> {
     let store = Store::open(&cfg.database_url(), cfg.sqlite_synchronous)
@@ -79,7 +112,7 @@ pub async fn restore(
     let kind = cfg.db_kind()?;
     let known = store::dump::known_schema_version(&kind);
     let header = app::backup::header_of(file, known)?;
-    let key = app::backup::unseal(&header, passphrase)?;
+    let key = app::backup::unseal(&header, passphrase).await?;
     let key_path = cfg.secret_key_path();
     let mut wrote_key = false;
     if key_path.exists() {
@@ -237,6 +270,10 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // SIGHUP is taken from the start (its default would end the process: `systemctl reload`
+    // must never stop the service); with HTTPS it re-reads the certificate.
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     // One server per SQLite database, for as long as this one runs.
     let _lock = match cfg.sqlite_path() {
         Some(db) if cfg.db_kind()? == DbKind::Sqlite => Some(fsutil::lock_database(&db)?),
@@ -260,6 +297,8 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    #[cfg(unix)]
+    reload_on_sighup(hangups, tls.clone());
     let mut servers = tokio::task::JoinSet::new();
     if let Some(l) = listeners.http {
         let addr = l.local_addr()?;
@@ -271,7 +310,6 @@ pub async fn serve(
         let addr = l.local_addr()?;
         tracing::info!(%addr, backend = store.backend(), "voxprov serving HTTPS");
         println!("voxprov listening on https://{addr}");
-        reload_on_sighup(tls.clone());
         servers.spawn(http::tls::serve(router, l, tls, stop.clone()));
     }
     while let Some(done) = servers.join_next().await {
@@ -282,18 +320,20 @@ pub async fn serve(
     Ok(())
 }
 
-/// SIGHUP re-reads the TLS certificate (renewed by certbot and the like) without a restart.
-fn reload_on_sighup(tls: Arc<http::tls::Tls>) {
-    #[cfg(unix)]
+/// SIGHUP re-reads the TLS certificate (renewed by certbot and the like) without a restart;
+/// without HTTPS there is nothing to re-read, and it says so.
+#[cfg(unix)]
+fn reload_on_sighup(mut hangups: tokio::signal::unix::Signal, tls: Option<Arc<http::tls::Tls>>) {
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => tracing::info!("tls: certificate reloaded"),
-                Err(e) => tracing::error!("tls: reload failed, keeping the old certificate: {e:#}"),
+        while hangups.recv().await.is_some() {
+            match &tls {
+                Some(tls) => match tls.reload() {
+                    Ok(()) => tracing::info!("tls: certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!("tls: reload failed, keeping the old certificate: {e:#}")
+                    }
+                },
+                None => tracing::info!("SIGHUP: no HTTPS listener, nothing to reload"),
             }
         }
     });

@@ -191,7 +191,7 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
         } => {
             let pass = passphrase(passphrase_file.as_deref())?;
             voxprov::app::backup::check_passphrase(&pass)?;
-            let (store, cipher) = voxprov::open(&cfg).await?;
+            let (store, cipher) = voxprov::open_existing(&cfg).await?;
             let tmp = file.with_extension("partial");
             let f = voxprov::fsutil::create_private(&tmp)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;

@@ -184,6 +184,24 @@ async fn https_admin_certificates_and_phone_certificates() {
     assert_eq!(v["has_certificate"], true);
     assert!(v.get("ssl_client_certificate").is_none() && !v.to_string().contains("PRIVATE"));
 
+    // An API key cannot make one, even for its own admin: a certificate would carry the
+    // admin's full rights, which a key's may be narrower than.
+    let (s, k) = app
+        .post(
+            "/api/apikeys/",
+            json!({ "name": "certkey", "read_only": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    let r = app
+        .client
+        .post(app.url("/api/admincerts/"))
+        .header("X-API-Key", k["secret"].as_str().unwrap())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Another reseller's admin cannot make one for the administrator (does not exist for
     // them); a read-only admin cannot revoke someone else's.
     let (_, rname, rpass) = app.reseller("certres").await;

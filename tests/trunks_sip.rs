@@ -525,6 +525,8 @@ async fn trunks_register_one_at_a_time(engine: Engine) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Forgotten by Kamailio as soon as it sends the un-REGISTER; the answer comes after.
+    r2.wait_logged("auth ok trunk2: un-REGISTER", 5).await;
     let (r2m, r2log) = r2.stop();
     let registers = r2m
         .lines()

@@ -42,7 +42,7 @@ pub struct Header {
 }
 
 /// The secret key under the passphrase: argon2id parameters, salt, nonce, ciphertext.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct SealedKey {
     kdf: String,
     m_kib: u32,
@@ -109,10 +109,16 @@ fn seal(key: &[u8], passphrase: &str) -> anyhow::Result<SealedKey> {
     })
 }
 
-/// The secret key from a header, or a clear refusal.
-pub fn unseal(h: &Header, passphrase: &str) -> anyhow::Result<Vec<u8>> {
-    let s = &h.key;
-    if s.kdf != "argon2id" || s.m_kib > 1 << 21 || s.t > 64 || s.p > 16 {
+/// The secret key from a header, or a clear refusal. The key derivation is deliberately
+/// slow: it runs on the blocking pool, with the file's parameters bounded (a crafted file
+/// must not take the server's memory or time).
+pub async fn unseal(h: &Header, passphrase: &str) -> anyhow::Result<Vec<u8>> {
+    let (s, p) = (h.key.clone(), passphrase.to_string());
+    tokio::task::spawn_blocking(move || unseal_now(&s, &p)).await?
+}
+
+fn unseal_now(s: &SealedKey, passphrase: &str) -> anyhow::Result<Vec<u8>> {
+    if s.kdf != "argon2id" || s.m_kib > 256 * 1024 || s.t > 10 || s.p > 4 {
         anyhow::bail!("backup: unsupported key protection");
     }
     let b = |v: &str| {
@@ -159,7 +165,10 @@ pub async fn write(
         schema,
         backend: store.backend().into(),
         created: crate::store::now(),
-        key: seal(&cipher.export_key(), passphrase)?,
+        key: {
+            let (k, p) = (cipher.export_key(), passphrase.to_string());
+            tokio::task::spawn_blocking(move || seal(&k, &p)).await??
+        },
     };
     let mut hash = Sha256::new();
     let mut bytes = 0u64;

@@ -23,10 +23,23 @@ struct Target {
     serial: Option<String>,
 }
 
-async fn target_by(app: &App, actor: &Actor, by: &str, key: &str) -> Result<Option<Target>> {
+/// The admin `by` (id or login) = `key`, as `actor` may see them; `active_only`: a
+/// deactivated admin does not count (a revocation still finds them).
+async fn target_by(
+    app: &App,
+    actor: &Actor,
+    by: &str,
+    key: &str,
+    active_only: bool,
+) -> Result<Option<Target>> {
     let mut c = app.store.read().await?;
     let sql = format!(
-        "SELECT id, login, reseller_id, ssl_client_m_serial FROM admins WHERE {by} = $1 AND is_active = 1"
+        "SELECT id, login, reseller_id, ssl_client_m_serial FROM admins WHERE {by} = $1{}",
+        if active_only {
+            " AND is_active = 1"
+        } else {
+            ""
+        }
     );
     let q = sqlx::query(&sql);
     let q = match by {
@@ -49,9 +62,16 @@ async fn target_by(app: &App, actor: &Actor, by: &str, key: &str) -> Result<Opti
     Ok(Some(t))
 }
 
-/// May `actor` act on `t`'s certificate? Oneself always (an admin's own login, or the admin
-/// behind an API key); someone else's only with write rights over them.
-fn check_may(actor: &Actor, t: &Target) -> Result<()> {
+/// May `actor` act on `t`'s certificate? A certificate carries its admin's full rights, so
+/// only an admin's own credentials make one (never an API key, whose rights may be narrower);
+/// oneself always, someone else only with write rights over them. Revoking asks less: an
+/// API key of the admin may revoke (it only takes rights away).
+fn check_may(actor: &Actor, t: &Target, issuing: bool) -> Result<()> {
+    if issuing && actor.kind != ActorKind::Admin {
+        return Err(Error::Forbidden(
+            "a client certificate is made with an admin's own login, not an API key".into(),
+        ));
+    }
     if actor.admin_id == Some(t.id) {
         return Ok(());
     }
@@ -65,30 +85,31 @@ fn check_may(actor: &Actor, t: &Target) -> Result<()> {
 
 /// Issues a certificate for `login` (default: the caller): the ZIP's file name and bytes.
 pub async fn create(app: &App, actor: &Actor, doc: &Value) -> Result<(String, Vec<u8>)> {
+    let Some(obj) = doc.as_object() else {
+        return Err(Error::BadRequest(
+            "the body must be a JSON object ({} for yourself)".into(),
+        ));
+    };
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "login") {
+        return Err(Error::invalid(
+            k.clone(),
+            "unknown field (only login is accepted)",
+        ));
+    }
     let login = match doc.get("login") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(Error::invalid("login", "must be a string")),
     };
-    if let Some(obj) = doc.as_object() {
-        if let Some(k) = obj.keys().find(|k| k.as_str() != "login") {
-            return Err(Error::invalid(
-                k.clone(),
-                "unknown field (only login is accepted)",
-            ));
-        }
-    } else if !doc.is_null() {
-        return Err(Error::BadRequest("the body must be a JSON object".into()));
-    }
     let t = match &login {
-        Some(l) => target_by(app, actor, "login", l).await?,
+        Some(l) => target_by(app, actor, "login", l, true).await?,
         None => match actor.admin_id {
-            Some(id) => target_by(app, actor, "id", &id.to_string()).await?,
+            Some(id) => target_by(app, actor, "id", &id.to_string(), true).await?,
             None => None,
         },
     }
     .ok_or_else(|| Error::invalid("login", "administrator does not exist"))?;
-    check_may(actor, &t)?;
+    check_may(actor, &t, true)?;
     let ca = crate::app::certs::admin_ca(&app.store, &app.cipher).await?;
     let issued = ca.issue_client(&t.login, DAYS)?;
     let mut tx = app.store.begin().await?;
@@ -134,7 +155,7 @@ pub async fn create(app: &App, actor: &Actor, doc: &Value) -> Result<(String, Ve
 
 /// Whether admin `id` has a certificate, and its serial (never the certificate itself).
 pub async fn get(app: &App, actor: &Actor, id: i64) -> Result<Value> {
-    let t = target_by(app, actor, "id", &id.to_string())
+    let t = target_by(app, actor, "id", &id.to_string(), false)
         .await?
         .ok_or_else(|| Error::NotFound("no such administrator".into()))?;
     Ok(json!({
@@ -147,10 +168,10 @@ pub async fn get(app: &App, actor: &Actor, id: i64) -> Result<Value> {
 
 /// Revokes admin `id`'s certificate: from the next request on it authenticates no one.
 pub async fn revoke(app: &App, actor: &Actor, id: i64) -> Result<()> {
-    let t = target_by(app, actor, "id", &id.to_string())
+    let t = target_by(app, actor, "id", &id.to_string(), false)
         .await?
         .ok_or_else(|| Error::NotFound("no such administrator".into()))?;
-    check_may(actor, &t)?;
+    check_may(actor, &t, false)?;
     if t.serial.is_none() {
         return Err(Error::NotFound(
             "this administrator has no certificate".into(),

@@ -481,6 +481,18 @@ pub struct Carrier {
 }
 
 impl Carrier {
+    /// Waits (at most `secs`) until its log shows `needle`; sipp writes its log in bursts,
+    /// so a miss here is settled by [`Carrier::stop`], which flushes it.
+    pub async fn wait_logged(&self, needle: &str, secs: u64) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if std::fs::read_to_string(&self.log).is_ok_and(|l| l.contains(needle)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Stops it (SIGTERM: sipp writes out its buffered files) and returns what it received
     /// and logged.
     pub fn stop(mut self) -> (String, String) {
