@@ -7,7 +7,6 @@
 
 mod common;
 use common::kamailio::*;
-use common::sipdb::Engine;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -170,17 +169,7 @@ async fn backup_under_load_restores_everything_acknowledged(backend: Backend) {
     assert_eq!(s, StatusCode::CREATED, "{v}");
 
     // SIP passwords decrypt: a Kamailio loaded from the restored server lets one register.
-    let db = Kamailio::create_db(Engine::Sqlite, &restored.dir);
-    let k = Kamailio::start(&db, &restored.dir).await;
-    let id = restored
-        .sipserver(
-            "kam",
-            "kamailio",
-            &db.url(),
-            json!({ "rpc_url": k.rpc_url() }),
-        )
-        .await;
-    restored.wait_synced(id).await;
+    let (_db, k, _) = Kamailio::loaded_from(&restored).await;
     let (_, user) = &before[before.len() / 2];
     let r = k.register(user, &f.domain, &password(user), true);
     assert!(

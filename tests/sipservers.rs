@@ -701,21 +701,7 @@ async fn metrics_follow_requests_and_a_server_down_and_back() {
     );
 
     // Phones: fetches by vendor and outcome, refusals, the cache.
-    let (_, models) = app
-        .get("/api/pbxdevicemodels/?vendor=yealink&rows=100")
-        .await;
-    let model = common::items(&models, "pbxdevicemodels")
-        .into_iter()
-        .find(|m| m["model"] == "T46U")
-        .unwrap();
-    let mac = format!("{}6b6b6b", model["ouis"][0].as_str().unwrap());
-    let (s, dev) = app
-        .post(
-            "/api/pbxdevices/",
-            json!({"identifier": mac, "customer_id": f.customer_id, "model_id": model["id"], "station_name": "Metrics desk"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{dev}");
+    let (mac, boot, _) = app.yealink_phone(f.customer_id, "6b6b6b").await;
     let get = |path: String| {
         let rb = app
             .client
@@ -730,7 +716,6 @@ async fn metrics_follow_requests_and_a_server_down_and_back() {
         series(&m0, "voxprov_phone_fetches_total", ok).unwrap_or(0.0),
         series(&m0, "voxprov_phone_fetches_total", refused).unwrap_or(0.0),
     );
-    let boot = dev["boot_token"].as_str().unwrap();
     assert_eq!(get(format!("/prov/{boot}/{mac}.cfg")).await, StatusCode::OK);
     assert_eq!(
         get(format!("/prov/{}/{mac}.cfg", "x".repeat(32))).await,

@@ -6,7 +6,6 @@
 
 mod common;
 use common::kamailio::*;
-use common::sipdb::Engine;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -15,17 +14,7 @@ const PASS: &str = "snapshot passphrase 1";
 
 async fn snapshots_restore_the_live_system(app: TestApp) {
     let f = app.fixture().await;
-    let db = Kamailio::create_db(Engine::Sqlite, &app.dir);
-    let k = Kamailio::start(&db, &app.dir).await;
-    let kam = app
-        .sipserver(
-            "kam",
-            "kamailio",
-            &db.url(),
-            json!({ "rpc_url": k.rpc_url() }),
-        )
-        .await;
-    app.wait_synced(kam).await;
+    let (_db, k, kam) = Kamailio::loaded_from(&app).await;
     let before = app
         .create(
             "/api/subscribers/",
@@ -72,22 +61,7 @@ async fn snapshots_restore_the_live_system(app: TestApp) {
     let (s, _) = app.delete(&format!("/api/subscribers/{before}")).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     // A phone provisioned after the snapshot, fetching its configuration (so it is cached).
-    let (_, models) = app
-        .get("/api/pbxdevicemodels/?vendor=yealink&rows=100")
-        .await;
-    let model = items(&models, "pbxdevicemodels")
-        .into_iter()
-        .find(|m| m["model"] == "T46U")
-        .unwrap();
-    let mac = format!("{}5a5a5a", model["ouis"][0].as_str().unwrap());
-    let (s, dev) = app
-        .post(
-            "/api/pbxdevices/",
-            json!({"identifier": mac, "customer_id": f.customer_id, "model_id": model["id"], "station_name": "Later desk"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{dev}");
-    let phone_url = format!("/prov/{}/{mac}.cfg", dev["boot_token"].as_str().unwrap());
+    let (_, _, phone_url) = app.yealink_phone(f.customer_id, "5a5a5a").await;
     let fetch = |url: String| {
         let c = app
             .client

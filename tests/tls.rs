@@ -239,24 +239,9 @@ async fn https_admin_certificates_and_phone_certificates() {
 
     // Phones: a device certificate from the vendor's CA must name the MAC asked for.
     let f = app.fixture().await;
-    let (_, models) = app
-        .get("/api/pbxdevicemodels/?vendor=yealink&rows=100")
-        .await;
-    let model = items(&models, "pbxdevicemodels")
-        .into_iter()
-        .find(|m| m["model"] == "T46U")
-        .unwrap();
-    let oui = model["ouis"][0].as_str().unwrap().to_string();
-    let mac = format!("{oui}c3c3c3");
-    let (s, dev) = app
-        .post(
-            "/api/pbxdevices/",
-            json!({"identifier": mac, "customer_id": f.customer_id, "model_id": model["id"], "station_name": "TLS desk"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{dev}");
-    let boot = dev["boot_token"].as_str().unwrap().to_string();
-    let url = format!("{https}/prov/{boot}/{mac}.cfg");
+    let (mac, _, path) = app.yealink_phone(f.customer_id, "c3c3c3").await;
+    let oui = &mac[..6];
+    let url = format!("{https}{path}");
     let ua = "Yealink SIP-T46U 108.86.0.20";
     let uniform = curl(
         &format!("{https}/prov/000000000001.cfg"),

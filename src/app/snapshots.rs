@@ -107,21 +107,26 @@ fn new_id() -> String {
 
 async fn journal(app: &App, actor: &Actor, op: Op, id: &str) -> Result<()> {
     let mut tx = app.store.begin().await?;
-    let v = json!({ "snapshot": id });
+    record(&mut tx, actor, op, &json!({ "snapshot": id })).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A snapshot's journal entry (resource `snapshots`: taken, uploaded, restored, deleted).
+async fn record(tx: &mut crate::store::Tx, actor: &Actor, op: Op, v: &Value) -> Result<()> {
     changes::record(
-        &mut tx,
+        tx,
         actor,
         Change {
             resource: "snapshots",
             object_id: 0,
             reseller_id: None,
             op,
-            before: (op == Op::Delete).then_some(&v),
-            after: (op != Op::Delete).then_some(&v),
+            before: (op == Op::Delete).then_some(v),
+            after: (op != Op::Delete).then_some(v),
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -222,19 +227,7 @@ pub async fn restore(app: &App, actor: &Actor, id: &str, doc: &Value) -> Result<
         .execute(&mut *tx)
         .await?;
     let v = json!({ "snapshot": id, "tables": summary.tables, "rows": summary.rows });
-    changes::record(
-        &mut tx,
-        actor,
-        Change {
-            resource: "snapshots",
-            object_id: 0,
-            reseller_id: None,
-            op: Op::Update,
-            before: None,
-            after: Some(&v),
-        },
-    )
-    .await?;
+    record(&mut tx, actor, Op::Update, &v).await?;
     tx.commit().await?;
     app.targets.reconfigure();
     app.targets.kick();

@@ -85,6 +85,30 @@ async fn handling(State(app): State<AppState>, req: Request, next: Next) -> Resp
     resp
 }
 
+/// A file to save (`Content-Disposition: attachment`), never kept by caches on the way.
+pub fn attachment(
+    status: StatusCode,
+    content_type: &str,
+    filename: &str,
+    body: impl Into<axum::body::Body>,
+) -> Response {
+    let mut r = (status, body.into()).into_response();
+    let h = r.headers_mut();
+    for (name, value) in [
+        (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+        (
+            axum::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        ),
+        (axum::http::header::CACHE_CONTROL, "no-store".to_string()),
+    ] {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    r
+}
+
 /// NGCP sits behind a web server that merges slashes, and its clients build item URLs as
 /// `base + '/' + Location`: `//api/x/1` is `/api/x/1`.
 pub(crate) fn merge_slashes(mut req: Request) -> Request {

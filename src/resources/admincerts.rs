@@ -112,30 +112,7 @@ pub async fn create(app: &App, actor: &Actor, doc: &Value) -> Result<(String, Ve
     check_may(actor, &t, true)?;
     let ca = crate::app::certs::admin_ca(&app.store, &app.cipher).await?;
     let issued = ca.issue_client(&t.login, DAYS)?;
-    let mut tx = app.store.begin().await?;
-    sqlx::query("UPDATE admins SET ssl_client_m_serial = $1, ssl_client_fingerprint = $2, modify_timestamp = $3 WHERE id = $4")
-        .bind(&issued.serial)
-        .bind(&issued.fingerprint)
-        .bind(crate::store::now())
-        .bind(t.id)
-        .execute(&mut *tx)
-        .await?;
-    let before = json!({ "id": t.id, "login": t.login, "ssl_client_m_serial": t.serial });
-    let after = json!({ "id": t.id, "login": t.login, "ssl_client_m_serial": issued.serial });
-    changes::record(
-        &mut tx,
-        actor,
-        Change {
-            resource: "admincerts",
-            object_id: t.id,
-            reseller_id: t.reseller_id,
-            op: Op::Create,
-            before: Some(&before),
-            after: Some(&after),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    set_certificate(app, actor, &t, Some((&issued.serial, &issued.fingerprint))).await?;
     let name = format!("NGCP-API-client-certificate-{}", issued.serial);
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
@@ -177,13 +154,26 @@ pub async fn revoke(app: &App, actor: &Actor, id: i64) -> Result<()> {
             "this administrator has no certificate".into(),
         ));
     }
+    set_certificate(app, actor, &t, None).await
+}
+
+/// Records admin `t`'s certificate (serial and fingerprint), or none, with its journal entry.
+async fn set_certificate(
+    app: &App,
+    actor: &Actor,
+    t: &Target,
+    cert: Option<(&str, &str)>,
+) -> Result<()> {
     let mut tx = app.store.begin().await?;
-    sqlx::query("UPDATE admins SET ssl_client_m_serial = NULL, ssl_client_fingerprint = NULL, modify_timestamp = $1 WHERE id = $2")
+    sqlx::query("UPDATE admins SET ssl_client_m_serial = $1, ssl_client_fingerprint = $2, modify_timestamp = $3 WHERE id = $4")
+        .bind(cert.map(|c| c.0))
+        .bind(cert.map(|c| c.1))
         .bind(crate::store::now())
         .bind(t.id)
         .execute(&mut *tx)
         .await?;
-    let before = json!({ "id": t.id, "login": t.login, "ssl_client_m_serial": t.serial });
+    let state = |serial: Option<&str>| json!({ "id": t.id, "login": t.login, "ssl_client_m_serial": serial });
+    let (before, after) = (state(t.serial.as_deref()), state(cert.map(|c| c.0)));
     changes::record(
         &mut tx,
         actor,
@@ -191,9 +181,13 @@ pub async fn revoke(app: &App, actor: &Actor, id: i64) -> Result<()> {
             resource: "admincerts",
             object_id: t.id,
             reseller_id: t.reseller_id,
-            op: Op::Delete,
+            op: if cert.is_some() {
+                Op::Create
+            } else {
+                Op::Delete
+            },
             before: Some(&before),
-            after: None,
+            after: cert.is_some().then_some(&after),
         },
     )
     .await?;

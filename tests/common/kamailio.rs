@@ -60,6 +60,23 @@ impl Kamailio {
         db
     }
 
+    /// A Kamailio on SQLite, registered as sipserver `kam` of `app` and fully loaded from it:
+    /// the database, the Kamailio and the sipserver's id.
+    pub async fn loaded_from(app: &super::TestApp) -> (SipDb, Kamailio, i64) {
+        let db = Self::create_db(Engine::Sqlite, &app.dir);
+        let k = Self::start(&db, &app.dir).await;
+        let id = app
+            .sipserver(
+                "kam",
+                "kamailio",
+                &db.url(),
+                serde_json::json!({ "rpc_url": k.rpc_url() }),
+            )
+            .await;
+        app.wait_synced(id).await;
+        (db, k, id)
+    }
+
     /// Starts Kamailio; the ports are picked free just before, so another process can take
     /// one in between: a start that fails with "Address already in use" is retried on new
     /// ports.
@@ -75,7 +92,15 @@ impl Kamailio {
         loop {
             match Self::try_start(db, dir, extra).await {
                 Ok(k) => return k,
-                Err(log) if attempt < 3 && log.contains("Address already in use") => attempt += 1,
+                // A port taken in between, or (SQLite) its children opening the database all at
+                // once: Kamailio's SQLite driver does not wait on a lock, so a start can lose.
+                Err(log)
+                    if attempt < 3
+                        && (log.contains("Address already in use")
+                            || log.contains("database is locked")) =>
+                {
+                    attempt += 1
+                }
                 Err(log) => panic!("kamailio did not start: {log}"),
             }
         }

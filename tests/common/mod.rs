@@ -314,6 +314,29 @@ impl TestApp {
         (id, login, pass)
     }
 
+    /// A Yealink T46U of `customer` with a MAC of Yealink's whose last three bytes are
+    /// `tail` (6 hex digits): its MAC, its first-boot token and the path of its own file.
+    pub async fn yealink_phone(&self, customer: i64, tail: &str) -> (String, String, String) {
+        let (_, models) = self
+            .get("/api/pbxdevicemodels/?vendor=yealink&rows=100")
+            .await;
+        let model = items(&models, "pbxdevicemodels")
+            .into_iter()
+            .find(|m| m["model"] == "T46U")
+            .expect("the T46U is in the catalog");
+        let mac = format!("{}{tail}", model["ouis"][0].as_str().unwrap());
+        let (s, dev) = self
+            .post(
+                "/api/pbxdevices/",
+                json!({"identifier": mac, "customer_id": customer, "model_id": model["id"], "station_name": format!("Desk {tail}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{dev}");
+        let boot = dev["boot_token"].as_str().unwrap().to_string();
+        let path = format!("/prov/{boot}/{mac}.cfg");
+        (mac, boot, path)
+    }
+
     /// Adds a sipserver; returns its id.
     pub async fn sipserver(&self, name: &str, driver: &str, db_url: &str, extra: Value) -> i64 {
         let mut body = json!({ "name": name, "driver": driver, "db_url": db_url });

@@ -3,7 +3,7 @@
 
 use axum::{
     extract::{Path, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
@@ -29,19 +29,12 @@ async fn create(
 ) -> Result<Response> {
     let doc = read_body(&app, &headers, body, &["application/json"]).await?;
     let (name, zip) = admincerts::create(&app, &actor, &doc).await?;
-    Ok((
+    Ok(crate::http::attachment(
         StatusCode::CREATED,
-        [
-            (header::CONTENT_TYPE, "application/zip".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename={name}"),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
+        "application/zip",
+        &name,
         zip,
-    )
-        .into_response())
+    ))
 }
 
 async fn get_one(

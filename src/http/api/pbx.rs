@@ -117,7 +117,6 @@ async fn export_cdrs(
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Response> {
     use crate::resources::{cdrs, Resource};
-    use axum::response::IntoResponse;
     let mut limit = 1000;
     let rest: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .into_owned()
@@ -149,17 +148,12 @@ async fn export_cdrs(
     let mut c = app.store.read().await?;
     let (mut rows, _) = cdrs::list_rows(&mut c, &actor, &q).await?;
     rows.reverse();
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                "attachment; filename=\"cdrs.csv\"",
-            ),
-        ],
+    Ok(crate::http::attachment(
+        StatusCode::OK,
+        "text/csv; charset=utf-8",
+        "cdrs.csv",
         cdrs::to_csv(&rows),
-    )
-        .into_response())
+    ))
 }
 
 async fn registrations(

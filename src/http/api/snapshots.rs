@@ -112,20 +112,16 @@ async fn download(
         .await
         .map_err(Error::internal)?;
     let len = f.metadata().await.map_err(Error::internal)?.len();
-    Ok((
+    let mut r = crate::http::attachment(
         StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename={id}.vxb"),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
+        "application/octet-stream",
+        &format!("{id}.vxb"),
         Body::from_stream(tokio_util::io::ReaderStream::new(f)),
-    )
-        .into_response())
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&len.to_string()) {
+        r.headers_mut().insert(header::CONTENT_LENGTH, v);
+    }
+    Ok(r)
 }
 
 async fn restore(

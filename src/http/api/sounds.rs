@@ -2,8 +2,7 @@
 
 use axum::{
     extract::{Path, State},
-    http::header,
-    response::{IntoResponse, Response},
+    response::Response,
     routing::get,
     Router,
 };
@@ -36,15 +35,10 @@ async fn recording(
             }
         })
         .collect();
-    Ok((
-        [
-            (header::CONTENT_TYPE, "audio/x-wav".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
+    Ok(crate::http::attachment(
+        axum::http::StatusCode::OK,
+        "audio/x-wav",
+        &name,
         data,
-    )
-        .into_response())
+    ))
 }
