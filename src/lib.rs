@@ -31,6 +31,21 @@ use crate::store::Store;
 /// Opens (creating where needed) the data directory, the database with its migrations, and
 /// the secret key.
 pub async fn open(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
+    let (store, _) = open_store(cfg).await?;
+    Ok((store, load_key(cfg)?))
+}
+
+/// `voxprov migrate`: [`open`], saying which schema version the database was at before and
+/// is at now.
+pub async fn migrate(cfg: &Config) -> anyhow::Result<(i64, i64)> {
+    let (store, before) = open_store(cfg).await?;
+    load_key(cfg)?;
+    Ok((before, store.known_schema_version()))
+}
+
+/// The data directory (the owner's only) and the database, migrated; with the schema version
+/// it was at before.
+async fn open_store(cfg: &Config) -> anyhow::Result<(Store, i64)> {
     // The data directory holds the database and the secret key: the owner's only.
     fsutil::private_dir(&cfg.data_dir)
         .map_err(|e| anyhow::anyhow!("data_dir {}: {e}", cfg.data_dir.display()))?;
@@ -50,13 +65,16 @@ pub async fn open(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
     let store = Store::open(&cfg.database_url(), cfg.sqlite_synchronous)
         .await
         .map_err(|e| anyhow::anyhow!("database: {e}"))?;
-    store
+    let before = store
         .migrate()
         .await
         .map_err(|e| anyhow::anyhow!("database migration: {e}"))?;
-    let cipher = Cipher::load_or_create(&cfg.secret_key_path())
-        .map_err(|e| anyhow::anyhow!("secret key: {e}"))?;
-    Ok((store, cipher))
+    Ok((store, before))
+}
+
+/// The secret key, created (0600) on first start.
+fn load_key(cfg: &Config) -> anyhow::Result<Cipher> {
+    Cipher::load_or_create(&cfg.secret_key_path()).map_err(|e| anyhow::anyhow!("secret key: {e}"))
 }
 
 /// Opens an existing installation as it is, for reading (a backup): nothing is created or
@@ -78,10 +96,7 @@ pub async fn open_existing(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
     let store = Store::open(&cfg.database_url(), cfg.sqlite_synchronous)
         .await
         .map_err(|e| anyhow::anyhow!("database: {e}"))?;
-    let at = {
-        let mut c = store.read().await?;
-        store::dump::schema_version(&mut c).await?
-    };
+    let at = store.schema_at().await?;
     let known = store.known_schema_version();
     if at != known {
         anyhow::bail!(
@@ -90,15 +105,6 @@ pub async fn open_existing(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
     }
     let cipher = Cipher::load_or_create(&key).map_err(|e| anyhow::anyhow!("secret key: {e}"))?;
     Ok((store, cipher))
-}
-
-/// The schema version of the configured database, if it can be reached (0: not migrated).
-pub async fn schema_version(cfg: &Config) -> Option<i64> {
-    let store = Store::open(&cfg.database_url(), cfg.sqlite_synchronous)
-        .await
-        .ok()?;
-    let mut c = store.read().await.ok()?;
-    store::dump::schema_version(&mut c).await.ok()
 }
 
 /// Restores a backup file into the configured database and data directory, which must be
@@ -124,16 +130,12 @@ pub async fn restore(
             );
         }
     }
-    fsutil::private_dir(&cfg.data_dir)
-        .map_err(|e| anyhow::anyhow!("data_dir {}: {e}", cfg.data_dir.display()))?;
+    // No server may run on it meanwhile (as `serve` takes it: the lock, then the store).
     let _lock = match cfg.sqlite_path() {
         Some(db) if kind == DbKind::Sqlite => Some(fsutil::lock_database(&db)?),
         _ => None,
     };
-    let store = Store::open(&cfg.database_url(), cfg.sqlite_synchronous)
-        .await
-        .map_err(|e| anyhow::anyhow!("database: {e}"))?;
-    store.migrate().await?;
+    let (store, _) = open_store(cfg).await?;
     {
         let mut c = store.read().await?;
         if !store::dump::is_fresh(&mut c).await? {

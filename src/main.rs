@@ -175,16 +175,11 @@ async fn run(cmd: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             let listeners = voxprov::Listeners::bind(&cfg).await?;
             voxprov::serve(cfg, listeners, shutdown_signal()).await?;
         }
-        Command::Migrate => {
-            let before = voxprov::schema_version(&cfg).await;
-            let (store, _) = voxprov::open(&cfg).await?;
-            let now = store.known_schema_version();
-            match before {
-                Some(b) if b == now => println!("database schema is up to date (version {now})"),
-                Some(b) if b > 0 => println!("database schema upgraded from version {b} to {now}"),
-                _ => println!("database schema created (version {now})"),
-            }
-        }
+        Command::Migrate => match voxprov::migrate(&cfg).await? {
+            (b, now) if b == now => println!("database schema is up to date (version {now})"),
+            (0, now) => println!("database schema created (version {now})"),
+            (b, now) => println!("database schema upgraded from version {b} to {now}"),
+        },
         Command::Backup {
             file,
             passphrase_file,

@@ -67,6 +67,20 @@ struct EndLine {
     sha256: String,
 }
 
+/// What makes a file no backup this voxprov can restore (damaged, truncated, from a newer
+/// version, not a backup at all), as opposed to a failure of the database it goes into.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Damaged(pub String);
+
+macro_rules! damaged {
+    ($($t:tt)*) => { anyhow::Error::from(Damaged(format!($($t)*))) };
+}
+
+macro_rules! bail_damaged {
+    ($($t:tt)*) => { return Err(damaged!($($t)*)) };
+}
+
 /// What a backup held.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -119,17 +133,17 @@ pub async fn unseal(h: &Header, passphrase: &str) -> anyhow::Result<Vec<u8>> {
 
 fn unseal_now(s: &SealedKey, passphrase: &str) -> anyhow::Result<Vec<u8>> {
     if s.kdf != "argon2id" || s.m_kib > 256 * 1024 || s.t > 10 || s.p > 4 {
-        anyhow::bail!("backup: unsupported key protection");
+        bail_damaged!("backup: unsupported key protection");
     }
     let b = |v: &str| {
         STANDARD
             .decode(v)
-            .map_err(|_| anyhow::anyhow!("backup: damaged header"))
+            .map_err(|_| damaged!("backup: damaged header"))
     };
     let k = derive(passphrase, &b(&s.salt)?, s.m_kib, s.t, s.p)?;
     let nonce = b(&s.nonce)?;
     if nonce.len() != 12 {
-        anyhow::bail!("backup: damaged header");
+        bail_damaged!("backup: damaged header");
     }
     Aes256Gcm::new_from_slice(&k)
         .expect("32-byte key")
@@ -154,6 +168,11 @@ pub async fn write(
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<Summary> {
     check_passphrase(passphrase)?;
+    // The deliberately slow sealing first, so the snapshot is not held open through it.
+    let key = {
+        let (k, p) = (cipher.export_key(), passphrase.to_string());
+        tokio::task::spawn_blocking(move || seal(&k, &p)).await??
+    };
     let kind = dump::kind(store);
     let mut tx = dump::snapshot(store).await?;
     let tables = dump::tables(&mut tx, &kind).await?;
@@ -165,10 +184,7 @@ pub async fn write(
         schema,
         backend: store.backend().into(),
         created: crate::store::now(),
-        key: {
-            let (k, p) = (cipher.export_key(), passphrase.to_string());
-            tokio::task::spawn_blocking(move || seal(&k, &p)).await??
-        },
+        key,
     };
     let mut hash = Sha256::new();
     let mut bytes = 0u64;
@@ -195,7 +211,7 @@ pub async fn write(
         }
     }
     drop(tx);
-    let digest = hex::encode(hash.clone().finalize());
+    let digest = hex::encode(hash.finalize());
     let end = EndLine {
         end: true,
         tables: tables.len(),
@@ -216,21 +232,20 @@ pub async fn write(
 
 /// Reads the header of a backup file, refusing what is not one or cannot be restored here.
 pub fn read_header(first_line: &str, known_schema: i64) -> anyhow::Result<Header> {
-    let h: Header = serde_json::from_str(first_line).map_err(|_| {
-        anyhow::anyhow!("not a voxprov backup (its first line is not a backup header)")
-    })?;
+    let h: Header = serde_json::from_str(first_line)
+        .map_err(|_| damaged!("not a voxprov backup (its first line is not a backup header)"))?;
     if h.format != FORMAT {
-        anyhow::bail!("not a voxprov backup");
+        bail_damaged!("not a voxprov backup");
     }
     if h.format_version > FORMAT_VERSION {
-        anyhow::bail!(
+        bail_damaged!(
             "backup format {} is newer than this voxprov reads ({FORMAT_VERSION}): restore it with voxprov {} or later",
             h.format_version,
             h.voxprov
         );
     }
     if h.schema > known_schema {
-        anyhow::bail!(
+        bail_damaged!(
             "the backup is from a newer voxprov ({}, schema {}) than this one ({}, schema {known_schema}): upgrade voxprov first",
             h.voxprov,
             h.schema,
@@ -264,12 +279,12 @@ pub async fn load_uncommitted(
             return Ok(None);
         }
         if !s.ends_with('\n') {
-            anyhow::bail!("backup is truncated");
+            bail_damaged!("backup is truncated");
         }
         s.pop();
         Ok(Some(s))
     };
-    let first = next(input)?.ok_or_else(|| anyhow::anyhow!("backup is empty"))?;
+    let first = next(input)?.ok_or_else(|| damaged!("backup is empty"))?;
     let header = read_header(&first, store.known_schema_version())?;
     hash.update(first.as_bytes());
     hash.update(b"\n");
@@ -295,31 +310,37 @@ pub async fn load_uncommitted(
             let arr = format!("[{}]", batch.join(","));
             dump::insert_rows(tx, kind, t, cols, &arr)
                 .await
-                .map_err(|e| anyhow::anyhow!("restoring table {}: {e}", t.name))?;
+                .map_err(|e| match e {
+                    // A column the file has and this schema does not: the file's fault.
+                    crate::error::Error::Validation { .. } => {
+                        damaged!("restoring table {}: {e}", t.name)
+                    }
+                    e => anyhow::anyhow!("restoring table {}: {e}", t.name),
+                })?;
             batch.clear();
         }
         Ok(())
     }
     let end = loop {
         let Some(l) = next(input)? else {
-            anyhow::bail!("backup is truncated (no end line): nothing was restored");
+            bail_damaged!("backup is truncated (no end line): nothing was restored");
         };
         if l.starts_with("{\"end\":") {
             break serde_json::from_str::<EndLine>(&l)
-                .map_err(|_| anyhow::anyhow!("backup: damaged end line"))?;
+                .map_err(|_| damaged!("backup: damaged end line"))?;
         }
         hash.update(l.as_bytes());
         hash.update(b"\n");
         if l.starts_with("{\"table\":") {
             flush(&mut tx, &kind, &current, &mut batch).await?;
-            let tl: TableLine = serde_json::from_str(&l)
-                .map_err(|_| anyhow::anyhow!("backup: damaged table line"))?;
+            let tl: TableLine =
+                serde_json::from_str(&l).map_err(|_| damaged!("backup: damaged table line"))?;
             let t = tables
                 .iter()
                 .find(|t| t.name == tl.table)
                 .cloned()
                 .ok_or_else(|| {
-                    anyhow::anyhow!(
+                    damaged!(
                         "backup: table {} does not exist in this voxprov's schema",
                         tl.table
                     )
@@ -328,28 +349,25 @@ pub async fn load_uncommitted(
             ntables += 1;
             continue;
         }
-        if current
-            .as_ref()
-            .is_some_and(|(t, _)| keep.contains(&t.name.as_str()))
-        {
-            if !matches!(serde_json::from_str::<Value>(&l), Ok(Value::Object(_))) {
-                anyhow::bail!("backup: damaged row line");
-            }
-            rows += 1;
+        let Some((t, _)) = &current else {
+            bail_damaged!("backup: damaged row line");
+        };
+        if !matches!(serde_json::from_str::<Value>(&l), Ok(Value::Object(_))) {
+            bail_damaged!("backup: damaged row line");
+        }
+        rows += 1;
+        // A table this load leaves as it is: read and counted (the checksum covers it).
+        if keep.contains(&t.name.as_str()) {
             continue;
         }
-        if current.is_none() || !matches!(serde_json::from_str::<Value>(&l), Ok(Value::Object(_))) {
-            anyhow::bail!("backup: damaged row line");
-        }
         batch.push(l);
-        rows += 1;
         if batch.len() >= BATCH {
             flush(&mut tx, &kind, &current, &mut batch).await?;
         }
     };
     flush(&mut tx, &kind, &current, &mut batch).await?;
     if hex::encode(hash.finalize()) != end.sha256 || end.rows != rows || end.tables != ntables {
-        anyhow::bail!("backup is damaged (its checksum does not match): nothing was restored");
+        bail_damaged!("backup is damaged (its checksum does not match): nothing was restored");
     }
     dump::reset_sequences(&mut tx, &kind, &tables).await?;
     Ok((

@@ -116,12 +116,16 @@ impl Store {
         }
     }
 
-    pub async fn migrate(&self) -> anyhow::Result<()> {
+    /// The schema version the database is at (0: never migrated).
+    pub async fn schema_at(&self) -> Result<i64> {
+        let mut c = self.write.acquire().await?;
+        dump::schema_version(&mut c).await
+    }
+
+    /// Brings the schema up to this binary's; returns the version it was at before.
+    pub async fn migrate(&self) -> anyhow::Result<i64> {
         // A binary older than the database's schema would misread what a newer one wrote.
-        let at = {
-            let mut c = self.write.acquire().await?;
-            dump::schema_version(&mut c).await?
-        };
+        let at = self.schema_at().await?;
         let known = self.known_schema_version();
         if at > known {
             anyhow::bail!(
@@ -134,7 +138,7 @@ impl Store {
             DbKind::Sqlite => SQLITE_MIGRATOR.run(&self.write).await?,
             DbKind::Postgres => POSTGRES_MIGRATOR.run(&self.write).await?,
         }
-        Ok(())
+        Ok(at)
     }
 
     /// A write transaction. On SQLite this also serialises writers (see module docs).
