@@ -4,6 +4,8 @@
 //! consumers (SIP servers, hooks, caches) follow with their own cursor, so a crash at any
 //! point loses nothing that was acknowledged.
 
+pub mod follow;
+
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;

@@ -73,8 +73,11 @@ impl Cache {
 }
 
 pub(super) struct Follow {
-    pub(super) cursor: i64,
-    pub(super) seen: BTreeSet<i64>,
+    pub(super) cursor: crate::changes::follow::Cursor,
+    /// Until every transaction that was open when the cache began has ended (PostgreSQL: the
+    /// horizon's `xmin` reaches this), a change drawn before the start may still commit
+    /// unseen by the cursor; then everything loaded until that moment is marked stale once.
+    pub(super) start_gate: Option<i64>,
 }
 
 impl Devices {
@@ -174,26 +177,38 @@ impl Devices {
     }
 
     /// Follows the change log and marks what a change touches as stale (kept as the last
-    /// good configuration until a fresh one is rendered). Ids are re-read a little behind
-    /// the cursor: on PostgreSQL a transaction with a lower id can commit after a higher one.
+    /// good configuration until a fresh one is rendered). The cursor waits for ids that commit
+    /// out of order, however late (see [`crate::changes::follow`]).
     pub async fn catch_up(&self) -> Result<()> {
-        const WINDOW: i64 = 256;
+        const BATCH: i64 = 2000;
         let mut f = self.follow.lock().await;
+        if let Some(gate) = f.start_gate {
+            if self
+                .store
+                .horizon()
+                .await?
+                .is_none_or(|(xmin, _)| xmin >= gate)
+            {
+                f.start_gate = None;
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.cache.read().expect("lock").mark(|_| true);
+            }
+        }
         loop {
-            let rows = {
-                let mut c = self.store.read().await?;
-                st::changes_since(&mut c, (f.cursor - WINDOW).max(0)).await?
-            };
-            let fresh: Vec<_> = rows.iter().filter(|r| !f.seen.contains(&r.0)).collect();
-            if fresh.is_empty() {
+            let (rows, plan) =
+                crate::changes::follow::read(&self.store, &mut f.cursor, BATCH, false).await?;
+            if rows.is_empty() {
+                f.cursor.settled(&plan.settles);
                 return Ok(());
             }
             // New catalog and templates first, so nothing rendered after the marks below
             // can come from the old ones.
-            if fresh
-                .iter()
-                .any(|r| matches!(r.1.as_str(), "pbxdevicemodels" | "pbxdevicetemplates"))
-            {
+            if rows.iter().any(|r| {
+                matches!(
+                    r.resource.as_str(),
+                    "pbxdevicemodels" | "pbxdevicetemplates"
+                )
+            }) {
                 let mut c = self.store.read().await?;
                 let cat = Catalog::load(&mut c).await?;
                 let tpl = Templates::new(st::all_templates(&mut c).await?);
@@ -204,24 +219,51 @@ impl Devices {
             }
             self.epoch.fetch_add(1, Ordering::SeqCst);
             let mut devices = Vec::new();
-            for (id, resource, object) in &fresh {
-                f.seen.insert(*id);
-                f.cursor = f.cursor.max(*id);
-                self.invalidate(resource, *object);
-                if resource == "pbxdevices" {
-                    devices.push(*object);
+            for r in &rows {
+                self.invalidate(&r.resource, r.object_id);
+                if r.resource == "pbxdevices" {
+                    devices.push(r.object_id);
                 }
             }
-            let floor = f.cursor - WINDOW;
-            f.seen = f.seen.split_off(&floor);
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            f.cursor.consumed(&ids);
+            f.cursor.settled(&plan.settles);
             // A device's own change (a new token or secret, a MAC change) is read at once:
             // revoked credentials must not live on as a "last good" entry.
             for id in devices {
                 self.reload_id(id).await;
             }
-            if rows.len() < 2000 {
+            if (rows.len() as i64) < BATCH {
                 return Ok(());
             }
+        }
+    }
+
+    /// Before a phone is answered where several nodes share the database: a change another
+    /// node committed a moment ago may not have woken this one's follower yet. One look at
+    /// the change log's end (bounded by `db_timeout_ms`: with the database away the last good
+    /// files are served) and the cache catches up first if it is behind.
+    pub async fn catch_up_if_behind(&self) {
+        if self.store.single_node() {
+            return;
+        }
+        let limit = Duration::from_millis(self.cfg.db_timeout_ms);
+        let r = tokio::time::timeout(limit, async {
+            let hi = self.follow.lock().await.cursor.hi();
+            let end = {
+                let mut c = self.store.read().await?;
+                crate::store::sipservers::max_change_id(&mut c).await?
+            };
+            if end > hi {
+                self.catch_up().await?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("device cache: change log not readable: {e}"),
+            Err(_) => tracing::debug!("device cache: change log not read in time"),
         }
     }
 

@@ -120,7 +120,8 @@ async fn build(c: &mut Conn, app: &App, r: SipServerRow) -> Result<SipServer> {
         .map(|(_, _, d)| d)
         .collect();
     let backlog = if r.enabled.0 {
-        Some(store::backlog(c, r.applied_change_id).await?)
+        let d = store::Delivered::of(r.applied_change_id, r.applied_hi, r.applied_gaps.as_deref());
+        Some(store::backlog(c, &d).await?)
     } else {
         None
     };

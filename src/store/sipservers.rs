@@ -29,6 +29,9 @@ pub struct SipServerRow {
     pub create_timestamp: String,
     pub modify_timestamp: String,
     pub applied_change_id: i64,
+    /// The highest change applied, and the ids below it still awaited (JSON list).
+    pub applied_hi: i64,
+    pub applied_gaps: Option<String>,
     /// Pending full-load requests (0: none).
     pub full_load: i64,
     pub last_error: Option<String>,
@@ -40,9 +43,10 @@ pub struct SipServerRow {
 
 const COLS: &str = "id, name, driver, role, db_url_enc, rpc_url, enabled, schema_version, \
     detected_schema_version, store_password, carriers, sip_address, routing_attribute, routing_type, \
-    create_timestamp, modify_timestamp, applied_change_id, full_load, last_error, last_error_at, \
-    last_success_at, tables";
+    create_timestamp, modify_timestamp, applied_change_id, applied_hi, applied_gaps, full_load, \
+    last_error, last_error_at, last_success_at, tables";
 pub const FROM: &str = "(SELECT s.*, COALESCE(t.applied_change_id, 0) AS applied_change_id, \
+    COALESCE(t.applied_hi, 0) AS applied_hi, t.applied_gaps, \
     COALESCE(t.full_load, 1) AS full_load, t.last_error, t.last_error_at, t.last_success_at, \
     t.tables FROM sipservers s LEFT JOIN sipserver_state t ON t.sipserver_id = s.id) v";
 
@@ -213,20 +217,27 @@ pub async fn set_detected_version(c: &mut Conn, id: i64, v: Option<i64>) -> Resu
     Ok(())
 }
 
-/// Where delivery stands, as the worker records it after each batch. `full_load_done`: the
+/// Where delivery stands, as the worker records it after each batch: everything up to
+/// `applied` is applied, and above it everything up to `hi` but `gaps`. `full_load_done`: the
 /// request generation the finished full load started from; the request is cleared only if
 /// no newer one arrived meanwhile.
 pub async fn save_progress(
     c: &mut Conn,
     id: i64,
     applied: i64,
+    hi: i64,
+    gaps: &[i64],
     full_load_done: Option<i64>,
 ) -> Result<()> {
     let t = now();
+    let gaps = (!gaps.is_empty()).then(|| serde_json::to_string(gaps).unwrap_or_default());
     sqlx::query(
-        "UPDATE sipserver_state SET applied_change_id = $1, last_success_at = $2 WHERE sipserver_id = $3",
+        "UPDATE sipserver_state SET applied_change_id = $1, applied_hi = $2, applied_gaps = $3, \
+         last_success_at = $4 WHERE sipserver_id = $5",
     )
     .bind(applied)
+    .bind(hi.max(applied))
+    .bind(gaps)
     .bind(t)
     .bind(id)
     .execute(&mut *c)
@@ -297,13 +308,53 @@ pub async fn state(c: &mut Conn, id: i64) -> Result<Option<(i64, i64, bool)>> {
     .transpose()
 }
 
-/// Changes not yet applied on a target: everything after its cursor.
-pub async fn backlog(c: &mut Conn, applied: i64) -> Result<i64> {
+/// Which changes a server has: as saved by whichever node delivers to it.
+#[derive(Debug, Default, Clone)]
+pub struct Delivered {
+    pub low: i64,
+    pub hi: i64,
+    pub gaps: Vec<i64>,
+}
+
+impl Delivered {
+    pub fn of(low: i64, hi: i64, gaps: Option<&str>) -> Delivered {
+        Delivered {
+            low,
+            hi: hi.max(low),
+            gaps: gaps
+                .and_then(|g| serde_json::from_str(g).ok())
+                .unwrap_or_default(),
+        }
+    }
+    pub fn contains(&self, id: i64) -> bool {
+        id <= self.low || (id <= self.hi && !self.gaps.contains(&id))
+    }
+}
+
+pub async fn delivered(c: &mut Conn, id: i64) -> Result<Option<Delivered>> {
+    let row = sqlx::query(
+        "SELECT applied_change_id, applied_hi, applied_gaps FROM sipserver_state WHERE sipserver_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?;
+    row.map(|r| {
+        let gaps: Option<String> = r.try_get(2)?;
+        Ok(Delivered::of(r.try_get(0)?, r.try_get(1)?, gaps.as_deref()))
+    })
+    .transpose()
+}
+
+/// Committed changes not yet applied on a target: those after the highest applied, and the
+/// awaited ones below it that have committed since.
+pub async fn backlog(c: &mut Conn, d: &Delivered) -> Result<i64> {
     let r = sqlx::query("SELECT COUNT(*) FROM changes WHERE id > $1")
-        .bind(applied)
+        .bind(d.hi)
         .fetch_one(&mut *c)
         .await?;
-    Ok(r.try_get(0)?)
+    let after: i64 = r.try_get(0)?;
+    let late = changes_by_ids(c, &d.gaps, false).await?.len() as i64;
+    Ok(after + late)
 }
 
 /// The enabled home server serving `domain_id` with the fewest live subscribers.
@@ -504,10 +555,25 @@ pub struct ChangeRow {
     pub after: Option<String>,
 }
 
-pub async fn changes_after(c: &mut Conn, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
-    let rows = sqlx::query(
-        "SELECT id, resource, object_id, before, after FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
-    )
+/// The columns of a [`ChangeRow`]: with or without its before and after.
+fn change_cols(payloads: bool) -> &'static str {
+    if payloads {
+        "id, resource, object_id, before, after"
+    } else {
+        "id, resource, object_id, CAST(NULL AS TEXT) AS before, CAST(NULL AS TEXT) AS after"
+    }
+}
+
+pub async fn changes_after(
+    c: &mut Conn,
+    after: i64,
+    limit: i64,
+    payloads: bool,
+) -> Result<Vec<ChangeRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
+        change_cols(payloads)
+    ))
     .bind(after)
     .bind(limit)
     .fetch_all(&mut *c)
@@ -515,19 +581,23 @@ pub async fn changes_after(c: &mut Conn, after: i64, limit: i64) -> Result<Vec<C
     rows.iter().map(|r| Ok(ChangeRow::from_row(r)?)).collect()
 }
 
-pub async fn changes_by_ids(c: &mut Conn, ids: &[i64]) -> Result<Vec<ChangeRow>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+pub async fn changes_by_ids(c: &mut Conn, ids: &[i64], payloads: bool) -> Result<Vec<ChangeRow>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT {} FROM changes WHERE id IN ({}) ORDER BY id",
+            change_cols(payloads),
+            placeholders(1, chunk.len())
+        );
+        let args: Vec<Arg> = chunk.iter().map(|i| Arg::Int(*i)).collect();
+        let rows = bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&mut *c)
+            .await?;
+        for r in &rows {
+            out.push(ChangeRow::from_row(r)?);
+        }
     }
-    let sql = format!(
-        "SELECT id, resource, object_id, before, after FROM changes WHERE id IN ({}) ORDER BY id",
-        placeholders(1, ids.len())
-    );
-    let args: Vec<Arg> = ids.iter().map(|i| Arg::Int(*i)).collect();
-    let rows = bind_all(sqlx::query(&sql), &args)
-        .fetch_all(&mut *c)
-        .await?;
-    rows.iter().map(|r| Ok(ChangeRow::from_row(r)?)).collect()
+    Ok(out)
 }
 
 pub async fn change_ids_between(c: &mut Conn, after: i64, upto: i64) -> Result<Vec<i64>> {

@@ -91,6 +91,13 @@ impl Targets {
         }
     }
 
+    /// Another node saved a server's progress: requests waiting here for it look again.
+    pub fn progress_changed(&self) {
+        for w in self.workers.lock().expect("workers lock").values() {
+            w.status.changed.notify_waiters();
+        }
+    }
+
     pub fn stop(&self) {
         for (_, w) in self.workers.lock().expect("workers lock").drain() {
             w.handle.abort();
@@ -169,8 +176,8 @@ impl Targets {
                     }
                 } else {
                     match self.state_elsewhere(s.id).await {
-                        Some((applied, _, _)) if applied >= id => break,
-                        Some((_, _, f)) => failing = f,
+                        Some((d, _)) if d.contains(id) => break,
+                        Some((_, f)) => failing = f,
                         None => {}
                     }
                 }
@@ -194,10 +201,13 @@ impl Targets {
         behind
     }
 
-    /// A target delivered by another node: where it stands, as that node saved it.
-    async fn state_elsewhere(&self, target: i64) -> Option<(i64, i64, bool)> {
+    /// A target delivered by another node: what it has and whether it is failing, as that
+    /// node saved it.
+    async fn state_elsewhere(&self, target: i64) -> Option<(st::Delivered, bool)> {
         let mut c = self.store.read().await.ok()?;
-        st::state(&mut c, target).await.ok().flatten()
+        let d = st::delivered(&mut c, target).await.ok().flatten()?;
+        let (_, _, failing) = st::state(&mut c, target).await.ok().flatten()?;
+        Some((d, failing))
     }
 
     /// Differences between voxprov and one server's tables.

@@ -1,13 +1,13 @@
 //! One delivery worker per enabled SIP server: its cursor over the change log, the batches it
 //! applies, full loads, failure and backoff.
 //!
-//! The cursor copes with ids that commit out of order (PostgreSQL, several writers): ids seen
-//! missing below the highest one applied are watched for a grace period before they are taken
-//! as rolled back, and `applied_change_id` only moves past them then. A failure never moves
-//! the saved cursor back.
+//! The cursor ([`crate::changes::follow`]) copes with ids that commit out of order
+//! (PostgreSQL, several writers): an id missing below the highest one applied is waited for
+//! until it is certain never to appear, and `applied_change_id` only moves past it then. A
+//! failure never moves the saved cursor back. Every write of the worker's outcome is fenced
+//! by its lease: a node that lost the lease cannot overwrite a newer owner's progress.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -21,93 +21,29 @@ use super::config::{Layout, TargetCfg};
 use super::db::Applied;
 use super::db::TargetDb;
 use super::{after_apply, clean, deliver, diff_full, layout_of, load_targets, poll_registrations};
+use crate::changes::follow::{self, Cursor};
 use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::store::{sipservers as st, Lease, Store};
 
 /// Changes read per batch.
 const BATCH: i64 = 500;
-/// How long an id missing below applied ones is waited for before it counts as rolled back.
-/// A PostgreSQL transaction holding its change id uncommitted for longer would be missed by
-/// the cursor (and found by `sync check`).
-const GAP_GRACE: Duration = Duration::from_secs(60);
-/// How far back a full load looks for changes that may still commit.
-const FULL_LOAD_WINDOW: i64 = 1000;
-/// Idle poll, for changes written by other processes (the CLI, other nodes).
+/// Idle poll, for changes written by other processes (the CLI, other nodes) when no wake-up
+/// arrives.
 const POLL: Duration = Duration::from_secs(1);
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 const FULL_LOAD_TIMEOUT: Duration = Duration::from_secs(1800);
-pub(super) const LEASE_BASE: i64 = 0x766f_7870_0000;
 
-/// The part of a target's progress that waiters look at.
-#[derive(Default)]
-pub(super) struct Progress {
-    /// Every change up to here is applied (or was never going to exist).
-    pub(super) low: i64,
-    /// The highest change read.
-    hi: i64,
-    /// Applied changes above `low`.
-    done: BTreeSet<i64>,
-    /// Ids below `hi` not seen yet, and since when.
-    gaps: BTreeMap<i64, Instant>,
-}
-
-impl Progress {
-    fn reset(&mut self, low: i64, done: BTreeSet<i64>, hi: i64) {
-        self.low = low;
-        self.hi = hi.max(low);
-        self.done = done;
-        self.gaps.clear();
-        self.note_gaps(low, hi);
-        self.advance();
-    }
-    pub(super) fn is_applied(&self, id: i64) -> bool {
-        id <= self.low || self.done.contains(&id)
-    }
-    fn note_gaps(&mut self, from: i64, to: i64) {
-        let now = Instant::now();
-        for i in from + 1..to {
-            if !self.done.contains(&i) {
-                self.gaps.entry(i).or_insert(now);
-            }
-        }
-    }
-    fn applied(&mut self, ids: &[i64]) {
-        let prev_hi = self.hi;
-        for &i in ids {
-            self.gaps.remove(&i);
-            if i > self.low {
-                self.done.insert(i);
-            }
-            self.hi = self.hi.max(i);
-        }
-        self.note_gaps(prev_hi, self.hi + 1);
-        self.advance();
-    }
-    fn advance(&mut self) {
-        loop {
-            let next = self.low + 1;
-            if self.done.remove(&next) {
-                self.low = next;
-            } else if self
-                .gaps
-                .get(&next)
-                .is_some_and(|t| t.elapsed() >= GAP_GRACE)
-            {
-                self.gaps.remove(&next);
-                self.low = next;
-            } else {
-                break;
-            }
-        }
-    }
+/// The duty (lease name) of delivering to one server.
+pub(super) fn duty(target: i64) -> String {
+    format!("sipserver:{target}")
 }
 
 /// A target's live status, shared between its worker and the requests waiting for it.
 pub struct Status {
     pub id: i64,
     pub name: String,
-    pub(super) progress: Mutex<Progress>,
+    pub(super) progress: Mutex<Cursor>,
     /// The last attempt failed: requests do not wait for it.
     pub(super) failing: AtomicBool,
     /// `sipserver.behind` was announced and `caught_up` is still owed.
@@ -125,7 +61,7 @@ impl Status {
         Status {
             id,
             name,
-            progress: Mutex::new(Progress::default()),
+            progress: Mutex::new(Cursor::default()),
             failing: AtomicBool::new(false),
             behind: AtomicBool::new(false),
             leased: AtomicBool::new(false),
@@ -134,10 +70,7 @@ impl Status {
         }
     }
     pub(super) fn is_applied(&self, id: i64) -> bool {
-        self.progress.lock().expect("progress lock").is_applied(id)
-    }
-    fn low(&self) -> i64 {
-        self.progress.lock().expect("progress lock").low
+        self.progress.lock().expect("progress lock").is_consumed(id)
     }
 }
 
@@ -185,11 +118,7 @@ pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, statu
         match state {
             Ok(s) => {
                 let applied = s.map(|s| s.0).unwrap_or(0);
-                status.progress.lock().expect("progress lock").reset(
-                    applied,
-                    BTreeSet::new(),
-                    applied,
-                );
+                *status.progress.lock().expect("progress lock") = Cursor::at(applied);
                 break;
             }
             Err(e) => {
@@ -200,7 +129,7 @@ pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, statu
     }
     loop {
         // Across nodes, one delivers to a target at a time.
-        let mut lease = match store.try_lease(LEASE_BASE + t.id).await {
+        let mut lease = match store.try_lease(&duty(t.id)).await {
             Ok(Some(l)) => l,
             Ok(None) => {
                 status.leased.store(false, Ordering::Relaxed);
@@ -227,7 +156,10 @@ pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, statu
         let msg = describe(&err);
         tracing::warn!(target = %t.name, error = %msg, "sipserver: delivery failed, will retry");
         if let Ok(mut tx) = store.begin().await {
-            if st::save_error(&mut tx, t.id, &msg).await.is_ok() {
+            // A lost lease is the new owner's to report.
+            if lease.fence(&mut tx).await.is_ok()
+                && st::save_error(&mut tx, t.id, &msg).await.is_ok()
+            {
                 let announce = !status.behind.load(Ordering::Relaxed);
                 if announce
                     && announce_state(&mut tx, &t, "sipserver.behind", Some(&msg))
@@ -241,7 +173,7 @@ pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, statu
                 }
             }
         }
-        drop(lease);
+        lease.release().await;
         tokio::time::sleep(backoff.next()).await;
     }
 }
@@ -288,7 +220,7 @@ async fn deliver_loop(
                 }
                 let domains = tokio::time::timeout(
                     FULL_LOAD_TIMEOUT,
-                    full_load(store, cipher, t, &layout, &db, status, generation),
+                    full_load(store, cipher, t, &layout, &db, status, generation, lease),
                 )
                 .await
                 .map_err(|_| Error::Unavailable("timed out during a full load".into()))??;
@@ -296,10 +228,12 @@ async fn deliver_loop(
             }
             // A target that stops answering mid-statement must not hold the worker forever.
             let began = std::time::Instant::now();
-            let (progressed, applied, ids) =
-                tokio::time::timeout(STEP_TIMEOUT, step(store, cipher, t, &layout, &db, status))
-                    .await
-                    .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
+            let (progressed, applied, ids, settles) = tokio::time::timeout(
+                STEP_TIMEOUT,
+                step(store, cipher, t, &layout, &db, status, lease),
+            )
+            .await
+            .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
             pending.merge(applied);
             if !pending.is_empty() {
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
@@ -307,7 +241,7 @@ async fn deliver_loop(
                 let regs = !pending.reg_refresh.is_empty() || !pending.reg_remove.is_empty();
                 let tables = std::mem::take(&mut pending.tables);
                 let outcome = after_apply(t, &mut pending).await;
-                note_tables(store, t, &tables, &pending, outcome.as_ref().err()).await?;
+                note_tables(store, t, lease, &tables, &pending, outcome.as_ref().err()).await?;
                 if regs {
                     next_reg_poll = Instant::now() + Duration::from_millis(300);
                 }
@@ -317,12 +251,13 @@ async fn deliver_loop(
                         let msg = format!("reload: {}", clean(&e));
                         tracing::warn!(target = %t.name, error = %msg, "sipserver");
                         let mut tx = store.begin().await?;
+                        lease.fence(&mut tx).await?;
                         st::save_error(&mut tx, t.id, &msg).await?;
                         tx.commit().await.map_err(Error::from)?;
                     }
                 }
             }
-            mark_applied(store, t, status, &ids).await?;
+            mark_applied(store, t, status, lease, &ids, &settles).await?;
             if !ids.is_empty() {
                 // Rows written and the server reloaded: what a change waits for.
                 metrics::histogram!("voxprov_sipserver_apply_duration_seconds", "sipserver" => t.name.clone())
@@ -345,6 +280,7 @@ async fn deliver_loop(
             }
             if !progressed && status.behind.load(Ordering::Relaxed) {
                 let mut tx = store.begin().await?;
+                lease.fence(&mut tx).await?;
                 announce_state(&mut tx, t, "sipserver.caught_up", None).await?;
                 tx.commit().await.map_err(Error::from)?;
                 status.behind.store(false, Ordering::Relaxed);
@@ -370,6 +306,7 @@ async fn deliver_loop(
 async fn note_tables(
     store: &Store,
     t: &TargetCfg,
+    lease: &Lease,
     tables: &std::collections::BTreeSet<super::rows::Table>,
     left: &Applied,
     error: Option<&anyhow::Error>,
@@ -424,6 +361,7 @@ async fn note_tables(
         );
     }
     let mut tx = store.begin().await?;
+    lease.fence(&mut tx).await?;
     st::save_tables(&mut tx, t.id, &serde_json::Value::Object(map).to_string()).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(())
@@ -461,8 +399,14 @@ async fn announce_state(
     Ok(())
 }
 
-/// Loads everything, then starts the cursor just below the changes it saw. Returns whether
-/// `domain` rows changed.
+/// Loads everything, then starts the cursor where the load stands. Returns whether `domain`
+/// rows changed.
+///
+/// Every change id drawn before the load began is settled first (on PostgreSQL: the
+/// transactions that drew them have ended), so the load's read contains each of them that
+/// exists; those drawn after are followed as usual, the ones the load already saw counted
+/// as applied.
+#[allow(clippy::too_many_arguments)]
 async fn full_load(
     store: &Store,
     cipher: &Cipher,
@@ -471,12 +415,26 @@ async fn full_load(
     db: &TargetDb,
     status: &Status,
     generation: i64,
+    lease: &Lease,
 ) -> Result<Applied> {
+    let (drawn, gate) = store.drawn_change_id().await?;
+    if let Some(gate) = gate {
+        let mut waited = Instant::now();
+        while let Some((xmin, _)) = store.horizon().await? {
+            if xmin >= gate {
+                break;
+            }
+            if waited.elapsed() > Duration::from_secs(30) {
+                tracing::warn!(target = %t.name, "sipserver: full load waits for a long transaction to end");
+                waited = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let (horizon, recent) = {
         let mut c = store.read().await?;
         let h = st::max_change_id(&mut c).await?;
-        let from = (h - FULL_LOAD_WINDOW).max(0);
-        (h, (from, st::change_ids_between(&mut c, from, h).await?))
+        (h, st::change_ids_between(&mut c, drawn, h).await?)
     };
     let diffs = diff_full(store, cipher, t, layout, db).await?;
     let n = diffs.len();
@@ -484,27 +442,26 @@ async fn full_load(
         .apply(layout, &diffs)
         .await
         .map_err(|e| Error::Internal(e.into()))?;
-    let low = {
+    let (low, hi, gaps) = {
         let mut p = status.progress.lock().expect("progress lock");
+        let mut fresh = Cursor::default();
+        fresh.reset(drawn, recent.into_iter().collect(), horizon.max(drawn));
         // Never behind what was already applied.
-        let keep = p.low;
-        p.reset(recent.0, recent.1.into_iter().collect(), horizon);
-        if p.low < keep {
-            let done: BTreeSet<i64> = p.done.iter().copied().filter(|i| *i > keep).collect();
-            let hi = p.hi;
-            p.reset(keep, done, hi);
+        if fresh.low() >= p.low() {
+            *p = fresh;
         }
-        p.low
+        (p.low(), p.hi(), p.gap_ids())
     };
     let mut tx = store.begin().await?;
-    st::save_progress(&mut tx, t.id, low, Some(generation)).await?;
+    lease.fence(&mut tx).await?;
+    st::save_progress(&mut tx, t.id, low, hi, &gaps, Some(generation)).await?;
     tx.commit().await?;
     tracing::info!(target = %t.name, changes = n, "sipserver: full load done");
     Ok(domains)
 }
 
-/// One batch: returns whether anything was read, what the server must be told, and the
-/// changes it held (to be marked applied once the server was told).
+/// One batch: returns whether anything was read, what the server must be told, the changes
+/// it held (to be marked applied once the server was told) and the gaps it settled.
 async fn step(
     store: &Store,
     cipher: &Cipher,
@@ -512,95 +469,66 @@ async fn step(
     layout: &Layout,
     db: &TargetDb,
     status: &Status,
-) -> Result<(bool, Applied, Vec<i64>)> {
-    let (hi, gaps) = {
-        let p = status.progress.lock().expect("progress lock");
-        (p.hi, p.gaps.keys().copied().collect::<Vec<_>>())
-    };
-    let mut batch = {
-        let mut c = store.read().await?;
-        let mut b = st::changes_after(&mut c, hi, BATCH).await?;
-        if !gaps.is_empty() {
-            b.extend(st::changes_by_ids(&mut c, &gaps).await?);
-        }
-        b
-    };
-    batch.sort_by_key(|c| c.id);
+    lease: &Lease,
+) -> Result<(bool, Applied, Vec<i64>, Vec<i64>)> {
+    let gaps = status
+        .progress
+        .lock()
+        .expect("progress lock")
+        .needs_horizon();
+    let horizon = follow::horizon(store, gaps).await?;
+    let plan = status.progress.lock().expect("progress lock").plan(horizon);
+    let batch = follow::fetch(store, &plan, BATCH, true).await?;
     if batch.is_empty() {
-        // Gaps may have aged into "rolled back".
-        let before = status.low();
-        status.progress.lock().expect("progress lock").advance();
-        let after = status.low();
-        if after != before {
-            save(store, t, after).await?;
+        let settled = {
+            let mut p = status.progress.lock().expect("progress lock");
+            let before = p.gaps();
+            p.settled(&plan.settles);
+            p.gaps() != before
+        };
+        if settled {
+            save(store, t, status, lease).await?;
         }
-        return Ok((false, Applied::default(), Vec::new()));
+        return Ok((false, Applied::default(), Vec::new(), Vec::new()));
     }
     let applied = deliver(store, cipher, t, layout, db, &batch).await?;
-    Ok((true, applied, batch.iter().map(|c| c.id).collect()))
+    Ok((
+        true,
+        applied,
+        batch.iter().map(|c| c.id).collect(),
+        plan.settles,
+    ))
 }
 
 /// Marks a batch's changes applied (after the server was told to reload what it caches, so
 /// that a waiting request returns once the server acts on its change).
-async fn mark_applied(store: &Store, t: &TargetCfg, status: &Status, ids: &[i64]) -> Result<()> {
-    if ids.is_empty() {
+async fn mark_applied(
+    store: &Store,
+    t: &TargetCfg,
+    status: &Status,
+    lease: &Lease,
+    ids: &[i64],
+    settles: &[i64],
+) -> Result<()> {
+    if ids.is_empty() && settles.is_empty() {
         return Ok(());
     }
-    let low = {
+    {
         let mut p = status.progress.lock().expect("progress lock");
-        p.applied(ids);
-        p.low
-    };
-    save(store, t, low).await
+        p.consumed(ids);
+        p.settled(settles);
+    }
+    save(store, t, status, lease).await
 }
 
-async fn save(store: &Store, t: &TargetCfg, low: i64) -> Result<()> {
+async fn save(store: &Store, t: &TargetCfg, status: &Status, lease: &Lease) -> Result<()> {
+    let (low, hi, gaps) = {
+        let p = status.progress.lock().expect("progress lock");
+        (p.low(), p.hi(), p.gap_ids())
+    };
     let mut tx = store.begin().await?;
-    st::save_progress(&mut tx, t.id, low, None).await?;
+    lease.fence(&mut tx).await?;
+    st::save_progress(&mut tx, t.id, low, hi, &gaps, None).await?;
     tx.commit().await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cursor_waits_for_an_id_that_commits_late() {
-        let mut p = Progress::default();
-        p.reset(10, BTreeSet::new(), 10);
-        // 12 and 13 committed, 11 still in flight.
-        p.applied(&[12, 13]);
-        assert_eq!(p.low, 10, "11 may still come");
-        assert!(p.is_applied(12) && p.is_applied(13) && !p.is_applied(11));
-        assert!(p.gaps.contains_key(&11));
-        // 11 commits and is applied: the cursor moves past all three.
-        p.applied(&[11]);
-        assert_eq!(p.low, 13);
-        assert!(p.gaps.is_empty() && p.done.is_empty());
-    }
-
-    #[test]
-    fn an_id_that_never_commits_is_given_up_after_the_grace_period() {
-        let mut p = Progress::default();
-        p.reset(0, BTreeSet::new(), 0);
-        p.applied(&[1, 3]);
-        assert_eq!(p.low, 1);
-        // Pretend 2 was first missed long ago (a rolled-back transaction).
-        p.gaps
-            .insert(2, Instant::now() - GAP_GRACE - Duration::from_secs(1));
-        p.advance();
-        assert_eq!(p.low, 3);
-    }
-
-    #[test]
-    fn a_full_load_counts_the_ids_it_saw_as_applied() {
-        let mut p = Progress::default();
-        // Window 100..=105 with 103 missing (in flight during the load).
-        p.reset(99, [100, 101, 102, 104, 105].into_iter().collect(), 105);
-        assert_eq!(p.low, 102);
-        assert!(p.is_applied(104) && !p.is_applied(103));
-        p.applied(&[103]);
-        assert_eq!(p.low, 105);
-    }
 }
