@@ -5,8 +5,10 @@
 
 pub mod backup;
 pub mod certs;
+pub mod cluster;
 pub mod credentials;
 pub mod snapshots;
+pub mod strikes;
 
 use std::sync::Arc;
 
@@ -64,7 +66,7 @@ impl App {
         )
         .await?;
         let credentials =
-            credentials::Credentials::new(cfg.auth_cache_seconds, cfg.auth_max_failures);
+            credentials::Credentials::new(&store, cfg.auth_cache_seconds, cfg.auth_max_failures);
         let etag_key = cipher.derive_key(b"voxprov etag");
         Ok(App {
             cfg,
@@ -79,7 +81,7 @@ impl App {
     }
 
     /// Starts the services' background work (a server's, not a command's).
-    pub fn start(&self) -> Workers {
+    pub fn start(self: &Arc<Self>) -> Workers {
         let mut tasks = vec![
             tokio::spawn(self.targets.clone().supervise()),
             self.hooks.start(),
@@ -90,6 +92,7 @@ impl App {
             )),
         ];
         tasks.extend(self.devices.start());
+        tasks.extend(cluster::start(self));
         Workers {
             tasks,
             targets: self.targets.clone(),

@@ -231,6 +231,8 @@ pub async fn restore(app: &App, actor: &Actor, id: &str, doc: &Value) -> Result<
         .await?;
     let v = json!({ "snapshot": id, "tables": summary.tables, "rows": summary.rows });
     record(&mut tx, actor, Op::Update, &v).await?;
+    // The other nodes drop what they hold of the state before, as this one does below.
+    crate::store::Store::notify(&mut tx, "restored").await?;
     tx.commit().await?;
     app.targets.reconfigure();
     app.targets.kick();

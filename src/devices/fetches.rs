@@ -12,7 +12,6 @@ impl Devices {
 
     pub(super) async fn record_loop(&self, mut rx: tokio::sync::mpsc::Receiver<(Fetch, i64)>) {
         let mut pending: Vec<(Fetch, i64)> = Vec::new();
-        let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
             if pending.is_empty() {
                 match rx.recv().await {
@@ -43,18 +42,18 @@ impl Devices {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
             }
-            if last_prune.elapsed() > Duration::from_secs(3600) {
-                last_prune = std::time::Instant::now();
-                let cutoff = crate::store::ts_of_ms(
-                    crate::hooks::now_ms() - self.cfg.fetch_retention_days as i64 * 86_400_000,
-                );
-                if let Ok(mut tx) = self.store.begin().await {
-                    if st::prune_fetches(&mut tx, &cutoff).await.is_ok() {
-                        let _ = tx.commit().await;
-                    }
-                }
-            }
         }
+    }
+
+    /// Deletes fetch records past their retention (one node's housekeeping).
+    pub async fn prune_fetches(&self) -> Result<u64> {
+        let cutoff = crate::store::ts_of_ms(
+            crate::hooks::now_ms() - self.cfg.fetch_retention_days as i64 * 86_400_000,
+        );
+        let mut tx = self.store.begin().await?;
+        let n = st::prune_fetches(&mut tx, &cutoff).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     pub(super) async fn write_fetches(&self, batch: &[(Fetch, i64)]) -> Result<usize> {

@@ -18,14 +18,13 @@ use assemble::*;
 use cache::*;
 use files::*;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use sqlx::Row;
 
 use crate::config::ProvConfig;
 use crate::crypto::Cipher;
@@ -120,6 +119,8 @@ pub struct Devices {
     /// One template environment per (reseller, profile): templates compile once.
     envs: Mutex<HashMap<Scope, Arc<minijinja::Environment<'static>>>>,
     follow: tokio::sync::Mutex<Follow>,
+    /// The change log moved (a wake-up from another node): follow now.
+    follow_kick: tokio::sync::Notify,
     pub bans: Bans,
     proxies: Vec<ipnet::IpNet>,
     warm_done: AtomicBool,
@@ -156,11 +157,10 @@ impl Devices {
             if n > 0 {
                 tracing::info!(models = n, "device catalog: shipped models added");
             }
+            // Everything drawn before now is loaded by the warm-up (or marked stale once its
+            // transactions are over, see `Follow::start_gate`).
+            let cursor = store.drawn_change_id().await?;
             let mut c = store.read().await?;
-            let cursor: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM changes")
-                .fetch_one(&mut *c)
-                .await?
-                .try_get(0)?;
             (
                 Catalog::load(&mut c).await?,
                 Templates::new(st::all_templates(&mut c).await?),
@@ -170,7 +170,7 @@ impl Devices {
         let (tx, rx) = tokio::sync::mpsc::channel(65536);
         let etag_key = cipher.derive_key(b"voxprov prov etag");
         Ok(Arc::new(Devices {
-            bans: Bans::new(&cfg),
+            bans: Bans::new(&cfg, &store),
             proxies: cfg
                 .trusted_proxies
                 .iter()
@@ -190,9 +190,10 @@ impl Devices {
             cache: RwLock::new(Cache::default()),
             common: Mutex::new(HashMap::new()),
             envs: Mutex::new(HashMap::new()),
+            follow_kick: tokio::sync::Notify::new(),
             follow: tokio::sync::Mutex::new(Follow {
-                cursor,
-                seen: BTreeSet::new(),
+                cursor: crate::changes::follow::Cursor::at(cursor.0),
+                start_gate: cursor.1,
             }),
             fetches: tx,
             fetch_rx: Mutex::new(Some(rx)),
@@ -216,11 +217,13 @@ impl Devices {
             let d = self.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::select! {
+                        _ = d.follow_kick.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
                     if let Err(e) = d.catch_up().await {
                         tracing::debug!("device cache: change log not readable: {e}");
                     }
-                    d.bans.prune();
                 }
             })
         };
@@ -234,6 +237,11 @@ impl Devices {
             })
         };
         vec![warm, follow, rec]
+    }
+
+    /// Changes were committed elsewhere: the follower looks now rather than at its next poll.
+    pub fn kick(&self) {
+        self.follow_kick.notify_one();
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {

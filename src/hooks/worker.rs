@@ -50,6 +50,8 @@ enum Done {
 
 struct Attempt {
     delivery: DeliveryRow,
+    /// The claim it went out under (none where one node has the database to itself).
+    claim: Option<Arc<str>>,
     hook: HookCfg,
     exec: NewExecution,
     outcome: Outcome,
@@ -208,7 +210,8 @@ impl Hooks {
         }
     }
 
-    /// Starts the worker, the writer and the pruner; they run until `stop` is dropped.
+    /// Starts the worker and the writer; they run until `stop` is dropped. (Pruning is one
+    /// node's housekeeping: [`Hooks::prune`].)
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let rx = self
             .rx
@@ -216,13 +219,11 @@ impl Hooks {
             .expect("rx lock")
             .take()
             .expect("started once");
-        let (a, b, c) = (self.clone(), self.clone(), self.clone());
+        let (a, b) = (self.clone(), self.clone());
         tokio::spawn(async move {
             let writer = tokio::spawn(async move { a.write_loop(rx).await });
-            let pruner = tokio::spawn(async move { c.prune_loop().await });
             b.dispatch_loop().await;
             writer.abort();
-            pruner.abort();
         })
     }
 
@@ -323,7 +324,9 @@ impl Hooks {
                 )
             })
             .collect();
-        let got = st::claim(&self.store, &wanted, now).await?;
+        let token = crate::crypto::random_token(16);
+        let (got, claim) = st::claim(&self.store, &wanted, now, &token).await?;
+        let claim: Option<Arc<str>> = claim.map(Into::into);
         {
             let mut claimed = self.claimed.lock().expect("claimed lock");
             for d in picked.iter().filter(|d| got.contains(&d.id)) {
@@ -343,12 +346,13 @@ impl Hooks {
                 .or_default() += 1;
             started += 1;
             let me = self.clone();
-            tokio::spawn(async move { me.attempt(d, h).await });
+            let claim = claim.clone();
+            tokio::spawn(async move { me.attempt(d, h, claim).await });
         }
         Ok(started)
     }
 
-    async fn attempt(&self, d: DeliveryRow, h: HookCfg) {
+    async fn attempt(&self, d: DeliveryRow, h: HookCfg, claim: Option<Arc<str>>) {
         let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
         let a = self.caller.call(&h, &d.webhook_id, &payload).await;
         metrics::histogram!("voxprov_hook_delivery_duration_seconds", "outcome" => a.outcome.as_str())
@@ -395,6 +399,7 @@ impl Hooks {
         };
         let _ = self.tx.send(Done::Attempt(Box::new(Attempt {
             delivery: d,
+            claim,
             hook: h,
             exec,
             outcome: a.outcome,
@@ -464,8 +469,8 @@ impl Hooks {
         let mut tx = self.store.begin().await?;
         let mut execs = Vec::with_capacity(batch.len());
         let mut disabled = Vec::new();
-        // Successes are recorded together: one statement per hundred, one per hook.
-        let mut delivered = Vec::new();
+        // Successes are recorded together: one statement per hundred and claim, one per hook.
+        let mut delivered: HashMap<Option<Arc<str>>, Vec<i64>> = HashMap::new();
         let mut succeeded = std::collections::BTreeSet::new();
         for d in batch {
             match d {
@@ -473,6 +478,7 @@ impl Hooks {
                 Done::Attempt(a) => {
                     let Attempt {
                         delivery,
+                        claim,
                         hook,
                         exec,
                         outcome,
@@ -484,7 +490,10 @@ impl Hooks {
                     execs.push(exec.clone());
                     let attempts = delivery.attempts + 1;
                     if *outcome == Outcome::Success {
-                        delivered.push(delivery.id);
+                        delivered
+                            .entry(claim.clone())
+                            .or_default()
+                            .push(delivery.id);
                         succeeded.insert(hook.id);
                         if !metadata.is_empty() {
                             st::set_metadata(
@@ -515,7 +524,21 @@ impl Hooks {
                     } else {
                         self.next_attempt(attempts, *retry_after, now)
                     };
-                    st::delivery_failed(&mut tx, delivery.id, attempts, next, &err).await?;
+                    let ours = st::delivery_failed(
+                        &mut tx,
+                        delivery.id,
+                        claim.as_deref(),
+                        attempts,
+                        next,
+                        &err,
+                    )
+                    .await?;
+                    if !ours {
+                        // This node's claim lapsed and another took the delivery over: the
+                        // attempt is logged, its outcome is the new owner's.
+                        metrics::counter!("voxprov_hook_claims_lapsed_total").increment(1);
+                        continue;
+                    }
                     let (n, since) = st::note_failure(&mut tx, hook.id, exec.at_ms).await?;
                     let template_failures = self
                         .template_failures
@@ -567,7 +590,9 @@ impl Hooks {
                 }
             }
         }
-        st::deliveries_done(&mut tx, &delivered, now).await?;
+        for (claim, ids) in &delivered {
+            st::deliveries_done(&mut tx, ids, claim.as_deref(), now).await?;
+        }
         for h in succeeded {
             st::note_success(&mut tx, h).await?;
         }
@@ -585,24 +610,12 @@ impl Hooks {
         Ok(())
     }
 
-    async fn prune_loop(self: Arc<Self>) {
-        loop {
-            let keep_ms = self.cfg.retention_days as i64 * 24 * 3600 * 1000;
-            let r: Result<u64> = async {
-                let mut tx = self.store.begin().await?;
-                let n = st::prune(&mut tx, now_ms() - keep_ms).await?;
-                tx.commit().await?;
-                Ok(n)
-            }
-            .await;
-            match r {
-                Ok(n) if n > 0 => {
-                    tracing::info!(rows = n, "hooks: pruned old executions and deliveries")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "hooks: pruning failed"),
-            }
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
+    /// Deletes executions and finished deliveries past their retention.
+    pub async fn prune(&self) -> Result<u64> {
+        let keep_ms = self.cfg.retention_days as i64 * 24 * 3600 * 1000;
+        let mut tx = self.store.begin().await?;
+        let n = st::prune(&mut tx, now_ms() - keep_ms).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 }

@@ -80,6 +80,11 @@ pub async fn schema_version(c: &mut Conn) -> Result<i64> {
 }
 
 /// Every table of voxprov's, a table after those it refers to.
+/// A running installation's own state rather than its data: sessions, failure counters,
+/// leases. Not backed up (a restored database starts with no one logged in and no one
+/// banned); sessions go with their admins when those are replaced.
+const RUNTIME: &[&str] = &["ui_sessions", "strikes", "leases", "lease_history"];
+
 pub async fn tables(c: &mut Conn, kind: &DbKind) -> Result<Vec<Table>> {
     let names: Vec<String> = match kind {
         DbKind::Sqlite => sqlx::query(
@@ -97,7 +102,7 @@ pub async fn tables(c: &mut Conn, kind: &DbKind) -> Result<Vec<Table>> {
     .map(|r| r.try_get(0))
     .collect::<std::result::Result<_, _>>()?;
     let mut all = Vec::new();
-    for name in &names {
+    for name in names.iter().filter(|n| !RUNTIME.contains(&n.as_str())) {
         let (cols_sql, refs_sql) = match kind {
             DbKind::Sqlite => (
                 "SELECT name, type FROM pragma_table_info($1) ORDER BY cid",

@@ -282,14 +282,20 @@ pub async fn due(c: &mut Conn, hook_id: i64, now_ms: i64, limit: i64) -> Result<
     .await?)
 }
 
-/// Claims deliveries (id, lease length in ms); returns the ids this node got (another node
-/// may have taken some first). Where one node has the database to itself (SQLite) there is
-/// nobody to claim them from: the worker's own bookkeeping is enough, and a claim would wait
-/// for the single writer and cost a synchronous commit for nothing (after a crash everything
-/// pending goes out again anyway).
-pub async fn claim(store: &super::Store, ids: &[(i64, i64)], now_ms: i64) -> Result<Vec<i64>> {
+/// Claims deliveries (id, lease length in ms) under `token`; returns the ids this node got
+/// (another node may have taken some first) and the claim their outcomes must be recorded
+/// under. Where one node has the database to itself (SQLite) there is nobody to claim them
+/// from: the worker's own bookkeeping is enough, and a claim would wait for the single writer
+/// and cost a synchronous commit for nothing (after a crash everything pending goes out again
+/// anyway); the claim is then none.
+pub async fn claim(
+    store: &super::Store,
+    ids: &[(i64, i64)],
+    now_ms: i64,
+    token: &str,
+) -> Result<(Vec<i64>, Option<String>)> {
     if ids.is_empty() || store.single_node() {
-        return Ok(ids.iter().map(|(id, _)| *id).collect());
+        return Ok((ids.iter().map(|(id, _)| *id).collect(), None));
     }
     let mut by_lease: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
     for (id, lease) in ids {
@@ -299,11 +305,14 @@ pub async fn claim(store: &super::Store, ids: &[(i64, i64)], now_ms: i64) -> Res
     let mut tx = store.begin().await?;
     for (lease, ids) in by_lease {
         let sql = format!(
-            "UPDATE hook_deliveries SET lease_until = $1 WHERE id IN ({}) AND status = 'pending' \
+            "UPDATE hook_deliveries SET lease_until = $1, claim = $3 WHERE id IN ({}) AND status = 'pending' \
              AND (lease_until IS NULL OR lease_until < $2) RETURNING id",
-            placeholders(3, ids.len())
+            placeholders(4, ids.len())
         );
-        let mut q = sqlx::query(&sql).bind(now_ms + lease).bind(now_ms);
+        let mut q = sqlx::query(&sql)
+            .bind(now_ms + lease)
+            .bind(now_ms)
+            .bind(token);
         for id in &ids {
             q = q.bind(*id);
         }
@@ -312,7 +321,7 @@ pub async fn claim(store: &super::Store, ids: &[(i64, i64)], now_ms: i64) -> Res
         }
     }
     tx.commit().await?;
-    Ok(got)
+    Ok((got, Some(token.to_string())))
 }
 
 /// The soonest time after `now_ms` a retry falls due (unix ms). Deliveries due already but
@@ -328,15 +337,22 @@ pub async fn next_due(c: &mut Conn, now_ms: i64) -> Result<Option<i64>> {
     Ok(row.try_get(0)?)
 }
 
-/// Deliveries that went out (each on one more attempt).
-pub async fn deliveries_done(c: &mut Conn, ids: &[i64], at_ms: i64) -> Result<()> {
+/// Deliveries that went out (each on one more attempt), claimed under `claim`; those claimed
+/// since by another node (this one's claim lapsed) are that node's to record.
+pub async fn deliveries_done(
+    c: &mut Conn,
+    ids: &[i64],
+    claim: Option<&str>,
+    at_ms: i64,
+) -> Result<()> {
     for chunk in ids.chunks(100) {
         let sql = format!(
             "UPDATE hook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = $1, \
-             lease_until = NULL, last_error = NULL WHERE status = 'pending' AND id IN ({})",
-            placeholders(2, chunk.len())
+             lease_until = NULL, last_error = NULL WHERE status = 'pending' AND claim IS NOT DISTINCT FROM $2 \
+             AND id IN ({})",
+            placeholders(3, chunk.len())
         );
-        let mut q = sqlx::query(&sql).bind(at_ms);
+        let mut q = sqlx::query(&sql).bind(at_ms).bind(claim);
         for id in chunk {
             q = q.bind(*id);
         }
@@ -345,26 +361,30 @@ pub async fn deliveries_done(c: &mut Conn, ids: &[i64], at_ms: i64) -> Result<()
     Ok(())
 }
 
-/// A failed attempt: due again at `next_ms`, or given up (`None`).
+/// A failed attempt under `claim`: due again at `next_ms`, or given up (`None`). False when
+/// the claim had lapsed and another node claimed the delivery since (nothing is written).
 pub async fn delivery_failed(
     c: &mut Conn,
     id: i64,
+    claim: Option<&str>,
     attempts: i64,
     next_ms: Option<i64>,
     error: &str,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let n = sqlx::query(
         "UPDATE hook_deliveries SET status = $1, attempts = $2, next_attempt_at = COALESCE($3, next_attempt_at), \
-         lease_until = NULL, last_error = $4 WHERE id = $5 AND status = 'pending'",
+         lease_until = NULL, last_error = $4 WHERE id = $5 AND status = 'pending' AND claim IS NOT DISTINCT FROM $6",
     )
     .bind(if next_ms.is_some() { "pending" } else { "failed" })
     .bind(attempts)
     .bind(next_ms)
     .bind(error)
     .bind(id)
+    .bind(claim)
     .execute(&mut *c)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(n > 0)
 }
 
 /// Puts deliveries back in line to go out now, with the whole retry schedule ahead of them (a
@@ -372,13 +392,16 @@ pub async fn delivery_failed(
 pub async fn requeue(c: &mut Conn, w: &super::Where, now_ms: i64) -> Result<u64> {
     let n = w.next_placeholder();
     let sql = format!(
-        "UPDATE hook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ${n}, lease_until = NULL{}",
+        "UPDATE hook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ${n}, lease_until = NULL, claim = NULL{}",
         w.sql()
     );
     let mut args = w.args().to_vec();
     args.push(Arg::Int(now_ms));
     let q = bind_all(sqlx::query(&sql), &args);
-    Ok(q.execute(&mut *c).await?.rows_affected())
+    let n = q.execute(&mut *c).await?.rows_affected();
+    // Whichever node has free slots may send them.
+    super::Store::notify(c, "deliveries").await?;
+    Ok(n)
 }
 
 /// A hook's failure streak after one more failed attempt: (consecutive failures, since).

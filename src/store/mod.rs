@@ -24,8 +24,10 @@ pub mod pbx;
 pub mod peering;
 pub mod profiles;
 pub mod resellers;
+pub mod sessions;
 pub mod sipservers;
 pub mod sounds;
+pub mod strikes;
 pub mod subscribers;
 
 use std::{str::FromStr, time::Duration};
@@ -47,6 +49,10 @@ pub struct Store {
     write: AnyPool,
     read: AnyPool,
     kind: DbKind,
+    /// Where the database is (the listener for wake-ups opens its own connection).
+    url: std::sync::Arc<str>,
+    /// This process among the nodes sharing the database (shown in lease history).
+    node: std::sync::Arc<str>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -98,7 +104,13 @@ impl Store {
                     })
                     .connect_with(opts)
                     .await?;
-                Ok(Store { write, read, kind })
+                Ok(Store {
+                    write,
+                    read,
+                    kind,
+                    url: url.into(),
+                    node: node_name().into(),
+                })
             }
             DbKind::Postgres => {
                 let opts = AnyConnectOptions::from_str(url)?;
@@ -111,6 +123,8 @@ impl Store {
                     write: pool.clone(),
                     read: pool,
                     kind,
+                    url: url.into(),
+                    node: node_name().into(),
                 })
             }
         }
@@ -177,23 +191,139 @@ impl Store {
         }
     }
 
+    /// This process's name among the nodes (`host:pid`).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// The exclusive right, across every node sharing this database, to do the work named
-    /// `key` (delivering to one SIP server, say) for as long as the lease lives. On SQLite
-    /// there is one node, so it is always granted; on PostgreSQL it is a session advisory lock
-    /// on a connection of its own, released when the lease (and so the connection) is dropped.
-    pub async fn try_lease(&self, key: i64) -> Result<Option<Lease>> {
-        match self.kind {
-            DbKind::Sqlite => Ok(Some(Lease { _conn: None })),
+    /// `duty` (delivering to one SIP server, say) for as long as the lease lives. On
+    /// PostgreSQL it is a session advisory lock on a connection of its own, released when the
+    /// lease (and so the connection) is dropped or lost; on SQLite there is one node and it is
+    /// always granted. Either way the duty's epoch grows by one and the tenure is written to
+    /// `lease_history`: the owner's writes are fenced by the epoch ([`Lease::fence`]).
+    pub async fn try_lease(&self, duty: &str) -> Result<Option<Lease>> {
+        let conn = match self.kind {
+            DbKind::Sqlite => None,
             DbKind::Postgres => {
                 let mut c = self.write.acquire().await?.detach();
                 let row = sqlx::query("SELECT pg_try_advisory_lock($1)")
-                    .bind(key)
+                    .bind(lease_key(duty))
                     .fetch_one(&mut c)
                     .await?;
                 let got: bool = sqlx::Row::try_get(&row, 0)?;
-                Ok(got.then_some(Lease { _conn: Some(c) }))
+                if !got {
+                    return Ok(None);
+                }
+                Some(tokio::sync::Mutex::new(c))
+            }
+        };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut tx = self.begin().await?;
+        let epoch: i64 = sqlx::Row::try_get(
+            &sqlx::query(
+                "INSERT INTO leases (duty, epoch, holder, taken_at) VALUES ($1, 1, $2, $3) \
+                 ON CONFLICT (duty) DO UPDATE SET epoch = leases.epoch + 1, holder = excluded.holder, \
+                 taken_at = excluded.taken_at RETURNING epoch",
+            )
+            .bind(duty)
+            .bind(&*self.node)
+            .bind(now())
+            .fetch_one(&mut *tx)
+            .await?,
+            0,
+        )?;
+        // The tenure before ends now at the latest (its holder released it or died).
+        sqlx::query("UPDATE lease_history SET ended_ms = $1 WHERE duty = $2 AND ended_ms IS NULL")
+            .bind(now_ms)
+            .bind(duty)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO lease_history (duty, epoch, holder, taken_at, taken_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(duty)
+        .bind(epoch)
+        .bind(&*self.node)
+        .bind(now())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Lease {
+            conn,
+            duty: duty.to_string(),
+            epoch,
+            store: self.clone(),
+        }))
+    }
+
+    /// Where the transactions stand now (PostgreSQL): every transaction id below the first
+    /// has ended, none at or above the second had begun. `None` on SQLite, whose single
+    /// writer commits in the order ids are drawn.
+    pub async fn horizon(&self) -> Result<Option<(i64, i64)>> {
+        if self.kind != DbKind::Postgres {
+            return Ok(None);
+        }
+        let mut c = self.read().await?;
+        let row = sqlx::query(
+            "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s",
+        )
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(Some((
+            sqlx::Row::try_get(&row, 0)?,
+            sqlx::Row::try_get(&row, 1)?,
+        )))
+    }
+
+    /// The highest change id drawn so far, committed or not, and the horizon's upper end
+    /// when it was read (see [`Store::horizon`]).
+    pub async fn drawn_change_id(&self) -> Result<(i64, Option<i64>)> {
+        let mut c = self.read().await?;
+        match self.kind {
+            DbKind::Sqlite => {
+                let row = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM changes")
+                    .fetch_one(&mut *c)
+                    .await?;
+                Ok((sqlx::Row::try_get(&row, 0)?, None))
+            }
+            DbKind::Postgres => {
+                let row = sqlx::query(
+                    "SELECT COALESCE(pg_sequence_last_value('changes_id_seq'), 0), \
+                     pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+                )
+                .fetch_one(&mut *c)
+                .await?;
+                Ok((
+                    sqlx::Row::try_get(&row, 0)?,
+                    Some(sqlx::Row::try_get(&row, 1)?),
+                ))
             }
         }
+    }
+
+    /// Tells every node listening (see [`Store::listener`]) that `topic` changed, when the
+    /// caller's transaction commits. Nothing to tell on SQLite (one node).
+    pub async fn notify(c: &mut Conn, topic: &str) -> Result<()> {
+        if has_row_locks(c) {
+            sqlx::query("SELECT pg_notify('voxprov', $1)")
+                .bind(topic)
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A connection that receives what other nodes [`notify`](Store::notify) (and the
+    /// triggers on the change log, hooks, deliveries and SIP servers). `None` on SQLite.
+    pub async fn listener(&self) -> Result<Option<sqlx::postgres::PgListener>> {
+        if self.kind != DbKind::Postgres {
+            return Ok(None);
+        }
+        let mut l = sqlx::postgres::PgListener::connect(&self.url).await?;
+        l.listen("voxprov").await?;
+        Ok(Some(l))
     }
 
     pub async fn close(&self) {
@@ -202,18 +332,120 @@ impl Store {
     }
 }
 
+/// A fact about the installation (table `installation`).
+pub async fn installation_value(c: &mut Conn, name: &str) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT value FROM installation WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.map(|r| sqlx::Row::try_get(&r, 0)).transpose()?)
+}
+
+/// Records a fact unless one is recorded already (the first writer wins).
+pub async fn installation_set_once(c: &mut Conn, name: &str, value: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO installation (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Deletes tenures that ended before `before_ms`.
+pub async fn prune_lease_history(c: &mut Conn, before_ms: i64) -> Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM lease_history WHERE ended_ms IS NOT NULL AND ended_ms < $1")
+            .bind(before_ms)
+            .execute(&mut *c)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// `host:pid`: which process holds a lease.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// The advisory lock a duty is held under: a stable 63-bit hash of its name.
+fn lease_key(duty: &str) -> i64 {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("voxprov lease {duty}").as_bytes());
+    i64::from_be_bytes(h[..8].try_into().expect("8 bytes")) & i64::MAX
+}
+
 /// See [`Store::try_lease`].
 pub struct Lease {
-    _conn: Option<sqlx::AnyConnection>,
+    /// Behind a mutex only so that a `&Lease` can be held across awaits (the connection is
+    /// not `Sync`).
+    conn: Option<tokio::sync::Mutex<sqlx::AnyConnection>>,
+    duty: String,
+    /// This tenure's number: higher than every earlier owner's.
+    pub epoch: i64,
+    store: Store,
 }
 
 impl Lease {
     /// Whether the lease still holds: its connection (and so its lock) may have been lost to
     /// a network failure or a database restart.
     pub async fn alive(&mut self) -> bool {
-        match &mut self._conn {
+        match &mut self.conn {
             None => true,
-            Some(c) => sqlx::query("SELECT 1").execute(&mut *c).await.is_ok(),
+            Some(c) => sqlx::query("SELECT 1")
+                .execute(&mut *c.get_mut())
+                .await
+                .is_ok(),
+        }
+    }
+
+    /// Checks, inside the transaction about to record this owner's work, that nobody took the
+    /// duty since; holds the lease row until the transaction ends, so a new owner's takeover
+    /// comes wholly before or after it.
+    pub async fn fence(&self, c: &mut Conn) -> Result<()> {
+        let lock = if has_row_locks(c) { " FOR SHARE" } else { "" };
+        let row = sqlx::query(&format!("SELECT epoch FROM leases WHERE duty = $1{lock}"))
+            .bind(&self.duty)
+            .fetch_optional(&mut *c)
+            .await?;
+        let now: Option<i64> = row.map(|r| sqlx::Row::try_get(&r, 0)).transpose()?;
+        if now != Some(self.epoch) {
+            metrics::counter!("voxprov_lease_fenced_total", "duty" => self.duty.clone())
+                .increment(1);
+            return Err(Error::Unavailable(format!(
+                "{}: another node took this duty over (epoch {} after {})",
+                self.duty,
+                now.unwrap_or(0),
+                self.epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// Ends the tenure in the history (the lock goes with the lease).
+    pub async fn release(self) {
+        let r = async {
+            let mut tx = self.store.begin().await?;
+            sqlx::query(
+                "UPDATE lease_history SET ended_ms = $1 WHERE duty = $2 AND epoch = $3 AND ended_ms IS NULL",
+            )
+            .bind(chrono::Utc::now().timestamp_millis())
+            .bind(&self.duty)
+            .bind(self.epoch)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::debug!(duty = %self.duty, "lease release not recorded: {e}");
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::store::{Lease, Store};
 /// Accounting rows read per table and round.
 const BATCH: i64 = 500;
 /// The lease that makes one node the collector.
-const LEASE: i64 = 0x766f_7863_6472;
+const DUTY: &str = "cdrs";
 
 /// NGCP's call_status of a final SIP code.
 fn status_of(code: i64) -> &'static str {
@@ -178,7 +178,8 @@ async fn apply(
 }
 
 /// Reads what a server accounted since the last time; how many rows it read.
-pub async fn collect(store: &Store, t: &TargetCfg, db: &TargetDb) -> Result<usize> {
+/// `lease`: the collecting duty's, checked before the batch is recorded.
+pub async fn collect(store: &Store, t: &TargetCfg, db: &TargetDb, lease: &Lease) -> Result<usize> {
     let (acc_after, missed_after) = {
         let mut c = store.read().await?;
         st::cursor(&mut c, t.id).await?
@@ -197,6 +198,7 @@ pub async fn collect(store: &Store, t: &TargetCfg, db: &TargetDb) -> Result<usiz
         return Ok(0);
     }
     let mut tx = store.begin().await?;
+    lease.fence(&mut tx).await?;
     // Another collector (a node that lost its lease meanwhile) moved on: leave it to it.
     if st::cursor(&mut tx, t.id).await? != (acc_after, missed_after) {
         return Ok(0);
@@ -231,11 +233,12 @@ pub async fn run(store: Store, cipher: Cipher, cfg: CdrConfig) {
             }
         }
         if lease.is_none() {
-            lease = store.try_lease(LEASE).await.ok().flatten();
+            lease = store.try_lease(DUTY).await.ok().flatten();
             if lease.is_none() {
                 continue;
             }
         }
+        let Some(held) = lease.as_ref() else { continue };
         let Ok(targets) = load_targets(&store, &cipher).await else {
             continue;
         };
@@ -259,7 +262,7 @@ pub async fn run(store: Store, cipher: Cipher, cfg: CdrConfig) {
             let db = &dbs[&t.id].1;
             // A full batch: read on at once.
             loop {
-                match collect(&store, t, db).await {
+                match collect(&store, t, db, held).await {
                     Ok(n) if n as i64 >= BATCH => continue,
                     Ok(_) => break,
                     Err(e) => {
