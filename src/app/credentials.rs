@@ -5,8 +5,8 @@
 //! an API key's admin) takes effect at once on every node. What is remembered, for a short
 //! time, is only that a password matched a given password hash: argon2 costs tens of
 //! milliseconds by design and would otherwise cap the API at a few dozen requests per second
-//! per core. Failed attempts are counted per client address; past the limit the address gets
-//! 429 for a minute.
+//! per core. Failed attempts are counted per client address on every node together
+//! ([`super::strikes`]); past the limit the address gets 429 for a minute, from every node.
 
 use std::{
     collections::HashMap,
@@ -25,66 +25,52 @@ use crate::store::Store;
 pub struct Credentials {
     /// Verified (login, password) pairs → the password hash they were verified against.
     cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    /// Bumped whenever an admin changes; cached entries of older generations are ignored.
-    generation: std::sync::atomic::AtomicU64,
+    /// Failed attempts and bans per address, shared by the nodes.
+    pub strikes: std::sync::Arc<super::strikes::Strikes>,
     ttl: Duration,
-    max_failures: u32,
     key_touched: Mutex<HashMap<i64, Instant>>,
 }
 
+/// How long failures are counted together, and how long an address that reached the limit
+/// is refused.
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 impl Credentials {
-    pub fn new(ttl_secs: u64, max_failures: u32) -> Self {
+    pub fn new(store: &Store, ttl_secs: u64, max_failures: u32) -> Self {
         Credentials {
             cache: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-            generation: 0.into(),
+            strikes: std::sync::Arc::new(super::strikes::Strikes::new(
+                store.clone(),
+                "login",
+                max_failures,
+                FAILURE_WINDOW,
+                FAILURE_WINDOW,
+            )),
             ttl: Duration::from_secs(ttl_secs),
-            max_failures,
             key_touched: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Changes whenever an admin is changed or removed (UI sessions re-check theirs then).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
     /// Forget every remembered credential (an admin was changed or removed).
     pub fn invalidate(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.cache.lock().expect("auth cache").clear();
     }
 
     fn check_banned(&self, ip: Option<IpAddr>) -> Result<()> {
         let Some(ip) = ip else { return Ok(()) };
-        let f = self.failures.lock().expect("failures");
-        if let Some((n, since)) = f.get(&ip) {
-            let age = since.elapsed();
-            if *n >= self.max_failures && age < FAILURE_WINDOW {
-                return Err(Error::TooManyRequests(
-                    (FAILURE_WINDOW - age).as_secs().max(1),
-                ));
-            }
+        match self.strikes.banned_for(ip) {
+            Some(left) => Err(Error::TooManyRequests(left.as_secs().max(1))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    fn failed(&self, ip: Option<IpAddr>) -> Error {
+    async fn failed(&self, ip: Option<IpAddr>) -> Error {
         if let Some(ip) = ip {
-            let mut f = self.failures.lock().expect("failures");
-            if f.len() > 100_000 {
-                f.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+            let s = self.strikes.fail(ip).await;
+            tracing::warn!(client = %ip, failures = s.failures, "authentication failed");
+            if let Some(d) = s.banned_now {
+                tracing::warn!(client = %ip, seconds = d.as_secs(), "authentication: address refused after too many failures");
             }
-            let e = f.entry(ip).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= FAILURE_WINDOW {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
-            tracing::warn!(client = %ip, failures = e.0, "authentication failed");
         }
         Error::Unauthorized
     }
@@ -140,17 +126,22 @@ impl Credentials {
         // it was made against: a new password is checked afresh.
         let row = {
             let mut c = store.read().await?;
-            sqlx::query("SELECT id, password_hash, role, reseller_id, read_only FROM admins WHERE login = $1 AND is_active = 1 \
+            sqlx::query("SELECT id, password_hash, role, reseller_id, read_only, \
+                         (SELECT banned_until_ms FROM strikes WHERE face = 'login' AND addr = $2) \
+                         FROM admins WHERE login = $1 AND is_active = 1 \
                          AND (reseller_id IS NULL OR reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))")
                 .bind(login)
+                .bind(ip.map(|i| i.to_string()).unwrap_or_default())
                 .fetch_optional(&mut *c)
                 .await?
         };
         let Some(row) = row else {
             // Same cost as a wrong password, so timing does not reveal which logins exist.
             let _ = crypto::verify_password(DUMMY_HASH.to_string(), password.to_string()).await;
-            return Err(self.failed(ip));
+            return Err(self.failed(ip).await);
         };
+        // A ban another node set a moment ago, read with the admin (no extra round trip).
+        check_ban_row(row.try_get(5)?)?;
         let hash: String = row.try_get(1)?;
         let remembered = self
             .cache
@@ -160,7 +151,7 @@ impl Credentials {
             .is_some_and(|(h, at)| *h == hash && at.elapsed() < self.ttl);
         if !remembered {
             if !crypto::verify_password(hash.clone(), password.to_string()).await {
-                return Err(self.failed(ip));
+                return Err(self.failed(ip).await);
             }
             let mut cache = self.cache.lock().expect("auth cache");
             if cache.len() > 10_000 {
@@ -191,7 +182,7 @@ impl Credentials {
         self.check_banned(ip)?;
         match self.api_key(store, key, ip).await? {
             Some(a) => Ok(a),
-            None => Err(self.failed(ip)),
+            None => Err(self.failed(ip).await),
         }
     }
 
@@ -205,15 +196,18 @@ impl Credentials {
             let mut c = store.read().await?;
             sqlx::query(
                 "SELECT k.id, k.name, k.secret_hash, k.role, k.reseller_id, k.read_only, k.expires_at, \
-                        a.id, a.role, a.reseller_id, a.read_only \
+                        a.id, a.role, a.reseller_id, a.read_only, \
+                        (SELECT banned_until_ms FROM strikes WHERE face = 'login' AND addr = $2) \
                  FROM apikeys k JOIN admins a ON a.id = k.admin_id WHERE k.prefix = $1 AND a.is_active = 1 \
                  AND (a.reseller_id IS NULL OR a.reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))",
             )
             .bind(prefix)
+            .bind(ip.map(|i| i.to_string()).unwrap_or_default())
             .fetch_optional(&mut *c)
             .await?
         };
         let Some(row) = row else { return Ok(None) };
+        check_ban_row(row.try_get(11)?)?;
         let hash: String = row.try_get(2)?;
         if !crypto::constant_time_eq(
             hash.as_bytes(),
@@ -288,6 +282,15 @@ impl Credentials {
             }
         });
     }
+}
+
+/// Refuses an address whose ban (read with the credential) is running.
+fn check_ban_row(banned_until_ms: Option<i64>) -> Result<()> {
+    let left = banned_until_ms.unwrap_or(0) - chrono::Utc::now().timestamp_millis();
+    if left > 0 {
+        return Err(Error::TooManyRequests((left as u64).div_ceil(1000)));
+    }
+    Ok(())
 }
 
 /// argon2id hash of a random string, verified against when the login does not exist.

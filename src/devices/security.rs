@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -182,100 +182,57 @@ fn nonce_valid(nonce: &str, key: &[u8]) -> bool {
     (0..=300).contains(&age) && ct_eq(nonce_mac(key, t).as_bytes(), mac.as_bytes())
 }
 
-struct Strikes {
-    window_start: Instant,
-    failures: u32,
-    banned_until: Option<Instant>,
-}
-
-/// Failures per address; an address with too many is banned for a while.
+/// Failures per address, shared by every node ([`crate::app::strikes`]); an address with
+/// too many is banned for a while, on all of them.
 pub struct Bans {
-    max: u32,
-    window: Duration,
-    ban: Duration,
-    map: Mutex<HashMap<IpAddr, Strikes>>,
+    pub strikes: std::sync::Arc<crate::app::strikes::Strikes>,
 }
 
 impl Bans {
-    pub fn new(cfg: &ProvConfig) -> Bans {
+    pub fn new(cfg: &ProvConfig, store: &crate::store::Store) -> Bans {
         Bans {
-            max: cfg.ban_failures,
-            window: Duration::from_secs(cfg.ban_window_seconds),
-            ban: Duration::from_secs(cfg.ban_seconds),
-            map: Mutex::new(HashMap::new()),
+            strikes: std::sync::Arc::new(crate::app::strikes::Strikes::new(
+                store.clone(),
+                "prov",
+                cfg.ban_failures,
+                Duration::from_secs(cfg.ban_window_seconds),
+                Duration::from_secs(cfg.ban_seconds),
+            )),
         }
     }
 
     pub fn banned(&self, ip: IpAddr) -> bool {
-        let m = self.map.lock().expect("lock");
-        m.get(&ip)
-            .and_then(|s| s.banned_until)
-            .is_some_and(|u| u > Instant::now())
+        self.strikes.banned_for(ip).is_some()
     }
 
     /// Counts a failure; logs it, and the ban when this one reaches the limit, in lines a
     /// fail2ban filter can match (`prov: failed request from <HOST>`).
-    pub fn fail(&self, ip: IpAddr, reason: &str, file: &str) {
-        let now = Instant::now();
-        let mut m = self.map.lock().expect("lock");
-        if m.len() > 100_000 {
-            m.retain(|_, s| s.banned_until.is_some_and(|u| u > now));
-        }
-        let s = m.entry(ip).or_insert(Strikes {
-            window_start: now,
-            failures: 0,
-            banned_until: None,
-        });
-        if s.banned_until.is_some_and(|u| u > now) {
+    pub async fn fail(&self, ip: IpAddr, reason: &str, file: &str) {
+        if self.banned(ip) {
             // Already banned (this request was admitted just before): not counted again.
             return;
         }
-        if now.duration_since(s.window_start) > self.window {
-            s.window_start = now;
-            s.failures = 0;
-        }
-        s.failures += 1;
         metrics::counter!("voxprov_phone_failures_total").increment(1);
         let file: String = file.chars().take(64).filter(|c| !c.is_control()).collect();
         tracing::warn!("prov: failed request from {ip}: {reason} (file {file:?})");
-        if s.failures >= self.max && s.banned_until.is_none_or(|u| u <= now) {
-            s.banned_until = Some(now + self.ban);
+        let s = self.strikes.fail(ip).await;
+        if let Some(d) = s.banned_now {
             metrics::counter!("voxprov_phone_bans_total").increment(1);
             tracing::warn!(
                 "prov: banned {ip} for {} s after {} failed requests",
-                self.ban.as_secs(),
+                d.as_secs(),
                 s.failures
             );
         }
     }
 
-    /// Addresses banned now, with the seconds left.
-    pub fn list(&self) -> Vec<(IpAddr, u64, u32)> {
-        let now = Instant::now();
-        let m = self.map.lock().expect("lock");
-        let mut v: Vec<_> = m
-            .iter()
-            .filter_map(|(ip, s)| {
-                s.banned_until
-                    .filter(|u| *u > now)
-                    .map(|u| (*ip, (u - now).as_secs(), s.failures))
-            })
-            .collect();
-        v.sort();
-        v
+    /// Addresses banned now, with the seconds left and their failures.
+    pub async fn list(&self) -> crate::error::Result<Vec<(IpAddr, u64, i64)>> {
+        self.strikes.list().await
     }
 
-    pub fn lift(&self, ip: IpAddr) -> bool {
-        self.map.lock().expect("lock").remove(&ip).is_some()
-    }
-
-    pub fn prune(&self) {
-        let now = Instant::now();
-        let mut m = self.map.lock().expect("lock");
-        m.retain(|_, s| {
-            s.banned_until.is_some_and(|u| u > now)
-                || now.duration_since(s.window_start) <= self.window
-        });
+    pub async fn lift(&self, ip: IpAddr) -> crate::error::Result<bool> {
+        self.strikes.lift(ip).await
     }
 }
 

@@ -103,7 +103,7 @@ async fn state(app: &AppState) -> Result<()> {
     gauge!("voxprov_phone_cache_devices").set(devices as f64);
     gauge!("voxprov_phone_cache_files").set(files as f64);
     gauge!("voxprov_phone_cache_warm").set(if warm { 1.0 } else { 0.0 });
-    gauge!("voxprov_phone_banned_addresses").set(app.devices.bans.list().len() as f64);
+    gauge!("voxprov_phone_banned_addresses").set(app.devices.bans.strikes.banned_count() as f64);
     for (pool, size, idle) in app.store.pool_use() {
         gauge!("voxprov_db_pool_connections", "pool" => pool, "state" => "open").set(size as f64);
         gauge!("voxprov_db_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);

@@ -88,18 +88,19 @@ async fn prov(
     if !matches!(method, Method::GET | Method::HEAD | Method::PUT) {
         return not_found();
     }
+    d.catch_up_if_behind().await;
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (token, file) = match segs.as_slice() {
         [f] => (None, *f),
         [t, f] if looks_like_token(t) => (Some(*t), *f),
         _ => {
             // The path is not logged: it may hold a token.
-            d.bans.fail(ip, "malformed path", "");
+            d.bans.fail(ip, "malformed path", "").await;
             return not_found();
         }
     };
     if !sane_file(file) {
-        d.bans.fail(ip, "malformed file name", file);
+        d.bans.fail(ip, "malformed file name", file).await;
         return not_found();
     }
     let text = |name| {
@@ -225,7 +226,7 @@ async fn prov(
         Served::NotFound => not_found(),
         Served::Fail(reason) => {
             super::metrics::phone_fetch("unknown", "refused");
-            d.bans.fail(ip, reason, file);
+            d.bans.fail(ip, reason, file).await;
             not_found()
         }
         // Not counted, but the same 404: a slow database must not tell known from unknown.

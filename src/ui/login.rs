@@ -56,9 +56,21 @@ pub(super) async fn login(
         .verify_basic(&app.store, &login, &password, Some(peer.ip()))
         .await
     {
-        Ok(mut actor) => {
-            actor.client = Some(peer.ip().to_string());
-            let id = app.sessions.create(actor, app.credentials.generation());
+        Ok(actor) => {
+            let id = match app.sessions.create(&actor).await {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::warn!("ui: session not created: {e}");
+                    let mut r = login_form(
+                        &headers,
+                        app.cfg.ui_secure_cookies,
+                        Some("The database does not answer: try again in a moment."),
+                        &login,
+                    );
+                    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    return r;
+                }
+            };
             let mut r = Redirect::to("/ui/").into_response();
             set_cookie(
                 &mut r,
@@ -110,7 +122,9 @@ pub(super) async fn logout(
         return r;
     }
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        app.sessions.end(&id);
+        if let Err(e) = app.sessions.end(&id).await {
+            tracing::warn!("ui: session not ended: {e}");
+        }
     }
     let mut r = Redirect::to("/ui/login").into_response();
     set_cookie(

@@ -3,7 +3,8 @@
 //! to the API, dispatched inside the server with the session's admin as the actor, so the
 //! validation, authorization, journal, hooks and SIP server delivery are the API's own.
 //!
-//! Sessions live in memory (a node restart logs everyone out); the cookie is HttpOnly and
+//! Sessions live in the database (any node serves them, a restart logs no one out); the
+//! cookie is HttpOnly and
 //! SameSite=Strict, Secure when the request came over HTTPS; every form carries a CSRF
 //! token bound to the session, and a POST without it is refused.
 
@@ -13,8 +14,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{
     body::Body,
@@ -119,8 +120,8 @@ pub type UiState = Arc<Ui>;
 /// The UI's routes, acting through `api` (the API's router, built first).
 pub fn router(app: Arc<App>, api: Router) -> Router {
     let ui = Arc::new(Ui {
+        sessions: Sessions::new(app.store.clone()),
         app,
-        sessions: Sessions::default(),
         api,
     });
     crate::http::edge(routes().with_state(ui))

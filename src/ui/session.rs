@@ -1,63 +1,81 @@
-//! Sessions (in memory, HttpOnly SameSite=Strict cookies, 8 hours idle, 24 at most), the
-//! admin behind each (re-read when admins change), and CSRF tokens on every form.
+//! Sessions (in the database, so every node knows them: HttpOnly SameSite=Strict cookies,
+//! 8 hours idle, 24 at most), the admin behind each (read with the session on every request,
+//! so a deactivated or demoted admin's session changes at once), and CSRF tokens on every
+//! form.
 
 use super::*;
+use crate::store::sessions as st;
 
 pub(super) const SESSION_COOKIE: &str = "vxs";
 pub(super) const LOGIN_COOKIE: &str = "vxl";
-/// Idle time after which a session ends, and its longest life however busy.
-pub(super) const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
-pub(super) const SESSION_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Idle time after which a session ends (the cookie's life too).
+pub(super) const SESSION_TTL: Duration = st::IDLE;
+/// A session's last use is written at most this often.
+const TOUCH_EVERY_MS: i64 = 60_000;
 
-pub(super) struct Session {
-    pub(super) actor: Actor,
-    pub(super) csrf: String,
-    pub(super) seen: Instant,
-    pub(super) born: Instant,
-    /// The admins' generation the actor was read at: when an admin changes, it is read again.
-    pub(super) generation: u64,
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
-#[derive(Default)]
+/// The cookie's token as the database keeps it: a leaked table does not log anyone in.
+fn token_hash(token: &str) -> String {
+    crate::crypto::sha256_hex(token.as_bytes())
+}
+
+/// The sessions, over the database.
 pub struct Sessions {
-    pub(super) map: Mutex<HashMap<String, Session>>,
+    store: crate::store::Store,
 }
 
 impl Sessions {
-    pub(super) fn get(&self, id: &str) -> Option<(Actor, String, u64)> {
-        let mut m = self.map.lock().expect("sessions");
-        let s = m.get_mut(id)?;
-        if s.seen.elapsed() > SESSION_TTL || s.born.elapsed() > SESSION_MAX {
-            m.remove(id);
-            return None;
+    pub(super) fn new(store: crate::store::Store) -> Sessions {
+        Sessions { store }
+    }
+
+    /// The session's admin as they are now, and its form token.
+    pub(super) async fn get(&self, token: &str) -> crate::error::Result<Option<(Actor, String)>> {
+        let now = now_ms();
+        let (idle, born) = st::cutoffs(now);
+        let hash = token_hash(token);
+        let found = {
+            let mut c = self.store.read().await?;
+            st::get(&mut c, &hash, idle, born).await?
+        };
+        let Some((actor, csrf, seen)) = found else {
+            return Ok(None);
+        };
+        if now - seen >= TOUCH_EVERY_MS {
+            let mut tx = self.store.begin().await?;
+            st::touch(&mut tx, &hash, now).await?;
+            tx.commit().await?;
         }
-        s.seen = Instant::now();
-        Some((s.actor.clone(), s.csrf.clone(), s.generation))
+        Ok(Some((actor, csrf)))
     }
-    pub(super) fn refresh(&self, id: &str, actor: Actor, generation: u64) {
-        if let Some(s) = self.map.lock().expect("sessions").get_mut(id) {
-            s.actor = actor;
-            s.generation = generation;
-        }
+
+    /// A new session for an admin; returns the cookie's token.
+    pub(super) async fn create(&self, actor: &Actor) -> crate::error::Result<String> {
+        let admin = actor
+            .admin_id
+            .ok_or_else(|| crate::error::Error::Forbidden("only admins log in".into()))?;
+        let token = crate::crypto::random_token(32);
+        let mut tx = self.store.begin().await?;
+        st::create(
+            &mut tx,
+            &token_hash(&token),
+            admin,
+            &crate::crypto::random_token(24),
+            now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(token)
     }
-    pub(super) fn create(&self, actor: Actor, generation: u64) -> String {
-        let id = crate::crypto::random_token(32);
-        let mut m = self.map.lock().expect("sessions");
-        m.retain(|_, s| s.seen.elapsed() < SESSION_TTL);
-        m.insert(
-            id.clone(),
-            Session {
-                actor,
-                csrf: crate::crypto::random_token(24),
-                seen: Instant::now(),
-                born: Instant::now(),
-                generation,
-            },
-        );
-        id
-    }
-    pub(super) fn end(&self, id: &str) {
-        self.map.lock().expect("sessions").remove(id);
+
+    pub(super) async fn end(&self, token: &str) -> crate::error::Result<()> {
+        let mut tx = self.store.begin().await?;
+        st::end(&mut tx, &token_hash(token)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -111,41 +129,19 @@ pub(super) struct User {
 pub(super) async fn user(app: &UiState, headers: &HeaderMap) -> Result<User, Response> {
     let login = || Redirect::to("/ui/login").into_response();
     let id = cookie(headers, SESSION_COOKIE).ok_or_else(login)?;
-    let (mut actor, csrf, generation) = app.sessions.get(&id).ok_or_else(login)?;
-    let now = app.credentials.generation();
-    if generation != now {
-        // An admin was changed: this one may be deactivated, demoted or made read-only.
-        match current_admin(app, &actor).await {
-            Some(a) => {
-                actor = a;
-                app.sessions.refresh(&id, actor.clone(), now);
-            }
-            None => {
-                app.sessions.end(&id);
-                return Err(login());
-            }
+    match app.sessions.get(&id).await {
+        Ok(Some((actor, csrf))) => Ok(User { actor, csrf }),
+        Ok(None) => Err(login()),
+        Err(e) => {
+            tracing::warn!("ui: session not readable: {e}");
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                "the database does not answer: try again in a moment",
+            )
+                .into_response())
         }
     }
-    Ok(User { actor, csrf })
-}
-
-/// The admin as the database has it now; `None` when gone or inactive.
-pub(super) async fn current_admin(app: &UiState, a: &Actor) -> Option<Actor> {
-    use sqlx::Row;
-    let mut c = app.store.read().await.ok()?;
-    let row = sqlx::query(
-        "SELECT role, reseller_id, read_only FROM admins WHERE id = $1 AND is_active = 1 \
-         AND (reseller_id IS NULL OR reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))",
-    )
-    .bind(a.id?)
-    .fetch_optional(&mut *c)
-    .await
-    .ok()??;
-    let mut n = a.clone();
-    n.role = crate::model::Role::parse("role", &row.try_get::<String, _>(0).ok()?).ok()?;
-    n.reseller_id = row.try_get(1).ok()?;
-    n.read_only = row.try_get::<i64, _>(2).ok()? != 0;
-    Some(n)
 }
 
 pub(super) fn user_ctx(u: &User) -> Value {

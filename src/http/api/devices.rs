@@ -170,6 +170,7 @@ async fn bans(State(app): State<AppState>, Auth(actor): Auth) -> Result<Response
         .devices
         .bans
         .list()
+        .await?
         .into_iter()
         .map(
             |(ip, left, n)| json!({"address": ip.to_string(), "seconds_left": left, "failures": n}),
@@ -188,7 +189,7 @@ async fn lift_ban(
     let ip: std::net::IpAddr = ip
         .parse()
         .map_err(|_| Error::BadRequest("not an IP address".into()))?;
-    if app.devices.bans.lift(ip) {
+    if app.devices.bans.lift(ip).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Error::NotFound("no ban for this address".into()))
