@@ -44,15 +44,19 @@ fi
 # systemd-analyze checks the unit) for the package test; Kamailio, sipp and the database
 # clients for the SIP server tests; Python, whose standard library checks hook signatures
 # independently of voxprov's own code, and its venv for the API fuzzer (schemathesis, from
-# PyPI); Chromium and its driver for the web UI tests ---------------------------------------
+# PyPI); Chromium and its driver for the web UI tests; HAProxy in front of the cluster
+# tests' nodes and databases ---------------------------------------------------------------
 missing=()
 for pkg in perl libwww-perl libjson-perl kamailio kamailio-sqlite-modules \
            kamailio-mysql-modules sip-tester sqlite3 postgresql-client mariadb-client python3 \
            python3-venv curl adduser systemd \
-           chromium chromium-driver; do
+           chromium chromium-driver haproxy; do
     installed "$pkg" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+# The failover test makes its own PostgreSQL primary and standby: the server's programs
+# (initdb, pg_ctl, pg_basebackup), whatever serves the suite's database on 5432.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then apt_install postgresql; fi
 # The package starts a Kamailio on port 5060 where systemd runs; the tests start their own.
 
 # --- MariaDB on 127.0.0.1:3306 (root without a password over TCP) ---------------------------

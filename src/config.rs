@@ -43,8 +43,13 @@ pub struct Config {
     pub max_snapshot_bytes: u64,
     /// Seconds a verified Basic credential is remembered (argon2 is deliberately slow).
     pub auth_cache_seconds: u64,
-    /// Failed logins from one address within a minute before it gets 429.
+    /// Failed logins from one address within a minute before it gets 429 (counted on every
+    /// node together).
     pub auth_max_failures: u32,
+    /// Load balancers or reverse proxies (addresses or CIDRs) in front of every face: for
+    /// requests from them the client's address is the last one in `X-Forwarded-For` that is
+    /// not itself a trusted proxy (failure counts, bans, allow-lists and the journal use it).
+    pub trusted_proxies: Vec<String>,
     /// How long a write request waits, in milliseconds, for its change to reach every
     /// reachable enabled SIP server before answering (0: do not wait). Targets still behind
     /// are named in the `Voxprov-Sync-Behind` response header.
@@ -280,6 +285,7 @@ impl Default for Config {
             max_snapshot_bytes: 1 << 30,
             auth_cache_seconds: 30,
             auth_max_failures: 10,
+            trusted_proxies: Vec::new(),
             sync_wait_ms: 2000,
             log: "info".into(),
             log_format: LogFormat::Text,
@@ -460,6 +466,11 @@ impl Config {
         for (i, p) in self.prov.trusted_proxies.iter().enumerate() {
             if p.parse::<ipnet::IpNet>().is_err() && p.parse::<std::net::IpAddr>().is_err() {
                 anyhow::bail!("prov.trusted_proxies[{i}]: '{p}' is not an address or CIDR");
+            }
+        }
+        for (i, p) in self.trusted_proxies.iter().enumerate() {
+            if p.parse::<ipnet::IpNet>().is_err() && p.parse::<std::net::IpAddr>().is_err() {
+                anyhow::bail!("trusted_proxies[{i}]: '{p}' is not an address or CIDR");
             }
         }
         if self.prov.ban_failures == 0 {

@@ -145,7 +145,37 @@ impl From<sqlx::Error> for Error {
         if let sqlx::Error::PoolTimedOut = e {
             return Error::Unavailable("database busy, retry".into());
         }
+        if let Some(why) = unavailable(&e) {
+            // Nothing is claimed done: the client is told to try again (a write whose commit
+            // was cut off may or may not have happened; its journal entry says which).
+            tracing::warn!("database unavailable: {e}");
+            return Error::Unavailable(format!("database unavailable ({why}), retry"));
+        }
         Error::Internal(e.into())
+    }
+}
+
+/// Whether a database error means "not now" rather than "wrong": the connection is gone, the
+/// server is shutting down or starting, a standby does not take writes yet (a failover in
+/// progress), or the transaction lost a serialization race.
+fn unavailable(e: &sqlx::Error) -> Option<&'static str> {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Some("connection lost"),
+        sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => Some("connection lost"),
+        sqlx::Error::Protocol(_) => Some("connection broken"),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            match code.as_ref() {
+                c if c.starts_with("08") => Some("connection lost"),
+                "57P01" | "57P02" => Some("server shutting down"),
+                "57P03" => Some("server starting"),
+                "25006" => Some("read-only: failover in progress"),
+                "53300" => Some("too many connections"),
+                "40001" | "40P01" => Some("concurrent update"),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

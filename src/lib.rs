@@ -32,7 +32,26 @@ use crate::store::Store;
 /// the secret key.
 pub async fn open(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
     let (store, _) = open_store(cfg).await?;
-    Ok((store, load_key(cfg)?))
+    let cipher = load_key(cfg)?;
+    check_key(&store, &cipher).await?;
+    Ok((store, cipher))
+}
+
+/// The secret key must be the one the database's secrets were written with: every node of a
+/// cluster shares it. The first start records a check value; a later start with another key
+/// is refused before anything is written.
+async fn check_key(store: &Store, cipher: &Cipher) -> anyhow::Result<()> {
+    const PLAIN: &str = "voxprov secret key check";
+    let mut tx = store.begin().await?;
+    store::installation_set_once(&mut tx, "key_check", &cipher.encrypt(PLAIN)?).await?;
+    let stored = store::installation_value(&mut tx, "key_check").await?;
+    tx.commit().await?;
+    match stored.map(|s| cipher.decrypt(&s)) {
+        Some(Ok(p)) if p == PLAIN => Ok(()),
+        _ => anyhow::bail!(
+            "secret key: the database's secrets were written with another key (every node must have the same secret.key: copy it from a node already running); nothing was written"
+        ),
+    }
 }
 
 /// `voxprov migrate`: [`open`], saying which schema version the database was at before and
@@ -293,7 +312,10 @@ pub async fn serve(
     http::metrics::install();
     // The API first: the UI's pages act through it.
     let api = http::router(app.clone());
-    let router = api.clone().merge(ui::router(app.clone(), api));
+    let router = http::behind_proxies(
+        api.clone().merge(ui::router(app.clone(), api)),
+        &app.cfg.trusted_proxies,
+    );
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;

@@ -46,6 +46,10 @@ impl IntoResponse for Error {
                     h.insert(header::RETRY_AFTER, v);
                 }
             }
+            // The database is away (restarting, failing over): worth trying again shortly.
+            Error::Unavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
             _ => {}
         }
         resp

@@ -47,6 +47,63 @@ pub fn edge(r: Router) -> Router {
         .layer(middleware::from_fn(access_log))
 }
 
+/// Behind trusted load balancers (`trusted_proxies`): the client of a request that came
+/// through one is the last address in `X-Forwarded-For` that is not itself trusted, and every
+/// face sees that address as the peer.
+pub fn behind_proxies(r: Router, proxies: &[String]) -> Router {
+    let nets: Vec<ipnet::IpNet> = proxies
+        .iter()
+        .filter_map(|p| {
+            p.parse()
+                .ok()
+                .or_else(|| p.parse::<std::net::IpAddr>().ok().map(Into::into))
+        })
+        .collect();
+    if nets.is_empty() {
+        return r;
+    }
+    let nets = std::sync::Arc::new(nets);
+    r.layer(middleware::from_fn(move |mut req: Request, next: Next| {
+        let nets = nets.clone();
+        async move {
+            use axum::extract::ConnectInfo;
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0);
+            if let Some(peer) = peer {
+                let trusted = |ip: &std::net::IpAddr| {
+                    let ip = match ip {
+                        std::net::IpAddr::V6(v6) => {
+                            v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(*ip)
+                        }
+                        v4 => *v4,
+                    };
+                    nets.iter().any(|n| n.contains(&ip))
+                };
+                if trusted(&peer.ip()) {
+                    let client = req
+                        .headers()
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(','))
+                        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .find(|ip| !trusted(ip));
+                    if let Some(ip) = client {
+                        req.extensions_mut()
+                            .insert(ConnectInfo(std::net::SocketAddr::new(ip, 0)));
+                    }
+                }
+            }
+            next.run(req).await
+        }
+    }))
+}
+
 /// NGCP's leniency by default, strictness on request (see [`crate::resources::handling`]):
 /// `Prefer: handling=strict` (RFC 7240) or the `api_strict` setting, which
 /// `Prefer: handling=lenient` overrides for one request. What was ignored is named in the

@@ -58,6 +58,8 @@ pub struct TestApp {
     child: Option<Child>,
     /// Extra environment for the server (settings such as VOXPROV_HOOKS_*).
     pub env: Vec<(String, String)>,
+    /// Where `start` listens (port 0: any; see `keep_port`).
+    listen: String,
 }
 
 impl TestApp {
@@ -105,8 +107,37 @@ impl TestApp {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            listen: "127.0.0.1:0".into(),
         };
         app
+    }
+
+    /// Another node of the same installation: its own data directory, this one's database
+    /// and secret key (the README's "several nodes"). Not started; `start` runs it.
+    pub fn peer(&self, env: &[(&str, &str)]) -> TestApp {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("vxtest-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = self.dir.join("secret.key");
+        if key.exists() {
+            std::fs::copy(&key, dir.join("secret.key")).unwrap();
+        }
+        let mut envs = self.env.clone();
+        envs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        TestApp {
+            base: String::new(),
+            https_base: None,
+            client: self.client.clone(),
+            backend: self.backend,
+            dir,
+            db_url: self.db_url.clone(),
+            // The database is the first node's to drop.
+            pg_db: None,
+            child: None,
+            env: envs,
+            listen: "127.0.0.1:0".into(),
+        }
     }
 
     /// Starts (or restarts) the server on the same data directory and database.
@@ -118,7 +149,7 @@ impl TestApp {
             .open(self.dir.join("server.log"))
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_voxprov"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", &self.listen, "--data-dir"])
             .arg(&self.dir)
             .args(["--database-url", &self.db_url])
             .env("VOXPROV_ADMIN_PASSWORD", ADMIN_PASS)
@@ -159,6 +190,11 @@ impl TestApp {
             self.https_base = Some(tls);
         }
         self.child = Some(child);
+    }
+
+    /// Restarts listen on the port the server has now (a load balancer knows it).
+    pub fn keep_port(&mut self) {
+        self.listen = self.base.trim_start_matches("http://").to_string();
     }
 
     /// The server's process id, to signal it.
