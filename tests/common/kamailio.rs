@@ -160,6 +160,16 @@ impl Kamailio {
                 .send()
                 .await;
             if matches!(r, Ok(ref r) if r.status().is_success()) {
+                // The RPC child answers before every SIP child is up: one that fails its
+                // database connection ends the whole Kamailio a moment later.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let exited = k
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited || k.log().contains("init_child failed") {
+                    return Err(k.log());
+                }
                 break;
             }
             let exited = k
