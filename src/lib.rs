@@ -42,15 +42,30 @@ pub async fn open(cfg: &Config) -> anyhow::Result<(Store, Cipher)> {
 /// is refused before anything is written.
 async fn check_key(store: &Store, cipher: &Cipher) -> anyhow::Result<()> {
     const PLAIN: &str = "voxprov secret key check";
+    let refused = || {
+        anyhow::anyhow!(
+            "secret key: the database's secrets were written with another key (every node must have the same secret.key: copy it from a node already running); the server was not started"
+        )
+    };
     let mut tx = store.begin().await?;
-    store::installation_set_once(&mut tx, "key_check", &cipher.encrypt(PLAIN)?).await?;
+    if store::installation_value(&mut tx, "key_check")
+        .await?
+        .is_none()
+    {
+        // First start of this version on an existing database: a secret already stored says
+        // which key it is (no record is made for a key that cannot read it).
+        if let Some(stored) = store::any_stored_secret(&mut tx).await? {
+            if cipher.decrypt(&stored).is_err() {
+                return Err(refused());
+            }
+        }
+        store::installation_set_once(&mut tx, "key_check", &cipher.encrypt(PLAIN)?).await?;
+    }
     let stored = store::installation_value(&mut tx, "key_check").await?;
     tx.commit().await?;
     match stored.map(|s| cipher.decrypt(&s)) {
         Some(Ok(p)) if p == PLAIN => Ok(()),
-        _ => anyhow::bail!(
-            "secret key: the database's secrets were written with another key (every node must have the same secret.key: copy it from a node already running); nothing was written"
-        ),
+        _ => Err(refused()),
     }
 }
 

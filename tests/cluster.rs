@@ -112,6 +112,20 @@ async fn a_ui_session_made_through_one_node_works_through_another() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "the session outlives a restart");
+    // The database keeps only the token's hash.
+    let token = session.trim_start_matches("vxs=");
+    let out = std::process::Command::new("psql")
+        .arg(&n[0].db_url)
+        .args(["-qAtc", "SELECT token_hash FROM ui_sessions"])
+        .output()
+        .unwrap();
+    let stored = String::from_utf8_lossy(&out.stdout);
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    };
+    assert!(stored.contains(&hash), "the session is stored: {stored}");
+    assert!(!stored.contains(token), "as its hash only");
     // Logged out through B: A refuses it too.
     let page = c
         .get(n[1].url("/ui/"))
@@ -141,14 +155,6 @@ async fn a_ui_session_made_through_one_node_works_through_another() {
         .to_str()
         .unwrap()
         .ends_with("/ui/login"));
-    // The database keeps only the token's hash.
-    let token = session.trim_start_matches("vxs=");
-    let out = std::process::Command::new("psql")
-        .arg(&n[0].db_url)
-        .args(["-qAtc", "SELECT token_hash FROM ui_sessions"])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(token));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,18 +68,16 @@ BEGIN
 END
 $$;
 
--- Wake-ups across nodes (LISTEN voxprov): the payload names what changed. Sent at commit,
--- once per transaction and topic.
+-- Wake-ups across nodes (LISTEN voxprov): the payload names what changed, sent at commit
+-- once per transaction and topic, for the tables that change seldom. A transaction that
+-- notifies takes a database-wide lock as it commits, so the API's own writes (the change log,
+-- hook deliveries) are announced by the server after their commit instead, coalesced.
 CREATE FUNCTION voxprov_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('voxprov', TG_ARGV[0]);
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER changes_notify AFTER INSERT ON changes
-    FOR EACH STATEMENT EXECUTE FUNCTION voxprov_notify('changes');
-CREATE TRIGGER hook_deliveries_notify AFTER INSERT ON hook_deliveries
-    FOR EACH STATEMENT EXECUTE FUNCTION voxprov_notify('deliveries');
 CREATE TRIGGER hooks_notify AFTER INSERT OR UPDATE OR DELETE ON hooks
     FOR EACH STATEMENT EXECUTE FUNCTION voxprov_notify('hooks');
 CREATE TRIGGER sipservers_notify AFTER INSERT OR UPDATE OR DELETE ON sipservers

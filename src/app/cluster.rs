@@ -2,17 +2,25 @@
 //! (LISTEN/NOTIFY, with polling kept as the fallback), the banned addresses mirrored on every
 //! node, and housekeeping done by one node at a time.
 //!
-//! Wake-ups are sent at commit by triggers (the change log, hook deliveries, hooks, SIP
-//! servers and their progress) or by the writer ([`Store::notify`]: bans, restores). A node
-//! that loses its listening connection acts as if it had heard everything, then listens
-//! again.
+//! Wake-ups are sent at commit by triggers for what changes seldom (hooks, SIP servers and
+//! their progress) or by the writer ([`Store::notify`]: bans, restores, requeued
+//! deliveries); the API's own writes (changes, hook deliveries) are announced after their
+//! commit by [`Wakeups`], coalesced, so that no write transaction takes PostgreSQL's
+//! notification lock. A node that loses its listening connection acts as if it had heard
+//! everything, then listens again.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use super::App;
 use crate::store::Store;
 
-/// Every topic: what a node does when it may have missed wake-ups.
+/// What a node does when it may have missed wake-ups. (A missed restore is told apart by
+/// the installation's restore count: dropping every cache at each reconnect would throw away
+/// the phones' last good files exactly when the database wobbles.)
 const ALL: &[&str] = &[
     "changes",
     "progress",
@@ -20,7 +28,6 @@ const ALL: &[&str] = &[
     "hooks",
     "deliveries",
     "strikes",
-    "restored",
 ];
 
 /// How often the housekeeping owner looks at what to prune.
@@ -28,8 +35,52 @@ const HOUSEKEEPING: Duration = Duration::from_secs(60);
 /// Lease history kept, in days.
 const LEASE_HISTORY_DAYS: i64 = 30;
 
-/// The wake-up listener, the ban mirrors' refresher and the housekeeping duty.
+/// Topics to announce to the other nodes, sent by one task on a connection of its own.
+#[derive(Default)]
+pub struct Wakeups {
+    due: Mutex<BTreeSet<&'static str>>,
+    kick: tokio::sync::Notify,
+}
+
+impl Wakeups {
+    /// Tells the other nodes, soon, that `topic` changed (after the caller's commit).
+    pub fn tell(&self, topic: &'static str) {
+        let fresh = self.due.lock().expect("wake-ups").insert(topic);
+        if fresh {
+            self.kick.notify_one();
+        }
+    }
+
+    async fn send_loop(&self, store: Store) {
+        if store.single_node() {
+            return;
+        }
+        loop {
+            self.kick.notified().await;
+            let topics = std::mem::take(&mut *self.due.lock().expect("wake-ups"));
+            let sent = async {
+                let mut c = store.read().await?;
+                for t in &topics {
+                    Store::notify(&mut c, t).await?;
+                }
+                Ok::<_, crate::error::Error>(())
+            }
+            .await;
+            if let Err(e) = sent {
+                // The others poll meanwhile.
+                tracing::debug!("cluster: wake-up not sent: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// The wake-up listener and sender, the ban mirrors' refresher and the housekeeping duty.
 pub fn start(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+    let send = {
+        let app = app.clone();
+        tokio::spawn(async move { app.wakeups.send_loop(app.store.clone()).await })
+    };
     let listen = {
         let app = app.clone();
         tokio::spawn(async move { listen(app).await })
@@ -47,7 +98,7 @@ pub fn start(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
         let app = app.clone();
         tokio::spawn(async move { housekeeping(app).await })
     };
-    vec![listen, mirrors, housekeeping]
+    vec![send, listen, mirrors, housekeeping]
 }
 
 async fn refresh_bans(app: &App) {
@@ -85,8 +136,18 @@ async fn wake(app: &App, topic: &str) {
     }
 }
 
+/// The installation's restore count (`None` when unreadable).
+async fn restores(store: &Store) -> Option<String> {
+    let mut c = store.read().await.ok()?;
+    crate::store::installation_value(&mut c, "restores")
+        .await
+        .ok()
+        .map(|v| v.unwrap_or_default())
+}
+
 async fn listen(app: Arc<App>) {
     let mut backoff = Duration::from_millis(250);
+    let mut restores_seen = restores(&app.store).await;
     loop {
         let mut l = match app.store.listener().await {
             Ok(Some(l)) => l,
@@ -103,6 +164,13 @@ async fn listen(app: Arc<App>) {
         // Whatever happened while not listening.
         for t in ALL {
             wake(&app, t).await;
+        }
+        let now = restores(&app.store).await;
+        if now.is_some() && restores_seen.is_some() && now != restores_seen {
+            wake(&app, "restored").await;
+        }
+        if now.is_some() {
+            restores_seen = now;
         }
         loop {
             match l.try_recv().await {

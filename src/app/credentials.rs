@@ -124,24 +124,25 @@ impl Credentials {
         // at once, on every node, whoever changed them (the API, the CLI, another node). Only
         // the deliberately slow password check is remembered, and only for the password hash
         // it was made against: a new password is checked afresh.
+        // The address's ban, read with the admin (no extra round trip; a row whether or not
+        // the login exists, so a ban another node set a moment ago answers the same for both).
         let row = {
             let mut c = store.read().await?;
-            sqlx::query("SELECT id, password_hash, role, reseller_id, read_only, \
-                         (SELECT banned_until_ms FROM strikes WHERE face = 'login' AND addr = $2) \
-                         FROM admins WHERE login = $1 AND is_active = 1 \
-                         AND (reseller_id IS NULL OR reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))")
+            sqlx::query("SELECT a.id, a.password_hash, a.role, a.reseller_id, a.read_only, b.until \
+                         FROM (SELECT (SELECT banned_until_ms FROM strikes WHERE face = 'login' AND addr = $2) AS until) b \
+                         LEFT JOIN admins a ON a.login = $1 AND a.is_active = 1 \
+                         AND (a.reseller_id IS NULL OR a.reseller_id IN (SELECT id FROM resellers WHERE status = 'active'))")
                 .bind(login)
                 .bind(ip.map(|i| i.to_string()).unwrap_or_default())
-                .fetch_optional(&mut *c)
+                .fetch_one(&mut *c)
                 .await?
         };
-        let Some(row) = row else {
+        check_ban_row(row.try_get(5)?)?;
+        if row.try_get::<Option<i64>, _>(0)?.is_none() {
             // Same cost as a wrong password, so timing does not reveal which logins exist.
             let _ = crypto::verify_password(DUMMY_HASH.to_string(), password.to_string()).await;
             return Err(self.failed(ip).await);
-        };
-        // A ban another node set a moment ago, read with the admin (no extra round trip).
-        check_ban_row(row.try_get(5)?)?;
+        }
         let hash: String = row.try_get(1)?;
         let remembered = self
             .cache

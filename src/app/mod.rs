@@ -30,6 +30,8 @@ pub struct App {
     pub targets: Arc<Targets>,
     pub hooks: Arc<Hooks>,
     pub devices: Arc<Devices>,
+    /// Wake-ups for the other nodes (PostgreSQL).
+    pub wakeups: cluster::Wakeups,
     etag_key: Vec<u8>,
 }
 
@@ -76,6 +78,7 @@ impl App {
             targets,
             hooks,
             devices,
+            wakeups: cluster::Wakeups::default(),
             etag_key,
         })
     }

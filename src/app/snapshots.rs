@@ -18,9 +18,17 @@ use crate::model::Actor;
 /// What a live restore leaves as it is: records of what happened, not configuration — the
 /// journal (the restore is added to it), call records and their collectors' cursors, phones'
 /// fetch log.
-/// The admin CA (`pki`) stays too: it is the installation's, like the secret key, and the
+/// The admin CA (`pki`) and the installation's own facts (`installation`: the key check, the
+/// restore count) stay too: they are the installation's, like the secret key, and the
 /// HTTPS listener trusts the one it loaded.
-const KEPT: &[&str] = &["changes", "cdrs", "cdr_cursors", "device_fetches", "pki"];
+const KEPT: &[&str] = &[
+    "changes",
+    "cdrs",
+    "cdr_cursors",
+    "device_fetches",
+    "pki",
+    "installation",
+];
 
 fn dir(app: &App) -> PathBuf {
     app.cfg.data_dir.join("snapshots")
@@ -232,6 +240,7 @@ pub async fn restore(app: &App, actor: &Actor, id: &str, doc: &Value) -> Result<
     let v = json!({ "snapshot": id, "tables": summary.tables, "rows": summary.rows });
     record(&mut tx, actor, Op::Update, &v).await?;
     // The other nodes drop what they hold of the state before, as this one does below.
+    crate::store::count_restore(&mut tx).await?;
     crate::store::Store::notify(&mut tx, "restored").await?;
     tx.commit().await?;
     app.targets.reconfigure();

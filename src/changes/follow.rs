@@ -7,10 +7,10 @@
 //! never given up on a timer: it is given up only when it is certain that it will never
 //! appear. Change ids are drawn only after the drawing transaction has its transaction id (the
 //! `changes.id` default, see the PostgreSQL migration 0011), so the transaction behind a gap
-//! began before any snapshot taken after the gap was seen: its id is below that snapshot's
-//! `xmax`. Once a later snapshot's `xmin` reaches that `xmax`, every such transaction has
-//! ended — committed or rolled back — and a read made after that either finds the id or
-//! proves it rolled back. On SQLite ids are drawn by one writer in commit order: a gap is
+//! has an id below any transaction id drawn after the gap was seen: the gap's *gate*. Once a
+//! snapshot's `xmin` reaches the gate, every transaction below it has ended — committed or
+//! rolled back — and a read made after that either finds the id or proves it rolled back
+//! ([`Store::horizon`]). On SQLite ids are drawn by one writer in commit order: a gap is
 //! final as soon as it is seen.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,8 +27,8 @@ pub struct Cursor {
     hi: i64,
     /// Consumed changes above `low`.
     done: BTreeSet<i64>,
-    /// Ids in `(low, hi]` not read yet, each with the `xmax` of a snapshot taken after it was
-    /// first missed (`None` until one is taken).
+    /// Ids in `(low, hi]` not read yet, each with its gate: a transaction id drawn after it
+    /// was first missed (`None` until one is).
     gaps: BTreeMap<i64, Option<i64>>,
 }
 
@@ -88,14 +88,16 @@ impl Cursor {
         !self.gaps.is_empty()
     }
 
-    /// Plans the next read, given the horizon read just before it (`None` on SQLite).
+    /// Plans the next read, given the horizon read just before it (`None` on SQLite): gaps
+    /// without a gate get the horizon's fresh id; those whose gate `xmin` reached are settled
+    /// by this read.
     pub fn plan(&mut self, horizon: Option<(i64, i64)>) -> Plan {
         let mut settles = Vec::new();
         for (id, gate) in self.gaps.iter_mut() {
             match horizon {
                 None => settles.push(*id),
-                Some((xmin, xmax)) => {
-                    let g = *gate.get_or_insert(xmax);
+                Some((xmin, fresh)) => {
+                    let g = *gate.get_or_insert(fresh);
                     if g <= xmin {
                         settles.push(*id);
                     }
@@ -211,7 +213,8 @@ mod tests {
         let mut c = Cursor::at(0);
         c.consumed(&[1, 3]);
         assert_eq!(c.low(), 1);
-        // The first look after the gap was seen sets its gate; a transaction (xmin 90) is open.
+        // The first look after the gap was seen sets its gate (a fresh id, 100); a transaction
+        // holds xmin at 90.
         let p = c.plan(Some((90, 100)));
         assert_eq!(p.gaps, vec![2]);
         assert!(p.settles.is_empty(), "its transaction may still be open");

@@ -189,6 +189,15 @@ impl Devices {
                 .await?
                 .is_none_or(|(xmin, _)| xmin >= gate)
             {
+                // Catalog and templates too: a late model or template change is among them.
+                let mut c = self.store.read().await?;
+                let cat = Catalog::load(&mut c).await?;
+                let tpl = Templates::new(st::all_templates(&mut c).await?);
+                drop(c);
+                *self.catalog.write().expect("lock") = Arc::new(cat);
+                *self.templates.write().expect("lock") = Arc::new(tpl);
+                self.envs.lock().expect("lock").clear();
+                self.common.lock().expect("lock").clear();
                 f.start_gate = None;
                 self.epoch.fetch_add(1, Ordering::SeqCst);
                 self.cache.read().expect("lock").mark(|_| true);
@@ -254,7 +263,8 @@ impl Devices {
                 let mut c = self.store.read().await?;
                 crate::store::sipservers::max_change_id(&mut c).await?
             };
-            if end > hi {
+            // Past the end, or a change awaited below it that may have committed since.
+            if end > hi || self.follow.lock().await.cursor.gaps() > 0 {
                 self.catch_up().await?;
             }
             Ok::<_, Error>(())

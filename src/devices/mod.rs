@@ -271,14 +271,19 @@ impl Devices {
         if !trusted(&peer) {
             return peer;
         }
-        let hops: Vec<std::net::IpAddr> = forwarded_for
+        let hops: Vec<&str> = forwarded_for
             .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse().ok())
+            .map(str::trim)
             .collect();
-        hops.into_iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .unwrap_or(peer)
+        // Unreadable ends the walk: what is left of it came from the phone's side.
+        for h in hops.iter().rev() {
+            match h.parse::<std::net::IpAddr>() {
+                Ok(ip) if trusted(&ip) => continue,
+                Ok(ip) => return ip,
+                Err(_) => break,
+            }
+        }
+        peer
     }
 
     /// Devices and files in the cache, and whether the warm-up is done.

@@ -47,6 +47,11 @@ pub fn edge(r: Router) -> Router {
         .layer(middleware::from_fn(access_log))
 }
 
+/// Marks a request whose client address was taken from a trusted proxy's `X-Forwarded-For`:
+/// nothing reads that header again.
+#[derive(Clone, Copy)]
+pub struct ClientFromProxy;
+
 /// Behind trusted load balancers (`trusted_proxies`): the client of a request that came
 /// through one is the last address in `X-Forwarded-For` that is not itself trusted, and every
 /// face sees that address as the peer.
@@ -82,21 +87,33 @@ pub fn behind_proxies(r: Router, proxies: &[String]) -> Router {
                     nets.iter().any(|n| n.contains(&ip))
                 };
                 if trusted(&peer.ip()) {
-                    let client = req
+                    let hops: Vec<String> = req
                         .headers()
                         .get_all("x-forwarded-for")
                         .iter()
                         .filter_map(|v| v.to_str().ok())
                         .flat_map(|v| v.split(','))
-                        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .find(|ip| !trusted(ip));
+                        .map(|s| s.trim().to_string())
+                        .collect();
+                    // From the right: trusted hops are skipped; the first other address is the
+                    // client. Anything unreadable ends the walk (what is left of it came from
+                    // the client and may be forged).
+                    let mut client = None;
+                    for h in hops.iter().rev() {
+                        match h.parse::<std::net::IpAddr>() {
+                            Ok(ip) if trusted(&ip) => continue,
+                            Ok(ip) => {
+                                client = Some(ip);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
                     if let Some(ip) = client {
                         req.extensions_mut()
                             .insert(ConnectInfo(std::net::SocketAddr::new(ip, 0)));
                     }
+                    req.extensions_mut().insert(ClientFromProxy);
                 }
             }
             next.run(req).await
@@ -218,6 +235,11 @@ async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Res
         .await;
     if rec.deliveries > 0 {
         app.hooks.kick();
+        app.wakeups.tell("deliveries");
+    }
+    if rec.last_id > 0 {
+        // Other nodes' SIP-server workers and phone caches look now.
+        app.wakeups.tell("changes");
     }
     if rec.resources.contains("hooks") {
         app.hooks.invalidate();
@@ -245,7 +267,9 @@ async fn sync_wait(State(app): State<AppState>, req: Request, next: Next) -> Res
         "domains",
         "numbers",
     ];
-    if DEVICE_INPUTS.iter().any(|r| rec.resources.contains(*r)) {
+    // (Where several nodes share PostgreSQL a phone's fetch looks at the change log's end
+    // itself, on whichever node it lands: nothing to do here.)
+    if app.store.single_node() && DEVICE_INPUTS.iter().any(|r| rec.resources.contains(*r)) {
         if let Err(e) = app.devices.catch_up().await {
             tracing::warn!("device cache not refreshed: {e}");
         }

@@ -81,7 +81,11 @@ async fn prov(
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok());
-    let ip = d.client_ip(peer.ip(), forwarded);
+    let ip = if parts.extensions.get::<super::ClientFromProxy>().is_some() {
+        peer.ip()
+    } else {
+        d.client_ip(peer.ip(), forwarded)
+    };
     if d.bans.banned(ip) {
         return not_found();
     }

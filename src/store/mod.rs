@@ -114,9 +114,22 @@ impl Store {
             }
             DbKind::Postgres => {
                 let opts = AnyConnectOptions::from_str(url)?;
+                // A connection is tested (one round trip) only when it sat idle for a while:
+                // the default tests every acquire, a third of a write's round trips. A busy
+                // connection that broke (a failover) fails its statement, which answers 503,
+                // and is discarded.
                 let pool = AnyPoolOptions::new()
                     .max_connections(32)
                     .acquire_timeout(Duration::from_secs(30))
+                    .test_before_acquire(false)
+                    .before_acquire(|c, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for < Duration::from_secs(1) {
+                                return Ok(true);
+                            }
+                            Ok(sqlx::Connection::ping(c).await.is_ok())
+                        })
+                    })
                     .connect_with(opts)
                     .await?;
                 Ok(Store {
@@ -258,16 +271,23 @@ impl Store {
         }))
     }
 
-    /// Where the transactions stand now (PostgreSQL): every transaction id below the first
-    /// has ended, none at or above the second had begun. `None` on SQLite, whose single
-    /// writer commits in the order ids are drawn.
+    /// Where the transactions stand now (PostgreSQL): `(xmin, fresh)`, where every
+    /// transaction id below `xmin` has ended, and `fresh` is a transaction id drawn just now,
+    /// above every id any transaction had before this call. (A snapshot's `xmax` would not
+    /// do: it is one past the last *completed* id, and a transaction still running can hold
+    /// an id above it.) `None` on SQLite, whose single writer commits in the order ids are
+    /// drawn.
     pub async fn horizon(&self) -> Result<Option<(i64, i64)>> {
         if self.kind != DbKind::Postgres {
             return Ok(None);
         }
         let mut c = self.read().await?;
+        // One statement, its own transaction: the snapshot is taken as it starts, the id drawn
+        // as it runs. A transaction older than the drawn id that is still running when the
+        // snapshot is taken holds `xmin` at or below its own id, so `xmin >= fresh` later
+        // proves it ended.
         let row = sqlx::query(
-            "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s",
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, pg_current_xact_id()::text::bigint",
         )
         .fetch_one(&mut *c)
         .await?;
@@ -277,8 +297,9 @@ impl Store {
         )))
     }
 
-    /// The highest change id drawn so far, committed or not, and the horizon's upper end
-    /// when it was read (see [`Store::horizon`]).
+    /// The highest change id drawn so far, committed or not, and (PostgreSQL) a transaction
+    /// id drawn after it was read: once every transaction below that id has ended
+    /// ([`Store::horizon`]'s `xmin` reaches it), every change up to the first is settled.
     pub async fn drawn_change_id(&self) -> Result<(i64, Option<i64>)> {
         let mut c = self.read().await?;
         match self.kind {
@@ -289,16 +310,20 @@ impl Store {
                 Ok((sqlx::Row::try_get(&row, 0)?, None))
             }
             DbKind::Postgres => {
-                let row = sqlx::query(
-                    "SELECT COALESCE(pg_sequence_last_value('changes_id_seq'), 0), \
-                     pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
-                )
-                .fetch_one(&mut *c)
-                .await?;
-                Ok((
-                    sqlx::Row::try_get(&row, 0)?,
-                    Some(sqlx::Row::try_get(&row, 1)?),
-                ))
+                // Two statements, in this order: the id is drawn after the sequence was read.
+                let drawn: i64 = sqlx::Row::try_get(
+                    &sqlx::query("SELECT COALESCE(pg_sequence_last_value('changes_id_seq'), 0)")
+                        .fetch_one(&mut *c)
+                        .await?,
+                    0,
+                )?;
+                let gate: i64 = sqlx::Row::try_get(
+                    &sqlx::query("SELECT pg_current_xact_id()::text::bigint")
+                        .fetch_one(&mut *c)
+                        .await?,
+                    0,
+                )?;
+                Ok((drawn, Some(gate)))
             }
         }
     }
@@ -341,6 +366,16 @@ pub async fn installation_value(c: &mut Conn, name: &str) -> Result<Option<Strin
     Ok(row.map(|r| sqlx::Row::try_get(&r, 0)).transpose()?)
 }
 
+/// One secret stored encrypted (a SIP password), if any: which key the database uses.
+pub async fn any_stored_secret(c: &mut Conn) -> Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT password_enc FROM subscribers WHERE password_enc IS NOT NULL AND password_enc <> '' LIMIT 1",
+    )
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.map(|r| sqlx::Row::try_get(&r, 0)).transpose()?)
+}
+
 /// Records a fact unless one is recorded already (the first writer wins).
 pub async fn installation_set_once(c: &mut Conn, name: &str, value: &str) -> Result<()> {
     sqlx::query(
@@ -348,6 +383,18 @@ pub async fn installation_set_once(c: &mut Conn, name: &str, value: &str) -> Res
     )
     .bind(name)
     .bind(value)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Counts one more restore of the installation (other nodes compare the count when they
+/// reconnect, in case they missed the wake-up).
+pub async fn count_restore(c: &mut Conn) -> Result<()> {
+    installation_set_once(c, "restores", "0").await?;
+    sqlx::query(
+        "UPDATE installation SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) WHERE name = 'restores'",
+    )
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -395,11 +442,11 @@ pub struct Lease {
 impl Lease {
     /// Whether the lease still holds: its connection (and so its lock) may have been lost to
     /// a network failure or a database restart.
-    pub async fn alive(&mut self) -> bool {
-        match &mut self.conn {
+    pub async fn alive(&self) -> bool {
+        match &self.conn {
             None => true,
             Some(c) => sqlx::query("SELECT 1")
-                .execute(&mut *c.get_mut())
+                .execute(&mut *c.lock().await)
                 .await
                 .is_ok(),
         }

@@ -108,25 +108,6 @@ fn describe(e: &Error) -> String {
 
 pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, status: Arc<Status>) {
     let mut backoff = Backoff(0);
-    // Where delivery stands, before anything can fail: a failure never moves it back.
-    loop {
-        let state = async {
-            let mut c = store.read().await?;
-            st::state(&mut c, t.id).await
-        }
-        .await;
-        match state {
-            Ok(s) => {
-                let applied = s.map(|s| s.0).unwrap_or(0);
-                *status.progress.lock().expect("progress lock") = Cursor::at(applied);
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(target = %t.name, error = %e, "sipserver: cannot read its state");
-                tokio::time::sleep(backoff.next()).await;
-            }
-        }
-    }
     loop {
         // Across nodes, one delivers to a target at a time.
         let mut lease = match store.try_lease(&duty(t.id)).await {
@@ -142,11 +123,35 @@ pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, statu
                 continue;
             }
         };
+        // Where delivery stands, as the last owner (this node or another) saved it: a new
+        // tenure never starts behind it, so the saved cursor never moves back.
+        let state = async {
+            let mut c = store.read().await?;
+            st::delivered(&mut c, t.id).await
+        }
+        .await;
+        match state {
+            Ok(d) => {
+                let d = d.unwrap_or_default();
+                let mut cursor = Cursor::default();
+                let above: std::collections::BTreeSet<i64> =
+                    (d.low + 1..=d.hi).filter(|i| !d.gaps.contains(i)).collect();
+                cursor.reset(d.low, above, d.hi);
+                *status.progress.lock().expect("progress lock") = cursor;
+            }
+            Err(e) => {
+                tracing::warn!(target = %t.name, error = %e, "sipserver: cannot read its state");
+                lease.release().await;
+                tokio::time::sleep(backoff.next()).await;
+                continue;
+            }
+        }
         status.leased.store(true, Ordering::Relaxed);
         let err = match deliver_loop(&store, &cipher, &t, &status, &mut backoff, &mut lease).await {
             Stop::Stale => {
                 status.failing.store(true, Ordering::Relaxed);
                 status.changed.notify_waiters();
+                lease.release().await;
                 return;
             }
             Stop::Failed(e) => e,
@@ -490,6 +495,11 @@ async fn step(
             save(store, t, status, lease).await?;
         }
         return Ok((false, Applied::default(), Vec::new(), Vec::new()));
+    }
+    // The server's own tables cannot check an epoch: make sure, just before writing them,
+    // that the lease still holds (a node that lost it stops here).
+    if !lease.alive().await {
+        return Err(Error::Unavailable("lost the delivery lease".into()));
     }
     let applied = deliver(store, cipher, t, layout, db, &batch).await?;
     Ok((

@@ -45,9 +45,18 @@ impl Sessions {
             return Ok(None);
         };
         if now - seen >= TOUCH_EVERY_MS {
-            let mut tx = self.store.begin().await?;
-            st::touch(&mut tx, &hash, now).await?;
-            tx.commit().await?;
+            // Best effort: a database that reads but does not write (a failover) still serves
+            // the page.
+            let touched = async {
+                let mut tx = self.store.begin().await?;
+                st::touch(&mut tx, &hash, now).await?;
+                tx.commit().await?;
+                Ok::<_, crate::error::Error>(())
+            }
+            .await;
+            if let Err(e) = touched {
+                tracing::debug!("ui: session use not recorded: {e}");
+            }
         }
         Ok(Some((actor, csrf)))
     }
