@@ -90,6 +90,10 @@ struct SubscribersArgs {
     /// Concurrent requests (API) or transactions (raw) in flight.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// PostgreSQL: also measure N nodes on one database (the clients' requests spread over
+    /// them in turn), beside the one-node figure. 1: one node only.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Where the server's data directory and the raw SQLite file go. Default: a fresh
     /// temporary directory, removed afterwards. A given directory is kept for inspection.
     #[arg(long)]
@@ -154,9 +158,12 @@ async fn subscribers(args: SubscribersArgs) -> Result<()> {
         databases: Vec::new(),
     };
 
+    if args.nodes > 1 && args.db != DbKind::Postgres {
+        bail!("--nodes: several nodes share a PostgreSQL database (--db postgres)");
+    }
     let outcome = run_subscribers(&args, &voxprov, &mut res).await;
     cleanup(&res).await;
-    let (api, raw) = outcome?;
+    let (api, cluster, raw) = outcome?;
 
     println!(
         "subscribers {} count={} concurrency={}",
@@ -165,12 +172,24 @@ async fn subscribers(args: SubscribersArgs) -> Result<()> {
         args.concurrency
     );
     println!("  api : {}", api.summary());
+    if let Some(c) = &cluster {
+        println!("  api {} nodes: {}", args.nodes, c.summary());
+    }
     println!("  raw : {}", raw.summary());
     if raw.ops_per_sec() > 0.0 {
         println!(
             "  ratio api/raw: {:.1}%",
             100.0 * api.ops_per_sec() / raw.ops_per_sec()
         );
+        if let Some(c) = &cluster {
+            println!(
+                "  ratio api {} nodes/raw: {:.1}%  ({} nodes / 1 node: {:.2})",
+                args.nodes,
+                100.0 * c.ops_per_sec() / raw.ops_per_sec(),
+                args.nodes,
+                c.ops_per_sec() / api.ops_per_sec().max(f64::MIN_POSITIVE)
+            );
+        }
     }
     if api.latencies.is_empty() {
         bail!("every API request failed");
@@ -182,21 +201,15 @@ async fn run_subscribers(
     args: &SubscribersArgs,
     voxprov: &Path,
     res: &mut Resources,
-) -> Result<(Outcome, Outcome)> {
+) -> Result<(Outcome, Option<Outcome>, Outcome)> {
     // API phase. The server is stopped before the raw phase so that its background work
     // (e.g. draining the change log) does not steal CPU from the reference measurement.
-    let database_url = match args.db {
-        DbKind::Sqlite => None,
-        DbKind::Postgres => Some(create_postgres_db(&args.postgres_url, res).await?),
+    let api = api_on_nodes(args, voxprov, res, 1).await?;
+    let cluster = if args.nodes > 1 {
+        Some(api_on_nodes(args, voxprov, res, args.nodes).await?)
+    } else {
+        None
     };
-    let data_dir = res.run_dir.join("data");
-    std::fs::create_dir_all(&data_dir)?;
-    let mut server = Server::start(voxprov, &data_dir, database_url.as_deref()).await?;
-    eprintln!("==> server at {}", server.base);
-    let api = api_phase(&server.base, args.count, args.concurrency).await;
-    server.stop().await;
-    let api = api?;
-
     let raw = match args.db {
         DbKind::Sqlite => raw_sqlite(&res.run_dir.join("raw.db"), args).await?,
         DbKind::Postgres => {
@@ -204,7 +217,38 @@ async fn run_subscribers(
             raw_postgres(&url, args).await?
         }
     };
-    Ok((api, raw))
+    Ok((api, cluster, raw))
+}
+
+/// The API phase on `n` nodes sharing a fresh database (and the first node's secret key).
+async fn api_on_nodes(
+    args: &SubscribersArgs,
+    voxprov: &Path,
+    res: &mut Resources,
+    n: usize,
+) -> Result<Outcome> {
+    let database_url = match args.db {
+        DbKind::Sqlite => None,
+        DbKind::Postgres => Some(create_postgres_db(&args.postgres_url, res).await?),
+    };
+    let mut servers = Vec::new();
+    for i in 0..n {
+        let data_dir = res.run_dir.join(format!("data-{n}-{i}"));
+        std::fs::create_dir_all(&data_dir)?;
+        if i > 0 {
+            let key = res.run_dir.join(format!("data-{n}-0")).join("secret.key");
+            std::fs::copy(&key, data_dir.join("secret.key")).context("sharing the secret key")?;
+        }
+        let server = Server::start(voxprov, &data_dir, database_url.as_deref()).await?;
+        eprintln!("==> node {i} of {n} at {}", server.base);
+        servers.push(server);
+    }
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let api = api_phase(&bases, args.count, args.concurrency).await;
+    for s in &mut servers {
+        s.stop().await;
+    }
+    api
 }
 
 fn find_binary(path: &Path) -> Result<PathBuf> {
@@ -358,7 +402,9 @@ fn remember(tail: &Mutex<Vec<String>>, line: String) {
 // API phase
 // ---------------------------------------------------------------------------------------------
 
-async fn api_phase(base: &str, count: usize, concurrency: usize) -> Result<Outcome> {
+/// Creates through `bases` in turn (one node, or several sharing a database).
+async fn api_phase(bases: &[String], count: usize, concurrency: usize) -> Result<Outcome> {
+    let base = bases[0].as_str();
     // One client for all tasks: keep-alive connections are pooled and reused, as a
     // provisioning integration would do.
     let client = reqwest::Client::builder()
@@ -407,10 +453,13 @@ async fn api_phase(base: &str, count: usize, concurrency: usize) -> Result<Outco
     // Warm-up uses its own usernames and area code so it never collides with measured rows.
     let op = |user_prefix: &'static str, ac: &'static str| {
         let client = client.clone();
-        let url = format!("{base}/api/subscribers/");
+        let urls: Vec<String> = bases
+            .iter()
+            .map(|b| format!("{b}/api/subscribers/"))
+            .collect();
         move |i: usize| {
             let client = client.clone();
-            let url = url.clone();
+            let url = urls[i % urls.len()].clone();
             async move {
                 let body = json!({
                     "customer_id": customer_id,

@@ -57,29 +57,23 @@ pub async fn for_subscribers(c: &mut Conn, ids: &[i64]) -> Result<Vec<NumberRec>
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-async fn by_number(c: &mut Conn, n: &Number) -> Result<Option<NumberRec>> {
-    let row = sqlx::query(&format!(
-        "SELECT {NUMBER_COLS} FROM numbers WHERE cc = $1 AND ac = $2 AND sn = $3"
-    ))
-    .bind(n.cc.clone())
-    .bind(n.ac.clone())
-    .bind(n.sn.clone())
-    .fetch_optional(&mut *c)
-    .await?;
-    Ok(row.as_ref().map(sqlx::FromRow::from_row).transpose()?)
-}
-
 /// Makes the subscriber's numbers exactly `primary` + `aliases`: removes the others,
 /// keeps the ones it has, adds new ones. A number held by anybody else is refused,
 /// naming the field it came from.
+/// `fresh`: the subscriber was created in this transaction (it has no numbers yet).
 pub async fn sync_subscriber(
     c: &mut Conn,
     sub_id: i64,
     reseller_id: i64,
     primary: Option<&Number>,
     aliases: &[Number],
+    fresh: bool,
 ) -> Result<()> {
-    let existing = for_subscribers(c, &[sub_id]).await?;
+    let existing = if fresh {
+        Vec::new()
+    } else {
+        for_subscribers(c, &[sub_id]).await?
+    };
     let wanted: Vec<(&Number, bool, String)> = primary
         .map(|p| (p, true, "primary_number".to_string()))
         .into_iter()
@@ -110,14 +104,38 @@ pub async fn sync_subscriber(
                     .await?;
             }
             None => {
-                if by_number(c, n).await?.is_some() {
+                // One statement: the unique index says whether the number is anyone's.
+                if !insert_if_free(c, sub_id, reseller_id, n, is_primary).await? {
                     return Err(Error::invalid(field, n.taken()));
                 }
-                insert_many(c, &[(sub_id, reseller_id, n, is_primary)]).await?;
             }
         }
     }
     Ok(())
+}
+
+/// Adds a number unless it exists already (whoever has it); whether it was added.
+async fn insert_if_free(
+    c: &mut Conn,
+    sub_id: i64,
+    reseller_id: i64,
+    n: &Number,
+    primary: bool,
+) -> Result<bool> {
+    let row = sqlx::query(
+        "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cc, ac, sn) DO NOTHING RETURNING id",
+    )
+    .bind(n.cc.clone())
+    .bind(n.ac.clone())
+    .bind(n.sn.clone())
+    .bind(reseller_id)
+    .bind(sub_id)
+    .bind(Flag::int(primary))
+    .bind(now())
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.is_some())
 }
 
 pub async fn set_owner(c: &mut Conn, id: i64, subscriber_id: i64) -> Result<()> {

@@ -355,8 +355,15 @@ impl Resource for Subscribers {
             }
         }
         let id = store::insert(c, &uuid::Uuid::new_v4().to_string(), &v.fields).await?;
-        numbers::sync_subscriber(c, id, v.fields.reseller_id, v.primary.as_ref(), &v.aliases)
-            .await?;
+        numbers::sync_subscriber(
+            c,
+            id,
+            v.fields.reseller_id,
+            v.primary.as_ref(),
+            &v.aliases,
+            true,
+        )
+        .await?;
         Ok(Created {
             id,
             once: v
@@ -390,8 +397,15 @@ impl Resource for Subscribers {
             )));
         }
         store::update(c, id, &v.fields).await?;
-        numbers::sync_subscriber(c, id, v.fields.reseller_id, v.primary.as_ref(), &v.aliases)
-            .await?;
+        numbers::sync_subscriber(
+            c,
+            id,
+            v.fields.reseller_id,
+            v.primary.as_ref(),
+            &v.aliases,
+            false,
+        )
+        .await?;
         if v.terminate {
             let current = load(c, app, id, false)
                 .await?
