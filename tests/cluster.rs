@@ -50,22 +50,26 @@ fn csrf_of(page: &str) -> String {
         .to_string()
 }
 
-/// Logs in through `node`'s UI; returns the session cookie (`vxs=…`).
-async fn ui_login(c: &reqwest::Client, node: &TestApp) -> String {
+/// Posts the login form of `node`'s UI as `administrator` with `password`.
+async fn ui_login_as(c: &reqwest::Client, node: &TestApp, password: &str) -> reqwest::Response {
     let r = c.get(node.url("/ui/login")).send().await.unwrap();
     let login_cookie = cookies(&r);
     let csrf = csrf_of(&r.text().await.unwrap());
-    let r = c
-        .post(node.url("/ui/login"))
+    c.post(node.url("/ui/login"))
         .header("cookie", &login_cookie)
         .form(&[
             ("_csrf", csrf.as_str()),
             ("login", "administrator"),
-            ("password", ADMIN_PASS),
+            ("password", password),
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Logs in through `node`'s UI; returns the session cookie (`vxs=…`).
+async fn ui_login(c: &reqwest::Client, node: &TestApp) -> String {
+    let r = ui_login_as(c, node, ADMIN_PASS).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "logged in");
     cookies(&r)
         .split("; ")
@@ -181,20 +185,7 @@ async fn twenty_failed_logins_over_three_nodes_lock_the_address_out_on_all() {
         assert!(r.headers().contains_key("retry-after"));
     }
     // And the UI's login form likewise.
-    let r = c.get(n[2].url("/ui/login")).send().await.unwrap();
-    let login_cookie = cookies(&r);
-    let csrf = csrf_of(&r.text().await.unwrap());
-    let r = c
-        .post(n[2].url("/ui/login"))
-        .header("cookie", &login_cookie)
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("login", "administrator"),
-            ("password", ADMIN_PASS),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = ui_login_as(&c, &n[2], ADMIN_PASS).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 

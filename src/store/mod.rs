@@ -629,6 +629,27 @@ pub fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Rows of `sql` for many ids, 500 at a time: `{ids}` in `sql` is where their placeholders go
+/// (from `$1`).
+pub async fn fetch_by_ids<T>(c: &mut Conn, sql: &str, ids: &[i64]) -> Result<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = sql.replace("{ids}", &placeholders(1, chunk.len()));
+        let args: Vec<Arg> = chunk.iter().map(|i| Arg::Int(*i)).collect();
+        for r in bind_all(sqlx::query(&sql), &args)
+            .fetch_all(&mut *c)
+            .await?
+            .iter()
+        {
+            out.push(T::from_row(r)?);
+        }
+    }
+    Ok(out)
+}
+
 pub fn bind_all<'q>(
     mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     args: &'q [Arg],

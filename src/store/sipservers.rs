@@ -427,21 +427,12 @@ const STATE_SELECT: &str = "SELECT s.id, s.uuid, s.username, d.domain, s.domain_
 
 /// Live subscribers by id (terminated ones are left out: nothing of theirs belongs anywhere).
 pub async fn subscriber_states(c: &mut Conn, ids: &[i64]) -> Result<Vec<SubscriberState>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "{STATE_SELECT} WHERE s.status <> 'terminated' AND s.id IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let args: Vec<Arg> = chunk.iter().map(|i| Arg::Int(*i)).collect();
-        let rows = bind_all(sqlx::query(&sql), &args)
-            .fetch_all(&mut *c)
-            .await?;
-        for r in &rows {
-            out.push(SubscriberState::from_row(r)?);
-        }
-    }
-    Ok(out)
+    super::fetch_by_ids(
+        c,
+        &format!("{STATE_SELECT} WHERE s.status <> 'terminated' AND s.id IN ({{ids}})"),
+        ids,
+    )
+    .await
 }
 
 /// Every live subscriber, in id order, a page at a time (`after` = last id seen).
@@ -582,22 +573,11 @@ pub async fn changes_after(
 }
 
 pub async fn changes_by_ids(c: &mut Conn, ids: &[i64], payloads: bool) -> Result<Vec<ChangeRow>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "SELECT {} FROM changes WHERE id IN ({}) ORDER BY id",
-            change_cols(payloads),
-            placeholders(1, chunk.len())
-        );
-        let args: Vec<Arg> = chunk.iter().map(|i| Arg::Int(*i)).collect();
-        let rows = bind_all(sqlx::query(&sql), &args)
-            .fetch_all(&mut *c)
-            .await?;
-        for r in &rows {
-            out.push(ChangeRow::from_row(r)?);
-        }
-    }
-    Ok(out)
+    let sql = format!(
+        "SELECT {} FROM changes WHERE id IN ({{ids}}) ORDER BY id",
+        change_cols(payloads)
+    );
+    super::fetch_by_ids(c, &sql, ids).await
 }
 
 pub async fn change_ids_between(c: &mut Conn, after: i64, upto: i64) -> Result<Vec<i64>> {
