@@ -463,14 +463,14 @@ impl Config {
                 anyhow::bail!("prov.base_url: must be an http(s) URL ending in '/'");
             }
         }
-        for (i, p) in self.prov.trusted_proxies.iter().enumerate() {
-            if p.parse::<ipnet::IpNet>().is_err() && p.parse::<std::net::IpAddr>().is_err() {
-                anyhow::bail!("prov.trusted_proxies[{i}]: '{p}' is not an address or CIDR");
-            }
-        }
-        for (i, p) in self.trusted_proxies.iter().enumerate() {
-            if p.parse::<ipnet::IpNet>().is_err() && p.parse::<std::net::IpAddr>().is_err() {
-                anyhow::bail!("trusted_proxies[{i}]: '{p}' is not an address or CIDR");
+        for (name, list) in [
+            ("prov.trusted_proxies", &self.prov.trusted_proxies),
+            ("trusted_proxies", &self.trusted_proxies),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                if crate::model::parse_net(p).is_none() {
+                    anyhow::bail!("{name}[{i}]: '{p}' is not an address or CIDR");
+                }
             }
         }
         if self.prov.ban_failures == 0 {

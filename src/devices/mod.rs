@@ -174,11 +174,7 @@ impl Devices {
             proxies: cfg
                 .trusted_proxies
                 .iter()
-                .filter_map(|p| {
-                    p.parse()
-                        .ok()
-                        .or_else(|| p.parse::<std::net::IpAddr>().ok().map(Into::into))
-                })
+                .filter_map(|p| crate::model::parse_net(p))
                 .collect(),
             warm_done: AtomicBool::new(false),
             epoch: std::sync::atomic::AtomicU64::new(0),
@@ -271,19 +267,7 @@ impl Devices {
         if !trusted(&peer) {
             return peer;
         }
-        let hops: Vec<&str> = forwarded_for
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect();
-        // Unreadable ends the walk: what is left of it came from the phone's side.
-        for h in hops.iter().rev() {
-            match h.parse::<std::net::IpAddr>() {
-                Ok(ip) if trusted(&ip) => continue,
-                Ok(ip) => return ip,
-                Err(_) => break,
-            }
-        }
-        peer
+        crate::model::forwarded_client(forwarded_for, trusted).unwrap_or(peer)
     }
 
     /// Devices and files in the cache, and whether the warm-up is done.

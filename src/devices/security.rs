@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-
 use std::time::Duration;
 
 use base64::Engine;
@@ -29,10 +28,7 @@ pub struct AuthInfo {
 
 impl AuthInfo {
     pub fn address_allowed(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
+        let ip = crate::model::canonical_ip(ip);
         self.cidrs.is_empty() || self.cidrs.iter().any(|n| n.contains(&ip))
     }
 

@@ -58,11 +58,7 @@ pub struct ClientFromProxy;
 pub fn behind_proxies(r: Router, proxies: &[String]) -> Router {
     let nets: Vec<ipnet::IpNet> = proxies
         .iter()
-        .filter_map(|p| {
-            p.parse()
-                .ok()
-                .or_else(|| p.parse::<std::net::IpAddr>().ok().map(Into::into))
-        })
+        .filter_map(|p| crate::model::parse_net(p))
         .collect();
     if nets.is_empty() {
         return r;
@@ -78,37 +74,16 @@ pub fn behind_proxies(r: Router, proxies: &[String]) -> Router {
                 .map(|c| c.0);
             if let Some(peer) = peer {
                 let trusted = |ip: &std::net::IpAddr| {
-                    let ip = match ip {
-                        std::net::IpAddr::V6(v6) => {
-                            v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(*ip)
-                        }
-                        v4 => *v4,
-                    };
+                    let ip = crate::model::canonical_ip(*ip);
                     nets.iter().any(|n| n.contains(&ip))
                 };
                 if trusted(&peer.ip()) {
-                    let hops: Vec<String> = req
+                    let hops = req
                         .headers()
                         .get_all("x-forwarded-for")
                         .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .flat_map(|v| v.split(','))
-                        .map(|s| s.trim().to_string())
-                        .collect();
-                    // From the right: trusted hops are skipped; the first other address is the
-                    // client. Anything unreadable ends the walk (what is left of it came from
-                    // the client and may be forged).
-                    let mut client = None;
-                    for h in hops.iter().rev() {
-                        match h.parse::<std::net::IpAddr>() {
-                            Ok(ip) if trusted(&ip) => continue,
-                            Ok(ip) => {
-                                client = Some(ip);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
+                        .filter_map(|v| v.to_str().ok());
+                    let client = crate::model::forwarded_client(hops, trusted);
                     if let Some(ip) = client {
                         req.extensions_mut()
                             .insert(ConnectInfo(std::net::SocketAddr::new(ip, 0)));

@@ -444,3 +444,38 @@ pub fn present_int<'de, D: Deserializer<'de>>(
 ) -> std::result::Result<Option<Option<i64>>, D::Error> {
     opt_int(d).map(Some)
 }
+
+/// An IPv4 address seen as IPv6 (`::ffff:10.0.0.1`, as a dual-stack listener reports it) as
+/// the IPv4 address it is; any other address as it is.
+pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// An address or a CIDR (`10.0.0.1`, `10.0.0.0/8`) as a network; `None` when it is neither.
+pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(Into::into))
+}
+
+/// The client behind trusted proxies: walking `X-Forwarded-For` (every such header's values,
+/// in order) from the right, trusted hops are skipped and the first other address is the
+/// client. Anything unreadable ends the walk (what is left of it came from the client's side
+/// and may be forged): `None` then, or when every hop is trusted.
+pub fn forwarded_client<'a>(
+    hops: impl Iterator<Item = &'a str>,
+    trusted: impl Fn(&std::net::IpAddr) -> bool,
+) -> Option<std::net::IpAddr> {
+    let hops: Vec<&str> = hops.flat_map(|v| v.split(',')).map(str::trim).collect();
+    for h in hops.iter().rev() {
+        match h.parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted(&ip) => continue,
+            Ok(ip) => return Some(ip),
+            Err(_) => return None,
+        }
+    }
+    None
+}
