@@ -136,6 +136,13 @@ async fn wake(app: &App, topic: &str) {
     }
 }
 
+/// As if every wake-up but a restore's had come (some may have been missed).
+async fn wake_all(app: &App) {
+    for t in ALL {
+        wake(app, t).await;
+    }
+}
+
 /// The installation's restore count (`None` when unreadable).
 async fn restores(store: &Store) -> Option<String> {
     let mut c = store.read().await.ok()?;
@@ -162,9 +169,7 @@ async fn listen(app: Arc<App>) {
         };
         backoff = Duration::from_millis(250);
         // Whatever happened while not listening.
-        for t in ALL {
-            wake(&app, t).await;
-        }
+        wake_all(&app).await;
         let now = restores(&app.store).await;
         if now.is_some() && restores_seen.is_some() && now != restores_seen {
             wake(&app, "restored").await;
@@ -183,9 +188,7 @@ async fn listen(app: Arc<App>) {
                     // The connection was lost (and is opened again): anything may have been
                     // missed.
                     tracing::info!("cluster: wake-up connection lost, listening again");
-                    for t in ALL {
-                        wake(&app, t).await;
-                    }
+                    wake_all(&app).await;
                 }
                 Err(e) => {
                     tracing::warn!("cluster: wake-up connection failed: {e}");

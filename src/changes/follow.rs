@@ -18,15 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::Result;
 use crate::store::{sipservers as st, Store};
 
-/// Where a consumer stands.
+/// Where a consumer stands: every change up to `hi` is consumed but the gaps (or was never
+/// going to exist).
 #[derive(Debug, Default)]
 pub struct Cursor {
-    /// Every change up to here is consumed (or was never going to exist).
+    /// Every change up to here is consumed (or was never going to exist): below the first gap.
     low: i64,
     /// The highest change read.
     hi: i64,
-    /// Consumed changes above `low`.
-    done: BTreeSet<i64>,
     /// Ids in `(low, hi]` not read yet, each with its gate: a transaction id drawn after it
     /// was first missed (`None` until one is).
     gaps: BTreeMap<i64, Option<i64>>,
@@ -46,20 +45,29 @@ pub struct Plan {
 impl Cursor {
     /// A cursor past everything up to `low` (saved progress).
     pub fn at(low: i64) -> Cursor {
-        let mut c = Cursor::default();
-        c.reset(low, BTreeSet::new(), low);
+        Cursor::saved(low, low, &[])
+    }
+
+    /// A cursor where a consumer saved it: everything up to `hi` consumed but `gaps`.
+    pub fn saved(low: i64, hi: i64, gaps: &[i64]) -> Cursor {
+        let mut c = Cursor {
+            low,
+            hi: hi.max(low),
+            gaps: gaps
+                .iter()
+                .filter(|g| **g > low && **g <= hi)
+                .map(|g| (*g, None))
+                .collect(),
+        };
+        c.advance();
         c
     }
 
     /// Everything up to `low` consumed, and `done` above it, up to `hi`; ids in between not
     /// in `done` are gaps.
-    pub fn reset(&mut self, low: i64, done: BTreeSet<i64>, hi: i64) {
-        self.low = low;
-        self.hi = hi.max(low);
-        self.done = done.into_iter().filter(|i| *i > low).collect();
-        self.gaps.clear();
-        self.note_gaps(low, self.hi);
-        self.advance();
+    pub fn reset(&mut self, low: i64, done: &BTreeSet<i64>, hi: i64) {
+        let gaps: Vec<i64> = (low + 1..=hi).filter(|i| !done.contains(i)).collect();
+        *self = Cursor::saved(low, hi, &gaps);
     }
 
     pub fn low(&self) -> i64 {
@@ -80,7 +88,7 @@ impl Cursor {
     }
 
     pub fn is_consumed(&self, id: i64) -> bool {
-        id <= self.low || self.done.contains(&id)
+        id <= self.low || (id <= self.hi && !self.gaps.contains_key(&id))
     }
 
     /// Whether the next read needs the transaction horizon (there are gaps to settle).
@@ -111,44 +119,37 @@ impl Cursor {
         }
     }
 
-    /// Changes consumed (read and acted on).
+    /// Changes consumed (read and acted on); ids skipped above the highest become gaps.
     pub fn consumed(&mut self, ids: &[i64]) {
         let prev_hi = self.hi;
-        for &i in ids {
-            self.gaps.remove(&i);
-            if i > self.low {
-                self.done.insert(i);
-            }
-            self.hi = self.hi.max(i);
+        let read: BTreeSet<i64> = ids.iter().copied().collect();
+        for i in &read {
+            self.gaps.remove(i);
         }
-        self.note_gaps(prev_hi, self.hi);
-        self.advance();
-    }
-
-    /// Gaps a read settled: those it did not find were rolled back.
-    pub fn settled(&mut self, settles: &[i64]) {
-        for id in settles {
-            if !self.done.contains(id) {
-                self.gaps.remove(id);
-            }
+        if let Some(&top) = read.last() {
+            self.hi = self.hi.max(top);
         }
-        self.advance();
-    }
-
-    /// Ids in `(from, to]` not consumed are gaps.
-    fn note_gaps(&mut self, from: i64, to: i64) {
-        for i in from + 1..=to {
-            if !self.done.contains(&i) {
+        for i in prev_hi + 1..=self.hi {
+            if !read.contains(&i) {
                 self.gaps.entry(i).or_insert(None);
             }
         }
+        self.advance();
+    }
+
+    /// Gaps a read settled: those it did not find (still gaps) were rolled back.
+    pub fn settled(&mut self, settles: &[i64]) {
+        for id in settles {
+            self.gaps.remove(id);
+        }
+        self.advance();
     }
 
     fn advance(&mut self) {
-        while self.low < self.hi && !self.gaps.contains_key(&(self.low + 1)) {
-            self.low += 1;
-            self.done.remove(&self.low);
-        }
+        self.low = match self.gaps.keys().next() {
+            Some(first) => (first - 1).max(self.low),
+            None => self.hi,
+        };
     }
 }
 
@@ -257,7 +258,7 @@ mod tests {
     #[test]
     fn a_reset_counts_what_it_saw_as_consumed() {
         let mut c = Cursor::default();
-        c.reset(99, [100, 101, 102, 104, 105].into_iter().collect(), 105);
+        c.reset(99, &[100, 101, 102, 104, 105].into_iter().collect(), 105);
         assert_eq!(c.low(), 102);
         assert!(c.is_consumed(104) && !c.is_consumed(103));
         c.consumed(&[103]);

@@ -84,27 +84,30 @@ impl Devices {
     /// Forgets every device and file and loads them again (after a snapshot was restored
     /// under the running server: nothing from before may be served as "last good").
     pub async fn reload_all(self: &Arc<Self>) {
-        let loaded = async {
-            let mut c = self.store.read().await?;
-            let cat = Catalog::load(&mut c).await?;
-            let tpl = Templates::new(st::all_templates(&mut c).await?);
-            Ok::<_, Error>((cat, tpl))
+        if let Err(e) = self.reload_catalog().await {
+            tracing::warn!("device cache: catalog not reloaded: {e}");
+            self.envs.lock().expect("lock").clear();
+            self.common.lock().expect("lock").clear();
         }
-        .await;
-        match loaded {
-            Ok((cat, tpl)) => {
-                *self.catalog.write().expect("lock") = Arc::new(cat);
-                *self.templates.write().expect("lock") = Arc::new(tpl);
-            }
-            Err(e) => tracing::warn!("device cache: catalog not reloaded: {e}"),
-        }
-        self.envs.lock().expect("lock").clear();
-        self.common.lock().expect("lock").clear();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         *self.cache.write().expect("lock") = Cache::default();
         if let Err(e) = self.warm().await {
             tracing::warn!("device cache: not warmed again: {e}");
         }
+    }
+
+    /// Reads the catalog and the templates again, and forgets what was rendered from the
+    /// old ones.
+    async fn reload_catalog(&self) -> Result<()> {
+        let mut c = self.store.read().await?;
+        let cat = Catalog::load(&mut c).await?;
+        let tpl = Templates::new(st::all_templates(&mut c).await?);
+        drop(c);
+        *self.catalog.write().expect("lock") = Arc::new(cat);
+        *self.templates.write().expect("lock") = Arc::new(tpl);
+        self.envs.lock().expect("lock").clear();
+        self.common.lock().expect("lock").clear();
+        Ok(())
     }
 
     pub(super) async fn warm(self: &Arc<Self>) -> Result<()> {
@@ -183,21 +186,9 @@ impl Devices {
         const BATCH: i64 = 2000;
         let mut f = self.follow.lock().await;
         if let Some(gate) = f.start_gate {
-            if self
-                .store
-                .horizon()
-                .await?
-                .is_none_or(|(xmin, _)| xmin >= gate)
-            {
+            if self.store.ended_before(gate).await? {
                 // Catalog and templates too: a late model or template change is among them.
-                let mut c = self.store.read().await?;
-                let cat = Catalog::load(&mut c).await?;
-                let tpl = Templates::new(st::all_templates(&mut c).await?);
-                drop(c);
-                *self.catalog.write().expect("lock") = Arc::new(cat);
-                *self.templates.write().expect("lock") = Arc::new(tpl);
-                self.envs.lock().expect("lock").clear();
-                self.common.lock().expect("lock").clear();
+                self.reload_catalog().await?;
                 f.start_gate = None;
                 self.epoch.fetch_add(1, Ordering::SeqCst);
                 self.cache.read().expect("lock").mark(|_| true);
@@ -218,13 +209,7 @@ impl Devices {
                     "pbxdevicemodels" | "pbxdevicetemplates"
                 )
             }) {
-                let mut c = self.store.read().await?;
-                let cat = Catalog::load(&mut c).await?;
-                let tpl = Templates::new(st::all_templates(&mut c).await?);
-                *self.catalog.write().expect("lock") = Arc::new(cat);
-                *self.templates.write().expect("lock") = Arc::new(tpl);
-                self.envs.lock().expect("lock").clear();
-                self.common.lock().expect("lock").clear();
+                self.reload_catalog().await?;
             }
             self.epoch.fetch_add(1, Ordering::SeqCst);
             let mut devices = Vec::new();
@@ -258,13 +243,16 @@ impl Devices {
         }
         let limit = Duration::from_millis(self.cfg.db_timeout_ms);
         let r = tokio::time::timeout(limit, async {
-            let hi = self.follow.lock().await.cursor.hi();
+            let (hi, awaited) = {
+                let f = self.follow.lock().await;
+                (f.cursor.hi(), f.cursor.gaps() > 0)
+            };
             let end = {
                 let mut c = self.store.read().await?;
                 crate::store::sipservers::max_change_id(&mut c).await?
             };
             // Past the end, or a change awaited below it that may have committed since.
-            if end > hi || self.follow.lock().await.cursor.gaps() > 0 {
+            if end > hi || awaited {
                 self.catch_up().await?;
             }
             Ok::<_, Error>(())

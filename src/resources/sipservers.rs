@@ -125,11 +125,7 @@ async fn build(c: &mut Conn, app: &App, r: SipServerRow) -> Result<SipServer> {
     } else {
         None
     };
-    let failing = match (&r.last_error_at, &r.last_success_at) {
-        (Some(e), Some(s)) => e > s,
-        (Some(_), None) => true,
-        _ => false,
-    };
+    let failing = store::failing(r.last_error_at.as_deref(), r.last_success_at.as_deref());
     let state = if !r.enabled.0 {
         "disabled"
     } else if failing {

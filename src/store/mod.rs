@@ -297,6 +297,23 @@ impl Store {
         )))
     }
 
+    /// Whether every transaction with an id below `gate` has ended (a gate from
+    /// [`Store::horizon`] or [`Store::drawn_change_id`]). Always on SQLite. Reads the horizon
+    /// without drawing an id of its own.
+    pub async fn ended_before(&self, gate: i64) -> Result<bool> {
+        if self.kind != DbKind::Postgres {
+            return Ok(true);
+        }
+        let mut c = self.read().await?;
+        let xmin: i64 = sqlx::Row::try_get(
+            &sqlx::query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(&mut *c)
+                .await?,
+            0,
+        )?;
+        Ok(xmin >= gate)
+    }
+
     /// The highest change id drawn so far, committed or not, and (PostgreSQL) a transaction
     /// id drawn after it was read: once every transaction below that id has ended
     /// ([`Store::horizon`]'s `xmin` reaches it), every change up to the first is settled.

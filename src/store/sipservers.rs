@@ -298,14 +298,19 @@ pub async fn state(c: &mut Conn, id: i64) -> Result<Option<(i64, i64, bool)>> {
     .await?;
     row.map(|r| {
         let (e, s): (Option<String>, Option<String>) = (r.try_get(2)?, r.try_get(3)?);
-        let failing = match (e, s) {
-            (Some(e), Some(s)) => e > s,
-            (Some(_), None) => true,
-            _ => false,
-        };
+        let failing = failing(e.as_deref(), s.as_deref());
         Ok((r.try_get(0)?, r.try_get(1)?, failing))
     })
     .transpose()
+}
+
+/// Whether a server's last attempt failed: its last error is newer than its last success.
+pub fn failing(last_error_at: Option<&str>, last_success_at: Option<&str>) -> bool {
+    match (last_error_at, last_success_at) {
+        (Some(e), Some(s)) => e > s,
+        (Some(_), None) => true,
+        _ => false,
+    }
 }
 
 /// Which changes a server has: as saved by whichever node delivers to it.
@@ -314,6 +319,8 @@ pub struct Delivered {
     pub low: i64,
     pub hi: i64,
     pub gaps: Vec<i64>,
+    /// Its last attempt failed ([`delivered`] says; [`Delivered::of`] does not know).
+    pub failing: bool,
 }
 
 impl Delivered {
@@ -324,23 +331,25 @@ impl Delivered {
             gaps: gaps
                 .and_then(|g| serde_json::from_str(g).ok())
                 .unwrap_or_default(),
+            failing: false,
         }
-    }
-    pub fn contains(&self, id: i64) -> bool {
-        id <= self.low || (id <= self.hi && !self.gaps.contains(&id))
     }
 }
 
 pub async fn delivered(c: &mut Conn, id: i64) -> Result<Option<Delivered>> {
     let row = sqlx::query(
-        "SELECT applied_change_id, applied_hi, applied_gaps FROM sipserver_state WHERE sipserver_id = $1",
+        "SELECT applied_change_id, applied_hi, applied_gaps, last_error_at, last_success_at \
+         FROM sipserver_state WHERE sipserver_id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *c)
     .await?;
     row.map(|r| {
         let gaps: Option<String> = r.try_get(2)?;
-        Ok(Delivered::of(r.try_get(0)?, r.try_get(1)?, gaps.as_deref()))
+        let (e, ok): (Option<String>, Option<String>) = (r.try_get(3)?, r.try_get(4)?);
+        let mut d = Delivered::of(r.try_get(0)?, r.try_get(1)?, gaps.as_deref());
+        d.failing = failing(e.as_deref(), ok.as_deref());
+        Ok(d)
     })
     .transpose()
 }

@@ -175,10 +175,13 @@ impl Targets {
                         break;
                     }
                 } else {
-                    match self.state_elsewhere(s.id).await {
-                        Some((d, _)) if d.contains(id) => break,
-                        Some((_, f)) => failing = f,
-                        None => {}
+                    if let Some(d) = self.state_elsewhere(s.id).await {
+                        if crate::changes::follow::Cursor::saved(d.low, d.hi, &d.gaps)
+                            .is_consumed(id)
+                        {
+                            break;
+                        }
+                        failing = d.failing;
                     }
                 }
                 if failing || tokio::time::Instant::now() >= deadline {
@@ -203,11 +206,9 @@ impl Targets {
 
     /// A target delivered by another node: what it has and whether it is failing, as that
     /// node saved it.
-    async fn state_elsewhere(&self, target: i64) -> Option<(st::Delivered, bool)> {
+    async fn state_elsewhere(&self, target: i64) -> Option<st::Delivered> {
         let mut c = self.store.read().await.ok()?;
-        let d = st::delivered(&mut c, target).await.ok().flatten()?;
-        let (_, _, failing) = st::state(&mut c, target).await.ok().flatten()?;
-        Some((d, failing))
+        st::delivered(&mut c, target).await.ok().flatten()
     }
 
     /// Differences between voxprov and one server's tables.

@@ -133,11 +133,8 @@ pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, statu
         match state {
             Ok(d) => {
                 let d = d.unwrap_or_default();
-                let mut cursor = Cursor::default();
-                let above: std::collections::BTreeSet<i64> =
-                    (d.low + 1..=d.hi).filter(|i| !d.gaps.contains(i)).collect();
-                cursor.reset(d.low, above, d.hi);
-                *status.progress.lock().expect("progress lock") = cursor;
+                *status.progress.lock().expect("progress lock") =
+                    Cursor::saved(d.low, d.hi, &d.gaps);
             }
             Err(e) => {
                 tracing::warn!(target = %t.name, error = %e, "sipserver: cannot read its state");
@@ -425,10 +422,7 @@ async fn full_load(
     let (drawn, gate) = store.drawn_change_id().await?;
     if let Some(gate) = gate {
         let mut waited = Instant::now();
-        while let Some((xmin, _)) = store.horizon().await? {
-            if xmin >= gate {
-                break;
-            }
+        while !store.ended_before(gate).await? {
             if waited.elapsed() > Duration::from_secs(30) {
                 tracing::warn!(target = %t.name, "sipserver: full load waits for a long transaction to end");
                 waited = Instant::now();
@@ -450,7 +444,7 @@ async fn full_load(
     let (low, hi, gaps) = {
         let mut p = status.progress.lock().expect("progress lock");
         let mut fresh = Cursor::default();
-        fresh.reset(drawn, recent.into_iter().collect(), horizon.max(drawn));
+        fresh.reset(drawn, &recent.into_iter().collect(), horizon.max(drawn));
         // Never behind what was already applied.
         if fresh.low() >= p.low() {
             *p = fresh;
