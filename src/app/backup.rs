@@ -288,7 +288,7 @@ pub async fn load_uncommitted(
     let header = read_header(&first, store.known_schema_version())?;
     hash.update(first.as_bytes());
     hash.update(b"\n");
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_solo().await?;
     dump::defer_references(&mut tx, &kind).await?;
     let tables = dump::tables(&mut tx, &kind).await?;
     let replaced: Vec<dump::Table> = tables

@@ -26,6 +26,11 @@ pub fn install() {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ])
             .expect("static buckets")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("voxprov_db_commit_writes".into()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+            )
+            .expect("static buckets")
             .install_recorder()
             .expect("one recorder per process")
     });

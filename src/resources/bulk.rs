@@ -105,7 +105,7 @@ pub async fn import(
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let mut tx = app.store.begin().await?;
+    let mut tx = app.store.begin_solo().await?;
     let mut look = Lookups::default();
     let mut batch: Vec<Row> = Vec::with_capacity(opts.batch);
     let mut rows = rows.peekable();
@@ -151,7 +151,7 @@ pub async fn import(
         if !single_tx {
             tx.commit().await?;
             sum.committed |= sum.created > 0;
-            tx = app.store.begin().await?;
+            tx = app.store.begin_solo().await?;
             look = Lookups::default();
         }
     }

@@ -29,6 +29,9 @@ pub mod sipservers;
 pub mod sounds;
 pub mod strikes;
 pub mod subscribers;
+mod writer;
+
+pub use writer::Tx;
 
 use std::{str::FromStr, time::Duration};
 
@@ -42,11 +45,12 @@ use crate::config::{db_kind, DbKind, SqliteSync};
 use crate::error::{Error, Result};
 
 pub type Conn = sqlx::AnyConnection;
-pub type Tx = sqlx::Transaction<'static, Any>;
 
 #[derive(Clone)]
 pub struct Store {
     write: AnyPool,
+    /// SQLite's single writer, whose transactions share commits (see [`writer`]).
+    group: Option<std::sync::Arc<writer::Group>>,
     read: AnyPool,
     kind: DbKind,
     /// Where the database is (the listener for wake-ups opens its own connection).
@@ -105,6 +109,7 @@ impl Store {
                     .connect_with(opts)
                     .await?;
                 Ok(Store {
+                    group: Some(writer::Group::new(write.clone())),
                     write,
                     read,
                     kind,
@@ -133,6 +138,7 @@ impl Store {
                     .connect_with(opts)
                     .await?;
                 Ok(Store {
+                    group: None,
                     write: pool.clone(),
                     read: pool,
                     kind,
@@ -168,9 +174,22 @@ impl Store {
         Ok(at)
     }
 
-    /// A write transaction. On SQLite this also serialises writers (see module docs).
+    /// A write transaction. On SQLite it waits for the single writer and shares its commit
+    /// with the writes around it (see [`writer`]); its `commit()` returns once durable.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.write.begin().await?)
+        match &self.group {
+            Some(g) => g.begin(false).await,
+            None => Ok(Tx::pool(self.write.begin().await?)),
+        }
+    }
+
+    /// A write transaction for long work (an import, a restore): on SQLite it commits on its
+    /// own, so the short writes before it are not kept waiting for their commit.
+    pub async fn begin_solo(&self) -> Result<Tx> {
+        match &self.group {
+            Some(g) => g.begin(true).await,
+            None => Ok(Tx::pool(self.write.begin().await?)),
+        }
     }
 
     pub async fn read(&self) -> Result<PoolConnection<Any>> {
@@ -369,6 +388,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(g) = &self.group {
+            g.close().await;
+        }
         self.write.close().await;
         self.read.close().await;
     }

@@ -1,0 +1,410 @@
+//! Write transactions, and group commit on SQLite.
+//!
+//! SQLite has one writer and pays one `fsync` per commit. Requests that arrive while another
+//! is writing need not each pay their own: on SQLite every write transaction
+//! ([`Store::begin`](super::Store::begin)) is a savepoint inside a transaction shared with
+//! the writes around it. Writers still run one after another on the single connection (each
+//! sees the others' finished work, exactly as if they had committed in turn), a writer that
+//! fails rolls back to its savepoint without touching the others, and the shared transaction
+//! commits when nobody else is waiting for the writer, when it has gathered [`MAX_MEMBERS`]
+//! writes, or when it is [`MAX_AGE`] old. A writer's `commit()` returns only once that
+//! shared commit is durable, and fails if it fails: nothing is acknowledged before it is on
+//! disk. Work that holds the writer for long (a bulk import, a restore) runs alone
+//! ([`Store::begin_solo`](super::Store::begin_solo)) so it does not keep the short writes
+//! before it waiting for their commit.
+//!
+//! PostgreSQL has concurrent writers and groups the commits of concurrent transactions
+//! itself: there a transaction is a plain one from the pool.
+
+use std::{
+    ops::{Deref, DerefMut},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use sqlx::{pool::PoolConnection, Any, AnyPool, TransactionManager as _};
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
+
+use crate::error::{Error, Result};
+
+type Tm = <Any as sqlx::Database>::TransactionManager;
+
+/// The longest a shared transaction stays open gathering writes: the first one waits that
+/// long at most (plus the commit) for the ones behind it.
+const MAX_AGE: Duration = Duration::from_millis(10);
+/// The most writes one commit carries.
+const MAX_MEMBERS: usize = 64;
+/// How long a writer waits for its turn before giving up (as the pool's acquire did).
+const TURN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The single writer of an SQLite database and its shared transaction.
+pub(super) struct Group {
+    pool: AnyPool,
+    writer: Arc<Mutex<Writer>>,
+    /// Writers waiting for their turn: while there are some, the shared transaction is left
+    /// open for them.
+    queued: AtomicUsize,
+}
+
+struct Writer {
+    /// Taken from the pool at the first write and kept (until [`Group::close`]).
+    conn: Option<PoolConnection<Any>>,
+    open: Option<Shared>,
+}
+
+/// The transaction several writers share.
+struct Shared {
+    since: Instant,
+    members: usize,
+    done: watch::Sender<Option<Outcome>>,
+    /// Whether a task makes sure it commits even if no writer comes back to it.
+    watched: bool,
+}
+
+/// How a shared commit ended (an error is told to every member, so it is kept as text).
+type Outcome = std::result::Result<(), Arc<str>>;
+
+impl Group {
+    pub(super) fn new(pool: AnyPool) -> Arc<Group> {
+        Arc::new(Group {
+            pool,
+            writer: Arc::new(Mutex::new(Writer {
+                conn: None,
+                open: None,
+            })),
+            queued: AtomicUsize::new(0),
+        })
+    }
+
+    async fn turn(&self) -> Result<OwnedMutexGuard<Writer>> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let _unqueue = Unqueue(&self.queued);
+        tokio::time::timeout(TURN_TIMEOUT, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| Error::Unavailable("database busy, retry".into()))
+    }
+
+    /// A write transaction: a savepoint in the shared transaction, or the shared transaction
+    /// itself when it opens with this one (nobody else's work to protect from its failure
+    /// yet), or (`solo`) a transaction of its own, begun after the shared one has committed.
+    pub(super) async fn begin(self: &Arc<Self>, solo: bool) -> Result<Tx> {
+        let mut w = self.turn().await?;
+        if solo && w.open.is_some() {
+            w = finished(w).await?;
+        }
+        if w.conn.is_none() {
+            w.conn = Some(self.pool.acquire().await?);
+        }
+        let role = if w.open.is_some() {
+            if let Err(e) = Tm::begin(w.conn(), None).await {
+                w.abort(&e.to_string()).await;
+                return Err(e.into());
+            }
+            Role::Member
+        } else {
+            Tm::begin(w.conn(), None).await?;
+            if solo {
+                Role::Solo
+            } else {
+                w.open = Some(Shared {
+                    since: Instant::now(),
+                    members: 0,
+                    done: watch::Sender::new(None),
+                    watched: false,
+                });
+                Role::First
+            }
+        };
+        Ok(Tx(Kind::Sqlite {
+            w: Some(w),
+            group: self.clone(),
+            role,
+        }))
+    }
+
+    /// Commits what is open and gives the connection back to the pool (before it closes).
+    pub(super) async fn close(&self) {
+        let mut w = self.writer.lock().await;
+        w.finish().await;
+        w.conn = None;
+    }
+
+    /// Commits the shared transaction if it is still the one `rx` tells of, should no writer
+    /// do it in time (the ones it was left open for went away).
+    fn watch(self: &Arc<Self>, rx: watch::Receiver<Option<Outcome>>) {
+        let group = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(MAX_AGE * 2).await;
+                if rx.borrow().is_some() || rx.has_changed().is_err() {
+                    return;
+                }
+                let Ok(mut w) = group.turn().await else {
+                    continue;
+                };
+                // Shared transactions end in order: this one not done means it is the open one.
+                if rx.borrow().is_none() && rx.has_changed().is_ok() {
+                    w.finish().await;
+                }
+                return;
+            }
+        });
+    }
+}
+
+/// Commits the shared transaction on a task of its own, so a caller that goes away (a client
+/// that hung up) cannot leave it half done; gives the writer back.
+async fn finished(mut w: OwnedMutexGuard<Writer>) -> Result<OwnedMutexGuard<Writer>> {
+    tokio::spawn(async move {
+        w.finish().await;
+        w
+    })
+    .await
+    .map_err(Error::internal)
+}
+
+/// Waits for the shared commit a member is in.
+async fn durable(mut rx: watch::Receiver<Option<Outcome>>) -> Result<()> {
+    loop {
+        if let Some(r) = rx.borrow_and_update().clone() {
+            return r.map_err(|why| Error::Unavailable(format!("commit failed ({why}), retry")));
+        }
+        if rx.changed().await.is_err() {
+            return Err(Error::Unavailable(
+                "the shared transaction was abandoned, retry".into(),
+            ));
+        }
+    }
+}
+
+struct Unqueue<'a>(&'a AtomicUsize);
+
+impl Drop for Unqueue<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Writer {
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        self.conn.as_mut().expect("the writer holds its connection")
+    }
+
+    /// Commits the shared transaction (if one is open) and tells its members.
+    async fn finish(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let conn = self
+            .conn
+            .as_mut()
+            .expect("an open transaction has its connection");
+        let r = match Tm::commit(conn).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = Tm::rollback(conn).await;
+                Err(Arc::from(e.to_string()))
+            }
+        };
+        if r.is_err() || Tm::get_transaction_depth(conn) != 0 {
+            self.discard();
+        }
+        metrics::histogram!("voxprov_db_commit_writes").record(open.members as f64);
+        if let Err(why) = &r {
+            tracing::error!(writes = open.members, "shared commit failed: {why}");
+        }
+        open.done.send_replace(Some(r));
+    }
+
+    /// Rolls the shared transaction back wholly (its state is no longer known) and fails its
+    /// members; the connection is replaced.
+    async fn abort(&mut self, why: &str) {
+        if let Some(conn) = self.conn.as_mut() {
+            while Tm::get_transaction_depth(conn) > 0 {
+                if Tm::rollback(conn).await.is_err() {
+                    break;
+                }
+            }
+        }
+        self.discard();
+        if let Some(open) = self.open.take() {
+            tracing::error!(
+                writes = open.members,
+                "shared transaction rolled back: {why}"
+            );
+            open.done.send_replace(Some(Err(Arc::from(why))));
+        }
+    }
+
+    fn discard(&mut self) {
+        if let Some(mut c) = self.conn.take() {
+            c.close_on_drop();
+        }
+    }
+}
+
+/// A write transaction; dereferences to the connection it runs on. Dropped without
+/// [`Tx::commit`], its work is rolled back.
+pub struct Tx(Kind);
+
+enum Kind {
+    Pool(sqlx::Transaction<'static, Any>),
+    Sqlite {
+        /// `None` once ended.
+        w: Option<OwnedMutexGuard<Writer>>,
+        group: Arc<Group>,
+        role: Role,
+    },
+    Ended,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    /// A transaction of its own.
+    Solo,
+    /// Opened the shared transaction: its work is the transaction's first.
+    First,
+    /// A savepoint in a shared transaction others are in already.
+    Member,
+}
+
+impl Tx {
+    pub(super) fn pool(t: sqlx::Transaction<'static, Any>) -> Tx {
+        Tx(Kind::Pool(t))
+    }
+
+    /// Makes the work durable: returns once it is committed (on SQLite, with the writes
+    /// sharing its commit).
+    pub async fn commit(mut self) -> Result<()> {
+        match &mut self.0 {
+            Kind::Pool(_) => {
+                let Kind::Pool(t) = std::mem::replace(&mut self.0, Kind::Ended) else {
+                    unreachable!()
+                };
+                Ok(t.commit().await?)
+            }
+            Kind::Sqlite { w, group, role } => {
+                let mut w = w.take().expect("a transaction is committed once");
+                match role {
+                    Role::Solo => {
+                        let r = Tm::commit(w.conn()).await;
+                        if r.is_err() {
+                            let _ = Tm::rollback(w.conn()).await;
+                        }
+                        if r.is_err() || Tm::get_transaction_depth(w.conn()) != 0 {
+                            w.discard();
+                        }
+                        return Ok(r?);
+                    }
+                    Role::First => {}
+                    Role::Member => {
+                        if let Err(e) = Tm::commit(w.conn()).await {
+                            // A savepoint that cannot be released leaves the shared
+                            // transaction in doubt: end it, failing everyone in it (none was
+                            // acknowledged yet).
+                            w.abort(&e.to_string()).await;
+                            return Err(e.into());
+                        }
+                    }
+                }
+                let open = w.open.as_mut().expect("a member's transaction is open");
+                open.members += 1;
+                let rx = open.done.subscribe();
+                let full = open.members >= MAX_MEMBERS || open.since.elapsed() >= MAX_AGE;
+                if full || group.queued.load(Ordering::SeqCst) == 0 {
+                    drop(finished(w).await?);
+                } else {
+                    // Left open for the writers waiting: they commit it, or the watch does.
+                    if !std::mem::replace(&mut open.watched, true) {
+                        group.watch(rx.clone());
+                    }
+                    drop(w);
+                }
+                durable(rx).await
+            }
+            Kind::Ended => Ok(()),
+        }
+    }
+
+    /// Undoes the work (on SQLite, only this transaction's share).
+    pub async fn rollback(mut self) -> Result<()> {
+        match std::mem::replace(&mut self.0, Kind::Ended) {
+            Kind::Pool(t) => Ok(t.rollback().await?),
+            Kind::Sqlite {
+                w: Some(mut w),
+                group,
+                role,
+            } => {
+                let r = Tm::rollback(w.conn()).await;
+                if r.is_err() {
+                    w.abort("a rollback failed").await;
+                } else if role == Role::First {
+                    // The whole shared transaction was this one's: it is gone.
+                    w.open = None;
+                } else if role == Role::Member && group.queued.load(Ordering::SeqCst) == 0 {
+                    finished(w).await?;
+                }
+                Ok(r?)
+            }
+            Kind::Sqlite { w: None, .. } | Kind::Ended => Ok(()),
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let Kind::Sqlite {
+            w: Some(mut w),
+            group,
+            role,
+        } = std::mem::replace(&mut self.0, Kind::Ended)
+        else {
+            return; // a pool transaction rolls itself back
+        };
+        // Queued on the connection, so it runs before whatever the next writer sends.
+        if let Some(c) = w.conn.as_mut() {
+            Tm::start_rollback(c);
+        }
+        match role {
+            Role::Solo => {}
+            // The whole shared transaction was this one's.
+            Role::First => w.open = None,
+            // The writes that left the shared transaction open for this one are not kept
+            // waiting for it: commit now unless another writer is already next.
+            Role::Member => {
+                if group.queued.load(Ordering::SeqCst) == 0 {
+                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                        rt.spawn(async move { w.finish().await });
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Deref for Tx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &sqlx::AnyConnection {
+        match &self.0 {
+            Kind::Pool(t) => t,
+            Kind::Sqlite { w: Some(w), .. } => {
+                w.conn.as_ref().expect("the writer holds its connection")
+            }
+            _ => panic!("transaction used after it ended"),
+        }
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        match &mut self.0 {
+            Kind::Pool(t) => t,
+            Kind::Sqlite { w: Some(w), .. } => w.conn(),
+            _ => panic!("transaction used after it ended"),
+        }
+    }
+}
