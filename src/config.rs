@@ -192,6 +192,10 @@ pub struct ProvConfig {
     pub max_upload_bytes: usize,
     /// Fetch records older than this many days are deleted.
     pub fetch_retention_days: u64,
+    /// At start, connections are accepted only once every phone's configuration is cached
+    /// (after a power cut the phones storm the server the moment it listens), waiting at
+    /// most this many seconds; `0`: accept at once and warm up meanwhile.
+    pub warm_wait_seconds: u64,
     /// System-wide device settings, the bottom of system → profile → customer → device.
     pub settings: serde_json::Map<String, serde_json::Value>,
     /// Reverse proxies (addresses or CIDRs) in front of `/prov/`: for requests from them the
@@ -211,6 +215,7 @@ impl Default for ProvConfig {
             db_timeout_ms: 1500,
             max_upload_bytes: 1 << 20,
             fetch_retention_days: 30,
+            warm_wait_seconds: 60,
             settings: serde_json::Map::new(),
             trusted_proxies: Vec::new(),
         }

@@ -124,6 +124,8 @@ pub struct Devices {
     pub bans: Bans,
     proxies: Vec<ipnet::IpNet>,
     warm_done: AtomicBool,
+    /// Told once the warm-up ended (done or given up), for a start that waits for it.
+    warmed: tokio::sync::watch::Sender<bool>,
     /// Bumped by every invalidation: a load that started before a bump is cached as stale,
     /// so data read just before a change can never pass for fresh.
     epoch: std::sync::atomic::AtomicU64,
@@ -177,6 +179,7 @@ impl Devices {
                 .filter_map(|p| crate::model::parse_net(p))
                 .collect(),
             warm_done: AtomicBool::new(false),
+            warmed: tokio::sync::watch::Sender::new(false),
             epoch: std::sync::atomic::AtomicU64::new(0),
             cfg,
             store,
@@ -207,6 +210,7 @@ impl Devices {
                 if let Err(e) = d.warm().await {
                     tracing::warn!("device cache warm-up: {e}");
                 }
+                d.warmed.send_replace(true);
             })
         };
         let follow = {
@@ -233,6 +237,14 @@ impl Devices {
             })
         };
         vec![warm, follow, rec]
+    }
+
+    /// Waits (at most `max`) for the warm-up started by [`Devices::start`] to end; whether
+    /// it did.
+    pub async fn wait_warm(&self, max: Duration) -> bool {
+        let mut rx = self.warmed.subscribe();
+        let done = tokio::time::timeout(max, rx.wait_for(|done| *done)).await;
+        matches!(done, Ok(Ok(_)))
     }
 
     /// Changes were committed elsewhere: the follower looks now rather than at its next poll.
