@@ -325,23 +325,6 @@ pub async fn serve(
     };
     let workers = app.start();
     http::metrics::install();
-    // A boot storm after a power cut meets a warm cache: the sockets are bound (the port is
-    // ours) but nothing is accepted until every phone's configuration is cached.
-    let wait = std::time::Duration::from_secs(app.cfg.prov.warm_wait_seconds);
-    if !wait.is_zero() {
-        let t0 = std::time::Instant::now();
-        if app.devices.wait_warm(wait).await {
-            tracing::info!(
-                ms = t0.elapsed().as_millis() as u64,
-                "phone cache warm: accepting connections"
-            );
-        } else {
-            tracing::warn!(
-                "phone cache still warming after prov.warm_wait_seconds ({}): accepting connections",
-                wait.as_secs()
-            );
-        }
-    }
     // The API first: the UI's pages act through it.
     let api = http::router(app.clone());
     let router = http::behind_proxies(
@@ -353,6 +336,23 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    // A boot storm after a power cut meets a warm cache: the sockets are bound (the port is
+    // ours) but nothing is accepted until every phone's configuration is cached.
+    let wait = std::time::Duration::from_secs(app.cfg.prov.warm_wait_seconds);
+    if !wait.is_zero() {
+        let t0 = std::time::Instant::now();
+        let mut stopping = stop.clone();
+        tokio::select! {
+            warm = app.devices.wait_warm(wait) => match warm {
+                true => tracing::info!(ms = t0.elapsed().as_millis() as u64, "phone cache warm-up ended: accepting connections"),
+                false => tracing::warn!(
+                    "phone cache still warming after prov.warm_wait_seconds ({}): accepting connections",
+                    wait.as_secs()
+                ),
+            },
+            _ = stopping.changed() => {}
+        }
+    }
     #[cfg(unix)]
     reload_on_sighup(hangups, tls.clone());
     let mut servers = tokio::task::JoinSet::new();

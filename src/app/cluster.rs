@@ -237,7 +237,7 @@ async fn housekeeping(app: Arc<App>) {
 }
 
 async fn prune_sessions(store: &Store) -> crate::error::Result<u64> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_solo().await?;
     let n = crate::store::sessions::prune(&mut tx, chrono::Utc::now().timestamp_millis()).await?;
     tx.commit().await?;
     Ok(n)
@@ -245,7 +245,7 @@ async fn prune_sessions(store: &Store) -> crate::error::Result<u64> {
 
 async fn prune_lease_history(store: &Store) -> crate::error::Result<u64> {
     let before = chrono::Utc::now().timestamp_millis() - LEASE_HISTORY_DAYS * 86_400_000;
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_solo().await?;
     let n = crate::store::prune_lease_history(&mut tx, before).await?;
     tx.commit().await?;
     Ok(n)

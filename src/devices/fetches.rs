@@ -50,7 +50,7 @@ impl Devices {
         let cutoff = crate::store::ts_of_ms(
             crate::hooks::now_ms() - self.cfg.fetch_retention_days as i64 * 86_400_000,
         );
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_solo().await?;
         let n = st::prune_fetches(&mut tx, &cutoff).await?;
         tx.commit().await?;
         Ok(n)

@@ -207,10 +207,17 @@ impl Devices {
         let warm = {
             let d = self.clone();
             tokio::spawn(async move {
+                // Told however the warm-up ends (a panic included): a start waits for it.
+                struct Ended<'a>(&'a tokio::sync::watch::Sender<bool>);
+                impl Drop for Ended<'_> {
+                    fn drop(&mut self) {
+                        self.0.send_replace(true);
+                    }
+                }
+                let _ended = Ended(&d.warmed);
                 if let Err(e) = d.warm().await {
                     tracing::warn!("device cache warm-up: {e}");
                 }
-                d.warmed.send_replace(true);
             })
         };
         let follow = {

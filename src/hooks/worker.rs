@@ -613,7 +613,7 @@ impl Hooks {
     /// Deletes executions and finished deliveries past their retention.
     pub async fn prune(&self) -> Result<u64> {
         let keep_ms = self.cfg.retention_days as i64 * 24 * 3600 * 1000;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_solo().await?;
         let n = st::prune(&mut tx, now_ms() - keep_ms).await?;
         tx.commit().await?;
         Ok(n)

@@ -92,7 +92,22 @@ impl Group {
     /// yet), or (`solo`) a transaction of its own, begun after the shared one has committed.
     pub(super) async fn begin(self: &Arc<Self>, solo: bool) -> Result<Tx> {
         let mut w = self.turn().await?;
-        if solo && w.open.is_some() {
+        // Between transactions the connection is in the shared one or in none: anything else
+        // (a rollback that did not happen) means its state is lost.
+        let want = usize::from(w.open.is_some());
+        if w.conn
+            .as_ref()
+            .is_some_and(|c| Tm::get_transaction_depth(c) != want)
+        {
+            w.abort("the writer's transaction state was lost").await;
+        }
+        // Long work starts after the shared transaction has committed; and one that has
+        // gathered writes for long enough is committed rather than joined.
+        let old = w
+            .open
+            .as_ref()
+            .is_some_and(|o| o.since.elapsed() >= MAX_AGE);
+        if (solo || old) && w.open.is_some() {
             w = finished(w).await?;
         }
         if w.conn.is_none() {
@@ -105,7 +120,11 @@ impl Group {
             }
             Role::Member
         } else {
-            Tm::begin(w.conn(), None).await?;
+            if let Err(e) = Tm::begin(w.conn(), None).await {
+                // Nothing of anyone's is on it: a fresh connection for the next writer.
+                w.discard();
+                return Err(e.into());
+            }
             if solo {
                 Role::Solo
             } else {
@@ -142,7 +161,10 @@ impl Group {
                 if rx.borrow().is_some() || rx.has_changed().is_err() {
                     return;
                 }
-                let Ok(mut w) = group.turn().await else {
+                // Not counted as a waiting writer: nobody leaves a transaction open for it.
+                let Ok(mut w) =
+                    tokio::time::timeout(TURN_TIMEOUT, group.writer.clone().lock_owned()).await
+                else {
                     continue;
                 };
                 // Shared transactions end in order: this one not done means it is the open one.
@@ -203,13 +225,20 @@ impl Writer {
             .as_mut()
             .expect("an open transaction has its connection");
         let r = match Tm::commit(conn).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = Tm::rollback(conn).await;
-                Err(Arc::from(e.to_string()))
+            // A COMMIT that left a transaction open released a savepoint instead: what the
+            // members wrote is not on disk.
+            Ok(()) if Tm::get_transaction_depth(conn) != 0 => {
+                Err(Arc::from("the commit left a transaction open"))
             }
+            Ok(()) => Ok(()),
+            Err(e) => Err(Arc::from(e.to_string())),
         };
-        if r.is_err() || Tm::get_transaction_depth(conn) != 0 {
+        if r.is_err() {
+            while Tm::get_transaction_depth(conn) > 0 {
+                if Tm::rollback(conn).await.is_err() {
+                    break;
+                }
+            }
             self.discard();
         }
         metrics::histogram!("voxprov_db_commit_writes").record(open.members as f64);
@@ -279,53 +308,24 @@ impl Tx {
     /// Makes the work durable: returns once it is committed (on SQLite, with the writes
     /// sharing its commit).
     pub async fn commit(mut self) -> Result<()> {
-        match &mut self.0 {
-            Kind::Pool(_) => {
-                let Kind::Pool(t) = std::mem::replace(&mut self.0, Kind::Ended) else {
-                    unreachable!()
-                };
-                Ok(t.commit().await?)
-            }
-            Kind::Sqlite { w, group, role } => {
-                let mut w = w.take().expect("a transaction is committed once");
-                match role {
-                    Role::Solo => {
-                        let r = Tm::commit(w.conn()).await;
-                        if r.is_err() {
-                            let _ = Tm::rollback(w.conn()).await;
-                        }
-                        if r.is_err() || Tm::get_transaction_depth(w.conn()) != 0 {
-                            w.discard();
-                        }
-                        return Ok(r?);
-                    }
-                    Role::First => {}
-                    Role::Member => {
-                        if let Err(e) = Tm::commit(w.conn()).await {
-                            // A savepoint that cannot be released leaves the shared
-                            // transaction in doubt: end it, failing everyone in it (none was
-                            // acknowledged yet).
-                            w.abort(&e.to_string()).await;
-                            return Err(e.into());
-                        }
-                    }
+        match std::mem::replace(&mut self.0, Kind::Ended) {
+            Kind::Pool(t) => Ok(t.commit().await?),
+            Kind::Sqlite {
+                w: Some(w),
+                group,
+                role,
+            } => {
+                // On a task of its own: a caller that goes away (a client that hung up) must
+                // not leave the connection between a statement and sqlx's record of it.
+                let shared = tokio::spawn(commit_on(w, group, role))
+                    .await
+                    .map_err(Error::internal)??;
+                match shared {
+                    Some(rx) => durable(rx).await,
+                    None => Ok(()),
                 }
-                let open = w.open.as_mut().expect("a member's transaction is open");
-                open.members += 1;
-                let rx = open.done.subscribe();
-                let full = open.members >= MAX_MEMBERS || open.since.elapsed() >= MAX_AGE;
-                if full || group.queued.load(Ordering::SeqCst) == 0 {
-                    drop(finished(w).await?);
-                } else {
-                    // Left open for the writers waiting: they commit it, or the watch does.
-                    if !std::mem::replace(&mut open.watched, true) {
-                        group.watch(rx.clone());
-                    }
-                    drop(w);
-                }
-                durable(rx).await
             }
-            Kind::Ended => Ok(()),
+            Kind::Sqlite { w: None, .. } | Kind::Ended => Ok(()),
         }
     }
 
@@ -334,24 +334,93 @@ impl Tx {
         match std::mem::replace(&mut self.0, Kind::Ended) {
             Kind::Pool(t) => Ok(t.rollback().await?),
             Kind::Sqlite {
-                w: Some(mut w),
+                w: Some(w),
                 group,
                 role,
-            } => {
-                let r = Tm::rollback(w.conn()).await;
-                if r.is_err() {
-                    w.abort("a rollback failed").await;
-                } else if role == Role::First {
-                    // The whole shared transaction was this one's: it is gone.
-                    w.open = None;
-                } else if role == Role::Member && group.queued.load(Ordering::SeqCst) == 0 {
-                    finished(w).await?;
-                }
-                Ok(r?)
-            }
+            } => tokio::spawn(rollback_on(w, group, role))
+                .await
+                .map_err(Error::internal)?,
             Kind::Sqlite { w: None, .. } | Kind::Ended => Ok(()),
         }
     }
+}
+
+/// The end of a commit, on the writer: a solo transaction commits; a shared one's member
+/// releases its savepoint and commits the shared transaction, or leaves it open for the
+/// writers waiting. What to wait for, if anything.
+async fn commit_on(
+    mut w: OwnedMutexGuard<Writer>,
+    group: Arc<Group>,
+    role: Role,
+) -> Result<Option<watch::Receiver<Option<Outcome>>>> {
+    match role {
+        Role::Solo => {
+            let r = Tm::commit(w.conn()).await;
+            let open = Tm::get_transaction_depth(w.conn()) != 0;
+            if r.is_err() || open {
+                while Tm::get_transaction_depth(w.conn()) > 0 {
+                    if Tm::rollback(w.conn()).await.is_err() {
+                        break;
+                    }
+                }
+                w.discard();
+            }
+            r?;
+            if open {
+                return Err(Error::Unavailable(
+                    "commit failed (it left a transaction open), retry".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        Role::First => {}
+        Role::Member => {
+            if let Err(e) = Tm::commit(w.conn()).await {
+                // A savepoint that cannot be released leaves the shared transaction in
+                // doubt: end it, failing everyone in it (none was acknowledged yet).
+                w.abort(&e.to_string()).await;
+                return Err(e.into());
+            }
+        }
+    }
+    let open = w.open.as_mut().expect("a member's transaction is open");
+    open.members += 1;
+    let rx = open.done.subscribe();
+    let full = open.members >= MAX_MEMBERS || open.since.elapsed() >= MAX_AGE;
+    if full || group.queued.load(Ordering::SeqCst) == 0 {
+        w.finish().await;
+    } else if !std::mem::replace(&mut open.watched, true) {
+        // Left open for the writers waiting: they commit it, or the watch does.
+        group.watch(rx.clone());
+    }
+    Ok(Some(rx))
+}
+
+/// The end of a rollback, on the writer. One that fails (SQLite ends the whole transaction
+/// on an I/O error or a full disk) leaves the shared transaction in doubt: it is ended,
+/// failing everyone in it, rather than letting the next writer's savepoint start a
+/// transaction of its own.
+async fn rollback_on(mut w: OwnedMutexGuard<Writer>, group: Arc<Group>, role: Role) -> Result<()> {
+    let r = Tm::rollback(w.conn()).await;
+    let want = usize::from(role == Role::Member);
+    if r.is_err() || Tm::get_transaction_depth(w.conn()) != want {
+        w.abort("a rollback failed").await;
+        r?;
+        return Err(Error::Unavailable("rollback failed, retry".into()));
+    }
+    match role {
+        Role::Solo => {}
+        // The whole shared transaction was this one's: it is gone.
+        Role::First => w.open = None,
+        // The writes that left the shared transaction open for this one are not kept
+        // waiting for it: commit now unless another writer is already next.
+        Role::Member => {
+            if group.queued.load(Ordering::SeqCst) == 0 {
+                w.finish().await;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Tx {
@@ -364,21 +433,23 @@ impl Drop for Tx {
         else {
             return; // a pool transaction rolls itself back
         };
-        // Queued on the connection, so it runs before whatever the next writer sends.
-        if let Some(c) = w.conn.as_mut() {
-            Tm::start_rollback(c);
-        }
-        match role {
-            Role::Solo => {}
-            // The whole shared transaction was this one's.
-            Role::First => w.open = None,
-            // The writes that left the shared transaction open for this one are not kept
-            // waiting for it: commit now unless another writer is already next.
-            Role::Member => {
-                if group.queued.load(Ordering::SeqCst) == 0 {
-                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                        rt.spawn(async move { w.finish().await });
+        // The task holds the writer until the rollback is done, so nobody writes after the
+        // failed work before it is undone.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = rollback_on(w, group, role).await {
+                        tracing::error!("rolling back a dropped write: {e}");
                     }
+                });
+            }
+            Err(_) => {
+                // No runtime (the process is ending): let sqlx roll back on the connection.
+                if let Some(c) = w.conn.as_mut() {
+                    Tm::start_rollback(c);
+                }
+                if role == Role::First {
+                    w.open = None;
                 }
             }
         }

@@ -197,7 +197,7 @@ pub async fn collect(store: &Store, t: &TargetCfg, db: &TargetDb, lease: &Lease)
     if acc.is_empty() && missed.is_empty() {
         return Ok(0);
     }
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_solo().await?;
     lease.fence(&mut tx).await?;
     // Another collector (a node that lost its lease meanwhile) moved on: leave it to it.
     if st::cursor(&mut tx, t.id).await? != (acc_after, missed_after) {
@@ -277,7 +277,7 @@ pub async fn run(store: Store, cipher: Cipher, cfg: CdrConfig) {
             pruned = Instant::now();
             let before =
                 chrono::Utc::now().timestamp_millis() - cfg.retention_days as i64 * 86_400_000;
-            if let Ok(mut tx) = store.begin().await {
+            if let Ok(mut tx) = store.begin_solo().await {
                 if let Ok(n) = st::prune(&mut tx, before).await {
                     if tx.commit().await.is_ok() && n > 0 {
                         tracing::info!(deleted = n, "cdrs: records past their retention deleted");

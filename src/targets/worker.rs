@@ -255,7 +255,7 @@ async fn deliver_loop(
                         let mut tx = store.begin().await?;
                         lease.fence(&mut tx).await?;
                         st::save_error(&mut tx, t.id, &msg).await?;
-                        tx.commit().await.map_err(Error::from)?;
+                        tx.commit().await?;
                     }
                 }
             }
@@ -284,7 +284,7 @@ async fn deliver_loop(
                 let mut tx = store.begin().await?;
                 lease.fence(&mut tx).await?;
                 announce_state(&mut tx, t, "sipserver.caught_up", None).await?;
-                tx.commit().await.map_err(Error::from)?;
+                tx.commit().await?;
                 status.behind.store(false, Ordering::Relaxed);
             }
             if !progressed {
@@ -365,7 +365,7 @@ async fn note_tables(
     let mut tx = store.begin().await?;
     lease.fence(&mut tx).await?;
     st::save_tables(&mut tx, t.id, &serde_json::Value::Object(map).to_string()).await?;
-    tx.commit().await.map_err(Error::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
