@@ -183,7 +183,7 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
     let mut server = Server::start_with(&voxprov, &dir, args.database_url.as_deref(), &env).await?;
     let base = server.base.clone();
     let customer = crate::sipserver::setup(&client, &base).await?;
-    post_created(&client, &base, "hooks", json!({ "name": "bench", "events": ["subscriber.created"], "url": format!("{rbase}/events") })).await?;
+    let first = post_created(&client, &base, "hooks", json!({ "name": "bench", "events": ["subscriber.created"], "url": format!("{rbase}/events") })).await?;
 
     // Throughput: a burst, created in bulk (500 per request), drained to the receiver.
     eprintln!("==> throughput: {} events", args.events);
@@ -277,6 +277,28 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
             async move { create_one(&client, &base, customer, format!("{prefix}{i}")).await }
         }
     };
+    // The same writes with no hook enabled, as the reference for the two below.
+    let set_status = |id: i64, status: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let r = client
+                .patch(format!("{base}/api/hooks/{id}"))
+                .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+                .header("content-type", "application/json-patch+json")
+                .body(
+                    json!([{ "op": "replace", "path": "/status", "value": status }]).to_string(),
+                )
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("PATCH hook status: {}", r.text().await.unwrap_or_default());
+            }
+            Ok(())
+        }
+    };
+    set_status(first, "disabled").await?;
+    let bare = run_load("no hooks", args.writes, args.concurrency, writes("n")).await;
+    set_status(first, "enabled").await?;
     // A second hook, healthy for the first phase; then its receiver hangs.
     let second = post_created(&client, &base, "hooks", json!({ "name": "second", "events": ["subscriber.created"], "url": format!("{rbase}/events"), "timeout": 30 })).await?;
     let calm = run_load("calm", args.writes, args.concurrency, writes("c")).await;
@@ -335,8 +357,16 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
         pct(lat, 100.0)
     );
     println!(
+        "  API writes, no hook enabled:               {}",
+        bare.summary()
+    );
+    println!(
         "  API writes, two hooks, both healthy:       {}",
         calm.summary()
+    );
+    println!(
+        "  ratio writes/s two healthy hooks / none: {:.1}%  target >= 90%",
+        100.0 * calm.ops_per_sec() / bare.ops_per_sec()
     );
     println!(
         "  API writes, two hooks, one hangs 30 s:     {}",
