@@ -61,16 +61,7 @@ async fn every_acknowledged_create_survives_sigkill(mut app: TestApp) {
     }
     let acked = acked.lock().unwrap().clone();
     app.start().await;
-    let (_, v) = app
-        .get(&format!(
-            "/api/subscribers/?customer_id={}&rows=1000&no_count=false",
-            f.customer_id
-        ))
-        .await;
-    let present: std::collections::HashSet<String> = items(&v, "subscribers")
-        .iter()
-        .map(|s| s["username"].as_str().unwrap().to_string())
-        .collect();
+    let present = usernames(&app, f.customer_id).await;
     let missing: Vec<&String> = acked.iter().filter(|u| !present.contains(*u)).collect();
     assert!(
         missing.is_empty(),
@@ -96,16 +87,22 @@ async fn every_acknowledged_create_survives_sigkill(mut app: TestApp) {
 }
 both!(every_acknowledged_create_survives_sigkill);
 
+/// The usernames of a customer's subscribers (up to 1,000).
+async fn usernames(app: &TestApp, customer_id: i64) -> std::collections::HashSet<String> {
+    let (_, v) = app
+        .get(&format!(
+            "/api/subscribers/?customer_id={customer_id}&rows=1000"
+        ))
+        .await;
+    items(&v, "subscribers")
+        .iter()
+        .map(|s| s["username"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The shared commits so far and the writes they carried (SQLite's `voxprov_db_commit_writes`).
 async fn shared_commits(app: &TestApp) -> (f64, f64) {
-    let m = app
-        .req(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     let value = |name: &str| {
         m.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
@@ -173,16 +170,7 @@ async fn a_failing_write_fails_alone_in_a_shared_commit(app: TestApp) {
         };
         assert_eq!(*status, want, "{u}");
     }
-    let (_, v) = app
-        .get(&format!(
-            "/api/subscribers/?customer_id={}&rows=1000",
-            f.customer_id
-        ))
-        .await;
-    let present: std::collections::HashSet<String> = items(&v, "subscribers")
-        .iter()
-        .map(|s| s["username"].as_str().unwrap().to_string())
-        .collect();
+    let present = usernames(&app, f.customer_id).await;
     for (u, bad, _) in &results {
         assert_eq!(present.contains(u), !bad, "{u}");
     }

@@ -559,14 +559,7 @@ async fn failed_deliveries_are_retried_honouring_retry_after(app: TestApp) {
     assert!(ex.iter().all(|e| e["delivery_status"] == "delivered"));
     assert_eq!(ex[0]["response"]["status"], 503);
     // /metrics times each attempt by outcome: two failures, one success here.
-    let m = app
-        .req(reqwest::Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     let count = |outcome: &str| {
         m.lines()
             .find(|l| {

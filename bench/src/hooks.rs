@@ -285,9 +285,7 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
                 .patch(format!("{base}/api/hooks/{id}"))
                 .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
                 .header("content-type", "application/json-patch+json")
-                .body(
-                    json!([{ "op": "replace", "path": "/status", "value": status }]).to_string(),
-                )
+                .body(json!([{ "op": "replace", "path": "/status", "value": status }]).to_string())
                 .send()
                 .await?;
             if !r.status().is_success() {

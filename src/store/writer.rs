@@ -234,12 +234,7 @@ impl Writer {
             Err(e) => Err(Arc::from(e.to_string())),
         };
         if r.is_err() {
-            while Tm::get_transaction_depth(conn) > 0 {
-                if Tm::rollback(conn).await.is_err() {
-                    break;
-                }
-            }
-            self.discard();
+            self.unwind().await;
         }
         metrics::histogram!("voxprov_db_commit_writes").record(open.members as f64);
         if let Err(why) = &r {
@@ -251,6 +246,18 @@ impl Writer {
     /// Rolls the shared transaction back wholly (its state is no longer known) and fails its
     /// members; the connection is replaced.
     async fn abort(&mut self, why: &str) {
+        self.unwind().await;
+        if let Some(open) = self.open.take() {
+            tracing::error!(
+                writes = open.members,
+                "shared transaction rolled back: {why}"
+            );
+            open.done.send_replace(Some(Err(Arc::from(why))));
+        }
+    }
+
+    /// Rolls back whatever is open on the connection and replaces it (its state is in doubt).
+    async fn unwind(&mut self) {
         if let Some(conn) = self.conn.as_mut() {
             while Tm::get_transaction_depth(conn) > 0 {
                 if Tm::rollback(conn).await.is_err() {
@@ -259,13 +266,6 @@ impl Writer {
             }
         }
         self.discard();
-        if let Some(open) = self.open.take() {
-            tracing::error!(
-                writes = open.members,
-                "shared transaction rolled back: {why}"
-            );
-            open.done.send_replace(Some(Err(Arc::from(why))));
-        }
     }
 
     fn discard(&mut self) {
@@ -358,12 +358,7 @@ async fn commit_on(
             let r = Tm::commit(w.conn()).await;
             let open = Tm::get_transaction_depth(w.conn()) != 0;
             if r.is_err() || open {
-                while Tm::get_transaction_depth(w.conn()) > 0 {
-                    if Tm::rollback(w.conn()).await.is_err() {
-                        break;
-                    }
-                }
-                w.discard();
+                w.unwind().await;
             }
             r?;
             if open {

@@ -228,6 +228,17 @@ impl TestApp {
         self.req_as(method, path, "administrator", ADMIN_PASS)
     }
 
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        self.req(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         send(self.req(Method::GET, path)).await
     }
