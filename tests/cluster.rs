@@ -50,21 +50,42 @@ fn csrf_of(page: &str) -> String {
         .to_string()
 }
 
+/// A UI page fetched with a cookie.
+async fn page_as(c: &reqwest::Client, url: String, cookie: &str) -> reqwest::Response {
+    c.get(url).header("cookie", cookie).send().await.unwrap()
+}
+
+/// A UI form posted with a cookie.
+async fn form_as(
+    c: &reqwest::Client,
+    url: String,
+    cookie: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    c.post(url)
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Posts the login form of `node`'s UI as `administrator` with `password`.
 async fn ui_login_as(c: &reqwest::Client, node: &TestApp, password: &str) -> reqwest::Response {
     let r = c.get(node.url("/ui/login")).send().await.unwrap();
     let login_cookie = cookies(&r);
     let csrf = csrf_of(&r.text().await.unwrap());
-    c.post(node.url("/ui/login"))
-        .header("cookie", &login_cookie)
-        .form(&[
+    form_as(
+        c,
+        node.url("/ui/login"),
+        &login_cookie,
+        &[
             ("_csrf", csrf.as_str()),
             ("login", "administrator"),
             ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap()
+        ],
+    )
+    .await
 }
 
 /// Logs in through `node`'s UI; returns the session cookie (`vxs=…`).
@@ -84,37 +105,27 @@ async fn a_ui_session_made_through_one_node_works_through_another() {
     let c = client();
     let session = ui_login(&c, &n[0]).await;
     // Node B knows the session: its pages, and a form post with the session's token.
-    let r = c
-        .get(n[1].url("/ui/domains/new"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let r = page_as(&c, n[1].url("/ui/domains/new"), &session).await;
     assert_eq!(r.status(), StatusCode::OK, "node B serves the session");
     let csrf = csrf_of(&r.text().await.unwrap());
-    let r = c
-        .post(n[1].url("/ui/domains/new"))
-        .header("cookie", &session)
-        .form(&[
+    let r = form_as(
+        &c,
+        n[1].url("/ui/domains/new"),
+        &session,
+        &[
             ("_csrf", csrf.as_str()),
             ("domain", "cluster.example"),
             ("reseller_id", "1"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "a form posted through B");
     let (_, v) = n[0].get("/api/domains/?domain=cluster.example").await;
     assert_eq!(v["total_count"], 1, "{v}");
     // A node restarted keeps it: nothing was in its memory.
     n[0].kill9();
     n[0].start().await;
-    let r = c
-        .get(n[0].url("/ui/"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let r = page_as(&c, n[0].url("/ui/"), &session).await;
     assert_eq!(r.status(), StatusCode::OK, "the session outlives a restart");
     // The database keeps only the token's hash.
     let token = session.trim_start_matches("vxs=");
@@ -131,29 +142,20 @@ async fn a_ui_session_made_through_one_node_works_through_another() {
     assert!(stored.contains(&hash), "the session is stored: {stored}");
     assert!(!stored.contains(token), "as its hash only");
     // Logged out through B: A refuses it too.
-    let page = c
-        .get(n[1].url("/ui/"))
-        .header("cookie", &session)
-        .send()
+    let page = page_as(&c, n[1].url("/ui/"), &session)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
-    let r = c
-        .post(n[1].url("/ui/logout"))
-        .header("cookie", &session)
-        .form(&[("_csrf", csrf_of(&page).as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = form_as(
+        &c,
+        n[1].url("/ui/logout"),
+        &session,
+        &[("_csrf", csrf_of(&page).as_str())],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let r = c
-        .get(n[0].url("/ui/"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let r = page_as(&c, n[0].url("/ui/"), &session).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "ended everywhere");
     assert!(r.headers()["location"]
         .to_str()

@@ -12,7 +12,7 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{
     atomic::{AtomicBool, Ordering},
     Arc, Mutex,
@@ -55,26 +55,10 @@ impl Balancer {
         }
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, cfg.join("\n") + "\n").unwrap();
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&path)
-            .output()
-            .expect("haproxy is installed (Debian package haproxy)");
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Balancer { child, port }
+        Balancer {
+            child: haproxy(&path),
+            port,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -89,18 +73,9 @@ impl Drop for Balancer {
     }
 }
 
-fn psql(url: &str, sql: &str) -> Vec<Vec<String>> {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-qAt", "-F", "\t", "-c", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+/// A query's rows, each its columns.
+fn rows(url: &str, sql: &str) -> Vec<Vec<String>> {
+    psql_at(url, sql)
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()
@@ -256,7 +231,7 @@ async fn three_nodes_behind_haproxy_survive_a_node_killed_mid_load() {
     // Mid-load, the node holding the SIP server's delivery lease dies without warning.
     tokio::time::sleep(LOAD / 4).await;
     let duty = format!("sipserver:{server}");
-    let holder = psql(
+    let holder = rows(
         &nodes[0].db_url,
         &format!("SELECT holder FROM leases WHERE duty = '{duty}'"),
     )[0][0]
@@ -340,7 +315,7 @@ async fn three_nodes_behind_haproxy_survive_a_node_killed_mid_load() {
             assert_eq!(prev, change, "webhook-id {wid} always names one change");
         }
     }
-    let deliveries = psql(
+    let deliveries = rows(
         &nodes[0].db_url,
         &format!(
             "SELECT webhook_id, change_id, status FROM hook_deliveries WHERE hook_id = {hook_id}"
@@ -353,7 +328,7 @@ async fn three_nodes_behind_haproxy_survive_a_node_killed_mid_load() {
             "delivery {d:?} reached the receiver"
         );
     }
-    let changes = psql(
+    let changes = rows(
         &nodes[0].db_url,
         &format!("SELECT id FROM changes WHERE resource = 'subscribers' AND object_id IN (SELECT id FROM subscribers WHERE customer_id = {})", f.customer_id),
     );
@@ -398,7 +373,7 @@ async fn three_nodes_behind_haproxy_survive_a_node_killed_mid_load() {
     //    holder's last tenure began before the kill and the next one only after it (a second
     //    owner while the first lived would have begun before); the fenced progress is the
     //    last tenure's.
-    let tenures: Vec<Value> = psql(
+    let tenures: Vec<Value> = rows(
         &nodes[0].db_url,
         &format!("SELECT epoch, holder, taken_ms, COALESCE(ended_ms, -1) FROM lease_history WHERE duty = '{duty}' ORDER BY epoch"),
     )
@@ -435,7 +410,7 @@ async fn three_nodes_behind_haproxy_survive_a_node_killed_mid_load() {
         next["taken"].as_i64().unwrap() > kill_ms,
         "nobody took the duty while its holder lived: {tenures:?}"
     );
-    let current = psql(
+    let current = rows(
         &nodes[0].db_url,
         &format!("SELECT epoch FROM leases WHERE duty = '{duty}'"),
     )[0][0]

@@ -906,20 +906,6 @@ both!(
     super::ENV
 );
 
-fn psql(sql: &str) {
-    let out = std::process::Command::new("psql")
-        .arg(pg_admin_url())
-        .arg("-qAtc")
-        .arg(sql)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// PostgreSQL only: SQLite is inside the server and cannot be stopped apart from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_known_phone_gets_its_last_good_configuration_while_the_database_is_down() {

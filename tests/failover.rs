@@ -48,16 +48,6 @@ fn as_pg(prog: &str) -> Command {
     }
 }
 
-fn run(mut c: Command, what: &str) {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// One PostgreSQL instance in a directory of its own.
 struct Pg {
     dir: PathBuf,
@@ -74,7 +64,7 @@ impl Pg {
             .arg("-l")
             .arg(self.dir.join("log"))
             .stdout(Stdio::null());
-        run(c, &format!("pg_ctl {args:?}"));
+        run_ok(&mut c, &format!("pg_ctl {args:?}"));
     }
 
     fn url(&self, db: &str) -> String {
@@ -96,8 +86,8 @@ fn private_dir(base: &Path, name: &str) -> PathBuf {
     let d = base.join(name);
     std::fs::create_dir_all(&d).unwrap();
     if is_root() {
-        run(
-            {
+        run_ok(
+            &mut {
                 let mut c = Command::new("chown");
                 c.arg("-R").arg("postgres:").arg(base);
                 c
@@ -114,8 +104,8 @@ fn pair(base: &Path) -> (Pg, Pg) {
         dir: private_dir(base, "primary"),
         port: free_port(),
     };
-    run(
-        {
+    run_ok(
+        &mut {
             let mut c = as_pg("initdb");
             c.arg("-D")
                 .arg(&primary.dir)
@@ -144,8 +134,8 @@ fn pair(base: &Path) -> (Pg, Pg) {
         port: free_port(),
     };
     std::fs::remove_dir_all(&standby.dir).unwrap();
-    run(
-        {
+    run_ok(
+        &mut {
             let mut c = as_pg("pg_basebackup");
             c.args([
                 "-h",
@@ -180,20 +170,6 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-qAtc", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// HAProxy as the database's one address: the primary, and the standby as the backup.
 struct Proxy {
     child: Child,
@@ -213,15 +189,10 @@ impl Proxy {
         );
         let path = dir.join("haproxy-pg.cfg");
         std::fs::write(&path, cfg).unwrap();
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy is installed");
-        Proxy { child, port }
+        Proxy {
+            child: haproxy(&path),
+            port,
+        }
     }
 }
 
@@ -245,7 +216,7 @@ async fn a_primary_killed_under_load_fails_over_to_its_standby() {
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
     let (primary, standby) = pair(&base);
-    psql(&primary.url("postgres"), "CREATE DATABASE voxprov");
+    psql_at(&primary.url("postgres"), "CREATE DATABASE voxprov");
     let proxy = Proxy::start(&base, &primary, &standby);
     let db_url = format!("postgres://postgres@127.0.0.1:{}/voxprov", proxy.port);
 
@@ -308,11 +279,11 @@ async fn a_primary_killed_under_load_fails_over_to_its_standby() {
     standby.ctl(&["promote"]);
     // Alone now: it must not wait for a standby of its own (its settings are the old
     // primary's copy), as a failover manager would set it.
-    psql(
+    psql_at(
         &standby.url("postgres"),
         "ALTER SYSTEM SET synchronous_standby_names = ''",
     );
-    psql(&standby.url("postgres"), "SELECT pg_reload_conf()");
+    psql_at(&standby.url("postgres"), "SELECT pg_reload_conf()");
     let promoted_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(8)).await;
     stop.store(true, Ordering::SeqCst);
@@ -368,7 +339,7 @@ async fn a_primary_killed_under_load_fails_over_to_its_standby() {
         promoted_at.duration_since(killed_at).as_millis()
     );
     // Every acknowledged write is on the new primary.
-    let on_new = psql(
+    let on_new = psql_at(
         &standby.url("voxprov"),
         &format!(
             "SELECT string_agg(username, ' ') FROM subscribers WHERE customer_id = {}",
@@ -387,7 +358,7 @@ async fn a_primary_killed_under_load_fails_over_to_its_standby() {
         "acknowledged but not on the new primary: {lost:?}"
     );
     // And each with its journal entry.
-    let journalled = psql(
+    let journalled = psql_at(
         &standby.url("voxprov"),
         &format!("SELECT COUNT(*) FROM changes WHERE resource = 'subscribers' AND op = 'create' AND object_id IN (SELECT id FROM subscribers WHERE customer_id = {})", f.customer_id),
     );

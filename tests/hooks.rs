@@ -1162,15 +1162,16 @@ async fn sipserver_behind_and_caught_up_reach_hooks(app: TestApp) {
     .await;
     let name = format!("vxhk_{}_{}", std::process::id(), app.backend as u8);
     let mysql = |sql: &str| {
-        let out = std::process::Command::new("mysql")
-            .args(["-h", &common::sipdb::mysql_host(), "-uroot", "-e", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(
+            std::process::Command::new("mysql").args([
+                "-h",
+                &common::sipdb::mysql_host(),
+                "-uroot",
+                "-e",
+                sql,
+            ]),
+            sql,
+        )
     };
     mysql(&format!("DROP DATABASE IF EXISTS {name}"));
     let url = format!("mysql://root@{}:3306/{name}", common::sipdb::mysql_host());

@@ -50,13 +50,7 @@ impl Kamailio {
             ]),
             Engine::Postgres => panic!("the shipped configuration uses SQLite or MySQL"),
         };
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "create-db.sh: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::run_ok(&mut cmd, "create-db.sh");
         db
     }
 

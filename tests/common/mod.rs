@@ -32,18 +32,48 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .arg(pg_admin_url())
-        .arg("-qAtc")
-        .arg(sql)
-        .output()
-        .expect("psql runs");
+/// Runs a program to its end and gives its standard output; if it fails, the test fails
+/// naming `what` with everything the program printed.
+pub fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         out.status.success(),
-        "psql {sql}: {}",
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// One psql command against `url`: its rows one a line, columns tab-separated.
+pub fn psql_at(url: &str, sql: &str) -> String {
+    run_ok(
+        Command::new("psql")
+            .arg(url)
+            .args(["-qAt", "-F", "\t", "-c", sql]),
+        &format!("psql {sql}"),
+    )
+}
+
+/// One psql command as the test suite's PostgreSQL administrator.
+pub fn psql(sql: &str) -> String {
+    psql_at(&pg_admin_url(), sql)
+}
+
+/// HAProxy in the foreground on a configuration file, once `haproxy -c` accepts it.
+pub fn haproxy(cfg: &std::path::Path) -> Child {
+    run_ok(
+        Command::new("haproxy").arg("-c").arg("-f").arg(cfg),
+        "haproxy -c (Debian package haproxy)",
+    );
+    Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy starts")
 }
 
 pub struct TestApp {
