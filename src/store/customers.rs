@@ -3,6 +3,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::resellers::Domain;
 use super::{insert_id, now, Conn};
 use crate::error::Result;
 
@@ -81,30 +82,113 @@ pub async fn live_subscriber_ids(c: &mut Conn, customer_id: i64) -> Result<Vec<i
     rows.iter().map(|r| Ok(sqlx::Row::try_get(r, 0)?)).collect()
 }
 
+/// What a subscriber's creation reads before anything else, in one statement: its
+/// customer (locked as [`get_for_subscriber`] says), its domain (by name or id) and, if
+/// `want_home`, that domain's least-loaded home server.
+pub struct ForSubscriber {
+    pub customer: Option<Customer>,
+    pub domain: Option<Domain>,
+    pub home: Option<i64>,
+}
+
+/// A domain as a subscriber names it.
+pub enum DomainKey<'a> {
+    Name(&'a str),
+    Id(i64),
+}
+
+/// Reads [`ForSubscriber`]. PostgreSQL: the customer row is share-locked by the same
+/// statement; a customer with a subscriber limit is then also locked for counting (a
+/// transaction-scoped advisory lock on its id), so that creations under a limit count one at
+/// a time while the others still run side by side.
+pub async fn for_subscriber(
+    c: &mut Conn,
+    customer_id: i64,
+    domain: DomainKey<'_>,
+    want_home: bool,
+) -> Result<ForSubscriber> {
+    let locks = super::has_row_locks(c);
+    let cols: Vec<String> = CUSTOMER_COLS
+        .split(", ")
+        .map(|col| format!("c.{col}"))
+        .collect();
+    let (join, key) = match domain {
+        DomainKey::Name(n) => ("d.domain = $2", super::Arg::Text(n.to_string())),
+        DomainKey::Id(id) => ("d.id = $2", super::Arg::Int(id)),
+    };
+    let sql = format!(
+        "SELECT {}, d.id AS d_id, d.domain AS d_domain, d.reseller_id AS d_reseller_id, \
+         d.create_timestamp AS d_create_timestamp, d.modify_timestamp AS d_modify_timestamp, \
+         CASE WHEN $3 = 1 AND d.id IS NOT NULL THEN ({}) END AS home \
+         FROM customers c LEFT JOIN domains d ON {join} WHERE c.id = $1{}",
+        cols.join(", "),
+        super::sipservers::least_loaded_home_sql("d.id"),
+        if locks { " FOR SHARE OF c" } else { "" }
+    );
+    let q = sqlx::query(&sql).bind(customer_id);
+    let q = super::bind_all(q, std::slice::from_ref(&key)).bind(i64::from(want_home));
+    let Some(row) = q.fetch_optional(&mut *c).await? else {
+        return Ok(ForSubscriber {
+            customer: None,
+            domain: None,
+            home: None,
+        });
+    };
+    use sqlx::Row;
+    let customer: Customer = sqlx::FromRow::from_row(&row)?;
+    let domain = match row.try_get::<Option<i64>, _>("d_id")? {
+        Some(id) => Some(Domain {
+            id,
+            domain: row.try_get("d_domain")?,
+            reseller_id: row.try_get("d_reseller_id")?,
+            create_timestamp: row.try_get("d_create_timestamp")?,
+            modify_timestamp: row.try_get("d_modify_timestamp")?,
+        }),
+        None => None,
+    };
+    let home: Option<i64> = row.try_get("home")?;
+    if locks && customer.max_subscribers.is_some() {
+        lock_for_counting(c, customer_id).await?;
+    }
+    Ok(ForSubscriber {
+        customer: Some(customer),
+        domain,
+        home,
+    })
+}
+
 /// Reads a customer for adding a subscriber to it. PostgreSQL: a shared row lock, so that
 /// many subscribers can be added at once but not while the customer itself changes (a
-/// termination must not miss one); an exclusive one when `max_subscribers` must be counted.
-/// The mode is chosen from an unlocked read and the row is locked once: taking FOR SHARE and
-/// then FOR UPDATE would let two creators each hold the first and wait for the other.
-/// SQLite's single writer already excludes both.
+/// termination must not miss one); when `max_subscribers` must be counted, also the
+/// counting lock ([`for_subscriber`] says why). SQLite's single writer already excludes both.
 pub async fn get_for_subscriber(c: &mut Conn, id: i64) -> Result<Option<Customer>> {
     if !super::has_row_locks(c) {
         return super::get_as(c, CUSTOMER_COLS, "customers", id, false).await;
     }
-    let Some(peek) = super::get_as::<Customer>(c, CUSTOMER_COLS, "customers", id, false).await?
-    else {
-        return Ok(None);
-    };
-    let mode = if peek.max_subscribers.is_some() {
-        "FOR UPDATE"
-    } else {
-        "FOR SHARE"
-    };
     let row = sqlx::query(&format!(
-        "SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1 {mode}"
+        "SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1 FOR SHARE"
     ))
     .bind(id)
     .fetch_optional(&mut *c)
     .await?;
-    Ok(row.as_ref().map(sqlx::FromRow::from_row).transpose()?)
+    let cu: Option<Customer> = row.as_ref().map(sqlx::FromRow::from_row).transpose()?;
+    if cu.as_ref().is_some_and(|cu| cu.max_subscribers.is_some()) {
+        lock_for_counting(c, id).await?;
+    }
+    Ok(cu)
+}
+
+/// Held (PostgreSQL, until the transaction ends) by whoever counts a customer's subscribers
+/// against its limit before adding one. Taken after the customer's shared row lock: two
+/// creators each holding that one and waiting to upgrade it would wait for each other for
+/// ever; this lock is nobody's but theirs. (A customer change takes the row exclusively, so
+/// it waits for them all.)
+async fn lock_for_counting(c: &mut Conn, id: i64) -> Result<()> {
+    // Any key space but the leases' (theirs is the one-bigint form); two customers sharing
+    // a key only count one after the other.
+    sqlx::query("SELECT pg_advisory_xact_lock(1, CAST($1 % 2147483647 AS INTEGER))")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }

@@ -368,17 +368,23 @@ pub async fn backlog(c: &mut Conn, d: &Delivered) -> Result<i64> {
 
 /// The enabled home server serving `domain_id` with the fewest live subscribers.
 pub async fn least_loaded_home(c: &mut Conn, domain_id: i64) -> Result<Option<i64>> {
-    let r = sqlx::query(
-        "SELECT s.id FROM sipservers s WHERE s.role = 'home' AND s.enabled = 1 \
-         AND (NOT EXISTS (SELECT 1 FROM sipserver_domains sd WHERE sd.sipserver_id = s.id) \
-              OR EXISTS (SELECT 1 FROM sipserver_domains sd WHERE sd.sipserver_id = s.id AND sd.domain_id = $1)) \
-         ORDER BY (SELECT COUNT(*) FROM subscribers u WHERE u.home_server_id = s.id AND u.status <> 'terminated'), s.id \
-         LIMIT 1",
-    )
+    let r = sqlx::query(&least_loaded_home_sql("$1"))
     .bind(domain_id)
     .fetch_optional(&mut *c)
     .await?;
     r.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+}
+
+/// The query behind [`least_loaded_home`] for the domain whose id `domain` (a parameter or a
+/// column) gives, to be run on its own or as a scalar subquery.
+pub fn least_loaded_home_sql(domain: &str) -> String {
+    format!(
+        "SELECT s.id FROM sipservers s WHERE s.role = 'home' AND s.enabled = 1 \
+         AND (NOT EXISTS (SELECT 1 FROM sipserver_domains sd WHERE sd.sipserver_id = s.id) \
+              OR EXISTS (SELECT 1 FROM sipserver_domains sd WHERE sd.sipserver_id = s.id AND sd.domain_id = {domain})) \
+         ORDER BY (SELECT COUNT(*) FROM subscribers u WHERE u.home_server_id = s.id AND u.status <> 'terminated'), s.id \
+         LIMIT 1"
+    )
 }
 
 /// A domain (name) of a live subscriber homed on `id` that is not among `domain_ids`.

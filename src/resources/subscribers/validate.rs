@@ -18,7 +18,9 @@ pub(super) struct Validated {
 }
 
 /// What validation looks up, remembered across the rows of a bulk import (one POST uses a
-/// fresh one). Customers are read with a row lock, held until the transaction ends.
+/// fresh one). Customers are read with a row lock, held until the transaction ends: shared,
+/// unless the customer's subscriber limit must be counted (see
+/// [`customers::get_for_subscriber`]).
 #[derive(Default)]
 pub struct Lookups {
     customers: HashMap<i64, Option<Customer>>,
@@ -26,14 +28,53 @@ pub struct Lookups {
     domains_by_id: HashMap<i64, Option<Domain>>,
     /// Domains no home server serves (no lookup per row needed).
     homeless: HashSet<i64>,
+    /// A domain's least-loaded home server as read with its customer, good for one use.
+    home_read: Option<(i64, Option<i64>)>,
 }
 
 impl Lookups {
+    /// Reads a creation's customer, domain and default home server in one statement, unless
+    /// the customer is known already (the next rows of an import).
+    async fn prefetch(&mut self, c: &mut Conn, i: &SubscriberInput, want_home: bool) -> Result<()> {
+        if self.customers.contains_key(&i.customer_id) {
+            return Ok(());
+        }
+        let name = i
+            .domain
+            .as_deref()
+            .and_then(|n| model::domain_name("domain", n).ok());
+        let key = match (&name, i.domain_id) {
+            (Some(n), _) => customers::DomainKey::Name(n),
+            (None, Some(id)) => customers::DomainKey::Id(id),
+            // Nothing to look a domain up by: validation says so.
+            (None, None) => customers::DomainKey::Id(0),
+        };
+        let got = customers::for_subscriber(c, i.customer_id, key, want_home).await?;
+        if got.customer.is_none() {
+            // Validation stops at the customer; nothing else is asked.
+            self.customers.insert(i.customer_id, None);
+            return Ok(());
+        }
+        self.customers.insert(i.customer_id, got.customer);
+        match (&name, i.domain_id) {
+            (Some(n), _) => {
+                self.domains_by_name.insert(n.clone(), got.domain.clone());
+            }
+            (None, Some(id)) => {
+                self.domains_by_id.insert(id, got.domain.clone());
+            }
+            (None, None) => {}
+        }
+        if let (Some(d), true) = (&got.domain, want_home) {
+            self.home_read = Some((d.id, got.home));
+        }
+        Ok(())
+    }
     async fn customer(&mut self, c: &mut Conn, id: i64) -> Result<Option<Customer>> {
         if let Some(cu) = self.customers.get(&id) {
             return Ok(cu.clone());
         }
-        let cu: Option<Customer> = get_as(c, CUSTOMER_COLS, "customers", id, true).await?;
+        let cu = customers::get_for_subscriber(c, id).await?;
         self.customers.insert(id, cu.clone());
         Ok(cu)
     }
@@ -57,7 +98,10 @@ impl Lookups {
         if self.homeless.contains(&domain_id) {
             return Ok(None);
         }
-        let h = sipservers::least_loaded_home(c, domain_id).await?;
+        let h = match self.home_read.take() {
+            Some((d, h)) if d == domain_id => h,
+            _ => sipservers::least_loaded_home(c, domain_id).await?,
+        };
         if h.is_none() {
             self.homeless.insert(domain_id);
         }
@@ -73,6 +117,8 @@ pub(super) async fn validate(
     old: Option<&SubscriberRow>,
     look: &mut Lookups,
 ) -> Result<Validated> {
+    look.prefetch(c, &i, old.is_none() && i.home_server_id.is_none())
+        .await?;
     let customer = look.customer(c, i.customer_id).await?;
     let customer = match customer {
         Some(cu) if actor.scope().is_none_or(|s| s == cu.reseller_id) => cu,
