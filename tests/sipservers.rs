@@ -401,8 +401,20 @@ async fn home_servers_share_the_subscribers_and_the_front_proxy_routes_to_them()
         .await;
     let mut homes = Vec::new();
     for (i, u) in ["u1", "u2", "u3", "u4"].iter().enumerate() {
-        let id = app.subscriber(&f, u, 6_000_000 + i as u64).await;
+        let (s, created) = app
+            .post(
+                "/api/subscribers/",
+                json!({ "customer_id": f.customer_id, "domain": f.domain, "username": u, "password": "sip-secret-1",
+                        "primary_number": { "cc": 49, "ac": 30, "sn": 6_000_000 + i as u64 } }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_i64().unwrap();
         let (_, v) = app.get(&format!("/api/subscribers/{id}")).await;
+        assert_eq!(
+            created["home_server_id"], v["home_server_id"],
+            "the creation's answer names the home it was given"
+        );
         homes.push(v["home_server_id"].as_i64().unwrap());
     }
     assert_eq!(

@@ -210,6 +210,17 @@ pub trait Resource: Send + Sync + 'static {
     ) -> Result<Created> {
         Err(Error::MethodNotAllowed("POST is not allowed here".into()))
     }
+    /// [`Resource::create`], with the new object's full representation where the resource
+    /// builds it from what it wrote (saving the statements that would read it back; it must
+    /// equal what [`Resource::load`] gives). `None`: it is loaded.
+    async fn create_built(
+        c: &mut Conn,
+        app: &App,
+        actor: &Actor,
+        input: Self::Input,
+    ) -> Result<(Created, Option<Self::Repr>)> {
+        Ok((Self::create(c, app, actor, input).await?, None))
+    }
     async fn update(
         _c: &mut Conn,
         _app: &App,

@@ -175,12 +175,15 @@ pub async fn create_one<R: Resource>(
     let doc = v.clone();
     let input: R::Input =
         to_input(strip(v, R::VOLATILE), R::READ_ONLY, None).map_err(|e| e.with_input(&doc))?;
-    let created = R::create(c, app, actor, input)
+    let (created, built) = R::create_built(c, app, actor, input)
         .await
         .map_err(|e| e.with_input(&doc))?;
-    let repr = R::load(c, app, created.id, false)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("created object vanished")))?;
+    let repr = match built {
+        Some(r) => r,
+        None => R::load(c, app, created.id, false)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("created object vanished")))?,
+    };
     record::<R>(c, actor, Op::Create, None, Some(&repr)).await?;
     Ok((created, repr))
 }

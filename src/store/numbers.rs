@@ -60,30 +60,15 @@ pub async fn for_subscribers(c: &mut Conn, ids: &[i64]) -> Result<Vec<NumberRec>
 /// Makes the subscriber's numbers exactly `primary` + `aliases`: removes the others,
 /// keeps the ones it has, adds new ones. A number held by anybody else is refused,
 /// naming the field it came from.
-/// `fresh`: the subscriber was created in this transaction (it has no numbers yet).
 pub async fn sync_subscriber(
     c: &mut Conn,
     sub_id: i64,
     reseller_id: i64,
     primary: Option<&Number>,
     aliases: &[Number],
-    fresh: bool,
 ) -> Result<()> {
-    let existing = if fresh {
-        Vec::new()
-    } else {
-        for_subscribers(c, &[sub_id]).await?
-    };
-    let wanted: Vec<(&Number, bool, String)> = primary
-        .map(|p| (p, true, "primary_number".to_string()))
-        .into_iter()
-        .chain(
-            aliases
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a, false, format!("alias_numbers[{i}]"))),
-        )
-        .collect();
+    let existing = for_subscribers(c, &[sub_id]).await?;
+    let wanted = wanted(primary, aliases);
     for e in &existing {
         let n = e.number();
         if !wanted.iter().any(|(w, _, _)| **w == n) {
@@ -112,6 +97,145 @@ pub async fn sync_subscriber(
         }
     }
     Ok(())
+}
+
+/// The numbers a subscriber is to have, each with whether it is the primary and the field
+/// it came from.
+fn wanted<'a>(primary: Option<&'a Number>, aliases: &'a [Number]) -> Vec<(&'a Number, bool, String)> {
+    primary
+        .map(|p| (p, true, "primary_number".to_string()))
+        .into_iter()
+        .chain(
+            aliases
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a, false, format!("alias_numbers[{i}]"))),
+        )
+        .collect()
+}
+
+/// Gives a subscriber created in this transaction its numbers, created at `ts`, in as few
+/// statements as there are hundreds of them; one held by anybody already is refused, naming
+/// the field it came from. The records come primary first, then the aliases as given.
+pub async fn insert_fresh(
+    c: &mut Conn,
+    sub_id: i64,
+    reseller_id: i64,
+    primary: Option<&Number>,
+    aliases: &[Number],
+    ts: &str,
+) -> Result<Vec<NumberRec>> {
+    const COLS: usize = 7;
+    let wanted = wanted(primary, aliases);
+    let mut out: Vec<NumberRec> = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(100) {
+        let sql = format!(
+            "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {} \
+             ON CONFLICT (cc, ac, sn) DO NOTHING RETURNING {NUMBER_COLS}",
+            (0..chunk.len())
+                .map(|i| format!("({})", super::placeholders(i * COLS + 1, COLS)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (n, primary, _) in chunk {
+            q = q
+                .bind(n.cc.clone())
+                .bind(n.ac.clone())
+                .bind(n.sn.clone())
+                .bind(reseller_id)
+                .bind(sub_id)
+                .bind(Flag::int(*primary))
+                .bind(ts.to_string());
+        }
+        let added: Vec<NumberRec> = q
+            .fetch_all(&mut *c)
+            .await?
+            .iter()
+            .map(sqlx::FromRow::from_row)
+            .collect::<Result<_, _>>()?;
+        refuse_missing(chunk, &added)?;
+        out.extend(added);
+    }
+    // Ids are drawn in VALUES order; RETURNING's row order is not promised.
+    out.sort_by_key(|n| (!n.is_primary.0, n.id));
+    Ok(out)
+}
+
+/// A wanted number that was not added is somebody's already: refused, naming its field (the
+/// caller's transaction is undone).
+fn refuse_missing(wanted: &[(&Number, bool, String)], added: &[NumberRec]) -> Result<()> {
+    match wanted
+        .iter()
+        .find(|(n, _, _)| !added.iter().any(|a| a.number() == **n))
+    {
+        Some((n, _, field)) => Err(Error::invalid(field.as_str(), n.taken())),
+        None => Ok(()),
+    }
+}
+
+/// Inserts a subscriber created at `ts` and its numbers in one statement (PostgreSQL; a
+/// writing WITH), as [`super::subscribers::insert`] and [`insert_fresh`] would one after the
+/// other; its id and the numbers, primary first. Up to 100 numbers (more go through
+/// [`insert_fresh`]).
+pub async fn insert_subscriber_with(
+    c: &mut Conn,
+    uuid: &str,
+    f: &super::subscribers::SubscriberFields,
+    ts: &str,
+    primary: Option<&Number>,
+    aliases: &[Number],
+) -> Result<(i64, Vec<NumberRec>)> {
+    let wanted = wanted(primary, aliases);
+    if !super::has_row_locks(c) || wanted.is_empty() || wanted.len() > 100 {
+        let id = super::subscribers::insert(c, uuid, f, ts).await?;
+        let nums = insert_fresh(c, id, f.reseller_id, primary, aliases, ts).await?;
+        return Ok((id, nums));
+    }
+    const SUB: usize = 19;
+    let values: Vec<String> = (0..wanted.len())
+        .map(|i| {
+            let b = SUB + i * 4;
+            format!("(${}, ${}, ${}, CAST(${} AS INTEGER))", b + 1, b + 2, b + 3, b + 4)
+        })
+        .collect();
+    let sql = format!(
+        "WITH s AS ({}), \
+         n AS (INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) \
+               SELECT v.cc, v.ac, v.sn, $3, s.id, v.p, $15 FROM s CROSS JOIN (VALUES {}) AS v (cc, ac, sn, p) \
+               ON CONFLICT (cc, ac, sn) DO NOTHING RETURNING {NUMBER_COLS}) \
+         SELECT s.id AS subscriber_row_id, n.* FROM s LEFT JOIN n ON TRUE",
+        *super::subscribers::INSERT_ONE,
+        values.join(", ")
+    );
+    let mut q = super::subscribers::bind_fields(sqlx::query(&sql), uuid, f, ts);
+    for (n, p, _) in &wanted {
+        q = q
+            .bind(n.cc.clone())
+            .bind(n.ac.clone())
+            .bind(n.sn.clone())
+            .bind(Flag::int(*p));
+    }
+    let rows = q.fetch_all(&mut *c).await?;
+    use sqlx::Row;
+    let Some(id) = rows
+        .first()
+        .map(|r| r.try_get::<i64, _>("subscriber_row_id"))
+        .transpose()?
+    else {
+        return Err(Error::internal(anyhow::anyhow!(
+            "inserted subscriber not returned"
+        )));
+    };
+    let mut added = Vec::with_capacity(rows.len());
+    for r in &rows {
+        if r.try_get::<Option<i64>, _>("id")?.is_some() {
+            added.push(sqlx::FromRow::from_row(r)?);
+        }
+    }
+    refuse_missing(&wanted, &added)?;
+    added.sort_by_key(|n: &NumberRec| (!n.is_primary.0, n.id));
+    Ok((id, added))
 }
 
 /// Adds a number unless it exists already (whoever has it); whether it was added.
@@ -167,13 +291,14 @@ pub async fn taken(c: &mut Conn, digits: &[String]) -> Result<std::collections::
     Ok(out)
 }
 
-/// Inserts many numbers (subscriber, reseller, number, primary) in multi-row statements.
+/// Inserts many numbers (subscriber, reseller, number, primary), created at `ts`, in multi-row
+/// statements.
 pub async fn insert_many(
     c: &mut Conn,
     rows: &[(i64, i64, &Number, bool)],
+    ts: &str,
 ) -> Result<Vec<NumberRec>> {
     const COLS: usize = 7;
-    let ts = now();
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(100) {
         let sql = format!(
@@ -192,7 +317,7 @@ pub async fn insert_many(
                 .bind(*reseller)
                 .bind(*sub)
                 .bind(Flag::int(*primary))
-                .bind(ts.clone());
+                .bind(ts.to_string());
         }
         for r in q.fetch_all(&mut *c).await? {
             out.push(sqlx::FromRow::from_row(&r)?);

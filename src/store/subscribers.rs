@@ -74,8 +74,9 @@ pub struct SubscriberFields {
     pub profile_id: Option<i64>,
 }
 
-pub async fn insert(c: &mut Conn, uuid: &str, f: &SubscriberFields) -> Result<i64> {
-    let ids = insert_many(c, &[(uuid.to_string(), f)]).await?;
+/// Inserts one subscriber created at `ts` (its creation and modification time).
+pub async fn insert(c: &mut Conn, uuid: &str, f: &SubscriberFields, ts: &str) -> Result<i64> {
+    let ids = insert_many(c, &[(uuid.to_string(), f)], ts).await?;
     Ok(ids[0])
 }
 
@@ -136,53 +137,80 @@ pub async fn terminate(c: &mut Conn, id: i64, released_numbers: &str) -> Result<
     Ok(())
 }
 
-/// Inserts many subscribers in multi-row statements (bulk import); ids in input order.
-pub async fn insert_many(c: &mut Conn, rows: &[(String, &SubscriberFields)]) -> Result<Vec<i64>> {
+const INSERT_COLS: &str = "uuid, customer_id, reseller_id, domain_id, username, password_enc, webusername, \
+    webpassword_hash, status, lock_level, administrative, external_id, display_name, email, create_timestamp, \
+    home_server_id, modify_timestamp, contact_id, profile_set_id, profile_id";
+
+/// The parameters of one row of [`INSERT_COLS`] from `$b+1` (19 of them: the creation time
+/// is the modification time too).
+fn values_row(b: usize) -> String {
+    format!(
+        "({}, ${}, {})",
+        super::placeholders(b + 1, 16),
+        b + 15,
+        super::placeholders(b + 17, 3)
+    )
+}
+
+/// One subscriber's insert, its parameters bound by [`bind_fields`] from `$1` (`$3` is
+/// the reseller, `$15` the creation time), returning its id.
+pub static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO subscribers ({INSERT_COLS}) VALUES {} RETURNING id",
+        values_row(0)
+    )
+});
+
+/// Binds one row of [`INSERT_COLS`] in [`values_row`]'s order.
+pub fn bind_fields<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    uuid: &str,
+    f: &SubscriberFields,
+    ts: &str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(uuid.to_string())
+        .bind(f.customer_id)
+        .bind(f.reseller_id)
+        .bind(f.domain_id)
+        .bind(f.username.clone())
+        .bind(f.password_enc.clone())
+        .bind(f.webusername.clone())
+        .bind(f.webpassword_hash.clone())
+        .bind(f.status.clone())
+        .bind(f.lock_level)
+        .bind(Flag::int(f.administrative))
+        .bind(f.external_id.clone())
+        .bind(f.display_name.clone())
+        .bind(f.email.clone())
+        .bind(ts.to_string())
+        .bind(f.home_server_id)
+        .bind(f.contact_id)
+        .bind(f.profile_set_id)
+        .bind(f.profile_id)
+}
+
+/// Inserts many subscribers created at `ts` in multi-row statements (bulk import); ids in
+/// input order.
+pub async fn insert_many(
+    c: &mut Conn,
+    rows: &[(String, &SubscriberFields)],
+    ts: &str,
+) -> Result<Vec<i64>> {
     const COLS: usize = 19;
-    let ts = now();
     let mut ids = std::collections::HashMap::with_capacity(rows.len());
     // Small statements: SQLite looks bound parameters up by a linear scan, so a statement
     // with thousands of them costs quadratic time (sqlx binds by name).
     for chunk in rows.chunks(50) {
         let sql = format!(
-            "INSERT INTO subscribers (uuid, customer_id, reseller_id, domain_id, username, password_enc, webusername, webpassword_hash, status, \
-             lock_level, administrative, external_id, display_name, email, create_timestamp, home_server_id, modify_timestamp, contact_id, profile_set_id, profile_id) \
-             VALUES {} RETURNING id, uuid",
+            "INSERT INTO subscribers ({INSERT_COLS}) VALUES {} RETURNING id, uuid",
             (0..chunk.len())
-                .map(|i| {
-                    let b = i * COLS;
-                    format!(
-                        "({}, ${}, {})",
-                        super::placeholders(b + 1, 16),
-                        b + 15,
-                        super::placeholders(b + 17, 3)
-                    )
-                })
+                .map(|i| values_row(i * COLS))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
         let mut q = sqlx::query(&sql);
         for (uuid, f) in chunk {
-            q = q
-                .bind(uuid.clone())
-                .bind(f.customer_id)
-                .bind(f.reseller_id)
-                .bind(f.domain_id)
-                .bind(f.username.clone())
-                .bind(f.password_enc.clone())
-                .bind(f.webusername.clone())
-                .bind(f.webpassword_hash.clone())
-                .bind(f.status.clone())
-                .bind(f.lock_level)
-                .bind(Flag::int(f.administrative))
-                .bind(f.external_id.clone())
-                .bind(f.display_name.clone())
-                .bind(f.email.clone())
-                .bind(ts.clone())
-                .bind(f.home_server_id)
-                .bind(f.contact_id)
-                .bind(f.profile_set_id)
-                .bind(f.profile_id);
+            q = bind_fields(q, uuid, f, ts);
         }
         for r in q.fetch_all(&mut *c).await? {
             use sqlx::Row;

@@ -113,60 +113,33 @@ pub async fn create_many(
         .zip(&accepted)
         .map(|(u, (_, v))| (u.clone(), &v.fields))
         .collect();
-    let ids = store::insert_many(c, &rows).await?;
+    let ts = crate::store::now();
+    let ids = store::insert_many(c, &rows, &ts).await?;
     let mut nums: Vec<(i64, i64, &Number, bool)> = Vec::new();
     for (id, (_, v)) in ids.iter().zip(&accepted) {
         let r = v.fields.reseller_id;
         nums.extend(v.primary.iter().map(|n| (*id, r, n, true)));
         nums.extend(v.aliases.iter().map(|n| (*id, r, n, false)));
     }
-    let recs = numbers::insert_many(c, &nums).await?;
+    let recs = numbers::insert_many(c, &nums, &ts).await?;
     let mut recs_by_sub: HashMap<i64, Vec<NumberRec>> = HashMap::new();
     for n in recs {
         if let Some(s) = n.subscriber_id {
             recs_by_sub.entry(s).or_default().push(n);
         }
     }
-    let ts = crate::store::now();
     let mut afters = Vec::with_capacity(accepted.len());
     for ((id, uuid), (k, v)) in ids.iter().zip(uuids).zip(accepted) {
-        let f = v.fields;
-        let row = SubscriberRow {
-            id: *id,
-            uuid,
-            customer_id: f.customer_id,
-            reseller_id: f.reseller_id,
-            domain_id: f.domain_id,
-            domain: v.domain,
-            username: f.username,
-            password_enc: f.password_enc,
-            webusername: f.webusername,
-            webpassword_hash: f.webpassword_hash,
-            status: f.status,
-            lock_level: f.lock_level,
-            administrative: crate::store::Flag(f.administrative),
-            external_id: f.external_id,
-            display_name: f.display_name,
-            email: f.email,
-            released_numbers: None,
-            create_timestamp: ts.clone(),
-            modify_timestamp: ts.clone(),
-            terminate_timestamp: None,
-            home_server_id: f.home_server_id,
-            contact_id: f.contact_id,
-            profile_set_id: f.profile_set_id,
-            profile_id: f.profile_id,
-        };
+        let once = v
+            .generated_password
+            .clone()
+            .map(|p| Map::from_iter([("password".to_string(), Value::String(p))]));
+        let row = new_row(*id, uuid, ts.clone(), v);
         let mut mine = recs_by_sub.remove(id).unwrap_or_default();
         mine.sort_by_key(|n| (!n.is_primary.0, n.id));
         let repr = build(app, row, &mine)?;
         afters.push((repr.reseller_id, *id, Value::Object(to_map(&repr))));
-        out[k] = Ok(Created {
-            id: *id,
-            once: v
-                .generated_password
-                .map(|p| Map::from_iter([("password".to_string(), Value::String(p))])),
-        });
+        out[k] = Ok(Created { id: *id, once });
     }
     let changes: Vec<crate::changes::Change> = afters
         .iter()

@@ -18,7 +18,7 @@ use crate::crypto;
 use crate::error::{Error, Result};
 use crate::model::{self, Actor, Number, NumberInput, SubscriberStatus};
 use crate::resources::{record, to_map, Created, ListQuery, Resource};
-use crate::store::customers::{self, Customer, CUSTOMER_COLS};
+use crate::store::customers::{self, Customer};
 use crate::store::numbers::{self, NumberRec};
 use crate::store::resellers::{domain_by_name, Domain, DOMAIN_COLS};
 use crate::store::sipservers;
@@ -194,6 +194,38 @@ fn build(app: &App, row: SubscriberRow, nums: &[NumberRec]) -> Result<Subscriber
     })
 }
 
+/// The row a subscriber validated as `v` has once inserted as `id` at `ts` (what reading it
+/// back would give).
+fn new_row(id: i64, uuid: String, ts: String, v: Validated) -> SubscriberRow {
+    let f = v.fields;
+    SubscriberRow {
+        id,
+        uuid,
+        customer_id: f.customer_id,
+        reseller_id: f.reseller_id,
+        domain_id: f.domain_id,
+        domain: v.domain,
+        username: f.username,
+        password_enc: f.password_enc,
+        webusername: f.webusername,
+        webpassword_hash: f.webpassword_hash,
+        status: f.status,
+        lock_level: f.lock_level,
+        administrative: crate::store::Flag(f.administrative),
+        external_id: f.external_id,
+        display_name: f.display_name,
+        email: f.email,
+        released_numbers: None,
+        create_timestamp: ts.clone(),
+        modify_timestamp: ts,
+        terminate_timestamp: None,
+        home_server_id: f.home_server_id,
+        contact_id: f.contact_id,
+        profile_set_id: f.profile_set_id,
+        profile_id: f.profile_id,
+    }
+}
+
 pub async fn load(c: &mut Conn, app: &App, id: i64, lock: bool) -> Result<Option<Subscriber>> {
     let Some(row) = store::get(c, id, lock).await? else {
         return Ok(None);
@@ -339,6 +371,14 @@ impl Resource for Subscribers {
         load(c, app, id, lock).await
     }
     async fn create(c: &mut Conn, app: &App, actor: &Actor, i: SubscriberInput) -> Result<Created> {
+        Ok(Self::create_built(c, app, actor, i).await?.0)
+    }
+    async fn create_built(
+        c: &mut Conn,
+        app: &App,
+        actor: &Actor,
+        i: SubscriberInput,
+    ) -> Result<(Created, Option<Subscriber>)> {
         let v = validate(c, app, actor, i, None, &mut Lookups::default()).await?;
         if v.terminate {
             return Err(Error::invalid(
@@ -354,22 +394,23 @@ impl Resource for Subscribers {
                 )));
             }
         }
-        let id = store::insert(c, &uuid::Uuid::new_v4().to_string(), &v.fields).await?;
-        numbers::sync_subscriber(
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let ts = crate::store::now();
+        let (id, nums) = numbers::insert_subscriber_with(
             c,
-            id,
-            v.fields.reseller_id,
+            &uuid,
+            &v.fields,
+            &ts,
             v.primary.as_ref(),
             &v.aliases,
-            true,
         )
         .await?;
-        Ok(Created {
-            id,
-            once: v
-                .generated_password
-                .map(|p| Map::from_iter([("password".to_string(), Value::String(p))])),
-        })
+        let once = v
+            .generated_password
+            .clone()
+            .map(|p| Map::from_iter([("password".to_string(), Value::String(p))]));
+        let repr = build(app, new_row(id, uuid, ts, v), &nums)?;
+        Ok((Created { id, once }, Some(repr)))
     }
     async fn update(
         c: &mut Conn,
@@ -397,15 +438,8 @@ impl Resource for Subscribers {
             )));
         }
         store::update(c, id, &v.fields).await?;
-        numbers::sync_subscriber(
-            c,
-            id,
-            v.fields.reseller_id,
-            v.primary.as_ref(),
-            &v.aliases,
-            false,
-        )
-        .await?;
+        numbers::sync_subscriber(c, id, v.fields.reseller_id, v.primary.as_ref(), &v.aliases)
+            .await?;
         if v.terminate {
             let current = load(c, app, id, false)
                 .await?
