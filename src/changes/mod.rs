@@ -104,11 +104,26 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", crate::store::placeholders(i * COLS + 1, COLS)))
             .collect();
-        let sql = format!(
+        let insert = format!(
             "INSERT INTO changes (ts, actor_type, actor_id, actor_name, client_addr, reseller_id, resource, object_id, op, before, after) \
              VALUES {} RETURNING id",
             values.join(", ")
         );
+        // PostgreSQL: the enabled after-hooks come back with the ids, in the same round trip
+        // (SQLite cannot put an INSERT in a WITH; its statements cost no network).
+        let with_hooks = crate::store::has_row_locks(c);
+        let sql = if with_hooks {
+            format!(
+                "WITH ins AS ({insert}) \
+                 SELECT 0 AS k, id, CAST(NULL AS BIGINT) AS reseller_id, CAST(NULL AS TEXT) AS events, \
+                 CAST(NULL AS TEXT) AS filter_domain, CAST(NULL AS BIGINT) AS filter_sipserver_id, \
+                 CAST(NULL AS BIGINT) AS filter_customer_id FROM ins \
+                 UNION ALL SELECT 1 AS k, {}",
+                crate::store::hooks::AFTER_TARGETS
+            )
+        } else {
+            insert
+        };
         let redacted: Vec<(Option<Value>, Option<Value>)> = chunk
             .iter()
             .map(|ch| (ch.before.map(redact), ch.after.map(redact)))
@@ -128,13 +143,23 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
                 .bind(b.as_ref().map(Value::to_string))
                 .bind(a.as_ref().map(Value::to_string));
         }
+        let rows = q.fetch_all(&mut *c).await?;
         // Ids are given in VALUES order; RETURNING's row order is not promised.
-        let mut ids = q
-            .fetch_all(&mut *c)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<Vec<i64>, _>>()?;
+        let mut ids = Vec::with_capacity(chunk.len());
+        let mut hooks = Vec::new();
+        for row in &rows {
+            if with_hooks && row.try_get::<i32, _>(0)? == 1 {
+                hooks.push(sqlx::FromRow::from_row(row)?);
+            } else {
+                ids.push(row.try_get::<i64, _>(if with_hooks { 1 } else { 0 })?);
+            }
+        }
+        let hooks: Vec<crate::store::hooks::HookTarget> = if with_hooks {
+            hooks.sort_by_key(|h: &crate::store::hooks::HookTarget| h.id);
+            hooks
+        } else {
+            crate::store::hooks::after_targets(c).await?
+        };
         ids.sort_unstable();
         last = last.max(ids.last().copied());
         let emitted: Vec<crate::hooks::Emitted> = chunk
@@ -152,7 +177,7 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
                 events: None,
             })
             .collect();
-        deliveries += crate::hooks::enqueue(c, actor, &emitted).await?;
+        deliveries += crate::hooks::enqueue_to(c, actor, &emitted, &hooks).await?;
     }
     if let Some(id) = last {
         let _ = RECORDED.try_with(|r| {

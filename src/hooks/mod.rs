@@ -294,7 +294,18 @@ pub async fn enqueue(c: &mut Conn, actor: &Actor, emitted: &[Emitted<'_>]) -> Re
         return Ok(0);
     }
     let hooks = st::after_targets(c).await?;
-    if hooks.is_empty() {
+    enqueue_to(c, actor, emitted, &hooks).await
+}
+
+/// [`enqueue`] to `hooks`, the enabled after-hooks as read in the caller's transaction
+/// (ordered by id).
+pub async fn enqueue_to(
+    c: &mut Conn,
+    actor: &Actor,
+    emitted: &[Emitted<'_>],
+    hooks: &[st::HookTarget],
+) -> Result<usize> {
+    if emitted.is_empty() || hooks.is_empty() {
         return Ok(0);
     }
     let patterns: Vec<Vec<String>> = hooks

@@ -90,13 +90,18 @@ pub async fn active(c: &mut Conn, phase: &str) -> Result<Vec<HookRow>> {
 /// What fan-out needs of the enabled after-hooks; without the pending count, which would
 /// cost a scan on every write.
 pub async fn after_targets(c: &mut Conn) -> Result<Vec<HookTarget>> {
-    Ok(sqlx::query_as(
-        "SELECT id, reseller_id, events, filter_domain, filter_sipserver_id, filter_customer_id \
-         FROM hooks WHERE phase = 'after' AND status = 'enabled' ORDER BY id",
+    Ok(
+        sqlx::query_as(&format!("SELECT {AFTER_TARGETS} ORDER BY id"))
+            .fetch_all(&mut *c)
+            .await?,
     )
-    .fetch_all(&mut *c)
-    .await?)
 }
+
+/// The columns and rows of [`after_targets`] (unordered), for a statement of its own or to
+/// ride along with another.
+pub const AFTER_TARGETS: &str =
+    "id, reseller_id, events, filter_domain, filter_sipserver_id, filter_customer_id \
+     FROM hooks WHERE phase = 'after' AND status = 'enabled'";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct HookTarget {
