@@ -95,3 +95,85 @@ async fn of_thirty_two_patches_with_one_etag_exactly_one_wins(app: TestApp) {
     assert_eq!(j["total_count"], 1);
 }
 both!(of_thirty_two_patches_with_one_etag_exactly_one_wins);
+
+/// PostgreSQL: subscriber creations hold their customer's row shared, and a new shared row
+/// lock does not queue behind a writer already waiting, so a steady stream of creations
+/// could keep a change of the customer waiting for ever. Creations pass a gate first, which
+/// queues in order: a creation that arrives after a waiting change goes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_change_is_not_overtaken_by_later_creations() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let f = app.fixture().await;
+    let cust = f.customer_id;
+    let advisory = |granted: bool| {
+        psql_at(
+            &app.db_url,
+            &format!(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 2 AND objid = {cust} AND granted = {granted}"
+            ),
+        )
+        .parse::<i64>()
+        .unwrap()
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "never: {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // A creation in progress, holding what the server's own would: the gate and the row,
+    // both shared.
+    let mut held = std::process::Command::new("psql")
+        .arg(&app.db_url)
+        .args(["-qAtc", &format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared(2, {cust}); SELECT id FROM customers WHERE id = {cust} FOR SHARE; SELECT pg_sleep(60); COMMIT;"
+        )])
+        .env("PGAPPNAME", "vx-held-creation")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the held creation", &|| advisory(true) == 1);
+    // A change of the customer waits for it ...
+    let change = tokio::spawn(send(
+        app.req(Method::PATCH, &format!("/api/customers/{cust}"))
+            .header("Content-Type", "application/json-patch+json")
+            .body(json!([{ "op": "replace", "path": "/external_id", "value": "changed" }]).to_string()),
+    ));
+    wait_for("the change waiting", &|| advisory(false) == 1);
+    // ... and a creation that comes now waits behind the change (without the gate it would
+    // share the row with the held one and be done before the change).
+    let create = tokio::spawn(send(app.req(Method::POST, "/api/subscribers/").json(&json!({
+        "customer_id": cust, "domain": f.domain, "username": "later", "password": "pw-second-1" }))));
+    wait_for("the creation done or waiting", &|| {
+        create.is_finished() || advisory(false) == 2
+    });
+    // Ends the held transaction (its backend sleeps on even once psql is gone).
+    psql_at(
+        &app.db_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'vx-held-creation'",
+    );
+    held.wait().unwrap();
+    let (s, v) = change.await.unwrap();
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = create.await.unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let entry = |q: &str| {
+        let q = q.to_string();
+        let app = &app;
+        async move {
+            let (_, j) = app.get(&format!("/api/journals/?{q}")).await;
+            items(&j, "journals")[0]["id"].as_i64().unwrap()
+        }
+    };
+    let changed = entry(&format!("resource=customers&resource_id={cust}&operation=update")).await;
+    let created = entry("resource=subscribers&operation=create").await;
+    assert!(
+        changed < created,
+        "the later creation went first: change {changed}, creation {created}"
+    );
+}

@@ -145,6 +145,9 @@ impl Resource for Customers {
         list_as(c, CUSTOMER_COLS, "customers", &w, &q.page).await
     }
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<Customer>> {
+        if lock {
+            customers::gate_for_change(c, id).await?;
+        }
         get_as(c, CUSTOMER_COLS, "customers", id, lock).await
     }
     async fn create(c: &mut Conn, _: &App, actor: &Actor, i: CustomerInput) -> Result<Created> {

@@ -83,7 +83,7 @@ pub async fn live_subscriber_ids(c: &mut Conn, customer_id: i64) -> Result<Vec<i
 }
 
 /// What a subscriber's creation reads before anything else, in one statement: its
-/// customer (locked as [`get_for_subscriber`] says), its domain (by name or id) and, if
+/// customer (locked as [`for_subscriber`] says), its domain (by name or id) and, if
 /// `want_home`, that domain's least-loaded home server.
 pub struct ForSubscriber {
     pub customer: Option<Customer>,
@@ -98,14 +98,17 @@ pub enum DomainKey<'a> {
 }
 
 /// Reads [`ForSubscriber`]. PostgreSQL: the customer row is share-locked by the same
-/// statement; a customer with a subscriber limit is then also locked for counting (a
-/// transaction-scoped advisory lock on its id), so that creations under a limit count one at
-/// a time while the others still run side by side.
+/// statement (after passing [`gate_for_change`]'s gate), so that many subscribers can be
+/// added or changed at once but not while the customer itself changes (a termination must
+/// not miss one); when `counting` and the customer has a subscriber limit, it is then also
+/// locked for counting, so that creations under a limit count one at a time while the others
+/// still run side by side. SQLite's single writer already excludes all of it.
 pub async fn for_subscriber(
     c: &mut Conn,
     customer_id: i64,
     domain: DomainKey<'_>,
     want_home: bool,
+    counting: bool,
 ) -> Result<ForSubscriber> {
     let locks = super::has_row_locks(c);
     let cols: Vec<String> = CUSTOMER_COLS
@@ -120,9 +123,18 @@ pub async fn for_subscriber(
         "SELECT {}, d.id AS d_id, d.domain AS d_domain, d.reseller_id AS d_reseller_id, \
          d.create_timestamp AS d_create_timestamp, d.modify_timestamp AS d_modify_timestamp, \
          CASE WHEN $3 = 1 AND d.id IS NOT NULL THEN ({}) END AS home \
-         FROM customers c LEFT JOIN domains d ON {join} WHERE c.id = $1{}",
+         FROM customers c {} LEFT JOIN domains d ON {join} WHERE c.id = $1{}",
         cols.join(", "),
         super::sipservers::least_loaded_home_sql("d.id"),
+        // The gate, shared, before the row lock (the join yields no row before it is held).
+        if locks {
+            format!(
+                "CROSS JOIN (SELECT pg_advisory_xact_lock_shared({GATE}, {}) AS gate) g",
+                lock_key("$1")
+            )
+        } else {
+            String::new()
+        },
         if locks { " FOR SHARE OF c" } else { "" }
     );
     let q = sqlx::query(&sql).bind(customer_id);
@@ -147,7 +159,7 @@ pub async fn for_subscriber(
         None => None,
     };
     let home: Option<i64> = row.try_get("home")?;
-    if locks && customer.max_subscribers.is_some() {
+    if locks && counting && customer.max_subscribers.is_some() {
         lock_for_counting(c, customer_id).await?;
     }
     Ok(ForSubscriber {
@@ -157,25 +169,33 @@ pub async fn for_subscriber(
     })
 }
 
-/// Reads a customer for adding a subscriber to it. PostgreSQL: a shared row lock, so that
-/// many subscribers can be added at once but not while the customer itself changes (a
-/// termination must not miss one); when `max_subscribers` must be counted, also the
-/// counting lock ([`for_subscriber`] says why). SQLite's single writer already excludes both.
-pub async fn get_for_subscriber(c: &mut Conn, id: i64) -> Result<Option<Customer>> {
-    if !super::has_row_locks(c) {
-        return super::get_as(c, CUSTOMER_COLS, "customers", id, false).await;
+/// Advisory lock classes (two-key form; the leases use the one-key form): the gate before a
+/// customer's row, and the count of its subscribers.
+const GATE: i32 = 2;
+const COUNTING: i32 = 1;
+
+/// The second key of a customer's advisory locks, from an SQL expression of its id (two
+/// customers sharing one only wait for each other).
+fn lock_key(id: &str) -> String {
+    format!("CAST({id} % 2147483647 AS INTEGER)")
+}
+
+/// Taken (PostgreSQL) before locking a customer's row for a change of its own: subscriber
+/// creations hold that row shared, and a new shared row lock does not wait for a writer
+/// already waiting, so under a steady stream of creations the change could wait for ever.
+/// They pass this gate shared first ([`for_subscriber`]); the gate queues in order, so
+/// creations that come after the change wait behind it.
+pub async fn gate_for_change(c: &mut Conn, id: i64) -> Result<()> {
+    if super::has_row_locks(c) {
+        sqlx::query(&format!(
+            "SELECT pg_advisory_xact_lock({GATE}, {})",
+            lock_key("$1")
+        ))
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
     }
-    let row = sqlx::query(&format!(
-        "SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1 FOR SHARE"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *c)
-    .await?;
-    let cu: Option<Customer> = row.as_ref().map(sqlx::FromRow::from_row).transpose()?;
-    if cu.as_ref().is_some_and(|cu| cu.max_subscribers.is_some()) {
-        lock_for_counting(c, id).await?;
-    }
-    Ok(cu)
+    Ok(())
 }
 
 /// Held (PostgreSQL, until the transaction ends) by whoever counts a customer's subscribers
@@ -184,11 +204,12 @@ pub async fn get_for_subscriber(c: &mut Conn, id: i64) -> Result<Option<Customer
 /// ever; this lock is nobody's but theirs. (A customer change takes the row exclusively, so
 /// it waits for them all.)
 async fn lock_for_counting(c: &mut Conn, id: i64) -> Result<()> {
-    // Any key space but the leases' (theirs is the one-bigint form); two customers sharing
-    // a key only count one after the other.
-    sqlx::query("SELECT pg_advisory_xact_lock(1, CAST($1 % 2147483647 AS INTEGER))")
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
+    sqlx::query(&format!(
+        "SELECT pg_advisory_xact_lock({COUNTING}, {})",
+        lock_key("$1")
+    ))
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }

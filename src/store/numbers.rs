@@ -101,7 +101,10 @@ pub async fn sync_subscriber(
 
 /// The numbers a subscriber is to have, each with whether it is the primary and the field
 /// it came from.
-fn wanted<'a>(primary: Option<&'a Number>, aliases: &'a [Number]) -> Vec<(&'a Number, bool, String)> {
+fn wanted<'a>(
+    primary: Option<&'a Number>,
+    aliases: &'a [Number],
+) -> Vec<(&'a Number, bool, String)> {
     primary
         .map(|p| (p, true, "primary_number".to_string()))
         .into_iter()
@@ -196,7 +199,13 @@ pub async fn insert_subscriber_with(
     let values: Vec<String> = (0..wanted.len())
         .map(|i| {
             let b = SUB + i * 4;
-            format!("(${}, ${}, ${}, CAST(${} AS INTEGER))", b + 1, b + 2, b + 3, b + 4)
+            format!(
+                "(${}, ${}, ${}, CAST(${} AS INTEGER))",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4
+            )
         })
         .collect();
     let sql = format!(

@@ -369,9 +369,9 @@ pub async fn backlog(c: &mut Conn, d: &Delivered) -> Result<i64> {
 /// The enabled home server serving `domain_id` with the fewest live subscribers.
 pub async fn least_loaded_home(c: &mut Conn, domain_id: i64) -> Result<Option<i64>> {
     let r = sqlx::query(&least_loaded_home_sql("$1"))
-    .bind(domain_id)
-    .fetch_optional(&mut *c)
-    .await?;
+        .bind(domain_id)
+        .fetch_optional(&mut *c)
+        .await?;
     r.map(|r| r.try_get(0)).transpose().map_err(Into::into)
 }
 

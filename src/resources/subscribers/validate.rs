@@ -18,9 +18,9 @@ pub(super) struct Validated {
 }
 
 /// What validation looks up, remembered across the rows of a bulk import (one POST uses a
-/// fresh one). Customers are read with a row lock, held until the transaction ends: shared,
-/// unless the customer's subscriber limit must be counted (see
-/// [`customers::get_for_subscriber`]).
+/// fresh one). Customers are read with a shared row lock held until the transaction ends
+/// (and, for a creation under a subscriber limit, the counting lock: see
+/// [`customers::for_subscriber`]).
 #[derive(Default)]
 pub struct Lookups {
     customers: HashMap<i64, Option<Customer>>,
@@ -35,7 +35,7 @@ pub struct Lookups {
 impl Lookups {
     /// Reads a creation's customer, domain and default home server in one statement, unless
     /// the customer is known already (the next rows of an import).
-    async fn prefetch(&mut self, c: &mut Conn, i: &SubscriberInput, want_home: bool) -> Result<()> {
+    async fn prefetch(&mut self, c: &mut Conn, i: &SubscriberInput, creating: bool) -> Result<()> {
         if self.customers.contains_key(&i.customer_id) {
             return Ok(());
         }
@@ -49,7 +49,8 @@ impl Lookups {
             // Nothing to look a domain up by: validation says so.
             (None, None) => customers::DomainKey::Id(0),
         };
-        let got = customers::for_subscriber(c, i.customer_id, key, want_home).await?;
+        let want_home = creating && i.home_server_id.is_none();
+        let got = customers::for_subscriber(c, i.customer_id, key, want_home, creating).await?;
         if got.customer.is_none() {
             // Validation stops at the customer; nothing else is asked.
             self.customers.insert(i.customer_id, None);
@@ -74,7 +75,10 @@ impl Lookups {
         if let Some(cu) = self.customers.get(&id) {
             return Ok(cu.clone());
         }
-        let cu = customers::get_for_subscriber(c, id).await?;
+        // (Known already after `prefetch`, unless validation is used without it.)
+        let cu = customers::for_subscriber(c, id, customers::DomainKey::Id(0), false, true)
+            .await?
+            .customer;
         self.customers.insert(id, cu.clone());
         Ok(cu)
     }
@@ -117,8 +121,7 @@ pub(super) async fn validate(
     old: Option<&SubscriberRow>,
     look: &mut Lookups,
 ) -> Result<Validated> {
-    look.prefetch(c, &i, old.is_none() && i.home_server_id.is_none())
-        .await?;
+    look.prefetch(c, &i, old.is_none()).await?;
     let customer = look.customer(c, i.customer_id).await?;
     let customer = match customer {
         Some(cu) if actor.scope().is_none_or(|s| s == cu.reseller_id) => cu,
