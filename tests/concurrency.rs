@@ -142,13 +142,18 @@ async fn a_customer_change_is_not_overtaken_by_later_creations() {
     let change = tokio::spawn(send(
         app.req(Method::PATCH, &format!("/api/customers/{cust}"))
             .header("Content-Type", "application/json-patch+json")
-            .body(json!([{ "op": "replace", "path": "/external_id", "value": "changed" }]).to_string()),
+            .body(
+                json!([{ "op": "replace", "path": "/external_id", "value": "changed" }])
+                    .to_string(),
+            ),
     ));
     wait_for("the change waiting", &|| advisory(false) == 1);
     // ... and a creation that comes now waits behind the change (without the gate it would
     // share the row with the held one and be done before the change).
-    let create = tokio::spawn(send(app.req(Method::POST, "/api/subscribers/").json(&json!({
-        "customer_id": cust, "domain": f.domain, "username": "later", "password": "pw-second-1" }))));
+    let create = tokio::spawn(send(
+        app.req(Method::POST, "/api/subscribers/").json(&json!({
+        "customer_id": cust, "domain": f.domain, "username": "later", "password": "pw-second-1" })),
+    ));
     wait_for("the creation done or waiting", &|| {
         create.is_finished() || advisory(false) == 2
     });
@@ -170,7 +175,10 @@ async fn a_customer_change_is_not_overtaken_by_later_creations() {
             items(&j, "journals")[0]["id"].as_i64().unwrap()
         }
     };
-    let changed = entry(&format!("resource=customers&resource_id={cust}&operation=update")).await;
+    let changed = entry(&format!(
+        "resource=customers&resource_id={cust}&operation=update"
+    ))
+    .await;
     let created = entry("resource=subscribers&operation=create").await;
     assert!(
         changed < created,
