@@ -187,13 +187,7 @@ fn lock_key(id: &str) -> String {
 /// creations that come after the change wait behind it.
 pub async fn gate_for_change(c: &mut Conn, id: i64) -> Result<()> {
     if super::has_row_locks(c) {
-        sqlx::query(&format!(
-            "SELECT pg_advisory_xact_lock({GATE}, {})",
-            lock_key("$1")
-        ))
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
+        lock_exclusive(c, GATE, id).await?;
     }
     Ok(())
 }
@@ -204,8 +198,13 @@ pub async fn gate_for_change(c: &mut Conn, id: i64) -> Result<()> {
 /// ever; this lock is nobody's but theirs. (A customer change takes the row exclusively, so
 /// it waits for them all.)
 async fn lock_for_counting(c: &mut Conn, id: i64) -> Result<()> {
+    lock_exclusive(c, COUNTING, id).await
+}
+
+/// A customer's advisory lock of `class`, exclusive, until the transaction ends.
+async fn lock_exclusive(c: &mut Conn, class: i32, id: i64) -> Result<()> {
     sqlx::query(&format!(
-        "SELECT pg_advisory_xact_lock({COUNTING}, {})",
+        "SELECT pg_advisory_xact_lock({class}, {})",
         lock_key("$1")
     ))
     .bind(id)

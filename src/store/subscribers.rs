@@ -81,32 +81,20 @@ pub async fn insert(c: &mut Conn, uuid: &str, f: &SubscriberFields, ts: &str) ->
 }
 
 pub async fn update(c: &mut Conn, id: i64, f: &SubscriberFields) -> Result<()> {
-    sqlx::query(
+    let q = sqlx::query(
         "UPDATE subscribers SET customer_id = $1, reseller_id = $2, domain_id = $3, username = $4, password_enc = $5, webusername = $6, \
          webpassword_hash = $7, status = $8, lock_level = $9, administrative = $10, external_id = $11, display_name = $12, email = $13, \
          modify_timestamp = $14, home_server_id = $16, contact_id = $17, profile_set_id = $18, profile_id = $19 WHERE id = $15",
-    )
-    .bind(f.customer_id)
-    .bind(f.reseller_id)
-    .bind(f.domain_id)
-    .bind(f.username.clone())
-    .bind(f.password_enc.clone())
-    .bind(f.webusername.clone())
-    .bind(f.webpassword_hash.clone())
-    .bind(f.status.clone())
-    .bind(f.lock_level)
-    .bind(Flag::int(f.administrative))
-    .bind(f.external_id.clone())
-    .bind(f.display_name.clone())
-    .bind(f.email.clone())
-    .bind(now())
-    .bind(id)
-    .bind(f.home_server_id)
-    .bind(f.contact_id)
-    .bind(f.profile_set_id)
-    .bind(f.profile_id)
-    .execute(&mut *c)
-    .await?;
+    );
+    bind_own(q, f)
+        .bind(now())
+        .bind(id)
+        .bind(f.home_server_id)
+        .bind(f.contact_id)
+        .bind(f.profile_set_id)
+        .bind(f.profile_id)
+        .execute(&mut *c)
+        .await?;
     Ok(())
 }
 
@@ -161,15 +149,13 @@ pub static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
     )
 });
 
-/// Binds one row of [`INSERT_COLS`] in [`values_row`]'s order.
-pub fn bind_fields<'q>(
+/// Binds the subscriber's own fields, `customer_id` to `email`, in column order (an insert and
+/// an update share them).
+fn bind_own<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    uuid: &str,
     f: &SubscriberFields,
-    ts: &str,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    q.bind(uuid.to_string())
-        .bind(f.customer_id)
+    q.bind(f.customer_id)
         .bind(f.reseller_id)
         .bind(f.domain_id)
         .bind(f.username.clone())
@@ -182,6 +168,16 @@ pub fn bind_fields<'q>(
         .bind(f.external_id.clone())
         .bind(f.display_name.clone())
         .bind(f.email.clone())
+}
+
+/// Binds one row of [`INSERT_COLS`] in [`values_row`]'s order.
+pub fn bind_fields<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    uuid: &str,
+    f: &SubscriberFields,
+    ts: &str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    bind_own(q.bind(uuid.to_string()), f)
         .bind(ts.to_string())
         .bind(f.home_server_id)
         .bind(f.contact_id)
