@@ -119,7 +119,8 @@ fn wanted<'a>(
 
 /// Gives a subscriber created in this transaction its numbers, created at `ts`, in as few
 /// statements as there are hundreds of them; one held by anybody already is refused, naming
-/// the field it came from. The records come primary first, then the aliases as given.
+/// the field it came from (once all are tried: the caller's transaction is undone anyway).
+/// The records come primary first, then the aliases as given.
 pub async fn insert_fresh(
     c: &mut Conn,
     sub_id: i64,
@@ -128,38 +129,13 @@ pub async fn insert_fresh(
     aliases: &[Number],
     ts: &str,
 ) -> Result<Vec<NumberRec>> {
-    const COLS: usize = 7;
     let wanted = wanted(primary, aliases);
-    let mut out: Vec<NumberRec> = Vec::with_capacity(wanted.len());
-    for chunk in wanted.chunks(100) {
-        let sql = format!(
-            "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {} \
-             ON CONFLICT (cc, ac, sn) DO NOTHING RETURNING {NUMBER_COLS}",
-            (0..chunk.len())
-                .map(|i| format!("({})", super::placeholders(i * COLS + 1, COLS)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for (n, primary, _) in chunk {
-            q = q
-                .bind(n.cc.clone())
-                .bind(n.ac.clone())
-                .bind(n.sn.clone())
-                .bind(reseller_id)
-                .bind(sub_id)
-                .bind(Flag::int(*primary))
-                .bind(ts.to_string());
-        }
-        let added: Vec<NumberRec> = q
-            .fetch_all(&mut *c)
-            .await?
-            .iter()
-            .map(sqlx::FromRow::from_row)
-            .collect::<Result<_, _>>()?;
-        refuse_missing(chunk, &added)?;
-        out.extend(added);
-    }
+    let rows: Vec<(i64, i64, &Number, bool)> = wanted
+        .iter()
+        .map(|(n, p, _)| (sub_id, reseller_id, *n, *p))
+        .collect();
+    let mut out = insert_rows(c, &rows, ts, " ON CONFLICT (cc, ac, sn) DO NOTHING").await?;
+    refuse_missing(&wanted, &out)?;
     // Ids are drawn in VALUES order; RETURNING's row order is not promised.
     out.sort_by_key(|n| (!n.is_primary.0, n.id));
     Ok(out)
@@ -307,11 +283,22 @@ pub async fn insert_many(
     rows: &[(i64, i64, &Number, bool)],
     ts: &str,
 ) -> Result<Vec<NumberRec>> {
+    insert_rows(c, rows, ts, "").await
+}
+
+/// [`insert_many`], with `conflict` (an `ON CONFLICT` clause, or nothing) after each
+/// statement's rows; the records of the rows inserted.
+async fn insert_rows(
+    c: &mut Conn,
+    rows: &[(i64, i64, &Number, bool)],
+    ts: &str,
+    conflict: &str,
+) -> Result<Vec<NumberRec>> {
     const COLS: usize = 7;
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(100) {
         let sql = format!(
-            "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {} RETURNING {NUMBER_COLS}",
+            "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {}{conflict} RETURNING {NUMBER_COLS}",
             (0..chunk.len())
                 .map(|i| format!("({})", super::placeholders(i * COLS + 1, COLS)))
                 .collect::<Vec<_>>()

@@ -130,10 +130,7 @@ pub async fn create_many(
     }
     let mut afters = Vec::with_capacity(accepted.len());
     for ((id, uuid), (k, v)) in ids.iter().zip(uuids).zip(accepted) {
-        let once = v
-            .generated_password
-            .clone()
-            .map(|p| Map::from_iter([("password".to_string(), Value::String(p))]));
+        let once = v.once();
         let row = new_row(*id, uuid, ts.clone(), v);
         let mut mine = recs_by_sub.remove(id).unwrap_or_default();
         mine.sort_by_key(|n| (!n.is_primary.0, n.id));

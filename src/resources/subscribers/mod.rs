@@ -405,10 +405,7 @@ impl Resource for Subscribers {
             &v.aliases,
         )
         .await?;
-        let once = v
-            .generated_password
-            .clone()
-            .map(|p| Map::from_iter([("password".to_string(), Value::String(p))]));
+        let once = v.once();
         let repr = build(app, new_row(id, uuid, ts, v), &nums)?;
         Ok((Created { id, once }, Some(repr)))
     }

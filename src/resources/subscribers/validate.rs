@@ -17,6 +17,15 @@ pub(super) struct Validated {
     pub(super) generated_password: Option<String>,
 }
 
+impl Validated {
+    /// What the creation's answer shows once (the generated password), if anything.
+    pub(super) fn once(&self) -> Option<Map<String, Value>> {
+        self.generated_password
+            .clone()
+            .map(|p| Map::from_iter([("password".to_string(), Value::String(p))]))
+    }
+}
+
 /// What validation looks up, remembered across the rows of a bulk import (one POST uses a
 /// fresh one). Customers are read with a shared row lock held until the transaction ends
 /// (and, for a creation under a subscriber limit, the counting lock: see
@@ -33,11 +42,16 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    /// Reads a creation's customer, domain and default home server in one statement, unless
-    /// the customer is known already (the next rows of an import).
-    async fn prefetch(&mut self, c: &mut Conn, i: &SubscriberInput, creating: bool) -> Result<()> {
-        if self.customers.contains_key(&i.customer_id) {
-            return Ok(());
+    /// The customer a subscriber names, read with its domain and default home server in one
+    /// statement, unless it is known already (the next rows of an import).
+    async fn customer(
+        &mut self,
+        c: &mut Conn,
+        i: &SubscriberInput,
+        creating: bool,
+    ) -> Result<Option<Customer>> {
+        if let Some(cu) = self.customers.get(&i.customer_id) {
+            return Ok(cu.clone());
         }
         let name = i
             .domain
@@ -51,12 +65,11 @@ impl Lookups {
         };
         let want_home = creating && i.home_server_id.is_none();
         let got = customers::for_subscriber(c, i.customer_id, key, want_home, creating).await?;
+        self.customers.insert(i.customer_id, got.customer.clone());
         if got.customer.is_none() {
             // Validation stops at the customer; nothing else is asked.
-            self.customers.insert(i.customer_id, None);
-            return Ok(());
+            return Ok(None);
         }
-        self.customers.insert(i.customer_id, got.customer);
         match (&name, i.domain_id) {
             (Some(n), _) => {
                 self.domains_by_name.insert(n.clone(), got.domain.clone());
@@ -69,18 +82,7 @@ impl Lookups {
         if let (Some(d), true) = (&got.domain, want_home) {
             self.home_read = Some((d.id, got.home));
         }
-        Ok(())
-    }
-    async fn customer(&mut self, c: &mut Conn, id: i64) -> Result<Option<Customer>> {
-        if let Some(cu) = self.customers.get(&id) {
-            return Ok(cu.clone());
-        }
-        // (Known already after `prefetch`, unless validation is used without it.)
-        let cu = customers::for_subscriber(c, id, customers::DomainKey::Id(0), false, true)
-            .await?
-            .customer;
-        self.customers.insert(id, cu.clone());
-        Ok(cu)
+        Ok(got.customer)
     }
     async fn domain_by_name(&mut self, c: &mut Conn, name: &str) -> Result<Option<Domain>> {
         if let Some(d) = self.domains_by_name.get(name) {
@@ -121,8 +123,7 @@ pub(super) async fn validate(
     old: Option<&SubscriberRow>,
     look: &mut Lookups,
 ) -> Result<Validated> {
-    look.prefetch(c, &i, old.is_none()).await?;
-    let customer = look.customer(c, i.customer_id).await?;
+    let customer = look.customer(c, &i, old.is_none()).await?;
     let customer = match customer {
         Some(cu) if actor.scope().is_none_or(|s| s == cu.reseller_id) => cu,
         _ => {
