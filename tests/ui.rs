@@ -338,7 +338,7 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     )
     .await;
     assert!(
-        text(c).await.contains("redeliver: done"),
+        text(c).await.contains("Queued for redelivery"),
         "{}",
         text(c).await
     );
@@ -431,6 +431,194 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
 }
 
 /// The cookies a response sets, as a Cookie header.
+/// Page loads and form submissions a task took in the browser, for the note on the UI.
+#[derive(Default)]
+struct Tally {
+    loads: u32,
+    posts: u32,
+}
+
+impl Tally {
+    async fn goto(&mut self, c: &Client, url: &str) {
+        self.loads += 1;
+        c.goto(url).await.unwrap();
+    }
+    /// Follows a link.
+    async fn follow(&mut self, c: &Client, what: Locator<'_>) {
+        self.loads += 1;
+        click(c, what).await;
+    }
+    /// Types into the header's search box and presses Enter: one submission, one page.
+    async fn search(&mut self, c: &Client, what: &str) {
+        self.loads += 1;
+        self.posts += 1;
+        let old = c.find(Locator::Css("main")).await.unwrap();
+        let q = c.find(Locator::Id("q")).await.unwrap();
+        q.send_keys(what).await.unwrap();
+        q.send_keys("\u{E007}").await.unwrap(); // Enter
+        let start = Instant::now();
+        while old.tag_name().await.is_ok() {
+            assert!(start.elapsed() < Duration::from_secs(20), "no search results");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        c.wait().for_element(Locator::Css("main")).await.unwrap();
+    }
+    /// Sends a form by its button: one submission, one page.
+    async fn send(&mut self, c: &Client, what: Locator<'_>) {
+        self.loads += 1;
+        self.posts += 1;
+        click(c, what).await;
+    }
+}
+
+/// The support desk's task "find a subscriber by a number and lock it", in Chromium, on the
+/// purpose-built pages: the lists name things (username@domain, number, the customer's
+/// company, status), the subscriber's page reads as people speak (numbers as +cc ac sn, the
+/// lock by its name), Lock and Unlock are buttons, and at phone width the identifying
+/// columns stay while the rest fold away. Counts the page loads and submissions it took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_finds_a_subscriber_by_number_and_locks_it() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let domain = "desk.example.com";
+    app.create("/api/domains/", json!({"domain": domain, "reseller_id": 1}))
+        .await;
+    let bp = app
+        .create(
+            "/api/billingprofiles/",
+            json!({"handle": "desk", "name": "Desk", "reseller_id": 1}),
+        )
+        .await;
+    let contact = app
+        .create(
+            "/api/customercontacts/",
+            json!({"email": "it@acme.example", "company": "Acme Widgets", "reseller_id": 1}),
+        )
+        .await;
+    let customer = app
+        .create(
+            "/api/customers/",
+            json!({"contact_id": contact, "billing_profile_id": bp, "type": "sipaccount", "status": "active"}),
+        )
+        .await;
+    let mut subs = Vec::new();
+    for (user, sn) in [("anna", "7000101"), ("ben", "7000102"), ("cleo", "7000103")] {
+        subs.push(
+            app.create(
+                "/api/subscribers/",
+                json!({"customer_id": customer, "domain": domain, "username": user,
+                       "password": "Desk-pass-1", "display_name": format!("{user} at Acme"),
+                       "primary_number": {"cc": "49", "ac": "30", "sn": sn},
+                       "alias_numbers": [{"cc": "49", "ac": "30", "sn": format!("9{sn}")}]}),
+            )
+            .await,
+        );
+    }
+    let ben = subs[1];
+
+    let d = chromium().await;
+    let c = &d.client;
+    let mut n = Tally::default();
+    n.goto(c, &format!("{base}/ui/login")).await;
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys("administrator")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN_PASS)
+        .await
+        .unwrap();
+    n.send(c, Locator::Css("main form button")).await;
+
+    // The number as a caller would read it out, with spaces.
+    n.search(c, "+49 30 7000102").await;
+    let hit = format!("//main//a[contains(., 'ben@{domain}')]");
+    n.follow(c, Locator::XPath(&hit)).await;
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        format!("/ui/subscribers/{ben}")
+    );
+    let t = text(c).await;
+    assert!(t.contains(&format!("ben@{domain}")), "{t}");
+    assert!(t.contains("+49 30 7000102") && t.contains("+49 30 97000102"), "numbers as people write them: {t}");
+    assert!(!t.contains("number_id"), "no raw number objects: {t}");
+    shot(c, "task-lock-subscriber-before").await;
+    n.send(c, Locator::XPath("//main//button[normalize-space()='Lock']"))
+        .await;
+    let t = text(c).await;
+    assert!(t.contains("Locked"), "{t}");
+    assert!(t.contains("global (no calls, no registration)"), "{t}");
+    let (_, v) = app.get(&format!("/api/subscribers/{ben}")).await;
+    assert_eq!(v["lock"], 4, "{v}");
+    let (_, j) = app
+        .get(&format!("/api/journals/?resource=subscribers&resource_id={ben}"))
+        .await;
+    assert_eq!(j["total_count"], 2, "created, then locked: {j}");
+    shot(c, "task-lock-subscriber-after").await;
+    eprintln!(
+        "task 'find a subscriber by a number and lock it': {} page loads, {} form submissions",
+        n.loads, n.posts
+    );
+    // The other two are untouched; unlocking is one button too.
+    for other in [subs[0], subs[2]] {
+        let (_, v) = app.get(&format!("/api/subscribers/{other}")).await;
+        assert_eq!(v["lock"], 0, "{v}");
+    }
+    click(c, Locator::XPath("//main//button[normalize-space()='Unlock']")).await;
+    let (_, v) = app.get(&format!("/api/subscribers/{ben}")).await;
+    assert_eq!(v["lock"], 0, "{v}");
+    assert!(c.find(Locator::XPath("//main//button[normalize-space()='Lock']")).await.is_ok());
+
+    // The lists name things: the subscriber list, sorted by username descending.
+    c.goto(&format!("{base}/ui/subscribers/")).await.unwrap();
+    let head = c.find(Locator::Css("main table thead")).await.unwrap().text().await.unwrap();
+    for col in ["Subscriber", "Number", "Name", "Customer", "Status", "Registered"] {
+        assert!(head.contains(col), "column {col}: {head}");
+    }
+    let first_row = || async {
+        c.find(Locator::Css("main table tbody tr"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let row = first_row().await;
+    assert!(
+        row.contains(&format!("anna@{domain}")) && row.contains("+49 30 7000101") && row.contains("Acme Widgets") && row.contains("active"),
+        "{row}"
+    );
+    let sort = "//main//thead//a[starts-with(normalize-space(), 'Subscriber')]";
+    click(c, Locator::XPath(sort)).await;
+    click(c, Locator::XPath(sort)).await;
+    let row = first_row().await;
+    assert!(row.contains(&format!("cleo@{domain}")), "descending: {row}");
+    shot(c, "subscribers-list").await;
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{base}/ui/subscribers/")).await.unwrap();
+    let cells = c.find_all(Locator::Css("main table tbody tr:first-child td")).await.unwrap();
+    let mut shown = Vec::new();
+    for cell in &cells {
+        shown.push(cell.is_displayed().await.unwrap());
+    }
+    assert_eq!(shown, [true, true, false, false, false, false], "at phone width: the subscriber and its number");
+    shot(c, "subscribers-list-phone").await;
+    c.goto(&format!("{base}/ui/subscribers/{ben}")).await.unwrap();
+    shot(c, "subscriber-phone").await;
+    c.set_window_size(1280, 1000).await.unwrap();
+
+    // The customer list: the contact's company and the subscriber count.
+    c.goto(&format!("{base}/ui/customers/")).await.unwrap();
+    let row = first_row().await;
+    assert!(row.contains("Acme Widgets") && row.contains('3') && row.contains("active"), "{row}");
+    shot(c, "customers-list").await;
+    c.clone().close().await.unwrap();
+}
+
 fn cookies(r: &reqwest::Response) -> String {
     r.headers()
         .get_all("set-cookie")

@@ -121,28 +121,72 @@ pub(super) async fn list(
     )
     .await;
     let list = items(&v, c.name);
-    let mut columns: Vec<String> = vec!["id".into()];
-    if let Some(first) = list.first().and_then(Value::as_object) {
-        for (k, v) in first {
-            if k != "id"
-                && k != "_links"
-                && (v.is_string() || v.is_number() || v.is_boolean())
-                && columns.len() < 7
-                && !k.ends_with("timestamp")
-            {
-                columns.push(k.clone());
-            }
+    let (columns, rows) = match columns(c.name) {
+        Some(cols) => {
+            let related = related(&app, &u.actor, peer, c.name, &list).await;
+            let (by, dir) = (given.get("order_by"), given.get("order_by_direction"));
+            let others = {
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in &given {
+                    if !matches!(k.as_str(), "page" | "order_by" | "order_by_direction")
+                        && !v.is_empty()
+                    {
+                        query.append_pair(k, v);
+                    }
+                }
+                query.finish()
+            };
+            let heads: Vec<Value> = cols
+                .iter()
+                .map(|col| {
+                    let sorted = col
+                        .sort
+                        .filter(|k| by.map(String::as_str) == Some(*k))
+                        .map(|_| if dir.map(String::as_str) == Some("desc") { "desc" } else { "asc" });
+                    let href = col.sort.map(|k| {
+                        let next = if sorted == Some("asc") { "desc" } else { "asc" };
+                        format!("/ui/{name}/?order_by={k}&order_by_direction={next}&{others}")
+                    });
+                    json!({"title": col.title, "href": href, "sorted": sorted, "opt": !col.keep})
+                })
+                .collect();
+            let rows: Vec<Value> = list
+                .iter()
+                .map(|o| json!({"id": o["id"], "cells": cols.iter().map(|col| (col.cell)(o, &related)).collect::<Vec<_>>()}))
+                .collect();
+            (heads, rows)
         }
-    }
-    let rows: Vec<Value> = list
-        .iter()
-        .map(|o| json!({"id": o["id"], "cells": columns.iter().map(|k| text_of(&o[k])).collect::<Vec<_>>()}))
-        .collect();
+        None => {
+            let mut keys: Vec<String> = vec!["id".into()];
+            if let Some(first) = list.first().and_then(Value::as_object) {
+                for (k, v) in first {
+                    if k != "id"
+                        && k != "_links"
+                        && (v.is_string() || v.is_number() || v.is_boolean())
+                        && keys.len() < 7
+                        && !k.ends_with("timestamp")
+                    {
+                        keys.push(k.clone());
+                    }
+                }
+            }
+            let heads = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| json!({"title": k, "href": null, "sorted": null, "opt": i >= 3}))
+                .collect();
+            let rows: Vec<Value> = list
+                .iter()
+                .map(|o| json!({"id": o["id"], "cells": keys.iter().map(|k| text_of(&o[k])).collect::<Vec<_>>()}))
+                .collect();
+            (heads, rows)
+        }
+    };
     let total = v["total_count"].as_i64().unwrap_or(list.len() as i64);
     let link = |p: i64| format!("/ui/{name}/?page={p}&{base_q}");
     page(
         "list.html",
-        json!({"user": user_ctx(&u), "csrf": u.csrf, "name": c.name, "title": c.name, "summary": c.summary,
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "name": c.name, "title": heading(c.name), "summary": c.summary,
                "error": (!s.is_success()).then(|| text_of(&v["message"])),
                "filters": c.filters.iter().map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()})).collect::<Vec<_>>(),
                "columns": columns, "rows": rows, "total": total, "can_create": c.create, "can_import": c.bulk,
@@ -195,31 +239,47 @@ pub(super) async fn item_page(
         *r.status_mut() = s;
         return r;
     }
+    let rel = related(app, &u.actor, peer, name, std::slice::from_ref(&v)).await;
     let mut fields = Vec::new();
     if let Some(o) = v.as_object() {
-        for (k, x) in o {
-            if k == "_links" {
-                continue;
-            }
+        let first = first_fields(name);
+        let mut keys: Vec<&String> = o.keys().filter(|k| *k != "_links").collect();
+        keys.sort_by_key(|k| first.iter().position(|f| f == k).unwrap_or(first.len()));
+        for k in keys {
+            let x = &o[k];
             let link = match (link_target(k), x.as_i64()) {
                 (Some(to), Some(n)) => Some(format!("/ui/{to}/{n}")),
                 _ => None,
             };
-            let block = x.is_object() || x.is_array();
-            if is_secret(k) && !x.is_null() {
-                fields.push(json!({"name": k, "value": "********", "link": null, "block": false}));
+            if let (Some(_), Some(n)) = (&link, x.as_i64()) {
+                if let Some(named) = rel.name_of(k, n) {
+                    fields.push(json!({"name": label(k), "value": named, "link": link, "block": false}));
+                    continue;
+                }
+            }
+            // Secrets are strings; a flag named after one (token_traded) is not one.
+            if is_secret(k) && x.is_string() {
+                fields.push(json!({"name": label(k), "value": "********", "link": null, "block": false}));
                 continue;
             }
+            if let Some(text) = readable(name, k, x) {
+                fields.push(json!({"name": label(k), "value": text, "link": link, "block": false}));
+                if name == "subscribers" && k == "lock" {
+                    fields.push(json!({"name": "Registered", "value": rel.registered(id), "link": null, "block": false}));
+                }
+                continue;
+            }
+            let block = x.is_object() || x.is_array();
             let value = if block {
                 serde_json::to_string_pretty(x).unwrap_or_default()
             } else {
                 text_of(x)
             };
-            fields.push(json!({"name": k, "value": value, "link": link, "block": block}));
+            fields.push(json!({"name": label(k), "value": value, "link": link, "block": block}));
         }
     }
     let mut extra = Vec::new();
-    let mut posts = Vec::new();
+    let mut posts = buttons(name, id, &v);
     let mut sections = Vec::new();
     match name {
         "pbxdevices" => {
@@ -276,7 +336,8 @@ pub(super) async fn item_page(
     }
     page(
         "item.html",
-        json!({"user": user_ctx(u), "csrf": u.csrf, "name": name, "id": id, "title": format!("{name} {id}"),
+        json!({"user": user_ctx(u), "csrf": u.csrf, "name": name, "id": id, "title": title(name, id, &v),
+               "delete_label": delete_words(name).0,
                "fields": fields, "can_update": c.update, "can_delete": c.delete, "extra": extra, "posts": posts,
                "sections": sections, "error": error, "flash": flash}),
     )

@@ -387,7 +387,8 @@ pub(super) async fn delete(
     item_page(&app, &u, peer, c, id, Some(text_of(&v["message"])), None).await
 }
 
-/// The buttons of item pages: device resync, hook redelivery, SIP server check and repair.
+/// The buttons of item pages ([`action_request`]): lock and unlock, device resync, hook
+/// redelivery, SIP server check and repair.
 pub(super) async fn action(
     State(app): State<UiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -400,37 +401,20 @@ pub(super) async fn action(
         Err(r) => return r,
     };
     let id: i64 = id.parse().unwrap_or(0);
-    let uri = match (name.as_str(), action.as_str()) {
-        ("pbxdevices", "resync") => format!("/api/pbxdevices/{id}/resync"),
-        ("hookexecutions", "redeliver") => format!("/api/hookexecutions/{id}/redeliver"),
-        ("sipservers", "check") => format!("/api/sipservers/{id}/check"),
-        ("sipservers", "repair") => format!("/api/sipservers/{id}/repair"),
-        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    let Some((method, uri, patch, done)) = action_request(&name, id, &action) else {
+        return (StatusCode::NOT_FOUND, "no such action").into_response();
     };
-    let (s, v) = api(
-        &app,
-        &u.actor,
-        peer,
-        Method::POST,
-        &uri,
-        Some(("application/json", "{}".into())),
-    )
-    .await;
-    let msg = if s.is_success() {
-        format!("{action}: done")
+    let body = match patch {
+        Some(p) => ("application/json-patch+json", p),
+        None => ("application/json", "{}".into()),
+    };
+    let (s, v) = api(&app, &u.actor, peer, method, &uri, Some(body)).await;
+    if s.is_success() {
+        item_page(&app, &u, peer, c, id, None, Some(done.to_string())).await
     } else {
-        format!("{action}: {}", text_of(&v["message"]))
-    };
-    item_page(
-        &app,
-        &u,
-        peer,
-        c,
-        id,
-        (!s.is_success()).then(|| msg.clone()),
-        s.is_success().then_some(msg),
-    )
-    .await
+        let msg = format!("{action}: {}", text_of(&v["message"]));
+        item_page(&app, &u, peer, c, id, Some(msg), None).await
+    }
 }
 
 /// The configuration a device would get, as text (GET: it changes nothing).
@@ -477,9 +461,11 @@ pub(super) async fn delete_confirm(
         _ => return (StatusCode::NOT_FOUND, "nothing to delete here").into_response(),
     }
     let id: i64 = id.parse().unwrap_or(0);
+    let (verb, consequence) = delete_words(&name);
     page(
         "confirm.html",
-        json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("Delete {name} {id}?"),
+        json!({"user": user_ctx(&u), "csrf": u.csrf, "title": format!("{verb} {name} {id}?"), "verb": verb,
+               "consequence": consequence,
                "action": format!("/ui/{name}/{id}/delete"), "back": format!("/ui/{name}/{id}")}),
     )
 }

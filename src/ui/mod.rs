@@ -40,6 +40,7 @@ mod import;
 mod login;
 mod pages;
 mod session;
+mod views;
 use api::*;
 use browse::*;
 use edit::*;
@@ -47,6 +48,7 @@ use import::*;
 use login::*;
 use pages::*;
 use session::*;
+use views::*;
 
 fn templates() -> &'static Environment<'static> {
     static ENV: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();

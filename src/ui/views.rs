@@ -1,0 +1,621 @@
+//! How the objects a support desk works with all day are shown: the columns that identify
+//! them in lists (the one that names an object first; the rest fold away at phone width),
+//! values as people read them (a number as +49 30 1234, a lock by its name, a customer by
+//! its contact), and the order of an item page's fields. Collections without a view here
+//! keep the generic table.
+
+use std::collections::HashSet;
+
+use super::*;
+
+pub(super) struct Column {
+    pub(super) title: &'static str,
+    /// The API's `order_by` key, when the list can be sorted by this column.
+    pub(super) sort: Option<&'static str>,
+    /// Shown at phone width too.
+    pub(super) keep: bool,
+    pub(super) cell: fn(&Value, &Related) -> String,
+}
+
+/// What a page's rows name but do not hold, read once per page.
+#[derive(Default)]
+pub(super) struct Related {
+    /// Customer id → its name (lists that name a customer); on the customer list, contact
+    /// id → the contact's name.
+    names: HashMap<i64, String>,
+    /// Device model id → vendor and model.
+    models: HashMap<i64, String>,
+    /// Subscriber ids with a registered contact; `None` when the SIP servers could not say.
+    registered: Option<HashSet<i64>>,
+    /// Customer id → its subscribers (not terminated).
+    counts: HashMap<i64, i64>,
+}
+
+fn s(o: &Value, k: &str) -> String {
+    text_of(&o[k])
+}
+
+fn id(o: &Value, k: &str) -> Option<i64> {
+    o[k].as_i64()
+}
+
+/// A number as people write it: +cc ac sn.
+pub(super) fn number(n: &Value) -> String {
+    if !n.is_object() {
+        return String::new();
+    }
+    format!("+{} {} {}", s(n, "cc"), s(n, "ac"), s(n, "sn"))
+        .trim()
+        .to_string()
+}
+
+/// A subscriber's lock level by its name (NGCP's levels).
+pub(super) fn lock_name(level: i64) -> &'static str {
+    match level {
+        0 => "none",
+        1 => "foreign calls",
+        2 => "outgoing calls",
+        3 => "incoming and outgoing calls",
+        4 => "global (no calls, no registration)",
+        5 => "ported",
+        _ => "unknown",
+    }
+}
+
+fn subscriber_status(o: &Value) -> String {
+    let lock = o["lock"].as_i64().unwrap_or(0);
+    let status = s(o, "status");
+    if lock == 0 || status == "terminated" {
+        status
+    } else {
+        format!("{status}, locked: {}", lock_name(lock))
+    }
+}
+
+fn named(r: &Related, customer: Option<i64>) -> String {
+    match customer {
+        Some(c) => r
+            .names
+            .get(&c)
+            .cloned()
+            .unwrap_or_else(|| format!("customer {c}")),
+        None => String::new(),
+    }
+}
+
+/// A contact's name as people say it: the company, else first and last name, else its email.
+pub(super) fn contact_name(c: &Value) -> String {
+    let company = s(c, "company");
+    if !company.trim().is_empty() {
+        return company;
+    }
+    let person = format!("{} {}", s(c, "firstname"), s(c, "lastname"))
+        .trim()
+        .to_string();
+    if !person.is_empty() {
+        return person;
+    }
+    s(c, "email")
+}
+
+impl Related {
+    /// What an item page shows for a reference it knows the name of.
+    pub(super) fn name_of(&self, field: &str, id: i64) -> Option<String> {
+        match field {
+            "customer_id" => self.names.get(&id).map(|n| format!("{n} (customer {id})")),
+            "model_id" => self.models.get(&id).cloned(),
+            _ => None,
+        }
+    }
+
+    /// Whether subscriber `id` has a registered contact, as people read it.
+    pub(super) fn registered(&self, id: i64) -> &'static str {
+        match &self.registered {
+            Some(set) if set.contains(&id) => "yes",
+            Some(_) => "no",
+            None => "unknown (no SIP server answered)",
+        }
+    }
+}
+
+/// A field's name as a label: words, without the `_id` of a reference.
+pub(super) fn label(field: &str) -> String {
+    let words = match field {
+        "id" => "Id",
+        "create_timestamp" => "Created",
+        "modify_timestamp" => "Changed",
+        "terminate_timestamp" => "Terminated",
+        "identifier" => "MAC",
+        "lock" => "Lock",
+        f => f.strip_suffix("_id").unwrap_or(f),
+    };
+    let mut out = words.replace('_', " ");
+    if let Some(first) = out.get(0..1) {
+        out = first.to_uppercase() + &out[1..];
+    }
+    out
+}
+
+/// A collection's name as a heading.
+pub(super) fn heading(name: &str) -> String {
+    match name {
+        "subscribers" => "Subscribers".into(),
+        "customers" => "Customers".into(),
+        "pbxdevices" => "Devices".into(),
+        "sipservers" => "SIP servers".into(),
+        "hooks" => "Hooks".into(),
+        "customercontacts" => "Contacts".into(),
+        other => other.to_string(),
+    }
+}
+
+static SUBSCRIBERS: &[Column] = &[
+    Column {
+        title: "Subscriber",
+        sort: Some("username"),
+        keep: true,
+        cell: |o, _| format!("{}@{}", s(o, "username"), s(o, "domain")),
+    },
+    Column {
+        title: "Number",
+        sort: None,
+        keep: true,
+        // Kept on one line at phone width.
+        cell: |o, _| number(&o["primary_number"]).replace(' ', "\u{a0}"),
+    },
+    Column {
+        title: "Name",
+        sort: Some("display_name"),
+        keep: false,
+        cell: |o, _| s(o, "display_name"),
+    },
+    Column {
+        title: "Customer",
+        sort: Some("customer_id"),
+        keep: false,
+        cell: |o, r| named(r, id(o, "customer_id")),
+    },
+    Column {
+        title: "Status",
+        sort: Some("status"),
+        keep: false,
+        cell: |o, _| subscriber_status(o),
+    },
+    Column {
+        title: "Registered",
+        sort: None,
+        keep: false,
+        cell: |o, r| match (&r.registered, id(o, "id")) {
+            (Some(set), Some(i)) if set.contains(&i) => "yes".into(),
+            (Some(_), _) => "no".into(),
+            (None, _) => "unknown".into(),
+        },
+    },
+];
+
+static CUSTOMERS: &[Column] = &[
+    Column {
+        title: "Customer",
+        sort: None,
+        keep: true,
+        cell: |o, r| {
+            let n = named(r, id(o, "contact_id"));
+            if n.is_empty() || n.starts_with("customer ") {
+                format!("customer {}", s(o, "id"))
+            } else {
+                n
+            }
+        },
+    },
+    Column {
+        title: "Status",
+        sort: Some("status"),
+        keep: true,
+        cell: |o, _| s(o, "status"),
+    },
+    Column {
+        title: "External id",
+        sort: Some("external_id"),
+        keep: false,
+        cell: |o, _| s(o, "external_id"),
+    },
+    Column {
+        title: "Type",
+        sort: Some("type"),
+        keep: false,
+        cell: |o, _| s(o, "type"),
+    },
+    Column {
+        title: "Subscribers",
+        sort: None,
+        keep: false,
+        cell: |o, r| {
+            id(o, "id")
+                .and_then(|i| r.counts.get(&i))
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        },
+    },
+    Column {
+        title: "Id",
+        sort: Some("id"),
+        keep: false,
+        cell: |o, _| s(o, "id"),
+    },
+];
+
+static DEVICES: &[Column] = &[
+    Column {
+        title: "MAC",
+        sort: Some("identifier"),
+        keep: true,
+        cell: |o, _| s(o, "identifier"),
+    },
+    Column {
+        title: "Station",
+        sort: None,
+        keep: true,
+        cell: |o, _| s(o, "station_name"),
+    },
+    Column {
+        title: "Model",
+        sort: None,
+        keep: false,
+        cell: |o, r| {
+            id(o, "model_id")
+                .and_then(|m| r.models.get(&m).cloned())
+                .unwrap_or_default()
+        },
+    },
+    Column {
+        title: "Customer",
+        sort: None,
+        keep: false,
+        cell: |o, r| named(r, id(o, "customer_id")),
+    },
+    Column {
+        title: "Last fetch",
+        sort: Some("last_fetch"),
+        keep: false,
+        cell: |o, _| match o["last_fetch_timestamp"].as_str() {
+            Some(t) => format!("{t} ({})", s(o, "last_fetch_file")),
+            None => "never".into(),
+        },
+    },
+];
+
+static SIPSERVERS: &[Column] = &[
+    Column {
+        title: "SIP server",
+        sort: Some("name"),
+        keep: true,
+        cell: |o, _| s(o, "name"),
+    },
+    Column {
+        title: "State",
+        sort: None,
+        keep: true,
+        cell: |o, _| {
+            let st = &o["status"];
+            let state = s(st, "state");
+            match st["last_error"].as_str() {
+                Some(e) if state != "in_sync" => format!("{state}: {e}"),
+                _ => state,
+            }
+        },
+    },
+    Column {
+        title: "Backlog",
+        sort: None,
+        keep: false,
+        cell: |o, _| s(&o["status"], "backlog"),
+    },
+    Column {
+        title: "Last success",
+        sort: None,
+        keep: false,
+        cell: |o, _| match o["status"]["last_success_at"].as_str() {
+            Some(t) => t.to_string(),
+            None => "never".into(),
+        },
+    },
+    Column {
+        title: "Role",
+        sort: None,
+        keep: false,
+        cell: |o, _| format!("{} ({})", s(o, "role"), s(o, "driver")),
+    },
+    Column {
+        title: "Enabled",
+        sort: None,
+        keep: false,
+        cell: |o, _| if o["enabled"] == json!(true) { "yes" } else { "no" }.into(),
+    },
+];
+
+static HOOKS: &[Column] = &[
+    Column {
+        title: "Hook",
+        sort: Some("name"),
+        keep: true,
+        cell: |o, _| s(o, "name"),
+    },
+    Column {
+        title: "Status",
+        sort: None,
+        keep: true,
+        cell: |o, _| match o["disabled_reason"].as_str() {
+            Some(why) => format!("{}: {why}", s(o, "status")),
+            None => s(o, "status"),
+        },
+    },
+    Column {
+        title: "Events",
+        sort: None,
+        keep: false,
+        cell: |o, _| {
+            o["events"]
+                .as_array()
+                .map(|a| a.iter().map(text_of).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        },
+    },
+    Column {
+        title: "Phase",
+        sort: None,
+        keep: false,
+        cell: |o, _| s(o, "phase"),
+    },
+    Column {
+        title: "Calls",
+        sort: None,
+        keep: false,
+        cell: |o, _| format!("{} {}", s(o, "method"), s(o, "url")),
+    },
+];
+
+/// The columns of a collection with a view of its own.
+pub(super) fn columns(name: &str) -> Option<&'static [Column]> {
+    Some(match name {
+        "subscribers" => SUBSCRIBERS,
+        "customers" => CUSTOMERS,
+        "pbxdevices" => DEVICES,
+        "sipservers" => SIPSERVERS,
+        "hooks" => HOOKS,
+        _ => return None,
+    })
+}
+
+/// Reads what `rows` of `name` refer to, through the API as the user (what they may not
+/// see stays unnamed). One request per distinct object, at most a page's worth.
+pub(super) async fn related(
+    app: &UiState,
+    actor: &Actor,
+    peer: SocketAddr,
+    name: &str,
+    rows: &[Value],
+) -> Related {
+    let mut r = Related::default();
+    let distinct = |k: &str| -> Vec<i64> {
+        let mut ids: Vec<i64> = rows.iter().filter_map(|o| id(o, k)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let get = |uri: String| async move { api(app, actor, peer, Method::GET, &uri, None).await };
+    match name {
+        "subscribers" | "pbxdevices" => {
+            for c in distinct("customer_id") {
+                let (st, cust) = get(format!("/api/customers/{c}")).await;
+                if !st.is_success() {
+                    continue;
+                }
+                if let Some(contact) = id(&cust, "contact_id") {
+                    let (st, ct) = get(format!("/api/customercontacts/{contact}")).await;
+                    let n = if st.is_success() {
+                        contact_name(&ct)
+                    } else {
+                        String::new()
+                    };
+                    if !n.is_empty() {
+                        r.names.insert(c, n);
+                    }
+                }
+            }
+            if name == "subscribers" && !rows.is_empty() {
+                let (st, regs) = get("/api/subscriberregistrations/".into()).await;
+                if st.is_success() {
+                    r.registered = Some(
+                        items(&regs, "subscriberregistrations")
+                            .iter()
+                            .filter_map(|g| id(g, "subscriber_id"))
+                            .collect(),
+                    );
+                }
+            }
+            if name == "pbxdevices" {
+                for m in distinct("model_id") {
+                    let (st, model) = get(format!("/api/pbxdevicemodels/{m}")).await;
+                    if st.is_success() {
+                        r.models
+                            .insert(m, format!("{} {}", s(&model, "vendor"), s(&model, "model")));
+                    }
+                }
+            }
+        }
+        "customers" => {
+            for contact in distinct("contact_id") {
+                let (st, ct) = get(format!("/api/customercontacts/{contact}")).await;
+                if st.is_success() {
+                    let n = contact_name(&ct);
+                    if !n.is_empty() {
+                        r.names.insert(contact, n);
+                    }
+                }
+            }
+            for c in distinct("id") {
+                let (st, v) = get(format!("/api/subscribers/?customer_id={c}&rows=1")).await;
+                if let (true, Some(n)) = (st.is_success(), v["total_count"].as_i64()) {
+                    r.counts.insert(c, n);
+                }
+            }
+        }
+        _ => {}
+    }
+    r
+}
+
+/// The fields an item page shows first, in this order (the rest follow alphabetically).
+pub(super) fn first_fields(name: &str) -> &'static [&'static str] {
+    match name {
+        "subscribers" => &[
+            "username",
+            "domain",
+            "primary_number",
+            "alias_numbers",
+            "display_name",
+            "status",
+            "lock",
+            "customer_id",
+            "email",
+            "webusername",
+            "external_id",
+            "home_server_id",
+        ],
+        "customers" => &[
+            "contact_id",
+            "status",
+            "type",
+            "external_id",
+            "billing_profile_id",
+            "max_subscribers",
+        ],
+        "customercontacts" => &[
+            "company", "firstname", "lastname", "email", "phonenumber", "street", "postcode",
+            "city", "country",
+        ],
+        "pbxdevices" => &[
+            "identifier",
+            "station_name",
+            "model_id",
+            "customer_id",
+            "profile_id",
+            "lines",
+            "last_fetch_timestamp",
+            "last_fetch_file",
+            "last_fetch_address",
+            "last_fetch_user_agent",
+            "fetch_count",
+        ],
+        "sipservers" => &["name", "status", "role", "driver", "enabled", "domains"],
+        "hooks" => &["name", "status", "disabled_reason", "events", "phase", "url"],
+        _ => &[],
+    }
+}
+
+/// A field's value as an item page shows it, when people read it otherwise than as JSON.
+pub(super) fn readable(name: &str, field: &str, v: &Value) -> Option<String> {
+    match (name, field) {
+        ("subscribers", "primary_number") => Some(number(v)),
+        ("subscribers", "alias_numbers") => Some(
+            v.as_array()
+                .map(|a| a.iter().map(number).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+        ),
+        ("subscribers", "lock") => v.as_i64().map(|l| lock_name(l).to_string()),
+        (_, "events" | "domains") => v
+            .as_array()
+            .map(|a| a.iter().map(text_of).collect::<Vec<_>>().join(", ")),
+        (_, _) if v.is_boolean() => Some(if v == &json!(true) { "yes" } else { "no" }.into()),
+        ("sipservers", "status") => {
+            let state = s(v, "state");
+            let mut out = state.clone();
+            if let Some(b) = v["backlog"].as_i64() {
+                out.push_str(&format!(", {b} changes behind"));
+            }
+            match v["last_success_at"].as_str() {
+                Some(t) => out.push_str(&format!(", last success {t}")),
+                None => out.push_str(", never written"),
+            }
+            if let Some(e) = v["last_error"].as_str() {
+                out.push_str(&format!(", last error: {e}"));
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// The buttons an item page offers beyond edit and delete, from the object's state.
+pub(super) fn buttons(name: &str, id: i64, o: &Value) -> Vec<Value> {
+    let post = |action: &str, label: &str, hint: &str| {
+        json!({"href": format!("/ui/{name}/{id}/{action}"), "label": label, "hint": hint})
+    };
+    match name {
+        "subscribers" if o["status"] != json!("terminated") => {
+            if o["lock"].as_i64().unwrap_or(0) == 0 {
+                vec![post("lock", "Lock", "no calls and no registration until unlocked")]
+            } else {
+                vec![post("unlock", "Unlock", "calls and registration allowed again")]
+            }
+        }
+        "customers" => match o["status"].as_str() {
+            Some("active") => vec![post(
+                "lock",
+                "Lock",
+                "its subscribers can no longer register or call",
+            )],
+            Some("locked") => vec![post("unlock", "Unlock", "back to active")],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// What an action button asks of the API: method, path, JSON Patch body; and what it tells
+/// the user when it worked.
+pub(super) fn action_request(name: &str, id: i64, action: &str) -> Option<(Method, String, Option<String>, &'static str)> {
+    let patch = |path: &str, v: Value| {
+        Some(json!([{"op": "replace", "path": path, "value": v}]).to_string())
+    };
+    let uri = format!("/api/{name}/{id}");
+    Some(match (name, action) {
+        ("subscribers", "lock") => (Method::PATCH, uri, patch("/lock", json!(4)), "Locked: no calls and no registration."),
+        ("subscribers", "unlock") => (Method::PATCH, uri, patch("/lock", json!(0)), "Unlocked."),
+        ("customers", "lock") => (Method::PATCH, uri, patch("/status", json!("locked")), "Locked: its subscribers can no longer register or call."),
+        ("customers", "unlock") => (Method::PATCH, uri, patch("/status", json!("active")), "Unlocked: active again."),
+        ("pbxdevices", "resync") => (Method::POST, format!("{uri}/resync"), None, "Resync sent."),
+        ("hookexecutions", "redeliver") => (Method::POST, format!("{uri}/redeliver"), None, "Queued for redelivery."),
+        ("sipservers", "check") => (Method::POST, format!("{uri}/check"), None, "Checked."),
+        ("sipservers", "repair") => (Method::POST, format!("{uri}/repair"), None, "Repair started."),
+        _ => return None,
+    })
+}
+
+/// What deleting an object of `name` does, in the words of the confirmation page.
+pub(super) fn delete_words(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "subscribers" => (
+            "Terminate",
+            "The subscriber can no longer register or call, its numbers are released and its \
+             rows leave every SIP server; its record stays (terminated) for billing and the journal.",
+        ),
+        _ => ("Delete", "This cannot be undone (the journal keeps what it was)."),
+    }
+}
+
+/// An item page's heading: what people call the object.
+pub(super) fn title(name: &str, id: i64, o: &Value) -> String {
+    let named = match name {
+        "subscribers" => format!("{}@{}", s(o, "username"), s(o, "domain")),
+        "pbxdevices" => format!("Device {}", s(o, "identifier")),
+        "sipservers" | "hooks" => s(o, "name"),
+        "customercontacts" => contact_name(o),
+        _ => String::new(),
+    };
+    if named.trim_matches('@').is_empty() {
+        format!("{name} {id}")
+    } else {
+        named
+    }
+}
