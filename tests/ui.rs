@@ -73,6 +73,25 @@ async fn fill(c: &Client, field: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
+/// Picks the option with `value` of the form's select for `field`.
+async fn choose(c: &Client, field: &str, value: &str) {
+    c.find(Locator::Css(&format!(
+        "select#f_{field} option[value='{value}']"
+    )))
+    .await
+    .unwrap_or_else(|_| panic!("no choice {value} for {field}"))
+    .click()
+    .await
+    .unwrap();
+}
+
+/// Fills a number editor's row: `prefix` f_primary_number_ or f_alias_numbers_0_.
+async fn fill_number(c: &Client, prefix: &str, cc: &str, ac: &str, sn: &str) {
+    for (part, v) in [("cc", cc), ("ac", ac), ("sn", sn)] {
+        fill_id(c, &format!("{prefix}{part}"), v).await;
+    }
+}
+
 async fn fill_id(c: &Client, id: &str, value: &str) {
     let e = c
         .find(Locator::Id(id))
@@ -105,6 +124,32 @@ async fn click(c: &Client, what: Locator<'_>) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     c.wait().for_element(Locator::Css("main")).await.unwrap();
+}
+
+/// Types into the header's search box, presses Enter and waits for the results page.
+async fn search(c: &Client, what: &str) {
+    let old = c.find(Locator::Css("main")).await.unwrap();
+    let q = c.find(Locator::Id("q")).await.unwrap();
+    q.send_keys(what).await.unwrap();
+    q.send_keys("\u{E007}").await.unwrap(); // Enter
+    let start = Instant::now();
+    while old.tag_name().await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no search results"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.wait().for_element(Locator::Css("main")).await.unwrap();
+}
+
+/// The id of the object whose page a successful form led to.
+async fn created_id(c: &Client) -> i64 {
+    let url = c.current_url().await.unwrap();
+    match url.path().rsplit('/').next().and_then(|id| id.parse().ok()) {
+        Some(id) => id,
+        None => panic!("{url}: {}", text(c).await),
+    }
 }
 
 async fn login(c: &Client, base: &str, user: &str, pass: &str) {
@@ -172,10 +217,10 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
 
     // A customer through its form.
     c.goto(&format!("{base}/ui/customers/new")).await.unwrap();
-    fill(c, "contact_id", &contact.to_string()).await;
-    fill(c, "billing_profile_id", &bp.to_string()).await;
-    fill(c, "type", "sipaccount").await;
-    fill(c, "status", "active").await;
+    choose(c, "contact_id", &contact.to_string()).await;
+    choose(c, "billing_profile_id", &bp.to_string()).await;
+    choose(c, "type", "sipaccount").await;
+    choose(c, "status", "active").await;
     fill(c, "external_id", "cust-ui-1").await;
     shot(c, "customer-form").await;
     submit(c).await;
@@ -191,22 +236,16 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
 
     // A subscriber: first with a bad username (the error is shown at the field), then good.
     c.goto(&format!("{base}/ui/subscribers/new")).await.unwrap();
-    fill(c, "customer_id", &customer.to_string()).await;
-    fill(c, "domain", domain).await;
+    choose(c, "customer_id", &customer.to_string()).await;
+    choose(c, "domain", domain).await;
     fill(c, "username", "bad user").await;
     fill(c, "password", "sub-pass-123").await;
-    fill(
-        c,
-        "primary_number",
-        r#"{"cc": 49, "ac": 30, "sn": 5551234}"#,
-    )
-    .await;
+    fill_number(c, "f_primary_number_", "49", "30", "5551234").await;
     submit(c).await;
     let Ok(err) = c.find(Locator::Id("e_username")).await else {
         panic!("the error at the field: {}", text(c).await);
     };
-    assert!(err.text().await.unwrap().contains("username"));
-    shot(c, "subscriber-form-error").await;
+    assert!(err.text().await.unwrap().contains("may contain only"));
     fill(c, "username", "alice").await;
     fill(c, "password", "sub-pass-123").await;
     submit(c).await;
@@ -222,9 +261,7 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
 
     // Found by number from the search box.
     c.goto(&format!("{base}/ui/")).await.unwrap();
-    let q = c.find(Locator::Id("q")).await.unwrap();
-    q.send_keys("4930555").await.unwrap();
-    q.send_keys("\u{E007}").await.unwrap(); // Enter
+    search(c, "4930555").await;
     let t = text(c).await;
     assert!(
         t.contains("Subscribers by number") && t.contains(&format!("alice@{domain}")),
@@ -287,8 +324,8 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     let model = items(&models, "pbxdevicemodels")[0]["id"].as_i64().unwrap();
     c.goto(&format!("{base}/ui/pbxdevices/new")).await.unwrap();
     fill(c, "identifier", "80:5e:c0:aa:bb:cc").await;
-    fill(c, "customer_id", &customer.to_string()).await;
-    fill(c, "model_id", &model.to_string()).await;
+    choose(c, "customer_id", &customer.to_string()).await;
+    choose(c, "model_id", &model.to_string()).await;
     fill(c, "station_name", "Reception").await;
     fill(
         c,
@@ -452,16 +489,7 @@ impl Tally {
     async fn search(&mut self, c: &Client, what: &str) {
         self.loads += 1;
         self.posts += 1;
-        let old = c.find(Locator::Css("main")).await.unwrap();
-        let q = c.find(Locator::Id("q")).await.unwrap();
-        q.send_keys(what).await.unwrap();
-        q.send_keys("\u{E007}").await.unwrap(); // Enter
-        let start = Instant::now();
-        while old.tag_name().await.is_ok() {
-            assert!(start.elapsed() < Duration::from_secs(20), "no search results");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        c.wait().for_element(Locator::Css("main")).await.unwrap();
+        search(c, what).await;
     }
     /// Sends a form by its button: one submission, one page.
     async fn send(&mut self, c: &Client, what: Locator<'_>) {
@@ -544,18 +572,26 @@ async fn the_desk_finds_a_subscriber_by_number_and_locks_it() {
     );
     let t = text(c).await;
     assert!(t.contains(&format!("ben@{domain}")), "{t}");
-    assert!(t.contains("+49 30 7000102") && t.contains("+49 30 97000102"), "numbers as people write them: {t}");
+    assert!(
+        t.contains("+49 30 7000102") && t.contains("+49 30 97000102"),
+        "numbers as people write them: {t}"
+    );
     assert!(!t.contains("number_id"), "no raw number objects: {t}");
     shot(c, "task-lock-subscriber-before").await;
-    n.send(c, Locator::XPath("//main//button[normalize-space()='Lock']"))
-        .await;
+    n.send(
+        c,
+        Locator::XPath("//main//button[normalize-space()='Lock']"),
+    )
+    .await;
     let t = text(c).await;
     assert!(t.contains("Locked"), "{t}");
     assert!(t.contains("global (no calls, no registration)"), "{t}");
     let (_, v) = app.get(&format!("/api/subscribers/{ben}")).await;
     assert_eq!(v["lock"], 4, "{v}");
     let (_, j) = app
-        .get(&format!("/api/journals/?resource=subscribers&resource_id={ben}"))
+        .get(&format!(
+            "/api/journals/?resource=subscribers&resource_id={ben}"
+        ))
         .await;
     assert_eq!(j["total_count"], 2, "created, then locked: {j}");
     shot(c, "task-lock-subscriber-after").await;
@@ -568,15 +604,35 @@ async fn the_desk_finds_a_subscriber_by_number_and_locks_it() {
         let (_, v) = app.get(&format!("/api/subscribers/{other}")).await;
         assert_eq!(v["lock"], 0, "{v}");
     }
-    click(c, Locator::XPath("//main//button[normalize-space()='Unlock']")).await;
+    click(
+        c,
+        Locator::XPath("//main//button[normalize-space()='Unlock']"),
+    )
+    .await;
     let (_, v) = app.get(&format!("/api/subscribers/{ben}")).await;
     assert_eq!(v["lock"], 0, "{v}");
-    assert!(c.find(Locator::XPath("//main//button[normalize-space()='Lock']")).await.is_ok());
+    assert!(c
+        .find(Locator::XPath("//main//button[normalize-space()='Lock']"))
+        .await
+        .is_ok());
 
     // The lists name things: the subscriber list, sorted by username descending.
     c.goto(&format!("{base}/ui/subscribers/")).await.unwrap();
-    let head = c.find(Locator::Css("main table thead")).await.unwrap().text().await.unwrap();
-    for col in ["Subscriber", "Number", "Name", "Customer", "Status", "Registered"] {
+    let head = c
+        .find(Locator::Css("main table thead"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for col in [
+        "Subscriber",
+        "Number",
+        "Name",
+        "Customer",
+        "Status",
+        "Registered",
+    ] {
         assert!(head.contains(col), "column {col}: {head}");
     }
     let first_row = || async {
@@ -589,7 +645,10 @@ async fn the_desk_finds_a_subscriber_by_number_and_locks_it() {
     };
     let row = first_row().await;
     assert!(
-        row.contains(&format!("anna@{domain}")) && row.contains("+49 30 7000101") && row.contains("Acme Widgets") && row.contains("active"),
+        row.contains(&format!("anna@{domain}"))
+            && row.contains("+49 30 7000101")
+            && row.contains("Acme Widgets")
+            && row.contains("active"),
         "{row}"
     );
     let sort = "//main//thead//a[starts-with(normalize-space(), 'Subscriber')]";
@@ -600,22 +659,229 @@ async fn the_desk_finds_a_subscriber_by_number_and_locks_it() {
     shot(c, "subscribers-list").await;
     c.set_window_size(390, 844).await.unwrap();
     c.goto(&format!("{base}/ui/subscribers/")).await.unwrap();
-    let cells = c.find_all(Locator::Css("main table tbody tr:first-child td")).await.unwrap();
+    let cells = c
+        .find_all(Locator::Css("main table tbody tr:first-child td"))
+        .await
+        .unwrap();
     let mut shown = Vec::new();
     for cell in &cells {
         shown.push(cell.is_displayed().await.unwrap());
     }
-    assert_eq!(shown, [true, true, false, false, false, false], "at phone width: the subscriber and its number");
+    assert_eq!(
+        shown,
+        [true, true, false, false, false, false],
+        "at phone width: the subscriber and its number"
+    );
     shot(c, "subscribers-list-phone").await;
-    c.goto(&format!("{base}/ui/subscribers/{ben}")).await.unwrap();
+    c.goto(&format!("{base}/ui/subscribers/{ben}"))
+        .await
+        .unwrap();
     shot(c, "subscriber-phone").await;
     c.set_window_size(1280, 1000).await.unwrap();
 
     // The customer list: the contact's company and the subscriber count.
     c.goto(&format!("{base}/ui/customers/")).await.unwrap();
     let row = first_row().await;
-    assert!(row.contains("Acme Widgets") && row.contains('3') && row.contains("active"), "{row}");
+    assert!(
+        row.contains("Acme Widgets") && row.contains('3') && row.contains("active"),
+        "{row}"
+    );
     shot(c, "customers-list").await;
+    c.clone().close().await.unwrap();
+}
+
+/// The desk's task "create a customer with its contact and three subscribers with
+/// numbers", in Chromium: the contact, then the customer picking it (and its billing
+/// profile) from lists, then from the customer's page "Add subscriber" three times, with
+/// the number editor (cc / area code / number, alias rows). A first try with a bad username
+/// shows the error once, at its field. Counts page loads and submissions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_creates_a_customer_with_three_subscribers() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let domain = "nordwind.example.com";
+    app.create("/api/domains/", json!({"domain": domain, "reseller_id": 1}))
+        .await;
+    let bp = app
+        .create(
+            "/api/billingprofiles/",
+            json!({"handle": "std", "name": "Standard", "reseller_id": 1}),
+        )
+        .await;
+
+    let d = chromium().await;
+    let c = &d.client;
+    let mut n = Tally::default();
+    n.goto(c, &format!("{base}/ui/login")).await;
+    fill_id(c, "login", "administrator").await;
+    fill_id(c, "password", ADMIN_PASS).await;
+    n.send(c, Locator::Css("main form button")).await;
+
+    // The contact.
+    n.goto(c, &format!("{base}/ui/customercontacts/new")).await;
+    fill(c, "company", "Nordwind Telecom").await;
+    fill(c, "firstname", "Ines").await;
+    fill(c, "lastname", "Kraft").await;
+    fill(c, "email", "ines@nordwind.example").await;
+    choose(c, "reseller_id", "1").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let contact = created_id(c).await;
+
+    // The customer: contact and billing profile picked by name; required fields marked.
+    n.goto(c, &format!("{base}/ui/customers/new")).await;
+    let label = c
+        .find(Locator::Css(
+            "select#f_contact_id option[selected], select#f_contact_id",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        label.contains("Nordwind Telecom"),
+        "the contact by name: {label}"
+    );
+    assert!(
+        c.find(Locator::Css("label[for=f_contact_id] .req"))
+            .await
+            .is_ok(),
+        "required fields are marked"
+    );
+    choose(c, "contact_id", &contact.to_string()).await;
+    choose(c, "billing_profile_id", &bp.to_string()).await;
+    choose(c, "type", "sipaccount").await;
+    choose(c, "status", "active").await;
+    fill(c, "external_id", "NW-1001").await;
+    shot(c, "customer-form").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let customer = created_id(c).await;
+    assert!(
+        text(c).await.contains("Subscribers (0)"),
+        "{}",
+        text(c).await
+    );
+
+    // Three subscribers from the customer's page; the first try has a bad username.
+    let people = [
+        ("ines", "5550100", "5550199"),
+        ("jan", "5550101", ""),
+        ("kai", "5550102", ""),
+    ];
+    for (i, (user, sn, alias)) in people.iter().enumerate() {
+        n.follow(c, Locator::LinkText("Add subscriber")).await;
+        let picked = c
+            .find(Locator::Css(&format!(
+                "select#f_customer_id option[value='{customer}']"
+            )))
+            .await
+            .unwrap();
+        assert_eq!(
+            picked.prop("selected").await.unwrap().as_deref(),
+            Some("true"),
+            "the customer comes filled in"
+        );
+        choose(c, "domain", domain).await;
+        fill(c, "password", "Nordwind-pw-1").await;
+        fill(c, "display_name", &format!("{user} (Nordwind)")).await;
+        fill_number(c, "f_primary_number_", "49", "40", sn).await;
+        if !alias.is_empty() {
+            fill_number(c, "f_alias_numbers_0_", "49", "40", alias).await;
+        }
+        if i == 0 {
+            fill(c, "username", "ines kraft").await;
+            shot(c, "subscriber-form").await;
+            n.send(c, Locator::Css("main form button[type=submit]"))
+                .await;
+            let err = c
+                .find(Locator::Id("e_username"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(
+                err.starts_with("may contain only letters"),
+                "the problem itself, at the field it is under: {err}"
+            );
+            let page = text(c).await;
+            assert_eq!(
+                page.matches(err.as_str()).count(),
+                1,
+                "the error once, at its field: {page}"
+            );
+            assert!(page.contains("One field needs a change"), "{page}");
+            // What was typed is still there: the numbers in their editor.
+            let kept = c
+                .find(Locator::Id("f_primary_number_sn"))
+                .await
+                .unwrap()
+                .prop("value")
+                .await
+                .unwrap();
+            assert_eq!(kept.as_deref(), Some(*sn));
+            shot(c, "subscriber-form-error").await;
+            fill(c, "password", "Nordwind-pw-1").await;
+        }
+        fill(c, "username", user).await;
+        n.send(c, Locator::Css("main form button[type=submit]"))
+            .await;
+        let t = text(c).await;
+        assert!(
+            t.contains(&format!("{user}@{domain}")) && t.contains(&format!("+49 40 {sn}")),
+            "{t}"
+        );
+        n.follow(
+            c,
+            Locator::XPath("//main//table//a[contains(@href, '/ui/customers/')]"),
+        )
+        .await;
+    }
+    let t = text(c).await;
+    assert!(t.contains("Subscribers (3)"), "{t}");
+    for (user, sn, _) in people {
+        assert!(
+            t.contains(&format!("{user}@{domain}")) && t.contains(&format!("+49 40 {sn}")),
+            "{t}"
+        );
+    }
+    shot(c, "customer-with-subscribers").await;
+    eprintln!(
+        "task 'create a customer with its contact and three subscribers with numbers': {} page loads, {} form submissions",
+        n.loads, n.posts
+    );
+    let (_, v) = app
+        .get(&format!("/api/subscribers/?customer_id={customer}"))
+        .await;
+    assert_eq!(v["total_count"], 3, "{v}");
+    let (_, ines) = app.get("/api/subscribers/?username=ines").await;
+    let ines = &items(&ines, "subscribers")[0];
+    assert_eq!(ines["alias_numbers"][0]["sn"], "5550199", "{ines}");
+    assert_eq!(ines["display_name"], "ines (Nordwind)");
+
+    // Editing keeps what is not touched: the alias stays, a second one is added in the
+    // editor's empty row.
+    let id = ines["id"].as_i64().unwrap();
+    n.goto(c, &format!("{base}/ui/subscribers/{id}/edit")).await;
+    fill_number(c, "f_alias_numbers_1_", "49", "40", "5550198").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let (_, v) = app.get(&format!("/api/subscribers/{id}")).await;
+    let aliases: Vec<&str> = v["alias_numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["sn"].as_str().unwrap())
+        .collect();
+    assert_eq!(aliases, ["5550199", "5550198"], "{v}");
+    let (_, j) = app
+        .get(&format!(
+            "/api/journals/?resource=subscribers&resource_id={id}"
+        ))
+        .await;
+    assert_eq!(j["total_count"], 2, "one creation, one change: {j}");
     c.clone().close().await.unwrap();
 }
 

@@ -1,5 +1,5 @@
-//! The error type's face on the wire: `{"code": N, "message": "…"}` (plus `field` on 422),
-//! the Sipwise shape. Internal causes are logged with their chain and never sent.
+//! The error type's face on the wire: `{"code": N, "message": "…"}` (plus `field` and
+//! `errors` on 422), the Sipwise shape. Internal causes are logged with their chain and never sent.
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -31,6 +31,9 @@ impl IntoResponse for Error {
                 input.as_deref().unwrap_or("")
             ));
             body["field"] = json!(field);
+            // Each problem by itself, for clients that show errors at their fields (the
+            // web UI): NGCP's message repeats the field and the input around it.
+            body["errors"] = json!([{ "field": field, "message": message }]);
         }
         let mut resp = (status, Json(body)).into_response();
         let h = resp.headers_mut();

@@ -190,7 +190,10 @@ fn build() -> Value {
         "Error".into(),
         json!({ "type": "object", "required": ["code", "message"], "properties": {
             "code": { "type": "integer" }, "message": { "type": "string" },
-            "field": { "type": "string", "description": "the offending field, on 422" } } }),
+            "field": { "type": "string", "description": "the offending field, on 422" },
+            "errors": { "type": "array", "description": "on 422: each problem with its field and its message alone",
+                "items": { "type": "object", "properties": {
+                    "field": { "type": "string" }, "message": { "type": "string" } } } } } }),
     );
     schemas.insert(
         "JsonPatch".into(),

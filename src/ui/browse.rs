@@ -13,8 +13,11 @@ pub(super) struct Coll {
     pub(super) update: bool,
     pub(super) delete: bool,
     pub(super) bulk: bool,
-    /// The input's fields: (name, kind text|integer|number|boolean|json).
+    /// The input's fields in the form's order: (name, kind text|integer|number|boolean|json,
+    /// or e164|e164list for numbers).
     pub(super) fields: Vec<(String, &'static str)>,
+    /// Fields the API requires on creation.
+    pub(super) required: Vec<String>,
 }
 
 /// A collection as the UI knows it; described once from the API's documentation (its
@@ -38,9 +41,31 @@ pub(super) fn describe(d: crate::http::openapi::ResourceDoc) -> Coll {
         .find(|(n, _)| *n == d.input)
         .map(|(_, s)| s.clone())
         .unwrap_or(Value::Null);
+    let hidden = form_hidden(d.name);
     let mut fields: Vec<(String, &'static str)> = input["properties"]
         .as_object()
-        .map(|p| p.iter().map(|(k, s)| (k.clone(), kind_of(s))).collect())
+        .map(|p| {
+            p.iter()
+                .filter(|(k, _)| !hidden.contains(&k.as_str()))
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        kind_override(d.name, k).unwrap_or_else(|| kind_of(s)),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let order = form_order(d.name);
+    fields.sort_by_key(|(k, _)| order.iter().position(|f| f == k).unwrap_or(order.len()));
+    let required: Vec<String> = input["required"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     if fields.is_empty() {
         // A free-form object (preferences): edited as one JSON document, saved with PUT.
@@ -55,6 +80,7 @@ pub(super) fn describe(d: crate::http::openapi::ResourceDoc) -> Coll {
         delete: d.delete,
         bulk: d.bulk,
         fields,
+        required,
     }
 }
 
@@ -139,10 +165,16 @@ pub(super) async fn list(
             let heads: Vec<Value> = cols
                 .iter()
                 .map(|col| {
-                    let sorted = col
-                        .sort
-                        .filter(|k| by.map(String::as_str) == Some(*k))
-                        .map(|_| if dir.map(String::as_str) == Some("desc") { "desc" } else { "asc" });
+                    let sorted =
+                        col.sort
+                            .filter(|k| by.map(String::as_str) == Some(*k))
+                            .map(|_| {
+                                if dir.map(String::as_str) == Some("desc") {
+                                    "desc"
+                                } else {
+                                    "asc"
+                                }
+                            });
                     let href = col.sort.map(|k| {
                         let next = if sorted == Some("asc") { "desc" } else { "asc" };
                         format!("/ui/{name}/?order_by={k}&order_by_direction={next}&{others}")
@@ -253,13 +285,17 @@ pub(super) async fn item_page(
             };
             if let (Some(_), Some(n)) = (&link, x.as_i64()) {
                 if let Some(named) = rel.name_of(k, n) {
-                    fields.push(json!({"name": label(k), "value": named, "link": link, "block": false}));
+                    fields.push(
+                        json!({"name": label(k), "value": named, "link": link, "block": false}),
+                    );
                     continue;
                 }
             }
             // Secrets are strings; a flag named after one (token_traded) is not one.
             if is_secret(k) && x.is_string() {
-                fields.push(json!({"name": label(k), "value": "********", "link": null, "block": false}));
+                fields.push(
+                    json!({"name": label(k), "value": "********", "link": null, "block": false}),
+                );
                 continue;
             }
             if let Some(text) = readable(name, k, x) {
@@ -326,6 +362,42 @@ pub(super) async fn item_page(
             posts.push(json!({"href": format!("/ui/sipservers/{id}/check"), "label": "Check"}));
             posts.push(json!({"href": format!("/ui/sipservers/{id}/repair"), "label": "Repair"}));
         }
+        "customers" => {
+            if v["status"] != json!("terminated") {
+                extra.push(json!({"href": format!("/ui/subscribers/new?customer_id={id}"), "label": "Add subscriber"}));
+            }
+            let (_, subs) = api(
+                app,
+                &u.actor,
+                peer,
+                Method::GET,
+                &format!("/api/subscribers/?customer_id={id}&rows=50&order_by=username"),
+                None,
+            )
+            .await;
+            let list = items(&subs, "subscribers");
+            let cols = columns("subscribers").unwrap_or_default();
+            let none = Related::default();
+            let rows: Vec<Vec<Value>> = list
+                .iter()
+                .map(|o| {
+                    let mut cells: Vec<Value> = cols
+                        .iter()
+                        .filter(|col| matches!(col.title, "Subscriber" | "Number" | "Name" | "Status"))
+                        .map(|col| json!((col.cell)(o, &none)))
+                        .collect();
+                    cells[0] = json!({"text": cells[0], "href": format!("/ui/subscribers/{}", text_of(&o["id"]))});
+                    cells
+                })
+                .collect();
+            let total = subs["total_count"].as_i64().unwrap_or(0);
+            let title = if total > 50 {
+                format!("Subscribers (50 of {total}: see the list for all)")
+            } else {
+                format!("Subscribers ({total})")
+            };
+            sections.push(json!({"title": title, "columns": ["Subscriber", "Number", "Name", "Status"], "rows": rows}));
+        }
         "subscribers" => {
             extra.push(json!({"href": format!("/ui/callforwards/{id}"), "label": "Call forwards"}));
             extra.push(
@@ -371,6 +443,7 @@ pub(super) fn is_secret(f: &str) -> bool {
 pub(super) fn shown(v: &Value, kind: &str) -> String {
     match (v, kind) {
         (Value::Null, _) => String::new(),
+        (x, "e164" | "e164list") => numbers_shown(x, kind),
         (x, "json") => serde_json::to_string_pretty(x).unwrap_or_default(),
         (Value::String(s), _) => s.clone(),
         (x, _) => x.to_string(),

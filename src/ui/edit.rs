@@ -23,8 +23,17 @@ pub(super) fn form_fields(
             };
             let secret = is_secret(f);
             let o = orig.and_then(|o| o.get(f).cloned());
-            json!({"name": f, "kind": kind, "value": if secret { String::new() } else { value }, "secret": secret, "orig": o,
-                   "error": errors.get(f).cloned().or_else(|| errors.iter().find(|(k, _)| k.starts_with(&format!("{f}.")) || k.starts_with(&format!("{f}["))).map(|(k, m)| format!("{k}: {m}")))})
+            // An error of a part (primary_number.sn, alias_numbers[1].cc) shows at its field,
+            // once: the API's message names the part already.
+            let error = errors.get(f).cloned().or_else(|| {
+                errors
+                    .iter()
+                    .find(|(k, _)| k.starts_with(&format!("{f}.")) || k.starts_with(&format!("{f}[")))
+                    .map(|(k, m)| if m.starts_with(k.as_str()) { m.clone() } else { format!("{k}: {m}") })
+            });
+            let rows = matches!(*kind, "e164" | "e164list").then(|| number_rows(&value, kind));
+            json!({"name": f, "label": label(f), "kind": kind, "value": if secret { String::new() } else { value },
+                   "secret": secret, "orig": o, "required": c.required.contains(f), "rows": rows, "error": error})
         })
         .collect()
 }
@@ -57,7 +66,7 @@ pub(super) fn form_json(
                 .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number))
                 .unwrap_or_else(|| json!(raw)),
             "boolean" => json!(raw == "true"),
-            "json" => match serde_json::from_str(raw) {
+            "json" | "e164" | "e164list" => match serde_json::from_str(raw) {
                 Ok(v) => v,
                 Err(e) => {
                     errors.insert(f.clone(), format!("not valid JSON: {e}"));
@@ -71,15 +80,55 @@ pub(super) fn form_json(
     m
 }
 
-pub(super) fn form_page(
+/// A form page: the fields as [`form_fields`] made them, with the choices of the fields that
+/// pick from a list ([`widget`]) read now; `error` at the top unless it is at a field.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn form_page(
+    app: &UiState,
+    peer: SocketAddr,
     u: &User,
-    _c: &Coll,
+    c: &Coll,
     title: String,
     action: String,
     back: String,
-    fields: Vec<Value>,
+    mut fields: Vec<Value>,
     error: Option<String>,
 ) -> Response {
+    let mut read: HashMap<&str, Option<Vec<(String, String)>>> = HashMap::new();
+    for f in &mut fields {
+        let name = text_of(&f["name"]);
+        let choices: Option<Vec<(String, String)>> = match widget(c.name, &name) {
+            Some(Widget::Choice(list)) => Some(
+                list.iter()
+                    .map(|(v, l)| (v.to_string(), l.to_string()))
+                    .collect(),
+            ),
+            Some(Widget::Pick(coll)) => {
+                if !read.contains_key(coll) {
+                    read.insert(coll, picks(app, &u.actor, peer, coll).await);
+                }
+                read[coll].clone()
+            }
+            None => None,
+        };
+        if let Some(mut list) = choices {
+            // A value the list does not hold (another reseller's, one made since) stays.
+            let now = text_of(&f["value"]);
+            if !now.is_empty() && !list.iter().any(|(v, _)| *v == now) {
+                list.push((now.clone(), now));
+            }
+            f["options"] = list
+                .into_iter()
+                .map(|(v, l)| json!({"value": v, "label": l}))
+                .collect();
+        }
+    }
+    let at_fields = fields.iter().filter(|f| !f["error"].is_null()).count();
+    let error = match (error, at_fields) {
+        (Some(_), 1) => Some("One field needs a change: see below.".to_string()),
+        (Some(_), n) if n > 1 => Some(format!("{n} fields need a change: see below.")),
+        (e, _) => e,
+    };
     page(
         "form.html",
         json!({"user": user_ctx(u), "csrf": u.csrf, "title": title, "action": action, "back": back, "fields": fields, "error": error}),
@@ -88,8 +137,10 @@ pub(super) fn form_page(
 
 pub(super) async fn new_form(
     State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> Response {
     let u = match user(&app, &headers).await {
         Ok(u) => u,
@@ -98,23 +149,40 @@ pub(super) async fn new_form(
     let Some(c) = coll(&name).filter(|c| c.create) else {
         return (StatusCode::NOT_FOUND, "nothing to create here").into_response();
     };
-    let fields = form_fields(c, &Map::new(), &HashMap::new(), false, None);
+    // Values a link fills in (a customer's "Add subscriber"): plain fields only.
+    let given: Map<String, Value> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| {
+            c.fields
+                .iter()
+                .any(|(f, kind)| f == k && !is_secret(f) && matches!(*kind, "text" | "integer"))
+        })
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    let fields = form_fields(c, &given, &HashMap::new(), true, None);
     form_page(
+        &app,
+        peer,
         &u,
         c,
-        format!("New {name}"),
+        format!("New {}", singular(&name)),
         format!("/ui/{name}/new"),
         format!("/ui/{name}/"),
         fields,
         None,
     )
+    .await
 }
 
 /// The API's 422 as errors at their fields.
 pub(super) fn api_errors(v: &Value) -> (HashMap<String, String>, String) {
     let mut e = HashMap::new();
     let msg = text_of(&v["message"]);
-    if let Some(f) = v["field"].as_str() {
+    for x in v["errors"].as_array().into_iter().flatten() {
+        if let (Some(f), Some(m)) = (x["field"].as_str(), x["message"].as_str()) {
+            e.insert(f.to_string(), m.to_string());
+        }
+    }
+    if let (true, Some(f)) = (e.is_empty(), v["field"].as_str()) {
         e.insert(f.to_string(), msg.clone());
     }
     (e, msg)
@@ -125,12 +193,13 @@ pub(super) async fn create(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
     let (u, c) = match posted(&app, &headers, &form, &name).await {
         Ok(x) => x,
         Err(r) => return r,
     };
+    fold_numbers(&c.fields, &mut form);
     let mut errors = HashMap::new();
     let body = form_json(c, &form, &mut errors);
     let (status, v) = if errors.is_empty() {
@@ -176,14 +245,17 @@ pub(super) async fn create(
         .filter_map(|(f, _)| form.get(f).map(|x| (f.clone(), json!(x))))
         .collect();
     let mut r = form_page(
+        &app,
+        peer,
         &u,
         c,
-        format!("New {name}"),
+        format!("New {}", singular(&name)),
         format!("/ui/{name}/new"),
         format!("/ui/{name}/"),
         form_fields(c, &values, &e2, true, None),
         Some(msg),
-    );
+    )
+    .await;
     *r.status_mut() = if status.is_success() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -225,9 +297,11 @@ pub(super) async fn edit_form(
         values.insert(DOCUMENT.into(), Value::Object(doc));
     }
     form_page(
+        &app,
+        peer,
         &u,
         c,
-        format!("Edit {name} {id}"),
+        format!("Edit {} {id}", singular(&name)),
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
         {
@@ -249,6 +323,7 @@ pub(super) async fn edit_form(
         },
         None,
     )
+    .await
 }
 
 pub(super) async fn update(
@@ -256,12 +331,13 @@ pub(super) async fn update(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
-    Form(form): Form<HashMap<String, String>>,
+    Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
     let (u, c) = match posted(&app, &headers, &form, &name).await {
         Ok(x) => x,
         Err(r) => return r,
     };
+    fold_numbers(&c.fields, &mut form);
     let id: i64 = id.parse().unwrap_or(0);
     let (s, cur) = api(
         &app,
@@ -336,9 +412,11 @@ pub(super) async fn update(
         .filter_map(|(f, _)| form.get(f).map(|x| (f.clone(), json!(x))))
         .collect();
     let mut r = form_page(
+        &app,
+        peer,
         &u,
         c,
-        format!("Edit {name} {id}"),
+        format!("Edit {} {id}", singular(&name)),
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
         {
@@ -353,7 +431,8 @@ pub(super) async fn update(
             form_fields(c, &values, &e2, true, Some(&orig))
         },
         Some(msg),
-    );
+    )
+    .await;
     *r.status_mut() = status;
     r
 }
@@ -507,14 +586,17 @@ pub(super) async fn put_document(
     let mut values = Map::new();
     values.insert(DOCUMENT.into(), json!(raw));
     let mut r = form_page(
+        &app,
+        peer,
         u,
         c,
-        format!("Edit {name} {id}"),
+        format!("Edit {} {id}", singular(&name)),
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
         form_fields(c, &values, &e, true, None),
         Some(msg),
-    );
+    )
+    .await;
     *r.status_mut() = status;
     r
 }

@@ -136,6 +136,20 @@ pub(super) fn label(field: &str) -> String {
     out
 }
 
+/// One object of a collection, as a form's title names it.
+pub(super) fn singular(name: &str) -> &str {
+    match name {
+        "subscribers" => "subscriber",
+        "customers" => "customer",
+        "customercontacts" => "contact",
+        "pbxdevices" => "device",
+        "sipservers" => "SIP server",
+        "hooks" => "hook",
+        "domains" => "domain",
+        other => other,
+    }
+}
+
 /// A collection's name as a heading.
 pub(super) fn heading(name: &str) -> String {
     match name {
@@ -329,7 +343,14 @@ static SIPSERVERS: &[Column] = &[
         title: "Enabled",
         sort: None,
         keep: false,
-        cell: |o, _| if o["enabled"] == json!(true) { "yes" } else { "no" }.into(),
+        cell: |o, _| {
+            if o["enabled"] == json!(true) {
+                "yes"
+            } else {
+                "no"
+            }
+            .into()
+        },
     },
 ];
 
@@ -491,8 +512,15 @@ pub(super) fn first_fields(name: &str) -> &'static [&'static str] {
             "max_subscribers",
         ],
         "customercontacts" => &[
-            "company", "firstname", "lastname", "email", "phonenumber", "street", "postcode",
-            "city", "country",
+            "company",
+            "firstname",
+            "lastname",
+            "email",
+            "phonenumber",
+            "street",
+            "postcode",
+            "city",
+            "country",
         ],
         "pbxdevices" => &[
             "identifier",
@@ -508,7 +536,14 @@ pub(super) fn first_fields(name: &str) -> &'static [&'static str] {
             "fetch_count",
         ],
         "sipservers" => &["name", "status", "role", "driver", "enabled", "domains"],
-        "hooks" => &["name", "status", "disabled_reason", "events", "phase", "url"],
+        "hooks" => &[
+            "name",
+            "status",
+            "disabled_reason",
+            "events",
+            "phase",
+            "url",
+        ],
         _ => &[],
     }
 }
@@ -548,15 +583,21 @@ pub(super) fn readable(name: &str, field: &str, v: &Value) -> Option<String> {
 
 /// The buttons an item page offers beyond edit and delete, from the object's state.
 pub(super) fn buttons(name: &str, id: i64, o: &Value) -> Vec<Value> {
-    let post = |action: &str, label: &str, hint: &str| {
-        json!({"href": format!("/ui/{name}/{id}/{action}"), "label": label, "hint": hint})
-    };
+    let post = |action: &str, label: &str, hint: &str| json!({"href": format!("/ui/{name}/{id}/{action}"), "label": label, "hint": hint});
     match name {
         "subscribers" if o["status"] != json!("terminated") => {
             if o["lock"].as_i64().unwrap_or(0) == 0 {
-                vec![post("lock", "Lock", "no calls and no registration until unlocked")]
+                vec![post(
+                    "lock",
+                    "Lock",
+                    "no calls and no registration until unlocked",
+                )]
             } else {
-                vec![post("unlock", "Unlock", "calls and registration allowed again")]
+                vec![post(
+                    "unlock",
+                    "Unlock",
+                    "calls and registration allowed again",
+                )]
             }
         }
         "customers" => match o["status"].as_str() {
@@ -574,20 +615,49 @@ pub(super) fn buttons(name: &str, id: i64, o: &Value) -> Vec<Value> {
 
 /// What an action button asks of the API: method, path, JSON Patch body; and what it tells
 /// the user when it worked.
-pub(super) fn action_request(name: &str, id: i64, action: &str) -> Option<(Method, String, Option<String>, &'static str)> {
+pub(super) fn action_request(
+    name: &str,
+    id: i64,
+    action: &str,
+) -> Option<(Method, String, Option<String>, &'static str)> {
     let patch = |path: &str, v: Value| {
         Some(json!([{"op": "replace", "path": path, "value": v}]).to_string())
     };
     let uri = format!("/api/{name}/{id}");
     Some(match (name, action) {
-        ("subscribers", "lock") => (Method::PATCH, uri, patch("/lock", json!(4)), "Locked: no calls and no registration."),
+        ("subscribers", "lock") => (
+            Method::PATCH,
+            uri,
+            patch("/lock", json!(4)),
+            "Locked: no calls and no registration.",
+        ),
         ("subscribers", "unlock") => (Method::PATCH, uri, patch("/lock", json!(0)), "Unlocked."),
-        ("customers", "lock") => (Method::PATCH, uri, patch("/status", json!("locked")), "Locked: its subscribers can no longer register or call."),
-        ("customers", "unlock") => (Method::PATCH, uri, patch("/status", json!("active")), "Unlocked: active again."),
+        ("customers", "lock") => (
+            Method::PATCH,
+            uri,
+            patch("/status", json!("locked")),
+            "Locked: its subscribers can no longer register or call.",
+        ),
+        ("customers", "unlock") => (
+            Method::PATCH,
+            uri,
+            patch("/status", json!("active")),
+            "Unlocked: active again.",
+        ),
         ("pbxdevices", "resync") => (Method::POST, format!("{uri}/resync"), None, "Resync sent."),
-        ("hookexecutions", "redeliver") => (Method::POST, format!("{uri}/redeliver"), None, "Queued for redelivery."),
+        ("hookexecutions", "redeliver") => (
+            Method::POST,
+            format!("{uri}/redeliver"),
+            None,
+            "Queued for redelivery.",
+        ),
         ("sipservers", "check") => (Method::POST, format!("{uri}/check"), None, "Checked."),
-        ("sipservers", "repair") => (Method::POST, format!("{uri}/repair"), None, "Repair started."),
+        ("sipservers", "repair") => (
+            Method::POST,
+            format!("{uri}/repair"),
+            None,
+            "Repair started.",
+        ),
         _ => return None,
     })
 }
@@ -618,4 +688,262 @@ pub(super) fn title(name: &str, id: i64, o: &Value) -> String {
     } else {
         named
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Forms
+
+/// How a form asks for a field, beyond a text box.
+pub(super) enum Widget {
+    /// One of fixed values: (value, label).
+    Choice(&'static [(&'static str, &'static str)]),
+    /// An object of another collection: its id (or, for a domain, its name).
+    Pick(&'static str),
+}
+
+const SUBSCRIBER_STATUS: &[(&str, &str)] = &[
+    ("active", "active"),
+    ("locked", "locked"),
+    ("terminated", "terminated"),
+];
+const LOCKS: &[(&str, &str)] = &[
+    ("0", "none"),
+    ("1", "foreign calls"),
+    ("2", "outgoing calls"),
+    ("3", "incoming and outgoing calls"),
+    ("4", "global (no calls, no registration)"),
+    ("5", "ported"),
+];
+const CUSTOMER_STATUS: &[(&str, &str)] = &[
+    ("active", "active"),
+    ("pending", "pending"),
+    ("locked", "locked"),
+    ("terminated", "terminated"),
+];
+const CUSTOMER_TYPES: &[(&str, &str)] = &[
+    ("sipaccount", "SIP account"),
+    ("pbxaccount", "PBX account (a tenant)"),
+];
+
+pub(super) fn widget(name: &str, field: &str) -> Option<Widget> {
+    Some(match (name, field) {
+        ("subscribers", "status") => Widget::Choice(SUBSCRIBER_STATUS),
+        ("subscribers", "lock") => Widget::Choice(LOCKS),
+        ("customers", "status") => Widget::Choice(CUSTOMER_STATUS),
+        ("customers", "type") => Widget::Choice(CUSTOMER_TYPES),
+        (_, "customer_id") => Widget::Pick("customers"),
+        (_, "reseller_id") => Widget::Pick("resellers"),
+        ("subscribers", "domain") => Widget::Pick("domains"),
+        (_, "billing_profile_id") => Widget::Pick("billingprofiles"),
+        ("customers", "contact_id") => Widget::Pick("customercontacts"),
+        (_, "home_server_id") => Widget::Pick("sipservers"),
+        ("pbxdevices", "model_id") => Widget::Pick("pbxdevicemodels"),
+        ("pbxdevices", "profile_id") => Widget::Pick("pbxdeviceprofiles"),
+        _ => return None,
+    })
+}
+
+/// Kinds the form handles as more than text: a number as cc/ac/sn, a list of numbers.
+pub(super) fn kind_override(name: &str, field: &str) -> Option<&'static str> {
+    match (name, field) {
+        ("subscribers", "primary_number") => Some("e164"),
+        ("subscribers", "alias_numbers") => Some("e164list"),
+        _ => None,
+    }
+}
+
+/// A form's fields in the order people fill them in (the rest follow alphabetically).
+pub(super) fn form_order(name: &str) -> &'static [&'static str] {
+    match name {
+        "subscribers" => &[
+            "customer_id",
+            "domain",
+            "username",
+            "password",
+            "primary_number",
+            "alias_numbers",
+            "display_name",
+            "email",
+            "status",
+            "lock",
+            "webusername",
+            "webpassword",
+            "external_id",
+            "home_server_id",
+        ],
+        "customers" => &[
+            "contact_id",
+            "billing_profile_id",
+            "type",
+            "status",
+            "external_id",
+            "max_subscribers",
+        ],
+        "customercontacts" => &[
+            "company",
+            "firstname",
+            "lastname",
+            "email",
+            "phonenumber",
+            "street",
+            "postcode",
+            "city",
+            "country",
+        ],
+        "pbxdevices" => &[
+            "identifier",
+            "model_id",
+            "customer_id",
+            "station_name",
+            "profile_id",
+            "lines",
+        ],
+        _ => &[],
+    }
+}
+
+/// Fields a form leaves out because another field asks the same (a subscriber's domain by
+/// name rather than by id).
+pub(super) fn form_hidden(name: &str) -> &'static [&'static str] {
+    match name {
+        "subscribers" => &["domain_id"],
+        _ => &[],
+    }
+}
+
+/// The choices for a [`Widget::Pick`]: (value, label), read through the API as the user;
+/// `None` when there are too many for a list (the form asks for the id then).
+pub(super) async fn picks(
+    app: &UiState,
+    actor: &Actor,
+    peer: SocketAddr,
+    collection: &str,
+) -> Option<Vec<(String, String)>> {
+    const MOST: i64 = 200;
+    let get = |uri: String| async move { api(app, actor, peer, Method::GET, &uri, None).await };
+    let (st, v) = get(format!("/api/{collection}/?rows={MOST}")).await;
+    if !st.is_success() || v["total_count"].as_i64().unwrap_or(0) > MOST {
+        return None;
+    }
+    let list = items(&v, collection);
+    let mut contacts = HashMap::new();
+    if collection == "customers" {
+        let (_, cv) = get(format!("/api/customercontacts/?rows={MOST}")).await;
+        for ct in items(&cv, "customercontacts") {
+            if let Some(i) = id(&ct, "id") {
+                contacts.insert(i, contact_name(&ct));
+            }
+        }
+    }
+    Some(
+        list.iter()
+            .filter(|o| collection != "sipservers" || o["role"] == json!("home"))
+            .filter(|o| !matches!(o["status"].as_str(), Some("terminated")))
+            .map(|o| {
+                let i = s(o, "id");
+                match collection {
+                    "domains" => (s(o, "domain"), s(o, "domain")),
+                    "customers" => {
+                        let who = id(o, "contact_id")
+                            .and_then(|c| contacts.get(&c).cloned())
+                            .unwrap_or_default();
+                        let ext = s(o, "external_id");
+                        let mut l = if who.is_empty() {
+                            format!("customer {i}")
+                        } else {
+                            format!("{who} (customer {i})")
+                        };
+                        if !ext.is_empty() {
+                            l.push_str(&format!(", {ext}"));
+                        }
+                        (i, l)
+                    }
+                    "customercontacts" => (i.clone(), format!("{} ({i})", contact_name(o))),
+                    "pbxdevicemodels" => (i, format!("{} {}", s(o, "vendor"), s(o, "model"))),
+                    _ => (i.clone(), format!("{} ({i})", s(o, "name"))),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A number as the form compares it: its digits only, without its id.
+fn number_parts(n: &Value) -> Value {
+    json!({"cc": s(n, "cc"), "ac": s(n, "ac"), "sn": s(n, "sn")})
+}
+
+/// A number field's value as the form carries it (JSON of cc/ac/sn; empty for none).
+pub(super) fn numbers_shown(v: &Value, kind: &str) -> String {
+    match (v, kind) {
+        (Value::Object(_), "e164") => number_parts(v).to_string(),
+        (Value::Array(a), "e164list") if !a.is_empty() => {
+            Value::Array(a.iter().map(number_parts).collect()).to_string()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Posted number editors (`f.cc`, `f.ac`, `f.sn`; `f.0.cc`, … for lists) folded into their
+/// field as [`numbers_shown`] writes it, so the rest of the form handling sees one value.
+pub(super) fn fold_numbers(fields: &[(String, &'static str)], form: &mut HashMap<String, String>) {
+    let part = |form: &HashMap<String, String>, prefix: &str| -> Option<Value> {
+        let get = |k: &str| {
+            form.get(&format!("{prefix}{k}"))
+                .map(|v| v.trim().to_string())
+        };
+        let (cc, ac, sn) = (get("cc")?, get("ac")?, get("sn")?);
+        Some(json!({"cc": cc, "ac": ac, "sn": sn}))
+    };
+    let blank = |n: &Value| ["cc", "ac", "sn"].iter().all(|k| n[*k] == json!(""));
+    for (f, kind) in fields {
+        match *kind {
+            "e164" => {
+                if let Some(n) = part(form, &format!("{f}.")) {
+                    let v = if blank(&n) {
+                        String::new()
+                    } else {
+                        n.to_string()
+                    };
+                    form.insert(f.clone(), v);
+                }
+            }
+            "e164list" => {
+                let mut rows = Vec::new();
+                let mut seen = false;
+                for i in 0..100 {
+                    let Some(n) = part(form, &format!("{f}.{i}.")) else {
+                        break;
+                    };
+                    seen = true;
+                    if !blank(&n) {
+                        rows.push(n);
+                    }
+                }
+                if seen {
+                    let v = if rows.is_empty() {
+                        String::new()
+                    } else {
+                        Value::Array(rows).to_string()
+                    };
+                    form.insert(f.clone(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The rows a number editor shows for a field's value: its numbers, then `blank` empty rows.
+pub(super) fn number_rows(value: &str, kind: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(value).unwrap_or(Value::Null);
+    let mut rows: Vec<Value> = match (v, kind) {
+        (Value::Object(o), _) => vec![number_parts(&Value::Object(o))],
+        (Value::Array(a), _) => a.iter().map(number_parts).collect(),
+        _ => Vec::new(),
+    };
+    let want = if kind == "e164" { 1 } else { rows.len() + 2 };
+    while rows.len() < want {
+        rows.push(json!({"cc": "", "ac": "", "sn": ""}));
+    }
+    rows
 }
