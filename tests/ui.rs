@@ -599,6 +599,49 @@ async fn the_desk_finds_a_subscriber_by_number_and_locks_it() {
         "task 'find a subscriber by a number and lock it': {} page loads, {} form submissions",
         n.loads, n.posts
     );
+    // The dashboard says what happened, in words; a switched-off hook is at the top.
+    app.create(
+        "/api/hooks/",
+        json!({"name": "billing-sync", "events": ["subscriber.updated"], "url": "https://billing.example.com/hook", "status": "disabled"}),
+    )
+    .await;
+    app.create(
+        "/api/hooks/",
+        json!({"name": "crm-sync", "events": ["subscriber.created"], "url": "https://crm.example.com/hook"}),
+    )
+    .await;
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    let t = text(c).await;
+    assert!(
+        t.contains(&format!(
+            "administrator changed subscriber ben@{domain} (lock)"
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("administrator created subscriber anna@{domain}")),
+        "{t}"
+    );
+    let attention = c
+        .find(Locator::Css("ul.trouble"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        attention.contains("Hook billing-sync: disabled"),
+        "{attention}"
+    );
+    assert!(
+        !attention.contains("crm-sync"),
+        "an enabled hook is no trouble: {attention}"
+    );
+    shot(c, "dashboard").await;
+    c.back().await.unwrap();
+    c.goto(&format!("{base}/ui/subscribers/{ben}"))
+        .await
+        .unwrap();
     // The other two are untouched; unlocking is one button too.
     for other in [subs[0], subs[2]] {
         let (_, v) = app.get(&format!("/api/subscribers/{other}")).await;

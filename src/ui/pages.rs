@@ -37,11 +37,40 @@ pub(super) async fn dashboard(
         }
     }
     let sipservers = if a.is_admin() {
-        let (_, v) = api(&app, a, peer, Method::GET, "/api/sipservers/?rows=20", None).await;
+        let (_, v) = api(
+            &app,
+            a,
+            peer,
+            Method::GET,
+            "/api/sipservers/?rows=100",
+            None,
+        )
+        .await;
         Some(items(&v, "sipservers"))
     } else {
         None
     };
+    let trunks = if a.is_admin() {
+        let (_, v) = api(
+            &app,
+            a,
+            peer,
+            Method::GET,
+            "/api/peeringservers/?rows=200",
+            None,
+        )
+        .await;
+        items(&v, "peeringservers")
+    } else {
+        Vec::new()
+    };
+    let (_, hv) = api(&app, a, peer, Method::GET, "/api/hooks/?rows=200", None).await;
+    let hooks = items(&hv, "hooks");
+    let trouble = trouble(sipservers.as_deref().unwrap_or_default(), &trunks, &hooks);
+    let hook_names: HashMap<String, String> = hooks
+        .iter()
+        .map(|h| (text_of(&h["id"]), text_of(&h["name"])))
+        .collect();
     let (_, hf) = api(
         &app,
         a,
@@ -73,10 +102,25 @@ pub(super) async fn dashboard(
         None,
     )
     .await;
+    let failures: Vec<Value> = items(&hf, "hookexecutions")
+        .into_iter()
+        .map(|mut e| {
+            let id = text_of(&e["hook_id"]);
+            e["hook"] = json!(hook_names.get(&id).cloned().unwrap_or(id));
+            e
+        })
+        .collect();
+    let changes: Vec<Value> = items(&ch, "journals")
+        .iter()
+        .map(
+            |j| json!({"id": j["id"], "timestamp": j["timestamp"], "sentence": change_sentence(j)}),
+        )
+        .collect();
     page(
         "dashboard.html",
         json!({"user": user_ctx(&u), "csrf": u.csrf, "counts": counts, "sipservers": sipservers,
-               "hook_failures": items(&hf, "hookexecutions"), "fetches": fetches, "changes": items(&ch, "journals")}),
+               "trouble": trouble, "trunks": trunks.len(), "hooks": hooks.len(),
+               "hook_failures": failures, "fetches": fetches, "changes": changes}),
     )
 }
 

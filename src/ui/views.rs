@@ -146,6 +146,16 @@ pub(super) fn singular(name: &str) -> &str {
         "sipservers" => "SIP server",
         "hooks" => "hook",
         "domains" => "domain",
+        "billingprofiles" => "billing profile",
+        "peeringgroups" => "carrier",
+        "peeringservers" => "trunk",
+        "peeringrules" => "outbound route",
+        "resellers" => "reseller",
+        "admins" => "admin",
+        "pbxdevicemodels" => "device model",
+        "pbxdeviceprofiles" => "device profile",
+        "callforwards" => "call forward",
+        "subscriberpreferences" => "preferences of subscriber",
         other => other,
     }
 }
@@ -313,7 +323,7 @@ static SIPSERVERS: &[Column] = &[
             let st = &o["status"];
             let state = s(st, "state");
             match st["last_error"].as_str() {
-                Some(e) if state != "in_sync" => format!("{state}: {e}"),
+                Some(e) if state != "ok" => format!("{state}: {e}"),
                 _ => state,
             }
         },
@@ -946,4 +956,105 @@ pub(super) fn number_rows(value: &str, kind: &str) -> Vec<Value> {
         rows.push(json!({"cc": "", "ac": "", "sn": ""}));
     }
     rows
+}
+
+// ---------------------------------------------------------------------------------------
+// The dashboard
+
+/// What an object is called in a sentence: username@domain, a device's MAC, a name.
+pub(super) fn object_name(resource: &str, id: i64, o: Option<&Value>) -> String {
+    let o = o.unwrap_or(&Value::Null);
+    let named = match resource {
+        "subscribers" => format!("{}@{}", s(o, "username"), s(o, "domain")),
+        "customers" => {
+            let ext = s(o, "external_id");
+            if ext.is_empty() {
+                String::new()
+            } else {
+                format!("{id} ({ext})")
+            }
+        }
+        "customercontacts" => contact_name(o),
+        "pbxdevices" => s(o, "identifier"),
+        "domains" => s(o, "domain"),
+        "admins" => s(o, "login"),
+        _ => s(o, "name"),
+    };
+    if named.trim_matches('@').trim().is_empty() {
+        format!("{id}")
+    } else {
+        named
+    }
+}
+
+/// A journal entry as a sentence: "administrator changed subscriber bob@example.com
+/// (display name, lock)".
+pub(super) fn change_sentence(j: &Value) -> String {
+    let resource = s(j, "resource");
+    let id = j["resource_id"].as_i64().unwrap_or(0);
+    let (before, after) = (&j["before"], &j["after"]);
+    let verb = match (j["operation"].as_str(), resource.as_str()) {
+        (Some("create"), _) => "created",
+        (Some("delete"), "subscribers" | "customers") => "terminated",
+        (Some("delete"), _) => "deleted",
+        _ => "changed",
+    };
+    let what = object_name(
+        &resource,
+        id,
+        after.as_object().map(|_| after).or(Some(before)),
+    );
+    let mut out = format!("{} {verb} {} {what}", s(j, "actor"), singular(&resource));
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        let mut changed: Vec<String> = a
+            .iter()
+            .filter(|(k, v)| !k.ends_with("timestamp") && b.get(*k) != Some(*v))
+            .map(|(k, _)| label(k).to_lowercase())
+            .collect();
+        if changed.len() > 4 {
+            changed.truncate(4);
+            changed.push("…".into());
+        }
+        if !changed.is_empty() {
+            out.push_str(&format!(" ({})", changed.join(", ")));
+        }
+    }
+    out
+}
+
+/// What needs someone's attention now, worst first: SIP servers behind or failing, trunks
+/// whose registration failed, hooks switched off (by hand or after failing). (label, link,
+/// detail)
+pub(super) fn trouble(sipservers: &[Value], trunks: &[Value], hooks: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for x in sipservers.iter().filter(|x| x["enabled"] == json!(true)) {
+        let st = &x["status"];
+        let state = s(st, "state");
+        let behind = st["backlog"].as_i64().unwrap_or(0);
+        if state == "ok" && behind == 0 {
+            continue;
+        }
+        let mut detail = state;
+        if behind > 0 {
+            detail.push_str(&format!(", {behind} changes behind"));
+        }
+        if let Some(e) = st["last_error"].as_str() {
+            detail.push_str(&format!(": {e}"));
+        }
+        out.push(json!({"label": format!("SIP server {}", s(x, "name")), "href": format!("/ui/sipservers/{}", s(x, "id")), "detail": detail}));
+    }
+    for t in trunks {
+        for r in t["registration"].as_array().into_iter().flatten() {
+            if r["state"] == json!("failed") {
+                out.push(json!({"label": format!("Trunk {}", s(t, "name")), "href": format!("/ui/peeringservers/{}", s(t, "id")),
+                                "detail": format!("registration failed on SIP server {}{}", s(r, "sipserver_id"),
+                                                  r["detail"].as_str().map(|d| format!(": {d}")).unwrap_or_default())}));
+            }
+        }
+    }
+    for h in hooks.iter().filter(|h| h["status"] == json!("disabled")) {
+        out.push(json!({"label": format!("Hook {}", s(h, "name")), "href": format!("/ui/hooks/{}", s(h, "id")),
+                        "detail": format!("{}{}", s(h, "status"), h["disabled_reason"].as_str().map(|d| format!(": {d}")).unwrap_or_default())}));
+    }
+    out
 }
