@@ -36,6 +36,8 @@ pub enum Error {
         field: String,
         message: String,
         input: Option<String>,
+        /// Other fields' problems found in the same request: (field, message).
+        more: Vec<(String, String)>,
     },
     /// 423: the object is still in use by others.
     #[error("{0}")]
@@ -54,6 +56,7 @@ impl Error {
             field: field.into(),
             message: message.into(),
             input: None,
+            more: Vec::new(),
         }
     }
 
@@ -65,10 +68,12 @@ impl Error {
                 field,
                 message,
                 input,
+                more,
             } if field == from => Error::Validation {
                 field: to.into(),
                 message,
                 input,
+                more,
             },
             e => e,
         }
@@ -82,6 +87,7 @@ impl Error {
                 field,
                 message,
                 input: None,
+                more,
             } => {
                 let mut at = Some(doc);
                 for part in field.split('.') {
@@ -103,6 +109,7 @@ impl Error {
                     field,
                     message,
                     input: Some(input),
+                    more,
                 }
             }
             other => other,
@@ -295,5 +302,57 @@ const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::Internal(e.into())
+    }
+}
+
+/// Validation problems gathered across a request's fields, so that one answer names every
+/// field that needs a change (the first as NGCP's `field`, all in `errors`).
+#[derive(Default)]
+pub struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    /// The value of a check, or `None` with its problems noted; any other error goes on.
+    pub fn check<T>(&mut self, r: Result<T>) -> Result<Option<T>> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Validation {
+                field,
+                message,
+                more,
+                ..
+            }) => {
+                self.0.push((field, message));
+                self.0.extend(more);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn note(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push((field.into(), message.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a problem of `field` is noted.
+    pub fn names(&self, field: &str) -> bool {
+        self.0.iter().any(|(f, _)| f == field)
+    }
+
+    /// The gathered problems as one error, if there are any.
+    pub fn finish(self) -> Result<()> {
+        let mut all = self.0.into_iter();
+        match all.next() {
+            None => Ok(()),
+            Some((field, message)) => Err(Error::Validation {
+                field,
+                message,
+                input: None,
+                more: all.collect(),
+            }),
+        }
     }
 }

@@ -65,6 +65,35 @@ async fn bad_input_is_refused_clearly_and_writes_nothing(app: TestApp) {
             );
         }
     }
+    // Several wrong fields: one answer names them all (NGCP's `field` the first), nothing
+    // written.
+    let (s, v) = send(post(
+        json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "two words",
+                "password": "sip-secret-1", "email": "nobody", "lock": 9,
+                "alias_numbers": [{ "cc": "49", "ac": "30", "sn": "12ab" }] })
+        .to_string(),
+        "application/json",
+    ))
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "username", "{v}");
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an errors list: {v}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        fields,
+        ["username", "lock", "alias_numbers[0].sn", "email"],
+        "each wrong field once: {v}"
+    );
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("may contain only")),
+        "the message alone: {v}"
+    );
     assert_eq!(app.journal_count().await, before, "nothing was written");
     let (_, v) = app.get(&format!("/api/subscribers/{sub}")).await;
     assert_eq!(v["username"], "victim");

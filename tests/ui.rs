@@ -834,28 +834,40 @@ async fn the_desk_creates_a_customer_with_three_subscribers() {
             fill_number(c, "f_alias_numbers_0_", "49", "40", alias).await;
         }
         if i == 0 {
+            // Three wrong fields: all three answered at once, each at its field, once.
             fill(c, "username", "ines kraft").await;
+            fill(c, "email", "ines-at-nordwind").await;
+            fill_id(c, "f_alias_numbers_0_sn", "55501x9").await;
             shot(c, "subscriber-form").await;
             n.send(c, Locator::Css("main form button[type=submit]"))
                 .await;
-            let err = c
-                .find(Locator::Id("e_username"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            assert!(
-                err.starts_with("may contain only letters"),
-                "the problem itself, at the field it is under: {err}"
-            );
             let page = text(c).await;
-            assert_eq!(
-                page.matches(err.as_str()).count(),
-                1,
-                "the error once, at its field: {page}"
-            );
-            assert!(page.contains("One field needs a change"), "{page}");
+            for (field, says) in [
+                ("username", "may contain only letters"),
+                ("email", ""),
+                ("alias_numbers", "alias_numbers[0]"),
+            ] {
+                let err = c
+                    .find(Locator::Id(&format!("e_{field}")))
+                    .await
+                    .unwrap_or_else(|_| panic!("no error at {field}: {page}"))
+                    .text()
+                    .await
+                    .unwrap();
+                assert!(err.contains(says), "{field}: {err}");
+                assert!(
+                    !err.contains("Validation failed"),
+                    "the problem itself, at the field it is under: {err}"
+                );
+                assert_eq!(
+                    page.matches(err.as_str()).count(),
+                    1,
+                    "{field}'s error once: {page}"
+                );
+            }
+            assert!(page.contains("3 fields need a change"), "{page}");
+            fill_id(c, "f_alias_numbers_0_sn", alias).await;
+            fill(c, "email", "").await;
             // What was typed is still there: the numbers in their editor.
             let kept = c
                 .find(Locator::Id("f_primary_number_sn"))

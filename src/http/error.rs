@@ -23,6 +23,7 @@ impl IntoResponse for Error {
             field,
             message,
             input,
+            more,
         } = &self
         {
             // NGCP's form, which its clients match on; `field` names the field as well.
@@ -33,7 +34,10 @@ impl IntoResponse for Error {
             body["field"] = json!(field);
             // Each problem by itself, for clients that show errors at their fields (the
             // web UI): NGCP's message repeats the field and the input around it.
-            body["errors"] = json!([{ "field": field, "message": message }]);
+            let all = std::iter::once((field, message)).chain(more.iter().map(|(f, m)| (f, m)));
+            body["errors"] = all
+                .map(|(f, m)| json!({ "field": f, "message": m }))
+                .collect();
         }
         let mut resp = (status, Json(body)).into_response();
         let h = resp.headers_mut();

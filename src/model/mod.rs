@@ -44,8 +44,8 @@ string_enum!(
     Role { Admin = "admin", Reseller = "reseller" }
 );
 
-/// A string of decimal digits, accepted from JSON as a string or a non-negative integer
-/// (Sipwise's own clients send `cc => 43`).
+/// A string meant to hold decimal digits, accepted from JSON as a string or a non-negative
+/// integer (Sipwise's own clients send `cc => 43`); [`Number::parse`] checks the digits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Digits(pub String);
 
@@ -66,10 +66,9 @@ impl<'de> Deserialize<'de> for Digits {
                 }
                 Ok(Digits(v.to_string()))
             }
+            // Checked by `Number::parse`, with the request's other fields (one answer names
+            // every field that needs a change).
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Digits, E> {
-                if !v.chars().all(|c| c.is_ascii_digit()) {
-                    return Err(E::custom(format!("'{v}' is not a string of digits")));
-                }
                 Ok(Digits(v.to_string()))
             }
         }
@@ -118,6 +117,15 @@ impl Number {
     /// `strict`: E.164's 15 digits at most; otherwise NGCP's widths (see below).
     pub fn parse(field: &str, n: &NumberInput, strict: bool) -> Result<Number> {
         let (cc, ac, sn) = (&n.cc.0, &n.ac.0, &n.sn.0);
+        for (part, v) in [("cc", cc), ("ac", ac), ("sn", sn)] {
+            if !v.chars().all(|c| c.is_ascii_digit()) {
+                let shown: String = v.chars().take(40).collect();
+                return Err(Error::invalid(
+                    format!("{field}.{part}"),
+                    format!("'{shown}' is not a string of digits"),
+                ));
+            }
+        }
         if cc.is_empty() || cc.len() > 3 || cc.starts_with('0') {
             return Err(Error::invalid(
                 format!("{field}.cc"),

@@ -408,7 +408,7 @@ pub(super) async fn item_page(
     }
     page(
         "item.html",
-        json!({"user": user_ctx(u), "csrf": u.csrf, "name": name, "id": id, "title": title(name, id, &v),
+        json!({"user": user_ctx(u), "csrf": u.csrf, "name": name, "id": id, "title": title(name, id, &v, &rel),
                "delete_label": delete_words(name).0,
                "fields": fields, "can_update": c.update, "can_delete": c.delete, "extra": extra, "posts": posts,
                "sections": sections, "error": error, "flash": flash}),

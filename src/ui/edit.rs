@@ -586,11 +586,11 @@ pub(super) async fn put_document(
     let mut values = Map::new();
     values.insert(DOCUMENT.into(), json!(raw));
     let mut r = form_page(
-        &app,
+        app,
         peer,
         u,
         c,
-        format!("Edit {} {id}", singular(&name)),
+        format!("Edit {} {id}", singular(name)),
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
         form_fields(c, &values, &e, true, None),

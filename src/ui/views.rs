@@ -20,11 +20,9 @@ pub(super) struct Column {
 /// What a page's rows name but do not hold, read once per page.
 #[derive(Default)]
 pub(super) struct Related {
-    /// Customer id → its name (lists that name a customer); on the customer list, contact
-    /// id → the contact's name.
-    names: HashMap<i64, String>,
-    /// Device model id → vendor and model.
-    models: HashMap<i64, String>,
+    /// What a reference field's id names: ("customer_id", 7) → the customer's contact's
+    /// name, ("model_id", 3) → vendor and model, …
+    names: HashMap<(&'static str, i64), String>,
     /// Subscriber ids with a registered contact; `None` when the SIP servers could not say.
     registered: Option<HashSet<i64>>,
     /// Customer id → its subscribers (not terminated).
@@ -76,7 +74,7 @@ fn named(r: &Related, customer: Option<i64>) -> String {
     match customer {
         Some(c) => r
             .names
-            .get(&c)
+            .get(&("customer_id", c))
             .cloned()
             .unwrap_or_else(|| format!("customer {c}")),
         None => String::new(),
@@ -101,11 +99,11 @@ pub(super) fn contact_name(c: &Value) -> String {
 impl Related {
     /// What an item page shows for a reference it knows the name of.
     pub(super) fn name_of(&self, field: &str, id: i64) -> Option<String> {
-        match field {
-            "customer_id" => self.names.get(&id).map(|n| format!("{n} (customer {id})")),
-            "model_id" => self.models.get(&id).cloned(),
-            _ => None,
-        }
+        let n = self.names.get(&(field, id))?;
+        Some(match field {
+            "customer_id" => format!("{n} (customer {id})"),
+            _ => n.clone(),
+        })
     }
 
     /// Whether subscriber `id` has a registered contact, as people read it.
@@ -127,6 +125,7 @@ pub(super) fn label(field: &str) -> String {
         "terminate_timestamp" => "Terminated",
         "identifier" => "MAC",
         "lock" => "Lock",
+        "external_id" => "External id",
         f => f.strip_suffix("_id").unwrap_or(f),
     };
     let mut out = words.replace('_', " ");
@@ -223,12 +222,9 @@ static CUSTOMERS: &[Column] = &[
         sort: None,
         keep: true,
         cell: |o, r| {
-            let n = named(r, id(o, "contact_id"));
-            if n.is_empty() || n.starts_with("customer ") {
-                format!("customer {}", s(o, "id"))
-            } else {
-                n
-            }
+            id(o, "contact_id")
+                .and_then(|c| r.names.get(&("contact_id", c)).cloned())
+                .unwrap_or_else(|| format!("customer {}", s(o, "id")))
         },
     },
     Column {
@@ -287,7 +283,7 @@ static DEVICES: &[Column] = &[
         keep: false,
         cell: |o, r| {
             id(o, "model_id")
-                .and_then(|m| r.models.get(&m).cloned())
+                .and_then(|m| r.names.get(&("model_id", m)).cloned())
                 .unwrap_or_default()
         },
     },
@@ -434,64 +430,67 @@ pub(super) async fn related(
         ids
     };
     let get = |uri: String| async move { api(app, actor, peer, Method::GET, &uri, None).await };
-    match name {
-        "subscribers" | "pbxdevices" => {
-            for c in distinct("customer_id") {
-                let (st, cust) = get(format!("/api/customers/{c}")).await;
-                if !st.is_success() {
-                    continue;
-                }
-                if let Some(contact) = id(&cust, "contact_id") {
-                    let (st, ct) = get(format!("/api/customercontacts/{contact}")).await;
-                    let n = if st.is_success() {
-                        contact_name(&ct)
-                    } else {
-                        String::new()
-                    };
-                    if !n.is_empty() {
-                        r.names.insert(c, n);
-                    }
-                }
-            }
-            if name == "subscribers" && !rows.is_empty() {
-                let (st, regs) = get("/api/subscriberregistrations/".into()).await;
-                if st.is_success() {
-                    r.registered = Some(
-                        items(&regs, "subscriberregistrations")
-                            .iter()
-                            .filter_map(|g| id(g, "subscriber_id"))
-                            .collect(),
-                    );
-                }
-            }
-            if name == "pbxdevices" {
-                for m in distinct("model_id") {
-                    let (st, model) = get(format!("/api/pbxdevicemodels/{m}")).await;
-                    if st.is_success() {
-                        r.models
-                            .insert(m, format!("{} {}", s(&model, "vendor"), s(&model, "model")));
-                    }
-                }
+    // A customer by its contact's name.
+    let contact = |c: i64| async move {
+        let (st, ct) = get(format!("/api/customercontacts/{c}")).await;
+        Some(contact_name(&ct)).filter(|n| st.is_success() && !n.is_empty())
+    };
+    for c in distinct("customer_id") {
+        let (st, cust) = get(format!("/api/customers/{c}")).await;
+        if let (true, Some(ct)) = (st.is_success(), id(&cust, "contact_id")) {
+            if let Some(n) = contact(ct).await {
+                r.names.insert(("customer_id", c), n);
             }
         }
-        "customers" => {
-            for contact in distinct("contact_id") {
-                let (st, ct) = get(format!("/api/customercontacts/{contact}")).await;
-                if st.is_success() {
-                    let n = contact_name(&ct);
-                    if !n.is_empty() {
-                        r.names.insert(contact, n);
-                    }
-                }
-            }
-            for c in distinct("id") {
-                let (st, v) = get(format!("/api/subscribers/?customer_id={c}&rows=1")).await;
-                if let (true, Some(n)) = (st.is_success(), v["total_count"].as_i64()) {
-                    r.counts.insert(c, n);
-                }
+    }
+    for c in distinct("contact_id") {
+        if let Some(n) = contact(c).await {
+            r.names.insert(("contact_id", c), n);
+        }
+    }
+    for (field, coll, key) in [
+        ("billing_profile_id", "billingprofiles", "name"),
+        ("reseller_id", "resellers", "name"),
+        ("profile_id", "pbxdeviceprofiles", "name"),
+        ("home_server_id", "sipservers", "name"),
+    ] {
+        if name == "subscribers" && field == "profile_id" {
+            continue; // a subscriber's profile_id is a subscriber profile
+        }
+        for i in distinct(field) {
+            let (st, o) = get(format!("/api/{coll}/{i}")).await;
+            if st.is_success() && !s(&o, key).is_empty() {
+                r.names.insert((field, i), format!("{} ({i})", s(&o, key)));
             }
         }
-        _ => {}
+    }
+    for m in distinct("model_id") {
+        let (st, model) = get(format!("/api/pbxdevicemodels/{m}")).await;
+        if st.is_success() {
+            r.names.insert(
+                ("model_id", m),
+                format!("{} {}", s(&model, "vendor"), s(&model, "model")),
+            );
+        }
+    }
+    if name == "subscribers" && !rows.is_empty() {
+        let (st, regs) = get("/api/subscriberregistrations/".into()).await;
+        if st.is_success() {
+            r.registered = Some(
+                items(&regs, "subscriberregistrations")
+                    .iter()
+                    .filter_map(|g| id(g, "subscriber_id"))
+                    .collect(),
+            );
+        }
+    }
+    if name == "customers" {
+        for c in distinct("id") {
+            let (st, v) = get(format!("/api/subscribers/?customer_id={c}&rows=1")).await;
+            if let (true, Some(n)) = (st.is_success(), v["total_count"].as_i64()) {
+                r.counts.insert(c, n);
+            }
+        }
     }
     r
 }
@@ -685,8 +684,13 @@ pub(super) fn delete_words(name: &str) -> (&'static str, &'static str) {
 }
 
 /// An item page's heading: what people call the object.
-pub(super) fn title(name: &str, id: i64, o: &Value) -> String {
+pub(super) fn title(name: &str, id: i64, o: &Value, r: &Related) -> String {
     let named = match name {
+        "customers" => o["contact_id"]
+            .as_i64()
+            .and_then(|c| r.names.get(&("contact_id", c)))
+            .map(|n| format!("{n} (customer {id})"))
+            .unwrap_or_default(),
         "subscribers" => format!("{}@{}", s(o, "username"), s(o, "domain")),
         "pbxdevices" => format!("Device {}", s(o, "identifier")),
         "sipservers" | "hooks" => s(o, "name"),

@@ -157,6 +157,7 @@ pub async fn put_runtime(app: &App, actor: &Actor, id: i64, body: &Value) -> Res
                 field,
                 message,
                 input,
+                more,
             } => {
                 let f = if field.starts_with("cfu") {
                     "cfim"
@@ -171,6 +172,7 @@ pub async fn put_runtime(app: &App, actor: &Actor, id: i64, body: &Value) -> Res
                     field: f.to_string(),
                     message,
                     input,
+                    more,
                 }
             }
             e => e,

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::app::App;
 use crate::changes::Op;
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, Problems, Result};
 use crate::model::{self, Actor, Number, NumberInput, SubscriberStatus};
 use crate::resources::{record, to_map, Created, ListQuery, Resource};
 use crate::store::customers::{self, Customer};

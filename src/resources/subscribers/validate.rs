@@ -123,109 +123,158 @@ pub(super) async fn validate(
     old: Option<&SubscriberRow>,
     look: &mut Lookups,
 ) -> Result<Validated> {
+    // Every field's own problems are gathered, so that one answer names them all; checks
+    // that need a valid customer and domain come after.
+    let mut p = Problems::default();
     let customer = look.customer(c, &i, old.is_none()).await?;
     let customer = match customer {
-        Some(cu) if actor.scope().is_none_or(|s| s == cu.reseller_id) => cu,
+        Some(cu) if actor.scope().is_none_or(|s| s == cu.reseller_id) => {
+            if old.is_some_and(|o| o.customer_id != cu.id) {
+                p.note(
+                    "customer_id",
+                    "a subscriber cannot move to another customer",
+                );
+            } else if cu.status == "terminated" {
+                p.note("customer_id", format!("customer {} is terminated", cu.id));
+            }
+            Some(cu)
+        }
         _ => {
-            return Err(Error::invalid(
+            p.note(
                 "customer_id",
                 format!("customer {} does not exist", i.customer_id),
-            ))
+            );
+            None
         }
     };
-    if let Some(o) = old {
-        if o.customer_id != customer.id {
-            return Err(Error::invalid(
-                "customer_id",
-                "a subscriber cannot move to another customer",
-            ));
-        }
-    }
-    if customer.status == "terminated" {
-        return Err(Error::invalid(
-            "customer_id",
-            format!("customer {} is terminated", customer.id),
-        ));
-    }
     let domain: Option<Domain> = match (&i.domain, i.domain_id) {
-        (Some(name), id) => {
-            let name = model::domain_name("domain", name)?;
-            let d = look.domain_by_name(c, &name).await?;
-            if let (Some(d), Some(id)) = (&d, id) {
-                if d.id != id {
-                    return Err(Error::invalid("domain_id", "does not match domain"));
+        (Some(name), id) => match p.check(model::domain_name("domain", name))? {
+            Some(name) => {
+                let d = look.domain_by_name(c, &name).await?;
+                match (&d, id) {
+                    (Some(d), Some(id)) if d.id != id => {
+                        p.note("domain_id", "does not match domain");
+                        None
+                    }
+                    _ => d,
                 }
             }
-            d
-        }
+            None => None,
+        },
         (None, Some(id)) => look.domain_by_id(c, id).await?,
-        (None, None) => return Err(Error::invalid("domain", "is required (or domain_id)")),
-    };
-    let domain = match domain {
-        Some(d) if d.reseller_id == customer.reseller_id => d,
-        _ => {
-            let field = if i.domain.is_some() {
-                "domain"
-            } else {
-                "domain_id"
-            };
-            return Err(Error::invalid(
-                field,
-                "does not exist for this customer's reseller",
-            ));
+        (None, None) => {
+            p.note("domain", "is required (or domain_id)");
+            None
         }
     };
-    let username = model::sip_username("username", &i.username)?;
+    let domain = match (domain, &customer) {
+        (Some(d), Some(cu)) if d.reseller_id == cu.reseller_id => Some(d),
+        // Its customer's problem is noted already.
+        (_, None) => None,
+        _ => {
+            if !p_names_domain(&p) {
+                let field = if i.domain.is_some() {
+                    "domain"
+                } else {
+                    "domain_id"
+                };
+                p.note(field, "does not exist for this customer's reseller");
+            }
+            None
+        }
+    };
+    let username = p.check(model::sip_username("username", &i.username))?;
     let policy = &app.cfg.password_policy;
     let mut generated_password = None;
     let password_enc = match (i.password, old) {
         (None, Some(o)) => o.password_enc.clone(),
-        (Some(Some(p)), _) if !p.is_empty() => {
-            let p = model::required_text("password", p, 255)?;
-            model::sip_password(policy, "password", &p, &username)?;
-            Some(app.cipher.encrypt(&p)?)
+        (Some(Some(pw)), _) if !pw.is_empty() => {
+            match p.check(model::required_text("password", pw, 255).and_then(|pw| {
+                model::sip_password(policy, "password", &pw, &i.username)?;
+                Ok(pw)
+            }))? {
+                Some(pw) => Some(app.cipher.encrypt(&pw)?),
+                None => None,
+            }
         }
         (None | Some(None), None) if policy.generate => {
-            let p = crypto::random_token(15);
-            let enc = app.cipher.encrypt(&p)?;
-            generated_password = Some(p);
+            let pw = crypto::random_token(15);
+            let enc = app.cipher.encrypt(&pw)?;
+            generated_password = Some(pw);
             Some(enc)
         }
-        _ => return Err(Error::invalid("password", "is required")),
+        _ => {
+            p.note("password", "is required");
+            None
+        }
     };
     let webusername = match i.webusername {
-        Some(w) if !w.is_empty() => Some(model::sip_username("webusername", &w)?),
+        Some(w) if !w.is_empty() => p.check(model::sip_username("webusername", &w))?,
         _ => None,
     };
     let webpassword_hash = match (i.webpassword, old) {
         (None, Some(o)) => o.webpassword_hash.clone(),
         (None, None) | (Some(None), _) => None,
-        (Some(Some(p)), _) => {
-            if p.len() < 6 || p.len() > 128 {
-                return Err(Error::invalid("webpassword", "must be 6 to 128 characters"));
+        (Some(Some(pw)), _) => {
+            if pw.len() < 6 || pw.len() > 128 {
+                p.note("webpassword", "must be 6 to 128 characters");
+                None
+            } else {
+                Some(crypto::hash_password(pw).await?)
             }
-            Some(crypto::hash_password(p).await?)
         }
     };
-    let status = SubscriberStatus::parse("status", i.status.as_deref().unwrap_or("active"))?;
+    let status = p.check(SubscriberStatus::parse(
+        "status",
+        i.status.as_deref().unwrap_or("active"),
+    ))?;
     let lock = i.lock.unwrap_or(0);
     if !(0..=5).contains(&lock) {
-        return Err(Error::invalid("lock", "must be 0 to 5"));
+        p.note("lock", "must be 0 to 5");
     }
-    let primary = i
-        .primary_number
-        .as_ref()
-        .map(|n| Number::parse("primary_number", n, handling::strict()))
-        .transpose()?;
+    let primary = match &i.primary_number {
+        Some(n) => p.check(Number::parse("primary_number", n, handling::strict()))?,
+        None => None,
+    };
     let mut aliases = Vec::new();
     for (k, n) in i.alias_numbers.unwrap_or_default().iter().enumerate() {
         let field = format!("alias_numbers[{k}]");
-        let n = Number::parse(&field, n, handling::strict())?;
+        let Some(n) = p.check(Number::parse(&field, n, handling::strict()))? else {
+            continue;
+        };
         if primary.as_ref() == Some(&n) || aliases.contains(&n) {
-            return Err(Error::invalid(field, format!("number {n} is given twice")));
+            p.note(field, format!("number {n} is given twice"));
+            continue;
         }
         aliases.push(n);
     }
+    let external_id = p.check(model::text("external_id", i.external_id, 255))?;
+    let display_name = p.check(model::text("display_name", i.display_name, 255))?;
+    let email = p.check(model::email("email", i.email))?;
+    let (
+        Some(customer),
+        Some(domain),
+        Some(username),
+        Some(status),
+        Some(external_id),
+        Some(display_name),
+        Some(email),
+    ) = (
+        customer,
+        domain,
+        username,
+        status,
+        external_id,
+        display_name,
+        email,
+    )
+    else {
+        p.finish()?;
+        return Err(Error::internal(anyhow::anyhow!(
+            "a subscriber check failed without saying why"
+        )));
+    };
+    p.finish()?;
     if !actor.is_admin() {
         if let Some(h) = i.home_server_id {
             if h != old.and_then(|o| o.home_server_id) {
@@ -295,9 +344,9 @@ pub(super) async fn validate(
             },
             lock_level: lock,
             administrative: i.administrative.unwrap_or(false),
-            external_id: model::text("external_id", i.external_id, 255)?,
-            display_name: model::text("display_name", i.display_name, 255)?,
-            email: model::email("email", i.email)?,
+            external_id,
+            display_name,
+            email,
             home_server_id,
             contact_id,
             profile_set_id,
@@ -308,6 +357,11 @@ pub(super) async fn validate(
         terminate: effective == SubscriberStatus::Terminated,
         generated_password,
     })
+}
+
+/// Whether a domain problem is noted already (the domain's own name was not valid).
+fn p_names_domain(p: &Problems) -> bool {
+    p.names("domain") || p.names("domain_id")
 }
 
 /// A subscriber's contact: a live customer contact of the subscriber's reseller.
