@@ -940,6 +940,101 @@ async fn the_desk_creates_a_customer_with_three_subscribers() {
     c.clone().close().await.unwrap();
 }
 
+/// The desk's task "import a CSV with a dry run that names a bad line, then apply", in
+/// Chromium: a file chosen in the import form, checked first (the bad line named, nothing
+/// saved), then saved with the button the check offers; and the list exported as CSV (the
+/// import's columns, no SIP passwords).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_imports_a_csv_checked_first() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let f = app.fixture().await;
+    let file = std::env::temp_dir().join(format!("voxprov-ui-import-{}.csv", std::process::id()));
+    std::fs::write(
+        &file,
+        format!(
+            "customer_id,domain,username,password,cc,ac,sn\n\
+             {c},{d},olga,Import-pw-1,49,89,4400101\n\
+             {c},{d},bad name,Import-pw-2,49,89,4400102\n\
+             {c},{d},pavel,Import-pw-3,49,89,4400103\n",
+            c = f.customer_id,
+            d = f.domain
+        ),
+    )
+    .unwrap();
+    let before = app.journal_count().await;
+
+    let d = chromium().await;
+    let c = &d.client;
+    let mut n = Tally::default();
+    n.goto(c, &format!("{base}/ui/login")).await;
+    fill_id(c, "login", "administrator").await;
+    fill_id(c, "password", ADMIN_PASS).await;
+    n.send(c, Locator::Css("main form button")).await;
+    n.goto(c, &format!("{base}/ui/subscribers/")).await;
+    n.follow(c, Locator::LinkText("Import CSV")).await;
+    c.find(Locator::Id("f_file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    n.send(c, Locator::Css("main form button[name=check]"))
+        .await;
+    let done = c.wait().for_element(Locator::Id("done")).await.unwrap();
+    assert_eq!(
+        done.text().await.unwrap(),
+        "Checked: 2 valid, 1 with errors. Nothing was saved."
+    );
+    let t = text(c).await;
+    assert!(t.contains("line 3: username"), "the bad line named: {t}");
+    assert_eq!(app.journal_count().await, before, "a check saves nothing");
+    shot(c, "import-checked").await;
+    n.send(c, Locator::Id("apply")).await;
+    let done = c.wait().for_element(Locator::Id("done")).await.unwrap();
+    assert_eq!(done.text().await.unwrap(), "Done: 2 created, 1 failed.");
+    shot(c, "import-applied").await;
+    eprintln!(
+        "task 'import a CSV with a dry run that names a bad line, then apply': {} page loads, {} form submissions",
+        n.loads, n.posts
+    );
+    for user in ["olga", "pavel"] {
+        let (_, v) = app.get(&format!("/api/subscribers/?username={user}")).await;
+        assert_eq!(v["total_count"], 1, "{user}: {v}");
+    }
+
+    // The list exported, as the session's user: the import's columns, no passwords.
+    let session: String = c
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| format!("{}={}", k.name(), k.value()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let r = reqwest::Client::new()
+        .get(app.url("/ui/subscribers/export?username=*a*"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("subscribers.csv")));
+    let csv = r.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("customer_id,"), "{csv}");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "the filter applies (olga, pavel): {csv}");
+    assert!(csv.contains("olga") && csv.contains("4400103"), "{csv}");
+    assert!(!csv.contains("Import-pw"), "no SIP passwords: {csv}");
+    let _ = std::fs::remove_file(&file);
+    c.clone().close().await.unwrap();
+}
+
 fn cookies(r: &reqwest::Response) -> String {
     r.headers()
         .get_all("set-cookie")

@@ -222,7 +222,7 @@ pub(super) async fn list(
                "error": (!s.is_success()).then(|| text_of(&v["message"])),
                "filters": c.filters.iter().map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()})).collect::<Vec<_>>(),
                "columns": columns, "rows": rows, "total": total, "can_create": c.create, "can_import": c.bulk,
-               "filtered": c.filters.iter().any(|(f, _)| given.get(*f).is_some_and(|v| !v.is_empty())),
+               "query": base_q, "filtered": c.filters.iter().any(|(f, _)| given.get(*f).is_some_and(|v| !v.is_empty())),
                "prev": (page_no > 1).then(|| link(page_no - 1)), "next": (page_no * 25 < total).then(|| link(page_no + 1))}),
     )
 }

@@ -84,15 +84,64 @@ pub(super) fn streamed(rx: tokio::sync::mpsc::Receiver<String>) -> Response {
     r
 }
 
+/// The most a CSV upload or paste may hold (the form's whole body is limited to this and a
+/// little more).
+pub(super) const IMPORT_MAX: usize = 4 * 1024 * 1024;
+
+/// An import form's post (multipart: a chosen file or pasted text): the text fields and the
+/// CSV. A file wins over pasted text.
+async fn import_post(
+    mut mp: axum::extract::Multipart,
+) -> Result<(HashMap<String, String>, String), Response> {
+    let refuse = |m: String| (StatusCode::UNPROCESSABLE_ENTITY, m).into_response();
+    let mut fields = HashMap::new();
+    let mut file = None;
+    while let Some(f) = mp
+        .next_field()
+        .await
+        .map_err(|e| refuse(format!("form: {e}")))?
+    {
+        let name = f.name().unwrap_or("").to_string();
+        let is_file = f.file_name().is_some_and(|n| !n.is_empty());
+        let bytes = f
+            .bytes()
+            .await
+            .map_err(|e| refuse(format!("{name}: {e}")))?;
+        if bytes.len() > IMPORT_MAX {
+            return Err(refuse(format!("{name}: larger than {IMPORT_MAX} bytes")));
+        }
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| refuse(format!("{name}: not UTF-8 text")))?;
+        if name == "file" && is_file {
+            file = Some(text);
+        } else if name != "file" {
+            fields.insert(name, text);
+        }
+    }
+    let csv = file
+        .filter(|f| !f.trim().is_empty())
+        .or_else(|| fields.remove("csv"))
+        .unwrap_or_default();
+    Ok((fields, csv))
+}
+
+/// A CSV import: checked first (`check`: every row validated, nothing saved), then saved in
+/// batches, each row on its own (a bad row is reported, the others are kept). The steps are
+/// streamed into the page as they finish; a check ends with the button that saves the same
+/// text.
 pub(super) async fn import(
     State(app): State<UiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    mp: axum::extract::Multipart,
 ) -> Response {
     let u = match user(&app, &headers).await {
         Ok(u) => u,
+        Err(r) => return r,
+    };
+    let (form, csv_text) = match import_post(mp).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     if let Err(r) = check_csrf(&u, &headers, &form) {
@@ -102,8 +151,8 @@ pub(super) async fn import(
         Some(c) if c.bulk => {}
         _ => return (StatusCode::NOT_FOUND, "nothing to import here").into_response(),
     }
+    let check = form.get("check").is_some();
     // Split into batches of whole CSV records (a quoted field may hold a line break).
-    let csv_text = form.get("csv").cloned().unwrap_or_default();
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(csv_text.as_bytes());
@@ -117,17 +166,30 @@ pub(super) async fn import(
         Ok(r) => r,
         Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, format!("CSV: {e}")).into_response(),
     };
-    let (head, tail) =
-        match progress_page(&u, &format!("Importing {name}"), &format!("/ui/{name}/")) {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
+    let title = if check {
+        format!(
+            "Checking {} rows for {name} (nothing is saved)",
+            records.len()
+        )
+    } else {
+        format!("Importing {name}")
+    };
+    let (head, tail) = match progress_page(&u, &title, &format!("/ui/{name}/")) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let actor = u.actor.clone();
+    let csrf = u.csrf.clone();
     tokio::spawn(async move {
         let _ = tx.send(head).await;
         let total = records.len();
-        let (mut created, mut failed) = (0, 0);
+        let (mut good, mut failed) = (0, 0);
+        let (ok_word, mode) = if check {
+            ("valid", "per-row&dry_run=1")
+        } else {
+            ("created", "per-row")
+        };
         for (n, chunk) in records.chunks(IMPORT_BATCH).enumerate() {
             let mut w = csv::Writer::from_writer(Vec::new());
             let _ = w.write_record(&header);
@@ -140,7 +202,7 @@ pub(super) async fn import(
                 &actor,
                 peer,
                 Method::POST,
-                &format!("/api/{name}/?mode=per-row"),
+                &format!("/api/{name}/?mode={mode}"),
                 Some(("text/csv", body)),
             )
             .await;
@@ -148,17 +210,17 @@ pub(super) async fn import(
             let mut line = String::new();
             if s.is_success() {
                 let rows = v["rows"].as_array().cloned().unwrap_or_default();
-                let ok = rows.iter().filter(|r| r["status"] == "created").count();
-                created += ok;
+                let ok = rows.iter().filter(|r| r["status"] == ok_word).count();
+                good += ok;
                 failed += rows.len() - ok;
                 line.push_str(&format!(
-                    "<li>rows {}–{} of {total}: {ok} created",
+                    "<li>rows {}–{} of {total}: {ok} {ok_word}",
                     first + 1,
                     first + chunk.len()
                 ));
                 let errs: Vec<String> = rows
                     .iter()
-                    .filter(|r| r["status"] != "created")
+                    .filter(|r| r["status"] != ok_word)
                     .map(|r| {
                         // Each batch repeats the header: its line L is line L + first of the text.
                         let line = r["row"].as_i64().map(|x| x + first as i64).unwrap_or(0);
@@ -191,12 +253,107 @@ pub(super) async fn import(
                 return;
             }
         }
-        let _ = tx
-            .send(format!(
-                "<li><strong id=\"done\">Done: {created} created, {failed} failed.</strong></li>\n"
-            ))
-            .await;
+        let done = if check {
+            let mut s = format!(
+                "<li><strong id=\"done\">Checked: {good} valid, {failed} with errors. Nothing was saved.</strong></li>\n"
+            );
+            if good > 0 {
+                // The same text again, to be saved now (the check read it, so it parses).
+                let label = if failed == 0 {
+                    format!("Import all {good} rows")
+                } else {
+                    format!("Import the {good} valid rows (the lines with errors are left out)")
+                };
+                s.push_str(&format!(
+                    "<li><form method=\"post\" action=\"/ui/{name}/import\" enctype=\"multipart/form-data\">\
+                     <input type=\"hidden\" name=\"_csrf\" value=\"{}\">\
+                     <textarea name=\"csv\" hidden>{}</textarea>\
+                     <div class=\"actions\"><button type=\"submit\" id=\"apply\">{}</button> \
+                     <a href=\"/ui/{name}/import\">Fix the file and check again</a></div></form></li>",
+                    esc(&csrf),
+                    esc(&csv_text),
+                    esc(&label)
+                ));
+            }
+            s
+        } else {
+            format!(
+                "<li><strong id=\"done\">Done: {good} created, {failed} failed.</strong></li>\n"
+            )
+        };
+        let _ = tx.send(done).await;
         let _ = tx.send(tail).await;
     });
     streamed(rx)
+}
+
+/// A list as CSV, with the import's columns (the file imports back): every object the user
+/// may see that the list's filters select, read through the API a page at a time. SIP
+/// passwords are left out (`voxprov export --with-passwords` is the way to them).
+pub(super) async fn export(
+    State(app): State<UiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let u = match user(&app, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let kind = match name.as_str() {
+        "subscribers" => crate::resources::bulk::Kind::Subscribers,
+        "customers" => crate::resources::bulk::Kind::Customers,
+        _ => return (StatusCode::NOT_FOUND, "nothing to export here").into_response(),
+    };
+    let filters: String = {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+            if !matches!(
+                k.as_ref(),
+                "page" | "rows" | "after_id" | "order_by" | "order_by_direction" | "no_count"
+            ) && !v.is_empty()
+            {
+                s.append_pair(&k, &v);
+            }
+        }
+        s.finish()
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(kind.columns().iter().map(|(c, _)| *c));
+    let mut after = 0i64;
+    loop {
+        let (s, v) = api(
+            &app,
+            &u.actor,
+            peer,
+            Method::GET,
+            &format!("/api/{name}/?rows=1000&no_count=1&after_id={after}&{filters}"),
+            None,
+        )
+        .await;
+        if !s.is_success() {
+            return (s, text_of(&v["message"])).into_response();
+        }
+        let page = items(&v, &name);
+        let Some(last) = page.last().and_then(|o| o["id"].as_i64()) else {
+            break;
+        };
+        for o in &page {
+            let mut m = o.as_object().cloned().unwrap_or_default();
+            m.remove("password");
+            let _ = w.write_record(crate::resources::bulk::export_row(kind, &m));
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        after = last;
+    }
+    let body = w.into_inner().unwrap_or_default();
+    crate::http::attachment(
+        StatusCode::OK,
+        "text/csv; charset=utf-8",
+        &format!("{name}.csv"),
+        body,
+    )
 }

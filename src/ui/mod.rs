@@ -142,7 +142,13 @@ fn routes() -> Router<UiState> {
         .route("/ui/journal/{id}", get(journal_entry))
         .route("/ui/{name}/", get(list))
         .route("/ui/{name}/new", get(new_form).post(create))
-        .route("/ui/{name}/import", get(import_form).post(import))
+        .route(
+            "/ui/{name}/import",
+            get(import_form)
+                .post(import)
+                .layer(axum::extract::DefaultBodyLimit::max(IMPORT_MAX + 64 * 1024)),
+        )
+        .route("/ui/{name}/export", get(export))
         .route("/ui/{name}/{id}", get(item))
         .route("/ui/{name}/{id}/edit", get(edit_form).post(update))
         .route("/ui/{name}/{id}/delete", get(delete_confirm).post(delete))
