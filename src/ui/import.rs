@@ -151,7 +151,7 @@ pub(super) async fn import(
         Some(c) if c.bulk => {}
         _ => return (StatusCode::NOT_FOUND, "nothing to import here").into_response(),
     }
-    let check = form.get("check").is_some();
+    let check = form.contains_key("check");
     // Split into batches of whole CSV records (a quoted field may hold a line break).
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
