@@ -501,6 +501,32 @@ async fn runtime_forwards_calls(engine: Engine) {
             .any(|r| r["aor"].as_str().is_some_and(|a| a.starts_with(&e202.user))),
         "{regs}"
     );
+    // One subscriber's registrations, asked for its AoR alone (ul.lookup); another's none.
+    let sub_of = |e: &Ext| format!("/api/pbxextensions/{}", e.id);
+    let s202 = w.app.get(&sub_of(&e202)).await.1["subscriber_id"].clone();
+    let s201 = w.app.get(&sub_of(&e201)).await.1["subscriber_id"].clone();
+    let (_, one) = w
+        .app
+        .get(&format!(
+            "/api/subscriberregistrations/?subscriber_id={s202}"
+        ))
+        .await;
+    let one = items(&one, "subscriberregistrations");
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!(one[0]["subscriber_id"], s202);
+    assert!(
+        one[0]["aor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&e202.user)),
+        "{one:?}"
+    );
+    let (_, none) = w
+        .app
+        .get(&format!(
+            "/api/subscriberregistrations/?subscriber_id={s201}"
+        ))
+        .await;
+    assert_eq!(items(&none, "subscriberregistrations").len(), 0, "{none}");
     w.call(&e201, "202", 200, "202 itself");
     assert!(w.done(p202, "202"));
 }

@@ -27,8 +27,32 @@ fn contacts(dump: &Value) -> Vec<(String, Value)> {
     out
 }
 
-/// The registrations visible to `actor`, optionally of one subscriber only.
+/// The registrations visible to `actor`, optionally of one subscriber only (then asked for
+/// that subscriber's AoR alone, `ul.lookup`, rather than every registration there is).
 pub async fn list(app: &App, actor: &Actor, subscriber: Option<i64>) -> Result<Vec<Value>> {
+    if let Some(sub) = subscriber {
+        let hit: Option<(String, String, i64)> = {
+            let mut c = app.store.read().await?;
+            sqlx::query_as(
+                "SELECT s.username, d.domain, s.reseller_id FROM subscribers s \
+                 JOIN domains d ON d.id = s.domain_id WHERE s.id = $1 AND s.status <> 'terminated'",
+            )
+            .bind(sub)
+            .fetch_optional(&mut *c)
+            .await?
+        };
+        let Some((user, domain, reseller)) = hit else {
+            return Ok(Vec::new());
+        };
+        if actor.scope().is_some_and(|r| r != reseller) {
+            return Ok(Vec::new());
+        }
+        let mut out = of_aor(app, &format!("{user}@{domain}")).await;
+        for v in &mut out {
+            v["subscriber_id"] = json!(sub);
+        }
+        return Ok(out);
+    }
     let targets = crate::targets::load_targets(&app.store, &app.cipher).await?;
     let mut found: Vec<(i64, String, Value)> = Vec::new();
     for t in targets

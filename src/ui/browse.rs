@@ -121,8 +121,11 @@ pub(super) async fn list(
         return (StatusCode::NOT_FOUND, "no such collection").into_response();
     };
     let q = q.unwrap_or_default();
-    let given: HashMap<String, String> =
-        form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+    // The page size is the UI's (each row may cost lookups).
+    let given: HashMap<String, String> = form_urlencoded::parse(q.as_bytes())
+        .into_owned()
+        .filter(|(k, _)| k != "rows")
+        .collect();
     let page_no: i64 = given
         .get("page")
         .and_then(|p| p.parse().ok())
@@ -142,7 +145,7 @@ pub(super) async fn list(
         &u.actor,
         peer,
         Method::GET,
-        &format!("/api/{name}/?rows=25&page={page_no}&{base_q}"),
+        &format!("/api/{name}/?rows={PAGE}&page={page_no}&{base_q}"),
         None,
     )
     .await;
@@ -194,6 +197,7 @@ pub(super) async fn list(
                 for (k, v) in first {
                     if k != "id"
                         && k != "_links"
+                        && !is_secret(k)
                         && (v.is_string() || v.is_number() || v.is_boolean())
                         && keys.len() < 7
                         && !k.ends_with("timestamp")
@@ -223,7 +227,7 @@ pub(super) async fn list(
                "filters": c.filters.iter().map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()})).collect::<Vec<_>>(),
                "columns": columns, "rows": rows, "total": total, "can_create": c.create, "can_import": c.bulk,
                "query": base_q, "filtered": c.filters.iter().any(|(f, _)| given.get(*f).is_some_and(|v| !v.is_empty())),
-               "prev": (page_no > 1).then(|| link(page_no - 1)), "next": (page_no * 25 < total).then(|| link(page_no + 1))}),
+               "prev": (page_no > 1).then(|| link(page_no - 1)), "next": (page_no * (PAGE as i64) < total).then(|| link(page_no + 1))}),
     )
 }
 
@@ -436,7 +440,8 @@ pub(super) fn link_target(field: &str) -> Option<&'static str> {
 /// Form values for the input's fields, from a representation (edit) or a failed post.
 /// Field names whose values are secrets: never shown, never pre-filled, never trimmed.
 pub(super) fn is_secret(f: &str) -> bool {
-    f.contains("password") || f.contains("secret") || f.contains("token")
+    // `pass` also catches a trunk's peer_auth_pass.
+    f.contains("pass") || f.contains("secret") || f.contains("token")
 }
 
 /// A value as a form shows it.

@@ -26,10 +26,13 @@ pub(super) fn form_fields(
             // An error of a part (primary_number.sn, alias_numbers[1].cc) shows at its field,
             // once: the API's message names the part already.
             let error = errors.get(f).cloned().or_else(|| {
-                errors
+                let mut parts: Vec<String> = errors
                     .iter()
-                    .find(|(k, _)| k.starts_with(&format!("{f}.")) || k.starts_with(&format!("{f}[")))
+                    .filter(|(k, _)| *k != f && of_field(k, f))
                     .map(|(k, m)| if m.starts_with(k.as_str()) { m.clone() } else { format!("{k}: {m}") })
+                    .collect();
+                parts.sort();
+                (!parts.is_empty()).then(|| parts.join("; "))
             });
             let rows = matches!(*kind, "e164" | "e164list").then(|| number_rows(&value, kind));
             json!({"name": f, "label": label(f), "kind": kind, "value": if secret { String::new() } else { value },
@@ -81,7 +84,7 @@ pub(super) fn form_json(
 }
 
 /// A form page: the fields as [`form_fields`] made them, with the choices of the fields that
-/// pick from a list ([`widget`]) read now; `error` at the top unless it is at a field.
+/// pick from a list ([`widget`]) read now; `error` at the top ([`top_message`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn form_page(
     app: &UiState,
@@ -123,12 +126,6 @@ pub(super) async fn form_page(
                 .collect();
         }
     }
-    let at_fields = fields.iter().filter(|f| !f["error"].is_null()).count();
-    let error = match (error, at_fields) {
-        (Some(_), 1) => Some("One field needs a change: see below.".to_string()),
-        (Some(_), n) if n > 1 => Some(format!("{n} fields need a change: see below.")),
-        (e, _) => e,
-    };
     page(
         "form.html",
         json!({"user": user_ctx(u), "csrf": u.csrf, "title": title, "action": action, "back": back, "fields": fields, "error": error}),
@@ -149,12 +146,15 @@ pub(super) async fn new_form(
     let Some(c) = coll(&name).filter(|c| c.create) else {
         return (StatusCode::NOT_FOUND, "nothing to create here").into_response();
     };
-    // Values a link fills in (a customer's "Add subscriber"): plain fields only.
+    // What a link fills in (a customer's "Add subscriber"): references only, never a URL
+    // or a text someone else chose.
     let given: Map<String, Value> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
-        .filter(|(k, _)| {
-            c.fields
-                .iter()
-                .any(|(f, kind)| f == k && !is_secret(f) && matches!(*kind, "text" | "integer"))
+        .filter(|(k, v)| {
+            k.ends_with("_id")
+                && v.parse::<i64>().is_ok()
+                && c.fields
+                    .iter()
+                    .any(|(f, kind)| f == k && *kind == "integer")
         })
         .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
         .collect();
@@ -171,6 +171,45 @@ pub(super) async fn new_form(
         None,
     )
     .await
+}
+
+/// What the top of a form says after a refused save: how many fields need a change (their
+/// errors are at them), and any problem of a field the form does not show; the API's message
+/// when no field is named.
+pub(super) fn top_message(
+    c: &Coll,
+    errors: &HashMap<String, String>,
+    msg: String,
+) -> Option<String> {
+    let placed = c
+        .fields
+        .iter()
+        .filter(|(f, _)| errors.keys().any(|k| of_field(k, f)))
+        .count();
+    let mut elsewhere: Vec<String> = errors
+        .iter()
+        .filter(|(k, _)| !c.fields.iter().any(|(f, _)| of_field(k, f)))
+        .map(|(k, m)| format!("{k}: {m}"))
+        .collect();
+    elsewhere.sort();
+    let mut out = match placed {
+        0 if elsewhere.is_empty() => return Some(msg),
+        0 => String::new(),
+        1 => "One field needs a change: see below.".to_string(),
+        n => format!("{n} fields need a change: see below."),
+    };
+    if !elsewhere.is_empty() {
+        out = format!("{out} {}", elsewhere.join("; ")).trim().to_string();
+    }
+    Some(out)
+}
+
+/// Whether an error's field `k` is form field `f` or a part of it (`primary_number.sn`,
+/// `alias_numbers[1].cc`).
+fn of_field(k: &str, f: &str) -> bool {
+    k == f
+        || k.strip_prefix(f)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
 }
 
 /// The API's 422 as errors at their fields.
@@ -253,7 +292,7 @@ pub(super) async fn create(
         format!("/ui/{name}/new"),
         format!("/ui/{name}/"),
         form_fields(c, &values, &e2, true, None),
-        Some(msg),
+        top_message(c, &e2, msg),
     )
     .await;
     *r.status_mut() = if status.is_success() {
@@ -430,7 +469,7 @@ pub(super) async fn update(
                 .collect();
             form_fields(c, &values, &e2, true, Some(&orig))
         },
-        Some(msg),
+        top_message(c, &e2, msg),
     )
     .await;
     *r.status_mut() = status;
@@ -594,7 +633,7 @@ pub(super) async fn put_document(
         format!("/ui/{name}/{id}/edit"),
         format!("/ui/{name}/{id}"),
         form_fields(c, &values, &e, true, None),
-        Some(msg),
+        top_message(c, &e, msg),
     )
     .await;
     *r.status_mut() = status;

@@ -17,6 +17,9 @@ pub(super) struct Column {
     pub(super) cell: fn(&Value, &Related) -> String,
 }
 
+/// The rows of a list page.
+pub(super) const PAGE: usize = 25;
+
 /// What a page's rows name but do not hold, read once per page.
 #[derive(Default)]
 pub(super) struct Related {
@@ -423,10 +426,12 @@ pub(super) async fn related(
     rows: &[Value],
 ) -> Related {
     let mut r = Related::default();
+    // A page's worth at most, whatever the caller passed.
     let distinct = |k: &str| -> Vec<i64> {
         let mut ids: Vec<i64> = rows.iter().filter_map(|o| id(o, k)).collect();
         ids.sort_unstable();
         ids.dedup();
+        ids.truncate(PAGE);
         ids
     };
     let get = |uri: String| async move { api(app, actor, peer, Method::GET, &uri, None).await };
@@ -474,15 +479,31 @@ pub(super) async fn related(
         }
     }
     if name == "subscribers" && !rows.is_empty() {
-        let (st, regs) = get("/api/subscriberregistrations/".into()).await;
-        if st.is_success() {
-            r.registered = Some(
-                items(&regs, "subscriberregistrations")
-                    .iter()
-                    .filter_map(|g| id(g, "subscriber_id"))
-                    .collect(),
-            );
+        // Each row's AoR asked on its own (not every registration there is), side by side so
+        // that a slow SIP server costs its timeout once.
+        let mut asks = tokio::task::JoinSet::new();
+        for sub in distinct("id") {
+            let (app, actor) = (app.clone(), actor.clone());
+            asks.spawn(async move {
+                let uri = format!("/api/subscriberregistrations/?subscriber_id={sub}");
+                let (st, regs) = api(&app, &actor, peer, Method::GET, &uri, None).await;
+                let any = !items(&regs, "subscriberregistrations").is_empty();
+                (sub, st.is_success(), any)
+            });
         }
+        let (mut set, mut answered) = (HashSet::new(), true);
+        while let Some(done) = asks.join_next().await {
+            match done {
+                Ok((sub, ok, any)) => {
+                    answered &= ok;
+                    if any {
+                        set.insert(sub);
+                    }
+                }
+                Err(_) => answered = false,
+            }
+        }
+        r.registered = answered.then_some(set);
     }
     if name == "customers" {
         for c in distinct("id") {
@@ -924,7 +945,8 @@ pub(super) fn fold_numbers(fields: &[(String, &'static str)], form: &mut HashMap
             "e164list" => {
                 let mut rows = Vec::new();
                 let mut seen = false;
-                for i in 0..100 {
+                // Every row the form had (the whole form is limited in size).
+                for i in 0.. {
                     let Some(n) = part(form, &format!("{f}.{i}.")) else {
                         break;
                     };

@@ -67,7 +67,8 @@ impl Lookups {
         let got = customers::for_subscriber(c, i.customer_id, key, want_home, creating).await?;
         self.customers.insert(i.customer_id, got.customer.clone());
         if got.customer.is_none() {
-            // Validation stops at the customer; nothing else is asked.
+            // The domain is not remembered with a missing customer (validation reports the
+            // customer and reads the domain on its own).
             return Ok(None);
         }
         match (&name, i.domain_id) {
@@ -212,17 +213,13 @@ pub(super) async fn validate(
         Some(w) if !w.is_empty() => p.check(model::sip_username("webusername", &w))?,
         _ => None,
     };
-    let webpassword_hash = match (i.webpassword, old) {
-        (None, Some(o)) => o.webpassword_hash.clone(),
-        (None, None) | (Some(None), _) => None,
-        (Some(Some(pw)), _) => {
-            if pw.len() < 6 || pw.len() > 128 {
-                p.note("webpassword", "must be 6 to 128 characters");
-                None
-            } else {
-                Some(crypto::hash_password(pw).await?)
-            }
+    // Hashed (slow by design) only once every field is known good.
+    let webpassword = match (i.webpassword, old) {
+        (Some(Some(pw)), _) if pw.len() < 6 || pw.len() > 128 => {
+            p.note("webpassword", "must be 6 to 128 characters");
+            None
         }
+        (w, _) => Some(w),
     };
     let status = p.check(SubscriberStatus::parse(
         "status",
@@ -275,6 +272,11 @@ pub(super) async fn validate(
         )));
     };
     p.finish()?;
+    let webpassword_hash = match (webpassword.flatten(), old) {
+        (None, Some(o)) => o.webpassword_hash.clone(),
+        (None, None) | (Some(None), _) => None,
+        (Some(Some(pw)), _) => Some(crypto::hash_password(pw).await?),
+    };
     if !actor.is_admin() {
         if let Some(h) = i.home_server_id {
             if h != old.and_then(|o| o.home_server_id) {
