@@ -1035,6 +1035,130 @@ async fn the_desk_imports_a_csv_checked_first() {
     c.clone().close().await.unwrap();
 }
 
+/// The desk's task "set a busy forward with a time set", in Chromium: from the subscriber's
+/// page to its call forwards, a destination with its ring time under "When busy", Monday to
+/// Friday, 8 to 18 o'clock; saved as the API's time windows, shown again as ticked days and
+/// hours, and a save without a change writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_sets_a_busy_forward_with_a_time_set() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let f = app.fixture().await;
+    let sub = app.subscriber(&f, "rosa", 5550177).await;
+
+    let d = chromium().await;
+    let c = &d.client;
+    let mut n = Tally::default();
+    n.goto(c, &format!("{base}/ui/login")).await;
+    fill_id(c, "login", "administrator").await;
+    fill_id(c, "password", ADMIN_PASS).await;
+    n.send(c, Locator::Css("main form button")).await;
+    n.goto(c, &format!("{base}/ui/subscribers/{sub}")).await;
+    n.follow(c, Locator::LinkText("Call forwards")).await;
+    fill_id(c, "f_cfb_dest_0", "+4312345678").await;
+    fill_id(c, "f_cfb_timeout_0", "20").await;
+    for day in [2, 3, 4, 5, 6] {
+        c.find(Locator::Id(&format!("f_cfb_day_{day}")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    fill_id(c, "f_cfb_from", "8").await;
+    fill_id(c, "f_cfb_to", "18").await;
+    shot(c, "forwards-form").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let t = text(c).await;
+    assert!(t.contains("Call forwards saved."), "{t}");
+    eprintln!(
+        "task 'set a busy forward with a time set': {} page loads, {} form submissions",
+        n.loads, n.posts
+    );
+    let (_, v) = app.get(&format!("/api/callforwards/{sub}")).await;
+    let cfb = &v["cfb"];
+    assert!(
+        cfb["destinations"][0]["destination"]
+            .as_str()
+            .is_some_and(|d| d.contains("4312345678")),
+        "{v}"
+    );
+    assert_eq!(cfb["destinations"][0]["timeout"], 20, "{v}");
+    assert_eq!(cfb["enabled"], true, "{v}");
+    let times = cfb["times"].as_array().unwrap();
+    assert_eq!(times.len(), 1, "{v}");
+    assert_eq!(
+        (&times[0]["wday"], &times[0]["hour"]),
+        (&json!("2-6"), &json!("8-17")),
+        "{v}"
+    );
+    for other in ["cfu", "cft", "cfna"] {
+        assert_eq!(
+            v[other]["destinations"],
+            json!([]),
+            "{other} untouched: {v}"
+        );
+    }
+    // Shown again as it was set.
+    let checked = |id: String| async move {
+        c.find(Locator::Id(&id))
+            .await
+            .unwrap()
+            .prop("checked")
+            .await
+            .unwrap()
+    };
+    assert_eq!(checked("f_cfb_day_2".into()).await.as_deref(), Some("true"));
+    assert_eq!(
+        checked("f_cfb_day_7".into()).await.as_deref(),
+        Some("false")
+    );
+    assert_eq!(checked("f_cfb_on".into()).await.as_deref(), Some("true"));
+    let value = |id: &'static str| async move {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    };
+    assert_eq!(value("f_cfb_dest_0").await, "+4312345678");
+    assert_eq!(
+        (value("f_cfb_from").await, value("f_cfb_to").await),
+        ("8".into(), "18".into())
+    );
+    shot(c, "forwards-saved").await;
+    let (_, j) = app.get("/api/journals/?resource=callforwards").await;
+    let journalled = j["total_count"].clone();
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    assert!(
+        text(c).await.contains("Nothing changed."),
+        "{}",
+        text(c).await
+    );
+    let (_, j) = app.get("/api/journals/?resource=callforwards").await;
+    assert_eq!(
+        j["total_count"], journalled,
+        "a save without a change writes nothing"
+    );
+    // A wrong ring time is answered at its forward.
+    fill_id(c, "f_cfb_timeout_0", "soon").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let err = c
+        .find(Locator::Id("e_cfb"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(err.contains("soon"), "{err}");
+    c.clone().close().await.unwrap();
+}
+
 fn cookies(r: &reqwest::Response) -> String {
     r.headers()
         .get_all("set-cookie")

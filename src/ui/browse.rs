@@ -403,7 +403,9 @@ pub(super) async fn item_page(
             sections.push(json!({"title": title, "columns": ["Subscriber", "Number", "Name", "Status"], "rows": rows}));
         }
         "subscribers" => {
-            extra.push(json!({"href": format!("/ui/callforwards/{id}"), "label": "Call forwards"}));
+            extra.push(
+                json!({"href": format!("/ui/subscribers/{id}/forwards"), "label": "Call forwards"}),
+            );
             extra.push(
                 json!({"href": format!("/ui/subscriberpreferences/{id}"), "label": "Preferences"}),
             );

@@ -36,6 +36,7 @@ use crate::model::Actor;
 mod api;
 mod browse;
 mod edit;
+mod forwards;
 mod import;
 mod login;
 mod pages;
@@ -44,6 +45,7 @@ mod views;
 use api::*;
 use browse::*;
 use edit::*;
+use forwards::*;
 use import::*;
 use login::*;
 use pages::*;
@@ -68,6 +70,7 @@ fn templates() -> &'static Environment<'static> {
             ("progress.html", include_str!("templates/progress.html")),
             ("confirm.html", include_str!("templates/confirm.html")),
             ("change.html", include_str!("templates/change.html")),
+            ("forwards.html", include_str!("templates/forwards.html")),
         ] {
             env.add_template(name, src).expect("UI templates compile");
         }
@@ -151,6 +154,10 @@ fn routes() -> Router<UiState> {
         .route("/ui/{name}/export", get(export))
         .route("/ui/{name}/{id}", get(item))
         .route("/ui/{name}/{id}/edit", get(edit_form).post(update))
+        .route(
+            "/ui/{name}/{id}/forwards",
+            get(forwards_form).post(save_forwards),
+        )
         .route("/ui/{name}/{id}/delete", get(delete_confirm).post(delete))
         .route("/ui/{name}/{id}/{action}", post(action))
 }
