@@ -327,12 +327,7 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
     choose(c, "customer_id", &customer.to_string()).await;
     choose(c, "model_id", &model.to_string()).await;
     fill(c, "station_name", "Reception").await;
-    fill(
-        c,
-        "lines",
-        &format!(r#"[{{"subscriber_id": {sub}, "type": "private"}}]"#),
-    )
-    .await;
+    choose(c, "lines_0_subscriber_id", &sub.to_string()).await;
     submit(c).await;
     assert!(text(c).await.contains("shown once"), "{}", text(c).await);
     click(c, Locator::LinkText("Continue")).await;
@@ -1156,6 +1151,145 @@ async fn the_desk_sets_a_busy_forward_with_a_time_set() {
         .await
         .unwrap();
     assert!(err.contains("soon"), "{err}");
+    c.clone().close().await.unwrap();
+}
+
+/// The desk's task "add a phone for a subscriber and see its first fetch", in Chromium: from
+/// the subscriber's page "Add phone" (customer and first line filled in), the model picked
+/// by name, the MAC typed; the boot URL shown once; the phone fetches its configuration and
+/// the device's page shows that fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_adds_a_phone_and_sees_its_first_fetch() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let f = app.fixture().await;
+    let sub = app.subscriber(&f, "tomas", 5550188).await;
+    let (_, models) = app
+        .get("/api/pbxdevicemodels/?vendor=yealink&model=T46U")
+        .await;
+    let model = items(&models, "pbxdevicemodels")[0]["id"].as_i64().unwrap();
+
+    let d = chromium().await;
+    let c = &d.client;
+    let mut n = Tally::default();
+    n.goto(c, &format!("{base}/ui/login")).await;
+    fill_id(c, "login", "administrator").await;
+    fill_id(c, "password", ADMIN_PASS).await;
+    n.send(c, Locator::Css("main form button")).await;
+    n.goto(c, &format!("{base}/ui/subscribers/{sub}")).await;
+    n.follow(c, Locator::LinkText("Add phone")).await;
+    let selected = |css: String| async move {
+        c.find(Locator::Css(&css))
+            .await
+            .unwrap()
+            .prop("selected")
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        selected(format!(
+            "select#f_customer_id option[value='{}']",
+            f.customer_id
+        ))
+        .await
+        .as_deref(),
+        Some("true"),
+        "the subscriber's customer comes filled in"
+    );
+    assert_eq!(
+        selected(format!(
+            "select#f_lines_0_subscriber_id option[value='{sub}']"
+        ))
+        .await
+        .as_deref(),
+        Some("true"),
+        "and the subscriber as the first line"
+    );
+    fill(c, "identifier", "80:5E:C0:12:34:56").await;
+    choose(c, "model_id", &model.to_string()).await;
+    fill(c, "station_name", "Front desk").await;
+    shot(c, "device-form").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let once = c
+        .find(Locator::Css("main pre"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let once: serde_json::Value =
+        serde_json::from_str(&once).unwrap_or_else(|e| panic!("{e}: {once}"));
+    let url = once["provisioning_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{once}"))
+        .to_string();
+    n.follow(c, Locator::LinkText("Continue")).await;
+    let device = created_id(c).await;
+    let t = text(c).await;
+    assert!(t.contains("Device 805ec0123456"), "{t}");
+    assert!(t.contains("yealink T46U"), "the model by name: {t}");
+    assert!(
+        t.contains(&format!("1. tomas@{} (private line)", f.domain)),
+        "the line by its subscriber: {t}"
+    );
+    assert!(!t.contains(&url), "the boot URL is not shown again");
+
+    // The phone's first fetch, then the page again.
+    // The boot URL is a directory: the phone asks it for <mac>.cfg.
+    let file = format!("{url}805ec0123456.cfg");
+    let full = if file.starts_with('/') {
+        app.url(&file)
+    } else {
+        file
+    };
+    let r = reqwest::Client::new()
+        .get(&full)
+        .header(
+            "user-agent",
+            "Yealink SIP-T46U 108.86.0.45 80:5e:c0:12:34:56",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    assert!(r.text().await.unwrap().contains("tomas"));
+    // Fetches are recorded in the background, a moment later: the desk reloads the page.
+    let start = Instant::now();
+    loop {
+        let (_, v) = app.get(&format!("/api/pbxdevices/{device}")).await;
+        if v["fetch_count"].as_i64() == Some(1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the fetch is not recorded: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    n.goto(c, &format!("{base}/ui/pbxdevices/{device}")).await;
+    let fetches = c
+        .find(Locator::XPath(
+            "//main//h2[normalize-space()='Last fetches']/following-sibling::table[1]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        fetches.contains("200") || fetches.contains("ok"),
+        "{fetches}"
+    );
+    assert!(
+        fetches.contains("SIP-T46U"),
+        "the phone's user agent: {fetches}"
+    );
+    shot(c, "device-fetched").await;
+    eprintln!(
+        "task 'add a phone for a subscriber and see its first fetch': {} page loads, {} form submissions",
+        n.loads, n.posts
+    );
     c.clone().close().await.unwrap();
 }
 

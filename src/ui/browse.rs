@@ -302,6 +302,11 @@ pub(super) async fn item_page(
                 );
                 continue;
             }
+            if name == "pbxdevices" && k == "lines" {
+                let text = rel.lines_text(x);
+                fields.push(json!({"name": label(k), "value": text, "link": null, "block": false}));
+                continue;
+            }
             if let Some(text) = readable(name, k, x) {
                 fields.push(json!({"name": label(k), "value": text, "link": link, "block": false}));
                 if name == "subscribers" && k == "lock" {
@@ -409,6 +414,9 @@ pub(super) async fn item_page(
             extra.push(
                 json!({"href": format!("/ui/subscriberpreferences/{id}"), "label": "Preferences"}),
             );
+            if v["status"] != json!("terminated") {
+                extra.push(json!({"href": format!("/ui/pbxdevices/new?customer_id={}&line_subscriber_id={id}", text_of(&v["customer_id"])), "label": "Add phone"}));
+            }
         }
         _ => {}
     }
@@ -451,6 +459,7 @@ pub(super) fn shown(v: &Value, kind: &str) -> String {
     match (v, kind) {
         (Value::Null, _) => String::new(),
         (x, "e164" | "e164list") => numbers_shown(x, kind),
+        (x, "lines") => lines_shown(x),
         (x, "json") => serde_json::to_string_pretty(x).unwrap_or_default(),
         (Value::String(s), _) => s.clone(),
         (x, _) => x.to_string(),

@@ -34,7 +34,11 @@ pub(super) fn form_fields(
                 parts.sort();
                 (!parts.is_empty()).then(|| parts.join("; "))
             });
-            let rows = matches!(*kind, "e164" | "e164list").then(|| number_rows(&value, kind));
+            let rows = match *kind {
+                "e164" | "e164list" => Some(number_rows(&value, kind)),
+                "lines" => Some(line_rows(&value)),
+                _ => None,
+            };
             json!({"name": f, "label": label(f), "kind": kind, "value": if secret { String::new() } else { value },
                    "secret": secret, "orig": o, "required": c.required.contains(f), "rows": rows, "error": error})
         })
@@ -69,7 +73,7 @@ pub(super) fn form_json(
                 .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number))
                 .unwrap_or_else(|| json!(raw)),
             "boolean" => json!(raw == "true"),
-            "json" | "e164" | "e164list" => match serde_json::from_str(raw) {
+            "json" | "e164" | "e164list" | "lines" => match serde_json::from_str(raw) {
                 Ok(v) => v,
                 Err(e) => {
                     errors.insert(f.clone(), format!("not valid JSON: {e}"));
@@ -100,6 +104,30 @@ pub(super) async fn form_page(
     let mut read: HashMap<&str, Option<Vec<(String, String)>>> = HashMap::new();
     for f in &mut fields {
         let name = text_of(&f["name"]);
+        if f["kind"] == "lines" {
+            if !read.contains_key("subscribers") {
+                read.insert(
+                    "subscribers",
+                    picks(app, &u.actor, peer, "subscribers").await,
+                );
+            }
+            f["subscribers"] = json!(read["subscribers"].clone().map(|mut l| {
+                // A line's subscriber the list does not hold stays (shown by its id).
+                for r in f["rows"].as_array().into_iter().flatten() {
+                    let s = text_of(&r["subscriber_id"]);
+                    if !s.is_empty() && !l.iter().any(|(v, _)| *v == s) {
+                        l.push((s.clone(), format!("subscriber {s}")));
+                    }
+                }
+                l.into_iter()
+                    .map(|(v, l)| json!({"value": v, "label": l}))
+                    .collect::<Vec<_>>()
+            }));
+            f["line_types"] = LINE_TYPES
+                .iter()
+                .map(|(v, l)| json!({"value": v, "label": l}))
+                .collect();
+        }
         let choices: Option<Vec<(String, String)>> = match widget(c.name, &name) {
             Some(Widget::Choice(list)) => Some(
                 list.iter()
@@ -148,6 +176,7 @@ pub(super) async fn new_form(
     };
     // What a link fills in (a customer's "Add subscriber"): references only, never a URL
     // or a text someone else chose.
+    let q_lines = q.clone().unwrap_or_default();
     let given: Map<String, Value> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
         .filter(|(k, v)| {
             k.ends_with("_id")
@@ -158,6 +187,19 @@ pub(super) async fn new_form(
         })
         .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
         .collect();
+    let mut given = given;
+    // A phone added from a subscriber's page: its first line is that subscriber.
+    if let (true, Some(sub)) = (
+        c.fields.iter().any(|(f, k)| f == "lines" && *k == "lines"),
+        form_urlencoded::parse(q_lines.as_bytes())
+            .find(|(k, _)| k == "line_subscriber_id")
+            .and_then(|(_, v)| v.parse::<i64>().ok()),
+    ) {
+        given.insert(
+            "lines".into(),
+            json!(json!([{"subscriber_id": sub, "type": "private"}]).to_string()),
+        );
+    }
     let fields = form_fields(c, &given, &HashMap::new(), true, None);
     form_page(
         &app,

@@ -109,6 +109,42 @@ impl Related {
         })
     }
 
+    /// A device's lines as people read them: "1. bob@example.com (line, private)".
+    pub(super) fn lines_text(&self, lines: &Value) -> String {
+        let kind = |k: &str| {
+            LINE_TYPES
+                .iter()
+                .find(|(v, _)| *v == k)
+                .map(|(_, l)| l.to_string())
+                .unwrap_or_else(|| k.to_string())
+        };
+        lines
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let who = match (l["subscriber_id"].as_i64(), l["target"].as_str()) {
+                            (Some(sub), _) => self
+                                .names
+                                .get(&("subscriber_id", sub))
+                                .cloned()
+                                .unwrap_or_else(|| format!("subscriber {sub}")),
+                            (None, Some(t)) => t.to_string(),
+                            (None, None) => String::new(),
+                        };
+                        let label = l["label"]
+                            .as_str()
+                            .map(|x| format!(" \"{x}\""))
+                            .unwrap_or_default();
+                        format!("{}. {who} ({}){label}", i + 1, kind(&s(l, "type")))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether subscriber `id` has a registered contact, as people read it.
     pub(super) fn registered(&self, id: i64) -> &'static str {
         match &self.registered {
@@ -469,6 +505,24 @@ pub(super) async fn related(
             }
         }
     }
+    // A device's lines by their subscribers' names.
+    let mut line_subs: Vec<i64> = rows
+        .iter()
+        .flat_map(|o| o["lines"].as_array().cloned().unwrap_or_default())
+        .filter_map(|l| l["subscriber_id"].as_i64())
+        .collect();
+    line_subs.sort_unstable();
+    line_subs.dedup();
+    line_subs.truncate(PAGE);
+    for sub in line_subs {
+        let (st, o) = get(format!("/api/subscribers/{sub}")).await;
+        if st.is_success() {
+            r.names.insert(
+                ("subscriber_id", sub),
+                format!("{}@{}", s(&o, "username"), s(&o, "domain")),
+            );
+        }
+    }
     for m in distinct("model_id") {
         let (st, model) = get(format!("/api/pbxdevicemodels/{m}")).await;
         if st.is_success() {
@@ -783,6 +837,7 @@ pub(super) fn kind_override(name: &str, field: &str) -> Option<&'static str> {
     match (name, field) {
         ("subscribers", "primary_number") => Some("e164"),
         ("subscribers", "alias_numbers") => Some("e164list"),
+        ("pbxdevices", "lines") => Some("lines"),
         _ => None,
     }
 }
@@ -895,6 +950,17 @@ pub(super) async fn picks(
                     }
                     "customercontacts" => (i.clone(), format!("{} ({i})", contact_name(o))),
                     "pbxdevicemodels" => (i, format!("{} {}", s(o, "vendor"), s(o, "model"))),
+                    "subscribers" => (
+                        i,
+                        format!(
+                            "{}@{} {}",
+                            s(o, "username"),
+                            s(o, "domain"),
+                            number(&o["primary_number"])
+                        )
+                        .trim()
+                        .to_string(),
+                    ),
                     _ => (i.clone(), format!("{} ({i})", s(o, "name"))),
                 }
             })
@@ -942,6 +1008,45 @@ pub(super) fn fold_numbers(fields: &[(String, &'static str)], form: &mut HashMap
                     form.insert(f.clone(), v);
                 }
             }
+            "lines" => {
+                let mut rows = Vec::new();
+                let mut seen = false;
+                for i in 0.. {
+                    let get = |k: &str| {
+                        form.get(&format!("{f}.{i}.{k}"))
+                            .map(|v| v.trim().to_string())
+                    };
+                    let Some(kind) = get("type") else { break };
+                    seen = true;
+                    let mut m = Map::new();
+                    for k in ["subscriber_id", "line", "label", "target"] {
+                        if let Some(v) = get(k).filter(|v| !v.is_empty()) {
+                            // Ids and account numbers as numbers when they are (else the API
+                            // names the field).
+                            let v = match (k, v.parse::<i64>()) {
+                                ("subscriber_id" | "line", Ok(n)) => json!(n),
+                                _ => json!(v),
+                            };
+                            m.insert(k.to_string(), v);
+                        }
+                    }
+                    if ["subscriber_id", "label", "target"]
+                        .iter()
+                        .any(|k| m.contains_key(*k))
+                    {
+                        m.insert("type".into(), json!(kind));
+                        rows.push(Value::Object(m));
+                    }
+                }
+                if seen {
+                    let v = if rows.is_empty() {
+                        String::new()
+                    } else {
+                        Value::Array(rows).to_string()
+                    };
+                    form.insert(f.clone(), v);
+                }
+            }
             "e164list" => {
                 let mut rows = Vec::new();
                 let mut seen = false;
@@ -968,6 +1073,56 @@ pub(super) fn fold_numbers(fields: &[(String, &'static str)], form: &mut HashMap
         }
     }
 }
+
+/// A device line as the form compares it: its set fields only.
+fn line_parts(l: &Value) -> Value {
+    let mut m = Map::new();
+    for k in ["subscriber_id", "line", "type", "label", "target"] {
+        if let Some(v) = l.get(k).filter(|v| !v.is_null() && *v != "") {
+            m.insert(k.to_string(), v.clone());
+        }
+    }
+    Value::Object(m)
+}
+
+/// A device's lines as the form carries them (JSON of their set fields; empty for none).
+pub(super) fn lines_shown(v: &Value) -> String {
+    match v.as_array() {
+        Some(a) if !a.is_empty() => Value::Array(a.iter().map(line_parts).collect()).to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The rows a lines editor shows: the device's lines, then two empty ones.
+pub(super) fn line_rows(value: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(value).unwrap_or(Value::Null);
+    let mut rows: Vec<Value> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| {
+                    json!({"subscriber_id": text_of(&l["subscriber_id"]), "line": text_of(&l["line"]),
+                           "type": text_of(&l["type"]), "label": text_of(&l["label"]), "target": text_of(&l["target"])})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let want = rows.len() + 2;
+    while rows.len() < want {
+        rows.push(
+            json!({"subscriber_id": "", "line": "", "type": "private", "label": "", "target": ""}),
+        );
+    }
+    rows
+}
+
+/// The kinds of a device line.
+pub(super) const LINE_TYPES: &[(&str, &str)] = &[
+    ("private", "private line"),
+    ("shared", "shared line"),
+    ("blf", "busy lamp key"),
+    ("speeddial", "speed dial key"),
+];
 
 /// The rows a number editor shows for a field's value: its numbers, then `blank` empty rows.
 pub(super) fn number_rows(value: &str, kind: &str) -> Vec<Value> {
