@@ -1293,6 +1293,110 @@ async fn the_desk_adds_a_phone_and_sees_its_first_fetch() {
     c.clone().close().await.unwrap();
 }
 
+/// The desk's task "create a ring group with two members", in Chromium: from the tenant's
+/// page "Add ring group" (the tenant filled in), the kind picked by its meaning, the members
+/// typed or picked from the tenant's extensions in order, where an unanswered call goes; the
+/// tenant's page then lists the group with its members, and its open hours as a week.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_creates_a_ring_group_with_two_members() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let f = app.fixture().await;
+    let customer = app
+        .create(
+            "/api/customers/",
+            json!({ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id,
+                    "type": "pbxaccount", "status": "active" }),
+        )
+        .await;
+    let tenant = app
+        .create(
+            "/api/pbxtenants/",
+            json!({ "customer_id": customer, "name": "acme", "description": "Acme Ltd", "domain": f.domain }),
+        )
+        .await;
+    for ext in ["201", "202"] {
+        app.create(
+            "/api/pbxextensions/",
+            json!({ "tenant_id": tenant, "extension": ext, "type": "unprovisioned" }),
+        )
+        .await;
+    }
+    app.create(
+        "/api/pbxdaytimers/",
+        json!({ "tenant_id": tenant, "dayofweek": "mon", "timespan": "08:30-17:00" }),
+    )
+    .await;
+
+    let d = chromium().await;
+    let c = &d.client;
+    let mut n = Tally::default();
+    n.goto(c, &format!("{base}/ui/login")).await;
+    fill_id(c, "login", "administrator").await;
+    fill_id(c, "password", ADMIN_PASS).await;
+    n.send(c, Locator::Css("main form button")).await;
+    n.goto(c, &format!("{base}/ui/pbxtenants/{tenant}")).await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Tenant acme") && t.contains("Extensions (2)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Monday 08:30-17:00") && t.contains("Tuesday closed"),
+        "open hours as a week: {t}"
+    );
+    n.follow(c, Locator::LinkText("Add ring group")).await;
+    let options = c
+        .find(Locator::Css("datalist#dl_out"))
+        .await
+        .unwrap()
+        .html(true)
+        .await
+        .unwrap();
+    assert!(
+        options.contains("201 (extension)") && options.contains("202 (extension)"),
+        "{options}"
+    );
+    fill(c, "number", "400").await;
+    choose(c, "grouptype", "Hunt").await;
+    fill_id(c, "f_out_0", "202").await;
+    fill_id(c, "f_out_1", "201").await;
+    fill(c, "ringdelay", "15").await;
+    fill(c, "outcome", "201").await;
+    shot(c, "ringgroup-form").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Ring group 400 (Hunt)") && t.contains("202, 201"),
+        "{t}"
+    );
+    let group = created_id(c).await;
+    let (_, v) = app.get(&format!("/api/pbxringgroups/{group}")).await;
+    assert_eq!(v["out"], "202 201", "members in the order given: {v}");
+    assert_eq!(v["grouptype"], "Hunt");
+    n.goto(c, &format!("{base}/ui/pbxtenants/{tenant}")).await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Ring groups (1)") && t.contains("400 Hunt 202, 201 201"),
+        "{t}"
+    );
+    shot(c, "tenant").await;
+    eprintln!(
+        "task 'create a ring group with two members': {} page loads, {} form submissions",
+        n.loads, n.posts
+    );
+    // Editing keeps the members unless they are changed: a third one added in an empty row.
+    n.goto(c, &format!("{base}/ui/pbxringgroups/{group}/edit"))
+        .await;
+    fill_id(c, "f_out_2", "4930555123").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let (_, v) = app.get(&format!("/api/pbxringgroups/{group}")).await;
+    assert_eq!(v["out"], "202 201 4930555123", "{v}\n{}", text(c).await);
+    c.clone().close().await.unwrap();
+}
+
 fn cookies(r: &reqwest::Response) -> String {
     r.headers()
         .get_all("set-cookie")

@@ -371,6 +371,19 @@ pub(super) async fn item_page(
             posts.push(json!({"href": format!("/ui/sipservers/{id}/check"), "label": "Check"}));
             posts.push(json!({"href": format!("/ui/sipservers/{id}/repair"), "label": "Repair"}));
         }
+        "pbxtenants" => {
+            for (coll, label) in [
+                ("pbxextensions", "Add extension"),
+                ("pbxringgroups", "Add ring group"),
+                ("pbxinboundroutes", "Add inbound route"),
+                ("pbxdaytimers", "Add open hours"),
+            ] {
+                extra.push(
+                    json!({"href": format!("/ui/{coll}/new?tenant_id={id}"), "label": label}),
+                );
+            }
+            sections.extend(tenant_sections(app, u, peer, id).await);
+        }
         "customers" => {
             if v["status"] != json!("terminated") {
                 extra.push(json!({"href": format!("/ui/subscribers/new?customer_id={id}"), "label": "Add subscriber"}));
@@ -423,7 +436,7 @@ pub(super) async fn item_page(
     page(
         "item.html",
         json!({"user": user_ctx(u), "csrf": u.csrf, "name": name, "id": id, "title": title(name, id, &v, &rel),
-               "delete_label": delete_words(name).0,
+               "delete_label": delete_words(name).0, "sections_first": name == "pbxtenants",
                "fields": fields, "can_update": c.update, "can_delete": c.delete, "extra": extra, "posts": posts,
                "sections": sections, "error": error, "flash": flash}),
     )
@@ -464,4 +477,104 @@ pub(super) fn shown(v: &Value, kind: &str) -> String {
         (Value::String(s), _) => s.clone(),
         (x, _) => x.to_string(),
     }
+}
+
+/// A tenant's page below its fields: its extensions, ring groups with their members, inbound
+/// routes, and its open hours as a week.
+async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> Vec<Value> {
+    let list = |coll: &'static str| async move {
+        let uri = format!("/api/{coll}/?tenant_id={id}&rows=200");
+        let (_, v) = api(app, &u.actor, peer, Method::GET, &uri, None).await;
+        items(&v, coll)
+    };
+    let link = |coll: &str, o: &Value, text: String| json!({"text": text, "href": format!("/ui/{coll}/{}", text_of(&o["id"]))});
+    let t = |o: &Value, k: &str| text_of(&o[k]);
+    let extensions: Vec<Vec<Value>> = list("pbxextensions")
+        .await
+        .iter()
+        .map(|o| {
+            vec![
+                link("pbxextensions", o, t(o, "extension")),
+                json!(t(o, "type")),
+                json!(t(o, "active")),
+            ]
+        })
+        .collect();
+    let groups: Vec<Vec<Value>> = list("pbxringgroups")
+        .await
+        .iter()
+        .map(|o| {
+            vec![
+                link("pbxringgroups", o, t(o, "number")),
+                json!(t(o, "grouptype")),
+                json!(t(o, "out")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+                json!(t(o, "outcome")),
+            ]
+        })
+        .collect();
+    let routes: Vec<Vec<Value>> = list("pbxinboundroutes")
+        .await
+        .iter()
+        .map(|o| {
+            vec![
+                link("pbxinboundroutes", o, t(o, "number")),
+                json!(t(o, "openroute")),
+                json!(t(o, "closeroute")),
+            ]
+        })
+        .collect();
+    let timers = list("pbxdaytimers").await;
+    let days = [
+        ("mon", "Monday"),
+        ("tue", "Tuesday"),
+        ("wed", "Wednesday"),
+        ("thu", "Thursday"),
+        ("fri", "Friday"),
+        ("sat", "Saturday"),
+        ("sun", "Sunday"),
+    ];
+    let week: Vec<Vec<Value>> = if timers.is_empty() {
+        Vec::new()
+    } else {
+        days.iter()
+            .map(|(d, name)| {
+                let mut spans: Vec<String> = timers
+                    .iter()
+                    .filter(|o| {
+                        let w = t(o, "dayofweek").to_ascii_lowercase();
+                        w == *d || w == "*" || w.is_empty()
+                    })
+                    .map(|o| {
+                        let when = t(o, "timespan");
+                        let extra: Vec<String> = ["month", "datemonth"]
+                            .iter()
+                            .map(|k| t(o, k))
+                            .filter(|x| !x.is_empty() && x != "*")
+                            .collect();
+                        if extra.is_empty() {
+                            when
+                        } else {
+                            format!("{when} ({})", extra.join(" "))
+                        }
+                    })
+                    .collect();
+                spans.sort();
+                let open = if spans.is_empty() {
+                    "closed".to_string()
+                } else {
+                    spans.join(", ")
+                };
+                vec![json!(name), json!(open)]
+            })
+            .collect()
+    };
+    vec![
+        json!({"title": format!("Extensions ({})", extensions.len()), "columns": ["Extension", "Type", "Active"], "rows": extensions}),
+        json!({"title": format!("Ring groups ({})", groups.len()), "columns": ["Number", "Type", "Members in order", "Nobody answers"], "rows": groups}),
+        json!({"title": format!("Inbound routes ({})", routes.len()), "columns": ["Number", "Open", "Closed"], "rows": routes}),
+        json!({"title": if week.is_empty() { "Open hours: always open (none set)".to_string() } else { "Open hours".to_string() }, "columns": ["Day", "Open"], "rows": week}),
+    ]
 }

@@ -37,6 +37,7 @@ pub(super) fn form_fields(
             let rows = match *kind {
                 "e164" | "e164list" => Some(number_rows(&value, kind)),
                 "lines" => Some(line_rows(&value)),
+                "members" => Some(member_rows(&value)),
                 _ => None,
             };
             json!({"name": f, "label": label(f), "kind": kind, "value": if secret { String::new() } else { value },
@@ -102,6 +103,29 @@ pub(super) async fn form_page(
     error: Option<String>,
 ) -> Response {
     let mut read: HashMap<&str, Option<Vec<(String, String)>>> = HashMap::new();
+    // A PBX object's destinations are its tenant's (known once the form has a tenant).
+    let tenant = fields
+        .iter()
+        .find(|f| f["name"] == "tenant_id")
+        .and_then(|f| text_of(&f["value"]).parse::<i64>().ok());
+    let mut dests: Option<Vec<Value>> = None;
+    if let Some(t) = tenant.filter(|_| {
+        fields.iter().any(|f| {
+            f["kind"] == "members"
+                || matches!(
+                    widget(c.name, &text_of(&f["name"])),
+                    Some(Widget::Destination)
+                )
+        })
+    }) {
+        dests = Some(
+            destinations(app, &u.actor, peer, t)
+                .await
+                .into_iter()
+                .map(|(v, l)| json!({"value": v, "label": l}))
+                .collect(),
+        );
+    }
     for f in &mut fields {
         let name = text_of(&f["name"]);
         if f["kind"] == "lines" {
@@ -140,8 +164,15 @@ pub(super) async fn form_page(
                 }
                 read[coll].clone()
             }
+            Some(Widget::Destination) => {
+                f["datalist"] = json!(dests.clone().unwrap_or_default());
+                None
+            }
             None => None,
         };
+        if f["kind"] == "members" {
+            f["datalist"] = json!(dests.clone().unwrap_or_default());
+        }
         if let Some(mut list) = choices {
             // A value the list does not hold (another reseller's, one made since) stays.
             let now = text_of(&f["value"]);

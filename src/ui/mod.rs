@@ -161,3 +161,21 @@ fn routes() -> Router<UiState> {
         .route("/ui/{name}/{id}/delete", get(delete_confirm).post(delete))
         .route("/ui/{name}/{id}/{action}", post(action))
 }
+
+#[cfg(test)]
+mod tests {
+    /// A template that does not compile would fail every page at its first use.
+    #[test]
+    fn every_template_compiles() {
+        let env = super::templates();
+        for name in [
+            "item.html",
+            "form.html",
+            "list.html",
+            "dashboard.html",
+            "forwards.html",
+        ] {
+            assert!(env.get_template(name).is_ok(), "{name}");
+        }
+    }
+}

@@ -194,6 +194,11 @@ pub(super) fn singular(name: &str) -> &str {
         "pbxdeviceprofiles" => "device profile",
         "callforwards" => "call forward",
         "subscriberpreferences" => "preferences of subscriber",
+        "pbxtenants" => "tenant",
+        "pbxextensions" => "extension",
+        "pbxringgroups" => "ring group",
+        "pbxinboundroutes" => "inbound route",
+        "pbxdaytimers" => "open hours",
         other => other,
     }
 }
@@ -628,6 +633,15 @@ pub(super) fn first_fields(name: &str) -> &'static [&'static str] {
             "phase",
             "url",
         ],
+        "pbxtenants" => &[
+            "name",
+            "description",
+            "customer_id",
+            "domain",
+            "localdplan",
+            "operator",
+            "masteroclo",
+        ],
         _ => &[],
     }
 }
@@ -642,6 +656,9 @@ pub(super) fn readable(name: &str, field: &str, v: &Value) -> Option<String> {
                 .unwrap_or_default(),
         ),
         ("subscribers", "lock") => v.as_i64().map(|l| lock_name(l).to_string()),
+        ("pbxringgroups", "out") => v
+            .as_str()
+            .map(|m| m.split_whitespace().collect::<Vec<_>>().join(", ")),
         (_, "events" | "domains") => v
             .as_array()
             .map(|a| a.iter().map(text_of).collect::<Vec<_>>().join(", ")),
@@ -769,6 +786,9 @@ pub(super) fn title(name: &str, id: i64, o: &Value, r: &Related) -> String {
         "subscribers" => format!("{}@{}", s(o, "username"), s(o, "domain")),
         "pbxdevices" => format!("Device {}", s(o, "identifier")),
         "sipservers" | "hooks" => s(o, "name"),
+        "pbxtenants" => format!("Tenant {}", s(o, "name")),
+        "pbxringgroups" => format!("Ring group {} ({})", s(o, "number"), s(o, "grouptype")),
+        "pbxextensions" => format!("Extension {}", s(o, "extension")),
         "customercontacts" => contact_name(o),
         _ => String::new(),
     };
@@ -788,7 +808,16 @@ pub(super) enum Widget {
     Choice(&'static [(&'static str, &'static str)]),
     /// An object of another collection: its id (or, for a domain, its name).
     Pick(&'static str),
+    /// Where a PBX call goes: one of the tenant's destinations, or a number typed in.
+    Destination,
 }
+
+const GROUP_TYPES: &[(&str, &str)] = &[
+    ("Ring", "Ring: all members at once"),
+    ("Hunt", "Hunt: one member after another"),
+    ("Page", "Page: all, answered by the phones"),
+    ("Alias", "Alias: a second number for one extension"),
+];
 
 const SUBSCRIBER_STATUS: &[(&str, &str)] = &[
     ("active", "active"),
@@ -821,6 +850,11 @@ pub(super) fn widget(name: &str, field: &str) -> Option<Widget> {
         ("customers", "status") => Widget::Choice(CUSTOMER_STATUS),
         ("customers", "type") => Widget::Choice(CUSTOMER_TYPES),
         (_, "customer_id") => Widget::Pick("customers"),
+        (_, "tenant_id") => Widget::Pick("pbxtenants"),
+        ("pbxringgroups", "grouptype") => Widget::Choice(GROUP_TYPES),
+        ("pbxringgroups", "outcome") | ("pbxinboundroutes", "openroute" | "closeroute") => {
+            Widget::Destination
+        }
         (_, "reseller_id") => Widget::Pick("resellers"),
         ("subscribers", "domain") => Widget::Pick("domains"),
         (_, "billing_profile_id") => Widget::Pick("billingprofiles"),
@@ -838,6 +872,7 @@ pub(super) fn kind_override(name: &str, field: &str) -> Option<&'static str> {
         ("subscribers", "primary_number") => Some("e164"),
         ("subscribers", "alias_numbers") => Some("e164list"),
         ("pbxdevices", "lines") => Some("lines"),
+        ("pbxringgroups", "out") => Some("members"),
         _ => None,
     }
 }
@@ -888,6 +923,16 @@ pub(super) fn form_order(name: &str) -> &'static [&'static str] {
             "profile_id",
             "lines",
         ],
+        "pbxringgroups" => &[
+            "tenant_id",
+            "number",
+            "grouptype",
+            "out",
+            "ringdelay",
+            "outcome",
+        ],
+        "pbxinboundroutes" => &["tenant_id", "number", "openroute", "closeroute"],
+        "pbxextensions" => &["tenant_id", "extension", "type", "macaddr", "model_id"],
         _ => &[],
     }
 }
@@ -1047,6 +1092,16 @@ pub(super) fn fold_numbers(fields: &[(String, &'static str)], form: &mut HashMap
                     form.insert(f.clone(), v);
                 }
             }
+            "members" => {
+                let rows: Vec<String> = (0..)
+                    .map_while(|i| form.get(&format!("{f}.{i}")))
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                if form.contains_key(&format!("{f}.0")) {
+                    form.insert(f.clone(), rows.join(" "));
+                }
+            }
             "e164list" => {
                 let mut rows = Vec::new();
                 let mut seen = false;
@@ -1114,6 +1169,43 @@ pub(super) fn line_rows(value: &str) -> Vec<Value> {
         );
     }
     rows
+}
+
+/// The rows of a ring group's members editor: its members in order, then two empty ones.
+pub(super) fn member_rows(value: &str) -> Vec<Value> {
+    let mut rows: Vec<Value> = value.split_whitespace().map(|m| json!(m)).collect();
+    rows.push(json!(""));
+    rows.push(json!(""));
+    rows
+}
+
+/// What a tenant's calls may be sent to, for a form's list to pick from (a number can still
+/// be typed): (value, label).
+pub(super) async fn destinations(
+    app: &UiState,
+    actor: &Actor,
+    peer: SocketAddr,
+    tenant: i64,
+) -> Vec<(String, String)> {
+    let uri = format!("/api/pbxdestinations/?tenant_id={tenant}");
+    let (st, v) = api(app, actor, peer, Method::GET, &uri, None).await;
+    if !st.is_success() {
+        return Vec::new();
+    }
+    items(&v, "pbxdestinations")
+        .iter()
+        .map(|d| {
+            let kind = match (d["type"].as_str(), d["grouptype"].as_str()) {
+                (Some("ringgroup"), Some(g)) => format!("ring group, {g}"),
+                (Some(k), _) => k.to_string(),
+                _ => String::new(),
+            };
+            (
+                s(d, "destination"),
+                format!("{} ({kind})", s(d, "destination")),
+            )
+        })
+        .collect()
 }
 
 /// The kinds of a device line.
