@@ -1397,6 +1397,154 @@ async fn the_desk_creates_a_ring_group_with_two_members() {
     c.clone().close().await.unwrap();
 }
 
+/// Every purpose-built page, filled with data, at desktop and at phone width: screenshots in
+/// artifacts/ui/ (looked at by people; see the note of the change), and at phone width no
+/// page is wider than the screen (nothing to scroll sideways).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purpose_built_pages_fit_a_phone() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let f = app.fixture().await;
+    let sub = app.subscriber(&f, "wanda", 5550199).await;
+    app.patch(
+        &format!("/api/subscribers/{sub}"),
+        json!([{"op": "replace", "path": "/display_name", "value": "Wanda Wilkinson-Ferreira"}]),
+    )
+    .await;
+    let (_, models) = app
+        .get("/api/pbxdevicemodels/?vendor=yealink&model=T46U")
+        .await;
+    let model = items(&models, "pbxdevicemodels")[0]["id"].as_i64().unwrap();
+    let device = app
+        .create(
+            "/api/pbxdevices/",
+            json!({"identifier": "805ec0aabbcc", "customer_id": f.customer_id, "model_id": model,
+                   "station_name": "Reception", "lines": [{"subscriber_id": sub, "type": "private"}]}),
+        )
+        .await;
+    app.create(
+        "/api/hooks/",
+        json!({"name": "crm", "events": ["subscriber.created", "subscriber.updated"], "url": "https://crm.example.com/hook"}),
+    )
+    .await;
+    let contract = app.contract("sippeering").await;
+    let carrier = app
+        .create("/api/peeringgroups/", json!({"contract_id": contract, "name": "carrier-a", "priority": 1, "description": "Main carrier"}))
+        .await;
+    let trunk = app
+        .create(
+            "/api/peeringservers/",
+            json!({"group_id": carrier, "name": "gw1", "ip": "127.0.0.21", "port": 5060, "transport": 1, "weight": 10}),
+        )
+        .await;
+    app.create(
+        "/api/peeringrules/",
+        json!({"group_id": carrier, "callee_prefix": "0043", "description": "Austria"}),
+    )
+    .await;
+    let pbx = app
+        .create(
+            "/api/customers/",
+            json!({"contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id, "type": "pbxaccount", "status": "active"}),
+        )
+        .await;
+    let tenant = app
+        .create("/api/pbxtenants/", json!({"customer_id": pbx, "name": "acme", "description": "Acme Ltd", "domain": f.domain}))
+        .await;
+    for ext in ["201", "202"] {
+        app.create(
+            "/api/pbxextensions/",
+            json!({"tenant_id": tenant, "extension": ext, "type": "unprovisioned"}),
+        )
+        .await;
+    }
+    let group = app
+        .create("/api/pbxringgroups/", json!({"tenant_id": tenant, "number": "400", "grouptype": "Ring", "out": "201 202", "outcome": "201"}))
+        .await;
+
+    let d = chromium().await;
+    let c = &d.client;
+    login(c, &base, "administrator", ADMIN_PASS).await;
+    let pages = [
+        ("/ui/".to_string(), "p-dashboard"),
+        ("/ui/subscribers/".into(), "p-subscribers"),
+        (format!("/ui/subscribers/{sub}"), "p-subscriber"),
+        ("/ui/subscribers/new".into(), "p-subscriber-new"),
+        (format!("/ui/subscribers/{sub}/forwards"), "p-forwards"),
+        ("/ui/customers/".into(), "p-customers"),
+        (format!("/ui/customers/{}", f.customer_id), "p-customer"),
+        ("/ui/pbxdevices/".into(), "p-devices"),
+        (format!("/ui/pbxdevices/{device}"), "p-device"),
+        (format!("/ui/pbxdevices/{device}/edit"), "p-device-edit"),
+        ("/ui/hooks/".into(), "p-hooks"),
+        ("/ui/sipservers/".into(), "p-sipservers"),
+        ("/ui/peeringgroups/".into(), "p-carriers"),
+        ("/ui/peeringservers/".into(), "p-trunks"),
+        (format!("/ui/peeringservers/{trunk}"), "p-trunk"),
+        ("/ui/peeringrules/".into(), "p-routes"),
+        (format!("/ui/pbxtenants/{tenant}"), "p-tenant"),
+        (
+            format!("/ui/pbxringgroups/{group}/edit"),
+            "p-ringgroup-edit",
+        ),
+        ("/ui/subscribers/import".into(), "p-import"),
+        ("/ui/search?q=5550199".into(), "p-search"),
+    ];
+    for (width, height, suffix) in [(1280, 1000, "desktop"), (390, 844, "phone")] {
+        c.set_window_size(width, height).await.unwrap();
+        for (path, name) in &pages {
+            c.goto(&format!("{base}{path}")).await.unwrap();
+            let t = text(c).await;
+            assert!(!t.contains("could not be rendered"), "{path}: {t}");
+            shot(c, &format!("{name}-{suffix}")).await;
+            if suffix == "phone" {
+                let fits = c
+                    .execute(
+                        "return [document.documentElement.scrollWidth, window.innerWidth];",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                let (wide, screen) = (fits[0].as_i64().unwrap(), fits[1].as_i64().unwrap());
+                assert!(
+                    wide <= screen + 1,
+                    "{path} is {wide} px wide on a {screen} px screen"
+                );
+            }
+        }
+    }
+    // What the lists say, in words.
+    c.set_window_size(1280, 1000).await.unwrap();
+    c.goto(&format!("{base}/ui/peeringservers/")).await.unwrap();
+    let row = c
+        .find(Locator::Css("main table tbody tr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row.contains("gw1")
+            && row.contains("not registering")
+            && row.contains("127.0.0.21:5060 UDP")
+            && row.contains("carrier-a"),
+        "{row}"
+    );
+    c.goto(&format!("{base}/ui/peeringrules/")).await.unwrap();
+    let row = c
+        .find(Locator::Css("main table tbody tr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row.contains("starting 0043") && row.contains("carrier-a"),
+        "{row}"
+    );
+    c.clone().close().await.unwrap();
+}
+
 fn cookies(r: &reqwest::Response) -> String {
     r.headers()
         .get_all("set-cookie")

@@ -302,6 +302,10 @@ pub(super) async fn item_page(
                 );
                 continue;
             }
+            if name == "peeringservers" && k == "registration" {
+                fields.push(json!({"name": "Registration", "value": registration_text(&v), "link": null, "block": false}));
+                continue;
+            }
             if name == "pbxdevices" && k == "lines" {
                 let text = rel.lines_text(x);
                 fields.push(json!({"name": label(k), "value": text, "link": null, "block": false}));

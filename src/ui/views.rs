@@ -212,6 +212,12 @@ pub(super) fn heading(name: &str) -> String {
         "sipservers" => "SIP servers".into(),
         "hooks" => "Hooks".into(),
         "customercontacts" => "Contacts".into(),
+        "peeringservers" => "Trunks".into(),
+        "peeringgroups" => "Carriers".into(),
+        "peeringrules" => "Outbound routes".into(),
+        "pbxtenants" => "PBX tenants".into(),
+        "pbxringgroups" => "Ring groups".into(),
+        "pbxextensions" => "Extensions".into(),
         other => other.to_string(),
     }
 }
@@ -445,6 +451,151 @@ static HOOKS: &[Column] = &[
     },
 ];
 
+/// A trunk's registration on each SIP server, as people read it.
+pub(super) fn registration_text(t: &Value) -> String {
+    if t["peer_auth_register"] != json!(true) {
+        return "not registering".into();
+    }
+    let states: Vec<String> = t["registration"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let mut x = format!("{} on SIP server {}", s(r, "state"), s(r, "sipserver_id"));
+                    if let Some(d) = r["detail"].as_str().filter(|d| !d.is_empty()) {
+                        x.push_str(&format!(" ({d})"));
+                    }
+                    x
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if states.is_empty() {
+        "not yet known".into()
+    } else {
+        states.join("; ")
+    }
+}
+
+/// A reference's name when the page read it, else its id.
+fn named_ref(o: &Value, r: &Related, field: &'static str) -> String {
+    id(o, field)
+        .and_then(|g| r.names.get(&(field, g)).cloned())
+        .unwrap_or_else(|| s(o, field))
+}
+
+static TRUNKS: &[Column] = &[
+    Column {
+        title: "Trunk",
+        sort: Some("name"),
+        keep: true,
+        cell: |o, _| s(o, "name"),
+    },
+    Column {
+        title: "Registration",
+        sort: None,
+        keep: true,
+        cell: |o, _| registration_text(o),
+    },
+    Column {
+        title: "Gateway",
+        sort: None,
+        keep: false,
+        cell: |o, _| {
+            let proto = match o["transport"].as_i64() {
+                Some(2) => "TCP",
+                Some(3) => "TLS",
+                _ => "UDP",
+            };
+            format!("{}:{} {proto}", s(o, "ip"), s(o, "port"))
+        },
+    },
+    Column {
+        title: "Carrier",
+        sort: Some("group_id"),
+        keep: false,
+        cell: |o, r| named_ref(o, r, "group_id"),
+    },
+    Column {
+        title: "Enabled",
+        sort: None,
+        keep: false,
+        cell: |o, _| {
+            if o["enabled"] == json!(true) {
+                "yes"
+            } else {
+                "no"
+            }
+            .into()
+        },
+    },
+];
+
+static CARRIERS: &[Column] = &[
+    Column {
+        title: "Carrier",
+        sort: Some("name"),
+        keep: true,
+        cell: |o, _| s(o, "name"),
+    },
+    Column {
+        title: "Priority",
+        sort: Some("priority"),
+        keep: true,
+        cell: |o, _| s(o, "priority"),
+    },
+    Column {
+        title: "Description",
+        sort: None,
+        keep: false,
+        cell: |o, _| s(o, "description"),
+    },
+];
+
+static ROUTES: &[Column] = &[
+    Column {
+        title: "Called numbers",
+        sort: None,
+        keep: true,
+        cell: |o, _| {
+            let prefix = s(o, "callee_prefix");
+            let mut x = if prefix.is_empty() {
+                "any".to_string()
+            } else {
+                format!("starting {prefix}")
+            };
+            if let Some(p) = o["callee_pattern"].as_str().filter(|p| !p.is_empty()) {
+                x.push_str(&format!(", matching {p}"));
+            }
+            x
+        },
+    },
+    Column {
+        title: "Carrier",
+        sort: None,
+        keep: true,
+        cell: |o, r| named_ref(o, r, "group_id"),
+    },
+    Column {
+        title: "Callers",
+        sort: None,
+        keep: false,
+        cell: |o, _| {
+            o["caller_pattern"]
+                .as_str()
+                .filter(|p| !p.is_empty())
+                .unwrap_or("any")
+                .to_string()
+        },
+    },
+    Column {
+        title: "Description",
+        sort: None,
+        keep: false,
+        cell: |o, _| s(o, "description"),
+    },
+];
+
 /// The columns of a collection with a view of its own.
 pub(super) fn columns(name: &str) -> Option<&'static [Column]> {
     Some(match name {
@@ -453,6 +604,9 @@ pub(super) fn columns(name: &str) -> Option<&'static [Column]> {
         "pbxdevices" => DEVICES,
         "sipservers" => SIPSERVERS,
         "hooks" => HOOKS,
+        "peeringservers" => TRUNKS,
+        "peeringgroups" => CARRIERS,
+        "peeringrules" => ROUTES,
         _ => return None,
     })
 }
@@ -499,6 +653,7 @@ pub(super) async fn related(
         ("reseller_id", "resellers", "name"),
         ("profile_id", "pbxdeviceprofiles", "name"),
         ("home_server_id", "sipservers", "name"),
+        ("group_id", "peeringgroups", "name"),
     ] {
         if name == "subscribers" && field == "profile_id" {
             continue; // a subscriber's profile_id is a subscriber profile
@@ -787,6 +942,8 @@ pub(super) fn title(name: &str, id: i64, o: &Value, r: &Related) -> String {
         "pbxdevices" => format!("Device {}", s(o, "identifier")),
         "sipservers" | "hooks" => s(o, "name"),
         "pbxtenants" => format!("Tenant {}", s(o, "name")),
+        "peeringservers" => format!("Trunk {}", s(o, "name")),
+        "peeringgroups" => format!("Carrier {}", s(o, "name")),
         "pbxringgroups" => format!("Ring group {} ({})", s(o, "number"), s(o, "grouptype")),
         "pbxextensions" => format!("Extension {}", s(o, "extension")),
         "customercontacts" => contact_name(o),
