@@ -480,6 +480,13 @@ impl Tally {
         self.loads += 1;
         click(c, what).await;
     }
+    /// The login page, and the administrator logged in: one page, one submission, one page.
+    async fn login(&mut self, c: &Client, base: &str) {
+        self.goto(c, &format!("{base}/ui/login")).await;
+        fill_id(c, "login", "administrator").await;
+        fill_id(c, "password", ADMIN_PASS).await;
+        self.send(c, Locator::Css("main form button")).await;
+    }
     /// Types into the header's search box and presses Enter: one submission, one page.
     async fn search(&mut self, c: &Client, what: &str) {
         self.loads += 1;
@@ -542,20 +549,7 @@ async fn the_desk_finds_a_subscriber_by_number_and_locks_it() {
     let d = chromium().await;
     let c = &d.client;
     let mut n = Tally::default();
-    n.goto(c, &format!("{base}/ui/login")).await;
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .send_keys("administrator")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN_PASS)
-        .await
-        .unwrap();
-    n.send(c, Locator::Css("main form button")).await;
+    n.login(c, &base).await;
 
     // The number as a caller would read it out, with spaces.
     n.search(c, "+49 30 7000102").await;
@@ -750,10 +744,7 @@ async fn the_desk_creates_a_customer_with_three_subscribers() {
     let d = chromium().await;
     let c = &d.client;
     let mut n = Tally::default();
-    n.goto(c, &format!("{base}/ui/login")).await;
-    fill_id(c, "login", "administrator").await;
-    fill_id(c, "password", ADMIN_PASS).await;
-    n.send(c, Locator::Css("main form button")).await;
+    n.login(c, &base).await;
 
     // The contact.
     n.goto(c, &format!("{base}/ui/customercontacts/new")).await;
@@ -962,10 +953,7 @@ async fn the_desk_imports_a_csv_checked_first() {
     let d = chromium().await;
     let c = &d.client;
     let mut n = Tally::default();
-    n.goto(c, &format!("{base}/ui/login")).await;
-    fill_id(c, "login", "administrator").await;
-    fill_id(c, "password", ADMIN_PASS).await;
-    n.send(c, Locator::Css("main form button")).await;
+    n.login(c, &base).await;
     n.goto(c, &format!("{base}/ui/subscribers/")).await;
     n.follow(c, Locator::LinkText("Import CSV")).await;
     c.find(Locator::Id("f_file"))
@@ -1044,10 +1032,7 @@ async fn the_desk_sets_a_busy_forward_with_a_time_set() {
     let d = chromium().await;
     let c = &d.client;
     let mut n = Tally::default();
-    n.goto(c, &format!("{base}/ui/login")).await;
-    fill_id(c, "login", "administrator").await;
-    fill_id(c, "password", ADMIN_PASS).await;
-    n.send(c, Locator::Css("main form button")).await;
+    n.login(c, &base).await;
     n.goto(c, &format!("{base}/ui/subscribers/{sub}")).await;
     n.follow(c, Locator::LinkText("Call forwards")).await;
     fill_id(c, "f_cfb_dest_0", "+4312345678").await;
@@ -1172,10 +1157,7 @@ async fn the_desk_adds_a_phone_and_sees_its_first_fetch() {
     let d = chromium().await;
     let c = &d.client;
     let mut n = Tally::default();
-    n.goto(c, &format!("{base}/ui/login")).await;
-    fill_id(c, "login", "administrator").await;
-    fill_id(c, "password", ADMIN_PASS).await;
-    n.send(c, Locator::Css("main form button")).await;
+    n.login(c, &base).await;
     n.goto(c, &format!("{base}/ui/subscribers/{sub}")).await;
     n.follow(c, Locator::LinkText("Add phone")).await;
     let selected = |css: String| async move {
@@ -1331,10 +1313,7 @@ async fn the_desk_creates_a_ring_group_with_two_members() {
     let d = chromium().await;
     let c = &d.client;
     let mut n = Tally::default();
-    n.goto(c, &format!("{base}/ui/login")).await;
-    fill_id(c, "login", "administrator").await;
-    fill_id(c, "password", ADMIN_PASS).await;
-    n.send(c, Locator::Css("main form button")).await;
+    n.login(c, &base).await;
     n.goto(c, &format!("{base}/ui/pbxtenants/{tenant}")).await;
     let t = text(c).await;
     assert!(

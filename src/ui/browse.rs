@@ -268,12 +268,7 @@ pub(super) async fn item_page(
     )
     .await;
     if !s.is_success() {
-        let mut r = page(
-            "page.html",
-            json!({"user": user_ctx(u), "csrf": u.csrf, "title": format!("{name} {id}"), "error": text_of(&v["message"])}),
-        );
-        *r.status_mut() = s;
-        return r;
+        return refused_page(u, format!("{name} {id}"), s, &v);
     }
     let rel = related(app, &u.actor, peer, name, std::slice::from_ref(&v)).await;
     let mut fields = Vec::new();
@@ -444,6 +439,16 @@ pub(super) async fn item_page(
                "fields": fields, "can_update": c.update, "can_delete": c.delete, "extra": extra, "posts": posts,
                "sections": sections, "error": error, "flash": flash}),
     )
+}
+
+/// The page for an object the API would not show (absent, another reseller's): its answer.
+pub(super) fn refused_page(u: &User, title: String, s: StatusCode, v: &Value) -> Response {
+    let mut r = page(
+        "page.html",
+        json!({"user": user_ctx(u), "csrf": u.csrf, "title": title, "error": text_of(&v["message"])}),
+    );
+    *r.status_mut() = s;
+    r
 }
 
 /// The collection an `…_id` field points into.

@@ -371,12 +371,7 @@ async fn forwards_page(
     )
     .await;
     if !s.is_success() {
-        let mut r = page(
-            "page.html",
-            json!({"user": user_ctx(u), "csrf": u.csrf, "title": format!("subscriber {id}"), "error": text_of(&sub["message"])}),
-        );
-        *r.status_mut() = s;
-        return r;
+        return refused_page(u, format!("subscriber {id}"), s, &sub);
     }
     let (_, cur) = api(
         app,
