@@ -1136,6 +1136,25 @@ async fn the_desk_sets_a_busy_forward_with_a_time_set() {
         .await
         .unwrap();
     assert!(err.contains("soon"), "{err}");
+    // The busy forward removed (its days still ticked), an unconditional one typed with spaces.
+    fill_id(c, "f_cfb_dest_0", "").await;
+    fill_id(c, "f_cfb_timeout_0", "").await;
+    fill_id(c, "f_cfu_dest_0", "+43 1 2345679").await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    assert!(
+        text(c).await.contains("Call forwards saved."),
+        "{}",
+        text(c).await
+    );
+    let (_, v) = app.get(&format!("/api/callforwards/{sub}")).await;
+    assert_eq!(v["cfb"]["destinations"], json!([]), "{v}");
+    assert!(
+        v["cfu"]["destinations"][0]["destination"]
+            .as_str()
+            .is_some_and(|d| d.contains("4312345679")),
+        "{v}"
+    );
     c.clone().close().await.unwrap();
 }
 

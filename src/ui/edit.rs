@@ -489,8 +489,13 @@ pub(super) async fn update(
     }
     for f in changed.keys() {
         if !new.contains_key(f) && !errors.contains_key(f) && !is_secret(f) {
-            // Emptied: the value goes.
-            ops.push(json!({"op": "replace", "path": format!("/{f}"), "value": null}));
+            // Emptied: the value goes (a list becomes empty).
+            let kind = c.fields.iter().find(|(n, _)| n == f).map(|(_, k)| *k);
+            let none = match kind {
+                Some("lines" | "e164list") => json!([]),
+                _ => Value::Null,
+            };
+            ops.push(json!({"op": "replace", "path": format!("/{f}"), "value": none}));
         }
     }
     let (status, v) = if !errors.is_empty() {

@@ -134,10 +134,10 @@ fn from_week(w: &Week) -> Vec<Value> {
 }
 
 /// What the page compares and saves of one kind.
-fn block_of(cur: &Value) -> Value {
+fn block_of(cur: &Value, domain: &str) -> Value {
     json!({
         "destinations": cur["destinations"].as_array().cloned().unwrap_or_default().iter()
-            .map(|d| json!({"destination": shown_destination(&text_of(&d["destination"])), "timeout": d["timeout"], "priority": d["priority"]}))
+            .map(|d| json!({"destination": shown_destination(&text_of(&d["destination"]), domain), "timeout": d["timeout"]}))
             .collect::<Vec<_>>(),
         "times": cur["times"].as_array().cloned().unwrap_or_default().iter()
             .map(|t| Value::Object(t.as_object().cloned().unwrap_or_default().into_iter().filter(|(_, v)| !v.is_null() && v != "").collect()))
@@ -149,6 +149,7 @@ fn block_of(cur: &Value) -> Value {
 /// The form's sections from the forwards now (or from a refused post, `form`).
 fn sections(
     cur: &Value,
+    domain: &str,
     form: Option<&HashMap<String, String>>,
     errors: &HashMap<String, String>,
 ) -> Vec<Value> {
@@ -171,7 +172,7 @@ fn sections(
                     let d = dests.get(i);
                     json!({
                         "i": i,
-                        "destination": field(format!("{k}_dest_{i}"), d.map(|d| shown_destination(&text_of(&d["destination"]))).unwrap_or_default()),
+                        "destination": field(format!("{k}_dest_{i}"), d.map(|d| shown_destination(&text_of(&d["destination"]), domain)).unwrap_or_default()),
                         "timeout": field(format!("{k}_timeout_{i}"), d.map(|d| text_of(&d["timeout"])).unwrap_or_default()),
                     })
                 })
@@ -209,13 +210,28 @@ fn sections(
         .collect()
 }
 
-/// A destination as people type it: the number of a `sip:<number>@…` URI.
-fn shown_destination(d: &str) -> String {
+/// A destination as people type it: the number of a `sip:<number>@<the subscriber's domain>`
+/// URI (what the API makes of a typed number); any other destination as it is stored.
+fn shown_destination(d: &str, domain: &str) -> String {
     match d.strip_prefix("sip:").and_then(|r| r.split_once('@')) {
-        Some((user, _)) if !user.is_empty() && user.chars().all(|c| c.is_ascii_digit()) => {
+        Some((user, host))
+            if host.eq_ignore_ascii_case(domain)
+                && !user.is_empty()
+                && user.chars().all(|c| c.is_ascii_digit()) =>
+        {
             format!("+{user}")
         }
         _ => d.to_string(),
+    }
+}
+
+/// A typed destination: a number may be written with spaces (+43 1 234567).
+fn typed_destination(d: &str) -> String {
+    let d = d.trim();
+    if d.starts_with('+') || d.starts_with(|c: char| c.is_ascii_digit()) {
+        d.split_whitespace().collect()
+    } else {
+        d.to_string()
     }
 }
 
@@ -223,14 +239,20 @@ fn shown_destination(d: &str) -> String {
 fn posted_block(
     k: &str,
     cur: &Value,
+    domain: &str,
     form: &HashMap<String, String>,
 ) -> Result<Value, (String, String)> {
+    let now: Vec<Value> = cur[k]["destinations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut destinations = Vec::new();
     for i in 0.. {
         let Some(d) = form.get(&format!("{k}_dest_{i}")) else {
             break;
         };
-        let d = d.trim();
+        let d = typed_destination(d);
+        let d = d.as_str();
         let t = form
             .get(&format!("{k}_timeout_{i}"))
             .map(|t| t.trim())
@@ -251,11 +273,19 @@ fn posted_block(
                 }
             }
         };
-        destinations.push(
-            json!({"destination": d, "timeout": timeout, "priority": destinations.len() + 1}),
-        );
+        let mut dest = json!({"destination": d, "timeout": timeout});
+        // An announcement it had stays with it.
+        if let Some(a) = now
+            .iter()
+            .find(|x| shown_destination(&text_of(&x["destination"]), domain) == d)
+            .map(|x| &x["announcement_id"])
+            .filter(|a| !a.is_null())
+        {
+            dest["announcement_id"] = a.clone();
+        }
+        destinations.push(dest);
     }
-    let mut block = block_of(&cur[k]);
+    let mut block = block_of(&cur[k], domain);
     // The time windows: the page's days and hours, unless they were more than that and
     // the page left them alone.
     let week_now = as_week(
@@ -331,17 +361,31 @@ fn posted_block(
     Ok(block)
 }
 
-/// Whether a posted block differs from the forward now (an unset kind left unset does not).
-fn changed(k: &str, block: &Value, cur: &Value) -> bool {
+/// Whether a posted block differs from the forward now (an unset kind left unset does not;
+/// time windows are compared by what they mean when both are days and hours).
+fn changed(k: &str, block: &Value, cur: &Value, domain: &str) -> bool {
     let empty = |b: &Value| b["destinations"].as_array().is_none_or(Vec::is_empty);
     if empty(block) && empty(cur) {
         return false;
     }
-    let mut b = block.clone();
-    if let Some(o) = b.as_object_mut() {
-        o.remove("ringtimeout");
-    }
-    b != block_of(cur) || (k == "cft" && block["ringtimeout"] != cur["ringtimeout"])
+    let now = block_of(cur, domain);
+    let plain = |b: &Value| {
+        let dests: Vec<Value> = b["destinations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| json!([d["destination"], d["timeout"]]))
+            .collect();
+        (dests, b["enabled"].clone())
+    };
+    let times = |b: &Value| b["times"].as_array().cloned().unwrap_or_default();
+    let same_times = match (as_week(&times(block)), as_week(&times(&now))) {
+        (Some(a), Some(b)) => a == b,
+        _ => times(block) == times(&now),
+    };
+    plain(block) != plain(&now)
+        || !same_times
+        || (k == "cft" && block["ringtimeout"] != cur["ringtimeout"])
 }
 
 /// What a forwards page shows beyond the forwards now: a refused post's values and errors,
@@ -386,7 +430,7 @@ async fn forwards_page(
         "forwards.html",
         json!({"user": user_ctx(u), "csrf": u.csrf, "id": id,
                "title": format!("Call forwards of {}@{}", text_of(&sub["username"]), text_of(&sub["domain"])),
-               "sections": sections(&cur, said.form, &said.errors), "error": said.error, "flash": said.flash}),
+               "sections": sections(&cur, &text_of(&sub["domain"]), said.form, &said.errors), "error": said.error, "flash": said.flash}),
     )
 }
 
@@ -422,6 +466,19 @@ pub(super) async fn save_forwards(
         return (StatusCode::NOT_FOUND, "only subscribers have call forwards").into_response();
     }
     let id: i64 = id.parse().unwrap_or(0);
+    let (s, sub) = api(
+        &app,
+        &u.actor,
+        peer,
+        Method::GET,
+        &format!("/api/subscribers/{id}"),
+        None,
+    )
+    .await;
+    if !s.is_success() {
+        return refused_page(&u, format!("subscriber {id}"), s, &sub);
+    }
+    let domain = text_of(&sub["domain"]);
     let (s, cur) = api(
         &app,
         &u.actor,
@@ -437,16 +494,22 @@ pub(super) async fn save_forwards(
     let mut ops = Vec::new();
     let mut errors = HashMap::new();
     for (k, _) in KINDS {
-        match posted_block(k, &cur, &form) {
-            Ok(block) if changed(k, &block, &cur[k]) => {
-                // Conditions the page does not show stay as they are.
-                let mut full = block;
-                for keep in ["sources", "sources_mode", "bnumbers", "bnumbers_mode"] {
-                    if let Some(v) = cur[k].get(keep) {
-                        full[keep] = v.clone();
+        match posted_block(k, &cur, &domain, &form) {
+            Ok(block) if changed(k, &block, &cur[k], &domain) => {
+                let value = if block["destinations"].as_array().is_none_or(Vec::is_empty) {
+                    // Removed: no destinations, and so no conditions either.
+                    json!({"destinations": []})
+                } else {
+                    // Conditions the page does not show stay as they are.
+                    let mut full = block;
+                    for keep in ["sources", "sources_mode", "bnumbers", "bnumbers_mode"] {
+                        if let Some(v) = cur[k].get(keep) {
+                            full[keep] = v.clone();
+                        }
                     }
-                }
-                ops.push(json!({"op": "replace", "path": format!("/{k}"), "value": full}));
+                    full
+                };
+                ops.push(json!({"op": "replace", "path": format!("/{k}"), "value": value}));
             }
             Ok(_) => {}
             Err((field, msg)) => {

@@ -1252,7 +1252,8 @@ pub(super) fn fold_numbers(fields: &[(String, &'static str)], form: &mut HashMap
             "members" => {
                 let rows: Vec<String> = (0..)
                     .map_while(|i| form.get(&format!("{f}.{i}")))
-                    .map(|v| v.trim().to_string())
+                    // One member per row: a number typed with spaces is one number.
+                    .map(|v| v.split_whitespace().collect::<String>())
                     .filter(|v| !v.is_empty())
                     .collect();
                 if form.contains_key(&format!("{f}.0")) {
