@@ -533,6 +533,14 @@ async fn etags_guard_concurrent_writers_and_options_tell_what_is_allowed(app: Te
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    // A header that holds no entity tag is malformed, not a failed precondition.
+    for bad in ["", "abc", "W/abc"] {
+        assert_eq!(
+            patch(bad).send().await.unwrap().status(),
+            StatusCode::BAD_REQUEST,
+            "If-Match: {bad:?}"
+        );
+    }
     let r = app
         .req(Method::OPTIONS, "/api/subscribers/")
         .send()

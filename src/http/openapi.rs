@@ -634,8 +634,8 @@ fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value)
         vec![id()], responses(vec![("200", hal_ok("the runtime"))]),
         &[("404", "no such extension (or another reseller's)"), ("415", "not JSON"), ("422", "a bad number, naming cfim, cfbs or ringdelay")]);
     rt["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": {
-        "cfim": { "type": ["string", "null"], "description": "+ and digits; an extension number of the tenant means that extension" },
-        "cfbs": { "type": ["string", "null"] }, "ringdelay": { "type": ["integer", "null"] } } } } } });
+        "cfim": { "type": ["string", "integer", "null"], "minimum": 0, "description": "+ and digits (an integer is taken as its digits); an extension number of the tenant means that extension; empty or null clears it" },
+        "cfbs": { "type": ["string", "integer", "null"], "minimum": 0 }, "ringdelay": { "type": ["integer", "null"] } } } } } });
     add("/api/pbxextensions/{id}/runtime", "put", rt);
     add("/api/pbxextensions/{id}/runtime", "get", op("pbxextensions", "get_extension_runtime".into(),
         "An extension's cfim, cfbs and ringdelay (its subscriber's cfu, cfb and ringtimeout) and its live registrations".into(),

@@ -80,10 +80,21 @@ fn etag<R: Resource>(app: &App, repr: &R::Repr) -> String {
 
 fn check_if_match(headers: &HeaderMap, current: &str) -> Result<()> {
     if let Some(v) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
-        let ok = v
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t == current || t.trim_start_matches("W/") == current);
+        // `*` or entity tags ("…", W/"…"): anything else is a malformed header, not a
+        // precondition that failed.
+        let tags: Vec<&str> = v.split(',').map(str::trim).collect();
+        let well_formed = |t: &str| {
+            let t = t.strip_prefix("W/").unwrap_or(t);
+            t == "*" || (t.len() >= 2 && t.starts_with('"') && t.ends_with('"'))
+        };
+        if !tags.iter().all(|t| well_formed(t)) {
+            return Err(Error::BadRequest(
+                "If-Match: give * or the ETag of a GET (a quoted entity tag)".into(),
+            ));
+        }
+        let ok = tags
+            .iter()
+            .any(|t| *t == "*" || *t == current || t.trim_start_matches("W/") == current);
         if !ok {
             return Err(Error::PreconditionFailed(
                 "If-Match does not match the current ETag; reload and retry".into(),
