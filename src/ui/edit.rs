@@ -88,6 +88,22 @@ pub(super) fn form_json(
     m
 }
 
+/// (value, label) pairs as a template's options.
+fn options(list: Vec<(String, String)>) -> Value {
+    list.into_iter()
+        .map(|(v, l)| json!({"value": v, "label": l}))
+        .collect()
+}
+
+/// A value the list does not hold (another reseller's, one made since) stays, shown as
+/// `label`.
+fn keep_value(list: &mut Vec<(String, String)>, value: String, label: impl FnOnce(&str) -> String) {
+    if !value.is_empty() && !list.iter().any(|(v, _)| *v == value) {
+        let l = label(&value);
+        list.push((value, l));
+    }
+}
+
 /// A form page: the fields as [`form_fields`] made them, with the choices of the fields that
 /// pick from a list ([`widget`]) read now; `error` at the top ([`top_message`]).
 #[allow(clippy::too_many_arguments)]
@@ -108,7 +124,7 @@ pub(super) async fn form_page(
         .iter()
         .find(|f| f["name"] == "tenant_id")
         .and_then(|f| text_of(&f["value"]).parse::<i64>().ok());
-    let mut dests: Option<Vec<Value>> = None;
+    let mut dests: Option<Value> = None;
     if let Some(t) = tenant.filter(|_| {
         fields.iter().any(|f| {
             f["kind"] == "members"
@@ -118,13 +134,7 @@ pub(super) async fn form_page(
                 )
         })
     }) {
-        dests = Some(
-            destinations(app, &u.actor, peer, t)
-                .await
-                .into_iter()
-                .map(|(v, l)| json!({"value": v, "label": l}))
-                .collect(),
-        );
+        dests = Some(options(destinations(app, &u.actor, peer, t).await));
     }
     for f in &mut fields {
         let name = text_of(&f["name"]);
@@ -136,21 +146,19 @@ pub(super) async fn form_page(
                 );
             }
             f["subscribers"] = json!(read["subscribers"].clone().map(|mut l| {
-                // A line's subscriber the list does not hold stays (shown by its id).
                 for r in f["rows"].as_array().into_iter().flatten() {
-                    let s = text_of(&r["subscriber_id"]);
-                    if !s.is_empty() && !l.iter().any(|(v, _)| *v == s) {
-                        l.push((s.clone(), format!("subscriber {s}")));
-                    }
+                    keep_value(&mut l, text_of(&r["subscriber_id"]), |s| {
+                        format!("subscriber {s}")
+                    });
                 }
-                l.into_iter()
-                    .map(|(v, l)| json!({"value": v, "label": l}))
-                    .collect::<Vec<_>>()
+                options(l)
             }));
-            f["line_types"] = LINE_TYPES
-                .iter()
-                .map(|(v, l)| json!({"value": v, "label": l}))
-                .collect();
+            f["line_types"] = options(
+                LINE_TYPES
+                    .iter()
+                    .map(|(v, l)| (v.to_string(), l.to_string()))
+                    .collect(),
+            );
         }
         let choices: Option<Vec<(String, String)>> = match widget(c.name, &name) {
             Some(Widget::Choice(list)) => Some(
@@ -164,25 +172,14 @@ pub(super) async fn form_page(
                 }
                 read[coll].clone()
             }
-            Some(Widget::Destination) => {
-                f["datalist"] = json!(dests.clone().unwrap_or_default());
-                None
-            }
-            None => None,
+            Some(Widget::Destination) | None => None,
         };
-        if f["kind"] == "members" {
-            f["datalist"] = json!(dests.clone().unwrap_or_default());
+        if f["kind"] == "members" || matches!(widget(c.name, &name), Some(Widget::Destination)) {
+            f["datalist"] = dests.clone().unwrap_or_else(|| json!([]));
         }
         if let Some(mut list) = choices {
-            // A value the list does not hold (another reseller's, one made since) stays.
-            let now = text_of(&f["value"]);
-            if !now.is_empty() && !list.iter().any(|(v, _)| *v == now) {
-                list.push((now.clone(), now));
-            }
-            f["options"] = list
-                .into_iter()
-                .map(|(v, l)| json!({"value": v, "label": l}))
-                .collect();
+            keep_value(&mut list, text_of(&f["value"]), str::to_string);
+            f["options"] = options(list);
         }
     }
     page(
@@ -207,8 +204,11 @@ pub(super) async fn new_form(
     };
     // What a link fills in (a customer's "Add subscriber"): references only, never a URL
     // or a text someone else chose.
-    let q_lines = q.clone().unwrap_or_default();
-    let given: Map<String, Value> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+    let query: Vec<(String, String)> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let mut given: Map<String, Value> = query
+        .iter()
         .filter(|(k, v)| {
             k.ends_with("_id")
                 && v.parse::<i64>().is_ok()
@@ -216,13 +216,13 @@ pub(super) async fn new_form(
                     .iter()
                     .any(|(f, kind)| f == k && *kind == "integer")
         })
-        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    let mut given = given;
     // A phone added from a subscriber's page: its first line is that subscriber.
     if let (true, Some(sub)) = (
         c.fields.iter().any(|(f, k)| f == "lines" && *k == "lines"),
-        form_urlencoded::parse(q_lines.as_bytes())
+        query
+            .iter()
             .find(|(k, _)| k == "line_subscriber_id")
             .and_then(|(_, v)| v.parse::<i64>().ok()),
     ) {

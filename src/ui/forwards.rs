@@ -398,25 +398,26 @@ struct Said<'a> {
     flash: Option<String>,
 }
 
+/// The subscriber whose forwards a page is about, or the page saying it cannot be seen.
+async fn subscriber(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> Result<Value, Response> {
+    let uri = format!("/api/subscribers/{id}");
+    let (s, sub) = api(app, &u.actor, peer, Method::GET, &uri, None).await;
+    if s.is_success() {
+        Ok(sub)
+    } else {
+        Err(refused_page(u, format!("subscriber {id}"), s, &sub))
+    }
+}
+
+/// The forwards page of `sub` (as [`subscriber`] read it), with its forwards read now.
 async fn forwards_page(
     app: &UiState,
     u: &User,
     peer: SocketAddr,
     id: i64,
+    sub: &Value,
     said: Said<'_>,
 ) -> Response {
-    let (s, sub) = api(
-        app,
-        &u.actor,
-        peer,
-        Method::GET,
-        &format!("/api/subscribers/{id}"),
-        None,
-    )
-    .await;
-    if !s.is_success() {
-        return refused_page(u, format!("subscriber {id}"), s, &sub);
-    }
     let (_, cur) = api(
         app,
         &u.actor,
@@ -448,7 +449,10 @@ pub(super) async fn forwards_form(
         return (StatusCode::NOT_FOUND, "only subscribers have call forwards").into_response();
     }
     let id: i64 = id.parse().unwrap_or(0);
-    forwards_page(&app, &u, peer, id, Said::default()).await
+    match subscriber(&app, &u, peer, id).await {
+        Ok(sub) => forwards_page(&app, &u, peer, id, &sub, Said::default()).await,
+        Err(r) => r,
+    }
 }
 
 pub(super) async fn save_forwards(
@@ -466,18 +470,10 @@ pub(super) async fn save_forwards(
         return (StatusCode::NOT_FOUND, "only subscribers have call forwards").into_response();
     }
     let id: i64 = id.parse().unwrap_or(0);
-    let (s, sub) = api(
-        &app,
-        &u.actor,
-        peer,
-        Method::GET,
-        &format!("/api/subscribers/{id}"),
-        None,
-    )
-    .await;
-    if !s.is_success() {
-        return refused_page(&u, format!("subscriber {id}"), s, &sub);
-    }
+    let sub = match subscriber(&app, &u, peer, id).await {
+        Ok(sub) => sub,
+        Err(r) => return r,
+    };
     let domain = text_of(&sub["domain"]);
     let (s, cur) = api(
         &app,
@@ -523,6 +519,7 @@ pub(super) async fn save_forwards(
             &u,
             peer,
             id,
+            &sub,
             Said {
                 flash: Some("Nothing changed.".into()),
                 ..Default::default()
@@ -549,6 +546,7 @@ pub(super) async fn save_forwards(
             &u,
             peer,
             id,
+            &sub,
             Said {
                 flash: Some("Call forwards saved.".into()),
                 ..Default::default()
@@ -568,6 +566,7 @@ pub(super) async fn save_forwards(
         &u,
         peer,
         id,
+        &sub,
         Said {
             form: Some(&form),
             errors,

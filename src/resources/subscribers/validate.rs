@@ -173,7 +173,8 @@ pub(super) async fn validate(
         // Its customer's problem is noted already.
         (_, None) => None,
         _ => {
-            if !p_names_domain(&p) {
+            // Unless the domain's own name or id was refused already.
+            if !p.names("domain") && !p.names("domain_id") {
                 let field = if i.domain.is_some() {
                     "domain"
                 } else {
@@ -248,6 +249,7 @@ pub(super) async fn validate(
     let external_id = p.check(model::text("external_id", i.external_id, 255))?;
     let display_name = p.check(model::text("display_name", i.display_name, 255))?;
     let email = p.check(model::email("email", i.email))?;
+    p.finish()?;
     let (
         Some(customer),
         Some(domain),
@@ -266,12 +268,10 @@ pub(super) async fn validate(
         email,
     )
     else {
-        p.finish()?;
         return Err(Error::internal(anyhow::anyhow!(
             "a subscriber check failed without saying why"
         )));
     };
-    p.finish()?;
     let webpassword_hash = match (webpassword.flatten(), old) {
         (None, Some(o)) => o.webpassword_hash.clone(),
         (None, None) | (Some(None), _) => None,
@@ -359,11 +359,6 @@ pub(super) async fn validate(
         terminate: effective == SubscriberStatus::Terminated,
         generated_password,
     })
-}
-
-/// Whether a domain problem is noted already (the domain's own name was not valid).
-fn p_names_domain(p: &Problems) -> bool {
-    p.names("domain") || p.names("domain_id")
 }
 
 /// A subscriber's contact: a live customer contact of the subscriber's reseller.
