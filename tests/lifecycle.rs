@@ -534,6 +534,20 @@ async fn etags_guard_concurrent_writers_and_options_tell_what_is_allowed(app: Te
         .unwrap();
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
     // A header that holds no entity tag is malformed, not a failed precondition.
+    let obs_text = reqwest::header::HeaderValue::from_bytes(b"\"tag\xe9\"").unwrap();
+    let r = app
+        .req(Method::PATCH, &path)
+        .header("Content-Type", "application/json-patch+json")
+        .header("If-Match", obs_text)
+        .body(json!([{ "op": "replace", "path": "/display_name", "value": "x" }]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "If-Match with a non-ASCII byte"
+    );
     for bad in ["", "abc", "W/abc"] {
         assert_eq!(
             patch(bad).send().await.unwrap().status(),

@@ -79,7 +79,10 @@ fn etag<R: Resource>(app: &App, repr: &R::Repr) -> String {
 }
 
 fn check_if_match(headers: &HeaderMap, current: &str) -> Result<()> {
-    if let Some(v) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers.get(header::IF_MATCH) {
+        // Bytes that are not visible ASCII hold no entity tag either (and must not make the
+        // header count as absent).
+        let v = v.to_str().unwrap_or("\u{0}");
         // `*` or entity tags ("…", W/"…"): anything else is a malformed header, not a
         // precondition that failed.
         let tags: Vec<&str> = v.split(',').map(str::trim).collect();
