@@ -100,8 +100,12 @@ impl Error {
                         at = at.and_then(|v| v.get(i));
                     }
                 }
+                // A secret is never echoed (answers end up in clients' logs).
+                let last = field.rsplit('.').next().unwrap_or("");
+                let secret = ["pass", "secret", "token"].iter().any(|w| last.contains(w));
                 let input = match at {
                     None | Some(serde_json::Value::Null) => String::new(),
+                    Some(_) if secret => "********".into(),
                     Some(serde_json::Value::String(s)) => s.chars().take(100).collect(),
                     Some(v) => v.to_string().chars().take(100).collect(),
                 };
@@ -327,6 +331,12 @@ impl Problems {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The value of a check, or a stand-in (its type's default) with its problems noted: the
+    /// stand-in is never used, as [`Problems::finish`] then fails.
+    pub fn value<T: Default>(&mut self, r: Result<T>) -> Result<T> {
+        Ok(self.check(r)?.unwrap_or_default())
     }
 
     pub fn note(&mut self, field: impl Into<String>, message: impl Into<String>) {

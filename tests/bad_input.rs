@@ -105,6 +105,100 @@ async fn bad_input_is_refused_clearly_and_writes_nothing(app: TestApp) {
 }
 both!(bad_input_is_refused_clearly_and_writes_nothing);
 
+/// The forms' resources name every wrong field of a request at once, each once, whether the
+/// fields are of the wrong type (read before any rule) or break a rule; nothing is written.
+async fn three_wrong_fields_are_named_at_once(app: TestApp) {
+    let f = app.fixture().await;
+    let contract = app.contract("sippeering").await;
+    let carrier = app
+        .create(
+            "/api/peeringgroups/",
+            json!({ "contract_id": contract, "name": "named-at-once" }),
+        )
+        .await;
+    let pbx = app
+        .create(
+            "/api/customers/",
+            json!({ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id,
+                    "type": "pbxaccount", "status": "active" }),
+        )
+        .await;
+    let tenant = app
+        .create(
+            "/api/pbxtenants/",
+            json!({ "customer_id": pbx, "name": "atonce", "description": "x", "domain": f.domain }),
+        )
+        .await;
+    app.create(
+        "/api/pbxextensions/",
+        json!({ "tenant_id": tenant, "extension": "201", "type": "unprovisioned" }),
+    )
+    .await;
+    let before = app.journal_count().await;
+    let cases = [
+        (
+            "/api/customers/",
+            json!({ "contact_id": 999_999, "billing_profile_id": 999_999, "max_subscribers": -1 }),
+            vec!["contact_id", "billing_profile_id", "max_subscribers"],
+        ),
+        (
+            "/api/peeringgroups/",
+            json!({ "contract_id": 999_999, "name": "", "priority": 12 }),
+            vec!["contract_id", "name", "priority"],
+        ),
+        (
+            "/api/peeringservers/",
+            json!({ "group_id": carrier, "name": "", "ip": "not an address", "port": 70000 }),
+            vec!["name", "ip", "port"],
+        ),
+        (
+            "/api/peeringrules/",
+            json!({ "group_id": carrier, "callee_prefix": "4x", "callee_pattern": "(",
+                    "description": "a\u{1}b" }),
+            vec!["callee_prefix", "callee_pattern", "description"],
+        ),
+        (
+            "/api/pbxringgroups/",
+            json!({ "tenant_id": tenant, "number": "1", "grouptype": "Circle", "out": "201",
+                    "outcome": "201", "ringdelay": 9999 }),
+            vec!["number", "grouptype", "ringdelay"],
+        ),
+        (
+            "/api/customercontacts/",
+            json!({ "reseller_id": 1, "firstname": "a\u{1}", "email": "nobody", "city": "x\u{2}" }),
+            vec!["firstname", "email", "city"],
+        ),
+        (
+            "/api/pbxdevices/",
+            json!({ "identifier": "zz", "customer_id": 999_999, "model_id": 999_999, "lines": [] }),
+            vec!["identifier", "customer_id", "model_id"],
+        ),
+        // Wrong types: each named, though none of the rules could be asked.
+        (
+            "/api/peeringservers/",
+            json!({ "group_id": carrier, "name": "t", "ip": "192.0.2.1", "port": "x",
+                    "weight": [1], "enabled": "maybe" }),
+            vec!["enabled", "port", "weight"],
+        ),
+    ];
+    for (path, body, want) in cases {
+        let (s, v) = app.post(path, body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {v}");
+        let mut got: Vec<&str> = v["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: an errors list: {v}"))
+            .iter()
+            .map(|e| e["field"].as_str().unwrap_or(""))
+            .collect();
+        got.sort_unstable();
+        let mut want = want;
+        want.sort_unstable();
+        assert_eq!(got, want, "{path} {body}: each wrong field once: {v}");
+    }
+    assert_eq!(app.journal_count().await, before, "nothing was written");
+}
+both!(three_wrong_fields_are_named_at_once);
+
 #[test]
 fn an_unknown_database_url_is_refused_at_start() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxprov"))

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::resellers::check_reseller;
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Problems, Result};
 use crate::model::{self, Actor};
 use crate::resources::{Created, ListQuery, Resource};
 use crate::store::contacts::{save, Contact, ContactFields, CONTACT_COLS};
@@ -45,25 +45,48 @@ pub struct ContactInput {
 }
 
 fn fields(i: ContactInput, reseller_id: Option<i64>) -> Result<ContactFields> {
-    let t = |f: &str, v: Option<String>| model::text(f, v, 255);
-    let f = ContactFields {
-        reseller_id,
-        firstname: t("firstname", i.firstname)?,
-        lastname: t("lastname", i.lastname)?,
-        email: model::email("email", i.email)?,
-        company: t("company", i.company)?,
-        street: t("street", i.street)?,
-        postcode: t("postcode", i.postcode)?,
-        city: t("city", i.city)?,
-        country: t("country", i.country)?,
-        phonenumber: t("phonenumber", i.phonenumber)?,
-        mobilenumber: t("mobilenumber", i.mobilenumber)?,
-        external_id: t("external_id", i.external_id)?,
+    // Every field's problem at once.
+    let mut p = Problems::default();
+    let mut t = |f: &str, v: Option<String>| p.value(model::text(f, v, 255));
+    let (firstname, lastname, company) = (
+        t("firstname", i.firstname)?,
+        t("lastname", i.lastname)?,
+        t("company", i.company)?,
+    );
+    let (street, postcode, city, country) = (
+        t("street", i.street)?,
+        t("postcode", i.postcode)?,
+        t("city", i.city)?,
+        t("country", i.country)?,
+    );
+    let (phonenumber, mobilenumber, external_id) = (
+        t("phonenumber", i.phonenumber)?,
+        t("mobilenumber", i.mobilenumber)?,
+        t("external_id", i.external_id)?,
+    );
+    let email = match p.check(model::email("email", i.email))? {
+        Some(Some(e)) => Some(e),
+        Some(None) => {
+            p.note("email", "is required");
+            None
+        }
+        None => None,
     };
-    if f.email.is_none() {
-        return Err(Error::invalid("email", "is required"));
-    }
-    Ok(f)
+    p.finish()?;
+    Ok(ContactFields {
+        reseller_id,
+        firstname,
+        lastname,
+        email,
+        company,
+        street,
+        postcode,
+        city,
+        country,
+        phonenumber,
+        mobilenumber,
+        external_id,
+    })
 }
 
 /// A system contact belongs to no reseller: a `reseller_id` sent for one is ignored (NGCP's

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::subscribers;
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Problems, Result};
 use crate::model::{self, Actor, CustomerStatus, CustomerType};
 use crate::resources::{Created, ListQuery, Resource};
 use crate::store::contacts::{Contact, CONTACT_COLS};
@@ -43,18 +43,21 @@ pub struct CustomerInput {
 }
 
 async fn validate(c: &mut Conn, actor: &Actor, i: CustomerInput) -> Result<CustomerFields> {
+    // Every field's problem is gathered, so that one answer names them all.
+    let mut p = Problems::default();
     let contact: Option<Contact> = get_as(c, CONTACT_COLS, "contacts", i.contact_id, false).await?;
     let live = contact.filter(|ct| ct.status != "terminated");
     let reseller_id = match live.and_then(|ct| ct.reseller_id) {
-        Some(r) if actor.scope().is_none_or(|s| s == r) => r,
+        Some(r) if actor.scope().is_none_or(|s| s == r) => Some(r),
         _ => {
-            return Err(Error::invalid(
+            p.note(
                 "contact_id",
                 format!(
                     "The contact_id is not a valid ngcp:customercontacts item: customer contact {} does not exist",
                     i.contact_id
                 ),
-            ))
+            );
+            None
         }
     };
     let bp: Option<BillingProfile> = get_as(
@@ -65,31 +68,43 @@ async fn validate(c: &mut Conn, actor: &Actor, i: CustomerInput) -> Result<Custo
         false,
     )
     .await?;
-    if bp.is_none_or(|b| b.reseller_id != reseller_id || b.status == "terminated") {
-        return Err(Error::invalid(
+    // A profile is checked against the contact's reseller (when the contact is good).
+    if bp
+        .is_none_or(|b| reseller_id.is_some_and(|r| b.reseller_id != r) || b.status == "terminated")
+    {
+        p.note(
             "billing_profile_id",
             format!(
                 "Invalid 'billing_profile_id': billing profile {} does not exist for this customer's reseller",
                 i.billing_profile_id
             ),
-        ));
+        );
     }
-    if let Some(m) = i.max_subscribers {
-        if m < 0 {
-            return Err(Error::invalid("max_subscribers", "must not be negative"));
-        }
+    if i.max_subscribers.is_some_and(|m| m < 0) {
+        p.note("max_subscribers", "must not be negative");
     }
+    let kind = p.check(CustomerType::parse(
+        "type",
+        i.kind.as_deref().unwrap_or("sipaccount"),
+    ))?;
+    let status = p.check(CustomerStatus::parse(
+        "status",
+        i.status.as_deref().unwrap_or("active"),
+    ))?;
+    let external_id = p.value(model::text("external_id", i.external_id, 255))?;
+    p.finish()?;
+    let (Some(reseller_id), Some(kind), Some(status)) = (reseller_id, kind, status) else {
+        return Err(Error::internal(anyhow::anyhow!(
+            "a customer check failed without saying why"
+        )));
+    };
     Ok(CustomerFields {
         reseller_id,
         contact_id: i.contact_id,
         billing_profile_id: i.billing_profile_id,
-        kind: CustomerType::parse("type", i.kind.as_deref().unwrap_or("sipaccount"))?
-            .as_str()
-            .into(),
-        status: CustomerStatus::parse("status", i.status.as_deref().unwrap_or("active"))?
-            .as_str()
-            .into(),
-        external_id: model::text("external_id", i.external_id, 255)?,
+        kind: kind.as_str().into(),
+        status: status.as_str().into(),
+        external_id,
         max_subscribers: i.max_subscribers,
     })
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Problems, Result};
 use crate::model::{self, Actor};
 use crate::resources::{Created, ListQuery, Resource};
 use crate::store::peering::{
@@ -113,6 +113,7 @@ pub struct PeeringGroupInput {
 }
 
 async fn group_cols(c: &mut Conn, i: PeeringGroupInput) -> Result<Vec<(&'static str, Arg)>> {
+    let mut p = Problems::default();
     if !exists(
         c,
         "contracts",
@@ -121,32 +122,29 @@ async fn group_cols(c: &mut Conn, i: PeeringGroupInput) -> Result<Vec<(&'static 
     )
     .await?
     {
-        return Err(Error::invalid(
+        p.note(
             "contract_id",
             format!(
                 "Invalid 'contract_id': contract {} does not exist",
                 i.contract_id
             ),
-        ));
+        );
     }
     if i.time_set_id.is_some() {
-        return Err(Error::invalid(
+        p.note(
             "time_set_id",
             "time sets for peering groups are not supported yet: leave it null",
-        ));
+        );
     }
-    let name = model::non_empty("name", i.name, 127)?;
+    let name = p.value(model::non_empty("name", i.name, 127))?;
+    let priority = p.value(bounded("priority", i.priority.unwrap_or(1), 1, 9))?;
+    let description = p.value(short("description", i.description, 255))?;
+    p.finish()?;
     Ok(vec![
         ("contract_id", Arg::Int(i.contract_id)),
         ("name", Arg::Text(name)),
-        (
-            "priority",
-            Arg::Int(bounded("priority", i.priority.unwrap_or(1), 1, 9)?),
-        ),
-        (
-            "description",
-            Arg::opt_text(short("description", i.description, 255)?),
-        ),
+        ("priority", Arg::Int(priority)),
+        ("description", Arg::opt_text(description)),
     ])
 }
 
@@ -376,67 +374,67 @@ async fn server_cols(
     app: &App,
     i: PeeringServerInput,
 ) -> Result<Vec<(&'static str, Arg)>> {
-    group_exists(c, i.group_id).await?;
-    let name = model::non_empty("name", i.name, 64)?;
-    let ip: std::net::IpAddr = i.ip.trim().parse().map_err(|_| {
-        Error::invalid(
-            "ip",
-            format!(
-                "'{}' is not an IPv4 or IPv6 address",
-                i.ip.chars().take(60).collect::<String>()
-            ),
-        )
-    })?;
+    // Every field's problem is gathered, so that one answer names them all.
+    let mut p = Problems::default();
+    p.check(group_exists(c, i.group_id).await)?;
+    let name = p.value(model::non_empty("name", i.name, 64))?;
+    let ip = p.value(
+        i.ip.trim()
+            .parse::<std::net::IpAddr>()
+            .map(|a| a.to_string())
+            .map_err(|_| {
+                Error::invalid(
+                    "ip",
+                    format!(
+                        "'{}' is not an IPv4 or IPv6 address",
+                        i.ip.chars().take(60).collect::<String>()
+                    ),
+                )
+            }),
+    )?;
     let host = match i.host.filter(|h| !h.trim().is_empty()) {
-        Some(h) => Some(model::domain_name("host", h.trim())?),
+        Some(h) => p.check(model::domain_name("host", h.trim()))?,
         None => None,
     };
     if let Some(set) = i.rewrite_rule_set_id {
         if !exists(c, "rewrite_rule_sets", "id = $1", set).await? {
-            return Err(Error::invalid(
+            p.note(
                 "rewrite_rule_set_id",
                 format!("Invalid 'rewrite_rule_set_id': rewrite rule set {set} does not exist"),
-            ));
+            );
         }
     }
     let register = i.peer_auth_register.unwrap_or(false);
-    let user = sip_token("peer_auth_user", i.peer_auth_user)?;
-    let realm = sip_token("peer_auth_realm", i.peer_auth_realm)?;
-    let pass = short("peer_auth_pass", i.peer_auth_pass, 64)?;
-    if register && user.is_none() {
-        return Err(Error::invalid(
+    let user = p.value(sip_token("peer_auth_user", i.peer_auth_user))?;
+    let realm = p.value(sip_token("peer_auth_realm", i.peer_auth_realm))?;
+    let pass = p.value(short("peer_auth_pass", i.peer_auth_pass, 64))?;
+    if register && user.is_none() && !p.names("peer_auth_user") {
+        p.note(
             "peer_auth_user",
             "is required when peer_auth_register is true",
-        ));
+        );
     }
-    if register && pass.is_none() {
-        return Err(Error::invalid(
+    if register && pass.is_none() && !p.names("peer_auth_pass") {
+        p.note(
             "peer_auth_pass",
             "is required when peer_auth_register is true",
-        ));
+        );
     }
+    let port = p.value(bounded("port", i.port.unwrap_or(5060), 1, 65535))?;
+    let transport = p.value(bounded("transport", i.transport.unwrap_or(1), 1, 3))?;
+    let weight = p.value(bounded("weight", i.weight.unwrap_or(1), 1, 254))?;
+    let via_route = p.value(short("via_route", i.via_route, 255))?;
+    p.finish()?;
     let pass_enc = pass.map(|p| app.cipher.encrypt(&p)).transpose()?;
     Ok(vec![
         ("group_id", Arg::Int(i.group_id)),
         ("name", Arg::Text(name)),
-        ("ip", Arg::Text(ip.to_string())),
+        ("ip", Arg::Text(ip)),
         ("host", Arg::opt_text(host)),
-        (
-            "port",
-            Arg::Int(bounded("port", i.port.unwrap_or(5060), 1, 65535)?),
-        ),
-        (
-            "transport",
-            Arg::Int(bounded("transport", i.transport.unwrap_or(1), 1, 3)?),
-        ),
-        (
-            "weight",
-            Arg::Int(bounded("weight", i.weight.unwrap_or(1), 1, 254)?),
-        ),
-        (
-            "via_route",
-            Arg::opt_text(short("via_route", i.via_route, 255)?),
-        ),
+        ("port", Arg::Int(port)),
+        ("transport", Arg::Int(transport)),
+        ("weight", Arg::Int(weight)),
+        ("via_route", Arg::opt_text(via_route)),
         ("enabled", Arg::flag(i.enabled.unwrap_or(true))),
         ("probe", Arg::flag(i.probe.unwrap_or(false))),
         ("rewrite_rule_set_id", Arg::opt_int(i.rewrite_rule_set_id)),
@@ -623,15 +621,19 @@ async fn rule_cols(
     i: PeeringRuleInput,
     id: Option<i64>,
 ) -> Result<Vec<(&'static str, Arg)>> {
-    group_exists(c, i.group_id).await?;
-    let prefix = prefix(
+    // The fields' own problems all at once; the checks against other rules after.
+    let mut p = Problems::default();
+    p.check(group_exists(c, i.group_id).await)?;
+    let prefix = p.value(prefix(
         "callee_prefix",
         i.callee_prefix.as_deref().unwrap_or(""),
         16,
         true,
-    )?;
-    let callee = opt_pattern("callee_pattern", i.callee_pattern)?;
-    let caller = opt_pattern("caller_pattern", i.caller_pattern)?;
+    ))?;
+    let callee = p.value(opt_pattern("callee_pattern", i.callee_pattern))?;
+    let caller = p.value(opt_pattern("caller_pattern", i.caller_pattern))?;
+    let description = p.value(short("description", i.description, 255))?;
+    p.finish()?;
     // Kamailio's lcr holds one rule per (prefix, caller pattern): rules of several groups
     // share it (each group a target), so they must agree on the callee pattern; and one group
     // holds a prefix and caller pattern once.
@@ -671,10 +673,7 @@ async fn rule_cols(
         ("callee_prefix", Arg::Text(prefix)),
         ("callee_pattern", Arg::opt_text(callee)),
         ("caller_pattern", Arg::opt_text(caller)),
-        (
-            "description",
-            Arg::opt_text(short("description", i.description, 255)?),
-        ),
+        ("description", Arg::opt_text(description)),
         ("stopper", Arg::flag(i.stopper.unwrap_or(false))),
         ("enabled", Arg::flag(i.enabled.unwrap_or(true))),
     ])

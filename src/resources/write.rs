@@ -93,6 +93,41 @@ pub fn to_input<T: DeserializeOwned + ToSchema + 'static>(
     if !strict {
         handling::coerce(&mut v, &handling::shape_of::<T>(), "");
     }
+    let first = match deserialize::<T>(v.clone()) {
+        Ok(t) => return Ok(t),
+        Err(p) => p,
+    };
+    // Every field's problem at once: the field in error is left out and the rest read again,
+    // until the rest reads or its problem is one already named (a field left out that is
+    // required reads as missing).
+    let Value::Object(mut rest) = v else {
+        return Err(Error::invalid(first.0, first.1));
+    };
+    let mut problems = vec![first];
+    while problems.len() < 32 {
+        let (field, _) = problems.last().expect("one problem at least");
+        let top = field.split(['.', '[']).next().unwrap_or("").to_string();
+        if rest.remove(&top).is_none() {
+            break;
+        }
+        match deserialize::<T>(Value::Object(rest.clone())) {
+            Ok(_) => break,
+            Err(p) if problems.iter().any(|(f, _)| *f == p.0) => break,
+            Err(p) => problems.push(p),
+        }
+    }
+    let mut all = problems.into_iter();
+    let (field, message) = all.next().expect("one problem at least");
+    Err(Error::Validation {
+        field,
+        message,
+        input: None,
+        more: all.collect(),
+    })
+}
+
+/// The input read from `v`, or the path of the field in error and the problem.
+fn deserialize<T: DeserializeOwned>(v: Value) -> std::result::Result<T, (String, String)> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.into_inner().to_string();
@@ -101,7 +136,7 @@ pub fn to_input<T: DeserializeOwned + ToSchema + 'static>(
         } else {
             path
         };
-        Error::invalid(field, msg)
+        (field, msg)
     })
 }
 

@@ -1,6 +1,7 @@
 //! Devices: a phone by MAC, its model, profile, lines and keys, and how it proves itself.
 
 use super::*;
+use crate::error::Problems;
 
 // ---------------------------------------------------------------------------------------
 // Devices
@@ -115,57 +116,92 @@ pub(super) async fn device_fields(
     i: DeviceInput,
     old: Option<&Device>,
 ) -> Result<st::DeviceFields> {
-    let identifier = parse_mac("identifier", &i.identifier)?;
+    // Every field's problem is gathered, so that one answer names them all (the lines are
+    // checked against the model, so only with a good one).
+    let mut p = Problems::default();
+    let identifier = p.value(parse_mac("identifier", &i.identifier))?;
     let cust = sqlx::query("SELECT reseller_id, status FROM customers WHERE id = $1")
         .bind(i.customer_id)
         .fetch_optional(&mut *c)
         .await?;
-    let reseller_id: i64 = match cust {
+    let reseller_id: Option<i64> = match cust {
         Some(row) => {
             let r: i64 = sqlx::Row::try_get(&row, 0)?;
             let status: String = sqlx::Row::try_get(&row, 1)?;
-            if actor.scope().is_some_and(|s| s != r) || status == "terminated" {
-                return Err(Error::invalid("customer_id", "no such customer"));
-            }
-            r
+            (actor.scope().is_none_or(|s| s == r) && status != "terminated").then_some(r)
         }
-        None => return Err(Error::invalid("customer_id", "no such customer")),
+        None => None,
     };
+    if reseller_id.is_none() {
+        p.note("customer_id", "no such customer");
+    }
     let m: Option<st::ModelRow> =
         get_as(c, st::MODEL_COLS, "device_models", i.model_id, false).await?;
-    let Some(m) = m else {
-        return Err(Error::invalid("model_id", "no such device model"));
+    let m = match m {
+        Some(m) if m.kind == "phone" => Some(m),
+        Some(_) => {
+            p.note("model_id", "an expansion module is not a device of its own");
+            None
+        }
+        None => {
+            p.note("model_id", "no such device model");
+            None
+        }
     };
-    if m.kind != "phone" {
-        return Err(Error::invalid(
-            "model_id",
-            "an expansion module is not a device of its own",
-        ));
-    }
-    if let Some(p) = i.profile_id {
-        match st::profile(c, p).await? {
+    if let (Some(pid), Some(reseller_id)) = (i.profile_id, reseller_id) {
+        match st::profile(c, pid).await? {
             Some(pr) if pr.reseller_id == reseller_id => {}
-            _ => {
-                return Err(Error::invalid(
-                    "profile_id",
-                    "no such profile of the customer's reseller",
-                ))
-            }
+            _ => p.note("profile_id", "no such profile of the customer's reseller"),
         }
     }
     let auth = i.auth.unwrap_or_else(|| "token".into());
     if !["token", "basic", "digest", "customer"].contains(&auth.as_str()) {
-        return Err(Error::invalid(
-            "auth",
-            "must be token, basic, digest or customer",
-        ));
+        p.note("auth", "must be token, basic, digest or customer");
     }
-    // Lines: accounts within the model's lines, keys within its keys (and modules').
+    let station_name = p.value(model::text("station_name", i.station_name, 64))?;
+    let settings = p.value(check_settings(
+        app,
+        "settings",
+        i.settings,
+        old.map(|o| o.stored_settings.as_str()),
+    ))?;
+    let (lines, subs) = match &m {
+        Some(m) => p.value(device_lines(c, i.lines, i.customer_id, m).await)?,
+        None => Default::default(),
+    };
+    p.finish()?;
+    let Some(reseller_id) = reseller_id else {
+        return Err(Error::internal(anyhow::anyhow!(
+            "a device check failed without saying why"
+        )));
+    };
+    Ok(st::DeviceFields {
+        identifier,
+        customer_id: i.customer_id,
+        reseller_id,
+        model_id: i.model_id,
+        profile_id: i.profile_id,
+        station_name,
+        lines: serde_json::to_string(&lines).map_err(Error::internal)?,
+        settings,
+        auth,
+        subscriber_ids: subs,
+    })
+}
+
+/// A device's lines: accounts within the model's lines, keys within its keys (and its
+/// modules'), each account a subscriber of the device's customer.
+async fn device_lines(
+    c: &mut Conn,
+    given: Vec<Value>,
+    customer_id: i64,
+    m: &st::ModelRow,
+) -> Result<(Vec<LineSpec>, Vec<i64>)> {
     let mut lines = Vec::new();
     let mut subs = Vec::new();
     let mut accounts = std::collections::BTreeSet::new();
     let mut keys = 0;
-    for (n, v) in i.lines.into_iter().enumerate() {
+    for (n, v) in given.into_iter().enumerate() {
         let f = format!("lines[{n}]");
         let l: LineSpec =
             serde_json::from_value(v).map_err(|e| Error::invalid(&f, e.to_string()))?;
@@ -190,7 +226,7 @@ pub(super) async fn device_fields(
                     let status: String = sqlx::Row::try_get(&r, 1)?;
                     // Accounts carry credentials: only the customer's own subscribers. A BLF
                     // key may watch a colleague of the same reseller's customer only too.
-                    cust == i.customer_id && status != "terminated"
+                    cust == customer_id && status != "terminated"
                 }
                 None => false,
             };
@@ -252,23 +288,7 @@ pub(super) async fn device_fields(
         }
         lines.push(l);
     }
-    Ok(st::DeviceFields {
-        identifier,
-        customer_id: i.customer_id,
-        reseller_id,
-        model_id: i.model_id,
-        profile_id: i.profile_id,
-        station_name: model::text("station_name", i.station_name, 64)?,
-        lines: serde_json::to_string(&lines).map_err(Error::internal)?,
-        settings: check_settings(
-            app,
-            "settings",
-            i.settings,
-            old.map(|o| o.stored_settings.as_str()),
-        )?,
-        auth,
-        subscriber_ids: subs,
-    })
+    Ok((lines, subs))
 }
 
 pub struct Devices;

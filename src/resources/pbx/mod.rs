@@ -20,7 +20,7 @@ pub mod timers;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problems, Result};
 use crate::model::Actor;
 use crate::store::pbx::{self as st, PbxTenant};
 use crate::store::{get_from_view, Conn};

@@ -100,14 +100,14 @@ fn members_text(v: &Value) -> Result<String> {
     Ok(s)
 }
 
-async fn columns(
+/// The group's own number: 2 to 8 digits, not taken by another object of the tenant.
+async fn group_number(
     c: &mut Conn,
-    app: &App,
     tenant: &PbxTenant,
-    i: RingGroupInput,
+    number: &Value,
     old: Option<&PbxRingGroup>,
-) -> Result<Vec<(&'static str, Arg)>> {
-    let number = required("number", digits("number", &i.number, 8)?)?;
+) -> Result<String> {
+    let number = required("number", digits("number", number, 8)?)?;
     if number.len() < 2 {
         return Err(Error::invalid("number", "must have 2 to 8 digits"));
     }
@@ -119,13 +119,17 @@ async fn columns(
             format!("{number} is {what} of this tenant already"),
         ));
     }
-    let kind = one_of(
-        "grouptype",
-        &i.grouptype,
-        &["Ring", "Hunt", "Alias", "Page"],
-    )?
-    .unwrap_or("Ring".into());
-    let text = members_text(&i.out)?;
+    Ok(number)
+}
+
+/// The members in order: extensions, or external numbers where the kind allows them.
+async fn group_members(
+    c: &mut Conn,
+    tenant: &PbxTenant,
+    out: &Value,
+    kind: &str,
+) -> Result<Vec<String>> {
+    let text = members_text(out)?;
     let mut members = Vec::new();
     for (n, m) in text.split_whitespace().enumerate() {
         let field = format!("out[{n}]");
@@ -163,16 +167,11 @@ async fn columns(
     if members.len() > 32 {
         return Err(Error::invalid("out", "at most 32 members"));
     }
-    let outcome_text = required("outcome", string("outcome", &i.outcome, 64)?)?;
-    let outcome = destination(c, tenant, "outcome", &outcome_text).await?;
-    if outcome == number {
-        return Err(Error::invalid("outcome", "must not be the group itself"));
-    }
-    let ringdelay = integer("ringdelay", &i.ringdelay)?;
-    if ringdelay.is_some_and(|d| !(1..=600).contains(&d)) {
-        return Err(Error::invalid("ringdelay", "must be 1 to 600 seconds"));
-    }
-    let greeting = string("greeting", &i.greeting, 32)?;
+    Ok(members)
+}
+
+fn greeting(v: &Value) -> Result<Option<String>> {
+    let greeting = string("greeting", v, 32)?;
     if let Some(g) = &greeting {
         let ok = g
             .strip_prefix("usergreeting")
@@ -184,7 +183,51 @@ async fn columns(
             ));
         }
     }
-    let _ = app;
+    Ok(greeting)
+}
+
+async fn columns(
+    c: &mut Conn,
+    tenant: &PbxTenant,
+    i: RingGroupInput,
+    old: Option<&PbxRingGroup>,
+) -> Result<Vec<(&'static str, Arg)>> {
+    // Every field's problem is gathered, so that one answer names them all.
+    let mut p = Problems::default();
+    let number = p.value(group_number(c, tenant, &i.number, old).await)?;
+    let kind = p
+        .value(one_of(
+            "grouptype",
+            &i.grouptype,
+            &["Ring", "Hunt", "Alias", "Page"],
+        ))?
+        .unwrap_or("Ring".into());
+    let members = p.value(group_members(c, tenant, &i.out, &kind).await)?;
+    let outcome = match p.check(required("outcome", string("outcome", &i.outcome, 64)?))? {
+        Some(text) => p.value(destination(c, tenant, "outcome", &text).await)?,
+        None => String::new(),
+    };
+    if !outcome.is_empty() && outcome == number {
+        p.note("outcome", "must not be the group itself");
+    }
+    let ringdelay = p.value(integer("ringdelay", &i.ringdelay))?;
+    if ringdelay.is_some_and(|d| !(1..=600).contains(&d)) {
+        p.note("ringdelay", "must be 1 to 600 seconds");
+    }
+    let greeting = p.value(greeting(&i.greeting))?;
+    let obeydnd = p.value(one_of("obeydnd", &i.obeydnd, &["YES", "NO"]))?;
+    let longdesc = p.value(string("longdesc", &i.longdesc, 255))?;
+    let devicerec = p.value(one_of(
+        "devicerec",
+        &i.devicerec,
+        &["default", "None", "OTR", "OTRR", "Inbound.Outbound", "Both"],
+    ))?;
+    let dialparamshunt = p.value(alpha("dialparamshunt", &i.dialparamshunt, 32))?;
+    let dialparamsring = p.value(alpha("dialparamsring", &i.dialparamsring, 32))?;
+    let divert = p.value(integer("divert", &i.divert))?;
+    let pagegroup = p.value(integer("pagegroup", &i.pagegroup))?;
+    let speedalert = p.value(string("speedalert", &i.speedalert, 255))?;
+    p.finish()?;
     Ok(vec![
         ("tenant_id", Arg::Int(tenant.id)),
         ("reseller_id", Arg::Int(tenant.reseller_id)),
@@ -193,40 +236,15 @@ async fn columns(
         ("members", Arg::Text(members.join(" "))),
         ("ringdelay", Arg::opt_int(ringdelay)),
         ("outcome", Arg::Text(outcome)),
-        (
-            "obeydnd",
-            Arg::opt_text(one_of("obeydnd", &i.obeydnd, &["YES", "NO"])?),
-        ),
-        (
-            "longdesc",
-            Arg::opt_text(string("longdesc", &i.longdesc, 255)?),
-        ),
-        (
-            "devicerec",
-            Arg::opt_text(one_of(
-                "devicerec",
-                &i.devicerec,
-                &["default", "None", "OTR", "OTRR", "Inbound.Outbound", "Both"],
-            )?),
-        ),
-        (
-            "dialparamshunt",
-            Arg::opt_text(alpha("dialparamshunt", &i.dialparamshunt, 32)?),
-        ),
-        (
-            "dialparamsring",
-            Arg::opt_text(alpha("dialparamsring", &i.dialparamsring, 32)?),
-        ),
-        ("divert", Arg::opt_int(integer("divert", &i.divert)?)),
+        ("obeydnd", Arg::opt_text(obeydnd)),
+        ("longdesc", Arg::opt_text(longdesc)),
+        ("devicerec", Arg::opt_text(devicerec)),
+        ("dialparamshunt", Arg::opt_text(dialparamshunt)),
+        ("dialparamsring", Arg::opt_text(dialparamsring)),
+        ("divert", Arg::opt_int(divert)),
         ("greeting", Arg::opt_text(greeting)),
-        (
-            "pagegroup",
-            Arg::opt_int(integer("pagegroup", &i.pagegroup)?),
-        ),
-        (
-            "speedalert",
-            Arg::opt_text(string("speedalert", &i.speedalert, 255)?),
-        ),
+        ("pagegroup", Arg::opt_int(pagegroup)),
+        ("speedalert", Arg::opt_text(speedalert)),
     ])
 }
 
@@ -260,14 +278,14 @@ impl Resource for PbxRingGroups {
     async fn load(c: &mut Conn, _: &App, id: i64, lock: bool) -> Result<Option<PbxRingGroup>> {
         get_as(c, RINGGROUP_COLS, "pbx_ringgroups", id, lock).await
     }
-    async fn create(c: &mut Conn, app: &App, actor: &Actor, i: RingGroupInput) -> Result<Created> {
+    async fn create(c: &mut Conn, _: &App, actor: &Actor, i: RingGroupInput) -> Result<Created> {
         let tenant = tenant_for(c, actor, tenant_id(&i.tenant_id)?).await?;
-        let cols = columns(c, app, &tenant, i, None).await?;
+        let cols = columns(c, &tenant, i, None).await?;
         Ok(save_row(c, "pbx_ringgroups", None, cols).await?.into())
     }
     async fn update(
         c: &mut Conn,
-        app: &App,
+        _: &App,
         actor: &Actor,
         id: i64,
         old: &PbxRingGroup,
@@ -277,7 +295,7 @@ impl Resource for PbxRingGroups {
             return Err(Error::invalid("tenant_id", "a ring group keeps its tenant"));
         }
         let tenant = tenant_for(c, actor, old.tenant_id).await?;
-        let cols = columns(c, app, &tenant, i, Some(old)).await?;
+        let cols = columns(c, &tenant, i, Some(old)).await?;
         save_row(c, "pbx_ringgroups", Some(id), cols).await?;
         Ok(())
     }
