@@ -7,16 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::kamailio::{invites, Kamailio};
+use common::kamailio::{invites, Kamailio, FAST_TIMERS as TIMERS};
 use common::sipdb::{Engine, SipDb};
 use common::{Backend, Fixture, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// Short timers so that probing, failover and registrations happen within a test.
-const TIMERS: &str = "#!define DS_PING_INTERVAL 1\n#!define TM_FR_TIMER 2000\n\
-#!define RELOAD_DELTA 1\n#!define UAC_REG_TIMER_INTERVAL 2\n#!define UAC_REG_RETRY_INTERVAL 5\n\
-#!define UAC_REG_GC_INTERVAL 5\n#!define LCR_PROGRESS_TIMEOUT 2000\n#!define LCR_RING_TIMEOUT 4000\n";
 
 struct World {
     app: TestApp,

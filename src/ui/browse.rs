@@ -58,7 +58,7 @@ pub(super) fn describe(d: crate::http::openapi::ResourceDoc) -> Coll {
         .unwrap_or_default();
     let order = form_order(d.name);
     fields.sort_by_key(|(k, _)| order.iter().position(|f| f == k).unwrap_or(order.len()));
-    let required: Vec<String> = input["required"]
+    let mut required: Vec<String> = input["required"]
         .as_array()
         .map(|r| {
             r.iter()
@@ -67,6 +67,7 @@ pub(super) fn describe(d: crate::http::openapi::ResourceDoc) -> Coll {
                 .collect()
         })
         .unwrap_or_default();
+    required.extend(also_required(d.name).iter().map(|f| f.to_string()));
     if fields.is_empty() {
         // A free-form object (preferences): edited as one JSON document, saved with PUT.
         fields.push((DOCUMENT.to_string(), "json"));
@@ -145,7 +146,10 @@ pub(super) async fn list(
         &u.actor,
         peer,
         Method::GET,
-        &format!("/api/{name}/?rows={PAGE}&page={page_no}&{base_q}"),
+        &format!(
+            "/api/{name}/?rows={PAGE}&page={page_no}&{}",
+            api_filters(c.name, &given)
+        ),
         None,
     )
     .await;
@@ -153,7 +157,12 @@ pub(super) async fn list(
     let (columns, rows) = match columns(c.name) {
         Some(cols) => {
             let related = related(&app, &u.actor, peer, c.name, &list).await;
-            let (by, dir) = (given.get("order_by"), given.get("order_by_direction"));
+            // Call records come newest first unless sorted otherwise (see api_filters).
+            let newest = (String::from("start_time"), String::from("desc"));
+            let (by, dir) = match given.get("order_by") {
+                None if c.name == "cdrs" => (Some(&newest.0), Some(&newest.1)),
+                by => (by, given.get("order_by_direction")),
+            };
             let others = {
                 let mut query = form_urlencoded::Serializer::new(String::new());
                 for (k, v) in &given {
@@ -224,11 +233,77 @@ pub(super) async fn list(
         "list.html",
         json!({"user": user_ctx(&u), "csrf": u.csrf, "name": c.name, "title": heading(c.name), "summary": c.summary,
                "error": (!s.is_success()).then(|| text_of(&v["message"])),
-               "filters": c.filters.iter().map(|(f, h)| json!({"name": f, "help": h, "value": given.get(*f).cloned().unwrap_or_default()})).collect::<Vec<_>>(),
+               "filters": filter_form(&app, &u, peer, c, &given).await,
                "columns": columns, "rows": rows, "total": total, "can_create": c.create, "can_import": c.bulk,
+               "can_export": c.bulk || c.name == "cdrs",
+               "see_also": see_also(c.name).iter().map(|(l, coll)| json!({"label": l, "href": format!("/ui/{coll}/")})).collect::<Vec<_>>(),
                "query": base_q, "filtered": c.filters.iter().any(|(f, _)| given.get(*f).is_some_and(|v| !v.is_empty())),
                "prev": (page_no > 1).then(|| link(page_no - 1)), "next": (page_no * (PAGE as i64) < total).then(|| link(page_no + 1))}),
     )
+}
+
+/// A list page's query as the API takes it: a day given as "until" is that whole day, and
+/// call records come newest first unless the page sorts them otherwise.
+pub(super) fn api_filters(name: &str, given: &HashMap<String, String>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in given {
+        if v.is_empty() || k == "page" {
+            continue;
+        }
+        let day = chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").is_ok();
+        if k == "start_le" && day {
+            query.append_pair(k, &format!("{} 23:59:59.999", v.trim()));
+        } else {
+            query.append_pair(k, v);
+        }
+    }
+    if name == "cdrs" && !given.contains_key("order_by") {
+        query.append_pair("order_by", "start_time");
+        query.append_pair("order_by_direction", "desc");
+    }
+    query.finish()
+}
+
+/// The filter form of a list: the purpose-built one where there is one (labels, days,
+/// choices, objects picked by name), else every filter the API has as a text box.
+async fn filter_form(
+    app: &UiState,
+    u: &User,
+    peer: SocketAddr,
+    c: &Coll,
+    given: &HashMap<String, String>,
+) -> Vec<Value> {
+    let value = |f: &str| given.get(f).cloned().unwrap_or_default();
+    let Some(fields) = filter_fields(c.name) else {
+        return c
+            .filters
+            .iter()
+            .map(|(f, h)| json!({"name": f, "label": f, "help": h, "kind": "text", "value": value(f)}))
+            .collect();
+    };
+    let mut out = Vec::new();
+    for (f, label, kind) in fields {
+        let (kind, options) = match kind {
+            FilterKind::Text => ("text", None),
+            FilterKind::Day => ("date", None),
+            FilterKind::Choice(list) => (
+                "select",
+                Some(
+                    list.iter()
+                        .map(|(v, l)| (v.to_string(), l.to_string()))
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            FilterKind::Pick(coll) => match picks(app, &u.actor, peer, coll).await {
+                Some(list) => ("select", Some(list)),
+                None => ("text", None),
+            },
+        };
+        let v = value(f);
+        out.push(json!({"name": f, "label": label, "help": "", "kind": kind, "value": v,
+            "options": options.map(|o| o.into_iter().map(|(k, l)| json!({"value": k, "label": l, "selected": k == v})).collect::<Vec<_>>())}));
+    }
+    out
 }
 
 pub(super) async fn item(
@@ -291,10 +366,19 @@ pub(super) async fn item_page(
                 }
             }
             // Secrets are strings; a flag named after one (token_traded) is not one.
+            // Masked; revealed on request where the API gave it to this user.
             if is_secret(k) && x.is_string() {
                 fields.push(
-                    json!({"name": label(k), "value": "********", "link": null, "block": false}),
+                    json!({"name": label(k), "value": "********", "secret": x, "link": null, "block": false}),
                 );
+                continue;
+            }
+            if name == "cdrs" && k == "status" {
+                fields.push(json!({"name": "Outcome", "value": call_outcome(&v), "link": null, "block": false}));
+                continue;
+            }
+            // Only an answered call has a length.
+            if name == "cdrs" && k == "duration" && v["answer_time"].is_null() {
                 continue;
             }
             if name == "peeringservers" && k == "registration" {
@@ -419,6 +503,16 @@ pub(super) async fn item_page(
             };
             sections.push(json!({"title": title, "columns": ["Subscriber", "Number", "Name", "Status"], "rows": rows}));
         }
+        "peeringgroups" => {
+            extra.push(json!({"href": format!("/ui/peeringservers/new?group_id={id}"), "label": "Add trunk"}));
+            extra.push(json!({"href": format!("/ui/peeringrules/new?group_id={id}"), "label": "Add outbound route"}));
+            for (coll, title) in [
+                ("peeringservers", "Trunks"),
+                ("peeringrules", "Outbound routes"),
+            ] {
+                sections.push(listed(app, u, peer, coll, title, &format!("group_id={id}")).await);
+            }
+        }
         "subscribers" => {
             extra.push(
                 json!({"href": format!("/ui/subscribers/{id}/forwards"), "label": "Call forwards"}),
@@ -456,7 +550,7 @@ pub(super) fn link_target(field: &str) -> Option<&'static str> {
     Some(match field {
         "reseller_id" => "resellers",
         "customer_id" => "customers",
-        "subscriber_id" => "subscribers",
+        "subscriber_id" | "caller_subscriber_id" | "callee_subscriber_id" => "subscribers",
         "contact_id" => "customercontacts",
         "billing_profile_id" => "billingprofiles",
         "domain_id" => "domains",
@@ -465,6 +559,8 @@ pub(super) fn link_target(field: &str) -> Option<&'static str> {
         "model_id" => "pbxdevicemodels",
         "profile_id" => "pbxdeviceprofiles",
         "device_id" => "pbxdevices",
+        "group_id" => "peeringgroups",
+        "tenant_id" => "pbxtenants",
         _ => return None,
     })
 }
@@ -490,6 +586,42 @@ pub(super) fn shown(v: &Value, kind: &str) -> String {
 
 /// A tenant's page below its fields: its extensions, ring groups with their members, inbound
 /// routes, and its open hours as a week.
+/// A section of an item page: the objects of `coll` that `filter` selects, with the list
+/// page's columns (the first linking to each), at most 50.
+async fn listed(
+    app: &UiState,
+    u: &User,
+    peer: SocketAddr,
+    coll: &str,
+    title: &str,
+    filter: &str,
+) -> Value {
+    const MOST: i64 = 50;
+    let uri = format!("/api/{coll}/?{filter}&rows={MOST}");
+    let (_, v) = api(app, &u.actor, peer, Method::GET, &uri, None).await;
+    let list = items(&v, coll);
+    let cols = columns(coll).unwrap_or_default();
+    let rel = related(app, &u.actor, peer, coll, &list).await;
+    let rows: Vec<Vec<Value>> = list
+        .iter()
+        .map(|o| {
+            let mut cells: Vec<Value> = cols.iter().map(|col| json!((col.cell)(o, &rel))).collect();
+            if let Some(first) = cells.first_mut() {
+                *first =
+                    json!({"text": first, "href": format!("/ui/{coll}/{}", text_of(&o["id"]))});
+            }
+            cells
+        })
+        .collect();
+    let total = v["total_count"].as_i64().unwrap_or(list.len() as i64);
+    let title = if total > MOST {
+        format!("{title} ({MOST} of {total}: see the list for all)")
+    } else {
+        format!("{title} ({total})")
+    };
+    json!({"title": title, "columns": cols.iter().map(|c| c.title).collect::<Vec<_>>(), "rows": rows})
+}
+
 async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> Vec<Value> {
     let list = |coll: &'static str| async move {
         let uri = format!("/api/{coll}/?tenant_id={id}&rows=200");

@@ -61,6 +61,11 @@ pub(super) fn form_json(
             raw.trim()
         };
         if raw.is_empty() {
+            // A required text left empty is sent empty: the API then names it among the
+            // form's other problems (a missing field would be refused on its own).
+            if *kind == "text" && !is_secret(f) && c.required.contains(f) {
+                m.insert(f.clone(), json!(""));
+            }
             continue;
         }
         let v = match *kind {
@@ -176,6 +181,13 @@ pub(super) async fn form_page(
         };
         if f["kind"] == "members" || matches!(widget(c.name, &name), Some(Widget::Destination)) {
             f["datalist"] = dests.clone().unwrap_or_else(|| json!([]));
+        }
+        // A required reference with a single possible object: that one (one reseller, one
+        // carrier), rather than a list that offers only a wrong empty choice.
+        if let Some([(only, _)]) = choices.as_deref() {
+            if f["required"] == json!(true) && text_of(&f["value"]).is_empty() {
+                f["value"] = json!(only);
+            }
         }
         if let Some(mut list) = choices {
             keep_value(&mut list, text_of(&f["value"]), str::to_string);

@@ -301,6 +301,9 @@ pub(super) async fn export(
         Ok(u) => u,
         Err(r) => return r,
     };
+    if name == "cdrs" {
+        return export_cdrs(&app, &u, peer, q).await;
+    }
     let kind = match name.as_str() {
         "subscribers" => crate::resources::bulk::Kind::Subscribers,
         "customers" => crate::resources::bulk::Kind::Customers,
@@ -357,3 +360,42 @@ pub(super) async fn export(
         body,
     )
 }
+
+/// Call records as the list's filters select them, as CSV: the API's export (its columns, at
+/// most [`CDR_EXPORT_MAX`] of the newest, oldest first).
+async fn export_cdrs(app: &UiState, u: &User, peer: SocketAddr, q: Option<String>) -> Response {
+    let given: HashMap<String, String> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .into_owned()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "page" | "rows" | "limit" | "order_by" | "order_by_direction"
+            )
+        })
+        .collect();
+    let filters = api_filters("", &given);
+    let (s, body) = api_bytes(
+        app,
+        &u.actor,
+        peer,
+        Method::GET,
+        &format!("/api/cdrs/export?limit={CDR_EXPORT_MAX}&{filters}"),
+        None,
+        64 << 20,
+    )
+    .await;
+    if !s.is_success() {
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        return (s, text_of(&v["message"])).into_response();
+    }
+    crate::http::attachment(
+        StatusCode::OK,
+        "text/csv; charset=utf-8",
+        "cdrs.csv",
+        body.to_vec(),
+    )
+}
+
+/// The most call records one download holds (the list's filters narrow it; the API pages a
+/// larger export by start time).
+const CDR_EXPORT_MAX: i64 = 100_000;

@@ -165,6 +165,18 @@ pub(super) fn label(field: &str) -> String {
         "identifier" => "MAC",
         "lock" => "Lock",
         "external_id" => "External id",
+        "group_id" => "Carrier",
+        "ip" => "IP address",
+        "peer_auth_register" => "Registers at the carrier",
+        "peer_auth_user" => "Auth user",
+        "peer_auth_pass" => "Auth password",
+        "peer_auth_realm" => "Auth realm",
+        "callee_prefix" => "Called number prefix",
+        "callee_pattern" => "Called number pattern (regex)",
+        "caller_pattern" => "Caller pattern (regex)",
+        "sip_code" => "SIP code",
+        "sip_reason" => "SIP reason",
+        "call_id" => "Call-ID",
         f => f.strip_suffix("_id").unwrap_or(f),
     };
     let mut out = words.replace('_', " ");
@@ -199,6 +211,7 @@ pub(super) fn singular(name: &str) -> &str {
         "pbxringgroups" => "ring group",
         "pbxinboundroutes" => "inbound route",
         "pbxdaytimers" => "open hours",
+        "cdrs" => "call record",
         other => other,
     }
 }
@@ -218,6 +231,7 @@ pub(super) fn heading(name: &str) -> String {
         "pbxtenants" => "PBX tenants".into(),
         "pbxringgroups" => "Ring groups".into(),
         "pbxextensions" => "Extensions".into(),
+        "cdrs" => "Calls".into(),
         other => other.to_string(),
     }
 }
@@ -462,7 +476,11 @@ pub(super) fn registration_text(t: &Value) -> String {
             a.iter()
                 .map(|r| {
                     let mut x = format!("{} on SIP server {}", s(r, "state"), s(r, "sipserver_id"));
-                    if let Some(d) = r["detail"].as_str().filter(|d| !d.is_empty()) {
+                    // Why it is not registered; once registered the detail is Kamailio's own.
+                    if let Some(d) = r["detail"]
+                        .as_str()
+                        .filter(|d| !d.is_empty() && r["state"] != json!("registered"))
+                    {
                         x.push_str(&format!(" ({d})"));
                     }
                     x
@@ -596,6 +614,186 @@ static ROUTES: &[Column] = &[
     },
 ];
 
+/// Seconds as people read a call's length: 45 s, 3 min 05 s, 1 h 02 min.
+fn call_length(secs: f64) -> String {
+    let t = secs.round() as i64;
+    match t {
+        t if t < 60 => format!("{t} s"),
+        t if t < 3600 => format!("{} min {:02} s", t / 60, t % 60),
+        t => format!("{} h {:02} min", t / 3600, (t % 3600) / 60),
+    }
+}
+
+/// An ISO 8601 time as `YYYY-MM-DD HH:MM:SS` (UTC, as the filters take it).
+fn moment_text(v: &Value) -> String {
+    text_of(v).replace('T', " ").chars().take(19).collect()
+}
+
+/// A call's outcome in words.
+pub(super) fn call_outcome(o: &Value) -> String {
+    let code = s(o, "sip_code");
+    match o["status"].as_str().unwrap_or("") {
+        "ok" if o["end_time"].is_null() => "in progress".into(),
+        "ok" => "answered".into(),
+        "busy" => format!("busy ({code})"),
+        "noanswer" => "not answered".into(),
+        "cancel" => "cancelled by the caller".into(),
+        "offline" => format!("not reachable ({code})"),
+        other => {
+            let why = s(o, "sip_reason");
+            if why.is_empty() {
+                format!("{other} ({code})")
+            } else {
+                format!("failed: {code} {why}")
+            }
+        }
+    }
+}
+
+static CDRS: &[Column] = &[
+    Column {
+        title: "Started (UTC)",
+        sort: Some("start_time"),
+        keep: true,
+        cell: |o, _| moment_text(&o["start_time"]),
+    },
+    Column {
+        title: "Caller",
+        sort: None,
+        keep: true,
+        cell: |o, _| s(o, "caller"),
+    },
+    Column {
+        title: "Called",
+        sort: None,
+        keep: true,
+        cell: |o, _| {
+            let (dialled, reached) = (s(o, "callee"), s(o, "destination"));
+            if reached.is_empty() || reached.split('@').next() == Some(dialled.as_str()) {
+                dialled
+            } else {
+                format!("{dialled} → {reached}")
+            }
+        },
+    },
+    Column {
+        title: "Outcome",
+        sort: None,
+        keep: false,
+        cell: |o, _| call_outcome(o),
+    },
+    Column {
+        title: "Length",
+        sort: Some("duration"),
+        keep: false,
+        cell: |o, _| {
+            // Only an answered call has a length.
+            o["duration"]
+                .as_f64()
+                .filter(|_| !o["answer_time"].is_null())
+                .map(call_length)
+                .unwrap_or_default()
+        },
+    },
+    Column {
+        title: "Direction",
+        sort: None,
+        keep: false,
+        cell: |o, _| {
+            match o["direction"].as_str().unwrap_or("") {
+                "local" => "between subscribers",
+                "out" => "outgoing",
+                "in" => "incoming",
+                "foreign" => "through",
+                x => x,
+            }
+            .to_string()
+        },
+    },
+    Column {
+        title: "Trunk",
+        sort: None,
+        keep: false,
+        cell: |o, _| s(o, "trunk"),
+    },
+    Column {
+        title: "Customer",
+        sort: None,
+        keep: false,
+        cell: |o, r| named_ref(o, r, "customer_id"),
+    },
+];
+
+/// How a list's filter form asks for a field.
+pub(super) enum FilterKind {
+    Text,
+    /// A day (the API takes `YYYY-MM-DD` as midnight UTC).
+    Day,
+    Choice(&'static [(&'static str, &'static str)]),
+    /// An object of another collection, picked by name.
+    Pick(&'static str),
+}
+
+/// A purpose-built filter form: (API filter, label, widget). Lists without one offer every
+/// filter the API has, as text boxes.
+pub(super) fn filter_fields(
+    name: &str,
+) -> Option<&'static [(&'static str, &'static str, FilterKind)]> {
+    static CDR_FILTERS: &[(&str, &str, FilterKind)] = &[
+        ("start_ge", "From (day, UTC)", FilterKind::Day),
+        ("start_le", "Until (day, UTC, included)", FilterKind::Day),
+        (
+            "caller",
+            "Caller (user@domain, * wildcard)",
+            FilterKind::Text,
+        ),
+        ("callee", "Called number (* wildcard)", FilterKind::Text),
+        (
+            "status",
+            "Outcome",
+            FilterKind::Choice(&[
+                ("ok", "answered"),
+                ("busy", "busy"),
+                ("noanswer", "not answered"),
+                ("cancel", "cancelled"),
+                ("offline", "not reachable"),
+                ("other", "failed otherwise"),
+            ]),
+        ),
+        (
+            "direction",
+            "Direction",
+            FilterKind::Choice(&[
+                ("local", "between subscribers"),
+                ("out", "outgoing"),
+                ("in", "incoming"),
+                ("foreign", "through"),
+            ]),
+        ),
+        ("customer_id", "Customer", FilterKind::Pick("customers")),
+    ];
+    match name {
+        "cdrs" => Some(CDR_FILTERS),
+        _ => None,
+    }
+}
+
+/// Lists that belong with a list (a carrier's trunks and routes): (label, collection).
+pub(super) fn see_also(name: &str) -> &'static [(&'static str, &'static str)] {
+    match name {
+        "peeringservers" => &[
+            ("Carriers", "peeringgroups"),
+            ("Outbound routes", "peeringrules"),
+        ],
+        "peeringgroups" => &[
+            ("Trunks", "peeringservers"),
+            ("Outbound routes", "peeringrules"),
+        ],
+        "peeringrules" => &[("Carriers", "peeringgroups"), ("Trunks", "peeringservers")],
+        _ => &[],
+    }
+}
+
 /// The columns of a collection with a view of its own.
 pub(super) fn columns(name: &str) -> Option<&'static [Column]> {
     Some(match name {
@@ -607,6 +805,7 @@ pub(super) fn columns(name: &str) -> Option<&'static [Column]> {
         "peeringservers" => TRUNKS,
         "peeringgroups" => CARRIERS,
         "peeringrules" => ROUTES,
+        "cdrs" => CDRS,
         _ => return None,
     })
 }
@@ -654,6 +853,8 @@ pub(super) async fn related(
         ("profile_id", "pbxdeviceprofiles", "name"),
         ("home_server_id", "sipservers", "name"),
         ("group_id", "peeringgroups", "name"),
+        ("tenant_id", "pbxtenants", "name"),
+        ("sipserver_id", "sipservers", "name"),
     ] {
         if name == "subscribers" && field == "profile_id" {
             continue; // a subscriber's profile_id is a subscriber profile
@@ -681,6 +882,18 @@ pub(super) async fn related(
                 ("subscriber_id", sub),
                 format!("{}@{}", s(&o, "username"), s(&o, "domain")),
             );
+        }
+    }
+    // A call's parties, when they are subscribers.
+    for field in ["caller_subscriber_id", "callee_subscriber_id"] {
+        for sub in distinct(field) {
+            let (st, o) = get(format!("/api/subscribers/{sub}")).await;
+            if st.is_success() {
+                r.names.insert(
+                    (field, sub),
+                    format!("{}@{}", s(&o, "username"), s(&o, "domain")),
+                );
+            }
         }
     }
     for m in distinct("model_id") {
@@ -797,6 +1010,45 @@ pub(super) fn first_fields(name: &str) -> &'static [&'static str] {
             "operator",
             "masteroclo",
         ],
+        "peeringservers" => &[
+            "name",
+            "group_id",
+            "registration",
+            "ip",
+            "host",
+            "port",
+            "transport",
+            "enabled",
+            "peer_auth_register",
+            "peer_auth_user",
+            "peer_auth_pass",
+            "peer_auth_realm",
+        ],
+        "peeringgroups" => &["name", "priority", "description", "contract_id"],
+        "peeringrules" => &[
+            "group_id",
+            "callee_prefix",
+            "callee_pattern",
+            "caller_pattern",
+            "description",
+            "enabled",
+        ],
+        "cdrs" => &[
+            "start_time",
+            "caller",
+            "callee",
+            "destination",
+            "status",
+            "duration",
+            "answer_time",
+            "end_time",
+            "direction",
+            "trunk",
+            "customer_id",
+            "tenant_id",
+            "sip_code",
+            "sip_reason",
+        ],
         _ => &[],
     }
 }
@@ -818,6 +1070,16 @@ pub(super) fn readable(name: &str, field: &str, v: &Value) -> Option<String> {
             .as_array()
             .map(|a| a.iter().map(text_of).collect::<Vec<_>>().join(", ")),
         (_, _) if v.is_boolean() => Some(if v == &json!(true) { "yes" } else { "no" }.into()),
+        ("cdrs", "duration") => v.as_f64().map(call_length),
+        ("peeringservers", "transport") => v.as_i64().map(|t| {
+            TRANSPORTS
+                .iter()
+                .find(|(n, _)| n.parse() == Ok(t))
+                .map_or(t.to_string(), |(_, l)| l.to_string())
+        }),
+        ("cdrs", "start_time" | "answer_time" | "end_time") => {
+            v.as_str().map(|_| format!("{} UTC", moment_text(v)))
+        }
         ("sipservers", "status") => {
             let state = s(v, "state");
             let mut out = state.clone();
@@ -944,9 +1206,19 @@ pub(super) fn title(name: &str, id: i64, o: &Value, r: &Related) -> String {
         "pbxtenants" => format!("Tenant {}", s(o, "name")),
         "peeringservers" => format!("Trunk {}", s(o, "name")),
         "peeringgroups" => format!("Carrier {}", s(o, "name")),
+        "peeringrules" => match s(o, "callee_prefix") {
+            p if p.is_empty() => "Outbound route for every number".into(),
+            p => format!("Outbound route for numbers starting {p}"),
+        },
         "pbxringgroups" => format!("Ring group {} ({})", s(o, "number"), s(o, "grouptype")),
         "pbxextensions" => format!("Extension {}", s(o, "extension")),
         "customercontacts" => contact_name(o),
+        "cdrs" => format!(
+            "Call from {} to {} at {}",
+            s(o, "caller"),
+            s(o, "callee"),
+            moment_text(&o["start_time"])
+        ),
         _ => String::new(),
     };
     if named.trim_matches('@').is_empty() {
@@ -995,6 +1267,7 @@ const CUSTOMER_STATUS: &[(&str, &str)] = &[
     ("locked", "locked"),
     ("terminated", "terminated"),
 ];
+const TRANSPORTS: &[(&str, &str)] = &[("1", "UDP"), ("2", "TCP"), ("3", "TLS")];
 const CUSTOMER_TYPES: &[(&str, &str)] = &[
     ("sipaccount", "SIP account"),
     ("pbxaccount", "PBX account (a tenant)"),
@@ -1019,6 +1292,9 @@ pub(super) fn widget(name: &str, field: &str) -> Option<Widget> {
         (_, "home_server_id") => Widget::Pick("sipservers"),
         ("pbxdevices", "model_id") => Widget::Pick("pbxdevicemodels"),
         ("pbxdevices", "profile_id") => Widget::Pick("pbxdeviceprofiles"),
+        ("peeringservers" | "peeringrules", "group_id") => Widget::Pick("peeringgroups"),
+        ("peeringgroups", "contract_id") => Widget::Pick("contracts"),
+        ("peeringservers", "transport") => Widget::Choice(TRANSPORTS),
         _ => return None,
     })
 }
@@ -1090,6 +1366,40 @@ pub(super) fn form_order(name: &str) -> &'static [&'static str] {
         ],
         "pbxinboundroutes" => &["tenant_id", "number", "openroute", "closeroute"],
         "pbxextensions" => &["tenant_id", "extension", "type", "macaddr", "model_id"],
+        "peeringgroups" => &["name", "contract_id", "priority", "description"],
+        "peeringservers" => &[
+            "group_id",
+            "name",
+            "ip",
+            "host",
+            "port",
+            "transport",
+            "peer_auth_register",
+            "peer_auth_user",
+            "peer_auth_pass",
+            "peer_auth_realm",
+            "weight",
+            "enabled",
+            "probe",
+        ],
+        "peeringrules" => &[
+            "group_id",
+            "callee_prefix",
+            "callee_pattern",
+            "caller_pattern",
+            "description",
+            "enabled",
+            "stopper",
+        ],
+        _ => &[],
+    }
+}
+
+/// Fields the API requires by a rule rather than by its schema (a customer contact's
+/// reseller, which a system contact has not).
+pub(super) fn also_required(name: &str) -> &'static [&'static str] {
+    match name {
+        "customercontacts" => &["reseller_id"],
         _ => &[],
     }
 }
@@ -1099,6 +1409,8 @@ pub(super) fn form_order(name: &str) -> &'static [&'static str] {
 pub(super) fn form_hidden(name: &str) -> &'static [&'static str] {
     match name {
         "subscribers" => &["domain_id"],
+        // Time sets for carriers are refused by the API (not supported yet).
+        "peeringgroups" => &["time_set_id"],
         _ => &[],
     }
 }
@@ -1152,6 +1464,7 @@ pub(super) async fn picks(
                     }
                     "customercontacts" => (i.clone(), format!("{} ({i})", contact_name(o))),
                     "pbxdevicemodels" => (i, format!("{} {}", s(o, "vendor"), s(o, "model"))),
+                    "contracts" => (i.clone(), format!("contract {i} ({})", s(o, "type"))),
                     "subscribers" => (
                         i,
                         format!(

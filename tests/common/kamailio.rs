@@ -25,6 +25,11 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Short timers so that probing, failover and trunk registrations happen within a test.
+pub const FAST_TIMERS: &str = "#!define DS_PING_INTERVAL 1\n#!define TM_FR_TIMER 2000\n\
+#!define RELOAD_DELTA 1\n#!define UAC_REG_TIMER_INTERVAL 2\n#!define UAC_REG_RETRY_INTERVAL 5\n\
+#!define UAC_REG_GC_INTERVAL 5\n#!define LCR_PROGRESS_TIMEOUT 2000\n#!define LCR_RING_TIMEOUT 4000\n";
+
 pub struct Kamailio {
     pub dir: PathBuf,
     pub sip_port: u16,
