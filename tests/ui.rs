@@ -341,11 +341,12 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
 
     // A failed hook execution, opened and redelivered.
     let dead = format!("http://127.0.0.1:{}/gone", common::kamailio::free_port());
-    app.create(
-        "/api/hooks/",
-        json!({"name": "crm", "events": ["customer.updated"], "url": dead}),
-    )
-    .await;
+    let hook = app
+        .create(
+            "/api/hooks/",
+            json!({"name": "crm", "events": ["customer.updated"], "url": dead}),
+        )
+        .await;
     app.patch(
         &format!("/api/customers/{customer}"),
         json!([{"op": "replace", "path": "/external_id", "value": "cust-ui-2"}]),
@@ -374,6 +375,26 @@ async fn an_operator_does_the_daily_work_in_a_browser() {
         "{}",
         text(c).await
     );
+    // The hook's signing secret rotated from its page: the new one shown this once.
+    c.goto(&format!("{base}/ui/hooks/{hook}")).await.unwrap();
+    click(
+        c,
+        Locator::XPath("//main//button[normalize-space()='Rotate secret']"),
+    )
+    .await;
+    let t = text(c).await;
+    let secret = t
+        .split("shown only now: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no new secret on the page: {t}"))
+        .to_string();
+    assert!(
+        secret.len() >= 16 && t.contains("the old one keeps working until"),
+        "{t}"
+    );
+    c.goto(&format!("{base}/ui/hooks/{hook}")).await.unwrap();
+    assert!(!text(c).await.contains(&secret), "shown once only");
 
     // The journal, filtered to the customer: its update with before and after.
     c.goto(&format!("{base}/ui/journal")).await.unwrap();
@@ -1291,6 +1312,41 @@ async fn the_desk_adds_a_phone_and_sees_its_first_fetch() {
         "task 'add a phone for a subscriber and see its first fetch': {} page loads, {} form submissions",
         n.loads, n.posts
     );
+    // A replaced phone: a new first-boot URL, shown once on the page; the old one is dead.
+    click(c, Locator::Css("form[action$='/reset_token'] button")).await;
+    let t = text(c).await;
+    let fresh = t
+        .split("shown only now: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no new URL on the page: {t}"))
+        .to_string();
+    assert_ne!(fresh, url);
+    let app = &app;
+    let fetch = |u: String| async move {
+        let u = if u.starts_with('/') { app.url(&u) } else { u };
+        reqwest::Client::new()
+            .get(format!("{u}805ec0123456.cfg"))
+            .header(
+                "user-agent",
+                "Yealink SIP-T46U 108.86.0.45 80:5e:c0:12:34:56",
+            )
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(fetch(fresh.clone()).await, StatusCode::OK, "{fresh}");
+    assert_ne!(
+        fetch(url.clone()).await,
+        StatusCode::OK,
+        "the old URL still works"
+    );
+    n.goto(c, &format!("{base}/ui/pbxdevices/{device}")).await;
+    assert!(
+        !text(c).await.contains(&fresh),
+        "the new URL is not shown again"
+    );
     c.clone().close().await.unwrap();
 }
 
@@ -1470,7 +1526,12 @@ async fn the_desk_creates_a_trunk_and_a_route_and_sees_it_registered() {
     fill(c, "ip", "127.0.0.6").await;
     fill(c, "port", &port.to_string()).await;
     choose(c, "transport", "1").await;
-    choose(c, "peer_auth_register", "true").await;
+    c.find(Locator::Id("f_peer_auth_register"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     fill(c, "peer_auth_user", "acme-trunk").await;
     fill(c, "peer_auth_pass", "Acme-pass-1").await;
     fill(c, "peer_auth_realm", "carrier.test").await;
@@ -1539,6 +1600,20 @@ async fn the_desk_creates_a_trunk_and_a_route_and_sees_it_registered() {
         "task 'create a trunk and an outbound route and see the trunk registered': {} page loads, {} form submissions",
         n.loads, n.posts
     );
+    // Yes/no fields are checkboxes: unticking "Enabled" saves a no, and only that.
+    n.goto(c, &format!("{base}/ui/peeringservers/{trunk}/edit"))
+        .await;
+    let enabled = c.find(Locator::Id("f_enabled")).await.unwrap();
+    assert_eq!(
+        enabled.prop("checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    enabled.click().await.unwrap();
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let (_, v) = app.get(&format!("/api/peeringservers/{trunk}")).await;
+    assert_eq!(v["enabled"], false, "{v}\n{}", text(c).await);
+    assert_eq!(v["peer_auth_register"], true, "{v}");
     c.clone().close().await.unwrap();
 }
 
@@ -1724,6 +1799,31 @@ async fn the_desk_finds_failed_calls_and_downloads_them() {
     eprintln!(
         "task 'find failed calls and download them': {} page loads, {} form submissions",
         n.loads, n.posts
+    );
+    // Someone deleted bob from Kamailio's table by hand: Check names it, Repair puts it back.
+    db.exec("DELETE FROM subscriber WHERE username = 'bob'");
+    n.goto(c, &format!("{base}/ui/sipservers/{kam}")).await;
+    n.send(
+        c,
+        Locator::XPath("//main//button[normalize-space()='Check']"),
+    )
+    .await;
+    let t = text(c).await;
+    assert!(
+        t.contains("1 difference(s) found, not repaired")
+            && t.contains(&format!("bob@{d} (missing there)")),
+        "{t}"
+    );
+    n.send(
+        c,
+        Locator::XPath("//main//button[normalize-space()='Repair']"),
+    )
+    .await;
+    let t = text(c).await;
+    assert!(t.contains("Repaired 1 difference(s)"), "{t}");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM subscriber WHERE username = 'bob'"),
+        1
     );
     c.clone().close().await.unwrap();
 }

@@ -45,33 +45,25 @@ pub struct ContactInput {
 }
 
 fn fields(i: ContactInput, reseller_id: Option<i64>) -> Result<ContactFields> {
-    // Every field's problem at once.
+    // Every field's problem at once, in the order the fields were always checked.
     let mut p = Problems::default();
-    let mut t = |f: &str, v: Option<String>| p.value(model::text(f, v, 255));
-    let (firstname, lastname, company) = (
-        t("firstname", i.firstname)?,
-        t("lastname", i.lastname)?,
-        t("company", i.company)?,
-    );
-    let (street, postcode, city, country) = (
-        t("street", i.street)?,
-        t("postcode", i.postcode)?,
-        t("city", i.city)?,
-        t("country", i.country)?,
-    );
-    let (phonenumber, mobilenumber, external_id) = (
-        t("phonenumber", i.phonenumber)?,
-        t("mobilenumber", i.mobilenumber)?,
-        t("external_id", i.external_id)?,
-    );
-    let email = match p.check(model::email("email", i.email))? {
-        Some(Some(e)) => Some(e),
-        Some(None) => {
-            p.note("email", "is required");
-            None
-        }
-        None => None,
-    };
+    fn t(p: &mut Problems, f: &str, v: Option<String>) -> Result<Option<String>> {
+        p.value(model::text(f, v, 255))
+    }
+    let firstname = t(&mut p, "firstname", i.firstname)?;
+    let lastname = t(&mut p, "lastname", i.lastname)?;
+    let email = p.value(model::email("email", i.email))?;
+    let company = t(&mut p, "company", i.company)?;
+    let street = t(&mut p, "street", i.street)?;
+    let postcode = t(&mut p, "postcode", i.postcode)?;
+    let city = t(&mut p, "city", i.city)?;
+    let country = t(&mut p, "country", i.country)?;
+    let phonenumber = t(&mut p, "phonenumber", i.phonenumber)?;
+    let mobilenumber = t(&mut p, "mobilenumber", i.mobilenumber)?;
+    let external_id = t(&mut p, "external_id", i.external_id)?;
+    if email.is_none() && !p.names("email") {
+        p.note("email", "is required");
+    }
     p.finish()?;
     Ok(ContactFields {
         reseller_id,

@@ -34,6 +34,16 @@ pub(super) fn form_fields(
                 parts.sort();
                 (!parts.is_empty()).then(|| parts.join("; "))
             });
+            // A yes/no as a checkbox where the form knows its state (the object's, or the
+            // API's default on a new form); else a list that can leave it to the API.
+            let (value, checkbox) = match (*kind, value.as_str()) {
+                ("boolean", "true" | "false") => (value, true),
+                ("boolean", "") => match bool_default(f) {
+                    Some(d) => (d.to_string(), true),
+                    None => (value, false),
+                },
+                _ => (value, false),
+            };
             let rows = match *kind {
                 "e164" | "e164list" => Some(number_rows(&value, kind)),
                 "lines" => Some(line_rows(&value)),
@@ -41,7 +51,8 @@ pub(super) fn form_fields(
                 _ => None,
             };
             json!({"name": f, "label": label(f), "kind": kind, "value": if secret { String::new() } else { value },
-                   "secret": secret, "orig": o, "required": c.required.contains(f), "rows": rows, "error": error})
+                   "secret": secret, "orig": o, "required": c.required.contains(f), "rows": rows, "error": error,
+                   "checkbox": checkbox})
         })
         .collect()
 }
@@ -324,6 +335,7 @@ pub(super) async fn create(
         Err(r) => return r,
     };
     fold_numbers(&c.fields, &mut form);
+    fold_checkboxes(&c.fields, &mut form);
     let mut errors = HashMap::new();
     let body = form_json(c, &form, &mut errors);
     let (status, v) = if errors.is_empty() {
@@ -462,6 +474,7 @@ pub(super) async fn update(
         Err(r) => return r,
     };
     fold_numbers(&c.fields, &mut form);
+    fold_checkboxes(&c.fields, &mut form);
     let id: i64 = id.parse().unwrap_or(0);
     let (s, cur) = api(
         &app,
@@ -618,11 +631,56 @@ pub(super) async fn action(
     };
     let (s, v) = api(&app, &u.actor, peer, method, &uri, Some(body)).await;
     if s.is_success() {
-        item_page(&app, &u, peer, c, id, None, Some(done.to_string())).await
+        // A secret the API shows once is shown here, once (the page is not cached).
+        let mut said = done.to_string();
+        if name == "sipservers" {
+            said = drift_words(&v);
+        } else if let Some(url) = v["provisioning_url"].as_str() {
+            said.push_str(&format!(" Give the phone this URL, shown only now: {url}"));
+        } else if let Some(secret) = v["secret"].as_str() {
+            said.push_str(&format!(" The new secret, shown only now: {secret}"));
+            if let Some(t) = v["previous_secret_valid_until"].as_str() {
+                said.push_str(&format!(" (the old one keeps working until {t})"));
+            }
+        }
+        item_page(&app, &u, peer, c, id, None, Some(said)).await
     } else {
         let msg = format!("{action}: {}", text_of(&v["message"]));
         item_page(&app, &u, peer, c, id, Some(msg), None).await
     }
+}
+
+/// A SIP server's check or repair, in words: what differed and whether it was put right.
+fn drift_words(v: &Value) -> String {
+    let count = v["count"].as_u64().unwrap_or(0);
+    if count == 0 {
+        return "In step: the SIP server's tables hold what voxprov provisioned.".into();
+    }
+    let diffs: Vec<String> = v["differences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(20)
+        .map(|d| {
+            let what = match d["kind"].as_str() {
+                Some("missing") => "missing there",
+                Some("extra") => "there but not provisioned",
+                _ => "different",
+            };
+            format!("{} {} ({what})", text_of(&d["table"]), text_of(&d["key"]))
+        })
+        .collect();
+    let more = if count > 20 {
+        format!(" and {} more", count - 20)
+    } else {
+        String::new()
+    };
+    let head = if v["repaired"] == json!(true) {
+        format!("Repaired {count} difference(s)")
+    } else {
+        format!("{count} difference(s) found, not repaired (Repair puts them right)")
+    };
+    format!("{head}: {}{more}.", diffs.join("; "))
 }
 
 /// The configuration a device would get, as text (GET: it changes nothing).

@@ -1127,6 +1127,24 @@ pub(super) fn buttons(name: &str, id: i64, o: &Value) -> Vec<Value> {
             Some("locked") => vec![post("unlock", "Unlock", "back to active")],
             _ => Vec::new(),
         },
+        "hooks" => vec![post(
+            "rotate_secret",
+            "Rotate secret",
+            "a new signing secret, shown once; the old one keeps signing for a day",
+        )],
+        "pbxdevices" => match o["auth"].as_str() {
+            Some("token") => vec![post(
+                "reset_token",
+                "New first-boot URL",
+                "a replaced or reset phone: the old URLs stop working",
+            )],
+            Some("basic" | "digest") => vec![post(
+                "reset_secret",
+                "New device password",
+                "the phone needs the new one to fetch its configuration",
+            )],
+            _ => Vec::new(),
+        },
         _ => Vec::new(),
     }
 }
@@ -1169,13 +1187,26 @@ pub(super) fn action_request(
             None,
             "Queued for redelivery.",
         ),
-        ("sipservers", "check") => (Method::POST, format!("{uri}/check"), None, "Checked."),
-        ("sipservers", "repair") => (
+        ("hooks", "rotate_secret") => (
             Method::POST,
-            format!("{uri}/repair"),
+            format!("{uri}/rotate_secret"),
             None,
-            "Repair started.",
+            "Secret rotated.",
         ),
+        ("pbxdevices", "reset_token") => (
+            Method::POST,
+            format!("{uri}/reset_token"),
+            None,
+            "New first-boot URL made; the old URLs no longer work.",
+        ),
+        ("pbxdevices", "reset_secret") => (
+            Method::POST,
+            format!("{uri}/reset_secret"),
+            None,
+            "New device password made.",
+        ),
+        ("sipservers", "check") => (Method::POST, format!("{uri}/check"), None, "Checked."),
+        ("sipservers", "repair") => (Method::POST, format!("{uri}/repair"), None, "Repaired."),
         _ => return None,
     })
 }
@@ -1392,6 +1423,32 @@ pub(super) fn form_order(name: &str) -> &'static [&'static str] {
             "stopper",
         ],
         _ => &[],
+    }
+}
+
+/// What the API takes for a yes/no left out (a checkbox shows it on a new form); `None`
+/// where the form does not know.
+pub(super) fn bool_default(field: &str) -> Option<bool> {
+    match field {
+        "enabled" | "is_active" => Some(true),
+        "administrative" | "contract_default" | "intra_pbx" | "local_ac" | "loopplay"
+        | "peer_auth_register" | "prepaid" | "probe" | "read_only" | "set_default" | "stopper"
+        | "store_password" => Some(false),
+        _ => None,
+    }
+}
+
+/// A checkbox sends nothing when unticked: a field the form showed as one (its `_cb_` marker)
+/// and not sent is a no.
+pub(super) fn fold_checkboxes(
+    fields: &[(String, &'static str)],
+    form: &mut HashMap<String, String>,
+) {
+    for (f, kind) in fields {
+        if *kind == "boolean" && form.remove(&format!("_cb_{f}")).is_some() {
+            let on = form.get(f).is_some_and(|v| v == "true");
+            form.insert(f.clone(), on.to_string());
+        }
     }
 }
 
