@@ -94,6 +94,29 @@ async fn bad_input_is_refused_clearly_and_writes_nothing(app: TestApp) {
             .is_some_and(|m| m.starts_with("may contain only")),
         "the message alone: {v}"
     );
+    // A refused secret is never echoed: not as NGCP's input, not in serde's words.
+    for (pw, field) in [
+        (json!("short"), "password"),
+        (json!(98_765_432_123_i64), "password"),
+    ] {
+        let (s, v) = send(post(
+            json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "echo",
+                    field: pw.clone() })
+            .to_string(),
+            "application/json",
+        ))
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let body = v.to_string();
+        let secret = pw
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| pw.to_string());
+        assert!(
+            v["field"] == field && !body.contains(&secret),
+            "{secret} echoed: {v}"
+        );
+    }
     assert_eq!(app.journal_count().await, before, "nothing was written");
     let (_, v) = app.get(&format!("/api/subscribers/{sub}")).await;
     assert_eq!(v["username"], "victim");
@@ -172,6 +195,11 @@ async fn three_wrong_fields_are_named_at_once(app: TestApp) {
             "/api/pbxdevices/",
             json!({ "identifier": "zz", "customer_id": 999_999, "model_id": 999_999, "lines": [] }),
             vec!["identifier", "customer_id", "model_id"],
+        ),
+        (
+            "/api/hooks/",
+            json!({ "name": "", "events": [], "url": "ftp://example.com/x", "timeout": 99 }),
+            vec!["name", "events", "url", "timeout"],
         ),
         // Wrong types: each named, though none of the rules could be asked.
         (

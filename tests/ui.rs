@@ -1614,6 +1614,20 @@ async fn the_desk_creates_a_trunk_and_a_route_and_sees_it_registered() {
     let (_, v) = app.get(&format!("/api/peeringservers/{trunk}")).await;
     assert_eq!(v["enabled"], false, "{v}\n{}", text(c).await);
     assert_eq!(v["peer_auth_register"], true, "{v}");
+    // A yes/no whose name looks like a secret's (store_password) is a checkbox like any
+    // other: saving the SIP server's form untouched changes nothing.
+    let (s, v) = app
+        .patch(
+            &format!("/api/sipservers/{kam}"),
+            json!([{"op": "replace", "path": "/store_password", "value": true}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    n.goto(c, &format!("{base}/ui/sipservers/{kam}/edit")).await;
+    n.send(c, Locator::Css("main form button[type=submit]"))
+        .await;
+    let (_, v) = app.get(&format!("/api/sipservers/{kam}")).await;
+    assert_eq!(v["store_password"], true, "{v}\n{}", text(c).await);
     c.clone().close().await.unwrap();
 }
 
@@ -1709,7 +1723,7 @@ async fn the_desk_finds_failed_calls_and_downloads_them() {
         .await
         .unwrap();
     assert!(first.contains("not reachable"), "{first}");
-    // Filter: not reachable, by alice, from today.
+    // Filter: not reachable, by alice, today (from and until the same day: the whole day).
     c.find(Locator::Css("details.filters summary"))
         .await
         .unwrap()
@@ -1721,7 +1735,8 @@ async fn the_desk_finds_failed_calls_and_downloads_them() {
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     // A date input takes the day as the browser's locale writes it; set it as the form sends it.
     c.execute(
-        "document.getElementById('f_start_ge').value = arguments[0];",
+        "document.getElementById('f_start_ge').value = arguments[0];\
+         document.getElementById('f_start_le').value = arguments[0];",
         vec![json!(today)],
     )
     .await

@@ -68,10 +68,10 @@ async fn validate(c: &mut Conn, actor: &Actor, i: CustomerInput) -> Result<Custo
         false,
     )
     .await?;
-    // A profile is checked against the contact's reseller (when the contact is good).
-    if bp
-        .is_none_or(|b| reseller_id.is_some_and(|r| b.reseller_id != r) || b.status == "terminated")
-    {
+    // A profile is checked against the contact's reseller, or (the contact refused) the
+    // actor's own: another reseller's profile is never told apart from none.
+    let owner = reseller_id.or(actor.scope());
+    if bp.is_none_or(|b| owner.is_some_and(|r| b.reseller_id != r) || b.status == "terminated") {
         p.note(
             "billing_profile_id",
             format!(

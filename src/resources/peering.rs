@@ -621,7 +621,8 @@ async fn rule_cols(
     i: PeeringRuleInput,
     id: Option<i64>,
 ) -> Result<Vec<(&'static str, Arg)>> {
-    // The fields' own problems all at once; the checks against other rules after.
+    // Every problem at once, in the order they were always checked: the fields' own, then
+    // (those being good) the clashes with other rules, then the description.
     let mut p = Problems::default();
     p.check(group_exists(c, i.group_id).await)?;
     let prefix = p.value(prefix(
@@ -632,16 +633,38 @@ async fn rule_cols(
     ))?;
     let callee = p.value(opt_pattern("callee_pattern", i.callee_pattern))?;
     let caller = p.value(opt_pattern("caller_pattern", i.caller_pattern))?;
+    if p.is_empty() {
+        p.check(rule_clashes(c, i.group_id, &prefix, &callee, &caller, id).await)?;
+    }
     let description = p.value(short("description", i.description, 255))?;
     p.finish()?;
-    // Kamailio's lcr holds one rule per (prefix, caller pattern): rules of several groups
-    // share it (each group a target), so they must agree on the callee pattern; and one group
-    // holds a prefix and caller pattern once.
+    Ok(vec![
+        ("group_id", Arg::Int(i.group_id)),
+        ("callee_prefix", Arg::Text(prefix)),
+        ("callee_pattern", Arg::opt_text(callee)),
+        ("caller_pattern", Arg::opt_text(caller)),
+        ("description", Arg::opt_text(description)),
+        ("stopper", Arg::flag(i.stopper.unwrap_or(false))),
+        ("enabled", Arg::flag(i.enabled.unwrap_or(true))),
+    ])
+}
+
+/// Kamailio's lcr holds one rule per (prefix, caller pattern): rules of several groups share
+/// it (each group a target), so they must agree on the callee pattern; and one group holds a
+/// prefix and caller pattern once.
+async fn rule_clashes(
+    c: &mut Conn,
+    group_id: i64,
+    prefix: &str,
+    callee: &Option<String>,
+    caller: &Option<String>,
+    id: Option<i64>,
+) -> Result<()> {
     let rows = sqlx::query_as::<_, (i64, i64, Option<String>)>(
         "SELECT id, group_id, callee_pattern FROM peering_rules WHERE callee_prefix = $1 \
          AND COALESCE(caller_pattern, '') = $2",
     )
-    .bind(prefix.clone())
+    .bind(prefix.to_string())
     .bind(caller.clone().unwrap_or_default())
     .fetch_all(&mut *c)
     .await?;
@@ -649,7 +672,7 @@ async fn rule_cols(
         if Some(other) == id {
             continue;
         }
-        if group == i.group_id {
+        if group == group_id {
             return Err(Error::invalid(
                 "callee_prefix",
                 format!(
@@ -657,7 +680,7 @@ async fn rule_cols(
                 ),
             ));
         }
-        if other_callee != callee {
+        if &other_callee != callee {
             return Err(Error::invalid(
                 "callee_pattern",
                 format!(
@@ -668,15 +691,7 @@ async fn rule_cols(
             ));
         }
     }
-    Ok(vec![
-        ("group_id", Arg::Int(i.group_id)),
-        ("callee_prefix", Arg::Text(prefix)),
-        ("callee_pattern", Arg::opt_text(callee)),
-        ("caller_pattern", Arg::opt_text(caller)),
-        ("description", Arg::opt_text(description)),
-        ("stopper", Arg::flag(i.stopper.unwrap_or(false))),
-        ("enabled", Arg::flag(i.enabled.unwrap_or(true))),
-    ])
+    Ok(())
 }
 
 #[async_trait]

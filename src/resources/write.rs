@@ -104,15 +104,18 @@ pub fn to_input<T: DeserializeOwned + ToSchema + 'static>(
         return Err(Error::invalid(first.0, first.1));
     };
     let mut problems = vec![first];
+    let mut removed: Vec<String> = Vec::new();
     while problems.len() < 32 {
         let (field, _) = problems.last().expect("one problem at least");
         let top = field.split(['.', '[']).next().unwrap_or("").to_string();
         if rest.remove(&top).is_none() {
             break;
         }
+        removed.push(top);
         match deserialize::<T>(Value::Object(rest.clone())) {
             Ok(_) => break,
-            Err(p) if problems.iter().any(|(f, _)| *f == p.0) => break,
+            // A field left out reads as missing: that is the problem named already.
+            Err(p) if problems.iter().any(|(f, _)| *f == p.0) || removed.contains(&p.0) => break,
             Err(p) => problems.push(p),
         }
     }
@@ -136,8 +139,28 @@ fn deserialize<T: DeserializeOwned>(v: Value) -> std::result::Result<T, (String,
         } else {
             path
         };
+        // serde quotes the value it could not read: never a secret's.
+        let last = field.rsplit(['.', '[']).next().unwrap_or("");
+        let secret = ["pass", "secret", "token"].iter().any(|w| last.contains(w));
+        let msg = if secret && (msg.starts_with("invalid type") || msg.starts_with("invalid value"))
+        {
+            without_quoted(&msg)
+        } else {
+            msg
+        };
         (field, msg)
     })
+}
+
+/// A message without its `quoted` parts.
+fn without_quoted(msg: &str) -> String {
+    let mut out = String::new();
+    for (n, part) in msg.split('`').enumerate() {
+        if n % 2 == 0 {
+            out.push_str(part);
+        }
+    }
+    out.replace(" ,", ",").replace("  ", " ").trim().to_string()
 }
 
 /// The object `id` as `actor` may see it; 404 when absent, another reseller's, or gone

@@ -252,7 +252,7 @@ pub(super) fn api_filters(name: &str, given: &HashMap<String, String>) -> String
         }
         let day = chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").is_ok();
         if k == "start_le" && day {
-            query.append_pair(k, &format!("{} 23:59:59.999", v.trim()));
+            query.append_pair(k, &format!("{}T23:59:59.999Z", v.trim()));
         } else {
             query.append_pair(k, v);
         }

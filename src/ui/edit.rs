@@ -21,8 +21,8 @@ pub(super) fn form_fields(
                 (Value::String(s), true) => s.clone(),
                 _ => shown(&v, kind),
             };
-            let secret = is_secret(f);
-            let o = orig.and_then(|o| o.get(f).cloned());
+            let secret = is_secret(f) && *kind != "boolean";
+            let mut o = orig.and_then(|o| o.get(f).cloned());
             // An error of a part (primary_number.sn, alias_numbers[1].cc) shows at its field,
             // once: the API's message names the part already.
             let error = errors.get(f).cloned().or_else(|| {
@@ -39,7 +39,13 @@ pub(super) fn form_fields(
             let (value, checkbox) = match (*kind, value.as_str()) {
                 ("boolean", "true" | "false") => (value, true),
                 ("boolean", "") => match bool_default(f) {
-                    Some(d) => (d.to_string(), true),
+                    Some(d) => {
+                        // Shown as the default: untouched, it is not sent as a change.
+                        if o.as_deref() == Some("") {
+                            o = Some(d.to_string());
+                        }
+                        (d.to_string(), true)
+                    }
                     None => (value, false),
                 },
                 _ => (value, false),
@@ -74,7 +80,7 @@ pub(super) fn form_json(
         if raw.is_empty() {
             // A required text left empty is sent empty: the API then names it among the
             // form's other problems (a missing field would be refused on its own).
-            if *kind == "text" && !is_secret(f) && c.required.contains(f) {
+            if *kind == "text" && !is_secret(f) && c.required.contains(f) && refuses_empty(c.name) {
                 m.insert(f.clone(), json!(""));
             }
             continue;
@@ -447,7 +453,7 @@ pub(super) async fn edit_form(
                 .map(|(f, k)| {
                     (
                         f.clone(),
-                        if is_secret(f) {
+                        if is_secret(f) && *k != "boolean" {
                             String::new()
                         } else {
                             shown(values.get(f).unwrap_or(&Value::Null), k)

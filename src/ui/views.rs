@@ -1452,6 +1452,15 @@ pub(super) fn fold_checkboxes(
     }
 }
 
+/// Collections whose rules refuse an empty required text with its own message (a form sends
+/// it empty, so that the answer names it among the others); elsewhere it is left out.
+pub(super) fn refuses_empty(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribers" | "peeringgroups" | "peeringservers" | "hooks"
+    )
+}
+
 /// Fields the API requires by a rule rather than by its schema (a customer contact's
 /// reseller, which a system contact has not).
 pub(super) fn also_required(name: &str) -> &'static [&'static str] {

@@ -158,6 +158,11 @@ pub(super) async fn device_fields(
     if !["token", "basic", "digest", "customer"].contains(&auth.as_str()) {
         p.note("auth", "must be token, basic, digest or customer");
     }
+    // Lines name the customer's subscribers: read only for a customer the actor may use.
+    let (lines, subs) = match (&m, reseller_id) {
+        (Some(m), Some(_)) => p.value(device_lines(c, i.lines, i.customer_id, m).await)?,
+        _ => Default::default(),
+    };
     let station_name = p.value(model::text("station_name", i.station_name, 64))?;
     let settings = p.value(check_settings(
         app,
@@ -165,10 +170,6 @@ pub(super) async fn device_fields(
         i.settings,
         old.map(|o| o.stored_settings.as_str()),
     ))?;
-    let (lines, subs) = match &m {
-        Some(m) => p.value(device_lines(c, i.lines, i.customer_id, m).await)?,
-        None => Default::default(),
-    };
     p.finish()?;
     let Some(reseller_id) = reseller_id else {
         return Err(Error::internal(anyhow::anyhow!(

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::resellers::check_reseller;
 use crate::app::App;
 use crate::changes::Op;
-use crate::error::{Error, Result};
+use crate::error::{Error, Problems, Result};
 use crate::hooks::{self, net::check_url, sign};
 use crate::model::{self, Actor};
 use crate::resources::{record, Created, ListQuery, Resource};

@@ -172,46 +172,123 @@ pub(super) async fn validate(
     i: HookInput,
     old: Option<&HookRow>,
 ) -> Result<HookFields> {
-    let name = model::non_empty("name", i.name, 128)?;
-    let events = check_events(&i.events)?;
-    let phase = one_of("phase", i.phase, &["before", "after"], "after")?;
-    let kind = one_of("kind", i.kind, &["http", "script"], "http")?;
-    let reseller_id = match actor.scope() {
+    // Every field's problem is gathered, so that one answer names them all; a check that
+    // depends on another field runs only when that field is good.
+    let mut p = Problems::default();
+    let name = p.value(model::non_empty("name", i.name, 128))?;
+    let events = p.value(check_events(&i.events))?;
+    let phase = p.value(one_of("phase", i.phase, &["before", "after"], "after"))?;
+    let kind = p.value(one_of("kind", i.kind, &["http", "script"], "http"))?;
+    let reseller_id = p.value(hook_reseller(c, actor, i.reseller_id).await)?;
+    let (url, method, path) = if kind.is_empty() {
+        Default::default()
+    } else {
+        p.value(hook_target(app, actor, &kind, i.url, i.method, i.path))?
+    };
+    let (auth_type, auth_name, auth_value_enc) = p.value(check_auth(app, i.auth, old))?;
+    if kind == "script" && !auth_type.is_empty() && auth_type != "none" {
+        p.note("auth", "applies to http hooks only");
+    }
+    let failure_policy = p.value(one_of(
+        "failure_policy",
+        i.failure_policy,
+        &["fail", "ignore"],
+        "fail",
+    ))?;
+    if phase == "after" && !failure_policy.is_empty() && failure_policy != "fail" {
+        p.note(
+            "failure_policy",
+            "applies to before-hooks; after-hooks are retried until delivered or given up",
+        );
+    }
+    let f = i.filters.unwrap_or(HookFilters {
+        domain: None,
+        sipserver_id: None,
+        customer_id: None,
+    });
+    p.check(hook_filters(c, actor, reseller_id, &f).await)?;
+    let body_template = p.value(hook_template(i.body_template))?;
+    let response_map = p.value(hook_response_map(i.response_map))?;
+    let priority = p.value(in_range("priority", i.priority, 1, 1000, 100))?;
+    let status = p.value(one_of(
+        "status",
+        i.status,
+        &["enabled", "disabled", "archived"],
+        "enabled",
+    ))?;
+    let timeout = p.value(in_range("timeout", i.timeout, 1, 30, 5))?;
+    p.finish()?;
+    Ok(HookFields {
+        reseller_id,
+        name,
+        events,
+        phase,
+        kind,
+        url,
+        method,
+        path,
+        auth_type,
+        auth_name,
+        auth_value_enc,
+        priority,
+        status,
+        timeout,
+        failure_policy,
+        filter_domain: f.domain,
+        filter_sipserver_id: f.sipserver_id,
+        filter_customer_id: f.customer_id,
+        body_template,
+        response_map,
+    })
+}
+
+/// Whose hook it is: a reseller's own, or (an admin's choice) any reseller's or none.
+async fn hook_reseller(c: &mut Conn, actor: &Actor, given: Option<i64>) -> Result<Option<i64>> {
+    match actor.scope() {
         Some(own) => {
-            if i.reseller_id.is_some_and(|r| r != own) {
+            if given.is_some_and(|r| r != own) {
                 return Err(Error::invalid(
                     "reseller_id",
-                    format!("reseller {} does not exist", i.reseller_id.unwrap_or(0)),
+                    format!("reseller {} does not exist", given.unwrap_or(0)),
                 ));
             }
-            Some(own)
+            Ok(Some(own))
         }
         None => {
-            if let Some(r) = i.reseller_id {
+            if let Some(r) = given {
                 check_reseller(c, r).await?;
             }
-            i.reseller_id
+            Ok(given)
         }
-    };
+    }
+}
+
+/// Where the hook calls: an http hook's URL (no SSRF) and method, or a script hook's path.
+fn hook_target(
+    app: &App,
+    actor: &Actor,
+    kind: &str,
+    url: Option<String>,
+    method: Option<String>,
+    path: Option<String>,
+) -> Result<(Option<String>, String, Option<String>)> {
     let allow_private = app.hooks.config().allow_private_targets;
-    let (url, method, path) = if kind == "http" {
-        if i.path.is_some() {
+    if kind == "http" {
+        if path.is_some() {
             return Err(Error::invalid("path", "applies to script hooks only"));
         }
-        let url = i
-            .url
-            .ok_or_else(|| Error::invalid("url", "is required for http hooks"))?;
+        let url = url.ok_or_else(|| Error::invalid("url", "is required for http hooks"))?;
         if url.len() > 2048 {
             return Err(Error::invalid("url", "must be at most 2048 characters"));
         }
         check_url(&url, allow_private).map_err(|e| Error::invalid("url", e))?;
         let method = one_of(
             "method",
-            i.method.map(|m| m.to_ascii_uppercase()),
+            method.map(|m| m.to_ascii_uppercase()),
             &["POST", "PUT", "PATCH"],
             "POST",
         )?;
-        (Some(url), method, None)
+        Ok((Some(url), method, None))
     } else {
         if !actor.is_admin() {
             return Err(Error::invalid(
@@ -219,36 +296,22 @@ pub(super) async fn validate(
                 "script hooks run on the server: only admins may add them",
             ));
         }
-        if i.url.is_some() {
+        if url.is_some() {
             return Err(Error::invalid("url", "applies to http hooks only"));
         }
-        let path = i
-            .path
-            .ok_or_else(|| Error::invalid("path", "is required for script hooks"))?;
+        let path = path.ok_or_else(|| Error::invalid("path", "is required for script hooks"))?;
         crate::hooks::call::script_path(app.hooks.config().script_dir.as_deref(), &path)?;
-        (None, "POST".to_string(), Some(path))
-    };
-    let (auth_type, auth_name, auth_value_enc) = check_auth(app, i.auth, old)?;
-    if kind == "script" && auth_type != "none" {
-        return Err(Error::invalid("auth", "applies to http hooks only"));
+        Ok((None, "POST".to_string(), Some(path)))
     }
-    let failure_policy = one_of(
-        "failure_policy",
-        i.failure_policy,
-        &["fail", "ignore"],
-        "fail",
-    )?;
-    if phase == "after" && failure_policy != "fail" {
-        return Err(Error::invalid(
-            "failure_policy",
-            "applies to before-hooks; after-hooks are retried until delivered or given up",
-        ));
-    }
-    let f = i.filters.unwrap_or(HookFilters {
-        domain: None,
-        sipserver_id: None,
-        customer_id: None,
-    });
+}
+
+/// The filters name objects the hook's owner may see.
+async fn hook_filters(
+    c: &mut Conn,
+    actor: &Actor,
+    reseller_id: Option<i64>,
+    f: &HookFilters,
+) -> Result<()> {
     if let Some(d) = &f.domain {
         match domain_by_name(c, d).await? {
             Some(dom) if reseller_id.is_none_or(|r| r == dom.reseller_id) => {}
@@ -288,73 +351,51 @@ pub(super) async fn validate(
             ));
         }
     }
-    let body_template = match i.body_template {
+    Ok(())
+}
+
+fn hook_template(t: Option<String>) -> Result<Option<String>> {
+    match t {
         Some(t) if t.len() > 65536 => {
-            return Err(Error::invalid("body_template", "must be at most 64 KiB"))
+            Err(Error::invalid("body_template", "must be at most 64 KiB"))
         }
         Some(t) => {
             crate::templating::check_json_body_syntax(&t)
                 .map_err(|e| Error::invalid("body_template", e))?;
-            Some(t)
+            Ok(Some(t))
         }
-        None => None,
+        None => Ok(None),
+    }
+}
+
+fn hook_response_map(m: Option<Map<String, Value>>) -> Result<Option<String>> {
+    let Some(m) = m else {
+        return Ok(None);
     };
-    let response_map = match i.response_map {
-        None => None,
-        Some(m) => {
-            if m.len() > 20 {
-                return Err(Error::invalid("response_map", "at most 20 entries"));
-            }
-            for (k, v) in &m {
-                if k.is_empty()
-                    || k.len() > 64
-                    || !k
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-                {
-                    return Err(Error::invalid(
-                        format!("response_map.{k}"),
-                        "keys are 1–64 letters, digits, '_', '.' or '-'",
-                    ));
-                }
-                match v.as_str() {
-                    Some(p) if p.is_empty() || p.starts_with('/') => {}
-                    _ => {
-                        return Err(Error::invalid(
-                            format!("response_map.{k}"),
-                            "must be a JSON pointer such as /data/id",
-                        ))
-                    }
-                }
-            }
-            Some(Value::Object(m).to_string())
+    if m.len() > 20 {
+        return Err(Error::invalid("response_map", "at most 20 entries"));
+    }
+    for (k, v) in &m {
+        if k.is_empty()
+            || k.len() > 64
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            return Err(Error::invalid(
+                format!("response_map.{k}"),
+                "keys are 1–64 letters, digits, '_', '.' or '-'",
+            ));
         }
-    };
-    Ok(HookFields {
-        reseller_id,
-        name,
-        events,
-        phase,
-        kind,
-        url,
-        method,
-        path,
-        auth_type,
-        auth_name,
-        auth_value_enc,
-        priority: in_range("priority", i.priority, 1, 1000, 100)?,
-        status: one_of(
-            "status",
-            i.status,
-            &["enabled", "disabled", "archived"],
-            "enabled",
-        )?,
-        timeout: in_range("timeout", i.timeout, 1, 30, 5)?,
-        failure_policy,
-        filter_domain: f.domain,
-        filter_sipserver_id: f.sipserver_id,
-        filter_customer_id: f.customer_id,
-        body_template,
-        response_map,
-    })
+        match v.as_str() {
+            Some(p) if p.is_empty() || p.starts_with('/') => {}
+            _ => {
+                return Err(Error::invalid(
+                    format!("response_map.{k}"),
+                    "must be a JSON pointer such as /data/id",
+                ))
+            }
+        }
+    }
+    Ok(Some(Value::Object(m).to_string()))
 }

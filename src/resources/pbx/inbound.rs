@@ -95,7 +95,74 @@ async fn columns(
             "an inbound route keeps its tenant",
         ));
     }
-    let raw = match &i.number {
+    // Every field's problem is gathered, so that one answer names them all (the number is
+    // checked against the carrier kind only when that is good).
+    let mut p = Problems::default();
+    let carrier =
+        one_of("carrier", &i.carrier, &["DiD", "CLID"]).and_then(|v| required("carrier", v));
+    let kind = carrier.as_deref().ok();
+    let number = p.value(route_number(c, &tenant, &i.number, kind, old).await)?;
+    let carrier = p.check(carrier)?;
+    let trunk = p.value(route_trunk(c, actor, &i.trunk_id).await)?;
+    let open = match p
+        .check(string("openroute", &i.openroute, 64).and_then(|v| required("openroute", v)))?
+    {
+        Some(text) => p.value(destination(c, &tenant, "openroute", &text).await)?,
+        None => String::new(),
+    };
+    let closed = match p.value(string("closeroute", &i.closeroute, 64))? {
+        Some(s) if !s.trim().is_empty() => {
+            p.value(destination(c, &tenant, "closeroute", &s).await)?
+        }
+        _ => open.clone(),
+    };
+    let alertinfo = p.value(string("alertinfo", &i.alertinfo, 255))?;
+    let active = p.value(one_of("active", &i.active, &["YES", "NO"]))?;
+    let swoclip = p.value(one_of("swoclip", &i.swoclip, &["YES", "NO"]))?;
+    let tag = p.value(alpha_num("tag", &i.tag, 32))?;
+    let inprefix = p.value(digits("inprefix", &i.inprefix, 10))?;
+    let description = p.value(alpha_num("description", &i.description, 255))?;
+    let disa = p.value(one_of("disa", &i.disa, &["DISA", "CALLBACK"]))?;
+    // Never shown, so a GET → PUT round trip omits it: absent keeps it.
+    let disapass = match (&i.disapass, old) {
+        (Value::Null, Some(o)) => o.disapass.clone(),
+        (v, _) => p.value(alpha_num("disapass", v, 32))?,
+    };
+    let moh = p.value(one_of("moh", &i.moh, &["ON", "OFF"]))?;
+    p.finish()?;
+    Ok(vec![
+        ("tenant_id", Arg::Int(tenant.id)),
+        ("reseller_id", Arg::Int(tenant.reseller_id)),
+        ("number", Arg::Text(number)),
+        ("carrier", Arg::Text(carrier.unwrap_or_default())),
+        ("trunk_id", Arg::opt_int(trunk)),
+        ("openroute", Arg::Text(open)),
+        ("closeroute", Arg::Text(closed)),
+        ("active", Arg::Text(active.unwrap_or("YES".into()))),
+        (
+            "alertinfo",
+            Arg::opt_text(alertinfo.filter(|a| !a.is_empty())),
+        ),
+        ("swoclip", Arg::Text(swoclip.unwrap_or("NO".into()))),
+        ("tag", Arg::opt_text(tag)),
+        ("inprefix", Arg::opt_text(inprefix)),
+        ("description", Arg::opt_text(description)),
+        ("disa", Arg::opt_text(disa)),
+        ("disapass", Arg::opt_text(disapass)),
+        ("moh", Arg::opt_text(moh)),
+    ])
+}
+
+/// The number a route is for: digits; a DiD one of the tenant's customer's numbers (no
+/// reseller routes another's calls), a CLID any caller's; routed once.
+async fn route_number(
+    c: &mut Conn,
+    tenant: &PbxTenant,
+    given: &Value,
+    carrier: Option<&str>,
+    old: Option<&PbxInboundRoute>,
+) -> Result<String> {
+    let raw = match given {
         Value::Number(n) => Value::String(n.to_string()),
         v => v.clone(),
     };
@@ -107,9 +174,9 @@ async fn columns(
             "must be a number: digits, a leading + allowed",
         ));
     }
-    let carrier = required("carrier", one_of("carrier", &i.carrier, &["DiD", "CLID"])?)?;
-    // A DiD is a number of the tenant's customer (no reseller routes another's calls); a CLID
-    // route applies to calls to the tenant's own DiDs only, so any caller number will do.
+    let Some(carrier) = carrier else {
+        return Ok(number);
+    };
     if carrier == "DiD" && !st::customer_has_number(c, tenant.customer_id, &number).await? {
         return Err(Error::invalid(
             "number",
@@ -121,14 +188,19 @@ async fn columns(
     } else {
         Some(tenant.id)
     };
-    let taken = st::inbound_route_of(c, &carrier, &number, scope).await?;
+    let taken = st::inbound_route_of(c, carrier, &number, scope).await?;
     if taken.is_some_and(|t| Some(t) != old.map(|o| o.id)) {
         return Err(Error::invalid(
             "number",
             format!("{number} has an inbound route already"),
         ));
     }
-    let trunk = integer("trunk_id", &i.trunk_id)?;
+    Ok(number)
+}
+
+/// The carrier (peering group) a route takes calls from: the operator's, so admins only.
+async fn route_trunk(c: &mut Conn, actor: &Actor, given: &Value) -> Result<Option<i64>> {
+    let trunk = integer("trunk_id", given)?;
     if trunk.is_some() && !actor.is_admin() {
         return Err(Error::invalid(
             "trunk_id",
@@ -143,56 +215,7 @@ async fn columns(
             ));
         }
     }
-    let open_text = required("openroute", string("openroute", &i.openroute, 64)?)?;
-    let open = destination(c, &tenant, "openroute", &open_text).await?;
-    let closed = match string("closeroute", &i.closeroute, 64)? {
-        Some(s) if !s.trim().is_empty() => destination(c, &tenant, "closeroute", &s).await?,
-        _ => open.clone(),
-    };
-    let alertinfo = string("alertinfo", &i.alertinfo, 255)?;
-    Ok(vec![
-        ("tenant_id", Arg::Int(tenant.id)),
-        ("reseller_id", Arg::Int(tenant.reseller_id)),
-        ("number", Arg::Text(number)),
-        ("carrier", Arg::Text(carrier)),
-        ("trunk_id", Arg::opt_int(trunk)),
-        ("openroute", Arg::Text(open)),
-        ("closeroute", Arg::Text(closed)),
-        (
-            "active",
-            Arg::Text(one_of("active", &i.active, &["YES", "NO"])?.unwrap_or("YES".into())),
-        ),
-        (
-            "alertinfo",
-            Arg::opt_text(alertinfo.filter(|a| !a.is_empty())),
-        ),
-        (
-            "swoclip",
-            Arg::Text(one_of("swoclip", &i.swoclip, &["YES", "NO"])?.unwrap_or("NO".into())),
-        ),
-        ("tag", Arg::opt_text(alpha_num("tag", &i.tag, 32)?)),
-        (
-            "inprefix",
-            Arg::opt_text(digits("inprefix", &i.inprefix, 10)?),
-        ),
-        (
-            "description",
-            Arg::opt_text(alpha_num("description", &i.description, 255)?),
-        ),
-        (
-            "disa",
-            Arg::opt_text(one_of("disa", &i.disa, &["DISA", "CALLBACK"])?),
-        ),
-        (
-            "disapass",
-            // Never shown, so a GET → PUT round trip omits it: absent keeps it.
-            Arg::opt_text(match (&i.disapass, old) {
-                (Value::Null, Some(o)) => o.disapass.clone(),
-                (v, _) => alpha_num("disapass", v, 32)?,
-            }),
-        ),
-        ("moh", Arg::opt_text(one_of("moh", &i.moh, &["ON", "OFF"])?)),
-    ])
+    Ok(trunk)
 }
 
 #[async_trait]

@@ -203,10 +203,11 @@ async fn columns(
         ))?
         .unwrap_or("Ring".into());
     let members = p.value(group_members(c, tenant, &i.out, &kind).await)?;
-    let outcome = match p.check(required("outcome", string("outcome", &i.outcome, 64)?))? {
-        Some(text) => p.value(destination(c, tenant, "outcome", &text).await)?,
-        None => String::new(),
-    };
+    let outcome =
+        match p.check(string("outcome", &i.outcome, 64).and_then(|v| required("outcome", v)))? {
+            Some(text) => p.value(destination(c, tenant, "outcome", &text).await)?,
+            None => String::new(),
+        };
     if !outcome.is_empty() && outcome == number {
         p.note("outcome", "must not be the group itself");
     }
