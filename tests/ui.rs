@@ -1705,6 +1705,18 @@ async fn the_desk_finds_failed_calls_and_downloads_them() {
     let c = &dr.client;
     let mut n = Tally::default();
     n.login(c, &base).await;
+    // Nobody is registered now, and the SIP server says so: "no", not "unknown".
+    c.goto(&format!("{base}/ui/subscribers/?username=alice"))
+        .await
+        .unwrap();
+    let row = c
+        .find(Locator::Css("main tbody tr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(row.split_whitespace().last(), Some("no"), "{row}");
     n.follow(c, Locator::LinkText("Calls")).await;
     let t = text(c).await;
     assert!(t.contains("3 in all"), "{t}");
@@ -1840,6 +1852,19 @@ async fn the_desk_finds_failed_calls_and_downloads_them() {
         db.count("SELECT COUNT(*) FROM subscriber WHERE username = 'bob'"),
         1
     );
+    // Kamailio gone: whether alice is registered is not known, and the list says so.
+    drop(k);
+    c.goto(&format!("{base}/ui/subscribers/?username=alice"))
+        .await
+        .unwrap();
+    let row = c
+        .find(Locator::Css("main tbody tr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(row.split_whitespace().last(), Some("unknown"), "{row}");
     c.clone().close().await.unwrap();
 }
 

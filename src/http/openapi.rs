@@ -682,7 +682,7 @@ fn extra_paths(paths: &mut Map<String, Value>, id_param: &Value, prefer: &Value)
     add("/api/subscriberregistrations/", "get", op("subscribers", "list_subscriberregistrations".into(),
         "The contacts subscribers have registered, read live from every Kamailio (within the reader's reseller)".into(),
         vec![query_param("subscriber_id", "one subscriber only", json!({ "type": "integer" }))],
-        responses(vec![("200", hal_ok("the registrations"))]), &[]));
+        responses(vec![("200", hal_ok("the registrations; `unanswered_sipservers` lists the SIP servers that could not be asked (their contacts are missing from the list)"))]), &[]));
     add("/api/cdrs/export", "get", op("cdrs", "export_cdrs".into(),
         "The last `limit` call records (default 1000, at most 100000) matching the filters of /api/cdrs/, oldest first, as CSV".into(),
         vec![query_param("limit", "how many", json!({ "type": "integer", "minimum": 1, "maximum": 100000 }))],

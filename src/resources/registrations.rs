@@ -29,7 +29,12 @@ fn contacts(dump: &Value) -> Vec<(String, Value)> {
 
 /// The registrations visible to `actor`, optionally of one subscriber only (then asked for
 /// that subscriber's AoR alone, `ul.lookup`, rather than every registration there is).
-pub async fn list(app: &App, actor: &Actor, subscriber: Option<i64>) -> Result<Vec<Value>> {
+/// With them, the SIP servers that could not be asked (their contacts are not in the list).
+pub async fn list(
+    app: &App,
+    actor: &Actor,
+    subscriber: Option<i64>,
+) -> Result<(Vec<Value>, Vec<i64>)> {
     if let Some(sub) = subscriber {
         let hit: Option<(String, String, i64)> = {
             let mut c = app.store.read().await?;
@@ -42,19 +47,20 @@ pub async fn list(app: &App, actor: &Actor, subscriber: Option<i64>) -> Result<V
             .await?
         };
         let Some((user, domain, reseller)) = hit else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         };
         if actor.scope().is_some_and(|r| r != reseller) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
-        let mut out = of_aor(app, &format!("{user}@{domain}")).await;
+        let (mut out, unanswered) = asked(app, &format!("{user}@{domain}")).await;
         for v in &mut out {
             v["subscriber_id"] = json!(sub);
         }
-        return Ok(out);
+        return Ok((out, unanswered));
     }
     let targets = crate::targets::load_targets(&app.store, &app.cipher).await?;
     let mut found: Vec<(i64, String, Value)> = Vec::new();
+    let mut unanswered = Vec::new();
     for t in targets
         .iter()
         .filter(|t| t.enabled && t.driver == crate::targets::config::Driver::Kamailio)
@@ -63,7 +69,8 @@ pub async fn list(app: &App, actor: &Actor, subscriber: Option<i64>) -> Result<V
         match crate::targets::rpc::call_with(url, "ul.dump", json!([])).await {
             Ok(v) => found.extend(contacts(&v).into_iter().map(|(a, c)| (t.id, a, c))),
             Err(e) => {
-                tracing::debug!(target = %t.name, error = %e, "registrations: ul.dump failed")
+                tracing::debug!(target = %t.name, error = %e, "registrations: ul.dump failed");
+                unanswered.push(t.id);
             }
         }
     }
@@ -93,7 +100,7 @@ pub async fn list(app: &App, actor: &Actor, subscriber: Option<i64>) -> Result<V
         v["subscriber_id"] = json!(sub);
         out.push(v);
     }
-    Ok(out)
+    Ok((out, unanswered))
 }
 
 /// One contact as the API shows it.
@@ -114,23 +121,36 @@ fn shown(server: i64, aor: &str, ct: &Value) -> Value {
 
 /// The contacts of one AoR (`user@domain`), from every enabled Kamailio (RPC `ul.lookup`).
 pub async fn of_aor(app: &App, aor: &str) -> Vec<Value> {
+    asked(app, aor).await.0
+}
+
+/// Like [`of_aor`], with the SIP servers that could not be asked (unreachable, or no RPC
+/// answer): where those are, "no contact" is not known.
+pub async fn asked(app: &App, aor: &str) -> (Vec<Value>, Vec<i64>) {
     let Ok(targets) = crate::targets::load_targets(&app.store, &app.cipher).await else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    let mut out = Vec::new();
+    let (mut out, mut unanswered) = (Vec::new(), Vec::new());
     for t in targets
         .iter()
         .filter(|t| t.enabled && t.driver == crate::targets::config::Driver::Kamailio)
     {
         let Some(url) = &t.rpc_url else { continue };
-        let Ok(v) =
-            crate::targets::rpc::call_with(url, "ul.lookup", json!(["location", aor])).await
-        else {
-            continue;
+        let v = match crate::targets::rpc::call_with(url, "ul.lookup", json!(["location", aor]))
+            .await
+        {
+            Ok(v) => v,
+            // usrloc answers an AoR it does not hold with an error of its own.
+            Err(e) if e.to_string().contains("AOR not found") => continue,
+            Err(e) => {
+                tracing::debug!(target = %t.name, error = %e, "registrations: ul.lookup failed");
+                unanswered.push(t.id);
+                continue;
+            }
         };
         for c in v["Contacts"].as_array().into_iter().flatten() {
             out.push(shown(t.id, aor, &c["Contact"]));
         }
     }
-    out
+    (out, unanswered)
 }

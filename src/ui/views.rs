@@ -26,8 +26,10 @@ pub(super) struct Related {
     /// What a reference field's id names: ("customer_id", 7) → the customer's contact's
     /// name, ("model_id", 3) → vendor and model, …
     names: HashMap<(&'static str, i64), String>,
-    /// Subscriber ids with a registered contact; `None` when the SIP servers could not say.
-    registered: Option<HashSet<i64>>,
+    /// Subscriber ids with a registered contact.
+    registered: HashSet<i64>,
+    /// Subscriber ids without a contact found where a SIP server could not be asked.
+    unsure: HashSet<i64>,
     /// Customer id → its subscribers (not terminated).
     counts: HashMap<i64, i64>,
 }
@@ -147,10 +149,12 @@ impl Related {
 
     /// Whether subscriber `id` has a registered contact, as people read it.
     pub(super) fn registered(&self, id: i64) -> &'static str {
-        match &self.registered {
-            Some(set) if set.contains(&id) => "yes",
-            Some(_) => "no",
-            None => "unknown (no SIP server answered)",
+        if self.registered.contains(&id) {
+            "yes"
+        } else if self.unsure.contains(&id) {
+            "unknown (a SIP server did not answer)"
+        } else {
+            "no"
         }
     }
 }
@@ -272,10 +276,10 @@ static SUBSCRIBERS: &[Column] = &[
         title: "Registered",
         sort: None,
         keep: false,
-        cell: |o, r| match (&r.registered, id(o, "id")) {
-            (Some(set), Some(i)) if set.contains(&i) => "yes".into(),
-            (Some(_), _) => "no".into(),
-            (None, _) => "unknown".into(),
+        cell: |o, r| match id(o, "id") {
+            Some(i) if r.registered.contains(&i) => "yes".into(),
+            Some(i) if r.unsure.contains(&i) => "unknown".into(),
+            _ => "no".into(),
         },
     },
 ];
@@ -915,22 +919,24 @@ pub(super) async fn related(
                 let uri = format!("/api/subscriberregistrations/?subscriber_id={sub}");
                 let (st, regs) = api(&app, &actor, peer, Method::GET, &uri, None).await;
                 let any = !items(&regs, "subscriberregistrations").is_empty();
-                (sub, st.is_success(), any)
+                let unsure = !st.is_success()
+                    || regs["unanswered_sipservers"]
+                        .as_array()
+                        .is_some_and(|a| !a.is_empty());
+                (sub, any, unsure)
             });
         }
-        let (mut set, mut answered) = (HashSet::new(), true);
         while let Some(done) = asks.join_next().await {
             match done {
-                Ok((sub, ok, any)) => {
-                    answered &= ok;
-                    if any {
-                        set.insert(sub);
-                    }
+                Ok((sub, true, _)) => {
+                    r.registered.insert(sub);
                 }
-                Err(_) => answered = false,
+                Ok((sub, false, true)) => {
+                    r.unsure.insert(sub);
+                }
+                Ok(_) | Err(_) => {}
             }
         }
-        r.registered = answered.then_some(set);
     }
     if name == "customers" {
         for c in distinct("id") {

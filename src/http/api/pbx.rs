@@ -168,9 +168,11 @@ async fn registrations(
         })?),
         None => None,
     };
-    let list = crate::resources::registrations::list(&app, &actor, sub).await?;
+    let (list, unanswered) = crate::resources::registrations::list(&app, &actor, sub).await?;
     let body = json!({
         "total_count": list.len(),
+        // SIP servers that could not be asked: their registrations are not in the list.
+        "unanswered_sipservers": unanswered,
         "_embedded": { "ngcp:subscriberregistrations": list },
         "_links": { "self": { "href": "/api/subscriberregistrations/" } },
     });
