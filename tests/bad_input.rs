@@ -139,19 +139,7 @@ async fn three_wrong_fields_are_named_at_once(app: TestApp) {
             json!({ "contract_id": contract, "name": "named-at-once" }),
         )
         .await;
-    let pbx = app
-        .create(
-            "/api/customers/",
-            json!({ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id,
-                    "type": "pbxaccount", "status": "active" }),
-        )
-        .await;
-    let tenant = app
-        .create(
-            "/api/pbxtenants/",
-            json!({ "customer_id": pbx, "name": "atonce", "description": "x", "domain": f.domain }),
-        )
-        .await;
+    let tenant = app.pbx_tenant(&f, "atonce").await;
     app.create(
         "/api/pbxextensions/",
         json!({ "tenant_id": tenant, "extension": "201", "type": "unprovisioned" }),

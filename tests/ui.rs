@@ -1459,20 +1459,9 @@ async fn the_desk_creates_a_ring_group_with_two_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_desk_creates_a_trunk_and_a_route_and_sees_it_registered() {
     use common::kamailio::{Kamailio, FAST_TIMERS};
-    use common::sipdb::Engine;
     let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
     let base = app.base.clone();
-    let db = Kamailio::create_db(Engine::Sqlite, &app.dir);
-    let k = Kamailio::start_with(&db, &app.dir, FAST_TIMERS).await;
-    let kam = app
-        .sipserver(
-            "kam",
-            "kamailio",
-            &db.url(),
-            json!({ "rpc_url": k.rpc_url() }),
-        )
-        .await;
-    app.wait_synced(kam).await;
+    let (_db, k, kam) = Kamailio::loaded_with(&app, FAST_TIMERS).await;
     let contract = app.contract("sippeering").await;
     let port = common::kamailio::free_port();
     let registrar = k.carrier(
@@ -1638,7 +1627,6 @@ async fn the_desk_creates_a_trunk_and_a_route_and_sees_it_registered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_desk_finds_failed_calls_and_downloads_them() {
     use common::kamailio::Kamailio;
-    use common::sipdb::Engine;
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         &[("VOXPROV_CDRS_COLLECT_INTERVAL_MS", "300")],
@@ -1646,16 +1634,7 @@ async fn the_desk_finds_failed_calls_and_downloads_them() {
     .await;
     let base = app.base.clone();
     let f = app.fixture().await;
-    let db = Kamailio::create_db(Engine::Sqlite, &app.dir);
-    let k = Kamailio::start(&db, &app.dir).await;
-    let kam = app
-        .sipserver(
-            "kam",
-            "kamailio",
-            &db.url(),
-            json!({ "rpc_url": k.rpc_url() }),
-        )
-        .await;
+    let (db, k, kam) = Kamailio::loaded_from(&app).await;
     let d = f.domain.clone();
     for (user, sn) in [("alice", 7001), ("bob", 7002)] {
         app.create(
@@ -1883,19 +1862,7 @@ async fn every_form_names_three_wrong_fields_at_once() {
             json!({ "contract_id": contract, "name": "three-at-once" }),
         )
         .await;
-    let pbx = app
-        .create(
-            "/api/customers/",
-            json!({ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id,
-                    "type": "pbxaccount", "status": "active" }),
-        )
-        .await;
-    let tenant = app
-        .create(
-            "/api/pbxtenants/",
-            json!({ "customer_id": pbx, "name": "three", "description": "x", "domain": f.domain }),
-        )
-        .await;
+    let tenant = app.pbx_tenant(&f, "three").await;
     app.create(
         "/api/pbxextensions/",
         json!({ "tenant_id": tenant, "extension": "201", "type": "unprovisioned" }),

@@ -62,8 +62,13 @@ impl Kamailio {
     /// A Kamailio on SQLite, registered as sipserver `kam` of `app` and fully loaded from it:
     /// the database, the Kamailio and the sipserver's id.
     pub async fn loaded_from(app: &super::TestApp) -> (SipDb, Kamailio, i64) {
+        Self::loaded_with(app, "#!define TRUST_FOREIGN_CALLERS\n").await
+    }
+
+    /// Like [`Kamailio::loaded_from`], with `extra` lines in its kamailio-local.cfg.
+    pub async fn loaded_with(app: &super::TestApp, extra: &str) -> (SipDb, Kamailio, i64) {
         let db = Self::create_db(Engine::Sqlite, &app.dir);
-        let k = Self::start(&db, &app.dir).await;
+        let k = Self::start_with(&db, &app.dir, extra).await;
         let id = app
             .sipserver(
                 "kam",

@@ -415,6 +415,23 @@ impl TestApp {
     }
 
     /// Adds a sipserver; returns its id.
+    /// A PBX customer of the fixture's contact and its tenant `name` on the fixture's domain:
+    /// the tenant's id.
+    pub async fn pbx_tenant(&self, f: &Fixture, name: &str) -> i64 {
+        let customer = self
+            .create(
+                "/api/customers/",
+                json!({ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id,
+                        "type": "pbxaccount", "status": "active" }),
+            )
+            .await;
+        self.create(
+            "/api/pbxtenants/",
+            json!({ "customer_id": customer, "name": name, "description": name, "domain": f.domain }),
+        )
+        .await
+    }
+
     pub async fn sipserver(&self, name: &str, driver: &str, db_url: &str, extra: Value) -> i64 {
         let mut body = json!({ "name": name, "driver": driver, "db_url": db_url });
         if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
