@@ -145,6 +145,13 @@ async fn three_wrong_fields_are_named_at_once(app: TestApp) {
         json!({ "tenant_id": tenant, "extension": "201", "type": "unprovisioned" }),
     )
     .await;
+    let spare = app
+        .create(
+            "/api/customers/",
+            json!({ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id,
+                    "type": "pbxaccount", "status": "active" }),
+        )
+        .await;
     let before = app.journal_count().await;
     let cases = [
         (
@@ -188,6 +195,35 @@ async fn three_wrong_fields_are_named_at_once(app: TestApp) {
             "/api/hooks/",
             json!({ "name": "", "events": [], "url": "ftp://example.com/x", "timeout": 99 }),
             vec!["name", "events", "url", "timeout"],
+        ),
+        (
+            "/api/pbxtenants/",
+            json!({ "customer_id": spare, "name": "bad name!", "domain": f.domain,
+                    "masteroclo": "MAYBE" }),
+            vec!["name", "description", "masteroclo"],
+        ),
+        (
+            "/api/pbxextensions/",
+            json!({ "tenant_id": tenant, "extension": "1", "type": "phone", "active": "MAYBE" }),
+            vec!["extension", "type", "active"],
+        ),
+        (
+            "/api/pbxinboundroutes/",
+            json!({ "tenant_id": tenant, "number": "abc", "carrier": "X", "openroute": "201",
+                    "moh": "LOUD" }),
+            vec!["number", "carrier", "moh"],
+        ),
+        (
+            "/api/pbxdaytimers/",
+            json!({ "tenant_id": tenant, "datemonth": 40, "dayofweek": "funday",
+                    "timespan": "25:00-26:00" }),
+            vec!["datemonth", "dayofweek", "timespan"],
+        ),
+        (
+            "/api/sipservers/",
+            json!({ "name": "bad name!", "driver": "asterisk", "db_url": "sqlite:///tmp/x.db",
+                    "rpc_url": "ftp://x", "routing_type": 7 }),
+            vec!["name", "driver", "rpc_url", "routing_type"],
         ),
         // Wrong types: each named, though none of the rules could be asked.
         (

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Problems, Result};
 use crate::model::{self, Actor};
 use crate::resources::{Created, ListQuery, Resource};
 use crate::store::resellers::domain_by_name;
@@ -191,108 +191,60 @@ async fn validate(
     i: SipServerInput,
     old: Option<&SipServerRow>,
 ) -> Result<(SipServerFields, Vec<i64>)> {
-    let name = token("name", &i.name, 64)?;
-    let driver = Driver::parse("driver", &i.driver)?;
+    // Every field's problem is gathered, so that one answer names them all; the checks that
+    // depend on the role run with a good one.
+    let mut p = Problems::default();
+    let name = p.value(token("name", &i.name, 64))?;
+    let driver = p.check(Driver::parse("driver", &i.driver))?;
     let role_s = i.role.unwrap_or_else(|| "standalone".into());
-    let role = Role::parse("role", &role_s)?;
+    let role = p.check(Role::parse("role", &role_s))?;
     let db_url_enc = match (i.db_url, old) {
         (None, Some(o)) => o.db_url_enc.clone(),
         (Some(u), Some(o)) if u == mask_url(&app.cipher.decrypt(&o.db_url_enc)?) => {
             o.db_url_enc.clone()
         }
-        (Some(u), _) => {
-            let u = model::required_text("db_url", u, 1024)?;
-            db_url_for_sqlx(&u)?;
-            app.cipher.encrypt(&u)?
-        }
-        (None, None) => return Err(Error::invalid("db_url", "is required")),
-    };
-    let rpc_url = match i.rpc_url.filter(|u| !u.is_empty()) {
-        None => None,
-        Some(u) => {
-            let u = model::required_text("rpc_url", u, 1024)?;
-            let ok = u.starts_with("http://")
-                || u.starts_with("https://")
-                || u.starts_with('/')
-                || u.starts_with("unix:/");
-            let has_credentials = url::Url::parse(&u)
-                .is_ok_and(|p| !p.username().is_empty() || p.password().is_some());
-            if has_credentials {
-                return Err(Error::invalid(
-                    "rpc_url",
-                    "must not carry credentials: keep the RPC endpoint on loopback or a private network",
-                ));
-            }
-            if !ok {
-                return Err(Error::invalid(
-                    "rpc_url",
-                    "must be http(s)://… (JSON-RPC, mi_http) or a Unix socket path",
-                ));
-            }
-            Some(u)
+        (Some(u), _) => match p.check(
+            model::required_text("db_url", u, 1024).and_then(|u| db_url_for_sqlx(&u).map(|_| u)),
+        )? {
+            Some(u) => app.cipher.encrypt(&u)?,
+            None => String::new(),
+        },
+        (None, None) => {
+            p.note("db_url", "is required");
+            String::new()
         }
     };
-    let mut domain_ids = Vec::new();
-    for (k, d) in i.domains.unwrap_or_default().iter().enumerate() {
-        let field = format!("domains[{k}]");
-        let name = model::domain_name(&field, d)?;
-        match domain_by_name(c, &name).await? {
-            Some(dom) if !domain_ids.contains(&dom.id) => domain_ids.push(dom.id),
-            Some(_) => return Err(Error::invalid(field, "is given twice")),
-            None => {
-                return Err(Error::invalid(
-                    field,
-                    format!("domain {name} does not exist"),
-                ))
-            }
-        }
+    let rpc_url = p.value(rpc_url_of(i.rpc_url))?;
+    let domain_ids = p.value(served_domains(c, i.domains.unwrap_or_default()).await)?;
+    if i.schema_version.is_some_and(|v| !(1..=100).contains(&v)) {
+        p.note("schema_version", "must be 1 to 100");
     }
-    if let Some(v) = i.schema_version {
-        if !(1..=100).contains(&v) {
-            return Err(Error::invalid("schema_version", "must be 1 to 100"));
-        }
-    }
-    let sip_address = match i.sip_address.filter(|s| !s.is_empty()) {
-        None => None,
-        Some(a) => {
-            // usr_preferences.value holds 128 characters.
-            let a = model::required_text("sip_address", a, 128)?;
-            if !(a.starts_with("sip:") || a.starts_with("sips:")) || a.contains(char::is_whitespace)
-            {
-                return Err(Error::invalid(
-                    "sip_address",
-                    "must be a SIP URI such as sip:10.0.0.11:5060",
-                ));
-            }
-            Some(a)
-        }
-    };
-    if role == Role::Home && sip_address.is_none() {
-        return Err(Error::invalid(
+    let sip_address = p.value(sip_address_of(i.sip_address))?;
+    if role == Some(Role::Home) && sip_address.is_none() && !p.names("sip_address") {
+        p.note(
             "sip_address",
             "is required for a home server (front proxies route to it)",
-        ));
+        );
     }
-    let routing_attribute = token(
+    let routing_attribute = p.value(token(
         "routing_attribute",
         i.routing_attribute.as_deref().unwrap_or("home_server"),
         32,
-    )?;
+    ))?;
     let routing_type = i.routing_type.unwrap_or(0);
     if !(0..=3).contains(&routing_type) {
-        return Err(Error::invalid("routing_type", "must be 0 to 3"));
+        p.note("routing_type", "must be 0 to 3");
     }
-    if let (Some(o), Role::Home, false) = (old, role, domain_ids.is_empty()) {
+    if let (Some(o), Some(Role::Home), false) = (old, role, domain_ids.is_empty()) {
         // Subscribers homed here must stay in a domain the server serves.
-        let outside = store::homed_outside(c, o.id, &domain_ids).await?;
-        if let Some(d) = outside {
-            return Err(Error::invalid(
+        if let Some(d) = store::homed_outside(c, o.id, &domain_ids).await? {
+            p.note(
                 "domains",
                 format!("subscribers of domain {d} are homed on this server; move them first"),
-            ));
+            );
         }
     }
-    if let Some(o) = old {
+    if let (Some(o), Some(role)) = (old, role) {
         if o.role == "home" && role != Role::Home {
             let live = crate::store::exists(
                 c,
@@ -302,13 +254,19 @@ async fn validate(
             )
             .await?;
             if live {
-                return Err(Error::invalid(
+                p.note(
                     "role",
                     "subscribers are homed on this server; move them first",
-                ));
+                );
             }
         }
     }
+    p.finish()?;
+    let (Some(driver), Some(role)) = (driver, role) else {
+        return Err(Error::internal(anyhow::anyhow!(
+            "a SIP server check failed without saying why"
+        )));
+    };
     Ok((
         SipServerFields {
             name,
@@ -326,6 +284,69 @@ async fn validate(
         },
         domain_ids,
     ))
+}
+
+/// The RPC endpoint: JSON-RPC over http(s) or a Unix socket, without credentials.
+fn rpc_url_of(v: Option<String>) -> Result<Option<String>> {
+    let Some(u) = v.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let u = model::required_text("rpc_url", u, 1024)?;
+    let ok = u.starts_with("http://")
+        || u.starts_with("https://")
+        || u.starts_with('/')
+        || u.starts_with("unix:/");
+    let has_credentials =
+        url::Url::parse(&u).is_ok_and(|p| !p.username().is_empty() || p.password().is_some());
+    if has_credentials {
+        return Err(Error::invalid(
+            "rpc_url",
+            "must not carry credentials: keep the RPC endpoint on loopback or a private network",
+        ));
+    }
+    if !ok {
+        return Err(Error::invalid(
+            "rpc_url",
+            "must be http(s)://… (JSON-RPC, mi_http) or a Unix socket path",
+        ));
+    }
+    Ok(Some(u))
+}
+
+/// The domains a server serves, each once and existing.
+async fn served_domains(c: &mut Conn, given: Vec<String>) -> Result<Vec<i64>> {
+    let mut domain_ids = Vec::new();
+    for (k, d) in given.iter().enumerate() {
+        let field = format!("domains[{k}]");
+        let name = model::domain_name(&field, d)?;
+        match domain_by_name(c, &name).await? {
+            Some(dom) if !domain_ids.contains(&dom.id) => domain_ids.push(dom.id),
+            Some(_) => return Err(Error::invalid(field, "is given twice")),
+            None => {
+                return Err(Error::invalid(
+                    field,
+                    format!("domain {name} does not exist"),
+                ))
+            }
+        }
+    }
+    Ok(domain_ids)
+}
+
+/// Where front proxies reach a home server: a SIP URI.
+fn sip_address_of(v: Option<String>) -> Result<Option<String>> {
+    let Some(a) = v.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    // usr_preferences.value holds 128 characters.
+    let a = model::required_text("sip_address", a, 128)?;
+    if !(a.starts_with("sip:") || a.starts_with("sips:")) || a.contains(char::is_whitespace) {
+        return Err(Error::invalid(
+            "sip_address",
+            "must be a SIP URI such as sip:10.0.0.11:5060",
+        ));
+    }
+    Ok(Some(a))
 }
 
 #[async_trait]

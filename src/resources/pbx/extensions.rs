@@ -113,14 +113,63 @@ pub struct ExtensionInput {
     pub description: Value,
 }
 
-/// The SARK fields every write sets (the same on creation and update).
+/// The SARK fields every write sets (the same on creation and update), every problem
+/// gathered.
 async fn settings(
     c: &mut Conn,
     tenant: &PbxTenant,
     i: &ExtensionInput,
     own: &str,
 ) -> Result<Vec<(&'static str, Arg)>> {
-    let dvrvmail = digits("dvrvmail", &i.dvrvmail, 8)?;
+    let mut p = Problems::default();
+    let dvrvmail = p.value(voicemail_of(c, tenant, &i.dvrvmail, own).await)?;
+    let t = |s: &str| s.to_string();
+    let active = p.value(one_of("active", &i.active, &["YES", "NO"]))?;
+    let callbackto = p.value(one_of("callbackto", &i.callbackto, &["desk", "cell"]))?;
+    let callerid = p.value(digits("callerid", &i.callerid, 20))?;
+    let cellphone = p.value(digits("cellphone", &i.cellphone, 20))?;
+    let celltwin = p.value(one_of("celltwin", &i.celltwin, &["ON", "OFF"]))?;
+    let devicerec = p.value(one_of(
+        "devicerec",
+        &i.devicerec,
+        &["None", "OTR", "OTRR", "Inbound.Outbound", "Both"],
+    ))?;
+    let location = p.value(one_of("location", &i.location, &["local", "remote"]))?;
+    let protocol = p.value(one_of("protocol", &i.protocol, &["IPV4", "IPV6"]))?;
+    let provision = p.value(string("provision", &i.provision, 4096))?;
+    let provisionwith = p.value(one_of("provisionwith", &i.provisionwith, &["IP", "FQDN"]))?;
+    let sndcreds = p.value(one_of("sndcreds", &i.sndcreds, &["No", "Once", "Always"]))?;
+    let transport = p.value(one_of("transport", &i.transport, &["udp", "tcp", "tls"]))?;
+    let vmailfwd = p.value(email("vmailfwd", &i.vmailfwd))?;
+    let description = p.value(string("description", &i.description, 255))?;
+    p.finish()?;
+    Ok(vec![
+        ("active", Arg::Text(active.unwrap_or(t("YES")))),
+        ("callbackto", Arg::opt_text(callbackto)),
+        ("callerid", Arg::opt_text(callerid)),
+        ("cellphone", Arg::opt_text(cellphone)),
+        ("celltwin", Arg::Text(celltwin.unwrap_or(t("OFF")))),
+        ("devicerec", Arg::opt_text(devicerec)),
+        ("dvrvmail", Arg::opt_text(dvrvmail)),
+        ("location", Arg::Text(location.unwrap_or(t("local")))),
+        ("protocol", Arg::opt_text(protocol)),
+        ("provision", Arg::opt_text(provision)),
+        ("provisionwith", Arg::opt_text(provisionwith)),
+        ("sndcreds", Arg::Text(sndcreds.unwrap_or(t("Always")))),
+        ("transport", Arg::Text(transport.unwrap_or(t("udp")))),
+        ("vmailfwd", Arg::opt_text(vmailfwd)),
+        ("description", Arg::opt_text(description)),
+    ])
+}
+
+/// Where an extension's voicemail goes: itself or another extension of the tenant.
+async fn voicemail_of(
+    c: &mut Conn,
+    tenant: &PbxTenant,
+    v: &Value,
+    own: &str,
+) -> Result<Option<String>> {
+    let dvrvmail = digits("dvrvmail", v, 8)?;
     if let Some(d) = &dvrvmail {
         let found = st::extension_id(c, tenant.id, d).await?;
         if found.is_none() && d != own {
@@ -130,71 +179,7 @@ async fn settings(
             ));
         }
     }
-    let t = |s: &str| s.to_string();
-    Ok(vec![
-        (
-            "active",
-            Arg::Text(one_of("active", &i.active, &["YES", "NO"])?.unwrap_or(t("YES"))),
-        ),
-        (
-            "callbackto",
-            Arg::opt_text(one_of("callbackto", &i.callbackto, &["desk", "cell"])?),
-        ),
-        (
-            "callerid",
-            Arg::opt_text(digits("callerid", &i.callerid, 20)?),
-        ),
-        (
-            "cellphone",
-            Arg::opt_text(digits("cellphone", &i.cellphone, 20)?),
-        ),
-        (
-            "celltwin",
-            Arg::Text(one_of("celltwin", &i.celltwin, &["ON", "OFF"])?.unwrap_or(t("OFF"))),
-        ),
-        (
-            "devicerec",
-            Arg::opt_text(one_of(
-                "devicerec",
-                &i.devicerec,
-                &["None", "OTR", "OTRR", "Inbound.Outbound", "Both"],
-            )?),
-        ),
-        ("dvrvmail", Arg::opt_text(dvrvmail)),
-        (
-            "location",
-            Arg::Text(one_of("location", &i.location, &["local", "remote"])?.unwrap_or(t("local"))),
-        ),
-        (
-            "protocol",
-            Arg::opt_text(one_of("protocol", &i.protocol, &["IPV4", "IPV6"])?),
-        ),
-        (
-            "provision",
-            Arg::opt_text(string("provision", &i.provision, 4096)?),
-        ),
-        (
-            "provisionwith",
-            Arg::opt_text(one_of("provisionwith", &i.provisionwith, &["IP", "FQDN"])?),
-        ),
-        (
-            "sndcreds",
-            Arg::Text(
-                one_of("sndcreds", &i.sndcreds, &["No", "Once", "Always"])?.unwrap_or(t("Always")),
-            ),
-        ),
-        (
-            "transport",
-            Arg::Text(
-                one_of("transport", &i.transport, &["udp", "tcp", "tls"])?.unwrap_or(t("udp")),
-            ),
-        ),
-        ("vmailfwd", Arg::opt_text(email("vmailfwd", &i.vmailfwd)?)),
-        (
-            "description",
-            Arg::opt_text(string("description", &i.description, 255)?),
-        ),
-    ])
+    Ok(dvrvmail)
 }
 
 fn extension_number(tenant: &PbxTenant, v: &Value) -> Result<String> {
@@ -313,36 +298,40 @@ impl Resource for PbxExtensions {
     }
     async fn create(c: &mut Conn, app: &App, actor: &Actor, i: ExtensionInput) -> Result<Created> {
         let tenant = tenant_for(c, actor, tenant_id(&i.tenant_id)?).await?;
-        let number = extension_number(&tenant, &i.extension)?;
-        if let Some(what) = st::number_taken(c, tenant.id, &number, None).await? {
-            return Err(Error::invalid(
-                "extension",
-                format!("{number} is {what} of this tenant already"),
-            ));
+        // Every field's problem is gathered, so that one answer names them all.
+        let mut p = Problems::default();
+        let number = p.value(extension_number(&tenant, &i.extension))?;
+        if !number.is_empty() {
+            if let Some(what) = st::number_taken(c, tenant.id, &number, None).await? {
+                p.note(
+                    "extension",
+                    format!("{number} is {what} of this tenant already"),
+                );
+            }
         }
-        let kind = required(
-            "type",
+        let kind = p.value(
             one_of(
                 "type",
                 &i.kind,
                 &["provisioned", "unprovisioned", "mailbox"],
-            )?,
+            )
+            .and_then(|k| required("type", k)),
         )?;
         let mac = if kind == "provisioned" {
-            Some(mac(&i.macaddr)?)
-        } else if !i.macaddr.is_null() {
-            return Err(Error::invalid(
-                "macaddr",
-                "only provisioned extensions have a MAC",
-            ));
+            p.check(mac(&i.macaddr))?
         } else {
+            if !kind.is_empty() && !i.macaddr.is_null() {
+                p.note("macaddr", "only provisioned extensions have a MAC");
+            }
             None
         };
-        let mut cols = settings(c, &tenant, &i, &number).await?;
-        let username = string("username", &i.username, 64)?
-            .unwrap_or_else(|| format!("{number}-{}", tenant.id));
-        let password = string("password", &i.password, 128)?
-            .unwrap_or_else(|| crate::crypto::random_token(12));
+        let cols = p.check(settings(c, &tenant, &i, &number).await)?;
+        let username = p.value(string("username", &i.username, 64))?;
+        let password = p.value(string("password", &i.password, 128))?;
+        p.finish()?;
+        let mut cols = cols.unwrap_or_default();
+        let username = username.unwrap_or_else(|| format!("{number}-{}", tenant.id));
+        let password = password.unwrap_or_else(|| crate::crypto::random_token(12));
         // `active` was checked by settings(): YES, NO or absent (YES).
         let active = i.active.as_str() != Some("NO") && kind != "mailbox";
         let (sub, _) = create_one::<Subscribers>(

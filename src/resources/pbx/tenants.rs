@@ -189,7 +189,71 @@ async fn columns(
             (cu.id, cu.reseller_id)
         }
     };
-    let name = required("name", alpha_dash("name", &i.name, 32)?)?;
+    // Every field's problem is gathered, so that one answer names them all (checks against
+    // the tenant's extensions only with good values).
+    let mut p = Problems::default();
+    let name = p.value(tenant_name(c, reseller, &i.name, old).await)?;
+    let description = p.value(
+        string("description", &i.description, 255).and_then(|d| required("description", d)),
+    )?;
+    let domain_id = p.check(domain_of(c, reseller, &i).await)?;
+    let dplan = p.check(localdplan(&i.localdplan))?;
+    if let (Some(o), Some(domain_id), Some(dplan)) = (old, domain_id, &dplan) {
+        let has_ext = exists(c, "pbx_extensions", "tenant_id = $1", o.id).await?;
+        if has_ext && domain_id != o.domain_id {
+            p.note("domain", "a tenant with extensions keeps its domain");
+        }
+        if has_ext && extension_length(dplan) != o.extension_length() {
+            p.note(
+                "localdplan",
+                "a tenant with extensions keeps its extension length",
+            );
+        }
+    }
+    let operator = p.value(tenant_operator(c, &i.operator, old).await)?;
+    let masteroclo = p
+        .value(one_of("masteroclo", &i.masteroclo, &["AUTO", "CLOSED"]))?
+        .unwrap_or("AUTO".into());
+    let abstimeout = p.value(integer("abstimeout", &i.abstimeout))?;
+    let chanmax = p.value(integer("chanmax", &i.chanmax))?;
+    let clusterclid = p.value(digits("clusterclid", &i.clusterclid, 20))?;
+    let callgroup = p.value(integer("callgroup", &i.callgroup))?;
+    let pickupgroup = p.value(integer("pickupgroup", &i.pickupgroup))?;
+    let include = p.value(string("include", &i.include, 255))?;
+    let localarea = p.value(digits("localarea", &i.localarea, 10))?;
+    p.finish()?;
+    let (Some(domain_id), Some(dplan)) = (domain_id, dplan) else {
+        return Err(Error::internal(anyhow::anyhow!(
+            "a tenant check failed without saying why"
+        )));
+    };
+    Ok(vec![
+        ("reseller_id", Arg::Int(reseller)),
+        ("customer_id", Arg::Int(cust)),
+        ("domain_id", Arg::Int(domain_id)),
+        ("name", Arg::Text(name)),
+        ("description", Arg::Text(description)),
+        ("localdplan", Arg::Text(dplan)),
+        ("operator", Arg::opt_text(operator)),
+        ("masteroclo", Arg::Text(masteroclo)),
+        ("abstimeout", Arg::opt_int(abstimeout)),
+        ("chanmax", Arg::opt_int(chanmax)),
+        ("clusterclid", Arg::opt_text(clusterclid)),
+        ("callgroup", Arg::opt_int(callgroup)),
+        ("pickupgroup", Arg::opt_int(pickupgroup)),
+        ("include", Arg::opt_text(include)),
+        ("localarea", Arg::opt_text(localarea)),
+    ])
+}
+
+/// A tenant's name: letters, digits and dashes, once per reseller.
+async fn tenant_name(
+    c: &mut Conn,
+    reseller: i64,
+    v: &Value,
+    old: Option<&PbxTenant>,
+) -> Result<String> {
+    let name = required("name", alpha_dash("name", v, 32)?)?;
     if name_taken(
         c,
         "pbx_tenants",
@@ -205,25 +269,16 @@ async fn columns(
             "a tenant with this name already exists",
         ));
     }
-    let description = required("description", string("description", &i.description, 255)?)?;
-    let domain_id = domain_of(c, reseller, &i).await?;
-    let dplan = localdplan(&i.localdplan)?;
-    if let Some(o) = old {
-        let has_ext = exists(c, "pbx_extensions", "tenant_id = $1", o.id).await?;
-        if has_ext && domain_id != o.domain_id {
-            return Err(Error::invalid(
-                "domain",
-                "a tenant with extensions keeps its domain",
-            ));
-        }
-        if has_ext && extension_length(&dplan) != o.extension_length() {
-            return Err(Error::invalid(
-                "localdplan",
-                "a tenant with extensions keeps its extension length",
-            ));
-        }
-    }
-    let operator = digits("operator", &i.operator, 8)?;
+    Ok(name)
+}
+
+/// The operator: one of the tenant's extensions (so none for a new tenant).
+async fn tenant_operator(
+    c: &mut Conn,
+    v: &Value,
+    old: Option<&PbxTenant>,
+) -> Result<Option<String>> {
+    let operator = digits("operator", v, 8)?;
     if let (Some(op), Some(o)) = (&operator, old) {
         if st::number_taken(c, o.id, op, None).await?.is_none() {
             return Err(Error::invalid(
@@ -237,43 +292,7 @@ async fn columns(
             "a new tenant has no extensions yet: set the operator once it has",
         ));
     }
-    let masteroclo =
-        one_of("masteroclo", &i.masteroclo, &["AUTO", "CLOSED"])?.unwrap_or("AUTO".into());
-    Ok(vec![
-        ("reseller_id", Arg::Int(reseller)),
-        ("customer_id", Arg::Int(cust)),
-        ("domain_id", Arg::Int(domain_id)),
-        ("name", Arg::Text(name)),
-        ("description", Arg::Text(description)),
-        ("localdplan", Arg::Text(dplan)),
-        ("operator", Arg::opt_text(operator)),
-        ("masteroclo", Arg::Text(masteroclo)),
-        (
-            "abstimeout",
-            Arg::opt_int(integer("abstimeout", &i.abstimeout)?),
-        ),
-        ("chanmax", Arg::opt_int(integer("chanmax", &i.chanmax)?)),
-        (
-            "clusterclid",
-            Arg::opt_text(digits("clusterclid", &i.clusterclid, 20)?),
-        ),
-        (
-            "callgroup",
-            Arg::opt_int(integer("callgroup", &i.callgroup)?),
-        ),
-        (
-            "pickupgroup",
-            Arg::opt_int(integer("pickupgroup", &i.pickupgroup)?),
-        ),
-        (
-            "include",
-            Arg::opt_text(string("include", &i.include, 255)?),
-        ),
-        (
-            "localarea",
-            Arg::opt_text(digits("localarea", &i.localarea, 10)?),
-        ),
-    ])
+    Ok(operator)
 }
 
 #[async_trait]

@@ -80,33 +80,34 @@ async fn day_cols(
     let mut dates: Vec<String> = vec!["*".into()];
     dates.extend((1..=31).map(|d| d.to_string()));
     let dates: Vec<&str> = dates.iter().map(String::as_str).collect();
-    let datemonth = match &i.datemonth {
-        Value::Number(n) => one_of("datemonth", &Value::String(n.to_string()), &dates)?,
-        v => one_of("datemonth", v, &dates)?,
-    };
+    // Every field's problem is gathered, so that one answer names them all.
+    let mut p = Problems::default();
+    let datemonth = p.value(match &i.datemonth {
+        Value::Number(n) => one_of("datemonth", &Value::String(n.to_string()), &dates),
+        v => one_of("datemonth", v, &dates),
+    })?;
     let mut days = vec!["*"];
     days.extend(DAYS);
     let mut months = vec!["*"];
     months.extend(MONTHS);
-    let span = string("timespan", &i.timespan, 16)?.unwrap_or("*".into());
-    timespan("timespan", &span)?;
+    let dayofweek = p.value(one_of("dayofweek", &i.dayofweek, &days))?;
+    let month = p.value(one_of("month", &i.month, &months))?;
+    let span = p
+        .value(string("timespan", &i.timespan, 16))?
+        .unwrap_or("*".into());
+    if !p.names("timespan") {
+        p.check(timespan("timespan", &span))?;
+    }
+    let description = p.value(string("description", &i.description, 255))?;
+    p.finish()?;
     Ok(vec![
         ("tenant_id", Arg::Int(tenant.id)),
         ("reseller_id", Arg::Int(tenant.reseller_id)),
         ("datemonth", Arg::Text(datemonth.unwrap_or("*".into()))),
-        (
-            "dayofweek",
-            Arg::Text(one_of("dayofweek", &i.dayofweek, &days)?.unwrap_or("*".into())),
-        ),
-        (
-            "month",
-            Arg::Text(one_of("month", &i.month, &months)?.unwrap_or("*".into())),
-        ),
+        ("dayofweek", Arg::Text(dayofweek.unwrap_or("*".into()))),
+        ("month", Arg::Text(month.unwrap_or("*".into()))),
         ("timespan", Arg::Text(span)),
-        (
-            "description",
-            Arg::opt_text(string("description", &i.description, 255)?),
-        ),
+        ("description", Arg::opt_text(description)),
     ])
 }
 
