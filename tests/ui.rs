@@ -1847,6 +1847,63 @@ async fn the_desk_finds_failed_calls_and_downloads_them() {
     c.clone().close().await.unwrap();
 }
 
+/// With more customers than a list can show, the subscriber form's customer is a text box
+/// that suggests them by name as the desk types (the browser's own suggestions, no script);
+/// the one picked is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_among_hundreds_is_typed_ahead() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let f = app.fixture().await;
+    let body: Vec<serde_json::Value> = (0..210)
+        .map(|n| {
+            json!({ "contact_id": f.contact_id, "billing_profile_id": f.billing_profile_id,
+                    "type": "sipaccount", "external_id": format!("many-{n}") })
+        })
+        .collect();
+    let (s, v) = app
+        .post("/api/customers/", serde_json::Value::Array(body))
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (_, v) = app.get("/api/customers/?external_id=many-205").await;
+    let pick = items(&v, "customers")[0]["id"].as_i64().unwrap();
+    let d = chromium().await;
+    let c = &d.client;
+    login(c, &base, "administrator", ADMIN_PASS).await;
+    c.goto(&format!("{base}/ui/subscribers/new")).await.unwrap();
+    let input = c.find(Locator::Id("f_customer_id")).await.unwrap();
+    assert_eq!(input.tag_name().await.unwrap(), "input");
+    assert_eq!(
+        input.attr("list").await.unwrap().as_deref(),
+        Some("dl_customer_id")
+    );
+    let options = c
+        .find_all(Locator::Css("datalist#dl_customer_id option"))
+        .await
+        .unwrap();
+    assert!(options.len() > 210, "{} suggestions", options.len());
+    let labels = c
+        .find(Locator::Css("datalist#dl_customer_id"))
+        .await
+        .unwrap()
+        .html(true)
+        .await
+        .unwrap();
+    assert!(
+        labels.contains(&format!("(customer {pick}), many-205")),
+        "suggested by name"
+    );
+    fill(c, "customer_id", &pick.to_string()).await;
+    choose(c, "domain", &f.domain).await;
+    fill(c, "username", "typed").await;
+    fill(c, "password", "Ahead-pw-991").await;
+    submit(c).await;
+    let sub = created_id(c).await;
+    let (_, v) = app.get(&format!("/api/subscribers/{sub}")).await;
+    assert_eq!(v["customer_id"], pick, "{v}");
+    c.clone().close().await.unwrap();
+}
+
 /// Every form shows all the problems of a submission at once, each once, at its field: a
 /// contact, a carrier, an outbound route and a ring group, each sent with three wrong fields
 /// (the subscriber's and the trunk's forms are tried in their tasks above).

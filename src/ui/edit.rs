@@ -141,6 +141,7 @@ pub(super) async fn form_page(
     error: Option<String>,
 ) -> Response {
     let mut read: HashMap<&str, Option<Vec<(String, String)>>> = HashMap::new();
+    let mut ahead: HashMap<&str, Option<Vec<(String, String)>>> = HashMap::new();
     // A PBX object's destinations are its tenant's (known once the form has a tenant).
     let tenant = fields
         .iter()
@@ -191,6 +192,17 @@ pub(super) async fn form_page(
             Some(Widget::Pick(coll)) => {
                 if !read.contains_key(coll) {
                     read.insert(coll, picks(app, &u.actor, peer, coll).await);
+                }
+                // Too many for a list: a text box that suggests them as the user types
+                // (a name or an id), up to a page of the API's; past that, the id alone.
+                if read[coll].is_none() {
+                    if !ahead.contains_key(coll) {
+                        let list = picks_upto(app, &u.actor, peer, coll, TYPE_AHEAD_MOST).await;
+                        ahead.insert(coll, list);
+                    }
+                    if let Some(list) = ahead[coll].clone() {
+                        f["datalist"] = options(list);
+                    }
                 }
                 read[coll].clone()
             }

@@ -1495,10 +1495,26 @@ pub(super) async fn picks(
     peer: SocketAddr,
     collection: &str,
 ) -> Option<Vec<(String, String)>> {
-    const MOST: i64 = 200;
+    picks_upto(app, actor, peer, collection, LIST_MOST).await
+}
+
+/// The most objects a reference offers as a list; up to [`TYPE_AHEAD_MOST`] it offers them
+/// to type ahead in (a text box with the browser's own suggestions, no script).
+pub(super) const LIST_MOST: i64 = 200;
+pub(super) const TYPE_AHEAD_MOST: i64 = crate::resources::MAX_ROWS;
+
+/// Like [`picks`], up to `most` objects (`None` past that).
+pub(super) async fn picks_upto(
+    app: &UiState,
+    actor: &Actor,
+    peer: SocketAddr,
+    collection: &str,
+    most: i64,
+) -> Option<Vec<(String, String)>> {
+    const MOST: i64 = TYPE_AHEAD_MOST;
     let get = |uri: String| async move { api(app, actor, peer, Method::GET, &uri, None).await };
-    let (st, v) = get(format!("/api/{collection}/?rows={MOST}")).await;
-    if !st.is_success() || v["total_count"].as_i64().unwrap_or(0) > MOST {
+    let (st, v) = get(format!("/api/{collection}/?rows={most}")).await;
+    if !st.is_success() || v["total_count"].as_i64().unwrap_or(0) > most {
         return None;
     }
     let list = items(&v, collection);
