@@ -248,6 +248,33 @@ async fn three_wrong_fields_are_named_at_once(app: TestApp) {
         assert_eq!(got, want, "{path} {body}: each wrong field once: {v}");
     }
     assert_eq!(app.journal_count().await, before, "nothing was written");
+    // Gathering never judges a field as someone else's: a reseller naming another reseller
+    // as a hook's owner learns nothing of that reseller's domains from the answer.
+    let (_, login, pass) = app.reseller("gatherer").await;
+    let mut answers = Vec::new();
+    for domain in [f.domain.as_str(), "no-such-domain.example"] {
+        let (s, v) = send(
+            app.req_as(Method::POST, "/api/hooks/", &login, &pass)
+                .json(&json!({
+                "name": "probe", "events": ["subscriber.created"], "url": "https://example.com/x",
+                "reseller_id": 1, "filters": { "domain": domain } })),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        answers.push(v["errors"].clone());
+    }
+    assert_eq!(answers[0], answers[1], "the same answer either way");
+    // A refused token (a value of the wrong type) is not quoted back.
+    let (s, v) = send(
+        app.req(Method::POST, "/api/hooks/")
+            .header("Prefer", "handling=strict")
+            .json(&json!({ "name": "t", "events": ["subscriber.created"],
+                           "url": "https://example.com/x",
+                           "auth": { "type": "bearer", "token": 987_654_321 } })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(!v.to_string().contains("987654321"), "{v}");
 }
 both!(three_wrong_fields_are_named_at_once);
 

@@ -128,20 +128,31 @@ pub async fn of_aor(app: &App, aor: &str) -> Vec<Value> {
 /// answer): where those are, "no contact" is not known.
 pub async fn asked(app: &App, aor: &str) -> (Vec<Value>, Vec<i64>) {
     let Ok(targets) = crate::targets::load_targets(&app.store, &app.cipher).await else {
-        return (Vec::new(), Vec::new());
+        // Which servers there are is not known: none of them was asked.
+        return (Vec::new(), vec![0]);
     };
     let (mut out, mut unanswered) = (Vec::new(), Vec::new());
     for t in targets
         .iter()
         .filter(|t| t.enabled && t.driver == crate::targets::config::Driver::Kamailio)
     {
-        let Some(url) = &t.rpc_url else { continue };
+        // A Kamailio without an RPC address cannot be asked.
+        let Some(url) = &t.rpc_url else {
+            unanswered.push(t.id);
+            continue;
+        };
         let v = match crate::targets::rpc::call_with(url, "ul.lookup", json!(["location", aor]))
             .await
         {
             Ok(v) => v,
-            // usrloc answers an AoR it does not hold with an error of its own.
-            Err(e) if e.to_string().contains("AOR not found") => continue,
+            // usrloc answers an AoR it does not hold, or holds with every contact expired,
+            // with an error of its own.
+            Err(e)
+                if e.to_string().contains("AOR not found")
+                    || e.to_string().contains("AOR has no contacts") =>
+            {
+                continue
+            }
             Err(e) => {
                 tracing::debug!(target = %t.name, error = %e, "registrations: ul.lookup failed");
                 unanswered.push(t.id);

@@ -141,7 +141,8 @@ fn deserialize<T: DeserializeOwned>(v: Value) -> std::result::Result<T, (String,
         };
         // serde quotes the value it could not read: never a secret's.
         let last = field.rsplit(['.', '[']).next().unwrap_or("");
-        let secret = ["pass", "secret", "token"].iter().any(|w| last.contains(w));
+        let secret = ["pass", "secret", "token"].iter().any(|w| last.contains(w))
+            || field.starts_with("auth.");
         let msg = if secret && (msg.starts_with("invalid type") || msg.starts_with("invalid value"))
         {
             without_quoted(&msg)
@@ -152,15 +153,21 @@ fn deserialize<T: DeserializeOwned>(v: Value) -> std::result::Result<T, (String,
     })
 }
 
-/// A message without its `quoted` parts.
+/// A message without its quoted parts (serde quotes a value in backticks, a string in
+/// double quotes).
 fn without_quoted(msg: &str) -> String {
-    let mut out = String::new();
-    for (n, part) in msg.split('`').enumerate() {
-        if n % 2 == 0 {
-            out.push_str(part);
-        }
-    }
-    out.replace(" ,", ",").replace("  ", " ").trim().to_string()
+    let outside = |s: &str, quote: char| -> String {
+        s.split(quote)
+            .enumerate()
+            .filter(|(n, _)| n % 2 == 0)
+            .map(|(_, part)| part)
+            .collect()
+    };
+    outside(&outside(msg, '`'), '"')
+        .replace(" ,", ",")
+        .replace("  ", " ")
+        .trim()
+        .to_string()
 }
 
 /// The object `id` as `actor` may see it; 404 when absent, another reseller's, or gone

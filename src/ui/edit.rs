@@ -183,6 +183,8 @@ pub(super) async fn form_page(
                     .collect(),
             );
         }
+        // An enum left empty is the API's default; a reference left empty is none.
+        f["choice"] = json!(matches!(widget(c.name, &name), Some(Widget::Choice(_))));
         let choices: Option<Vec<(String, String)>> = match widget(c.name, &name) {
             Some(Widget::Choice(list)) => Some(
                 list.iter()

@@ -662,13 +662,13 @@ static CDRS: &[Column] = &[
         cell: |o, _| moment_text(&o["start_time"]),
     },
     Column {
-        title: "Caller",
+        title: "From",
         sort: None,
         keep: true,
         cell: |o, _| s(o, "caller"),
     },
     Column {
-        title: "Called",
+        title: "To",
         sort: None,
         keep: true,
         cell: |o, _| {
@@ -1511,16 +1511,20 @@ pub(super) async fn picks_upto(
     collection: &str,
     most: i64,
 ) -> Option<Vec<(String, String)>> {
-    const MOST: i64 = TYPE_AHEAD_MOST;
     let get = |uri: String| async move { api(app, actor, peer, Method::GET, &uri, None).await };
-    let (st, v) = get(format!("/api/{collection}/?rows={most}")).await;
+    // Counted first: a collection too large is not read.
+    let (st, v) = get(format!("/api/{collection}/?rows=1")).await;
     if !st.is_success() || v["total_count"].as_i64().unwrap_or(0) > most {
+        return None;
+    }
+    let (st, v) = get(format!("/api/{collection}/?rows={most}")).await;
+    if !st.is_success() {
         return None;
     }
     let list = items(&v, collection);
     let mut contacts = HashMap::new();
     if collection == "customers" {
-        let (_, cv) = get(format!("/api/customercontacts/?rows={MOST}")).await;
+        let (_, cv) = get(format!("/api/customercontacts/?rows={most}")).await;
         for ct in items(&cv, "customercontacts") {
             if let Some(i) = id(&ct, "id") {
                 contacts.insert(i, contact_name(&ct));

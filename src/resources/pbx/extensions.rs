@@ -172,7 +172,8 @@ async fn voicemail_of(
     let dvrvmail = digits("dvrvmail", v, 8)?;
     if let Some(d) = &dvrvmail {
         let found = st::extension_id(c, tenant.id, d).await?;
-        if found.is_none() && d != own {
+        // (`own` is empty when the extension's own number was refused: not judged then.)
+        if found.is_none() && d != own && !own.is_empty() {
             return Err(Error::invalid(
                 "dvrvmail",
                 format!("tenant {} has no extension {d}", tenant.id),

@@ -90,14 +90,15 @@ async fn day_cols(
     days.extend(DAYS);
     let mut months = vec!["*"];
     months.extend(MONTHS);
-    let dayofweek = p.value(one_of("dayofweek", &i.dayofweek, &days))?;
-    let month = p.value(one_of("month", &i.month, &months))?;
+    // In the order they were always checked: the time span before the day and month.
     let span = p
         .value(string("timespan", &i.timespan, 16))?
         .unwrap_or("*".into());
     if !p.names("timespan") {
         p.check(timespan("timespan", &span))?;
     }
+    let dayofweek = p.value(one_of("dayofweek", &i.dayofweek, &days))?;
+    let month = p.value(one_of("month", &i.month, &months))?;
     let description = p.value(string("description", &i.description, 255))?;
     p.finish()?;
     Ok(vec![
