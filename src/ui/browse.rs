@@ -626,12 +626,24 @@ async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> 
     let list = |coll: &'static str| async move {
         let uri = format!("/api/{coll}/?tenant_id={id}&rows=200");
         let (_, v) = api(app, &u.actor, peer, Method::GET, &uri, None).await;
-        items(&v, coll)
+        let list = items(&v, coll);
+        let total = v["total_count"].as_i64().unwrap_or(list.len() as i64);
+        (list, total)
     };
+    // "Extensions (200 of 420: see the list for all)" where the page shows not all.
+    let titled = |what: &str, shown: usize, total: i64| {
+        if total > shown as i64 {
+            format!("{what} ({shown} of {total}: see the list for all)")
+        } else {
+            format!("{what} ({shown})")
+        }
+    };
+    let (ext, ext_total) = list("pbxextensions").await;
+    let (grp, grp_total) = list("pbxringgroups").await;
+    let (rts, rts_total) = list("pbxinboundroutes").await;
     let link = |coll: &str, o: &Value, text: String| json!({"text": text, "href": format!("/ui/{coll}/{}", text_of(&o["id"]))});
     let t = |o: &Value, k: &str| text_of(&o[k]);
-    let extensions: Vec<Vec<Value>> = list("pbxextensions")
-        .await
+    let extensions: Vec<Vec<Value>> = ext
         .iter()
         .map(|o| {
             vec![
@@ -641,8 +653,7 @@ async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> 
             ]
         })
         .collect();
-    let groups: Vec<Vec<Value>> = list("pbxringgroups")
-        .await
+    let groups: Vec<Vec<Value>> = grp
         .iter()
         .map(|o| {
             vec![
@@ -656,8 +667,7 @@ async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> 
             ]
         })
         .collect();
-    let routes: Vec<Vec<Value>> = list("pbxinboundroutes")
-        .await
+    let routes: Vec<Vec<Value>> = rts
         .iter()
         .map(|o| {
             vec![
@@ -667,7 +677,7 @@ async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> 
             ]
         })
         .collect();
-    let timers = list("pbxdaytimers").await;
+    let (timers, _) = list("pbxdaytimers").await;
     let days = [
         ("mon", "Monday"),
         ("tue", "Tuesday"),
@@ -713,9 +723,9 @@ async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> 
             .collect()
     };
     vec![
-        json!({"title": format!("Extensions ({})", extensions.len()), "columns": ["Extension", "Type", "Active"], "rows": extensions}),
-        json!({"title": format!("Ring groups ({})", groups.len()), "columns": ["Number", "Type", "Members in order", "Nobody answers"], "rows": groups}),
-        json!({"title": format!("Inbound routes ({})", routes.len()), "columns": ["Number", "Open", "Closed"], "rows": routes}),
+        json!({"title": titled("Extensions", extensions.len(), ext_total), "columns": ["Extension", "Type", "Active"], "rows": extensions}),
+        json!({"title": titled("Ring groups", groups.len(), grp_total), "columns": ["Number", "Type", "Members in order", "Nobody answers"], "rows": groups}),
+        json!({"title": titled("Inbound routes", routes.len(), rts_total), "columns": ["Number", "Open", "Closed"], "rows": routes}),
         json!({"title": if week.is_empty() { "Open hours: always open (none set)".to_string() } else { "Open hours".to_string() }, "columns": ["Day", "Open"], "rows": week}),
     ]
 }
