@@ -1847,6 +1847,123 @@ async fn the_desk_finds_failed_calls_and_downloads_them() {
     c.clone().close().await.unwrap();
 }
 
+/// A subscriber's preferences as a form built from the catalog: groups that open, a yes/no,
+/// a number, a list one per line; three wrong values named at their fields with nothing
+/// saved, then saved; a value emptied is no longer set (the customer's applies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_sets_preferences_from_their_definitions() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let base = app.base.clone();
+    let f = app.fixture().await;
+    let sub = app.subscriber(&f, "prefs", 5550123).await;
+    let d = chromium().await;
+    let c = &d.client;
+    let mut n = Tally::default();
+    n.login(c, &base).await;
+    n.goto(c, &format!("{base}/ui/subscribers/{sub}")).await;
+    n.follow(c, Locator::LinkText("Preferences")).await;
+    let t = text(c).await;
+    assert!(
+        t.contains("0 set here") && t.contains("Call Blockings"),
+        "{t}"
+    );
+    for group in [
+        "Call Blockings",
+        "Call Forwards",
+        "Access Restrictions",
+        "Internals",
+    ] {
+        c.find(Locator::XPath(&format!(
+            "//details[summary[normalize-space()='{group}']]/summary"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    }
+    choose(c, "block_in_clir", "true").await;
+    fill(c, "block_in_list", "+4366412345\n431*").await;
+    fill(c, "ringtimeout", "45").await;
+    fill(c, "concurrent_max", "lots").await;
+    fill(c, "allowed_ips", "192.0.2.0/24\nnot-an-address").await;
+    fill(c, "language", "not a language").await;
+    shot(c, "p-prefs-desktop").await;
+    n.send(
+        c,
+        Locator::Css("main form[aria-label=Preferences] button[type=submit]"),
+    )
+    .await;
+    let t = text(c).await;
+    // The form's own check (a whole number) first; the API's come once it reads.
+    assert!(t.contains("One preference needs a change"), "{t}");
+    assert_eq!(
+        c.find_all(Locator::Css("#e_concurrent_max"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (_, p) = app.get(&format!("/api/subscriberpreferences/{sub}")).await;
+    assert!(p["ringtimeout"].is_null(), "nothing saved: {p}");
+    fill(c, "concurrent_max", "2").await;
+    n.send(
+        c,
+        Locator::Css("main form[aria-label=Preferences] button[type=submit]"),
+    )
+    .await;
+    let t = text(c).await;
+    for field in ["allowed_ips", "language"] {
+        assert_eq!(
+            c.find_all(Locator::Css(&format!("#e_{field}")))
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "an error at {field}: {t}"
+        );
+    }
+    let (_, p) = app.get(&format!("/api/subscriberpreferences/{sub}")).await;
+    assert!(p["ringtimeout"].is_null(), "nothing saved: {p}");
+    fill(c, "allowed_ips", "192.0.2.0/24").await;
+    fill(c, "language", "de-AT").await;
+    n.send(
+        c,
+        Locator::Css("main form[aria-label=Preferences] button[type=submit]"),
+    )
+    .await;
+    let t = text(c).await;
+    assert!(
+        t.contains("Preferences saved.") && t.contains("6 set here"),
+        "{t}"
+    );
+    let (_, p) = app.get(&format!("/api/subscriberpreferences/{sub}")).await;
+    assert_eq!(p["ringtimeout"], 45, "{p}");
+    assert_eq!(p["block_in_clir"], true, "{p}");
+    assert_eq!(p["block_in_list"], json!(["4366412345", "431*"]), "{p}");
+    assert_eq!(p["concurrent_max"], 2, "{p}");
+    assert_eq!(p["allowed_ips"], json!(["192.0.2.0/24"]), "{p}");
+    assert_eq!(p["language"], "de-AT", "{p}");
+    eprintln!(
+        "task 'set a subscriber's preferences': {} page loads, {} form submissions",
+        n.loads, n.posts
+    );
+    // Emptied: no longer set here; the rest untouched.
+    fill(c, "ringtimeout", "").await;
+    n.send(
+        c,
+        Locator::Css("main form[aria-label=Preferences] button[type=submit]"),
+    )
+    .await;
+    let (_, p) = app.get(&format!("/api/subscriberpreferences/{sub}")).await;
+    assert!(p["ringtimeout"].is_null(), "{p}");
+    assert_eq!(p["concurrent_max"], 2, "{p}");
+    c.set_window_size(390, 844).await.unwrap();
+    fits_the_screen(c, "the preferences page").await;
+    shot(c, "p-prefs-phone").await;
+    c.clone().close().await.unwrap();
+}
+
 /// With more customers than a list can show, the subscriber form's customer is a text box
 /// that suggests them by name as the desk types (the browser's own suggestions, no script);
 /// the one picked is saved.
@@ -2095,6 +2212,10 @@ async fn purpose_built_pages_fit_a_phone() {
             "p-trunk-new",
         ),
         ("/ui/cdrs/".into(), "p-calls-empty"),
+        (
+            format!("/ui/customers/{}/preferences", f.customer_id),
+            "p-customer-prefs",
+        ),
         (format!("/ui/pbxtenants/{tenant}"), "p-tenant"),
         (
             format!("/ui/pbxringgroups/{group}/edit"),

@@ -237,24 +237,29 @@ pub fn validate_set(
     input: BTreeMap<String, Value>,
     shared: bool,
 ) -> Result<BTreeMap<String, Value>> {
+    // Every preference's problem at once (in name order, as the set is read).
+    let mut p = crate::error::Problems::default();
     let mut out = BTreeMap::new();
     for (name, v) in input {
         let Some(d) = find(&name) else {
-            return Err(Error::invalid(
+            p.note(
                 name.as_str(),
                 "is not a known preference (see /api/subscriberpreferencedefs/)",
-            ));
+            );
+            continue;
         };
         if shared && d.level == Level::Subscriber {
-            return Err(Error::invalid(
+            p.note(
                 name.as_str(),
                 "can only be set per subscriber, not per domain or customer",
-            ));
+            );
+            continue;
         }
-        if let Some(v) = validate_value(d, &name, v)? {
+        if let Some(Some(v)) = p.check(validate_value(d, &name, v))? {
             out.insert(name, v);
         }
     }
+    p.finish()?;
     Ok(out)
 }
 

@@ -471,6 +471,9 @@ pub(super) async fn item_page(
             if v["status"] != json!("terminated") {
                 extra.push(json!({"href": format!("/ui/subscribers/new?customer_id={id}"), "label": "Add subscriber"}));
             }
+            extra.push(
+                json!({"href": format!("/ui/customers/{id}/preferences"), "label": "Preferences"}),
+            );
             let (_, subs) = api(
                 app,
                 &u.actor,
@@ -503,6 +506,11 @@ pub(super) async fn item_page(
             };
             sections.push(json!({"title": title, "columns": ["Subscriber", "Number", "Name", "Status"], "rows": rows}));
         }
+        "domains" => {
+            extra.push(
+                json!({"href": format!("/ui/domains/{id}/preferences"), "label": "Preferences"}),
+            );
+        }
         "peeringgroups" => {
             extra.push(json!({"href": format!("/ui/peeringservers/new?group_id={id}"), "label": "Add trunk"}));
             extra.push(json!({"href": format!("/ui/peeringrules/new?group_id={id}"), "label": "Add outbound route"}));
@@ -518,7 +526,7 @@ pub(super) async fn item_page(
                 json!({"href": format!("/ui/subscribers/{id}/forwards"), "label": "Call forwards"}),
             );
             extra.push(
-                json!({"href": format!("/ui/subscriberpreferences/{id}"), "label": "Preferences"}),
+                json!({"href": format!("/ui/subscribers/{id}/preferences"), "label": "Preferences"}),
             );
             if v["status"] != json!("terminated") {
                 extra.push(json!({"href": format!("/ui/pbxdevices/new?customer_id={}&line_subscriber_id={id}", text_of(&v["customer_id"])), "label": "Add phone"}));

@@ -40,6 +40,7 @@ mod forwards;
 mod import;
 mod login;
 mod pages;
+mod prefs;
 mod session;
 mod views;
 use api::*;
@@ -49,6 +50,7 @@ use forwards::*;
 use import::*;
 use login::*;
 use pages::*;
+use prefs::*;
 use session::*;
 use views::*;
 
@@ -71,6 +73,7 @@ fn templates() -> &'static Environment<'static> {
             ("confirm.html", include_str!("templates/confirm.html")),
             ("change.html", include_str!("templates/change.html")),
             ("forwards.html", include_str!("templates/forwards.html")),
+            ("prefs.html", include_str!("templates/prefs.html")),
         ] {
             env.add_template(name, src).expect("UI templates compile");
         }
@@ -158,6 +161,10 @@ fn routes() -> Router<UiState> {
             "/ui/{name}/{id}/forwards",
             get(forwards_form).post(save_forwards),
         )
+        .route(
+            "/ui/{name}/{id}/preferences",
+            get(prefs_form).post(save_prefs),
+        )
         .route("/ui/{name}/{id}/delete", get(delete_confirm).post(delete))
         .route("/ui/{name}/{id}/{action}", post(action))
 }
@@ -174,6 +181,7 @@ mod tests {
             "list.html",
             "dashboard.html",
             "forwards.html",
+            "prefs.html",
         ] {
             assert!(env.get_template(name).is_ok(), "{name}");
         }
