@@ -499,11 +499,7 @@ pub(super) async fn item_page(
                 })
                 .collect();
             let total = subs["total_count"].as_i64().unwrap_or(0);
-            let title = if total > 50 {
-                format!("Subscribers (50 of {total}: see the list for all)")
-            } else {
-                format!("Subscribers ({total})")
-            };
+            let title = section_title("Subscribers", list.len(), total);
             sections.push(json!({"title": title, "columns": ["Subscriber", "Number", "Name", "Status"], "rows": rows}));
         }
         "domains" => {
@@ -622,12 +618,18 @@ async fn listed(
         })
         .collect();
     let total = v["total_count"].as_i64().unwrap_or(list.len() as i64);
-    let title = if total > MOST {
-        format!("{title} ({MOST} of {total}: see the list for all)")
-    } else {
-        format!("{title} ({total})")
-    };
+    let title = section_title(title, list.len(), total);
     json!({"title": title, "columns": cols.iter().map(|c| c.title).collect::<Vec<_>>(), "rows": rows})
+}
+
+/// A section's heading with its count: "Extensions (200 of 420: see the list for all)"
+/// where the page shows not all.
+fn section_title(what: &str, shown: usize, total: i64) -> String {
+    if total > shown as i64 {
+        format!("{what} ({shown} of {total}: see the list for all)")
+    } else {
+        format!("{what} ({total})")
+    }
 }
 
 async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> Vec<Value> {
@@ -637,14 +639,6 @@ async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> 
         let list = items(&v, coll);
         let total = v["total_count"].as_i64().unwrap_or(list.len() as i64);
         (list, total)
-    };
-    // "Extensions (200 of 420: see the list for all)" where the page shows not all.
-    let titled = |what: &str, shown: usize, total: i64| {
-        if total > shown as i64 {
-            format!("{what} ({shown} of {total}: see the list for all)")
-        } else {
-            format!("{what} ({shown})")
-        }
     };
     let (ext, ext_total) = list("pbxextensions").await;
     let (grp, grp_total) = list("pbxringgroups").await;
@@ -731,9 +725,9 @@ async fn tenant_sections(app: &UiState, u: &User, peer: SocketAddr, id: i64) -> 
             .collect()
     };
     vec![
-        json!({"title": titled("Extensions", extensions.len(), ext_total), "columns": ["Extension", "Type", "Active"], "rows": extensions}),
-        json!({"title": titled("Ring groups", groups.len(), grp_total), "columns": ["Number", "Type", "Members in order", "Nobody answers"], "rows": groups}),
-        json!({"title": titled("Inbound routes", routes.len(), rts_total), "columns": ["Number", "Open", "Closed"], "rows": routes}),
+        json!({"title": section_title("Extensions", extensions.len(), ext_total), "columns": ["Extension", "Type", "Active"], "rows": extensions}),
+        json!({"title": section_title("Ring groups", groups.len(), grp_total), "columns": ["Number", "Type", "Members in order", "Nobody answers"], "rows": groups}),
+        json!({"title": section_title("Inbound routes", routes.len(), rts_total), "columns": ["Number", "Open", "Closed"], "rows": routes}),
         json!({"title": if week.is_empty() { "Open hours: always open (none set)".to_string() } else { "Open hours".to_string() }, "columns": ["Day", "Open"], "rows": week}),
     ]
 }

@@ -68,33 +68,54 @@ fn posted_pref(def: &Value, raw: &str) -> std::result::Result<Option<Value>, Str
     one(def, &text).map(Some)
 }
 
-/// The catalog as (name, definition), in its order, without what cannot be set.
-async fn definitions(
-    app: &UiState,
-    u: &User,
-    peer: SocketAddr,
-    defs: &str,
-) -> std::result::Result<Vec<(String, Value)>, Response> {
-    let (s, v) = api(
-        app,
-        &u.actor,
-        peer,
-        Method::GET,
-        &format!("/api/{defs}/"),
-        None,
-    )
-    .await;
-    if !s.is_success() {
-        return Err(refused_page(u, "preferences".into(), s, &v));
+/// What a preferences page works on: the object's preferences collection, what is set now,
+/// and the catalog as (name, definition) in its order, without what cannot be set.
+struct Current {
+    coll: &'static str,
+    set: Value,
+    defs: Vec<(String, Value)>,
+}
+
+impl Current {
+    async fn read(
+        app: &UiState,
+        u: &User,
+        peer: SocketAddr,
+        name: &str,
+        id: i64,
+    ) -> std::result::Result<Current, Response> {
+        let Some((coll, catalog)) = catalog(name) else {
+            return Err((StatusCode::NOT_FOUND, "no preferences here").into_response());
+        };
+        let get =
+            |uri: String| async move { api(app, &u.actor, peer, Method::GET, &uri, None).await };
+        let (s, set) = get(format!("/api/{coll}/{id}")).await;
+        if !s.is_success() {
+            return Err(refused_page(u, format!("{name} {id}"), s, &set));
+        }
+        let (s, v) = get(format!("/api/{catalog}/")).await;
+        if !s.is_success() {
+            return Err(refused_page(u, "preferences".into(), s, &v));
+        }
+        let defs = v
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, d)| *k != "_links" && d["read_only"] != json!(true))
+                    .map(|(k, d)| (k.clone(), d.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Current { coll, set, defs })
     }
-    Ok(v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, d)| *k != "_links" && d["read_only"] != json!(true))
-                .map(|(k, d)| (k.clone(), d.clone()))
-                .collect()
-        })
-        .unwrap_or_default())
+
+    /// A set of preferences (this one's, or a saved one's) as the form's values.
+    fn shown(&self, set: &Value) -> HashMap<String, String> {
+        self.defs
+            .iter()
+            .map(|(p, _)| (p.clone(), shown_pref(&set[p])))
+            .collect()
+    }
 }
 
 /// The page: the preferences by group, with `values` (as set, or as posted) and `errors`.
@@ -176,35 +197,17 @@ pub(super) async fn prefs_form(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let Some((coll, defs)) = catalog(&name) else {
-        return (StatusCode::NOT_FOUND, "no preferences here").into_response();
-    };
     let id: i64 = id.parse().unwrap_or(0);
-    let (s, cur) = api(
-        &app,
-        &u.actor,
-        peer,
-        Method::GET,
-        &format!("/api/{coll}/{id}"),
-        None,
-    )
-    .await;
-    if !s.is_success() {
-        return refused_page(&u, format!("{name} {id}"), s, &cur);
-    }
-    let defs = match definitions(&app, &u, peer, defs).await {
-        Ok(d) => d,
+    let cur = match Current::read(&app, &u, peer, &name, id).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
-    let values = defs
-        .iter()
-        .map(|(p, _)| (p.clone(), shown_pref(&cur[p])))
-        .collect();
+    let values = cur.shown(&cur.set);
     prefs_page(
         &u,
         &name,
         id,
-        &defs,
+        &cur.defs,
         &values,
         &values,
         &HashMap::new(),
@@ -224,39 +227,24 @@ pub(super) async fn save_prefs(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some((coll, defs)) = catalog(&name) else {
-        return (StatusCode::NOT_FOUND, "no preferences here").into_response();
-    };
     let id: i64 = id.parse().unwrap_or(0);
-    let (s, cur) = api(
-        &app,
-        &u.actor,
-        peer,
-        Method::GET,
-        &format!("/api/{coll}/{id}"),
-        None,
-    )
-    .await;
-    if !s.is_success() {
-        return refused_page(&u, format!("{name} {id}"), s, &cur);
-    }
-    let defs = match definitions(&app, &u, peer, defs).await {
-        Ok(d) => d,
+    let cur = match Current::read(&app, &u, peer, &name, id).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
+    let (coll, defs, set) = (cur.coll, &cur.defs, &cur.set);
     // Only what the user changed against what the page showed (its `_orig_` copy): another
     // user's change to another preference is not undone.
     let mut values = HashMap::new();
-    let orig: HashMap<String, String> = defs
-        .iter()
-        .map(|(p, _)| {
-            let was = form.get(&format!("_orig_{p}")).cloned();
-            (p.clone(), was.unwrap_or_else(|| shown_pref(&cur[p])))
-        })
-        .collect();
+    let mut orig = cur.shown(set);
+    for (p, was) in orig.iter_mut() {
+        if let Some(w) = form.get(&format!("_orig_{p}")) {
+            *was = w.clone();
+        }
+    }
     let mut errors = HashMap::new();
     let mut ops = Vec::new();
-    for (pref, d) in &defs {
+    for (pref, d) in defs {
         let Some(raw) = form.get(&format!("p_{pref}")) else {
             continue;
         };
@@ -268,12 +256,12 @@ pub(super) async fn save_prefs(
             Err(m) => {
                 errors.insert(pref.clone(), m);
             }
-            Ok(None) if !cur[pref].is_null() => {
+            Ok(None) if !set[pref].is_null() => {
                 ops.push(json!({"op": "remove", "path": format!("/{pref}")}));
             }
             Ok(None) => {}
             Ok(Some(v)) => {
-                let op = if cur[pref].is_null() {
+                let op = if set[pref].is_null() {
                     "add"
                 } else {
                     "replace"
@@ -283,14 +271,14 @@ pub(super) async fn save_prefs(
         }
     }
     if !errors.is_empty() {
-        return prefs_page(&u, &name, id, &defs, &values, &orig, &errors, None, None);
+        return prefs_page(&u, &name, id, defs, &values, &orig, &errors, None, None);
     }
     if ops.is_empty() {
         return prefs_page(
             &u,
             &name,
             id,
-            &defs,
+            defs,
             &values,
             &orig,
             &errors,
@@ -308,15 +296,12 @@ pub(super) async fn save_prefs(
     )
     .await;
     if s.is_success() {
-        let values = defs
-            .iter()
-            .map(|(p, _)| (p.clone(), shown_pref(&v[p])))
-            .collect();
+        let values = cur.shown(&v);
         return prefs_page(
             &u,
             &name,
             id,
-            &defs,
+            defs,
             &values,
             &values,
             &errors,
@@ -338,5 +323,5 @@ pub(super) async fn save_prefs(
     if errors.is_empty() && top.is_none() {
         top = Some(text_of(&v["message"]));
     }
-    prefs_page(&u, &name, id, &defs, &values, &orig, &errors, None, top)
+    prefs_page(&u, &name, id, defs, &values, &orig, &errors, None, top)
 }
