@@ -80,7 +80,10 @@ async fn csv_import_modes_and_export(app: TestApp) {
         "7",
     ]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(out.contains("47 created, 3 errors; committed"), "{out}");
+    assert!(
+        out.contains("47 created, 3 errors; committed"),
+        "{out}\n{err}"
+    );
     let (_, s) = app.get("/api/subscribers/?rows=1").await;
     assert_eq!(s["total_count"], 47);
     let (_, j) = app
