@@ -152,6 +152,67 @@ async fn csv_import_modes_and_export(app: TestApp) {
 }
 both!(csv_import_modes_and_export);
 
+/// The command line's import beside a running server that writes too: no batch is lost to
+/// the other process's commits (on SQLite a deferred transaction whose snapshot another
+/// process has overtaken fails its first write at once, whatever the busy timeout).
+async fn an_import_beside_a_writing_server_keeps_every_row(app: TestApp) {
+    let f = app.fixture().await;
+    let rows = csv_rows(&f, 1, 300);
+    let file = app.dir.join("beside.csv");
+    std::fs::write(&file, format!("{HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, f2) = (stop.clone(), app.fixture().await);
+        let (client, url) = (app.client.clone(), app.url("/api/subscribers/"));
+        tokio::spawn(async move {
+            let mut made = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = client
+                    .post(&url)
+                    .basic_auth("administrator", Some(ADMIN_PASS))
+                    .json(&json!({ "customer_id": f2.customer_id, "domain": f2.domain,
+                        "username": format!("api{made}"), "password": "sip-secret-1",
+                        "primary_number": { "cc": 49, "ac": 40, "sn": 100_000 + made } }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.status(),
+                    StatusCode::CREATED,
+                    "{}",
+                    r.text().await.unwrap()
+                );
+                made += 1;
+            }
+            made
+        })
+    };
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        app.cli(&[
+            "import",
+            "subscribers",
+            file.to_str().unwrap(),
+            "--mode",
+            "per-row",
+            "--batch",
+            "3",
+        ])
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let made = writer.await.unwrap();
+    assert!(made > 0, "the server wrote while the import ran");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("300 created, 0 errors"), "{out}\n{err}");
+    let (_, s) = app
+        .get(&format!(
+            "/api/subscribers/?rows=1&customer_id={}",
+            f.customer_id
+        ))
+        .await;
+    assert_eq!(s["total_count"], 300);
+}
+both!(an_import_beside_a_writing_server_keeps_every_row);
+
 async fn bulk_posts_give_per_row_results(app: TestApp) {
     let f = app.fixture().await;
     let row = |i: u64| {

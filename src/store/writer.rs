@@ -120,7 +120,11 @@ impl Group {
             }
             Role::Member
         } else {
-            if let Err(e) = Tm::begin(w.conn(), None).await {
+            // IMMEDIATE: the write lock is taken now, not at the first write. A deferred
+            // transaction reads from a snapshot and, if another process (the CLI's import
+            // beside a running server) committed since, its first write fails at once with
+            // SQLITE_BUSY, which no busy timeout waits out.
+            if let Err(e) = Tm::begin(w.conn(), Some("BEGIN IMMEDIATE".into())).await {
                 // Nothing of anyone's is on it: a fresh connection for the next writer.
                 w.discard();
                 return Err(e.into());
