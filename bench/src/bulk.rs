@@ -190,6 +190,11 @@ async fn run(voxprov: &Path, dir: &Path, args: &ImportArgs) -> Result<()> {
     .await?;
     server.stop().await;
 
+    // All or nothing at this size: a second file as long as the first, one bad row at its
+    // next-to-last line; the database must be exactly as it was.
+    let bad_line = n; // the header is line 1: rows are lines 2..=n+1
+    let aon = all_or_nothing(voxprov, &data, dir, customer, n, bad_line).await?;
+
     println!("\n== import of {n} subscribers (each with a primary and an alias number), SQLite");
     println!(
         "raw floor (batched INSERTs, same rows)  {:>9.0} subscribers/s  ({:.1} s)",
@@ -204,6 +209,18 @@ async fn run(voxprov: &Path, dir: &Path, args: &ImportArgs) -> Result<()> {
     println!(
         "peak RSS of the import process: {:.1} MiB",
         peak_kib as f64 / 1024.0
+    );
+    println!(
+        "all-or-nothing: {n} more rows, a bad one at line {bad_line}: refused in {:.1} s, {} \
+         (subscribers, numbers, change records before {:?}, after {:?})",
+        aon.took.as_secs_f64(),
+        if aon.before == aon.after {
+            "database exactly as it was"
+        } else {
+            "DATABASE CHANGED"
+        },
+        aon.before,
+        aon.after
     );
     println!("\n== latency at {n} subscribers (ms, sequential requests over keep-alive)");
     println!("{:<44} {:>7} {:>7} {:>7}", "request", "p50", "p99", "max");
@@ -225,6 +242,91 @@ async fn run(voxprov: &Path, dir: &Path, args: &ImportArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+struct AllOrNothing {
+    took: Duration,
+    before: (i64, i64, i64),
+    after: (i64, i64, i64),
+}
+
+/// Imports `n` new subscribers with a bad username at CSV line `bad_line` (all-or-nothing)
+/// and counts subscribers, numbers and change records before and after.
+async fn all_or_nothing(
+    voxprov: &Path,
+    data: &Path,
+    dir: &Path,
+    customer: i64,
+    n: usize,
+    bad_line: usize,
+) -> Result<AllOrNothing> {
+    let csv = dir.join("bad-row.csv");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+        writeln!(
+            w,
+            "customer_id,domain,username,password,cc,ac,sn,alias_numbers"
+        )?;
+        for i in 0..n {
+            // Row i is on line i + 2.
+            let user = if i + 2 == bad_line {
+                "bad user".to_string()
+            } else {
+                format!("second{i}")
+            };
+            writeln!(
+                w,
+                "{customer},{DOMAIN},{user},pw-{i:08},43,3,{},43-4-{}",
+                20_000_000 + i,
+                20_000_000 + i
+            )?;
+        }
+    }
+    let before = counts(data).await?;
+    eprintln!("==> voxprov import of {n} more rows, a bad one at line {bad_line}");
+    let started = Instant::now();
+    let out = tokio::process::Command::new(voxprov)
+        .arg("import")
+        .arg("subscribers")
+        .arg(&csv)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(1) || !err.contains(&format!("line {bad_line}: username")) {
+        bail!(
+            "the import with a bad row at line {bad_line} did not fail on it: {}\n{err}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let after = counts(data).await?;
+    Ok(AllOrNothing {
+        took,
+        before,
+        after,
+    })
+}
+
+/// Subscribers, numbers and change records in the server's database.
+async fn counts(data: &Path) -> Result<(i64, i64, i64)> {
+    let options = SqliteConnectOptions::new()
+        .filename(data.join("voxprov.db"))
+        .read_only(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    let mut got = [0i64; 3];
+    for (g, table) in got.iter_mut().zip(["subscribers", "numbers", "changes"]) {
+        *g = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await?;
+    }
+    pool.close().await;
+    Ok((got[0], got[1], got[2]))
 }
 
 /// Peak resident set of a process (KiB), from /proc.

@@ -102,7 +102,7 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
     let mut deliveries = 0;
     for chunk in chs.chunks(64) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", crate::store::placeholders(i * COLS + 1, COLS)))
+            .map(|i| format!("({})", crate::store::params_in_order(c, i * COLS + 1, COLS)))
             .collect();
         let insert = format!(
             "INSERT INTO changes (ts, actor_type, actor_id, actor_name, client_addr, reseller_id, resource, object_id, op, before, after) \

@@ -262,7 +262,7 @@ pub async fn taken(c: &mut Conn, digits: &[String]) -> Result<std::collections::
     for chunk in digits.chunks(100) {
         let sql = format!(
             "SELECT cc || ac || sn FROM numbers WHERE (cc || ac || sn) IN ({})",
-            super::placeholders(1, chunk.len())
+            super::params_in_order(c, 1, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for d in chunk {
@@ -300,7 +300,7 @@ async fn insert_rows(
         let sql = format!(
             "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {}{conflict} RETURNING {NUMBER_COLS}",
             (0..chunk.len())
-                .map(|i| format!("({})", super::placeholders(i * COLS + 1, COLS)))
+                .map(|i| format!("({})", super::params_in_order(c, i * COLS + 1, COLS)))
                 .collect::<Vec<_>>()
                 .join(", ")
         );

@@ -177,10 +177,23 @@ pub fn bind_fields<'q>(
     f: &SubscriberFields,
     ts: &str,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    bind_own(q.bind(uuid.to_string()), f)
+    bind_row(q, uuid, f, ts, false)
+}
+
+/// One row of [`INSERT_COLS`]; `ts_again`: the modification time is a parameter of its own
+/// (twenty in all) rather than the creation time's.
+fn bind_row<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    uuid: &str,
+    f: &SubscriberFields,
+    ts: &str,
+    ts_again: bool,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let q = bind_own(q.bind(uuid.to_string()), f)
         .bind(ts.to_string())
-        .bind(f.home_server_id)
-        .bind(f.contact_id)
+        .bind(f.home_server_id);
+    let q = if ts_again { q.bind(ts.to_string()) } else { q };
+    q.bind(f.contact_id)
         .bind(f.profile_set_id)
         .bind(f.profile_id)
 }
@@ -192,21 +205,21 @@ pub async fn insert_many(
     rows: &[(String, &SubscriberFields)],
     ts: &str,
 ) -> Result<Vec<i64>> {
-    const COLS: usize = 19;
+    // Every parameter bound in turn (the creation time twice: it is the modification time
+    // too), so SQLite's are anonymous (see `params_in_order`).
+    const COLS: usize = 20;
     let mut ids = std::collections::HashMap::with_capacity(rows.len());
-    // Small statements: SQLite looks bound parameters up by a linear scan, so a statement
-    // with thousands of them costs quadratic time (sqlx binds by name).
     for chunk in rows.chunks(50) {
         let sql = format!(
             "INSERT INTO subscribers ({INSERT_COLS}) VALUES {} RETURNING id, uuid",
             (0..chunk.len())
-                .map(|i| values_row(i * COLS))
+                .map(|i| format!("({})", super::params_in_order(c, i * COLS + 1, COLS)))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
         let mut q = sqlx::query(&sql);
         for (uuid, f) in chunk {
-            q = bind_fields(q, uuid, f, ts);
+            q = bind_row(q, uuid, f, ts, true);
         }
         for r in q.fetch_all(&mut *c).await? {
             use sqlx::Row;

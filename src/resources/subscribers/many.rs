@@ -104,10 +104,7 @@ pub async fn create_many(
     if accepted.is_empty() {
         return Ok(out);
     }
-    let uuids: Vec<String> = accepted
-        .iter()
-        .map(|_| uuid::Uuid::new_v4().to_string())
-        .collect();
+    let uuids: Vec<String> = accepted.iter().map(|_| super::new_uuid()).collect();
     let rows: Vec<(String, &SubscriberFields)> = uuids
         .iter()
         .zip(&accepted)
