@@ -109,8 +109,9 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
              VALUES {} RETURNING id",
             values.join(", ")
         );
-        // PostgreSQL: the enabled after-hooks come back with the ids, in the same round trip
-        // (SQLite cannot put an INSERT in a WITH; its statements cost no network).
+        // The enabled after-hooks come back with the ids, in the same round trip: on
+        // PostgreSQL from a writing WITH; SQLite has none, so there a second statement in the
+        // same query (one hand-off to SQLite's thread while the writer is held, not two).
         let with_hooks = crate::store::has_row_locks(c);
         let sql = if with_hooks {
             format!(
@@ -122,7 +123,10 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
                 crate::store::hooks::AFTER_TARGETS
             )
         } else {
-            insert
+            format!(
+                "{insert}; SELECT {} ORDER BY id",
+                crate::store::hooks::AFTER_TARGETS
+            )
         };
         let redacted: Vec<(Option<Value>, Option<Value>)> = chunk
             .iter()
@@ -147,19 +151,20 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
         // Ids are given in VALUES order; RETURNING's row order is not promised.
         let mut ids = Vec::with_capacity(chunk.len());
         let mut hooks = Vec::new();
-        for row in &rows {
-            if with_hooks && row.try_get::<i32, _>(0)? == 1 {
+        for (i, row) in rows.iter().enumerate() {
+            let hook = if with_hooks {
+                row.try_get::<i32, _>(0)? == 1
+            } else {
+                // SQLite: the insert's rows first, one per change.
+                i >= chunk.len()
+            };
+            if hook {
                 hooks.push(sqlx::FromRow::from_row(row)?);
             } else {
                 ids.push(row.try_get::<i64, _>(if with_hooks { 1 } else { 0 })?);
             }
         }
-        let hooks: Vec<crate::store::hooks::HookTarget> = if with_hooks {
-            hooks.sort_by_key(|h: &crate::store::hooks::HookTarget| h.id);
-            hooks
-        } else {
-            crate::store::hooks::after_targets(c).await?
-        };
+        hooks.sort_by_key(|h: &crate::store::hooks::HookTarget| h.id);
         ids.sort_unstable();
         last = last.max(ids.last().copied());
         let emitted: Vec<crate::hooks::Emitted> = chunk

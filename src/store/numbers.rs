@@ -166,10 +166,13 @@ pub async fn insert_subscriber_with(
     aliases: &[Number],
 ) -> Result<(i64, Vec<NumberRec>)> {
     let wanted = wanted(primary, aliases);
-    if !super::has_row_locks(c) || wanted.is_empty() || wanted.len() > 100 {
+    if wanted.is_empty() || wanted.len() > 100 {
         let id = super::subscribers::insert(c, uuid, f, ts).await?;
         let nums = insert_fresh(c, id, f.reseller_id, primary, aliases, ts).await?;
         return Ok((id, nums));
+    }
+    if !super::has_row_locks(c) {
+        return insert_subscriber_with_sqlite(c, uuid, f, ts, &wanted).await;
     }
     const SUB: usize = 19;
     let values: Vec<String> = (0..wanted.len())
@@ -219,6 +222,55 @@ pub async fn insert_subscriber_with(
         }
     }
     refuse_missing(&wanted, &added)?;
+    added.sort_by_key(|n: &NumberRec| (!n.is_primary.0, n.id));
+    Ok((id, added))
+}
+
+/// [`insert_subscriber_with`] on SQLite, which has no writing WITH: two statements sent as one
+/// (one hand-off to SQLite's thread instead of two, while the writer is held), the numbers
+/// finding their subscriber by its uuid.
+async fn insert_subscriber_with_sqlite(
+    c: &mut Conn,
+    uuid: &str,
+    f: &super::subscribers::SubscriberFields,
+    ts: &str,
+    wanted: &[(&Number, bool, String)],
+) -> Result<(i64, Vec<NumberRec>)> {
+    let values: Vec<&str> = wanted
+        .iter()
+        .map(|_| "(?, ?, ?, ?, (SELECT id FROM subscribers WHERE uuid = ?), ?, ?)")
+        .collect();
+    let sql = format!(
+        "{}; INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) \
+         VALUES {} ON CONFLICT (cc, ac, sn) DO NOTHING RETURNING {NUMBER_COLS}",
+        *super::subscribers::INSERT_ONE_IN_ORDER,
+        values.join(", ")
+    );
+    let mut q = super::subscribers::bind_in_order(sqlx::query(&sql), uuid, f, ts);
+    for (n, p, _) in wanted {
+        q = q
+            .bind(n.cc.clone())
+            .bind(n.ac.clone())
+            .bind(n.sn.clone())
+            .bind(f.reseller_id)
+            .bind(uuid.to_string())
+            .bind(Flag::int(*p))
+            .bind(ts.to_string());
+    }
+    let rows = q.fetch_all(&mut *c).await?;
+    // The first statement's one row (the subscriber's id), then the numbers added.
+    let Some((first, rest)) = rows.split_first() else {
+        return Err(Error::internal(anyhow::anyhow!(
+            "inserted subscriber not returned"
+        )));
+    };
+    use sqlx::Row;
+    let id = first.try_get::<i64, _>(0)?;
+    let mut added = rest
+        .iter()
+        .map(|r| sqlx::FromRow::from_row(r))
+        .collect::<std::result::Result<Vec<NumberRec>, _>>()?;
+    refuse_missing(wanted, &added)?;
     added.sort_by_key(|n: &NumberRec| (!n.is_primary.0, n.id));
     Ok((id, added))
 }

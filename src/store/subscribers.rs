@@ -149,6 +149,25 @@ pub static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
     )
 });
 
+/// [`INSERT_ONE`] with anonymous parameters (SQLite, see `params_in_order`), bound by
+/// [`bind_in_order`]: the statement can be followed by others in the same query.
+pub static INSERT_ONE_IN_ORDER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO subscribers ({INSERT_COLS}) VALUES ({}) RETURNING id",
+        vec!["?"; 20].join(", ")
+    )
+});
+
+/// Binds one row of [`INSERT_ONE_IN_ORDER`].
+pub fn bind_in_order<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    uuid: &str,
+    f: &SubscriberFields,
+    ts: &str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    bind_row(q, uuid, f, ts, true)
+}
+
 /// Binds the subscriber's own fields, `customer_id` to `email`, in column order (an insert and
 /// an update share them).
 fn bind_own<'q>(
