@@ -213,6 +213,67 @@ async fn an_import_beside_a_writing_server_keeps_every_row(app: TestApp) {
 }
 both!(an_import_beside_a_writing_server_keeps_every_row);
 
+/// Web usernames are unique per domain too: a clash inside the file or with a subscriber
+/// already there is named with its line, in either mode, and the rest is checked as well.
+async fn webusername_clashes_are_named_by_line(app: TestApp) {
+    let f = app.fixture().await;
+    let mut b = json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "first",
+        "password": "sip-secret-1", "webusername": "taken-web",
+        "primary_number": { "cc": 49, "ac": 30, "sn": 6_000_000 } });
+    app.create("/api/subscribers/", b.take()).await;
+    let row = |i: u64, web: &str| {
+        format!(
+            "{},{},wu{i},pass-{i}-secret,{web},49,30,{}",
+            f.customer_id,
+            f.domain,
+            6_000_100 + i
+        )
+    };
+    let rows = [
+        row(1, "web-a"),
+        row(2, "taken-web"), // line 3: someone has it
+        row(3, "web-b"),
+        row(4, "web-a"), // line 5: line 2 has it
+        row(5, "web-c"),
+    ];
+    let file = app.dir.join("web.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "customer_id,domain,username,password,webusername,cc,ac,sn\n{}\n",
+            rows.join("\n")
+        ),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let before = snapshot(&app).await;
+    let (code, out, err) = app.cli(&["import", "subscribers", path]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    for want in ["line 3: webusername:", "line 5: webusername:"] {
+        assert!(err.contains(want), "missing '{want}' in\n{err}");
+    }
+    assert!(out.contains("3 created, 2 errors"), "{out}\n{err}");
+    assert_eq!(
+        snapshot(&app).await,
+        before,
+        "all-or-nothing left the database as it was"
+    );
+    let (code, out, err) = app.cli(&["import", "subscribers", path, "--mode", "per-row"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("3 created, 2 errors; committed"),
+        "{out}\n{err}"
+    );
+    let (_, s) = app
+        .get(&format!(
+            "/api/subscribers/?rows=1&customer_id={}",
+            f.customer_id
+        ))
+        .await;
+    assert_eq!(s["total_count"], 4);
+}
+both!(webusername_clashes_are_named_by_line);
+
 async fn bulk_posts_give_per_row_results(app: TestApp) {
     let f = app.fixture().await;
     let row = |i: u64| {

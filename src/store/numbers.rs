@@ -153,8 +153,8 @@ fn refuse_missing(wanted: &[(&Number, bool, String)], added: &[NumberRec]) -> Re
     }
 }
 
-/// Inserts a subscriber created at `ts` and its numbers in one statement (PostgreSQL; a
-/// writing WITH), as [`super::subscribers::insert`] and [`insert_fresh`] would one after the
+/// Inserts a subscriber created at `ts` and its numbers in one statement (PostgreSQL: a
+/// writing WITH; SQLite: two statements in one query), as [`super::subscribers::insert`] and [`insert_fresh`] would one after the
 /// other; its id and the numbers, primary first. Up to 100 numbers (more go through
 /// [`insert_fresh`]).
 pub async fn insert_subscriber_with(

@@ -262,10 +262,30 @@ pub async fn taken_usernames(
     domain_id: i64,
     names: &[String],
 ) -> Result<std::collections::HashSet<String>> {
+    taken_names(c, "username", domain_id, names).await
+}
+
+/// Which of these web usernames are taken by live subscribers of a domain.
+pub async fn taken_webusernames(
+    c: &mut Conn,
+    domain_id: i64,
+    names: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    taken_names(c, "webusername", domain_id, names).await
+}
+
+/// Which of `names` are taken in `column` (one with a unique index per domain among live
+/// subscribers).
+async fn taken_names(
+    c: &mut Conn,
+    column: &'static str,
+    domain_id: i64,
+    names: &[String],
+) -> Result<std::collections::HashSet<String>> {
     let mut out = std::collections::HashSet::new();
     for chunk in names.chunks(100) {
         let sql = format!(
-            "SELECT username FROM subscribers WHERE domain_id = $1 AND status <> 'terminated' AND username IN ({})",
+            "SELECT {column} FROM subscribers WHERE domain_id = $1 AND status <> 'terminated' AND {column} IN ({})",
             super::placeholders(2, chunk.len())
         );
         let mut q = sqlx::query(&sql).bind(domain_id);

@@ -4,8 +4,10 @@ use super::*;
 
 /// Creates many subscribers at once (bulk import, a JSON array or CSV POST): the same
 /// validation as one POST, then multi-row inserts and journal records. Each row gets its id
-/// or its error; a bad row does not stop the others. Call inside a savepoint: if an insert
-/// still fails (a concurrent writer took a name), the caller redoes the rows one by one.
+/// or its error; a bad row does not stop the others. Every unique name and number is checked
+/// first, so an insert fails only if a concurrent writer took one meanwhile (PostgreSQL; or an
+/// I/O error): a caller whose writes stand alone calls it inside a savepoint and redoes the
+/// rows one by one then; an all-or-nothing import on SQLite, where nobody else writes, fails.
 pub async fn create_many(
     c: &mut Conn,
     app: &App,
@@ -53,18 +55,33 @@ pub async fn create_many(
     }
     // Names and numbers: taken in the database, or twice in this batch.
     let mut by_domain: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut web_by_domain: HashMap<i64, Vec<String>> = HashMap::new();
     let mut digits = Vec::new();
     for (_, v) in &ok {
         by_domain
             .entry(v.fields.domain_id)
             .or_default()
             .push(v.fields.username.clone());
+        if let Some(w) = &v.fields.webusername {
+            web_by_domain
+                .entry(v.fields.domain_id)
+                .or_default()
+                .push(w.clone());
+        }
         digits.extend(v.primary.iter().chain(&v.aliases).map(Number::e164));
     }
     let mut taken: HashSet<(i64, String)> = HashSet::new();
     for (d, names) in &by_domain {
         for n in store::taken_usernames(c, *d, names).await? {
             taken.insert((*d, n));
+        }
+    }
+    // Web usernames are unique per domain as well: a clash the batch did not see would fail
+    // its insert, and on SQLite an all-or-nothing batch has no savepoint to retry its rows.
+    let mut taken_web: HashSet<(i64, String)> = HashSet::new();
+    for (d, names) in &web_by_domain {
+        for n in store::taken_webusernames(c, *d, names).await? {
+            taken_web.insert((*d, n));
         }
     }
     let mut taken_nums = numbers::taken(c, &digits).await?;
@@ -81,6 +98,16 @@ pub async fn create_many(
             ));
             continue;
         }
+        if let Some(w) = &v.fields.webusername {
+            if !taken_web.insert((v.fields.domain_id, w.clone())) {
+                out[k] = Err(Error::invalid(
+                    "webusername",
+                    "already exists in this domain",
+                ));
+                taken.remove(&(v.fields.domain_id, v.fields.username.clone()));
+                continue;
+            }
+        }
         let nums: Vec<(String, String, String)> = v
             .primary
             .iter()
@@ -96,6 +123,9 @@ pub async fn create_many(
         if let Some((_, f, msg)) = nums.iter().find(|(n, _, _)| taken_nums.contains(n)) {
             out[k] = Err(Error::invalid(f.as_str(), msg.as_str()));
             taken.remove(&(v.fields.domain_id, v.fields.username.clone()));
+            if let Some(w) = &v.fields.webusername {
+                taken_web.remove(&(v.fields.domain_id, w.clone()));
+            }
             continue;
         }
         taken_nums.extend(nums.into_iter().map(|(n, _, _)| n));
