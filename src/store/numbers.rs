@@ -268,7 +268,7 @@ async fn insert_subscriber_with_sqlite(
     let id = first.try_get::<i64, _>(0)?;
     let mut added = rest
         .iter()
-        .map(|r| sqlx::FromRow::from_row(r))
+        .map(sqlx::FromRow::from_row)
         .collect::<std::result::Result<Vec<NumberRec>, _>>()?;
     refuse_missing(wanted, &added)?;
     added.sort_by_key(|n: &NumberRec| (!n.is_primary.0, n.id));
