@@ -30,6 +30,17 @@ async fn snapshot(app: &TestApp) -> (Value, i64) {
     )
 }
 
+/// How many subscribers the fixture's customer has.
+async fn subscriber_count(app: &TestApp, f: &Fixture) -> i64 {
+    let (_, s) = app
+        .get(&format!(
+            "/api/subscribers/?rows=1&customer_id={}",
+            f.customer_id
+        ))
+        .await;
+    s["total_count"].as_i64().unwrap()
+}
+
 async fn csv_import_modes_and_export(app: TestApp) {
     let f = app.fixture().await;
     let mut rows = csv_rows(&f, 1, 50);
@@ -203,13 +214,7 @@ async fn an_import_beside_a_writing_server_keeps_every_row(app: TestApp) {
     assert!(made > 0, "the server wrote while the import ran");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("300 created, 0 errors"), "{out}\n{err}");
-    let (_, s) = app
-        .get(&format!(
-            "/api/subscribers/?rows=1&customer_id={}",
-            f.customer_id
-        ))
-        .await;
-    assert_eq!(s["total_count"], 300);
+    assert_eq!(subscriber_count(&app, &f).await, 300);
 }
 both!(an_import_beside_a_writing_server_keeps_every_row);
 
@@ -264,13 +269,7 @@ async fn webusername_clashes_are_named_by_line(app: TestApp) {
         out.contains("3 created, 2 errors; committed"),
         "{out}\n{err}"
     );
-    let (_, s) = app
-        .get(&format!(
-            "/api/subscribers/?rows=1&customer_id={}",
-            f.customer_id
-        ))
-        .await;
-    assert_eq!(s["total_count"], 4);
+    assert_eq!(subscriber_count(&app, &f).await, 4);
 }
 both!(webusername_clashes_are_named_by_line);
 

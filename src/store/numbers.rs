@@ -246,7 +246,7 @@ async fn insert_subscriber_with_sqlite(
         *super::subscribers::INSERT_ONE_IN_ORDER,
         values.join(", ")
     );
-    let mut q = super::subscribers::bind_in_order(sqlx::query(&sql), uuid, f, ts);
+    let mut q = super::subscribers::bind_row(sqlx::query(&sql), uuid, f, ts, true);
     for (n, p, _) in wanted {
         q = q
             .bind(n.cc.clone())

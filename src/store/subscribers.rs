@@ -150,23 +150,13 @@ pub static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
 });
 
 /// [`INSERT_ONE`] with anonymous parameters (SQLite, see `params_in_order`), bound by
-/// [`bind_in_order`]: the statement can be followed by others in the same query.
+/// [`bind_row`] with `ts_again`: the statement can be followed by others in the same query.
 pub static INSERT_ONE_IN_ORDER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO subscribers ({INSERT_COLS}) VALUES ({}) RETURNING id",
         vec!["?"; 20].join(", ")
     )
 });
-
-/// Binds one row of [`INSERT_ONE_IN_ORDER`].
-pub fn bind_in_order<'q>(
-    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    uuid: &str,
-    f: &SubscriberFields,
-    ts: &str,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    bind_row(q, uuid, f, ts, true)
-}
 
 /// Binds the subscriber's own fields, `customer_id` to `email`, in column order (an insert and
 /// an update share them).
@@ -201,7 +191,7 @@ pub fn bind_fields<'q>(
 
 /// One row of [`INSERT_COLS`]; `ts_again`: the modification time is a parameter of its own
 /// (twenty in all) rather than the creation time's.
-fn bind_row<'q>(
+pub fn bind_row<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     uuid: &str,
     f: &SubscriberFields,
