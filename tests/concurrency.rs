@@ -185,3 +185,39 @@ async fn a_customer_change_is_not_overtaken_by_later_creations() {
         "the later creation went first: change {changed}, creation {created}"
     );
 }
+
+/// SQLite held by another process past the busy timeout: a write is told to retry (503, "database
+/// busy"), never a 500, nothing of it is kept, and the next write after the other process lets
+/// go succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_meets_a_held_sqlite_database_is_told_to_retry() {
+    use std::io::{BufRead, Write};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let f = app.fixture().await;
+    let mut holder = std::process::Command::new("sqlite3")
+        .arg(app.dir.join("voxprov.db"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sqlite3 runs");
+    let mut stdin = holder.stdin.take().unwrap();
+    writeln!(stdin, "BEGIN IMMEDIATE;\nSELECT 'held';").unwrap();
+    stdin.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held");
+    let body = json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "busy",
+        "password": "sip-secret-1", "primary_number": { "cc": 49, "ac": 30, "sn": 8_800_000 } });
+    let (s, v) = app.post("/api/subscribers/", body.clone()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v.to_string().contains("database busy"), "{v}");
+    writeln!(stdin, "ROLLBACK;").unwrap();
+    drop(stdin);
+    assert!(holder.wait().unwrap().success());
+    let (_, list) = app.get("/api/subscribers/?username=busy").await;
+    assert_eq!(list["total_count"], 0, "{list}");
+    let (s, v) = app.post("/api/subscribers/", body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
