@@ -455,11 +455,16 @@ pub(crate) async fn after_apply(t: &TargetCfg, applied: &mut Applied) -> anyhow:
         }
     }
     for uuid in std::mem::take(&mut applied.reg_remove) {
-        // Unregister first (expires 0 to the registrar), then forget the record.
-        if let Err(e) =
-            rpc::call_with(u, "uac.reg_unregister", serde_json::json!(["l_uuid", uuid])).await
-        {
-            tracing::debug!(target = %t.name, l_uuid = %uuid, error = %e, "uac.reg_unregister");
+        // Unregister first (expires 0 to the registrar), then forget the record — once the
+        // un-REGISTER is answered: a registrar that challenges it is answered with the
+        // record's credentials, which are gone once the record is removed (under load the
+        // removal could overtake the challenge, leaving the trunk registered until it
+        // expired).
+        match rpc::call_with(u, "uac.reg_unregister", serde_json::json!(["l_uuid", uuid])).await {
+            Ok(_) => unregistered(u, &uuid).await,
+            Err(e) => {
+                tracing::debug!(target = %t.name, l_uuid = %uuid, error = %e, "uac.reg_unregister")
+            }
         }
         let r = match rpc::call_with(u, "uac.reg_remove", serde_json::json!([uuid])).await {
             Ok(_) => {
@@ -596,6 +601,26 @@ pub(crate) async fn poll_registrations(store: &Store, t: &TargetCfg) -> Result<b
     }
     Ok(settled)
 }
+
+/// Waits (up to [`UNREGISTER_WAIT`]) until uac's record is neither registering (flag 2) nor
+/// online (flag 4): its un-REGISTER answered. A record it cannot read is not waited for.
+async fn unregistered(u: &str, uuid: &str) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < UNREGISTER_WAIT {
+        let Ok(v) = rpc::call_with(u, "uac.reg_info", serde_json::json!(["l_uuid", uuid])).await
+        else {
+            return;
+        };
+        match v.get("flags").and_then(Value::as_i64) {
+            Some(f) if f & (2 | 4) != 0 => {}
+            _ => return,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// How long a trunk's removal waits for its un-REGISTER to be answered.
+const UNREGISTER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// uac's record flags: 1 disabled, 2 registration ongoing, 4 online (registered), 16 loaded;
 /// 0 just refreshed and not yet handled; 16 alone: loaded and not registered (refused,
