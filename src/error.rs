@@ -183,8 +183,9 @@ fn unavailable(e: &sqlx::Error) -> Option<&'static str> {
                 "25006" => Some("read-only: failover in progress"),
                 "53300" => Some("too many connections"),
                 "40001" | "40P01" => Some("concurrent update"),
-                // SQLite (extended result codes): busy or locked past the busy timeout.
-                "5" | "261" | "517" | "773" | "6" | "262" => Some("database busy"),
+                // SQLite (extended result codes): busy past the busy timeout. (LOCKED is a
+                // conflict on one connection, a fault, not a moment to wait out.)
+                "5" | "261" | "517" | "773" => Some("database busy"),
                 _ => None,
             }
         }

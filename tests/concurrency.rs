@@ -201,7 +201,13 @@ async fn a_write_that_meets_a_held_sqlite_database_is_told_to_retry() {
         .spawn()
         .expect("sqlite3 runs");
     let mut stdin = holder.stdin.take().unwrap();
-    writeln!(stdin, "BEGIN IMMEDIATE;\nSELECT 'held';").unwrap();
+    // The shell waits for the lock too (should the server be writing just then), and stops
+    // at an error rather than say "held" without holding it.
+    writeln!(
+        stdin,
+        ".bail on\n.timeout 5000\nBEGIN IMMEDIATE;\nSELECT 'held';"
+    )
+    .unwrap();
     stdin.flush().unwrap();
     let mut line = String::new();
     std::io::BufReader::new(holder.stdout.take().unwrap())
@@ -212,7 +218,11 @@ async fn a_write_that_meets_a_held_sqlite_database_is_told_to_retry() {
         "password": "sip-secret-1", "primary_number": { "cc": 49, "ac": 30, "sn": 8_800_000 } });
     let (s, v) = app.post("/api/subscribers/", body.clone()).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-    assert!(v.to_string().contains("database busy"), "{v}");
+    assert!(
+        v.to_string()
+            .contains("database unavailable (database busy)"),
+        "{v}"
+    );
     writeln!(stdin, "ROLLBACK;").unwrap();
     drop(stdin);
     assert!(holder.wait().unwrap().success());

@@ -454,18 +454,28 @@ pub(crate) async fn after_apply(t: &TargetCfg, applied: &mut Applied) -> anyhow:
             applied.reg_refresh.insert(uuid);
         }
     }
-    for uuid in std::mem::take(&mut applied.reg_remove) {
-        // Unregister first (expires 0 to the registrar), then forget the record — once the
-        // un-REGISTER is answered: a registrar that challenges it is answered with the
-        // record's credentials, which are gone once the record is removed (under load the
-        // removal could overtake the challenge, leaving the trunk registered until it
-        // expired).
+    // Unregister first (expires 0 to the registrar), then forget the records — once the
+    // un-REGISTERs are answered: a registrar that challenges one is answered with the
+    // record's credentials, which are gone once the record is removed (under load the removal
+    // could overtake the challenge, leaving the trunk registered until it expired). All are
+    // sent, then waited for together.
+    let removing = std::mem::take(&mut applied.reg_remove);
+    let mut sent = Vec::new();
+    for uuid in &removing {
         match rpc::call_with(u, "uac.reg_unregister", serde_json::json!(["l_uuid", uuid])).await {
-            Ok(_) => unregistered(u, &uuid).await,
+            Ok(_) => sent.push(uuid.as_str()),
             Err(e) => {
                 tracing::debug!(target = %t.name, l_uuid = %uuid, error = %e, "uac.reg_unregister")
             }
         }
+    }
+    if tokio::time::timeout(UNREGISTER_WAIT, unregistered(u, &sent))
+        .await
+        .is_err()
+    {
+        tracing::info!(target = %t.name, records = ?sent, "un-REGISTER not answered in time; records removed anyway");
+    }
+    for uuid in removing {
         let r = match rpc::call_with(u, "uac.reg_remove", serde_json::json!([uuid])).await {
             Ok(_) => {
                 tracing::info!(target = %t.name, l_uuid = %uuid, "remote registration removed");
@@ -602,24 +612,34 @@ pub(crate) async fn poll_registrations(store: &Store, t: &TargetCfg) -> Result<b
     Ok(settled)
 }
 
-/// Waits (up to [`UNREGISTER_WAIT`]) until uac's record is neither registering (flag 2) nor
-/// online (flag 4): its un-REGISTER answered. A record it cannot read is not waited for.
-async fn unregistered(u: &str, uuid: &str) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < UNREGISTER_WAIT {
-        let Ok(v) = rpc::call_with(u, "uac.reg_info", serde_json::json!(["l_uuid", uuid])).await
-        else {
-            return;
-        };
-        match v.get("flags").and_then(Value::as_i64) {
-            Some(f) if f & (2 | 4) != 0 => {}
-            _ => return,
+/// Returns once none of uac's records `uuids` has a REGISTER in flight (flag 2, set while the
+/// un-REGISTER and its challenge's answer are on their way): the un-REGISTERs answered. A
+/// record it cannot read is not waited for. The caller bounds the wait.
+async fn unregistered(u: &str, uuids: &[&str]) {
+    let mut pending: Vec<&str> = uuids.to_vec();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for uuid in pending {
+            if let Ok(v) =
+                rpc::call_with(u, "uac.reg_info", serde_json::json!(["l_uuid", uuid])).await
+            {
+                if v.get("flags")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|f| f & 2 != 0)
+                {
+                    still.push(uuid);
+                }
+            }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
 
-/// How long a trunk's removal waits for its un-REGISTER to be answered.
+/// How long a delivery's trunk removals wait for their un-REGISTERs to be answered
+/// (together).
 const UNREGISTER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// uac's record flags: 1 disabled, 2 registration ongoing, 4 online (registered), 16 loaded;
