@@ -1297,3 +1297,87 @@ async fn no_delivery_is_lost_to_sigkill(mut app: TestApp) {
     assert!(by_id.values().all(|s| s.len() == 1));
 }
 both!(no_delivery_is_lost_to_sigkill, super::ENV);
+
+/// A CSV import (all-or-nothing, in batches, so its journal records are built beside the
+/// next batch and written after it) journals every subscriber exactly as `GET` shows it —
+/// the SIP password redacted, each number with its id — and after-hooks see each creation.
+async fn an_import_journals_and_announces_each_subscriber_as_created(app: TestApp) {
+    let r = Receiver::start().await;
+    let f = app.fixture().await;
+    let (id, _) = hook(
+        &app,
+        json!({ "name": "crm", "events": ["subscriber.created"], "url": r.url("/events") }),
+    )
+    .await;
+    let rows: Vec<String> = (1..=5)
+        .map(|i| {
+            format!(
+                "{},{},imp{i},imp-{i}-secret,49,40,{},49-41-{i}",
+                f.customer_id,
+                f.domain,
+                8_000_000 + i
+            )
+        })
+        .collect();
+    let file = app.dir.join("hooked.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "customer_id,domain,username,password,cc,ac,sn,alias_numbers\n{}\n",
+            rows.join("\n")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = app.cli(&[
+        "import",
+        "subscribers",
+        file.to_str().unwrap(),
+        "--batch",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (_, s) = app
+        .get(&format!(
+            "/api/subscribers/?rows=10&order_by=id&customer_id={}",
+            f.customer_id
+        ))
+        .await;
+    let subs = items(&s, "subscribers");
+    assert_eq!(subs.len(), 5, "{s}");
+    let hits = r.wait_hits("/events", 5, 30).await;
+    wait_drained(&app, id, 30).await;
+    let mut announced: HashMap<i64, Value> = HashMap::new();
+    for h in &hits {
+        let p = h.json();
+        assert_eq!(p["event"], "subscriber.created", "{p}");
+        announced.insert(p["object"]["id"].as_i64().unwrap(), p["object"].clone());
+    }
+    for sub in &subs {
+        let sid = sub["id"].as_i64().unwrap();
+        // As GET shows it, but the password.
+        let mut want = sub.clone();
+        assert!(want["password"].as_str().unwrap().ends_with("-secret"));
+        want["password"] = json!("********");
+        want.as_object_mut().unwrap().remove("_links");
+        assert!(want["alias_numbers"][0]["number_id"].is_i64(), "{want}");
+        let (_, j) = app
+            .get(&format!(
+                "/api/journals/?resource=subscribers&resource_id={sid}"
+            ))
+            .await;
+        let entries = items(&j, "journals");
+        assert_eq!(entries.len(), 1, "{j}");
+        assert_eq!(entries[0]["operation"], "create");
+        let mut after = entries[0]["after"].clone();
+        after.as_object_mut().unwrap().remove("_links");
+        assert_eq!(after, want, "journal of subscriber {sid}");
+        let mut object = announced.remove(&sid).expect("announced");
+        object.as_object_mut().unwrap().remove("_links");
+        assert_eq!(object, want, "hook payload of subscriber {sid}");
+    }
+    assert!(announced.is_empty(), "{announced:?}");
+}
+both!(
+    an_import_journals_and_announces_each_subscriber_as_created,
+    super::ENV
+);

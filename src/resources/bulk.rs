@@ -22,7 +22,7 @@ use crate::changes::Op;
 use crate::error::{Error, Result};
 use crate::model::{Actor, Number, NumberInput};
 use crate::resources::customers::Customers;
-use crate::resources::subscribers::{self, Lookups, Subscribers};
+use crate::resources::subscribers::{self, Journal, JournalDocs, Lookups, Subscribers};
 use crate::resources::{create_one, record, to_input, to_map, Created, Resource};
 use crate::store::Conn;
 
@@ -109,16 +109,21 @@ pub async fn import(
     let mut look = Lookups::default();
     let mut batch: Vec<Row> = Vec::with_capacity(opts.batch);
     let mut rows = rows.peekable();
+    // A batch that will be rolled back with the rest if anything fails needs no savepoint of
+    // its own where nobody else writes meanwhile (SQLite: the import holds the write lock).
+    // Savepoints are not free there: every statement's end walks the journal of the pages
+    // the enclosing savepoint changed, which for a batch of 2,000 rows was a tenth of the
+    // import's time.
+    let guarded = !single_tx || crate::store::has_row_locks(&tx);
+    // Without savepoints, a batch's journal records are built on another thread while the
+    // next batch is checked and inserted, and written after it: the one transaction holds
+    // them all, so when they are written does not matter, and the import's two halves (this
+    // task and the database's thread) no longer wait for each other as much.
+    let mut journal: Option<tokio::task::JoinHandle<JournalDocs>> = None;
     while rows.peek().is_some() {
         batch.clear();
         batch.extend(rows.by_ref().take(opts.batch.max(1)));
-        // A batch that will be rolled back with the rest if anything fails needs no savepoint
-        // of its own where nobody else writes meanwhile (SQLite: the import holds the write
-        // lock). Savepoints are not free there: every statement's end walks the journal of
-        // the pages the enclosing savepoint changed, which for a batch of 2,000 rows was a
-        // tenth of the import's time.
-        let guarded = !single_tx || crate::store::has_row_locks(&tx);
-        let results = apply_batch(
+        let (results, unrecorded) = apply_batch(
             &mut tx,
             app,
             actor,
@@ -128,6 +133,10 @@ pub async fn import(
             guarded,
         )
         .await?;
+        if let Some(docs) = journal.take() {
+            record_docs(&mut tx, actor, docs).await?;
+        }
+        journal = unrecorded.map(|j| tokio::task::spawn_blocking(move || j.docs()));
         for (row, r) in results {
             sum.rows += 1;
             match r {
@@ -156,11 +165,17 @@ pub async fn import(
             }
         }
         if !single_tx {
+            if let Some(docs) = journal.take() {
+                record_docs(&mut tx, actor, docs).await?;
+            }
             tx.commit().await?;
             sum.committed |= sum.created > 0;
             tx = app.store.begin_solo().await?;
             look = Lookups::default();
         }
+    }
+    if let Some(docs) = journal.take() {
+        record_docs(&mut tx, actor, docs).await?;
     }
     if opts.dry_run || (opts.mode == Mode::AllOrNothing && sum.errors > 0) {
         tx.rollback().await?;
@@ -174,6 +189,14 @@ pub async fn import(
     Ok(sum)
 }
 
+async fn record_docs(
+    tx: &mut Conn,
+    actor: &Actor,
+    docs: tokio::task::JoinHandle<JournalDocs>,
+) -> Result<()> {
+    docs.await.map_err(Error::internal)?.record(tx, actor).await
+}
+
 async fn apply_batch(
     c: &mut Conn,
     app: &App,
@@ -182,7 +205,7 @@ async fn apply_batch(
     rows: Vec<Row>,
     look: &mut Lookups,
     guarded: bool,
-) -> Result<Vec<(u64, Result<Created>)>> {
+) -> Result<(Vec<(u64, Result<Created>)>, Option<Journal>)> {
     let mut out: Vec<(u64, Result<Created>)> = Vec::with_capacity(rows.len());
     let mut good: Vec<(u64, Map<String, Value>)> = Vec::with_capacity(rows.len());
     for (line, r) in rows {
@@ -192,18 +215,24 @@ async fn apply_batch(
         }
     }
     let mut done = false;
+    if kind == Kind::Subscribers && !guarded {
+        // What the checks could not foresee fails the import (nothing is saved), so the rows
+        // are not kept for a retry one by one. The journal records are the caller's to build
+        // and write.
+        let (lines, inputs): (Vec<u64>, Vec<_>) = good
+            .into_iter()
+            .map(|(l, m)| (l, to_input(Value::Object(m), Subscribers::READ_ONLY, None)))
+            .unzip();
+        let (res, journal) = subscribers::write_many(c, app, actor, inputs, look).await?;
+        out.extend(lines.into_iter().zip(res));
+        out.sort_by_key(|(l, _)| *l);
+        return Ok((out, Some(journal)));
+    }
     if kind == Kind::Subscribers {
         let inputs = good
             .iter()
             .map(|(_, m)| to_input(Value::Object(m.clone()), Subscribers::READ_ONLY, None))
             .collect();
-        if !guarded {
-            // What the checks could not foresee fails the import (nothing is saved).
-            let res = subscribers::create_many(c, app, actor, inputs, look).await?;
-            out.extend(good.iter().map(|(l, _)| *l).zip(res));
-            out.sort_by_key(|(l, _)| *l);
-            return Ok(out);
-        }
         let mut sp = c.begin().await?;
         match subscribers::create_many(&mut sp, app, actor, inputs, look).await {
             Ok(res) => {
@@ -242,7 +271,7 @@ async fn apply_batch(
         }
     }
     out.sort_by_key(|(l, _)| *l);
-    Ok(out)
+    Ok((out, None))
 }
 
 /// A numbers row: the number joins the subscriber's aliases, or becomes its primary number

@@ -93,7 +93,7 @@ pub fn to_input<T: DeserializeOwned + ToSchema + 'static>(
     if !strict {
         handling::coerce(&mut v, &handling::shape_of::<T>(), "");
     }
-    let first = match deserialize::<T>(v.clone()) {
+    let first = match deserialize::<T>(&v) {
         Ok(t) => return Ok(t),
         Err(p) => p,
     };
@@ -112,7 +112,7 @@ pub fn to_input<T: DeserializeOwned + ToSchema + 'static>(
             break;
         }
         removed.push(top);
-        match deserialize::<T>(Value::Object(rest.clone())) {
+        match deserialize::<T>(&Value::Object(rest.clone())) {
             Ok(_) => break,
             // A field left out reads as missing: that is the problem named already.
             Err(p) if problems.iter().any(|(f, _)| *f == p.0) || removed.contains(&p.0) => break,
@@ -130,7 +130,7 @@ pub fn to_input<T: DeserializeOwned + ToSchema + 'static>(
 }
 
 /// The input read from `v`, or the path of the field in error and the problem.
-fn deserialize<T: DeserializeOwned>(v: Value) -> std::result::Result<T, (String, String)> {
+fn deserialize<T: DeserializeOwned>(v: &Value) -> std::result::Result<T, (String, String)> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.into_inner().to_string();

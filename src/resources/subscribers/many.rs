@@ -15,6 +15,21 @@ pub async fn create_many(
     rows: Vec<Result<SubscriberInput>>,
     look: &mut Lookups,
 ) -> Result<Vec<Result<Created>>> {
+    let (out, journal) = write_many(c, app, actor, rows, look).await?;
+    journal.docs().record(c, actor).await?;
+    Ok(out)
+}
+
+/// [`create_many`] without its journal records: the caller builds them ([`Journal::docs`],
+/// pure work that can run on another thread meanwhile) and records them in the same
+/// transaction before it commits.
+pub async fn write_many(
+    c: &mut Conn,
+    app: &App,
+    actor: &Actor,
+    rows: Vec<Result<SubscriberInput>>,
+    look: &mut Lookups,
+) -> Result<(Vec<Result<Created>>, Journal)> {
     let mut out: Vec<Result<Created>> = Vec::with_capacity(rows.len());
     let mut ok: Vec<(usize, Validated)> = Vec::new();
     let mut pending: HashMap<i64, i64> = HashMap::new();
@@ -132,15 +147,15 @@ pub async fn create_many(
         accepted.push((k, v));
     }
     if accepted.is_empty() {
-        return Ok(out);
+        return Ok((out, Journal { rows: vec![] }));
     }
+    let ts = crate::store::now();
     let uuids: Vec<String> = accepted.iter().map(|_| super::new_uuid()).collect();
     let rows: Vec<(String, &SubscriberFields)> = uuids
         .iter()
         .zip(&accepted)
         .map(|(u, (_, v))| (u.clone(), &v.fields))
         .collect();
-    let ts = crate::store::now();
     let ids = store::insert_many(c, &rows, &ts).await?;
     let mut nums: Vec<(i64, i64, &Number, bool)> = Vec::new();
     for (id, (_, v)) in ids.iter().zip(&accepted) {
@@ -148,34 +163,67 @@ pub async fn create_many(
         nums.extend(v.primary.iter().map(|n| (*id, r, n, true)));
         nums.extend(v.aliases.iter().map(|n| (*id, r, n, false)));
     }
-    let recs = numbers::insert_many(c, &nums, &ts).await?;
+    let num_ids = numbers::insert_many(c, &nums, &ts).await?;
     let mut recs_by_sub: HashMap<i64, Vec<NumberRec>> = HashMap::new();
-    for n in recs {
-        if let Some(s) = n.subscriber_id {
-            recs_by_sub.entry(s).or_default().push(n);
-        }
+    for (id, (sub, reseller, n, primary)) in num_ids.into_iter().zip(nums) {
+        recs_by_sub.entry(sub).or_default().push(NumberRec {
+            id,
+            cc: n.cc.clone(),
+            ac: n.ac.clone(),
+            sn: n.sn.clone(),
+            reseller_id: reseller,
+            subscriber_id: Some(sub),
+            is_primary: crate::store::Flag(primary),
+            is_devid: crate::store::Flag(false),
+            create_timestamp: ts.clone(),
+        });
     }
-    let mut afters = Vec::with_capacity(accepted.len());
+    let mut rows = Vec::with_capacity(accepted.len());
     for ((id, uuid), (k, v)) in ids.iter().zip(uuids).zip(accepted) {
-        let once = v.once();
-        let row = new_row(*id, uuid, ts.clone(), v);
-        let mut mine = recs_by_sub.remove(id).unwrap_or_default();
-        mine.sort_by_key(|n| (!n.is_primary.0, n.id));
-        let repr = build(app, row, &mine)?;
-        afters.push((repr.reseller_id, *id, Value::Object(to_map(&repr))));
-        out[k] = Ok(Created { id: *id, once });
+        out[k] = Ok(Created {
+            id: *id,
+            once: v.once(),
+        });
+        let mine = recs_by_sub.remove(id).unwrap_or_default();
+        rows.push((new_row(*id, uuid, ts.clone(), v), mine));
     }
-    let changes: Vec<crate::changes::Change> = afters
-        .iter()
-        .map(|(r, id, after)| crate::changes::Change {
-            resource: Subscribers::NAME,
-            object_id: *id,
-            reseller_id: Some(*r),
-            op: Op::Create,
-            before: None,
-            after: Some(after),
-        })
-        .collect();
-    crate::changes::record_many(c, actor, &changes).await?;
-    Ok(out)
+    Ok((out, Journal { rows }))
+}
+
+/// The subscribers a batch created, as read back: what their journal records are made of.
+pub struct Journal {
+    rows: Vec<(SubscriberRow, Vec<NumberRec>)>,
+}
+
+/// A batch's journal records as JSON text, ready to be written.
+pub struct JournalDocs(Vec<(Option<i64>, i64, String)>);
+
+impl Journal {
+    /// Each subscriber as its journal record shows it (as `GET` would, the password
+    /// redacted: it is never decrypted here), as JSON text.
+    pub fn docs(self) -> JournalDocs {
+        JournalDocs(
+            self.rows
+                .into_iter()
+                .map(|(row, mut mine)| {
+                    mine.sort_by_key(|n| (!n.is_primary.0, n.id));
+                    let password = row
+                        .password_enc
+                        .as_ref()
+                        .map(|_| crate::changes::REDACTED.to_string());
+                    let repr = build_with(row, &mine, password);
+                    let doc = Value::Object(to_map(&repr)).to_string();
+                    (Some(repr.reseller_id), repr.id, doc)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl JournalDocs {
+    /// Records them, with the after-hooks they trigger, in `c`'s transaction.
+    pub async fn record(&self, c: &mut Conn, actor: &Actor) -> Result<()> {
+        crate::changes::record_created(c, actor, Subscribers::NAME, &self.0).await?;
+        Ok(())
+    }
 }

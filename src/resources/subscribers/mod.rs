@@ -154,11 +154,16 @@ fn build(app: &App, row: SubscriberRow, nums: &[NumberRec]) -> Result<Subscriber
         .as_deref()
         .map(|p| app.cipher.decrypt(p))
         .transpose()?;
+    Ok(build_with(row, nums, password))
+}
+
+/// A subscriber's representation from its row and numbers, with `password` as given.
+fn build_with(row: SubscriberRow, nums: &[NumberRec], password: Option<String>) -> Subscriber {
     let mine: Vec<&NumberRec> = nums
         .iter()
         .filter(|n| n.subscriber_id == Some(row.id))
         .collect();
-    Ok(Subscriber {
+    Subscriber {
         id: row.id,
         uuid: row.uuid,
         customer_id: row.customer_id,
@@ -191,7 +196,7 @@ fn build(app: &App, row: SubscriberRow, nums: &[NumberRec]) -> Result<Subscriber
         contact_id: row.contact_id,
         profile_set_id: row.profile_set_id,
         profile_id: row.profile_id,
-    })
+    }
 }
 
 /// The row a subscriber validated as `v` has once inserted as `id` at `ts` (what reading it
