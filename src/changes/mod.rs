@@ -68,27 +68,28 @@ pub fn redact(v: &Value) -> Value {
     }
 }
 
-/// `v` as the journal keeps it, copied only if a secret in it still shows (a bulk import's
-/// documents are built redacted: copying a thousand of them per batch was a tenth of its
-/// time).
+/// `v` as the journal keeps it, copied only if a secret in it still shows (most documents
+/// have none, or were built with the marker in place).
 pub fn redacted(v: &Value) -> Cow<'_, Value> {
-    fn shows_secret(v: &Value) -> bool {
-        match v {
-            Value::Object(m) => m.iter().any(|(k, v)| {
-                if SECRET_FIELDS.contains(&k.as_str()) {
-                    !v.is_null() && v.as_str() != Some(REDACTED)
-                } else {
-                    shows_secret(v)
-                }
-            }),
-            Value::Array(a) => a.iter().any(shows_secret),
-            _ => false,
-        }
-    }
     if shows_secret(v) {
         Cow::Owned(redact(v))
     } else {
         Cow::Borrowed(v)
+    }
+}
+
+/// Whether [`redact`] would change `v`.
+fn shows_secret(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.iter().any(|(k, v)| {
+            if SECRET_FIELDS.contains(&k.as_str()) {
+                !v.is_null() && v.as_str() != Some(REDACTED)
+            } else {
+                shows_secret(v)
+            }
+        }),
+        Value::Array(a) => a.iter().any(shows_secret),
+        _ => false,
     }
 }
 
@@ -122,8 +123,8 @@ pub async fn record(c: &mut Conn, actor: &Actor, ch: Change<'_>) -> Result<i64> 
     Ok(record_many(c, actor, &[ch]).await?.unwrap_or(0))
 }
 
-/// Appends records in multi-row statements (bulk imports); returns the highest id. The
-/// after-hook deliveries the changes make are written with them (see [`crate::hooks`]).
+/// Appends records in multi-row statements; returns the highest id. The after-hook
+/// deliveries the changes make are written with them (see [`crate::hooks`]).
 pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Result<Option<i64>> {
     let docs: Vec<_> = chs
         .iter()
@@ -152,10 +153,10 @@ pub async fn record_many(c: &mut Conn, actor: &Actor, chs: &[Change<'_>]) -> Res
         .collect();
     insert_entries(c, actor, &entries, |i| {
         let (b, a) = &docs[i];
-        (
+        Ok((
             b.as_deref().map(Cow::Borrowed),
             a.as_deref().map(Cow::Borrowed),
-        )
+        ))
     })
     .await
 }
@@ -181,8 +182,15 @@ pub async fn record_created(
         })
         .collect();
     insert_entries(c, actor, &entries, |i| {
-        let after = serde_json::from_str(&created[i].2).ok();
-        (None, after.map(Cow::Owned))
+        let after: Value =
+            serde_json::from_str(&created[i].2).map_err(crate::error::Error::internal)?;
+        // Hooks never see a secret, whatever the caller promised.
+        let after = if shows_secret(&after) {
+            redact(&after)
+        } else {
+            after
+        };
+        Ok((None, Some(Cow::Owned(after))))
     })
     .await
 }
@@ -205,7 +213,7 @@ async fn insert_entries<'a>(
     c: &mut Conn,
     actor: &Actor,
     entries: &[Entry<'_>],
-    docs: impl Fn(usize) -> Docs<'a>,
+    docs: impl Fn(usize) -> Result<Docs<'a>>,
 ) -> Result<Option<i64>> {
     const COLS: usize = 11;
     const CHUNK: usize = 64;
@@ -278,7 +286,9 @@ async fn insert_entries<'a>(
         if hooks.is_empty() {
             continue;
         }
-        let values: Vec<Docs> = (0..chunk.len()).map(|i| docs(n * CHUNK + i)).collect();
+        let values = (0..chunk.len())
+            .map(|i| docs(n * CHUNK + i))
+            .collect::<Result<Vec<Docs>>>()?;
         let emitted: Vec<crate::hooks::Emitted> = chunk
             .iter()
             .zip(&values)

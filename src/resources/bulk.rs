@@ -165,9 +165,8 @@ pub async fn import(
             }
         }
         if !single_tx {
-            if let Some(docs) = journal.take() {
-                record_docs(&mut tx, actor, docs).await?;
-            }
+            // Batches that commit one by one are guarded: they journal their own rows.
+            debug_assert!(journal.is_none());
             tx.commit().await?;
             sum.committed |= sum.created > 0;
             tx = app.store.begin_solo().await?;

@@ -97,8 +97,9 @@ impl Group {
     /// yet), or (`solo`) a transaction of its own, begun after the shared one has committed.
     pub(super) async fn begin(self: &Arc<Self>, solo: bool) -> Result<Tx> {
         let mut w = self.turn().await?;
-        // Between transactions the connection is in the shared one or in none: anything else
-        // (a rollback that did not happen) means its state is lost.
+        // Between transactions the connection is in the shared one (with the next member's
+        // savepoint, if the last member took it) or in none: anything else (a rollback that
+        // did not happen) means its state is lost.
         let want = usize::from(w.open.is_some()) + usize::from(w.reopened);
         if w.conn
             .as_ref()
@@ -240,7 +241,11 @@ impl Writer {
             true => Tm::commit(conn).await,
             false => Ok(()),
         };
-        let r = match released.and(Tm::commit(conn).await) {
+        let committed = match released {
+            Ok(()) => Tm::commit(conn).await,
+            Err(e) => Err(e),
+        };
+        let r = match committed {
             // A COMMIT that left a transaction open released a savepoint instead: what the
             // members wrote is not on disk.
             Ok(()) if Tm::get_transaction_depth(conn) != 0 => {
@@ -364,7 +369,8 @@ impl Tx {
 
 /// The end of a commit, on the writer: a solo transaction commits; a shared one's member
 /// releases its savepoint and commits the shared transaction, or leaves it open for the
-/// writers waiting. What to wait for, if anything.
+/// writers waiting (and then takes the next one's savepoint in the same statement as its
+/// release). What to wait for, if anything.
 async fn commit_on(
     mut w: OwnedMutexGuard<Writer>,
     group: Arc<Group>,

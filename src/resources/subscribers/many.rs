@@ -7,7 +7,8 @@ use super::*;
 /// or its error; a bad row does not stop the others. Every unique name and number is checked
 /// first, so an insert fails only if a concurrent writer took one meanwhile (PostgreSQL; or an
 /// I/O error): a caller whose writes stand alone calls it inside a savepoint and redoes the
-/// rows one by one then; an all-or-nothing import on SQLite, where nobody else writes, fails.
+/// rows one by one then. An all-or-nothing import on SQLite, where nobody else writes, calls
+/// [`write_many`] without a savepoint, and fails then.
 pub async fn create_many(
     c: &mut Conn,
     app: &App,
@@ -190,7 +191,8 @@ pub async fn write_many(
     Ok((out, Journal { rows }))
 }
 
-/// The subscribers a batch created, as read back: what their journal records are made of.
+/// The subscribers a batch created, as reading them back would give them: what their journal
+/// records are made of.
 pub struct Journal {
     rows: Vec<(SubscriberRow, Vec<NumberRec>)>,
 }
