@@ -154,9 +154,9 @@ fn refuse_missing(wanted: &[(&Number, bool, String)], added: &[NumberRec]) -> Re
 }
 
 /// Inserts a subscriber created at `ts` and its numbers in one statement (PostgreSQL: a
-/// writing WITH; SQLite: two statements in one query), as [`super::subscribers::insert`] and [`insert_fresh`] would one after the
-/// other; its id and the numbers, primary first. Up to 100 numbers (more go through
-/// [`insert_fresh`]).
+/// writing WITH; SQLite: two statements in one query), as [`super::subscribers::insert`] and
+/// [`insert_fresh`] would one after the other; its id and the numbers, primary first. Up to
+/// 100 numbers (more go through [`insert_fresh`]).
 pub async fn insert_subscriber_with(
     c: &mut Conn,
     uuid: &str,
@@ -174,7 +174,7 @@ pub async fn insert_subscriber_with(
     if !super::has_row_locks(c) {
         return insert_subscriber_with_sqlite(c, uuid, f, ts, &wanted).await;
     }
-    const SUB: usize = 19;
+    const SUB: usize = super::subscribers::INSERT_PARAMS;
     let values: Vec<String> = (0..wanted.len())
         .map(|i| {
             let b = SUB + i * 4;
@@ -196,7 +196,7 @@ pub async fn insert_subscriber_with(
         *super::subscribers::INSERT_ONE,
         values.join(", ")
     );
-    let mut q = super::subscribers::bind_fields(sqlx::query(&sql), uuid, f, ts);
+    let mut q = super::subscribers::bind_row(sqlx::query(&sql), uuid, f, ts);
     for (n, p, _) in &wanted {
         q = q
             .bind(n.cc.clone())
@@ -246,7 +246,7 @@ async fn insert_subscriber_with_sqlite(
         *super::subscribers::INSERT_ONE_IN_ORDER,
         values.join(", ")
     );
-    let mut q = super::subscribers::bind_row(sqlx::query(&sql), uuid, f, ts, true);
+    let mut q = super::subscribers::bind_row(sqlx::query(&sql), uuid, f, ts);
     for (n, p, _) in wanted {
         q = q
             .bind(n.cc.clone())

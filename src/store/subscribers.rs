@@ -129,32 +129,25 @@ const INSERT_COLS: &str = "uuid, customer_id, reseller_id, domain_id, username, 
     webpassword_hash, status, lock_level, administrative, external_id, display_name, email, create_timestamp, \
     home_server_id, modify_timestamp, contact_id, profile_set_id, profile_id";
 
-/// The parameters of one row of [`INSERT_COLS`] from `$b+1` (19 of them: the creation time
-/// is the modification time too).
-fn values_row(b: usize) -> String {
-    format!(
-        "({}, ${}, {})",
-        super::placeholders(b + 1, 16),
-        b + 15,
-        super::placeholders(b + 17, 3)
-    )
-}
+/// How many parameters one row of [`INSERT_COLS`] takes, bound by [`bind_row`] (the creation
+/// time twice: it is the modification time too).
+pub const INSERT_PARAMS: usize = 20;
 
-/// One subscriber's insert, its parameters bound by [`bind_fields`] from `$1` (`$3` is
-/// the reseller, `$15` the creation time), returning its id.
+/// One subscriber's insert, its parameters `$1` to `$20` bound by [`bind_row`] (`$3` is the
+/// reseller, `$15` the creation time), returning its id.
 pub static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "INSERT INTO subscribers ({INSERT_COLS}) VALUES {} RETURNING id",
-        values_row(0)
+        "INSERT INTO subscribers ({INSERT_COLS}) VALUES ({}) RETURNING id",
+        super::placeholders(1, INSERT_PARAMS)
     )
 });
 
-/// [`INSERT_ONE`] with anonymous parameters (SQLite, see `params_in_order`), bound by
-/// [`bind_row`] with `ts_again`: the statement can be followed by others in the same query.
+/// [`INSERT_ONE`] with anonymous parameters (SQLite, see `params_in_order`): the statement can
+/// be followed by others in the same query.
 pub static INSERT_ONE_IN_ORDER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO subscribers ({INSERT_COLS}) VALUES ({}) RETURNING id",
-        vec!["?"; 20].join(", ")
+        vec!["?"; INSERT_PARAMS].join(", ")
     )
 });
 
@@ -179,30 +172,19 @@ fn bind_own<'q>(
         .bind(f.email.clone())
 }
 
-/// Binds one row of [`INSERT_COLS`] in [`values_row`]'s order.
-pub fn bind_fields<'q>(
-    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    uuid: &str,
-    f: &SubscriberFields,
-    ts: &str,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    bind_row(q, uuid, f, ts, false)
-}
-
-/// One row of [`INSERT_COLS`]; `ts_again`: the modification time is a parameter of its own
-/// (twenty in all) rather than the creation time's.
+/// Binds one row of [`INSERT_COLS`]: [`INSERT_PARAMS`] parameters, the creation time also as
+/// the modification time.
 pub fn bind_row<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     uuid: &str,
     f: &SubscriberFields,
     ts: &str,
-    ts_again: bool,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    let q = bind_own(q.bind(uuid.to_string()), f)
+    bind_own(q.bind(uuid.to_string()), f)
         .bind(ts.to_string())
-        .bind(f.home_server_id);
-    let q = if ts_again { q.bind(ts.to_string()) } else { q };
-    q.bind(f.contact_id)
+        .bind(f.home_server_id)
+        .bind(ts.to_string())
+        .bind(f.contact_id)
         .bind(f.profile_set_id)
         .bind(f.profile_id)
 }
@@ -214,9 +196,8 @@ pub async fn insert_many(
     rows: &[(String, &SubscriberFields)],
     ts: &str,
 ) -> Result<Vec<i64>> {
-    // Every parameter bound in turn (the creation time twice: it is the modification time
-    // too), so SQLite's are anonymous (see `params_in_order`).
-    const COLS: usize = 20;
+    // Every parameter bound in turn, so SQLite's are anonymous (see `params_in_order`).
+    const COLS: usize = INSERT_PARAMS;
     let mut ids = std::collections::HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(50) {
         let sql = format!(
@@ -228,7 +209,7 @@ pub async fn insert_many(
         );
         let mut q = sqlx::query(&sql);
         for (uuid, f) in chunk {
-            q = bind_row(q, uuid, f, ts, true);
+            q = bind_row(q, uuid, f, ts);
         }
         for r in q.fetch_all(&mut *c).await? {
             use sqlx::Row;
