@@ -505,7 +505,9 @@ async fn step(
 }
 
 /// Marks a batch's changes applied (after the server was told to reload what it caches, so
-/// that a waiting request returns once the server acts on its change).
+/// that a waiting request returns once the server acts on its change). The requests waiting
+/// on this node are told before the progress is saved: what they wait for is on the server
+/// already, and a progress lost to a crash only means the same rows are written again.
 async fn mark_applied(
     store: &Store,
     t: &TargetCfg,
@@ -522,6 +524,7 @@ async fn mark_applied(
         p.consumed(ids);
         p.settled(settles);
     }
+    status.changed.notify_waiters();
     save(store, t, status, lease).await
 }
 
