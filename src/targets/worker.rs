@@ -201,9 +201,6 @@ async fn deliver_loop(
             ..Applied::default()
         };
         let mut next_reg_poll = Instant::now();
-        // Progress applied (and told to the requests waiting) but not saved yet: saved while
-        // the next batch is read and applied, or before the worker idles.
-        let mut unsaved = false;
         loop {
             if !lease.alive().await {
                 return Err(Stop::Failed(Error::Unavailable(
@@ -233,23 +230,12 @@ async fn deliver_loop(
             }
             // A target that stops answering mid-statement must not hold the worker forever.
             let began = std::time::Instant::now();
-            let saving = async {
-                match std::mem::take(&mut unsaved) {
-                    true => save(store, t, status, lease).await,
-                    false => Ok(()),
-                }
-            };
-            let (stepped, saved) = tokio::join!(
-                tokio::time::timeout(
-                    STEP_TIMEOUT,
-                    step(store, cipher, t, &layout, &db, status, lease),
-                ),
-                saving
-            );
-            saved?;
-            let (progressed, applied, ids, settles, settled) = stepped
-                .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
-            unsaved |= settled;
+            let (progressed, applied, ids, settles) = tokio::time::timeout(
+                STEP_TIMEOUT,
+                step(store, cipher, t, &layout, &db, status, lease),
+            )
+            .await
+            .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
             pending.merge(applied);
             if !pending.is_empty() {
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
@@ -273,7 +259,7 @@ async fn deliver_loop(
                     }
                 }
             }
-            unsaved |= mark_applied(status, &ids, &settles);
+            mark_applied(store, t, status, lease, &ids, &settles).await?;
             if !ids.is_empty() {
                 // Rows written and the server reloaded: what a change waits for.
                 metrics::histogram!("voxprov_sipserver_apply_duration_seconds", "sipserver" => t.name.clone())
@@ -293,9 +279,6 @@ async fn deliver_loop(
                     }
                 };
                 next_reg_poll = Instant::now() + wait;
-            }
-            if !progressed && std::mem::take(&mut unsaved) {
-                save(store, t, status, lease).await?;
             }
             if !progressed && status.behind.load(Ordering::Relaxed) {
                 let mut tx = store.begin().await?;
@@ -486,7 +469,7 @@ async fn step(
     db: &TargetDb,
     status: &Status,
     lease: &Lease,
-) -> Result<(bool, Applied, Vec<i64>, Vec<i64>, bool)> {
+) -> Result<(bool, Applied, Vec<i64>, Vec<i64>)> {
     let gaps = status
         .progress
         .lock()
@@ -502,8 +485,10 @@ async fn step(
             p.settled(&plan.settles);
             p.gaps() != before
         };
-        // Saved by the caller (which may be saving the last batch's progress meanwhile).
-        return Ok((false, Applied::default(), Vec::new(), Vec::new(), settled));
+        if settled {
+            save(store, t, status, lease).await?;
+        }
+        return Ok((false, Applied::default(), Vec::new(), Vec::new()));
     }
     // The server's own tables cannot check an epoch: make sure, just before writing them,
     // that the lease still holds (a node that lost it stops here).
@@ -516,18 +501,23 @@ async fn step(
         applied,
         batch.iter().map(|c| c.id).collect(),
         plan.settles,
-        false,
     ))
 }
 
 /// Marks a batch's changes applied (after the server was told to reload what it caches, so
-/// that a waiting request returns once the server acts on its change) and tells the requests
-/// waiting on this node; whether there is progress to save. It is saved while the next batch
-/// is applied, or before the worker idles: what the requests wait for is on the server
+/// that a waiting request returns once the server acts on its change). The requests waiting
+/// on this node are told before the progress is saved: what they wait for is on the server
 /// already, and a progress lost to a crash only means the same rows are written again.
-fn mark_applied(status: &Status, ids: &[i64], settles: &[i64]) -> bool {
+async fn mark_applied(
+    store: &Store,
+    t: &TargetCfg,
+    status: &Status,
+    lease: &Lease,
+    ids: &[i64],
+    settles: &[i64],
+) -> Result<()> {
     if ids.is_empty() && settles.is_empty() {
-        return false;
+        return Ok(());
     }
     {
         let mut p = status.progress.lock().expect("progress lock");
@@ -535,7 +525,7 @@ fn mark_applied(status: &Status, ids: &[i64], settles: &[i64]) -> bool {
         p.settled(settles);
     }
     status.changed.notify_waiters();
-    true
+    save(store, t, status, lease).await
 }
 
 async fn save(store: &Store, t: &TargetCfg, status: &Status, lease: &Lease) -> Result<()> {
