@@ -329,13 +329,14 @@ pub async fn taken(c: &mut Conn, digits: &[String]) -> Result<std::collections::
 }
 
 /// Inserts many numbers (subscriber, reseller, number, primary), created at `ts`, in multi-row
-/// statements; their ids, in the order of `rows` (all else about them the caller knows: a
-/// bulk import read a whole record back for every number, a tenth of its time).
+/// statements; their records, in the order of `rows`. Only the ids are read back: the rest is
+/// what was written (a bulk import read a whole record back for every number, a tenth of its
+/// time).
 pub async fn insert_many(
     c: &mut Conn,
     rows: &[(i64, i64, &Number, bool)],
     ts: &str,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<NumberRec>> {
     use sqlx::Row;
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(INSERT_CHUNK) {
@@ -358,7 +359,21 @@ pub async fn insert_many(
         got.sort_unstable();
         ids.extend(got);
     }
-    Ok(ids)
+    Ok(ids
+        .into_iter()
+        .zip(rows)
+        .map(|(id, (sub, reseller, n, primary))| NumberRec {
+            id,
+            cc: n.cc.clone(),
+            ac: n.ac.clone(),
+            sn: n.sn.clone(),
+            reseller_id: *reseller,
+            subscriber_id: Some(*sub),
+            is_primary: Flag(*primary),
+            is_devid: Flag(false),
+            create_timestamp: ts.to_string(),
+        })
+        .collect())
 }
 
 const INSERT_CHUNK: usize = 100;

@@ -227,27 +227,34 @@ pub async fn insert_many(
         .collect()
 }
 
-/// Which of these usernames are taken by live subscribers of a domain.
-pub async fn taken_usernames(
-    c: &mut Conn,
-    domain_id: i64,
-    names: &[String],
-) -> Result<std::collections::HashSet<String>> {
-    taken_names(c, "username", domain_id, names).await
+/// A name unique per domain among live subscribers.
+#[derive(Clone, Copy)]
+pub enum UniqueName {
+    Username,
+    Webusername,
 }
 
-/// Which of these web usernames are taken by live subscribers of a domain.
-pub async fn taken_webusernames(
+/// Which of the names given per domain (domain id → names) are taken by live subscribers of
+/// that domain, as (domain id, name).
+pub async fn taken_names(
     c: &mut Conn,
-    domain_id: i64,
-    names: &[String],
-) -> Result<std::collections::HashSet<String>> {
-    taken_names(c, "webusername", domain_id, names).await
+    which: UniqueName,
+    by_domain: &std::collections::HashMap<i64, Vec<String>>,
+) -> Result<std::collections::HashSet<(i64, String)>> {
+    let column = match which {
+        UniqueName::Username => "username",
+        UniqueName::Webusername => "webusername",
+    };
+    let mut out = std::collections::HashSet::new();
+    for (domain_id, names) in by_domain {
+        for n in taken_in(c, column, *domain_id, names).await? {
+            out.insert((*domain_id, n));
+        }
+    }
+    Ok(out)
 }
 
-/// Which of `names` are taken in `column` (one with a unique index per domain among live
-/// subscribers).
-async fn taken_names(
+async fn taken_in(
     c: &mut Conn,
     column: &'static str,
     domain_id: i64,

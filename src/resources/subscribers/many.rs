@@ -86,20 +86,11 @@ pub async fn write_many(
         }
         digits.extend(v.primary.iter().chain(&v.aliases).map(Number::e164));
     }
-    let mut taken: HashSet<(i64, String)> = HashSet::new();
-    for (d, names) in &by_domain {
-        for n in store::taken_usernames(c, *d, names).await? {
-            taken.insert((*d, n));
-        }
-    }
+    let mut taken = store::taken_names(c, store::UniqueName::Username, &by_domain).await?;
     // Web usernames are unique per domain as well: a clash the batch did not see would fail
     // its insert, and on SQLite an all-or-nothing batch has no savepoint to retry its rows.
-    let mut taken_web: HashSet<(i64, String)> = HashSet::new();
-    for (d, names) in &web_by_domain {
-        for n in store::taken_webusernames(c, *d, names).await? {
-            taken_web.insert((*d, n));
-        }
-    }
+    let mut taken_web =
+        store::taken_names(c, store::UniqueName::Webusername, &web_by_domain).await?;
     let mut taken_nums = numbers::taken(c, &digits).await?;
     let mut accepted: Vec<(usize, Validated)> = Vec::with_capacity(ok.len());
     for (k, v) in ok {
@@ -164,20 +155,12 @@ pub async fn write_many(
         nums.extend(v.primary.iter().map(|n| (*id, r, n, true)));
         nums.extend(v.aliases.iter().map(|n| (*id, r, n, false)));
     }
-    let num_ids = numbers::insert_many(c, &nums, &ts).await?;
+    let recs = numbers::insert_many(c, &nums, &ts).await?;
     let mut recs_by_sub: HashMap<i64, Vec<NumberRec>> = HashMap::new();
-    for (id, (sub, reseller, n, primary)) in num_ids.into_iter().zip(nums) {
-        recs_by_sub.entry(sub).or_default().push(NumberRec {
-            id,
-            cc: n.cc.clone(),
-            ac: n.ac.clone(),
-            sn: n.sn.clone(),
-            reseller_id: reseller,
-            subscriber_id: Some(sub),
-            is_primary: crate::store::Flag(primary),
-            is_devid: crate::store::Flag(false),
-            create_timestamp: ts.clone(),
-        });
+    for n in recs {
+        if let Some(s) = n.subscriber_id {
+            recs_by_sub.entry(s).or_default().push(n);
+        }
     }
     let mut rows = Vec::with_capacity(accepted.len());
     for ((id, uuid), (k, v)) in ids.iter().zip(uuids).zip(accepted) {
