@@ -49,9 +49,7 @@ async fn csv_import_modes_and_export(app: TestApp) {
     rows[2] = rows[2].replace("user3,", "bad user,");
     rows[7] = rows[7].replace(&format!(",{},", 7_000_008), &format!(",{},", 7_000_001));
     rows[10] = rows[10].replacen(&f.customer_id.to_string(), "999999", 1);
-    let file = app.dir.join("subs.csv");
-    std::fs::write(&file, format!("{HEADER}\n{}\n", rows.join("\n"))).unwrap();
-    let path = file.to_str().unwrap();
+    let path = &app.csv_file("subs.csv", HEADER, &rows);
 
     let before = snapshot(&app).await;
     for mode_args in [vec!["--dry-run"], vec!["--mode", "all-or-nothing"]] {
@@ -156,7 +154,7 @@ async fn csv_import_modes_and_export(app: TestApp) {
     assert_eq!(v.as_array().unwrap().len(), 47);
 
     // An unknown column is refused before any row is read.
-    std::fs::write(&file, "customer_id,nickname\n1,x\n").unwrap();
+    let path = &app.csv_file("subs.csv", "customer_id,nickname", &["1,x".to_string()]);
     let (code, _, err) = app.cli(&["import", "subscribers", path]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nickname"), "{err}");
@@ -169,8 +167,7 @@ both!(csv_import_modes_and_export);
 async fn an_import_beside_a_writing_server_keeps_every_row(app: TestApp) {
     let f = app.fixture().await;
     let rows = csv_rows(&f, 1, 300);
-    let file = app.dir.join("beside.csv");
-    std::fs::write(&file, format!("{HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    let path = app.csv_file("beside.csv", HEADER, &rows);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (stop, f2) = (stop.clone(), app.fixture().await);
@@ -202,7 +199,7 @@ async fn an_import_beside_a_writing_server_keeps_every_row(app: TestApp) {
         app.cli(&[
             "import",
             "subscribers",
-            file.to_str().unwrap(),
+            &path,
             "--mode",
             "per-row",
             "--batch",
@@ -241,16 +238,11 @@ async fn webusername_clashes_are_named_by_line(app: TestApp) {
         row(4, "web-a"), // line 5: line 2 has it
         row(5, "web-c"),
     ];
-    let file = app.dir.join("web.csv");
-    std::fs::write(
-        &file,
-        format!(
-            "customer_id,domain,username,password,webusername,cc,ac,sn\n{}\n",
-            rows.join("\n")
-        ),
-    )
-    .unwrap();
-    let path = file.to_str().unwrap();
+    let path = &app.csv_file(
+        "web.csv",
+        "customer_id,domain,username,password,webusername,cc,ac,sn",
+        &rows,
+    );
     let before = snapshot(&app).await;
     let (code, out, err) = app.cli(&["import", "subscribers", path]);
     assert_eq!(code, 1, "{out}\n{err}");

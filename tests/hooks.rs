@@ -1319,22 +1319,12 @@ async fn an_import_journals_and_announces_each_subscriber_as_created(app: TestAp
             )
         })
         .collect();
-    let file = app.dir.join("hooked.csv");
-    std::fs::write(
-        &file,
-        format!(
-            "customer_id,domain,username,password,cc,ac,sn,alias_numbers\n{}\n",
-            rows.join("\n")
-        ),
-    )
-    .unwrap();
-    let (code, out, err) = app.cli(&[
-        "import",
-        "subscribers",
-        file.to_str().unwrap(),
-        "--batch",
-        "2",
-    ]);
+    let path = app.csv_file(
+        "hooked.csv",
+        "customer_id,domain,username,password,cc,ac,sn,alias_numbers",
+        &rows,
+    );
+    let (code, out, err) = app.cli(&["import", "subscribers", &path, "--batch", "2"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let (_, s) = app
         .get(&format!(

@@ -458,6 +458,13 @@ impl TestApp {
         }
     }
 
+    /// Writes a CSV file (`header`, then `rows`) into the data directory; its path.
+    pub fn csv_file(&self, name: &str, header: &str, rows: &[String]) -> String {
+        let file = self.dir.join(name);
+        std::fs::write(&file, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+        file.to_str().unwrap().to_string()
+    }
+
     /// Runs a `voxprov` command on this server's data directory and database.
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_voxprov"))
