@@ -48,6 +48,10 @@ pub struct SipServerArgs {
     sequential_count: usize,
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Subscribers (each with a primary number: two rows on the server) already provisioned
+    /// when a new server is added, for the full-load phase; 0 skips it.
+    #[arg(long, default_value_t = 50_000)]
+    full_load: usize,
     /// MariaDB host (root without a password) for --target mysql.
     #[arg(long, default_value = "127.0.0.1")]
     mysql_host: String,
@@ -356,6 +360,10 @@ pub async fn sipserver(args: SipServerArgs) -> Result<()> {
         args.sequential_count,
     )?;
     let krows = dbs.count(args.target, &kdb)?;
+    let full = match args.full_load {
+        0 => None,
+        n => Some(full_load(&voxprov, &dir, &mut dbs, args.target, n).await?),
+    };
     drop(dbs);
 
     let t = match args.target {
@@ -388,8 +396,140 @@ pub async fn sipserver(args: SipServerArgs) -> Result<()> {
         args.concurrency,
         with.ops_per_sec() / k.ops_per_sec()
     );
+    if let Some(f) = &full {
+        let rows = 2 * f.subscribers;
+        println!(
+            "  full load of {} subscribers ({rows} rows) into a new server: {:.2} s, {:.0} rows/s",
+            f.subscribers,
+            f.load.as_secs_f64(),
+            rows as f64 / f.load.as_secs_f64()
+        );
+        println!(
+            "  raw: the same number of rows inserted one statement each, one transaction, by the {} client: {:.2} s, {:.0} rows/s",
+            if args.target == Target::Sqlite { "sqlite3" } else { "mysql" },
+            f.raw.as_secs_f64(),
+            rows as f64 / f.raw.as_secs_f64()
+        );
+        println!(
+            "  ratio full load/raw: {:.1}%",
+            100.0 * f.raw.as_secs_f64() / f.load.as_secs_f64()
+        );
+    }
     if rows != expected {
         bail!("the target holds {rows} subscribers, expected {expected}");
     }
     Ok(())
+}
+
+struct FullLoad {
+    subscribers: usize,
+    load: Duration,
+    raw: Duration,
+}
+
+/// A new server added to a voxprov that already holds `n` subscribers (each with a primary
+/// number): the time from the POST until its status is ok with every row there. The reference
+/// is the same number of rows written by the database's own client in one transaction, one
+/// INSERT each (what a hand-written load script does).
+async fn full_load(
+    voxprov: &Path,
+    dir: &Path,
+    dbs: &mut Dbs,
+    target: Target,
+    n: usize,
+) -> Result<FullLoad> {
+    let data = dir.join(format!("data-{}", unix_nanos()));
+    std::fs::create_dir_all(&data)?;
+    let mut server = Server::start(voxprov, &data, None).await?;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let customer = setup(&client, &base).await?;
+    eprintln!("==> full load: {n} subscribers created in bulk, then a new server added");
+    for chunk in 0..n.div_ceil(500) {
+        let rows: Vec<serde_json::Value> = (chunk * 500..((chunk + 1) * 500).min(n))
+            .map(|i| json!({"customer_id": customer, "domain": DOMAIN, "username": format!("f{i}"),
+                            "password": format!("pw{i}secret"), "primary_number": {"cc": "49", "ac": "30", "sn": format!("{i:08}")}}))
+            .collect();
+        let r = client
+            .post(format!("{base}/api/subscribers/"))
+            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+            .json(&rows)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("bulk create: {}", r.text().await.unwrap_or_default());
+        }
+    }
+    let (url, db) = dbs.create(target)?;
+    let start = Instant::now();
+    let id = post_created(
+        &client,
+        &base,
+        "sipservers",
+        json!({"name": "new", "driver": "kamailio", "db_url": url}),
+    )
+    .await?;
+    loop {
+        let v: serde_json::Value = client
+            .get(format!("{base}/api/sipservers/{id}"))
+            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v["status"]["state"] == "ok" {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("the full load did not finish: {}", v["status"]);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let load = start.elapsed();
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&data);
+    let loaded = dbs.count(target, &db)?;
+    if loaded != n as i64 {
+        bail!("the new server holds {loaded} subscribers, expected {n}");
+    }
+
+    // The reference: the same rows by the database's own client.
+    let (_, raw_db) = dbs.create(target)?;
+    let mut sql = String::with_capacity(n * 300);
+    sql.push_str("BEGIN;\n");
+    for i in 0..n {
+        sql.push_str(&format!(
+            "INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES ('r{i}', '{DOMAIN}', 'pw{i}secret', '{i:032x}', '{:032x}');\n\
+             INSERT INTO dbaliases (alias_username, alias_domain, username, domain) VALUES ('4930{i:08}', '{DOMAIN}', 'r{i}', '{DOMAIN}');\n",
+            i + 1
+        ));
+    }
+    sql.push_str("COMMIT;\n");
+    let script = dir.join("raw.sql");
+    std::fs::write(&script, sql)?;
+    let mut cmd = match target {
+        Target::Sqlite => {
+            let mut c = std::process::Command::new("sqlite3");
+            c.arg(&raw_db);
+            c
+        }
+        Target::Mysql => {
+            let mut c = std::process::Command::new("mysql");
+            c.args(["-h", &dbs.mysql_host, "-uroot", &raw_db]);
+            c
+        }
+    };
+    cmd.stdin(std::fs::File::open(&script)?);
+    let start = Instant::now();
+    run(&mut cmd)?;
+    let raw = start.elapsed();
+    let _ = std::fs::remove_file(&script);
+    if dbs.count(target, &raw_db)? != n as i64 {
+        bail!("the raw load left a different number of rows");
+    }
+    Ok(FullLoad {
+        subscribers: n,
+        load,
+        raw,
+    })
 }
