@@ -22,6 +22,10 @@ pub enum Dialect {
     Postgres,
 }
 
+/// The most rows one multi-row insert carries (a subscriber row has about ten values: well
+/// under every database's limit on parameters).
+const INSERT_ROWS: usize = 100;
+
 pub struct TargetDb {
     pool: AnyPool,
     dialect: Dialect,
@@ -511,13 +515,59 @@ impl TargetDb {
                 qq.execute(&mut *tx).await?;
             }
         }
+        // Subscriber and alias rows (most of what a batch writes) go in multi-row inserts;
+        // the rest one by one.
+        let mut subs: Vec<Vec<&str>> = Vec::new();
+        let mut aliases: Vec<Vec<&str>> = Vec::new();
         for d in diffs {
             if let (Kind::Missing | Kind::Differs, Some((key, vals))) = (d.kind, &d.want) {
-                self.insert(&mut tx, layout, d.table, key, vals).await?;
+                match d.table {
+                    Table::Subscriber => {
+                        subs.push(key.iter().chain(vals).map(String::as_str).collect())
+                    }
+                    Table::Dbaliases => {
+                        aliases.push(key.iter().chain(vals).map(String::as_str).collect())
+                    }
+                    _ => self.insert(&mut tx, layout, d.table, key, vals).await?,
+                }
             }
         }
+        let sub_cols = format!("username, domain, {}", layout.subscriber_cols.join(", "));
+        self.insert_many(&mut tx, "subscriber", &sub_cols, &subs)
+            .await?;
+        self.insert_many(
+            &mut tx,
+            "dbaliases",
+            "alias_username, alias_domain, username, domain",
+            &aliases,
+        )
+        .await?;
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// Inserts text rows into `table` (`cols`: as many as each row has values), up to
+    /// [`INSERT_ROWS`] a statement.
+    async fn insert_many(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        table: &str,
+        cols: &str,
+        rows: &[Vec<&str>],
+    ) -> DbResult<()> {
+        for chunk in rows.chunks(INSERT_ROWS) {
+            let one = format!("({})", Self::in_list(chunk[0].len()));
+            let q = self.sql(&format!(
+                "INSERT INTO {table} ({cols}) VALUES {}",
+                vec![one.as_str(); chunk.len()].join(", ")
+            ));
+            let mut qq = sqlx::query(&q);
+            for v in chunk.iter().flatten() {
+                qq = qq.bind(*v);
+            }
+            qq.execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Reads voxprov's rows of every routing table; a table the database lacks reads empty
@@ -625,14 +675,6 @@ impl TargetDb {
         }
         let now = self.now(layout.driver);
         let q = match t {
-            Table::Subscriber => {
-                let cols = layout.subscriber_cols.join(", ");
-                let ph = Self::in_list(2 + layout.subscriber_cols.len());
-                format!("INSERT INTO subscriber (username, domain, {cols}) VALUES ({ph})")
-            }
-            Table::Dbaliases => {
-                "INSERT INTO dbaliases (alias_username, alias_domain, username, domain) VALUES (?, ?, ?, ?)".into()
-            }
             Table::Domain => match layout.driver {
                 Driver::Kamailio => {
                     format!("INSERT INTO domain (domain, did, last_modified) VALUES (?, ?, {now})")
@@ -645,7 +687,7 @@ impl TargetDb {
                 "INSERT INTO usr_preferences (username, domain, attribute, type, value, uuid, last_modified) \
                  VALUES (?, ?, ?, ?, ?, ?, {now})"
             ),
-            _ => unreachable!("routing tables are written above"),
+            _ => unreachable!("routing tables are written above, subscribers and aliases in bulk"),
         };
         let q = self.sql(&q);
         let mut qq = sqlx::query(&q);
@@ -656,7 +698,8 @@ impl TargetDb {
                     qq = qq.bind(key[0].as_str());
                 }
             }
-            Table::UsrPreferences => {
+            _ => {
+                // usr_preferences
                 qq = qq
                     .bind(key[0].as_str())
                     .bind(key[1].as_str())
@@ -664,11 +707,6 @@ impl TargetDb {
                     .bind(key[3].parse::<i64>().unwrap_or(0))
                     .bind(key[4].as_str())
                     .bind(vals[0].as_str());
-            }
-            _ => {
-                for v in key.iter().chain(vals) {
-                    qq = qq.bind(v.as_str());
-                }
             }
         }
         qq.execute(&mut **tx).await?;

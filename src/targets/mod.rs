@@ -780,6 +780,7 @@ fn digits(n: &Value) -> Option<String> {
 
 async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
     let mut t = Touched::default();
+    let mut changed_subs = Vec::new();
     for ch in changes {
         let snaps: Vec<Value> = [parse(&ch.before), parse(&ch.after)]
             .into_iter()
@@ -788,12 +789,7 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
         match ch.resource.as_str() {
             "subscribers" => {
                 t.sub_ids.insert(ch.object_id);
-                // An extension's subscriber: its name is in the PBX rows.
-                if crate::store::exists(c, "pbx_extensions", "subscriber_id = $1", ch.object_id)
-                    .await?
-                {
-                    t.routing = true;
-                }
+                changed_subs.push(ch.object_id);
                 for s in &snaps {
                     let (Some(u), Some(d)) = (s["username"].as_str(), s["domain"].as_str()) else {
                         continue;
@@ -875,6 +871,16 @@ async fn touched(c: &mut Conn, changes: &[st::ChangeRow]) -> Result<Touched> {
             }
             _ => {}
         }
+    }
+    // An extension's subscriber: its name is in the PBX rows (one look for the whole batch).
+    if !t.routing && !changed_subs.is_empty() {
+        let ext: Vec<(i64,)> = crate::store::fetch_by_ids(
+            c,
+            "SELECT subscriber_id FROM pbx_extensions WHERE subscriber_id IN ({ids}) LIMIT 1",
+            &changed_subs,
+        )
+        .await?;
+        t.routing = !ext.is_empty();
     }
     Ok(t)
 }

@@ -33,6 +33,8 @@ const BATCH: i64 = 500;
 const POLL: Duration = Duration::from_secs(1);
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 const FULL_LOAD_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How often a busy worker looks whether a full load was asked for.
+const STATE_EVERY: Duration = Duration::from_millis(100);
 
 /// The duty (lease name) of delivering to one server.
 pub(super) fn duty(target: i64) -> String {
@@ -201,15 +203,21 @@ async fn deliver_loop(
             ..Applied::default()
         };
         let mut next_reg_poll = Instant::now();
+        let mut last_state: Option<Instant> = None;
         loop {
             if !lease.alive().await {
                 return Err(Stop::Failed(Error::Unavailable(
                     "lost the delivery lease".into(),
                 )));
             }
-            let (_, generation, _) = {
+            // A full load asked for (by a request here or on another node) is looked for at
+            // most every STATE_EVERY while changes flow: not one more read before each batch.
+            let generation = if last_state.is_none_or(|at| at.elapsed() >= STATE_EVERY) {
+                last_state = Some(Instant::now());
                 let mut c = store.read().await?;
-                st::state(&mut c, t.id).await?.unwrap_or((0, 0, false))
+                st::state(&mut c, t.id).await?.map_or(0, |s| s.1)
+            } else {
+                0
             };
             if generation > 0 {
                 // Another node may have changed the configuration: never load with old settings.
