@@ -98,14 +98,17 @@ impl Dbs {
         }
     }
     fn count(&self, target: Target, db: &str) -> Result<i64> {
+        self.count_rows(target, db, "subscriber")
+    }
+    fn count_rows(&self, target: Target, db: &str, table: &str) -> Result<i64> {
         let out = match target {
             Target::Sqlite => std::process::Command::new("sqlite3")
                 .arg(db)
-                .arg("SELECT COUNT(*) FROM subscriber")
+                .arg(format!("SELECT COUNT(*) FROM {table}"))
                 .output()?,
             Target::Mysql => std::process::Command::new("mysql")
                 .args(["-h", &self.mysql_host, "-uroot", "-N", "-B", db, "-e"])
-                .arg("SELECT COUNT(*) FROM subscriber")
+                .arg(format!("SELECT COUNT(*) FROM {table}"))
                 .output()?,
         };
         Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
@@ -411,7 +414,7 @@ pub async fn sipserver(args: SipServerArgs) -> Result<()> {
             rows as f64 / f.raw.as_secs_f64()
         );
         println!(
-            "  ratio full load/raw: {:.1}%",
+            "  ratio full-load rate/raw rate: {:.1}%",
             100.0 * f.raw.as_secs_f64() / f.load.as_secs_f64()
         );
     }
@@ -488,9 +491,16 @@ async fn full_load(
     let load = start.elapsed();
     server.stop().await;
     let _ = std::fs::remove_dir_all(&data);
-    let loaded = dbs.count(target, &db)?;
-    if loaded != n as i64 {
-        bail!("the new server holds {loaded} subscribers, expected {n}");
+    let loaded = (
+        dbs.count(target, &db)?,
+        dbs.count_rows(target, &db, "dbaliases")?,
+    );
+    if loaded != (n as i64, n as i64) {
+        bail!(
+            "the new server holds {} subscribers and {} aliases, expected {n} of each",
+            loaded.0,
+            loaded.1
+        );
     }
 
     // The reference: the same rows by the database's own client.
@@ -524,7 +534,9 @@ async fn full_load(
     run(&mut cmd)?;
     let raw = start.elapsed();
     let _ = std::fs::remove_file(&script);
-    if dbs.count(target, &raw_db)? != n as i64 {
+    if dbs.count(target, &raw_db)? != n as i64
+        || dbs.count_rows(target, &raw_db, "dbaliases")? != n as i64
+    {
         bail!("the raw load left a different number of rows");
     }
     Ok(FullLoad {

@@ -33,7 +33,8 @@ const BATCH: i64 = 500;
 const POLL: Duration = Duration::from_secs(1);
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 const FULL_LOAD_TIMEOUT: Duration = Duration::from_secs(1800);
-/// How often a busy worker looks whether a full load was asked for.
+/// How often, at most, a worker applying batch after batch (never idle between them) reads
+/// its state: whether a full load was asked for.
 const STATE_EVERY: Duration = Duration::from_millis(100);
 
 /// The duty (lease name) of delivering to one server.
@@ -210,8 +211,9 @@ async fn deliver_loop(
                     "lost the delivery lease".into(),
                 )));
             }
-            // A full load asked for (by a request here or on another node) is looked for at
-            // most every STATE_EVERY while changes flow: not one more read before each batch.
+            // A full load asked for (by a request here or on another node) is looked for after
+            // every wake-up, and between batches that follow one another at most every
+            // STATE_EVERY: not one more read before each batch while changes flow.
             let generation = if last_state.is_none_or(|at| at.elapsed() >= STATE_EVERY) {
                 last_state = Some(Instant::now());
                 let mut c = store.read().await?;
@@ -238,12 +240,16 @@ async fn deliver_loop(
             }
             // A target that stops answering mid-statement must not hold the worker forever.
             let began = std::time::Instant::now();
-            let (progressed, applied, ids, settles) = tokio::time::timeout(
+            let (progressed, applied, ids, settles, state_first) = tokio::time::timeout(
                 STEP_TIMEOUT,
                 step(store, cipher, t, &layout, &db, status, lease),
             )
             .await
             .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
+            if state_first {
+                last_state = None;
+                continue;
+            }
             pending.merge(applied);
             if !pending.is_empty() {
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
@@ -300,6 +306,7 @@ async fn deliver_loop(
                     _ = status.kick.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
                 }
+                last_state = None;
             }
         }
     }
@@ -468,7 +475,8 @@ async fn full_load(
 }
 
 /// One batch: returns whether anything was read, what the server must be told, the changes
-/// it held (to be marked applied once the server was told) and the gaps it settled.
+/// it held (to be marked applied once the server was told), the gaps it settled, and whether
+/// a full load asked for must be done before the batch is applied.
 async fn step(
     store: &Store,
     cipher: &Cipher,
@@ -477,7 +485,7 @@ async fn step(
     db: &TargetDb,
     status: &Status,
     lease: &Lease,
-) -> Result<(bool, Applied, Vec<i64>, Vec<i64>)> {
+) -> Result<(bool, Applied, Vec<i64>, Vec<i64>, bool)> {
     let gaps = status
         .progress
         .lock()
@@ -496,7 +504,17 @@ async fn step(
         if settled {
             save(store, t, status, lease).await?;
         }
-        return Ok((false, Applied::default(), Vec::new(), Vec::new()));
+        return Ok((false, Applied::default(), Vec::new(), Vec::new(), false));
+    }
+    // A change to the servers may come with a full load asked for in its transaction (a home
+    // server changed: its proxies route to it by their own rows). Read after the batch, the
+    // state shows it: the request waiting for that change is not told it is applied before
+    // the load is done.
+    if batch.iter().any(|c| c.resource == "sipservers") {
+        let mut c = store.read().await?;
+        if st::state(&mut c, t.id).await?.is_some_and(|s| s.1 > 0) {
+            return Ok((true, Applied::default(), Vec::new(), Vec::new(), true));
+        }
     }
     // The server's own tables cannot check an epoch: make sure, just before writing them,
     // that the lease still holds (a node that lost it stops here).
@@ -509,6 +527,7 @@ async fn step(
         applied,
         batch.iter().map(|c| c.id).collect(),
         plan.settles,
+        false,
     ))
 }
 
