@@ -495,6 +495,20 @@ async fn api_phase(bases: &[String], count: usize, concurrency: usize) -> Result
 }
 
 /// POSTs a JSON body to `/api/<collection>/`, expects 201 and returns the id from `Location`.
+/// Creates `rows` in one bulk request (`POST /api/subscribers/` with an array).
+async fn post_bulk(client: &reqwest::Client, base: &str, rows: &[Value]) -> Result<()> {
+    let r = client
+        .post(format!("{base}/api/subscribers/"))
+        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+        .json(rows)
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("bulk create: {} {}", r.status(), r.text().await?);
+    }
+    Ok(())
+}
+
 async fn post_created(
     client: &reqwest::Client,
     base: &str,

@@ -111,15 +111,7 @@ pub async fn prov(args: ProvArgs) -> Result<()> {
             .iter()
             .map(|i| json!({"customer_id": customer, "domain": DOMAIN, "username": format!("p{i}"), "password": format!("pw-{i}-secret")}))
             .collect();
-        let r = client
-            .post(format!("{base}/api/subscribers/"))
-            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
-            .json(&rows)
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("bulk subscribers: {} {}", r.status(), r.text().await?);
-        }
+        crate::post_bulk(&client, &base, &rows).await?;
     }
     let subs: Vec<i64> = {
         let mut ids = Vec::new();

@@ -209,6 +209,40 @@ async fn api_load(
     out
 }
 
+/// Adds a Kamailio server and waits until it is loaded (its status `ok`), at most `limit`.
+async fn add_target(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    url: &str,
+    limit: Duration,
+) -> Result<()> {
+    let id = post_created(
+        client,
+        base,
+        "sipservers",
+        json!({"name": name, "driver": "kamailio", "db_url": url}),
+    )
+    .await?;
+    let start = Instant::now();
+    loop {
+        let v: serde_json::Value = client
+            .get(format!("{base}/api/sipservers/{id}"))
+            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v["status"]["state"] == "ok" {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            bail!("the server {name} did not load: {}", v["status"]);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// One server run: optional target, warm-up, measured load(s). Returns the outcomes and the
 /// subscriber rows found on the target.
 async fn server_phase(
@@ -223,30 +257,7 @@ async fn server_phase(
     let client = reqwest::Client::new();
     let customer = setup(&client, &server.base).await?;
     if let Some(url) = target {
-        let id = post_created(
-            &client,
-            &server.base,
-            "sipservers",
-            json!({"name": "kam", "driver": "kamailio", "db_url": url}),
-        )
-        .await?;
-        let start = Instant::now();
-        loop {
-            let v: serde_json::Value = client
-                .get(format!("{}/api/sipservers/{id}", server.base))
-                .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
-                .send()
-                .await?
-                .json()
-                .await?;
-            if v["status"]["state"] == "ok" {
-                break;
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("the target did not load: {}", v["status"]);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        add_target(&client, &server.base, "kam", url, Duration::from_secs(30)).await?;
     }
     run_load_quiet(&server.base, customer).await;
     let mut out = Vec::new();
@@ -453,41 +464,11 @@ async fn full_load(
             .map(|i| json!({"customer_id": customer, "domain": DOMAIN, "username": format!("f{i}"),
                             "password": format!("pw{i}secret"), "primary_number": {"cc": "49", "ac": "30", "sn": format!("{i:08}")}}))
             .collect();
-        let r = client
-            .post(format!("{base}/api/subscribers/"))
-            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
-            .json(&rows)
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("bulk create: {}", r.text().await.unwrap_or_default());
-        }
+        crate::post_bulk(&client, &base, &rows).await?;
     }
     let (url, db) = dbs.create(target)?;
     let start = Instant::now();
-    let id = post_created(
-        &client,
-        &base,
-        "sipservers",
-        json!({"name": "new", "driver": "kamailio", "db_url": url}),
-    )
-    .await?;
-    loop {
-        let v: serde_json::Value = client
-            .get(format!("{base}/api/sipservers/{id}"))
-            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if v["status"]["state"] == "ok" {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(600) {
-            bail!("the full load did not finish: {}", v["status"]);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    add_target(&client, &base, "new", &url, Duration::from_secs(600)).await?;
     let load = start.elapsed();
     server.stop().await;
     let _ = std::fs::remove_dir_all(&data);
