@@ -479,14 +479,28 @@ async fn home_servers_share_the_subscribers_and_the_front_proxy_routes_to_them()
         vec![vec!["sip:10.0.0.1:5060".to_string()]]
     );
     // A home server's address feeds the proxy's rows: the write returns once the proxy's
-    // full load it asked for is done (no waiting here).
-    let (s, _) = app
-        .patch(
-            &format!("/api/sipservers/{b}"),
-            json!([{ "op": "replace", "path": "/sip_address", "value": "sip:10.0.0.22:5060" }]),
+    // full load it asked for is done (no waiting here), and does not say the proxy is behind.
+    let r = app
+        .req(Method::PATCH, &format!("/api/sipservers/{b}"))
+        .header("Prefer", "return=representation")
+        .header("Content-Type", "application/json-patch+json")
+        .body(
+            json!([{ "op": "replace", "path": "/sip_address", "value": "sip:10.0.0.22:5060" }])
+                .to_string(),
         )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let behind = r
+        .headers()
+        .get("voxprov-sync-behind")
+        .map(|h| h.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        !behind.split(',').any(|n| n.trim() == "proxy"),
+        "the proxy answered late: {behind}"
+    );
     assert_eq!(
         dp.query("SELECT value FROM usr_preferences WHERE username = 'u2'"),
         vec![vec!["sip:10.0.0.22:5060".to_string()]]

@@ -494,7 +494,6 @@ async fn api_phase(bases: &[String], count: usize, concurrency: usize) -> Result
     Ok(run_load("api", count, concurrency, op("u", "30")).await)
 }
 
-/// POSTs a JSON body to `/api/<collection>/`, expects 201 and returns the id from `Location`.
 /// Creates `rows` in one bulk request (`POST /api/subscribers/` with an array).
 async fn post_bulk(client: &reqwest::Client, base: &str, rows: &[Value]) -> Result<()> {
     let r = client
@@ -509,6 +508,7 @@ async fn post_bulk(client: &reqwest::Client, base: &str, rows: &[Value]) -> Resu
     Ok(())
 }
 
+/// POSTs a JSON body to `/api/<collection>/`, expects 201 and returns the id from `Location`.
 async fn post_created(
     client: &reqwest::Client,
     base: &str,

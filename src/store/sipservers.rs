@@ -188,6 +188,12 @@ pub async fn set_domains(c: &mut Conn, id: i64, domain_ids: &[i64]) -> Result<()
     Ok(())
 }
 
+/// The resources whose change is recorded in the same transaction as a full load asked for
+/// (a server changed; a snapshot restored): a delivery worker meeting one does the load before
+/// it marks the change applied, so the request waiting for it returns after the load. A write
+/// that raises `full_load` beside a change record of another resource must be listed here.
+pub const FULL_LOAD_RESOURCES: &[&str] = &["sipservers", "snapshots"];
+
 /// Asks for a full load of the given server, or of every front proxy as well (their routing
 /// rows depend on the home servers' settings). `full_load` counts requests: a load clears it
 /// only if no request came in while it ran (see [`save_progress`]).

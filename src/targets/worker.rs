@@ -33,8 +33,7 @@ const BATCH: i64 = 500;
 const POLL: Duration = Duration::from_secs(1);
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 const FULL_LOAD_TIMEOUT: Duration = Duration::from_secs(1800);
-/// How often, at most, a worker applying batch after batch (never idle between them) reads
-/// its state: whether a full load was asked for.
+/// How often, at most, a worker reads its state (whether a full load was asked for).
 const STATE_EVERY: Duration = Duration::from_millis(100);
 
 /// The duty (lease name) of delivering to one server.
@@ -211,9 +210,9 @@ async fn deliver_loop(
                     "lost the delivery lease".into(),
                 )));
             }
-            // A full load asked for (by a request here or on another node) is looked for after
-            // every wake-up, and between batches that follow one another at most every
-            // STATE_EVERY: not one more read before each batch while changes flow.
+            // A full load asked for (by a request here or on another node) is looked for at
+            // most every STATE_EVERY, not before every batch while changes flow; a batch
+            // holding a change that asks for one looks at once (see `step`).
             let generation = if last_state.is_none_or(|at| at.elapsed() >= STATE_EVERY) {
                 last_state = Some(Instant::now());
                 let mut c = store.read().await?;
@@ -237,6 +236,8 @@ async fn deliver_loop(
                 .await
                 .map_err(|_| Error::Unavailable("timed out during a full load".into()))??;
                 pending.merge(domains);
+                // The load counts what it saw as applied: the requests waiting look again.
+                status.changed.notify_waiters();
             }
             // A target that stops answering mid-statement must not hold the worker forever.
             let began = std::time::Instant::now();
@@ -306,7 +307,6 @@ async fn deliver_loop(
                     _ = status.kick.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
                 }
-                last_state = None;
             }
         }
     }
@@ -506,11 +506,14 @@ async fn step(
         }
         return Ok((false, Applied::default(), Vec::new(), Vec::new(), false));
     }
-    // A change to the servers may come with a full load asked for in its transaction (a home
-    // server changed: its proxies route to it by their own rows). Read after the batch, the
-    // state shows it: the request waiting for that change is not told it is applied before
-    // the load is done.
-    if batch.iter().any(|c| c.resource == "sipservers") {
+    // Some changes come with a full load asked for in their transaction (a home server
+    // changed: its proxies route to it by their own rows; a snapshot restored). Read after the
+    // batch, the state shows it: the request waiting for such a change is not told it is
+    // applied before the load is done.
+    if batch
+        .iter()
+        .any(|c| st::FULL_LOAD_RESOURCES.contains(&c.resource.as_str()))
+    {
         let mut c = store.read().await?;
         if st::state(&mut c, t.id).await?.is_some_and(|s| s.1 > 0) {
             return Ok((true, Applied::default(), Vec::new(), Vec::new(), true));
