@@ -215,8 +215,7 @@ async fn deliver_loop(
             // holding a change that asks for one looks at once (see `step`).
             let generation = if last_state.is_none_or(|at| at.elapsed() >= STATE_EVERY) {
                 last_state = Some(Instant::now());
-                let mut c = store.read().await?;
-                st::state(&mut c, t.id).await?.map_or(0, |s| s.1)
+                full_load_asked(store, t.id).await?
             } else {
                 0
             };
@@ -241,16 +240,17 @@ async fn deliver_loop(
             }
             // A target that stops answering mid-statement must not hold the worker forever.
             let began = std::time::Instant::now();
-            let (progressed, applied, ids, settles, state_first) = tokio::time::timeout(
+            let Some((progressed, applied, ids, settles)) = tokio::time::timeout(
                 STEP_TIMEOUT,
                 step(store, cipher, t, &layout, &db, status, lease),
             )
             .await
-            .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??;
-            if state_first {
+            .map_err(|_| Error::Unavailable("timed out applying a batch".into()))??
+            else {
+                // A full load was asked for with the batch: done first, on the next round.
                 last_state = None;
                 continue;
-            }
+            };
             pending.merge(applied);
             if !pending.is_empty() {
                 // Best effort: the rows are in; a server that cannot reload now gets it later,
@@ -475,8 +475,8 @@ async fn full_load(
 }
 
 /// One batch: returns whether anything was read, what the server must be told, the changes
-/// it held (to be marked applied once the server was told), the gaps it settled, and whether
-/// a full load asked for must be done before the batch is applied.
+/// it held (to be marked applied once the server was told) and the gaps it settled; or
+/// nothing, without applying it, when a full load asked for must be done first.
 async fn step(
     store: &Store,
     cipher: &Cipher,
@@ -485,7 +485,7 @@ async fn step(
     db: &TargetDb,
     status: &Status,
     lease: &Lease,
-) -> Result<(bool, Applied, Vec<i64>, Vec<i64>, bool)> {
+) -> Result<Option<(bool, Applied, Vec<i64>, Vec<i64>)>> {
     let gaps = status
         .progress
         .lock()
@@ -504,7 +504,7 @@ async fn step(
         if settled {
             save(store, t, status, lease).await?;
         }
-        return Ok((false, Applied::default(), Vec::new(), Vec::new(), false));
+        return Ok(Some((false, Applied::default(), Vec::new(), Vec::new())));
     }
     // Some changes come with a full load asked for in their transaction (a home server
     // changed: its proxies route to it by their own rows; a snapshot restored). Read after the
@@ -513,11 +513,9 @@ async fn step(
     if batch
         .iter()
         .any(|c| st::FULL_LOAD_RESOURCES.contains(&c.resource.as_str()))
+        && full_load_asked(store, t.id).await? > 0
     {
-        let mut c = store.read().await?;
-        if st::state(&mut c, t.id).await?.is_some_and(|s| s.1 > 0) {
-            return Ok((true, Applied::default(), Vec::new(), Vec::new(), true));
-        }
+        return Ok(None);
     }
     // The server's own tables cannot check an epoch: make sure, just before writing them,
     // that the lease still holds (a node that lost it stops here).
@@ -525,13 +523,18 @@ async fn step(
         return Err(Error::Unavailable("lost the delivery lease".into()));
     }
     let applied = deliver(store, cipher, t, layout, db, &batch).await?;
-    Ok((
+    Ok(Some((
         true,
         applied,
         batch.iter().map(|c| c.id).collect(),
         plan.settles,
-        false,
-    ))
+    )))
+}
+
+/// The full load asked for of a server and not done yet (the request count it clears), or 0.
+async fn full_load_asked(store: &Store, id: i64) -> Result<i64> {
+    let mut c = store.read().await?;
+    Ok(st::state(&mut c, id).await?.map_or(0, |s| s.1))
 }
 
 /// Marks a batch's changes applied (after the server was told to reload what it caches, so
