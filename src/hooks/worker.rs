@@ -288,8 +288,12 @@ impl Hooks {
                 }
             }
         }
-        let mut picked = Vec::new();
-        {
+        if wants.is_empty() {
+            // Every slot is taken: a receiver's answer frees one and wakes the worker.
+            return Ok(0);
+        }
+        let picked = {
+            let mut ids = Vec::new();
             let mut c = self.store.read().await?;
             for (hook, limit) in &wants {
                 let due = st::due(&mut c, *hook, now, *limit).await?;
@@ -304,13 +308,14 @@ impl Hooks {
                     .max_in_flight_per_hook
                     .saturating_sub(used.unwrap_or(0));
                 let claimed = self.claimed.lock().expect("claimed lock");
-                picked.extend(
+                ids.extend(
                     due.into_iter()
-                        .filter(|d| !claimed.contains(d.id))
+                        .filter(|id| !claimed.contains(*id))
                         .take(free),
                 );
             }
-        }
+            st::deliveries(&mut c, &ids).await?
+        };
         if picked.is_empty() {
             return Ok(0);
         }
