@@ -375,12 +375,17 @@ pub async fn deliveries_done(
     claim: Option<&str>,
     at_ms: i64,
 ) -> Result<()> {
-    for chunk in ids.chunks(100) {
+    for chunk in ids.chunks(500) {
+        // Parameters in order (see [`super::params_in_order`]): the three parts in turn.
+        let (at, claimed, ids) = (
+            super::params_in_order(c, 1, 1),
+            super::params_in_order(c, 2, 1),
+            super::params_in_order(c, 3, chunk.len()),
+        );
         let sql = format!(
-            "UPDATE hook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = $1, \
-             lease_until = NULL, last_error = NULL WHERE status = 'pending' AND claim IS NOT DISTINCT FROM $2 \
-             AND id IN ({})",
-            placeholders(3, chunk.len())
+            "UPDATE hook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = {at}, \
+             lease_until = NULL, last_error = NULL WHERE status = 'pending' AND claim IS NOT DISTINCT FROM {claimed} \
+             AND id IN ({ids})"
         );
         let mut q = sqlx::query(&sql).bind(at_ms).bind(claim);
         for id in chunk {
@@ -499,10 +504,12 @@ pub struct NewExecution {
 
 pub async fn insert_executions(c: &mut Conn, es: &[NewExecution]) -> Result<()> {
     const COLS: usize = 16;
-    // Small statements: SQLite finds a parameter by a linear scan of all of them.
-    for chunk in es.chunks(8) {
+    // Parameters in order (SQLite finds a numbered one by a linear scan of all of them), so
+    // 64 rows to a statement: a batch of outcomes holds the single writer for an eighth of
+    // the hand-offs to SQLite's thread that eight rows to a statement took.
+    for chunk in es.chunks(64) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
+            .map(|i| format!("({})", super::params_in_order(c, i * COLS + 1, COLS)))
             .collect();
         let sql = format!(
             "INSERT INTO hook_executions (hook_id, reseller_id, delivery_id, webhook_id, phase, event, resource, object_id, \
