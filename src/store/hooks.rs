@@ -294,21 +294,20 @@ pub async fn deliveries(c: &mut Conn, ids: &[i64]) -> Result<Vec<DeliveryRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT id, hook_id, webhook_id, event, resource, object_id, payload, attempts, created_at \
-         FROM hook_deliveries WHERE status = 'pending' AND id IN ({})",
-        super::params_in_order(c, 1, ids.len())
-    );
-    let mut q = sqlx::query_as::<_, DeliveryRow>(&sql);
-    for id in ids {
-        q = q.bind(*id);
+    // Many hooks with many slots each can pick more ids than a statement takes parameters.
+    let mut rows = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, hook_id, webhook_id, event, resource, object_id, payload, attempts, created_at \
+             FROM hook_deliveries WHERE status = 'pending' AND id IN ({})",
+            super::params_in_order(c, 1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, DeliveryRow>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        rows.extend(q.fetch_all(&mut *c).await?.into_iter().map(|r| (r.id, r)));
     }
-    let mut rows: std::collections::HashMap<i64, DeliveryRow> = q
-        .fetch_all(&mut *c)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r))
-        .collect();
     Ok(ids.iter().filter_map(|id| rows.remove(id)).collect())
 }
 
@@ -333,21 +332,24 @@ pub async fn claim(
     }
     let mut got = Vec::new();
     let mut tx = store.begin().await?;
-    for (lease, ids) in by_lease {
-        let sql = format!(
-            "UPDATE hook_deliveries SET lease_until = $1, claim = $3 WHERE id IN ({}) AND status = 'pending' \
-             AND (lease_until IS NULL OR lease_until < $2) RETURNING id",
-            placeholders(4, ids.len())
-        );
-        let mut q = sqlx::query(&sql)
-            .bind(now_ms + lease)
-            .bind(now_ms)
-            .bind(token);
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        for r in q.fetch_all(&mut *tx).await? {
-            got.push(r.try_get(0)?);
+    // 500 ids to a statement: PostgreSQL takes at most 65,535 parameters.
+    for (lease, all) in &by_lease {
+        for ids in all.chunks(500) {
+            let sql = format!(
+                "UPDATE hook_deliveries SET lease_until = $1, claim = $3 WHERE id IN ({}) AND status = 'pending' \
+                 AND (lease_until IS NULL OR lease_until < $2) RETURNING id",
+                placeholders(4, ids.len())
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(now_ms + lease)
+                .bind(now_ms)
+                .bind(token);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                got.push(r.try_get(0)?);
+            }
         }
     }
     tx.commit().await?;
