@@ -291,23 +291,16 @@ pub async fn due(c: &mut Conn, hook_id: i64, now_ms: i64, limit: i64) -> Result<
 
 /// The deliveries `ids` names that are still pending, whole, in the order of `ids`.
 pub async fn deliveries(c: &mut Conn, ids: &[i64]) -> Result<Vec<DeliveryRow>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Many hooks with many slots each can pick more ids than a statement takes parameters.
-    let mut rows = std::collections::HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "SELECT id, hook_id, webhook_id, event, resource, object_id, payload, attempts, created_at \
-             FROM hook_deliveries WHERE status = 'pending' AND id IN ({})",
-            super::params_in_order(c, 1, chunk.len())
-        );
-        let mut q = sqlx::query_as::<_, DeliveryRow>(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        rows.extend(q.fetch_all(&mut *c).await?.into_iter().map(|r| (r.id, r)));
-    }
+    let mut rows: std::collections::HashMap<i64, DeliveryRow> = super::fetch_by_ids(
+        c,
+        "SELECT id, hook_id, webhook_id, event, resource, object_id, payload, attempts, created_at \
+         FROM hook_deliveries WHERE status = 'pending' AND id IN ({ids})",
+        ids,
+    )
+    .await?
+    .into_iter()
+    .map(|r: DeliveryRow| (r.id, r))
+    .collect();
     Ok(ids.iter().filter_map(|id| rows.remove(id)).collect())
 }
 

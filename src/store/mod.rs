@@ -683,14 +683,14 @@ pub fn params_in_order(c: &Conn, from: usize, n: usize) -> String {
 }
 
 /// Rows of `sql` for many ids, 500 at a time: `{ids}` in `sql` is where their placeholders go
-/// (from `$1`).
+/// (the statement's only parameters, in order: see [`params_in_order`]).
 pub async fn fetch_by_ids<T>(c: &mut Conn, sql: &str, ids: &[i64]) -> Result<Vec<T>>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
 {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let sql = sql.replace("{ids}", &placeholders(1, chunk.len()));
+        let sql = sql.replace("{ids}", &params_in_order(c, 1, chunk.len()));
         let args: Vec<Arg> = chunk.iter().map(|i| Arg::Int(*i)).collect();
         for r in bind_all(sqlx::query(&sql), &args)
             .fetch_all(&mut *c)
