@@ -447,6 +447,45 @@ async fn after_hooks_are_signed_in_order_and_verify_independently(app: TestApp) 
         })
         .collect();
     assert_eq!(&names[..5], ["v0", "v1", "v2", "v3", "v4"]);
+    // The body says what the journal says about the change, and never the secret.
+    let (_, j) = app
+        .get(&format!(
+            "/api/journals/?resource=subscribers&resource_id={sub}&rows=20"
+        ))
+        .await;
+    let entries = common::items(&j, "journals");
+    let first_update = hits
+        .iter()
+        .map(|h| h.json())
+        .find(|p| p["event"] == "subscriber.updated" && p["object"]["display_name"] == "v0")
+        .unwrap();
+    let p = &first_update;
+    assert_eq!(
+        (&p["operation"], &p["resource"], &p["resource_id"]),
+        (&json!("update"), &json!("subscribers"), &json!(sub))
+    );
+    assert_eq!(
+        p["actor"],
+        json!({ "type": "admin", "id": p["actor"]["id"], "name": "administrator" })
+    );
+    assert!(p["actor"]["id"].is_i64(), "{p}");
+    assert_eq!(p["object"]["username"], "gina");
+    assert_eq!(
+        p["object"]["password"], "********",
+        "no secret reaches a hook"
+    );
+    assert_eq!(p["old_object"]["password"], "********");
+    assert_ne!(p["old_object"]["display_name"], "v0");
+    let change = p["change_id"].as_i64().expect("change_id");
+    let entry = entries
+        .iter()
+        .find(|e| e["id"] == change)
+        .unwrap_or_else(|| panic!("change {change} in the journal: {j}"));
+    assert_eq!(entry["operation"], "update");
+    assert_eq!(entry["after"]["display_name"], "v0");
+    let ts = chrono::DateTime::parse_from_rfc3339(p["timestamp"].as_str().unwrap()).unwrap();
+    assert!((ts.timestamp() - chrono_now()).abs() < 300, "{ts}");
+    assert!(hits.iter().all(|h| !h.body.contains("sip-secret-1")));
     // The log masks the credential and keeps the answer.
     let ex = executions(&app, &format!("hook_id={id}&status=success")).await;
     assert_eq!(ex.len(), hits.len());
@@ -720,6 +759,17 @@ async fn deliveries_are_redelivered_by_hand(mut app: TestApp) {
     assert_eq!(
         hits[6].header("webhook-id"),
         one["webhook_id"].as_str().unwrap()
+    );
+    // Every attempt of a delivery carries the same body, byte for byte.
+    let earlier: Vec<_> = hits[..6]
+        .iter()
+        .filter(|h| h.header("webhook-id") == hits[6].header("webhook-id"))
+        .collect();
+    assert_eq!(earlier.len(), 2, "two attempts before it was given up");
+    assert!(
+        earlier.iter().all(|h| h.body == hits[6].body),
+        "{}",
+        hits[6].body
     );
     wait_drained(&app, id, 30).await;
     // The rest, by time range.

@@ -35,6 +35,13 @@ impl Op {
             Op::Repair => "repair",
         }
     }
+
+    /// The operation [`Op::as_str`] names.
+    pub fn parse(s: &str) -> Option<Op> {
+        [Op::Create, Op::Update, Op::Delete, Op::Repair]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
 }
 
 /// Field names whose values never reach the journal.

@@ -88,6 +88,7 @@ async fn run_logged(
             old_redacted.as_ref(),
             &actor_v,
             None,
+            super::now_ms(),
         );
         let a = hooks.caller.call(h, &wid, &body).await;
         let answer: Option<Value> = serde_json::from_slice(&a.body).ok();

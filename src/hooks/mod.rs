@@ -251,7 +251,8 @@ pub fn actor_json(a: &Actor) -> Value {
     json!({ "type": a.kind.as_str(), "id": a.id, "name": a.name })
 }
 
-/// The body every hook receives (before-hooks get the same shape without a change id).
+/// The body every hook receives (before-hooks get the same shape without a change id);
+/// `at_ms`: when the event was queued (its `timestamp`).
 #[allow(clippy::too_many_arguments)]
 pub fn payload(
     id: &str,
@@ -263,6 +264,7 @@ pub fn payload(
     old_object: Option<&Value>,
     actor: &Value,
     change_id: Option<i64>,
+    at_ms: i64,
 ) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(id));
@@ -276,9 +278,10 @@ pub fn payload(
         old_object.cloned().unwrap_or(Value::Null),
     );
     m.insert("actor".into(), actor.clone());
+    let at = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
     m.insert(
         "timestamp".into(),
-        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
     );
     if let Some(c) = change_id {
         m.insert("change_id".into(), json!(c));
@@ -289,6 +292,11 @@ pub fn payload(
 /// Writes the deliveries these events make for the enabled after-hooks, in the caller's
 /// transaction (the one that records the change): a change is never committed without them.
 /// Objects are already redacted (no secrets). Returns how many were written.
+///
+/// A delivery made for a change record is written without its body: the change record holds
+/// everything the body says (the redacted documents, the actor, the operation), so the body
+/// is built when the delivery is sent ([`payload_of`]), off the single writer's turn, and the
+/// outbox row stays small. System events (no change record) are written with their body.
 pub async fn enqueue(c: &mut Conn, actor: &Actor, emitted: &[Emitted<'_>]) -> Result<usize> {
     if emitted.is_empty() {
         return Ok(0);
@@ -313,8 +321,10 @@ pub async fn enqueue_to(
         .map(|h| serde_json::from_str(&h.events).unwrap_or_default())
         .collect();
     let actor = actor_json(actor);
+    let now = now_ms();
     let mut out = Vec::new();
     for e in emitted {
+        let from_change = e.change_id.is_some() && e.events.is_none();
         let events = match &e.events {
             Some(v) => v.clone(),
             None => events_of(e.resource, e.op, e.before, e.after),
@@ -326,17 +336,23 @@ pub async fn enqueue_to(
             }
             for ev in events.iter().filter(|ev| matches(pats, ev)) {
                 let wid = new_webhook_id();
-                let body = payload(
-                    &wid,
-                    ev,
-                    e.op,
-                    e.resource,
-                    Some(e.object_id),
-                    e.after,
-                    e.before,
-                    &actor,
-                    e.change_id,
-                );
+                let body = if from_change {
+                    String::new()
+                } else {
+                    payload(
+                        &wid,
+                        ev,
+                        e.op,
+                        e.resource,
+                        Some(e.object_id),
+                        e.after,
+                        e.before,
+                        &actor,
+                        e.change_id,
+                        now,
+                    )
+                    .to_string()
+                };
                 out.push(NewDelivery {
                     hook_id: h.id,
                     webhook_id: wid,
@@ -344,13 +360,63 @@ pub async fn enqueue_to(
                     resource: e.resource.to_string(),
                     object_id: e.object_id,
                     change_id: e.change_id,
-                    payload: body.to_string(),
+                    payload: body,
                 });
             }
         }
     }
-    st::insert_deliveries(c, &out, now_ms()).await?;
+    st::insert_deliveries(c, &out, now).await?;
     Ok(out.len())
+}
+
+/// The body of a delivery as its hook receives it: as written, or (written without one, see
+/// [`enqueue_to`]) built from the change record it was made for, the same on every attempt:
+/// `timestamp` is when it was queued. The documents are redacted again, whatever the change
+/// record promised.
+pub fn payload_of(d: &st::DeliveryRow) -> Value {
+    if !d.payload.is_empty() {
+        return serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+    }
+    let Some(op) = d.op.as_deref().and_then(Op::parse) else {
+        tracing::warn!(
+            delivery = d.id,
+            change = d.change_id,
+            "the change record of a hook delivery is missing: sent without its documents"
+        );
+        return payload(
+            &d.webhook_id,
+            &d.event,
+            Op::Update,
+            &d.resource,
+            Some(d.object_id),
+            None,
+            None,
+            &Value::Null,
+            d.change_id,
+            d.created_at,
+        );
+    };
+    let doc = |t: &Option<String>| {
+        let v: Value = serde_json::from_str(t.as_deref()?).ok()?;
+        let redacted = match crate::changes::redacted(&v) {
+            std::borrow::Cow::Owned(r) => Some(r),
+            std::borrow::Cow::Borrowed(_) => None,
+        };
+        Some(redacted.unwrap_or(v))
+    };
+    let actor = json!({ "type": d.actor_type, "id": d.actor_id, "name": d.actor_name });
+    payload(
+        &d.webhook_id,
+        &d.event,
+        op,
+        &d.resource,
+        Some(d.object_id),
+        doc(&d.after).as_ref(),
+        doc(&d.before).as_ref(),
+        &actor,
+        d.change_id,
+        d.created_at,
+    )
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 
 use super::call::{Caller, HookCfg, Outcome};
@@ -358,7 +358,7 @@ impl Hooks {
     }
 
     async fn attempt(&self, d: DeliveryRow, h: HookCfg, claim: Option<Arc<str>>) {
-        let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+        let payload = super::payload_of(&d);
         let a = self.caller.call(&h, &d.webhook_id, &payload).await;
         metrics::histogram!("voxprov_hook_delivery_duration_seconds", "outcome" => a.outcome.as_str())
             .record(a.duration.as_secs_f64());

@@ -259,9 +259,18 @@ pub struct DeliveryRow {
     pub event: String,
     pub resource: String,
     pub object_id: i64,
+    /// The body as JSON text; empty when it is built from the change record at send time
+    /// (see [`crate::hooks::payload_of`]), whose fields follow (NULL otherwise).
     pub payload: String,
     pub attempts: i64,
     pub created_at: i64,
+    pub change_id: Option<i64>,
+    pub op: Option<String>,
+    pub actor_type: Option<String>,
+    pub actor_id: Option<i64>,
+    pub actor_name: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
 }
 
 /// One hook's deliveries that are due, not claimed by another node, and first in line for
@@ -289,12 +298,16 @@ pub async fn due(c: &mut Conn, hook_id: i64, now_ms: i64, limit: i64) -> Result<
     .await?)
 }
 
-/// The deliveries `ids` names that are still pending, whole, in the order of `ids`.
+/// The deliveries `ids` names that are still pending, whole, in the order of `ids`; those
+/// written without a body come with their change record's fields to build it from.
 pub async fn deliveries(c: &mut Conn, ids: &[i64]) -> Result<Vec<DeliveryRow>> {
     let mut rows: std::collections::HashMap<i64, DeliveryRow> = super::fetch_by_ids(
         c,
-        "SELECT id, hook_id, webhook_id, event, resource, object_id, payload, attempts, created_at \
-         FROM hook_deliveries WHERE status = 'pending' AND id IN ({ids})",
+        "SELECT d.id, d.hook_id, d.webhook_id, d.event, d.resource, d.object_id, d.payload, \
+         d.attempts, d.created_at, d.change_id, ch.op, ch.actor_type, ch.actor_id, ch.actor_name, \
+         ch.before, ch.after \
+         FROM hook_deliveries d LEFT JOIN changes ch ON d.payload = '' AND ch.id = d.change_id \
+         WHERE d.status = 'pending' AND d.id IN ({ids})",
         ids,
     )
     .await?

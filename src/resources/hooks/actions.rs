@@ -36,6 +36,7 @@ pub fn sample_payload(event: &str) -> Value {
         (op != Op::Create).then_some(&object),
         &json!({ "type": "admin", "id": 1, "name": "administrator" }),
         Some(1234),
+        hooks::now_ms(),
     )
 }
 
