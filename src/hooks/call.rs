@@ -172,6 +172,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Nothing could be sent (`why`): given up at once, not retried.
+    pub fn unsendable(why: &str) -> Answer {
+        let mut a = Answer::none(json!({}));
+        a.error = Some(why.to_string());
+        a.give_up = true;
+        a.started_ms = super::now_ms();
+        a
+    }
+
     /// No answer (yet): what was sent, for the log.
     fn none(request: Value) -> Answer {
         Answer {

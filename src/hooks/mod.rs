@@ -372,29 +372,19 @@ pub async fn enqueue_to(
 /// The body of a delivery as its hook receives it: as written, or (written without one, see
 /// [`enqueue_to`]) built from the change record it was made for, the same on every attempt:
 /// `timestamp` is when it was queued. The documents are redacted again, whatever the change
-/// record promised.
-pub fn payload_of(d: &st::DeliveryRow) -> Value {
+/// record promised. `None` if that change record is missing (nothing deletes change records:
+/// the delivery is given up rather than sent with a made-up body).
+pub fn payload_of(d: &st::DeliveryRow) -> Option<Value> {
     if !d.payload.is_empty() {
-        return serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+        return Some(serde_json::from_str(&d.payload).unwrap_or(Value::Null));
     }
     let Some(op) = d.op.as_deref().and_then(Op::parse) else {
-        tracing::warn!(
+        tracing::error!(
             delivery = d.id,
             change = d.change_id,
-            "the change record of a hook delivery is missing: sent without its documents"
+            "the change record of a hook delivery is missing: the delivery is given up"
         );
-        return payload(
-            &d.webhook_id,
-            &d.event,
-            Op::Update,
-            &d.resource,
-            Some(d.object_id),
-            None,
-            None,
-            &Value::Null,
-            d.change_id,
-            d.created_at,
-        );
+        return None;
     };
     let doc = |t: &Option<String>| {
         let v: Value = serde_json::from_str(t.as_deref()?).ok()?;
@@ -405,7 +395,7 @@ pub fn payload_of(d: &st::DeliveryRow) -> Value {
         Some(redacted.unwrap_or(v))
     };
     let actor = json!({ "type": d.actor_type, "id": d.actor_id, "name": d.actor_name });
-    payload(
+    Some(payload(
         &d.webhook_id,
         &d.event,
         op,
@@ -416,7 +406,7 @@ pub fn payload_of(d: &st::DeliveryRow) -> Value {
         &actor,
         d.change_id,
         d.created_at,
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -462,6 +452,70 @@ mod tests {
             events_of("subscribers", Op::Create, None, Some(&a)),
             ["subscriber.created"]
         );
+    }
+
+    fn bodiless(op: Option<&str>, before: Option<&str>, after: Option<&str>) -> st::DeliveryRow {
+        st::DeliveryRow {
+            id: 7,
+            hook_id: 1,
+            webhook_id: "msg_x".into(),
+            event: "customerbalance.updated".into(),
+            resource: "customerbalances".into(),
+            object_id: 3,
+            payload: String::new(),
+            attempts: 0,
+            created_at: 1_780_000_000_123,
+            change_id: Some(99),
+            op: op.map(Into::into),
+            actor_type: Some("apikey".into()),
+            actor_id: Some(5),
+            actor_name: Some("crm".into()),
+            before: before.map(Into::into),
+            after: after.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_body_left_to_send_time_is_built_from_its_change_record() {
+        let d = bodiless(
+            Some("update"),
+            Some(r#"{"cash_balance":1.5,"password":"old-secret"}"#),
+            Some(r#"{"cash_balance":949.6747799999999,"webpassword":"s3cret"}"#),
+        );
+        let p = payload_of(&d).unwrap();
+        assert_eq!(p["id"], "msg_x");
+        assert_eq!(p["event"], "customerbalance.updated");
+        assert_eq!(p["operation"], "update");
+        assert_eq!(
+            (&p["resource"], &p["resource_id"]),
+            (&json!("customerbalances"), &json!(3))
+        );
+        assert_eq!(p["change_id"], 99);
+        assert_eq!(
+            p["actor"],
+            json!({ "type": "apikey", "id": 5, "name": "crm" })
+        );
+        assert_eq!(p["timestamp"], "2026-05-28T20:26:40.123Z");
+        // Read back exactly as written, and never a secret, whatever the record held.
+        assert_eq!(
+            p["object"]["cash_balance"].as_f64(),
+            Some(949.6747799999999)
+        );
+        assert_eq!(p["object"]["webpassword"], crate::changes::REDACTED);
+        assert_eq!(p["old_object"]["password"], crate::changes::REDACTED);
+        assert_eq!(payload_of(&d), payload_of(&d), "the same on every attempt");
+        // A create has no old object; a delete's record has no after.
+        let c = payload_of(&bodiless(Some("create"), None, Some("{}"))).unwrap();
+        assert_eq!(
+            (&c["operation"], &c["old_object"]),
+            (&json!("create"), &Value::Null)
+        );
+        // No change record: nothing made up.
+        assert_eq!(payload_of(&bodiless(None, None, None)), None);
+        // A body written with the delivery (a system event) is sent as written.
+        let mut sys = bodiless(None, None, None);
+        sys.payload = r#"{"event":"sipserver.behind"}"#.into();
+        assert_eq!(payload_of(&sys).unwrap()["event"], "sipserver.behind");
     }
 
     #[test]

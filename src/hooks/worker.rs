@@ -359,7 +359,12 @@ impl Hooks {
 
     async fn attempt(&self, d: DeliveryRow, h: HookCfg, claim: Option<Arc<str>>) {
         let payload = super::payload_of(&d);
-        let a = self.caller.call(&h, &d.webhook_id, &payload).await;
+        let a = match &payload {
+            Some(p) => self.caller.call(&h, &d.webhook_id, p).await,
+            None => super::call::Answer::unsendable(
+                "the change record this delivery was made for is missing",
+            ),
+        };
         metrics::histogram!("voxprov_hook_delivery_duration_seconds", "outcome" => a.outcome.as_str())
             .record(a.duration.as_secs_f64());
         // A template that fails on every event is stopped here, at once: the writer disables
@@ -367,7 +372,11 @@ impl Hooks {
         {
             let mut t = self.template_failures.lock().expect("template failures");
             let n = t.entry(h.id).or_default();
-            *n = if a.give_up { *n + 1 } else { 0 };
+            *n = if a.give_up && payload.is_some() {
+                *n + 1
+            } else {
+                0
+            };
         }
         // The slot is free once the receiver has answered; the delivery stays claimed until
         // its outcome is recorded.

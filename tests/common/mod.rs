@@ -482,6 +482,21 @@ impl TestApp {
         )
     }
 
+    /// One query straight against the server's database (sqlite3 or psql): its rows one a
+    /// line, columns tab-separated.
+    pub fn db_query(&self, sql: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                let db = self.dir.join("voxprov.db").display().to_string();
+                run_ok(
+                    Command::new("sqlite3").args(["-separator", "\t", &db, sql]),
+                    &format!("sqlite3 {sql}"),
+                )
+            }
+            Backend::Postgres => psql_at(&self.db_url, sql),
+        }
+    }
+
     pub async fn journal_count(&self) -> i64 {
         let (_, v) = self.get("/api/journals/?rows=1").await;
         v["total_count"].as_i64().unwrap()
