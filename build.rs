@@ -1,5 +1,5 @@
 //! Embeds the shipped phone templates (src/devices/templates/<vendor>/…) in the binary, so
-//! a server needs no files beside itself.
+//! a server needs no files beside itself; and rebuilds the crate when a migration is added.
 
 use std::{fmt::Write, fs, path::Path};
 
@@ -27,6 +27,8 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
 fn main() {
     let root = Path::new("src/devices/templates");
     println!("cargo:rerun-if-changed=src/devices/templates");
+    // The migrations are embedded by sqlx::migrate!: a new one alone must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     let mut files = Vec::new();
     walk(root, root, &mut files);
     let mut src = String::from("pub static BUILTIN: &[(&str, &str)] = &[\n");

@@ -365,18 +365,15 @@ impl Hooks {
                 "the change record this delivery was made for is missing",
             ),
         };
-        metrics::histogram!("voxprov_hook_delivery_duration_seconds", "outcome" => a.outcome.as_str())
-            .record(a.duration.as_secs_f64());
         // A template that fails on every event is stopped here, at once: the writer disables
-        // the hook, and until then this node sends it nothing more.
-        {
+        // the hook, and until then this node sends it nothing more. A delivery with nothing
+        // to send says nothing about the template, nor about how long calls take.
+        if payload.is_some() {
+            metrics::histogram!("voxprov_hook_delivery_duration_seconds", "outcome" => a.outcome.as_str())
+                .record(a.duration.as_secs_f64());
             let mut t = self.template_failures.lock().expect("template failures");
             let n = t.entry(h.id).or_default();
-            *n = if a.give_up && payload.is_some() {
-                *n + 1
-            } else {
-                0
-            };
+            *n = if a.give_up { *n + 1 } else { 0 };
         }
         // The slot is free once the receiver has answered; the delivery stays claimed until
         // its outcome is recorded.

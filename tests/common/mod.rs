@@ -487,9 +487,19 @@ impl TestApp {
     pub fn db_query(&self, sql: &str) -> String {
         match self.backend {
             Backend::Sqlite => {
-                let db = self.dir.join("voxprov.db").display().to_string();
+                let db = self
+                    .db_url
+                    .strip_prefix("sqlite://")
+                    .expect("an SQLite URL");
                 run_ok(
-                    Command::new("sqlite3").args(["-separator", "\t", &db, sql]),
+                    Command::new("sqlite3").args([
+                        "-cmd",
+                        ".timeout 5000",
+                        "-separator",
+                        "\t",
+                        db,
+                        sql,
+                    ]),
                     &format!("sqlite3 {sql}"),
                 )
             }
