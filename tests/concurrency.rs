@@ -105,11 +105,14 @@ async fn a_customer_change_is_not_overtaken_by_later_creations() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let f = app.fixture().await;
     let cust = f.customer_id;
+    // pg_locks is the whole cluster's, and the tests running beside this one have customers
+    // with the same id in databases of their own: only this database's locks count.
     let advisory = |granted: bool| {
         psql_at(
             &app.db_url,
             &format!(
-                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 2 AND objid = {cust} AND granted = {granted}"
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 2 AND objid = {cust} AND granted = {granted} \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             ),
         )
         .parse::<i64>()
