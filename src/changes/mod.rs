@@ -85,6 +85,15 @@ pub fn redacted(v: &Value) -> Cow<'_, Value> {
     }
 }
 
+/// `v` as the journal keeps it, taken rather than copied when no secret in it shows.
+pub fn redacted_owned(v: Value) -> Value {
+    if shows_secret(&v) {
+        redact(&v)
+    } else {
+        v
+    }
+}
+
 /// Whether [`redact`] would change `v`.
 fn shows_secret(v: &Value) -> bool {
     match v {
@@ -192,12 +201,7 @@ pub async fn record_created(
         let after: Value =
             serde_json::from_str(&created[i].2).map_err(crate::error::Error::internal)?;
         // Hooks never see a secret, whatever the caller promised.
-        let after = if shows_secret(&after) {
-            redact(&after)
-        } else {
-            after
-        };
-        Ok((None, Some(Cow::Owned(after))))
+        Ok((None, Some(Cow::Owned(redacted_owned(after)))))
     })
     .await
 }

@@ -248,7 +248,12 @@ pub struct Emitted<'a> {
 }
 
 pub fn actor_json(a: &Actor) -> Value {
-    json!({ "type": a.kind.as_str(), "id": a.id, "name": a.name })
+    actor_value(a.kind.as_str(), a.id, &a.name)
+}
+
+/// The `actor` of a body, from its parts (as a change record keeps them).
+fn actor_value(kind: &str, id: Option<i64>, name: &str) -> Value {
+    json!({ "type": kind, "id": id, "name": name })
 }
 
 /// The body every hook receives (before-hooks get the same shape without a change id);
@@ -388,13 +393,13 @@ pub fn payload_of(d: &st::DeliveryRow) -> Option<Value> {
     };
     let doc = |t: &Option<String>| {
         let v: Value = serde_json::from_str(t.as_deref()?).ok()?;
-        let redacted = match crate::changes::redacted(&v) {
-            std::borrow::Cow::Owned(r) => Some(r),
-            std::borrow::Cow::Borrowed(_) => None,
-        };
-        Some(redacted.unwrap_or(v))
+        Some(crate::changes::redacted_owned(v))
     };
-    let actor = json!({ "type": d.actor_type, "id": d.actor_id, "name": d.actor_name });
+    let actor = actor_value(
+        d.actor_type.as_deref().unwrap_or_default(),
+        d.actor_id,
+        d.actor_name.as_deref().unwrap_or_default(),
+    );
     Some(payload(
         &d.webhook_id,
         &d.event,
@@ -509,6 +514,11 @@ mod tests {
         assert_eq!(
             (&c["operation"], &c["old_object"]),
             (&json!("create"), &Value::Null)
+        );
+        let del = payload_of(&bodiless(Some("delete"), Some("{}"), None)).unwrap();
+        assert_eq!(
+            (&del["operation"], &del["object"], &del["old_object"]),
+            (&json!("delete"), &Value::Null, &json!({}))
         );
         // No change record: nothing made up.
         assert_eq!(payload_of(&bodiless(None, None, None)), None);
