@@ -237,16 +237,17 @@ async fn insert_entries<'a>(
             .collect();
         let insert = format!(
             "INSERT INTO changes (ts, actor_type, actor_id, actor_name, client_addr, reseller_id, resource, object_id, op, before, after) \
-             VALUES {} RETURNING id",
+             VALUES {}",
             values.join(", ")
         );
         // The enabled after-hooks come back with the ids, in the same round trip: on
-        // PostgreSQL from a writing WITH; SQLite has none, so there a second statement in the
-        // same query (one hand-off to SQLite's thread while the writer is held, not two).
+        // PostgreSQL from a writing WITH; SQLite has none, so there more statements in the
+        // same query (one hand-off to SQLite's thread while the writer is held, not two): the
+        // ids as one row, then the hooks.
         let with_hooks = crate::store::has_row_locks(c);
         let sql = if with_hooks {
             format!(
-                "WITH ins AS ({insert}) \
+                "WITH ins AS ({insert} RETURNING id) \
                  SELECT 0 AS k, id, CAST(NULL AS BIGINT) AS reseller_id, CAST(NULL AS TEXT) AS events, \
                  CAST(NULL AS TEXT) AS filter_domain, CAST(NULL AS BIGINT) AS filter_sipserver_id, \
                  CAST(NULL AS BIGINT) AS filter_customer_id FROM ins \
@@ -255,7 +256,8 @@ async fn insert_entries<'a>(
             )
         } else {
             format!(
-                "{insert}; SELECT {} ORDER BY id",
+                "{insert}; {}; SELECT {} ORDER BY id",
+                crate::store::sqlite_ids_of_insert("changes", chunk.len()),
                 crate::store::hooks::AFTER_TARGETS
             )
         };
@@ -279,16 +281,17 @@ async fn insert_entries<'a>(
         let mut ids = Vec::with_capacity(chunk.len());
         let mut hooks = Vec::new();
         for (i, row) in rows.iter().enumerate() {
-            let hook = if with_hooks {
-                row.try_get::<i32, _>(0)? == 1
-            } else {
-                // SQLite: the insert's rows first, one per change.
-                i >= chunk.len()
-            };
-            if hook {
+            if !with_hooks {
+                // SQLite: the ids' row first, then the hooks.
+                if i == 0 {
+                    ids = crate::store::sqlite_inserted_ids(row, "changes", chunk.len())?;
+                } else {
+                    hooks.push(sqlx::FromRow::from_row(row)?);
+                }
+            } else if row.try_get::<i32, _>(0)? == 1 {
                 hooks.push(sqlx::FromRow::from_row(row)?);
             } else {
-                ids.push(row.try_get::<i64, _>(if with_hooks { 1 } else { 0 })?);
+                ids.push(row.try_get::<i64, _>(1)?);
             }
         }
         hooks.sort_by_key(|h: &crate::store::hooks::HookTarget| h.id);

@@ -339,7 +339,21 @@ pub async fn insert_many(
 ) -> Result<Vec<NumberRec>> {
     use sqlx::Row;
     let mut ids = Vec::with_capacity(rows.len());
+    let sqlite = !super::has_row_locks(c);
     for chunk in rows.chunks(INSERT_CHUNK) {
+        if sqlite {
+            let sql = format!(
+                "{}; {}",
+                insert_sql(c, chunk.len(), "", ""),
+                super::sqlite_ids_of_insert("numbers", chunk.len())
+            );
+            let rows = bind_rows(sqlx::query(&sql), chunk, ts)
+                .fetch_all(&mut *c)
+                .await?;
+            let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+            ids.extend(super::sqlite_inserted_ids(row, "numbers", chunk.len())?);
+            continue;
+        }
         let sql = insert_sql(c, chunk.len(), "", "id");
         let rows = bind_rows(sqlx::query(&sql), chunk, ts)
             .fetch_all(&mut *c)
@@ -379,11 +393,16 @@ pub async fn insert_many(
 const INSERT_CHUNK: usize = 100;
 
 /// An insert of `n` numbers, `conflict` (an `ON CONFLICT` clause, or nothing) after the rows,
-/// returning `returning`.
+/// returning `returning` (nothing if empty).
 fn insert_sql(c: &Conn, n: usize, conflict: &str, returning: &str) -> String {
     const COLS: usize = 7;
+    let returning = if returning.is_empty() {
+        String::new()
+    } else {
+        format!(" RETURNING {returning}")
+    };
     format!(
-        "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {}{conflict} RETURNING {returning}",
+        "INSERT INTO numbers (cc, ac, sn, reseller_id, subscriber_id, is_primary, create_timestamp) VALUES {}{conflict}{returning}",
         (0..n)
             .map(|i| format!("({})", super::params_in_order(c, i * COLS + 1, COLS)))
             .collect::<Vec<_>>()

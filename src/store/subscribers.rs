@@ -198,23 +198,40 @@ pub async fn insert_many(
 ) -> Result<Vec<i64>> {
     // Every parameter bound in turn, so SQLite's are anonymous (see `params_in_order`).
     const COLS: usize = INSERT_PARAMS;
+    let sqlite = !super::has_row_locks(c);
     let mut ids = std::collections::HashMap::with_capacity(rows.len());
+    let mut in_order = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(50) {
-        let sql = format!(
-            "INSERT INTO subscribers ({INSERT_COLS}) VALUES {} RETURNING id, uuid",
-            (0..chunk.len())
-                .map(|i| format!("({})", super::params_in_order(c, i * COLS + 1, COLS)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let values = (0..chunk.len())
+            .map(|i| format!("({})", super::params_in_order(c, i * COLS + 1, COLS)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = if sqlite {
+            format!(
+                "INSERT INTO subscribers ({INSERT_COLS}) VALUES {values}; {}",
+                super::sqlite_ids_of_insert("subscribers", chunk.len())
+            )
+        } else {
+            format!("INSERT INTO subscribers ({INSERT_COLS}) VALUES {values} RETURNING id, uuid")
+        };
         let mut q = sqlx::query(&sql);
         for (uuid, f) in chunk {
             q = bind_row(q, uuid, f, ts);
+        }
+        if sqlite {
+            // (fetch_one would look at the insert's results only.)
+            let rows = q.fetch_all(&mut *c).await?;
+            let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+            in_order.extend(super::sqlite_inserted_ids(row, "subscribers", chunk.len())?);
+            continue;
         }
         for r in q.fetch_all(&mut *c).await? {
             use sqlx::Row;
             ids.insert(r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?);
         }
+    }
+    if sqlite {
+        return Ok(in_order);
     }
     rows.iter()
         .map(|(uuid, _)| {
