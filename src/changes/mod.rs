@@ -294,6 +294,13 @@ async fn insert_entries<'a>(
                 ids.push(row.try_get::<i64, _>(1)?);
             }
         }
+        if ids.len() != chunk.len() {
+            return Err(crate::error::Error::internal(anyhow::anyhow!(
+                "{} change records inserted, {} ids read back",
+                chunk.len(),
+                ids.len()
+            )));
+        }
         hooks.sort_by_key(|h: &crate::store::hooks::HookTarget| h.id);
         ids.sort_unstable();
         last = last.max(ids.last().copied());
