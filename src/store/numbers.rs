@@ -347,11 +347,8 @@ pub async fn insert_many(
                 insert_sql(c, chunk.len(), "", ""),
                 super::sqlite_ids_of_insert("numbers", chunk.len())
             );
-            let rows = bind_rows(sqlx::query(&sql), chunk, ts)
-                .fetch_all(&mut *c)
-                .await?;
-            let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
-            ids.extend(super::sqlite_inserted_ids(row, "numbers", chunk.len())?);
+            let q = bind_rows(sqlx::query(&sql), chunk, ts);
+            ids.extend(super::sqlite_insert_ids(c, q, "numbers", chunk.len()).await?);
             continue;
         }
         let sql = insert_sql(c, chunk.len(), "", "id");

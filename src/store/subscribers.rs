@@ -219,10 +219,7 @@ pub async fn insert_many(
             q = bind_row(q, uuid, f, ts);
         }
         if sqlite {
-            // (fetch_one would look at the insert's results only.)
-            let rows = q.fetch_all(&mut *c).await?;
-            let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
-            in_order.extend(super::sqlite_inserted_ids(row, "subscribers", chunk.len())?);
+            in_order.extend(super::sqlite_insert_ids(c, q, "subscribers", chunk.len()).await?);
             continue;
         }
         for r in q.fetch_all(&mut *c).await? {
