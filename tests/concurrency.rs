@@ -234,3 +234,73 @@ async fn a_write_that_meets_a_held_sqlite_database_is_told_to_retry() {
     let (s, v) = app.post("/api/subscribers/", body).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 }
+
+/// The threads of process `pid` as (name, CPUs it may run on), from /proc.
+fn threads_and_cpus(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = t.unwrap().path();
+        let (Ok(name), Ok(status)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("status")),
+        ) else {
+            continue; // ended meanwhile
+        };
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        out.push((name.trim().to_string(), cpus));
+    }
+    out
+}
+
+/// On SQLite, the single writer's connection runs on one CPU together with the lane that
+/// drives the writes (src/store/lane.rs): a statement handed over wakes a thread on the same
+/// CPU. Only that connection: the readers and everything else keep every CPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_writer_shares_one_cpu_with_its_lane_and_nothing_else_is_confined() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
+    let f = app.fixture().await;
+    app.subscriber(&f, "pinned", 7100).await;
+    let threads = threads_and_cpus(app.pid());
+    let all = threads
+        .iter()
+        .find(|(n, _)| n == "voxprov")
+        .map(|(_, c)| c.clone())
+        .expect("the main thread");
+    let lanes: Vec<&String> = threads
+        .iter()
+        .filter(|(n, _)| n == "voxprov-writer")
+        .map(|(_, c)| c)
+        .collect();
+    if !all.contains(['-', ',']) {
+        // One CPU allowed: nothing to share, no lane.
+        assert!(lanes.is_empty(), "{threads:?}");
+        return;
+    }
+    assert_eq!(lanes.len(), 1, "one lane: {threads:?}");
+    let lane = lanes[0];
+    assert!(
+        lane.parse::<u32>().is_ok(),
+        "the lane is on one CPU: {threads:?}"
+    );
+    let sqlite: Vec<&String> = threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("sqlx-sqlite"))
+        .map(|(_, c)| c)
+        .collect();
+    assert!(sqlite.len() >= 9, "the writer and 8 readers: {threads:?}");
+    assert_eq!(
+        sqlite.iter().filter(|c| **c == lane).count(),
+        1,
+        "the writer's connection alone is on the lane's CPU: {threads:?}"
+    );
+    for (name, cpus) in &threads {
+        if name != "voxprov-writer" && !(name.starts_with("sqlx-sqlite") && cpus == lane) {
+            assert_eq!(cpus, &all, "{name} keeps every CPU: {threads:?}");
+        }
+    }
+}

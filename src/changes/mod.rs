@@ -134,6 +134,20 @@ tokio::task_local! {
     pub static RECORDED: std::cell::RefCell<Recorded>;
 }
 
+impl Recorded {
+    /// Adds what another task recorded for the same request (its write ran on the writer's
+    /// lane, see [`crate::resources::on_writer`]) to this task's record, if it keeps one.
+    pub fn add_to_current(self) {
+        let _ = RECORDED.try_with(|r| {
+            let mut r = r.borrow_mut();
+            r.last_id = r.last_id.max(self.last_id);
+            r.by_non_admin |= self.by_non_admin;
+            r.deliveries += self.deliveries;
+            r.resources.extend(self.resources);
+        });
+    }
+}
+
 /// Appends one record; call inside the transaction that makes the change.
 pub async fn record(c: &mut Conn, actor: &Actor, ch: Change<'_>) -> Result<i64> {
     Ok(record_many(c, actor, &[ch]).await?.unwrap_or(0))

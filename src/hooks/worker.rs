@@ -220,8 +220,11 @@ impl Hooks {
             .take()
             .expect("started once");
         let (a, b) = (self.clone(), self.clone());
+        // The outcomes' writes hold the single writer: they are made next to it.
+        let writer = self
+            .store
+            .spawn_near_writer(async move { a.write_loop(rx).await });
         tokio::spawn(async move {
-            let writer = tokio::spawn(async move { a.write_loop(rx).await });
             b.dispatch_loop().await;
             writer.abort();
         })

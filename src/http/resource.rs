@@ -25,8 +25,8 @@ use crate::hooks::before;
 use crate::model::Actor;
 use crate::resources::write::{load_record, load_visible, save_metadata, strip, Edit};
 pub use crate::resources::{
-    create_one, parse_id, parse_json, parse_list_query, record, to_input, to_map, update_one,
-    Created, ListQuery, Resource, MAX_ROWS,
+    create_one, on_writer, parse_id, parse_json, parse_list_query, record, to_input, to_map,
+    update_one, Created, ListQuery, Resource, MAX_ROWS,
 };
 
 /// Reads the body, refusing more than the configured limit (413) and other media types (415).
@@ -265,10 +265,17 @@ async fn create<R: Resource>(
         let verdict = before::run(&app.hooks, &hooks, &actor, &pending, v).await?;
         (verdict.doc, verdict.metadata)
     };
-    let mut tx = app.store.begin().await?;
-    let (created, repr) = create_one::<R>(&mut tx, &app, &actor, v).await?;
-    save_metadata(&mut tx, R::NAME, created.id, &metadata).await?;
-    tx.commit().await?;
+    let (created, repr) = {
+        let (app2, actor) = (app.clone(), actor.clone());
+        on_writer(&app, async move {
+            let mut tx = app2.store.begin().await?;
+            let (created, repr) = create_one::<R>(&mut tx, &app2, &actor, v).await?;
+            save_metadata(&mut tx, R::NAME, created.id, &metadata).await?;
+            tx.commit().await?;
+            Ok((created, repr))
+        })
+        .await?
+    };
     let location = format!("/api/{}/{}", R::NAME, created.id);
     let tag = etag::<R>(&app, &repr);
     let mut resp = if wants_representation(&headers) || created.once.is_some() {
@@ -518,36 +525,46 @@ async fn modify<R: Resource>(
         R::prepare(&app, &actor, &doc).await?;
     }
     let mut tries = 0;
-    let (repr, tx) = loop {
+    let repr = loop {
         tries += 1;
         let decided = decide::<R>(&app, &actor, id, &headers, Op::Update, Some(&change)).await?;
-        let mut tx = app.store.begin().await?;
-        let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
-        let tag = etag::<R>(&app, &old);
-        let current = R::view(&old, &actor);
-        let new = match &decided {
-            Some(d) if d.seen != tag => {
-                if tries < HOOK_RACE_RETRIES {
-                    continue;
-                }
+        let (app2, actor2, headers2, change2) =
+            (app.clone(), actor.clone(), headers.clone(), change.clone());
+        let done = on_writer(&app, async move {
+            let (app, actor, headers, change) = (app2, actor2, headers2, change2);
+            let mut tx = app.store.begin().await?;
+            let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
+            let tag = etag::<R>(&app, &old);
+            let current = R::view(&old, &actor);
+            let new = match &decided {
+                // Changed since the before-hooks saw it: asked again.
+                Some(d) if d.seen != tag => return Ok(None),
+                Some(d) => d.doc.clone().expect("a change has a document"),
+                None => change.apply::<R>(&current)?,
+            };
+            let repr = update_one::<R>(&mut tx, &app, &actor, &old, new).await?;
+            // The precondition is judged after the change itself (an invalid body is a 422
+            // whatever the ETag), and before anything is committed: a stale If-Match writes
+            // nothing.
+            check_if_match(&headers, &tag)?;
+            if let Some(d) = &decided {
+                save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(repr))
+        })
+        .await?;
+        match done {
+            Some(repr) => break repr,
+            None if tries < HOOK_RACE_RETRIES => continue,
+            None => {
                 return Err(Error::Conflict(format!(
                     "{} {id} kept changing while before-hooks were asked; retry",
                     R::NAME
-                )));
+                )))
             }
-            Some(d) => d.doc.clone().expect("a change has a document"),
-            None => change.apply::<R>(&current)?,
-        };
-        let repr = update_one::<R>(&mut tx, &app, &actor, &old, new).await?;
-        // The precondition is judged after the change itself (an invalid body is a 422 whatever
-        // the ETag), and before anything is committed: a stale If-Match writes nothing.
-        check_if_match(&headers, &tag)?;
-        if let Some(d) = &decided {
-            save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
         }
-        break (repr, tx);
     };
-    tx.commit().await?;
     let tag = etag::<R>(&app, &repr);
     let resp = if wants_representation(&headers) {
         hal::respond(StatusCode::OK, &headers, &item_json::<R>(&repr, &actor))
@@ -566,32 +583,40 @@ async fn delete<R: Resource>(
     R::check_access(&actor, true)?;
     let id = parse_id(&id)?;
     let mut tries = 0;
-    let (old, mut tx) = loop {
+    loop {
         tries += 1;
         let decided = decide::<R>(&app, &actor, id, &headers, Op::Delete, None).await?;
-        let mut tx = app.store.begin().await?;
-        let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
-        let tag = etag::<R>(&app, &old);
-        check_if_match(&headers, &tag)?;
-        if let Some(d) = &decided {
-            if d.seen != tag {
-                if tries < HOOK_RACE_RETRIES {
-                    continue;
+        let (app2, actor2, headers2) = (app.clone(), actor.clone(), headers.clone());
+        let done = on_writer(&app, async move {
+            let (app, actor, headers) = (app2, actor2, headers2);
+            let mut tx = app.store.begin().await?;
+            let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
+            let tag = etag::<R>(&app, &old);
+            check_if_match(&headers, &tag)?;
+            if let Some(d) = &decided {
+                if d.seen != tag {
+                    // Changed since the before-hooks saw it: asked again.
+                    return Ok(false);
                 }
-                return Err(Error::Conflict(format!(
-                    "{} {id} kept changing while before-hooks were asked; retry",
-                    R::NAME
-                )));
+                save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
             }
-            save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
+            R::delete(&mut tx, &app, &actor, id, &old).await?;
+            let after = R::load(&mut tx, &app, id, false).await?;
+            record::<R>(&mut tx, &actor, Op::Delete, Some(&old), after.as_ref()).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await?;
+        if done {
+            return Ok(StatusCode::NO_CONTENT.into_response());
         }
-        break (old, tx);
-    };
-    R::delete(&mut tx, &app, &actor, id, &old).await?;
-    let after = R::load(&mut tx, &app, id, false).await?;
-    record::<R>(&mut tx, &actor, Op::Delete, Some(&old), after.as_ref()).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+        if tries >= HOOK_RACE_RETRIES {
+            return Err(Error::Conflict(format!(
+                "{} {id} kept changing while before-hooks were asked; retry",
+                R::NAME
+            )));
+        }
+    }
 }
 
 async fn journal<R: Resource>(

@@ -56,7 +56,7 @@ use crate::model::Actor;
 use crate::store::Conn;
 
 pub use query::{parse_id, parse_list_query, ListQuery, MAX_ROWS};
-pub use write::{create_one, delete_one, parse_json, record, to_input, update_one};
+pub use write::{create_one, delete_one, on_writer, parse_json, record, to_input, update_one};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -228,6 +228,40 @@ pub async fn record<R: Resource>(
     Ok(())
 }
 
+/// Runs a request's write (from its `begin` to its `commit`) where the single writer is
+/// cheapest to reach ([`crate::store::Store::on_writer`]), as part of the request: it reads
+/// its input as strictly as the request does, what it ignores is named in the request's
+/// answer, what it records is what the request waits for once committed (SIP servers,
+/// hooks), and it logs under the request's span.
+pub async fn on_writer<T: Send + 'static>(
+    app: &App,
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    use tracing::Instrument;
+    let strict = handling::strict();
+    let work = async move {
+        let fresh = std::cell::RefCell::new(changes::Recorded::default());
+        let ((out, rec), ignored) = handling::scope(
+            strict,
+            changes::RECORDED.scope(fresh, async move {
+                let out = work.await;
+                (out, changes::RECORDED.with(|r| r.take()))
+            }),
+        )
+        .await;
+        Ok((out, rec, ignored))
+    };
+    let (out, rec, ignored) = app
+        .store
+        .on_writer(work.instrument(tracing::Span::current()))
+        .await?;
+    rec.add_to_current();
+    for what in ignored {
+        handling::ignored(what);
+    }
+    out
+}
+
 /// Creates one object from a JSON body and records it, inside the caller's transaction (a
 /// POST, or one row of a bulk import).
 pub async fn create_one<R: Resource>(

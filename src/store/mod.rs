@@ -19,6 +19,7 @@ pub mod devices;
 pub mod dump;
 pub mod features;
 pub mod hooks;
+mod lane;
 pub mod numbers;
 pub mod pbx;
 pub mod peering;
@@ -83,21 +84,33 @@ impl Store {
                      PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY;"
                 );
                 let p1 = pragmas.clone();
-                let write = AnyPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .after_connect(move |c, _| {
-                        let p = p1.clone();
-                        Box::pin(async move {
-                            c.execute(p.as_str()).await?;
-                            Ok(())
+                // Opened from the writer's lane, so that the connection's thread is on the
+                // lane's CPU (see [`lane`]).
+                let write_opts = opts.clone();
+                let write = lane::run(async move {
+                    AnyPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(move |c, _| {
+                            let p = p1.clone();
+                            Box::pin(async move {
+                                c.execute(p.as_str()).await?;
+                                Ok(())
+                            })
                         })
-                    })
-                    .connect_with(opts.clone())
-                    .await?;
+                        .connect_with(write_opts)
+                        .await
+                })
+                .await??;
                 let p2 = pragmas;
+                // All opened now, from here, and kept: a reader opened later from the writer's
+                // lane (a write that reads on the side) would have its thread pinned to the
+                // lane's CPU with it, and reads belong on every CPU.
                 let read = AnyPoolOptions::new()
                     .max_connections(8)
+                    .min_connections(8)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .acquire_timeout(Duration::from_secs(30))
                     .after_connect(move |c, _| {
                         let p = p2.clone();
@@ -180,6 +193,32 @@ impl Store {
         match &self.group {
             Some(g) => g.begin(false).await,
             None => Ok(Tx::pool(self.write.begin().await?)),
+        }
+    }
+
+    /// Runs `work` where SQLite's single writer is cheapest to reach: on its lane (see
+    /// [`lane`]), which hands statements to the writer's connection without waking another
+    /// CPU. For work that holds the writer for several statements (an API write from its
+    /// `begin` to its `commit`). On PostgreSQL it runs inline.
+    pub async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        match &self.group {
+            Some(_) => lane::run(work).await?,
+            None => work.await,
+        }
+    }
+
+    /// Starts a task that writes often where the writer is cheapest to reach (see
+    /// [`Store::on_writer`]); on PostgreSQL, an ordinary task.
+    pub fn spawn_near_writer<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        match &self.group {
+            Some(_) => lane::spawn(work),
+            None => tokio::spawn(work),
         }
     }
 

@@ -117,7 +117,9 @@ impl Group {
             w = finished(w).await?;
         }
         if w.conn.is_none() {
-            w.conn = Some(self.pool.acquire().await?);
+            // Opened from the writer's lane: its thread is on the lane's CPU.
+            let pool = self.pool.clone();
+            w.conn = Some(super::lane::run(async move { pool.acquire().await }).await??);
         }
         let role = if w.open.is_some() {
             if !std::mem::take(&mut w.reopened) {

@@ -128,7 +128,7 @@ impl Targets {
                 continue;
             }
             let status = Arc::new(Status::new(id, t.name.clone()));
-            let handle = tokio::spawn(run_worker(
+            let handle = self.store.spawn_near_writer(run_worker(
                 self.store.clone(),
                 self.cipher.clone(),
                 t.clone(),
@@ -751,7 +751,13 @@ async fn diff_full(
         .await
         .map_err(|e| Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e.into()))))?;
     db.drop_missing(&t.name, &mut desired);
-    Ok(rows::diff(layout, &desired, &actual))
+    // Comparing every row is long work without a pause (a second and more at a million
+    // subscribers): off the runtime the worker shares with the API's writes (see
+    // `Store::spawn_near_writer`).
+    let layout = layout.clone();
+    tokio::task::spawn_blocking(move || rows::diff(&layout, &desired, &actual))
+        .await
+        .map_err(Error::internal)
 }
 
 /// What a batch of changes touched.

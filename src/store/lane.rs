@@ -1,0 +1,95 @@
+//! The SQLite writer's lane: one thread, pinned to one CPU, that runs write transactions
+//! next to the thread sqlx gives the writer's connection (that thread is started from the
+//! lane, so it is pinned to the same CPU).
+//!
+//! Every statement of a write is a hand-off: the task running it sends the statement to the
+//! connection's thread and sleeps, that thread runs it and wakes the task — two wake-ups, with
+//! the single writer held throughout. When the two threads sit on different CPUs, a wake-up
+//! often has to bring an idle CPU out of its halt, which on a virtual machine is a trip
+//! through the hypervisor: on the 2-core development machine about 90 µs a statement, most
+//! of the time a create held the writer while both CPUs were 40% idle. On one CPU a wake-up
+//! is a switch of threads on that CPU. The rest of a request (HTTP, JSON, reads) still runs
+//! on every CPU; only the part that holds the writer is sent here.
+//!
+//! With a single CPU allowed there is nothing to gain: no lane, everything runs inline.
+
+use std::{future::Future, sync::OnceLock};
+
+use tokio::runtime::Handle;
+
+use crate::error::{Error, Result};
+
+static LANE: OnceLock<Option<Handle>> = OnceLock::new();
+
+/// The lane's runtime, started at the first call (one per process, whatever the number of
+/// databases opened), or `None` where there is none.
+fn lane() -> Option<&'static Handle> {
+    LANE.get_or_init(start).as_ref()
+}
+
+fn start() -> Option<Handle> {
+    let allowed = rustix::thread::sched_getaffinity(None).ok()?;
+    if allowed.count() < 2 {
+        return None;
+    }
+    // The last CPU allowed: interrupts tend to land on the first ones.
+    let cpu = (0..rustix::thread::CpuSet::MAX_CPU)
+        .rev()
+        .find(|c| allowed.is_set(*c))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("voxprov-writer".into())
+        .spawn(move || {
+            let mut only = rustix::thread::CpuSet::new();
+            only.set(cpu);
+            if let Err(e) = rustix::thread::sched_setaffinity(None, &only) {
+                tracing::debug!(cpu, error = %e, "writer lane: cannot pin its thread");
+            }
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                // The lane's blocking threads (argon2, building journal records) are started
+                // from the pinned thread: they get every CPU back.
+                .on_thread_start(move || {
+                    let _ = rustix::thread::sched_setaffinity(None, &allowed);
+                })
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!(error = %e, "writer lane: no runtime, writes run inline");
+                    let _ = tx.send(None);
+                    return;
+                }
+            };
+            let _ = tx.send(Some(rt.handle().clone()));
+            // The lane lives as long as the process.
+            rt.block_on(std::future::pending::<()>());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "writer lane: cannot start its thread, writes run inline");
+        return None;
+    }
+    rx.recv().ok().flatten()
+}
+
+/// Runs `work` on the lane (inline where there is none) and returns what it returned. The
+/// work runs to its end even if the caller goes away meanwhile (a client that hung up), as a
+/// commit already does.
+pub(super) async fn run<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T> {
+    match lane() {
+        Some(h) => h.spawn(work).await.map_err(Error::internal),
+        None => Ok(work.await),
+    }
+}
+
+/// Starts `work` as a task on the lane (on the caller's runtime where there is none).
+pub(super) fn spawn<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    match lane() {
+        Some(h) => h.spawn(work),
+        None => tokio::spawn(work),
+    }
+}
