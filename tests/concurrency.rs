@@ -236,6 +236,7 @@ async fn a_write_that_meets_a_held_sqlite_database_is_told_to_retry() {
 }
 
 /// The threads of process `pid` as (name, CPUs it may run on), from /proc.
+#[cfg(target_os = "linux")]
 fn threads_and_cpus(pid: u32) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
@@ -260,11 +261,20 @@ fn threads_and_cpus(pid: u32) -> Vec<(String, String)> {
 /// On SQLite, the single writer's connection runs on one CPU together with the lane that
 /// drives the writes (src/store/lane.rs): a statement handed over wakes a thread on the same
 /// CPU. Only that connection: the readers and everything else keep every CPU.
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sqlite_writer_shares_one_cpu_with_its_lane_and_nothing_else_is_confined() {
     let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
     let f = app.fixture().await;
-    app.subscriber(&f, "pinned", 7100).await;
+    // A web password is hashed (argon2) on a blocking thread started from the lane while the
+    // write holds the writer: that thread gets every CPU back.
+    app.create(
+        "/api/subscribers/",
+        json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "pinned",
+                "password": "sip-secret-1", "webusername": "pinned", "webpassword": "web-Secret-12345",
+                "primary_number": { "cc": 49, "ac": 30, "sn": 7100 } }),
+    )
+    .await;
     let threads = threads_and_cpus(app.pid());
     let all = threads
         .iter()
@@ -282,6 +292,10 @@ async fn the_sqlite_writer_shares_one_cpu_with_its_lane_and_nothing_else_is_conf
         return;
     }
     assert_eq!(lanes.len(), 1, "one lane: {threads:?}");
+    assert!(
+        threads.iter().any(|(n, _)| n == "voxprov-lane-bg"),
+        "the lane started a blocking thread (argon2): {threads:?}"
+    );
     let lane = lanes[0];
     assert!(
         lane.parse::<u32>().is_ok(),

@@ -220,13 +220,14 @@ impl Hooks {
             .take()
             .expect("started once");
         let (a, b) = (self.clone(), self.clone());
-        // The outcomes' writes hold the single writer: they are made next to it.
+        // The outcomes' writes hold the single writer: they are made next to it. The writer
+        // stops with the worker, aborted or not (its task may live on another runtime).
         let writer = self
             .store
             .spawn_near_writer(async move { a.write_loop(rx).await });
         tokio::spawn(async move {
+            let _writer = AbortOnDrop(writer);
             b.dispatch_loop().await;
-            writer.abort();
         })
     }
 
@@ -631,5 +632,14 @@ impl Hooks {
         let n = st::prune(&mut tx, now_ms() - keep_ms).await?;
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+/// Aborts a task when dropped (its owner ended or was aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

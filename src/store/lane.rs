@@ -11,11 +11,13 @@
 //! is a switch of threads on that CPU. The rest of a request (HTTP, JSON, reads) still runs
 //! on every CPU; only the part that holds the writer is sent here.
 //!
-//! With a single CPU allowed there is nothing to gain: no lane, everything runs inline.
+//! With a single CPU allowed there is nothing to gain: no lane, everything runs inline (and
+//! so on systems other than Linux, where the pinning is not written).
 
 use std::{future::Future, sync::OnceLock};
 
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
@@ -27,6 +29,12 @@ fn lane() -> Option<&'static Handle> {
     LANE.get_or_init(start).as_ref()
 }
 
+#[cfg(not(target_os = "linux"))]
+fn start() -> Option<Handle> {
+    None
+}
+
+#[cfg(target_os = "linux")]
 fn start() -> Option<Handle> {
     let allowed = rustix::thread::sched_getaffinity(None).ok()?;
     if allowed.count() < 2 {
@@ -43,10 +51,11 @@ fn start() -> Option<Handle> {
             let mut only = rustix::thread::CpuSet::new();
             only.set(cpu);
             if let Err(e) = rustix::thread::sched_setaffinity(None, &only) {
-                tracing::debug!(cpu, error = %e, "writer lane: cannot pin its thread");
+                tracing::warn!(cpu, error = %e, "writer lane: cannot pin its thread");
             }
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .thread_name("voxprov-lane-bg")
                 // The lane's blocking threads (argon2, building journal records) are started
                 // from the pinned thread: they get every CPU back.
                 .on_thread_start(move || {
@@ -79,9 +88,27 @@ pub(super) async fn run<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
 ) -> Result<T> {
     match lane() {
-        Some(h) => h.spawn(work).await.map_err(Error::internal),
+        Some(h) => {
+            let caller = CancellationToken::new();
+            let _gone = caller.clone().drop_guard();
+            h.spawn(CALLER.scope(caller, work))
+                .await
+                .map_err(Error::internal)
+        }
         None => Ok(work.await),
     }
+}
+
+tokio::task_local! {
+    /// Cancelled once the caller of [`run`] has gone away (a client that hung up).
+    static CALLER: CancellationToken;
+}
+
+/// For work started by [`run`]: what tells that its caller has gone away. A write still
+/// waiting for its turn at the writer then gives up, as it did when it ran in the caller's
+/// task; one that holds the writer runs to its end.
+pub(super) fn caller() -> Option<CancellationToken> {
+    CALLER.try_with(|c| c.clone()).ok()
 }
 
 /// Starts `work` as a task on the lane (on the caller's runtime where there is none).

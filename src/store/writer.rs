@@ -87,9 +87,24 @@ impl Group {
     async fn turn(&self) -> Result<OwnedMutexGuard<Writer>> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let _unqueue = Unqueue(&self.queued);
-        tokio::time::timeout(TURN_TIMEOUT, self.writer.clone().lock_owned())
+        let lock = self.writer.clone().lock_owned();
+        // A write sent to the writer's lane whose client hung up meanwhile does not begin.
+        let caller = super::lane::caller();
+        let waited = async move {
+            match caller {
+                Some(c) => tokio::select! {
+                    biased;
+                    _ = c.cancelled() => Err(Error::Unavailable(
+                        "the request went away before its write began".into(),
+                    )),
+                    w = lock => Ok(w),
+                },
+                None => Ok(lock.await),
+            }
+        };
+        tokio::time::timeout(TURN_TIMEOUT, waited)
             .await
-            .map_err(|_| Error::Unavailable("database busy, retry".into()))
+            .map_err(|_| Error::Unavailable("database busy, retry".into()))?
     }
 
     /// A write transaction: a savepoint in the shared transaction, or the shared transaction

@@ -128,7 +128,7 @@ impl Targets {
                 continue;
             }
             let status = Arc::new(Status::new(id, t.name.clone()));
-            let handle = self.store.spawn_near_writer(run_worker(
+            let handle = tokio::spawn(run_worker(
                 self.store.clone(),
                 self.cipher.clone(),
                 t.clone(),
@@ -752,8 +752,7 @@ async fn diff_full(
         .map_err(|e| Error::Unavailable(format!("sipserver {}: {}", t.name, clean(&e.into()))))?;
     db.drop_missing(&t.name, &mut desired);
     // Comparing every row is long work without a pause (a second and more at a million
-    // subscribers): off the runtime the worker shares with the API's writes (see
-    // `Store::spawn_near_writer`).
+    // subscribers): on a thread of its own, not one of the runtime's.
     let layout = layout.clone();
     tokio::task::spawn_blocking(move || rows::diff(&layout, &desired, &actual))
         .await
