@@ -60,6 +60,22 @@ pub struct Store {
     node: std::sync::Arc<str>,
 }
 
+/// The options of a pool of at most `max` SQLite connections, each set up with `pragmas`
+/// when opened.
+fn sqlite_pool(pragmas: &str, max: u32) -> AnyPoolOptions {
+    let pragmas: std::sync::Arc<str> = pragmas.into();
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |c, _| {
+            let p = pragmas.clone();
+            Box::pin(async move {
+                c.execute(&*p).await?;
+                Ok(())
+            })
+        })
+}
+
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -83,42 +99,18 @@ impl Store {
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; \
                      PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY;"
                 );
-                let p1 = pragmas.clone();
                 // Opened from the writer's lane, so that the connection's thread is on the
                 // lane's CPU (see [`lane`]).
-                let write_opts = opts.clone();
-                let write = lane::run(async move {
-                    AnyPoolOptions::new()
-                        .max_connections(1)
-                        .acquire_timeout(Duration::from_secs(30))
-                        .after_connect(move |c, _| {
-                            let p = p1.clone();
-                            Box::pin(async move {
-                                c.execute(p.as_str()).await?;
-                                Ok(())
-                            })
-                        })
-                        .connect_with(write_opts)
-                        .await
-                })
-                .await??;
-                let p2 = pragmas;
+                let (write_pool, write_opts) = (sqlite_pool(&pragmas, 1), opts.clone());
+                let write =
+                    lane::run(async move { write_pool.connect_with(write_opts).await }).await??;
                 // All opened now, from here, and kept: a reader opened later from the writer's
                 // lane (a write that reads on the side) would have its thread pinned to the
                 // lane's CPU with it, and reads belong on every CPU.
-                let read = AnyPoolOptions::new()
-                    .max_connections(8)
+                let read = sqlite_pool(&pragmas, 8)
                     .min_connections(8)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .after_connect(move |c, _| {
-                        let p = p2.clone();
-                        Box::pin(async move {
-                            c.execute(p.as_str()).await?;
-                            Ok(())
-                        })
-                    })
                     .connect_with(opts)
                     .await?;
                 Ok(Store {
