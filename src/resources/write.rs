@@ -238,6 +238,10 @@ pub async fn on_writer<T: Send + 'static>(
     work: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
     use tracing::Instrument;
+    if !app.store.writes_on_a_lane() {
+        // In this task: its context is the request's already.
+        return app.store.on_writer(work).await;
+    }
     let strict = handling::strict();
     let work = async move {
         let fresh = std::cell::RefCell::new(changes::Recorded::default());

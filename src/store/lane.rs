@@ -47,6 +47,9 @@ fn start() -> Option<Handle> {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("voxprov-writer".into())
+        // A write's future is deep (handler, resource, store): room as on the main runtime's
+        // threads and more.
+        .stack_size(8 << 20)
         .spawn(move || {
             let mut only = rustix::thread::CpuSet::new();
             only.set(cpu);
@@ -95,8 +98,13 @@ pub(super) async fn run<T: Send + 'static>(
                 .await
                 .map_err(Error::internal)
         }
-        None => Ok(work.await),
+        None => Ok(Box::pin(work).await),
     }
+}
+
+/// Whether there is a lane (work given to [`run`] runs in a task of its own).
+pub(super) fn exists() -> bool {
+    lane().is_some()
 }
 
 tokio::task_local! {

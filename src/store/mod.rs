@@ -198,8 +198,15 @@ impl Store {
     ) -> Result<T> {
         match &self.group {
             Some(_) => lane::run(work).await?,
-            None => work.await,
+            // Boxed: a write's future is large, and awaited inline it would sit on the
+            // caller's stack with the request's.
+            None => Box::pin(work).await,
         }
+    }
+
+    /// Whether [`Store::on_writer`] runs its work in a task of its own (SQLite with a lane).
+    pub fn writes_on_a_lane(&self) -> bool {
+        self.group.is_some() && lane::exists()
     }
 
     /// Starts a task that writes often where the writer is cheapest to reach (see
