@@ -62,7 +62,9 @@ fn start() -> Option<Handle> {
                 // The lane's blocking threads (argon2, building journal records) are started
                 // from the pinned thread: they get every CPU back.
                 .on_thread_start(move || {
-                    let _ = rustix::thread::sched_setaffinity(None, &allowed);
+                    if let Err(e) = rustix::thread::sched_setaffinity(None, &allowed) {
+                        tracing::warn!(error = %e, "writer lane: a blocking thread stays pinned");
+                    }
                 })
                 .build()
             {
@@ -84,9 +86,9 @@ fn start() -> Option<Handle> {
     rx.recv().ok().flatten()
 }
 
-/// Runs `work` on the lane (inline where there is none) and returns what it returned. The
-/// work runs to its end even if the caller goes away meanwhile (a client that hung up), as a
-/// commit already does.
+/// Runs `work` on the lane (inline where there is none) and returns what it returned. If the
+/// caller goes away meanwhile (a client that hung up), a write still waiting for its turn at
+/// the writer gives up (see [`caller`]); one that holds the writer runs to its end.
 pub(super) async fn run<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
 ) -> Result<T> {
