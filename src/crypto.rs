@@ -20,7 +20,20 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// Hashes on the blocking pool: argon2 is deliberately slow and must not stall the runtime.
+/// Inside [`Prehashed::scope`], a password hashed ahead is taken from there instead.
 pub async fn hash_password(pw: String) -> Result<String> {
+    let ahead = PREHASHED.try_with(|p| {
+        let mut p = p.borrow_mut();
+        let i = p.iter().position(|(k, _)| *k == pw)?;
+        Some(p.swap_remove(i).1)
+    });
+    if let Ok(Some(h)) = ahead {
+        return Ok(h);
+    }
+    hash_now(pw).await
+}
+
+async fn hash_now(pw: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -30,6 +43,44 @@ pub async fn hash_password(pw: String) -> Result<String> {
     .await
     .map_err(Error::internal)?
     .map_err(|e| Error::internal(anyhow::anyhow!("argon2: {e}")))
+}
+
+tokio::task_local! {
+    /// Passwords hashed before a write's transaction opened, with their hashes.
+    static PREHASHED: std::cell::RefCell<Vec<(String, String)>>;
+}
+
+/// Passwords hashed before a write's transaction opens. An argon2 hash takes tens of
+/// milliseconds; made inside the transaction it would hold the writer — every other write on
+/// the platform — that long. Each hash is used once, by the [`hash_password`] call for the
+/// same password inside [`Prehashed::scope`]; one not asked for is dropped (a password the
+/// write turned out not to set, or refused).
+#[derive(Clone, Default)]
+pub struct Prehashed(Vec<(String, String)>);
+
+impl Prehashed {
+    /// Hashes `passwords` side by side on the blocking pool, as many at once as there are
+    /// CPUs (each hash takes 19 MiB of memory while it runs: an import's batch of thousands
+    /// must not start them all).
+    pub async fn of(passwords: Vec<String>) -> Result<Prehashed> {
+        let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut done = Vec::with_capacity(passwords.len());
+        for group in passwords.chunks(at_once) {
+            let hashing: Vec<_> = group
+                .iter()
+                .map(|pw| tokio::spawn(hash_now(pw.clone())))
+                .collect();
+            for (pw, h) in group.iter().zip(hashing) {
+                done.push((pw.clone(), h.await.map_err(Error::internal)??));
+            }
+        }
+        Ok(Prehashed(done))
+    }
+
+    /// Runs `work` with these hashes at hand.
+    pub async fn scope<T>(self, work: impl std::future::Future<Output = T>) -> T {
+        PREHASHED.scope(std::cell::RefCell::new(self.0), work).await
+    }
 }
 
 pub async fn verify_password(hash: String, pw: String) -> bool {
@@ -162,5 +213,46 @@ impl Cipher {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("hmac takes any key");
         m.update(purpose);
         m.finalize().into_bytes().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_hashed_ahead_is_taken_once_and_others_are_hashed_where_met() {
+        let ahead = Prehashed::of(vec!["first secret".into(), "second secret".into()])
+            .await
+            .unwrap();
+        let kept = ahead.0.clone();
+        let (a, again, other, second) = ahead
+            .scope(async {
+                (
+                    hash_password("first secret".into()).await.unwrap(),
+                    hash_password("first secret".into()).await.unwrap(),
+                    hash_password("not hashed ahead".into()).await.unwrap(),
+                    hash_password("second secret".into()).await.unwrap(),
+                )
+            })
+            .await;
+        assert_eq!(a, kept[0].1, "the hash made ahead is the one used");
+        assert_eq!(second, kept[1].1);
+        assert_ne!(again, a, "a hash made ahead serves one call only");
+        for (h, pw) in [
+            (&a, "first secret"),
+            (&again, "first secret"),
+            (&other, "not hashed ahead"),
+        ] {
+            let parsed = PasswordHash::new(h).unwrap();
+            assert!(Argon2::default()
+                .verify_password(pw.as_bytes(), &parsed)
+                .is_ok());
+        }
+        // Outside the scope nothing is at hand.
+        assert_ne!(
+            hash_password("second secret".into()).await.unwrap(),
+            kept[1].1
+        );
     }
 }

@@ -392,3 +392,93 @@ async fn numbers_import_adds_to_subscribers(app: TestApp) {
     );
 }
 both!(numbers_import_adds_to_subscribers);
+
+/// Web passwords are hashed before the write's transaction opens (a request's on its own, an
+/// import's batch on every CPU): each stored hash is of its own row's password, whichever way
+/// the subscriber came — one POST, a bulk POST, a CSV import in batches, a PATCH.
+async fn web_passwords_hashed_ahead_are_each_rows_own(app: TestApp) {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let f = app.fixture().await;
+    let body = |user: &str, web: Option<&str>| {
+        let mut b = json!({ "customer_id": f.customer_id, "domain": f.domain, "username": user, "password": "sip-secret-1" });
+        if let Some(w) = web {
+            b["webpassword"] = json!(w);
+        }
+        b
+    };
+    let (s, v) = app
+        .post("/api/subscribers/", body("one", Some("web-one-1")))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rows = json!([
+        body("bulk1", Some("web-bulk-1")),
+        body("bulk2", None),
+        body("bulk3", Some("web-bulk-3")),
+        body("bulk4", Some("web-bulk-1")),
+    ]);
+    let (s, v) = app.post("/api/subscribers/", rows).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let csv: Vec<String> = (1..=5)
+        .map(|i| {
+            format!(
+                "{},{},csv{i},sip-secret-{i},web-csv-{i}",
+                f.customer_id, f.domain
+            )
+        })
+        .collect();
+    let path = app.csv_file(
+        "web.csv",
+        "customer_id,domain,username,password,webpassword",
+        &csv,
+    );
+    let (code, out, err) =
+        tokio::task::block_in_place(|| app.cli(&["import", "subscribers", &path, "--batch", "2"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (_, list) = app.get("/api/subscribers/?username=bulk3&rows=1").await;
+    let id = items(&list, "subscribers")[0]["id"].as_i64().unwrap();
+    let (s, v) = app
+        .patch(
+            &format!("/api/subscribers/{id}"),
+            json!([{ "op": "replace", "path": "/webpassword", "value": "web-patched-3" }]),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+
+    let mut want: Vec<(String, Option<String>)> = vec![
+        ("one".into(), Some("web-one-1".into())),
+        ("bulk1".into(), Some("web-bulk-1".into())),
+        ("bulk2".into(), None),
+        ("bulk3".into(), Some("web-patched-3".into())),
+        ("bulk4".into(), Some("web-bulk-1".into())),
+    ];
+    want.extend((1..=5).map(|i| (format!("csv{i}"), Some(format!("web-csv-{i}")))));
+    let stored = app.db_query("SELECT username, COALESCE(webpassword_hash, '-') FROM subscribers");
+    let hash_of = |user: &str| {
+        stored
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{user}\t")))
+            .unwrap_or_else(|| panic!("{user} missing from\n{stored}"))
+            .to_string()
+    };
+    for (user, web) in &want {
+        let h = hash_of(user);
+        match web {
+            None => assert_eq!(h, "-", "{user}"),
+            Some(pw) => {
+                let parsed = PasswordHash::new(&h).unwrap();
+                assert!(
+                    argon2::Argon2::default()
+                        .verify_password(pw.as_bytes(), &parsed)
+                        .is_ok(),
+                    "{user}'s hash is not of {pw}"
+                );
+            }
+        }
+    }
+    assert_ne!(
+        hash_of("bulk1"),
+        hash_of("bulk4"),
+        "each hash has its own salt"
+    );
+}
+both!(web_passwords_hashed_ahead_are_each_rows_own);

@@ -90,6 +90,10 @@ struct SubscribersArgs {
     /// Concurrent requests (API) or transactions (raw) in flight.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Every Nth API create also sets a web password (an argon2 hash, tens of ms of CPU);
+    /// 0: none. The raw phase writes no hash either way.
+    #[arg(long, default_value_t = 0)]
+    webpassword_every: usize,
     /// PostgreSQL: also measure N nodes on one database (the clients' requests spread over
     /// them in turn), beside the one-node figure. 1: one node only.
     #[arg(long, default_value_t = 1)]
@@ -166,10 +170,11 @@ async fn subscribers(args: SubscribersArgs) -> Result<()> {
     let (api, cluster, raw) = outcome?;
 
     println!(
-        "subscribers {} count={} concurrency={}",
+        "subscribers {} count={} concurrency={} webpassword_every={}",
         args.db.name(),
         args.count,
-        args.concurrency
+        args.concurrency,
+        args.webpassword_every
     );
     println!("  api : {}", api.summary());
     if let Some(c) = &cluster {
@@ -244,7 +249,7 @@ async fn api_on_nodes(
         servers.push(server);
     }
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
-    let api = api_phase(&bases, args.count, args.concurrency).await;
+    let api = api_phase(&bases, args.count, args.concurrency, args.webpassword_every).await;
     for s in &mut servers {
         s.stop().await;
     }
@@ -403,7 +408,12 @@ fn remember(tail: &Mutex<Vec<String>>, line: String) {
 // ---------------------------------------------------------------------------------------------
 
 /// Creates through `bases` in turn (one node, or several sharing a database).
-async fn api_phase(bases: &[String], count: usize, concurrency: usize) -> Result<Outcome> {
+async fn api_phase(
+    bases: &[String],
+    count: usize,
+    concurrency: usize,
+    webpassword_every: usize,
+) -> Result<Outcome> {
     let base = bases[0].as_str();
     // One client for all tasks: keep-alive connections are pooled and reused, as a
     // provisioning integration would do.
@@ -461,13 +471,16 @@ async fn api_phase(bases: &[String], count: usize, concurrency: usize) -> Result
             let client = client.clone();
             let url = urls[i % urls.len()].clone();
             async move {
-                let body = json!({
+                let mut body = json!({
                     "customer_id": customer_id,
                     "domain": DOMAIN,
                     "username": format!("{user_prefix}{i}"),
                     "password": format!("pw{i}secret"),
                     "primary_number": {"cc": "49", "ac": ac, "sn": format!("{i:08}")},
                 });
+                if webpassword_every > 0 && i.is_multiple_of(webpassword_every) {
+                    body["webpassword"] = json!(format!("web{i}secret"));
+                }
                 let resp = client
                     .post(&url)
                     .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))

@@ -20,10 +20,11 @@ use serde_json::{json, Map, Value};
 use super::{auth::Auth, hal, AppState};
 use crate::app::App;
 use crate::changes::{self, Op};
+use crate::crypto::Prehashed;
 use crate::error::{Error, Result};
 use crate::hooks::before;
 use crate::model::Actor;
-use crate::resources::write::{load_record, load_visible, save_metadata, strip, Edit};
+use crate::resources::write::{load_record, load_visible, passwords, save_metadata, strip, Edit};
 pub use crate::resources::{
     create_one, on_writer, parse_id, parse_json, parse_list_query, record, to_input, to_map,
     update_one, Created, ListQuery, Resource, MAX_ROWS,
@@ -267,13 +268,17 @@ async fn create<R: Resource>(
     };
     let (created, repr) = {
         let (app2, actor) = (app.clone(), actor.clone());
-        on_writer(&app, async move {
-            let mut tx = app2.store.begin().await?;
-            let (created, repr) = create_one::<R>(&mut tx, &app2, &actor, v).await?;
-            save_metadata(&mut tx, R::NAME, created.id, &metadata).await?;
-            tx.commit().await?;
-            Ok((created, repr))
-        })
+        let hashed = Prehashed::of(passwords::<R>(&v)).await?;
+        on_writer(
+            &app,
+            hashed.scope(async move {
+                let mut tx = app2.store.begin().await?;
+                let (created, repr) = create_one::<R>(&mut tx, &app2, &actor, v).await?;
+                save_metadata(&mut tx, R::NAME, created.id, &metadata).await?;
+                tx.commit().await?;
+                Ok((created, repr))
+            }),
+        )
         .await?
     };
     let location = format!("/api/{}/{}", R::NAME, created.id);
@@ -528,31 +533,39 @@ async fn modify<R: Resource>(
     let repr = loop {
         tries += 1;
         let decided = decide::<R>(&app, &actor, id, &headers, Op::Update, Some(&change)).await?;
+        let set = match &decided {
+            Some(d) => d.doc.as_ref().map(passwords::<R>).unwrap_or_default(),
+            None => change.passwords::<R>(),
+        };
+        let hashed = Prehashed::of(set).await?;
         let (app2, actor2, headers2, change2) =
             (app.clone(), actor.clone(), headers.clone(), change.clone());
-        let done = on_writer(&app, async move {
-            let (app, actor, headers, change) = (app2, actor2, headers2, change2);
-            let mut tx = app.store.begin().await?;
-            let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
-            let tag = etag::<R>(&app, &old);
-            let current = R::view(&old, &actor);
-            let new = match &decided {
-                // Changed since the before-hooks saw it: asked again.
-                Some(d) if d.seen != tag => return Ok(None),
-                Some(d) => d.doc.clone().expect("a change has a document"),
-                None => change.apply::<R>(&current)?,
-            };
-            let repr = update_one::<R>(&mut tx, &app, &actor, &old, new).await?;
-            // The precondition is judged after the change itself (an invalid body is a 422
-            // whatever the ETag), and before anything is committed: a stale If-Match writes
-            // nothing.
-            check_if_match(&headers, &tag)?;
-            if let Some(d) = &decided {
-                save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
-            }
-            tx.commit().await?;
-            Ok(Some(repr))
-        })
+        let done = on_writer(
+            &app,
+            hashed.scope(async move {
+                let (app, actor, headers, change) = (app2, actor2, headers2, change2);
+                let mut tx = app.store.begin().await?;
+                let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
+                let tag = etag::<R>(&app, &old);
+                let current = R::view(&old, &actor);
+                let new = match &decided {
+                    // Changed since the before-hooks saw it: asked again.
+                    Some(d) if d.seen != tag => return Ok(None),
+                    Some(d) => d.doc.clone().expect("a change has a document"),
+                    None => change.apply::<R>(&current)?,
+                };
+                let repr = update_one::<R>(&mut tx, &app, &actor, &old, new).await?;
+                // The precondition is judged after the change itself (an invalid body is a 422
+                // whatever the ETag), and before anything is committed: a stale If-Match writes
+                // nothing.
+                check_if_match(&headers, &tag)?;
+                if let Some(d) = &decided {
+                    save_metadata(&mut tx, R::NAME, id, &d.metadata).await?;
+                }
+                tx.commit().await?;
+                Ok(Some(repr))
+            }),
+        )
         .await?;
         match done {
             Some(repr) => break repr,

@@ -94,6 +94,7 @@ async fn password_hash(p: Option<String>) -> Result<Option<String>> {
 #[async_trait]
 impl Resource for Admins {
     const NAME: &'static str = "admins";
+    const HASHED: &'static [&'static str] = &["password"];
     const SUMMARY: &'static str = "Admins: the people (and scripts) that log in, with their role";
     const FILTERS: &'static [(&'static str, &'static str)] =
         &[("login", "login, * wildcard"), ("reseller_id", "reseller")];

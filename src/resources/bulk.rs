@@ -19,10 +19,12 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::changes::Op;
+use crate::crypto::Prehashed;
 use crate::error::{Error, Result};
 use crate::model::{Actor, Number, NumberInput};
 use crate::resources::customers::Customers;
 use crate::resources::subscribers::{self, Journal, JournalDocs, Lookups, Subscribers};
+use crate::resources::write::passwords_in;
 use crate::resources::{create_one, record, to_input, to_map, Created, Resource};
 use crate::store::Conn;
 
@@ -123,16 +125,29 @@ pub async fn import(
     while rows.peek().is_some() {
         batch.clear();
         batch.extend(rows.by_ref().take(opts.batch.max(1)));
-        let (results, unrecorded) = apply_batch(
-            &mut tx,
-            app,
-            actor,
-            kind,
-            std::mem::take(&mut batch),
-            &mut look,
-            guarded,
-        )
-        .await?;
+        // Web passwords are hashed on every CPU before the batch is checked, not one by one
+        // as each row is.
+        let hashed = match kind {
+            Kind::Subscribers => {
+                let set = batch
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().ok())
+                    .flat_map(passwords_in::<Subscribers>);
+                Prehashed::of(set.collect()).await?
+            }
+            _ => Prehashed::default(),
+        };
+        let (results, unrecorded) = hashed
+            .scope(apply_batch(
+                &mut tx,
+                app,
+                actor,
+                kind,
+                std::mem::take(&mut batch),
+                &mut look,
+                guarded,
+            ))
+            .await?;
         if let Some(docs) = journal.take() {
             record_docs(&mut tx, actor, docs).await?;
         }

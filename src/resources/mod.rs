@@ -172,6 +172,10 @@ pub trait Resource: Send + Sync + 'static {
     /// Everyone reads (within their scope); only admins write.
     const ADMIN_WRITES: bool = false;
 
+    /// Fields whose text is kept as an argon2 hash (a web password): hashed before the write's
+    /// transaction opens (see [`crate::crypto::Prehashed`]).
+    const HASHED: &'static [&'static str] = &[];
+
     /// Whether [`Resource::prepare`] has work to do (PATCH then builds the new document before
     /// the transaction, to hand it over).
     const PREPARES: bool = false;

@@ -266,6 +266,25 @@ pub async fn on_writer<T: Send + 'static>(
     out
 }
 
+/// The passwords a document sets (see [`Resource::HASHED`]).
+pub fn passwords<R: Resource>(doc: &Value) -> Vec<String> {
+    doc.as_object().map(passwords_in::<R>).unwrap_or_default()
+}
+
+/// [`passwords`], of a document's fields.
+pub fn passwords_in<R: Resource>(doc: &Map<String, Value>) -> Vec<String> {
+    R::HASHED
+        .iter()
+        .filter_map(|f| doc.get(*f).and_then(hashable))
+        .collect()
+}
+
+/// A password worth hashing ahead: text of a length some field could take (anything else
+/// is refused by its check, or hashed where it is met).
+fn hashable(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| s.len() <= 1024).map(String::from)
+}
+
 /// Creates one object from a JSON body and records it, inside the caller's transaction (a
 /// POST, or one row of a bulk import).
 pub async fn create_one<R: Resource>(
@@ -376,6 +395,27 @@ pub enum Edit {
 }
 
 impl Edit {
+    /// The passwords this change sets (see [`Resource::HASHED`]): a PUT body's, or the
+    /// values a patch adds or replaces at those fields.
+    pub fn passwords<R: Resource>(&self) -> Vec<String> {
+        match self {
+            Edit::Put(v) => passwords::<R>(v),
+            Edit::Patch(p) => {
+                p.0.iter()
+                    .filter_map(|op| match op {
+                        json_patch::PatchOperation::Add(a) => Some((a.path.as_str(), &a.value)),
+                        json_patch::PatchOperation::Replace(r) => Some((r.path.as_str(), &r.value)),
+                        _ => None,
+                    })
+                    .filter(|(path, _)| {
+                        path.strip_prefix('/')
+                            .is_some_and(|f| R::HASHED.contains(&f))
+                    })
+                    .filter_map(|(_, v)| hashable(v))
+                    .collect()
+            }
+        }
+    }
     /// The new document: a PUT body, or the current representation with the patch applied.
     pub fn apply<R: Resource>(&self, current: &Map<String, Value>) -> Result<Value> {
         match self {

@@ -278,6 +278,7 @@ impl Resource for Subscribers {
     const NAME: &'static str = "subscribers";
     const SUMMARY: &'static str = "Subscribers: SIP accounts with their numbers";
     const BULK: Option<crate::resources::Kind> = Some(crate::resources::Kind::Subscribers);
+    const HASHED: &'static [&'static str] = &["webpassword"];
     const FILTERS: &'static [(&'static str, &'static str)] = &[
         ("username", "SIP username, * wildcard"),
         ("domain", "domain name, * wildcard"),
