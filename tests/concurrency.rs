@@ -259,61 +259,101 @@ fn threads_and_cpus(pid: u32) -> Vec<(String, String)> {
 }
 
 /// On SQLite, the single writer's connection runs on one CPU together with the lane that
-/// drives the writes (src/store/lane.rs): a statement handed over wakes a thread on the same
-/// CPU. Only that connection: the readers and everything else keep every CPU.
+/// drives the writes, and a SIP server's worker on another CPU together with its own reader
+/// connections and its connection to the SIP server's database (src/store/lane.rs): a
+/// statement handed over wakes a thread on the same CPU. Only those: the API's readers, the
+/// lanes' blocking threads and everything else keep every CPU.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sqlite_writer_shares_one_cpu_with_its_lane_and_nothing_else_is_confined() {
+async fn the_sqlite_writer_and_sipserver_workers_share_a_cpu_with_their_lane_and_nothing_else_is_confined(
+) {
+    use common::sipdb::{self, Engine, SipDb};
     let app = TestApp::spawn_with(Backend::Sqlite, &[]).await;
     let f = app.fixture().await;
-    // A web password is hashed (argon2) on a blocking thread started from the lane while the
-    // write holds the writer: that thread gets every CPU back.
+    let kam = SipDb::new(Engine::Sqlite, &app.dir);
+    kam.load(&sipdb::kamailio_schema(Engine::Sqlite));
+    // Its first full load compares rows on a blocking thread started from the worker's lane:
+    // that thread gets every CPU back.
+    let id = app
+        .sipserver("pinned", "kamailio", &kam.url(), json!({}))
+        .await;
     app.create(
         "/api/subscribers/",
         json!({ "customer_id": f.customer_id, "domain": f.domain, "username": "pinned",
-                "password": "sip-secret-1", "webusername": "pinned", "webpassword": "web-Secret-12345",
-                "primary_number": { "cc": 49, "ac": 30, "sn": 7100 } }),
+                "password": "sip-secret-1", "primary_number": { "cc": 49, "ac": 30, "sn": 7100 } }),
     )
     .await;
+    app.wait_synced(id).await;
+    assert_eq!(
+        kam.count("SELECT count(*) FROM subscriber WHERE username = 'pinned'"),
+        1
+    );
     let threads = threads_and_cpus(app.pid());
     let all = threads
         .iter()
         .find(|(n, _)| n == "voxprov")
         .map(|(_, c)| c.clone())
         .expect("the main thread");
-    let lanes: Vec<&String> = threads
-        .iter()
-        .filter(|(n, _)| n == "voxprov-writer")
-        .map(|(_, c)| c)
-        .collect();
+    let lane = |name: &str| -> Vec<String> {
+        threads
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
+    let (writer, side) = (lane("voxprov-writer"), lane("voxprov-sipsrv"));
     if !all.contains(['-', ',']) {
-        // One CPU allowed: nothing to share, no lane.
-        assert!(lanes.is_empty(), "{threads:?}");
+        // One CPU allowed: nothing to share, no lanes.
+        assert!(writer.is_empty() && side.is_empty(), "{threads:?}");
         return;
     }
-    assert_eq!(lanes.len(), 1, "one lane: {threads:?}");
+    assert_eq!(writer.len(), 1, "one writer's lane: {threads:?}");
+    assert_eq!(
+        side.len(),
+        1,
+        "one lane for SIP-server workers: {threads:?}"
+    );
+    let (writer, side) = (&writer[0], &side[0]);
+    for cpu in [writer, side] {
+        assert!(
+            cpu.parse::<u32>().is_ok(),
+            "a lane is on one CPU: {threads:?}"
+        );
+    }
+    assert_ne!(writer, side, "the lanes are on different CPUs: {threads:?}");
     assert!(
         threads.iter().any(|(n, _)| n == "voxprov-lane-bg"),
-        "the lane started a blocking thread (argon2): {threads:?}"
-    );
-    let lane = lanes[0];
-    assert!(
-        lane.parse::<u32>().is_ok(),
-        "the lane is on one CPU: {threads:?}"
+        "a lane started a blocking thread (the full load's comparison): {threads:?}"
     );
     let sqlite: Vec<&String> = threads
         .iter()
         .filter(|(n, _)| n.starts_with("sqlx-sqlite"))
         .map(|(_, c)| c)
         .collect();
-    assert!(sqlite.len() >= 9, "the writer and 8 readers: {threads:?}");
+    assert!(
+        sqlite.len() >= 10,
+        "the writer, 8 readers, the worker's: {threads:?}"
+    );
     assert_eq!(
-        sqlite.iter().filter(|c| **c == lane).count(),
+        sqlite.iter().filter(|c| **c == writer).count(),
         1,
-        "the writer's connection alone is on the lane's CPU: {threads:?}"
+        "the writer's connection alone is on the writer lane's CPU: {threads:?}"
+    );
+    assert!(
+        sqlite.iter().filter(|c| **c == side).count() >= 3,
+        "the worker's two readers and its connection to the SIP server's database are on its \
+         lane's CPU: {threads:?}"
+    );
+    let unpinned = sqlite.iter().filter(|c| **c == &all).count();
+    assert!(
+        unpinned >= 8,
+        "the API's 8 readers keep every CPU: {threads:?}"
     );
     for (name, cpus) in &threads {
-        if name != "voxprov-writer" && !(name.starts_with("sqlx-sqlite") && cpus == lane) {
+        let pinned = name == "voxprov-writer"
+            || name == "voxprov-sipsrv"
+            || (name.starts_with("sqlx-sqlite") && (cpus == writer || cpus == side));
+        if !pinned {
             assert_eq!(cpus, &all, "{name} keeps every CPU: {threads:?}");
         }
     }

@@ -22,31 +22,47 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 
 static LANE: OnceLock<Option<Handle>> = OnceLock::new();
+static SIDE: OnceLock<Option<Handle>> = OnceLock::new();
 
 /// The lane's runtime, started at the first call (one per process, whatever the number of
 /// databases opened), or `None` where there is none.
 fn lane() -> Option<&'static Handle> {
-    LANE.get_or_init(start).as_ref()
+    LANE.get_or_init(|| start(Which::Writer)).as_ref()
+}
+
+/// The SIP-server workers' lane: the same on another CPU than the writer's (see
+/// [`spawn_side`]).
+fn side() -> Option<&'static Handle> {
+    SIDE.get_or_init(|| start(Which::Side)).as_ref()
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Writer,
+    Side,
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start() -> Option<Handle> {
+fn start(_: Which) -> Option<Handle> {
     None
 }
 
 #[cfg(target_os = "linux")]
-fn start() -> Option<Handle> {
+fn start(which: Which) -> Option<Handle> {
     let allowed = rustix::thread::sched_getaffinity(None).ok()?;
     if allowed.count() < 2 {
         return None;
     }
-    // The last CPU allowed: interrupts tend to land on the first ones.
-    let cpu = (0..rustix::thread::CpuSet::MAX_CPU)
-        .rev()
-        .find(|c| allowed.is_set(*c))?;
+    // The writer: the last CPU allowed (interrupts tend to land on the first ones); the side
+    // lane: the first, another.
+    let mut cpus = (0..rustix::thread::CpuSet::MAX_CPU).filter(|c| allowed.is_set(*c));
+    let (cpu, name) = match which {
+        Which::Writer => (cpus.next_back()?, "voxprov-writer"),
+        Which::Side => (cpus.next()?, "voxprov-sipsrv"),
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
-        .name("voxprov-writer".into())
+        .name(name.into())
         // A write's future is deep (handler, resource, store): room as on the main runtime's
         // threads and more.
         .stack_size(8 << 20)
@@ -54,7 +70,7 @@ fn start() -> Option<Handle> {
             let mut only = rustix::thread::CpuSet::new();
             only.set(cpu);
             if let Err(e) = rustix::thread::sched_setaffinity(None, &only) {
-                tracing::warn!(cpu, error = %e, "writer lane: cannot pin its thread");
+                tracing::warn!(cpu, lane = name, error = %e, "lane: cannot pin its thread");
             }
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -63,14 +79,14 @@ fn start() -> Option<Handle> {
                 // from the pinned thread: they get every CPU back.
                 .on_thread_start(move || {
                     if let Err(e) = rustix::thread::sched_setaffinity(None, &allowed) {
-                        tracing::warn!(error = %e, "writer lane: a blocking thread stays pinned");
+                        tracing::warn!(lane = name, error = %e, "lane: a blocking thread stays pinned");
                     }
                 })
                 .build()
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    tracing::warn!(error = %e, "writer lane: no runtime, writes run inline");
+                    tracing::warn!(lane = name, error = %e, "lane: no runtime, its work runs inline");
                     let _ = tx.send(None);
                     return;
                 }
@@ -80,7 +96,7 @@ fn start() -> Option<Handle> {
             rt.block_on(std::future::pending::<()>());
         });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "writer lane: cannot start its thread, writes run inline");
+        tracing::warn!(lane = name, error = %e, "lane: cannot start its thread, its work runs inline");
         return None;
     }
     rx.recv().ok().flatten()
@@ -126,6 +142,20 @@ pub(super) fn spawn<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
 ) -> tokio::task::JoinHandle<T> {
     match lane() {
+        Some(h) => h.spawn(work),
+        None => tokio::spawn(work),
+    }
+}
+
+/// Starts `work` as a task on the side lane, on another CPU than the writer's (on the
+/// caller's runtime where there is none). A SIP server's worker runs there: each batch is a
+/// few dozen statements in a row on its reader connections and the SIP server's database
+/// connection, opened from the lane (so their threads share its CPU), each a hand-off that
+/// would otherwise wake a thread on the other CPU.
+pub(super) fn spawn_side<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    match side() {
         Some(h) => h.spawn(work),
         None => tokio::spawn(work),
     }

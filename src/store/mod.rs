@@ -53,6 +53,9 @@ pub struct Store {
     /// SQLite's single writer, whose transactions share commits (see [`writer`]).
     group: Option<std::sync::Arc<writer::Group>>,
     read: AnyPool,
+    /// SQLite: how a connection is opened and set up, for readers of a lane's own (see
+    /// [`Store::with_own_readers`]).
+    sqlite: Option<std::sync::Arc<(String, AnyConnectOptions)>>,
     kind: DbKind,
     /// Where the database is (the listener for wake-ups opens its own connection).
     url: std::sync::Arc<str>,
@@ -111,12 +114,13 @@ impl Store {
                     .min_connections(8)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .connect_with(opts)
+                    .connect_with(opts.clone())
                     .await?;
                 Ok(Store {
                     group: Some(writer::Group::new(write.clone())),
                     write,
                     read,
+                    sqlite: Some(std::sync::Arc::new((pragmas, opts))),
                     kind,
                     url: url.into(),
                     node: node_name().into(),
@@ -146,6 +150,7 @@ impl Store {
                     group: None,
                     write: pool.clone(),
                     read: pool,
+                    sqlite: None,
                     kind,
                     url: url.into(),
                     node: node_name().into(),
@@ -218,6 +223,44 @@ impl Store {
         match &self.group {
             Some(_) => lane::spawn(work),
             None => tokio::spawn(work),
+        }
+    }
+
+    /// Starts a SIP server's worker on the side lane, on another CPU than the writer's (see
+    /// [`lane::spawn_side`]); on PostgreSQL, an ordinary task.
+    pub fn spawn_on_side_lane<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        match &self.group {
+            Some(_) => lane::spawn_side(work),
+            None => tokio::spawn(work),
+        }
+    }
+
+    /// This store with `n` SQLite readers of its own, opened now from the calling thread (from
+    /// a lane: their threads share its CPU) and kept; its writes are the store's. PostgreSQL
+    /// (or readers that cannot be opened): the store as it is.
+    pub async fn with_own_readers(&self, n: u32) -> Store {
+        let Some(setup) = &self.sqlite else {
+            return self.clone();
+        };
+        let (pragmas, opts) = &**setup;
+        match sqlite_pool(pragmas, n)
+            .min_connections(n)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.clone())
+            .await
+        {
+            Ok(read) => Store {
+                read,
+                ..self.clone()
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open readers of a lane's own; sharing the store's");
+                self.clone()
+            }
         }
     }
 
