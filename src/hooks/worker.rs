@@ -226,7 +226,7 @@ impl Hooks {
             .store
             .spawn_near_writer(async move { a.write_loop(rx).await });
         tokio::spawn(async move {
-            let _writer = AbortOnDrop(writer);
+            let _writer = tokio_util::task::AbortOnDropHandle::new(writer);
             b.dispatch_loop().await;
         })
     }
@@ -632,14 +632,5 @@ impl Hooks {
         let n = st::prune(&mut tx, now_ms() - keep_ms).await?;
         tx.commit().await?;
         Ok(n)
-    }
-}
-
-/// Aborts a task when dropped (its owner ended or was aborted).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
