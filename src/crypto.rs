@@ -33,7 +33,17 @@ pub async fn hash_password(pw: String) -> Result<String> {
     hash_now(pw).await
 }
 
+/// At most as many argon2 computations at once as there are CPUs: each takes 19 MiB while it
+/// runs, and more at once would only share the same CPUs.
+fn hashing() -> &'static tokio::sync::Semaphore {
+    static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    HASHING.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
 async fn hash_now(pw: String) -> Result<String> {
+    let _turn = hashing().acquire().await.map_err(Error::internal)?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -50,18 +60,19 @@ tokio::task_local! {
     static PREHASHED: std::cell::RefCell<Vec<(String, String)>>;
 }
 
-/// Passwords hashed before a write's transaction opens. An argon2 hash takes tens of
-/// milliseconds; made inside the transaction it would hold the writer — every other write on
-/// the platform — that long. Each hash is used once, by the [`hash_password`] call for the
+/// Passwords hashed ahead of the statements that store them. An argon2 hash takes tens of
+/// milliseconds; made inside a write's transaction it would hold the writer — every other
+/// write on the platform — that long, so an API write hashes before its transaction opens.
+/// (An import holds the writer from its first row to its last anyway: it hashes a batch's
+/// passwords on every CPU instead of one by one.) Each hash is used once, by the [`hash_password`] call for the
 /// same password inside [`Prehashed::scope`]; one not asked for is dropped (a password the
 /// write turned out not to set, or refused).
 #[derive(Clone, Default)]
 pub struct Prehashed(Vec<(String, String)>);
 
 impl Prehashed {
-    /// Hashes `passwords` side by side on the blocking pool, as many at once as there are
-    /// CPUs (each hash takes 19 MiB of memory while it runs: an import's batch of thousands
-    /// must not start them all).
+    /// Hashes `passwords` side by side, as many at once as there are CPUs (an import's batch
+    /// of thousands does not start them all: see [`hashing`]).
     pub async fn of(passwords: Vec<String>) -> Result<Prehashed> {
         let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut done = Vec::with_capacity(passwords.len());
@@ -78,12 +89,21 @@ impl Prehashed {
     }
 
     /// Runs `work` with these hashes at hand.
-    pub async fn scope<T>(self, work: impl std::future::Future<Output = T>) -> T {
-        PREHASHED.scope(std::cell::RefCell::new(self.0), work).await
+    ///
+    /// Not an `async fn`: that would hold `work` twice (its argument, and the scope's future
+    /// it moves into), and a write's future is large enough already for a debug build's stack.
+    pub fn scope<F: std::future::Future>(
+        self,
+        work: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        PREHASHED.scope(std::cell::RefCell::new(self.0), work)
     }
 }
 
 pub async fn verify_password(hash: String, pw: String) -> bool {
+    let Ok(_turn) = hashing().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
         Ok(h) => Argon2::default().verify_password(pw.as_bytes(), &h).is_ok(),
         Err(_) => false,
@@ -222,9 +242,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_password_hashed_ahead_is_taken_once_and_others_are_hashed_where_met() {
-        let ahead = Prehashed::of(vec!["first secret".into(), "second secret".into()])
-            .await
-            .unwrap();
+        let ahead = Prehashed::of(vec![
+            "first secret".into(),
+            "second secret".into(),
+            "never asked".into(),
+        ])
+        .await
+        .unwrap();
         let kept = ahead.0.clone();
         let (a, again, other, second) = ahead
             .scope(async {
@@ -249,10 +273,10 @@ mod tests {
                 .verify_password(pw.as_bytes(), &parsed)
                 .is_ok());
         }
-        // Outside the scope nothing is at hand.
+        // Outside the scope nothing is at hand, not even a hash no call took.
         assert_ne!(
-            hash_password("second secret".into()).await.unwrap(),
-            kept[1].1
+            hash_password("never asked".into()).await.unwrap(),
+            kept[2].1
         );
     }
 }

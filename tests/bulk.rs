@@ -393,9 +393,10 @@ async fn numbers_import_adds_to_subscribers(app: TestApp) {
 }
 both!(numbers_import_adds_to_subscribers);
 
-/// Web passwords are hashed before the write's transaction opens (a request's on its own, an
-/// import's batch on every CPU): each stored hash is of its own row's password, whichever way
-/// the subscriber came — one POST, a bulk POST, a CSV import in batches, a PATCH.
+/// Web passwords are hashed ahead of the statements that store them (a request's before its
+/// transaction, an import's batch on every CPU): each stored hash is of its own row's
+/// password, whichever way the subscriber came — one POST, a bulk POST, a CSV import in
+/// batches, a PATCH.
 async fn web_passwords_hashed_ahead_are_each_rows_own(app: TestApp) {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     let f = app.fixture().await;

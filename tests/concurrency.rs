@@ -311,7 +311,7 @@ async fn the_sqlite_writer_and_sipserver_workers_share_a_cpu_with_their_lane_and
     assert_eq!(
         side.len(),
         1,
-        "one lane for SIP-server workers: {threads:?}"
+        "one lane for the one SIP server's worker: {threads:?}"
     );
     let (writer, side) = (&writer[0], &side[0]);
     for cpu in [writer, side] {

@@ -478,7 +478,7 @@ async fn api_phase(
                     "password": format!("pw{i}secret"),
                     "primary_number": {"cc": "49", "ac": ac, "sn": format!("{i:08}")},
                 });
-                if webpassword_every > 0 && i.is_multiple_of(webpassword_every) {
+                if webpassword_every > 0 && i % webpassword_every == 0 {
                     body["webpassword"] = json!(format!("web{i}secret"));
                 }
                 let resp = client

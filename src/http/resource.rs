@@ -271,13 +271,14 @@ async fn create<R: Resource>(
         let hashed = Prehashed::of(passwords::<R>(&v)).await?;
         on_writer(
             &app,
-            hashed.scope(async move {
+            // Boxed: the handler's future holds a pointer, not the write's whole future.
+            Box::pin(hashed.scope(async move {
                 let mut tx = app2.store.begin().await?;
                 let (created, repr) = create_one::<R>(&mut tx, &app2, &actor, v).await?;
                 save_metadata(&mut tx, R::NAME, created.id, &metadata).await?;
                 tx.commit().await?;
                 Ok((created, repr))
-            }),
+            })),
         )
         .await?
     };
@@ -542,7 +543,8 @@ async fn modify<R: Resource>(
             (app.clone(), actor.clone(), headers.clone(), change.clone());
         let done = on_writer(
             &app,
-            hashed.scope(async move {
+            // Boxed: the handler's future holds a pointer, not the write's whole future.
+            Box::pin(hashed.scope(async move {
                 let (app, actor, headers, change) = (app2, actor2, headers2, change2);
                 let mut tx = app.store.begin().await?;
                 let old = load_visible::<R>(&mut tx, &app, &actor, id, true).await?;
@@ -564,7 +566,7 @@ async fn modify<R: Resource>(
                 }
                 tx.commit().await?;
                 Ok(Some(repr))
-            }),
+            })),
         )
         .await?;
         match done {

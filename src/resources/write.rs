@@ -279,10 +279,12 @@ pub fn passwords_in<R: Resource>(doc: &Map<String, Value>) -> Vec<String> {
         .collect()
 }
 
-/// A password worth hashing ahead: text of a length some field could take (anything else
-/// is refused by its check, or hashed where it is met).
+/// A password worth hashing ahead: text no longer than any such field takes (256
+/// characters; a longer one is refused by its field's check without being hashed).
 fn hashable(v: &Value) -> Option<String> {
-    v.as_str().filter(|s| s.len() <= 1024).map(String::from)
+    v.as_str()
+        .filter(|s| s.chars().count() <= 256)
+        .map(String::from)
 }
 
 /// Creates one object from a JSON body and records it, inside the caller's transaction (a

@@ -1,6 +1,7 @@
-//! The SQLite writer's lane: one thread, pinned to one CPU, that runs write transactions
-//! next to the thread sqlx gives the writer's connection (that thread is started from the
-//! lane, so it is pinned to the same CPU).
+//! Lanes: threads pinned to one CPU, each with a runtime of its own. The SQLite writer's lane
+//! runs write transactions next to the thread sqlx gives the writer's connection (that thread
+//! is started from the lane, so it is pinned to the same CPU); each SIP server's worker has a
+//! lane of its own on another CPU (see [`spawn_own`]).
 //!
 //! Every statement of a write is a hand-off: the task running it sends the statement to the
 //! connection's thread and sleeps, that thread runs it and wakes the task — two wake-ups, with
@@ -22,71 +23,77 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 
 static LANE: OnceLock<Option<Handle>> = OnceLock::new();
-static SIDE: OnceLock<Option<Handle>> = OnceLock::new();
 
 /// The lane's runtime, started at the first call (one per process, whatever the number of
 /// databases opened), or `None` where there is none.
 fn lane() -> Option<&'static Handle> {
-    LANE.get_or_init(|| start(Which::Writer)).as_ref()
+    LANE.get_or_init(start).as_ref()
 }
 
-/// The SIP-server workers' lane: the same on another CPU than the writer's (see
-/// [`spawn_side`]).
-fn side() -> Option<&'static Handle> {
-    SIDE.get_or_init(|| start(Which::Side)).as_ref()
+/// The CPUs allowed to the process, and the one of them the writer's lane takes: the last
+/// (interrupts tend to land on the first ones). `None`: fewer than two CPUs, no lanes. Read
+/// from the main thread (whose id is the process's), never pinned: asked from a lane, the
+/// calling thread's own set would be its one CPU.
+#[cfg(target_os = "linux")]
+fn cpus() -> Option<(rustix::thread::CpuSet, usize)> {
+    let allowed = rustix::thread::sched_getaffinity(Some(rustix::process::getpid())).ok()?;
+    if allowed.count() < 2 {
+        return None;
+    }
+    let last = (0..rustix::thread::CpuSet::MAX_CPU)
+        .rev()
+        .find(|c| allowed.is_set(*c))?;
+    Some((allowed, last))
 }
 
-#[derive(Clone, Copy)]
-enum Which {
-    Writer,
-    Side,
+/// Pins the calling thread to `cpu`.
+#[cfg(target_os = "linux")]
+fn pin(cpu: usize, lane: &str) {
+    let mut only = rustix::thread::CpuSet::new();
+    only.set(cpu);
+    if let Err(e) = rustix::thread::sched_setaffinity(None, &only) {
+        tracing::warn!(cpu, lane, error = %e, "lane: cannot pin its thread");
+    }
+}
+
+/// A lane's runtime: its blocking threads (argon2, building journal records, comparing a SIP
+/// server's tables) are started from the pinned thread and get every `allowed` CPU back.
+#[cfg(target_os = "linux")]
+fn runtime(
+    allowed: rustix::thread::CpuSet,
+    lane: &'static str,
+) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("voxprov-lane-bg")
+        .on_thread_start(move || {
+            if let Err(e) = rustix::thread::sched_setaffinity(None, &allowed) {
+                tracing::warn!(lane, error = %e, "lane: a blocking thread stays pinned");
+            }
+        })
+        .build()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start(_: Which) -> Option<Handle> {
+fn start() -> Option<Handle> {
     None
 }
 
 #[cfg(target_os = "linux")]
-fn start(which: Which) -> Option<Handle> {
-    let allowed = rustix::thread::sched_getaffinity(None).ok()?;
-    if allowed.count() < 2 {
-        return None;
-    }
-    // The writer: the last CPU allowed (interrupts tend to land on the first ones); the side
-    // lane: the first, another.
-    let mut cpus = (0..rustix::thread::CpuSet::MAX_CPU).filter(|c| allowed.is_set(*c));
-    let (cpu, name) = match which {
-        Which::Writer => (cpus.next_back()?, "voxprov-writer"),
-        Which::Side => (cpus.next()?, "voxprov-sipsrv"),
-    };
+fn start() -> Option<Handle> {
+    let (allowed, cpu) = cpus()?;
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
-        .name(name.into())
+        .name("voxprov-writer".into())
         // A write's future is deep (handler, resource, store): room as on the main runtime's
         // threads and more.
         .stack_size(8 << 20)
         .spawn(move || {
-            let mut only = rustix::thread::CpuSet::new();
-            only.set(cpu);
-            if let Err(e) = rustix::thread::sched_setaffinity(None, &only) {
-                tracing::warn!(cpu, lane = name, error = %e, "lane: cannot pin its thread");
-            }
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .thread_name("voxprov-lane-bg")
-                // The lane's blocking threads (argon2, building journal records) are started
-                // from the pinned thread: they get every CPU back.
-                .on_thread_start(move || {
-                    if let Err(e) = rustix::thread::sched_setaffinity(None, &allowed) {
-                        tracing::warn!(lane = name, error = %e, "lane: a blocking thread stays pinned");
-                    }
-                })
-                .build()
-            {
+            pin(cpu, "writer");
+            let rt = match runtime(allowed, "writer") {
                 Ok(rt) => rt,
                 Err(e) => {
-                    tracing::warn!(lane = name, error = %e, "lane: no runtime, its work runs inline");
+                    tracing::warn!(error = %e, "writer lane: no runtime, writes run inline");
                     let _ = tx.send(None);
                     return;
                 }
@@ -96,7 +103,7 @@ fn start(which: Which) -> Option<Handle> {
             rt.block_on(std::future::pending::<()>());
         });
     if let Err(e) = spawned {
-        tracing::warn!(lane = name, error = %e, "lane: cannot start its thread, its work runs inline");
+        tracing::warn!(error = %e, "writer lane: cannot start its thread, writes run inline");
         return None;
     }
     rx.recv().ok().flatten()
@@ -147,16 +154,66 @@ pub(super) fn spawn<T: Send + 'static>(
     }
 }
 
-/// Starts `work` as a task on the side lane, on another CPU than the writer's (on the
-/// caller's runtime where there is none). A SIP server's worker runs there: each batch is a
-/// few dozen statements in a row on its reader connections and the SIP server's database
-/// connection, opened from the lane (so their threads share its CPU), each a hand-off that
-/// would otherwise wake a thread on the other CPU.
-pub(super) fn spawn_side<T: Send + 'static>(
+/// Starts `work` on a lane of its own: a thread with its own runtime, pinned to a CPU other
+/// than the writer's (taken in turn where there are several), that ends with the work. A SIP
+/// server's worker runs so: each batch is a few dozen statements in a row on its reader
+/// connections and the SIP server's database connection, opened from that thread (so their
+/// threads share its CPU), each a hand-off that would otherwise often wake a thread asleep on
+/// another CPU. One thread per worker: a worker's long synchronous stretch (a full load)
+/// never holds up another's, which may hold the single writer meanwhile. Where there are no
+/// lanes: a task on the caller's runtime.
+pub(super) fn spawn_own<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
 ) -> tokio::task::JoinHandle<T> {
-    match side() {
-        Some(h) => h.spawn(work),
-        None => tokio::spawn(work),
+    #[cfg(target_os = "linux")]
+    if let Some((allowed, writer)) = cpus() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static TURN: AtomicUsize = AtomicUsize::new(0);
+        let others: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|c| *c != writer && allowed.is_set(*c))
+            .collect();
+        let cpu = others[TURN.fetch_add(1, Ordering::Relaxed) % others.len()];
+        match runtime(allowed, "sipserver") {
+            Ok(rt) => {
+                // The task is the runtime's from now on; the thread drives it until it ends,
+                // aborted or not (the guard inside goes with it), then drops the runtime.
+                let (done, ended) = tokio::sync::oneshot::channel::<()>();
+                let task = rt.handle().spawn(async move {
+                    let _done = done;
+                    work.await
+                });
+                let started = std::thread::Builder::new()
+                    .name("voxprov-sipsrv".into())
+                    .stack_size(8 << 20)
+                    .spawn(move || {
+                        pin(cpu, "sipserver");
+                        rt.block_on(async {
+                            let _ = ended.await;
+                        });
+                    });
+                if let Err(e) = started {
+                    // The runtime, dropped with the closure, cancels the task: its owner sees
+                    // it ended and starts it again later.
+                    tracing::warn!(error = %e, "lane: cannot start a thread for a SIP server's worker");
+                }
+                return task;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "lane: no runtime for a SIP server's worker, it runs on the server's")
+            }
+        }
+    }
+    tokio::spawn(work)
+}
+
+/// Whether [`spawn_own`] gives work a lane of its own.
+pub(super) fn own_lanes() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        cpus().is_some()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
     }
 }

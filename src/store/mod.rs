@@ -226,23 +226,23 @@ impl Store {
         }
     }
 
-    /// Starts a SIP server's worker on the side lane, on another CPU than the writer's (see
-    /// [`lane::spawn_side`]); on PostgreSQL, an ordinary task.
-    pub fn spawn_on_side_lane<T: Send + 'static>(
+    /// Starts a SIP server's worker on a lane of its own, on another CPU than the writer's
+    /// (see [`lane::spawn_own`]); on PostgreSQL, an ordinary task.
+    pub fn spawn_on_own_lane<T: Send + 'static>(
         &self,
         work: impl std::future::Future<Output = T> + Send + 'static,
     ) -> tokio::task::JoinHandle<T> {
         match &self.group {
-            Some(_) => lane::spawn_side(work),
+            Some(_) => lane::spawn_own(work),
             None => tokio::spawn(work),
         }
     }
 
     /// This store with `n` SQLite readers of its own, opened now from the calling thread (from
-    /// a lane: their threads share its CPU) and kept; its writes are the store's. PostgreSQL
-    /// (or readers that cannot be opened): the store as it is.
+    /// a lane: their threads share its CPU) and kept; its writes are the store's. PostgreSQL,
+    /// no lanes, or readers that cannot be opened: the store as it is.
     pub async fn with_own_readers(&self, n: u32) -> Store {
-        let Some(setup) = &self.sqlite else {
+        let Some(setup) = self.sqlite.as_ref().filter(|_| lane::own_lanes()) else {
             return self.clone();
         };
         let (pragmas, opts) = &**setup;

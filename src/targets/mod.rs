@@ -128,7 +128,7 @@ impl Targets {
                 continue;
             }
             let status = Arc::new(Status::new(id, t.name.clone()));
-            let handle = self.store.spawn_on_side_lane(run_worker(
+            let handle = self.store.spawn_on_own_lane(run_worker(
                 self.store.clone(),
                 self.cipher.clone(),
                 t.clone(),

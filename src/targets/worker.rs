@@ -109,7 +109,7 @@ fn describe(e: &Error) -> String {
 }
 
 pub(super) async fn run_worker(store: Store, cipher: Cipher, t: TargetCfg, status: Arc<Status>) {
-    // Its reads on connections of its own, opened here: on the side lane, next to it.
+    // Its reads on connections of its own, opened here: on its lane, next to it.
     let store = store.with_own_readers(2).await;
     let mut backoff = Backoff(0);
     loop {
