@@ -79,6 +79,21 @@ fn sqlite_pool(pragmas: &str, max: u32) -> AnyPoolOptions {
         })
 }
 
+/// `n` SQLite readers, all opened now from the calling thread and kept (never closed for
+/// idleness or age): where they are opened decides which CPUs their threads may use.
+async fn sqlite_readers(
+    pragmas: &str,
+    opts: &AnyConnectOptions,
+    n: u32,
+) -> std::result::Result<AnyPool, sqlx::Error> {
+    sqlite_pool(pragmas, n)
+        .min_connections(n)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(opts.clone())
+        .await
+}
+
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -110,12 +125,7 @@ impl Store {
                 // All opened now, from here, and kept: a reader opened later from the writer's
                 // lane (a write that reads on the side) would have its thread pinned to the
                 // lane's CPU with it, and reads belong on every CPU.
-                let read = sqlite_pool(&pragmas, 8)
-                    .min_connections(8)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .connect_with(opts.clone())
-                    .await?;
+                let read = sqlite_readers(&pragmas, &opts, 8).await?;
                 Ok(Store {
                     group: Some(writer::Group::new(write.clone())),
                     write,
@@ -246,13 +256,7 @@ impl Store {
             return self.clone();
         };
         let (pragmas, opts) = &**setup;
-        match sqlite_pool(pragmas, n)
-            .min_connections(n)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.clone())
-            .await
-        {
+        match sqlite_readers(pragmas, opts, n).await {
             Ok(read) => Store {
                 read,
                 ..self.clone()
