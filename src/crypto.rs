@@ -71,21 +71,21 @@ tokio::task_local! {
 pub struct Prehashed(Vec<(String, String)>);
 
 impl Prehashed {
-    /// Hashes `passwords` side by side, as many at once as there are CPUs (an import's batch
-    /// of thousands does not start them all: see [`hashing`]).
+    /// Hashes `passwords` side by side, as many at once as there are CPUs (see [`hashing`]:
+    /// an import's batch of thousands waits its turns). Dropped unfinished (a client gone, a
+    /// hash failed), the hashes not started yet are not made.
     pub async fn of(passwords: Vec<String>) -> Result<Prehashed> {
-        let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut done = Vec::with_capacity(passwords.len());
-        for group in passwords.chunks(at_once) {
-            let hashing: Vec<_> = group
-                .iter()
-                .map(|pw| tokio::spawn(hash_now(pw.clone())))
-                .collect();
-            for (pw, h) in group.iter().zip(hashing) {
-                done.push((pw.clone(), h.await.map_err(Error::internal)??));
-            }
+        let mut hashing = tokio::task::JoinSet::new();
+        for (i, pw) in passwords.iter().enumerate() {
+            let pw = pw.clone();
+            hashing.spawn(async move { (i, hash_now(pw).await) });
         }
-        Ok(Prehashed(done))
+        let mut hashes = vec![String::new(); passwords.len()];
+        while let Some(done) = hashing.join_next().await {
+            let (i, h) = done.map_err(Error::internal)?;
+            hashes[i] = h?;
+        }
+        Ok(Prehashed(passwords.into_iter().zip(hashes).collect()))
     }
 
     /// Runs `work` with these hashes at hand.
