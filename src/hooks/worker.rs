@@ -34,6 +34,10 @@ const CACHE_TTL: Duration = Duration::from_secs(2);
 /// dies holding claims delays those deliveries by about this (then they go out again).
 const LEASE_MARGIN_MS: i64 = 15_000;
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// While calls are on their way, the worker looks at the outbox at most this often: every
+/// answer and every commit wakes it, and each look costs reads that, one per wake-up, took
+/// as much CPU as the calls. An idle worker looks at once.
+const BUSY_POLL: Duration = Duration::from_millis(1);
 
 struct Cache {
     at: Option<Instant>,
@@ -234,6 +238,15 @@ impl Hooks {
     async fn dispatch_loop(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(200);
         loop {
+            let busy = self
+                .in_flight
+                .lock()
+                .expect("in-flight lock")
+                .values()
+                .any(|n| *n > 0);
+            if busy {
+                tokio::time::sleep(BUSY_POLL).await;
+            }
             match self.dispatch_once().await {
                 Ok(0) => {
                     let wait = match self.next_wait().await {
