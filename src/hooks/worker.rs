@@ -34,9 +34,11 @@ const CACHE_TTL: Duration = Duration::from_secs(2);
 /// dies holding claims delays those deliveries by about this (then they go out again).
 const LEASE_MARGIN_MS: i64 = 15_000;
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// While calls are on their way, the worker looks at the outbox at most this often: every
-/// answer and every commit wakes it, and each look costs reads that, one per wake-up, took
-/// as much CPU as the calls. An idle worker looks at once.
+/// While a hook that has free slots has calls on their way (answers will keep coming), the
+/// worker looks at the outbox at most once per this: every answer and every commit wakes it,
+/// and each look is two or three reads that, at each wake-up, mostly found its own deliveries
+/// on their way. Otherwise (nothing on its way, or only hooks whose slots are all taken, which
+/// it does not read) it looks as soon as it is woken.
 const BUSY_POLL: Duration = Duration::from_millis(1);
 
 struct Cache {
@@ -90,8 +92,8 @@ pub struct Hooks {
     cache: Mutex<Cache>,
     kick: Notify,
     in_flight: Mutex<HashMap<i64, usize>>,
-    /// Deliveries this node is sending, or whose outcome it has not recorded yet.
-    /// Deliveries on their way.
+    /// Deliveries on their way (sent or being sent, outcome not recorded yet), and those
+    /// recorded since the current look at the outbox began.
     claimed: Mutex<Claimed>,
     /// Deliveries in a row whose body template failed, per hook (this node's count).
     template_failures: Mutex<HashMap<i64, u32>>,
@@ -237,16 +239,19 @@ impl Hooks {
 
     async fn dispatch_loop(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(200);
+        let mut last_look = tokio::time::Instant::now();
         loop {
+            let max = self.cfg.max_in_flight_per_hook;
             let busy = self
                 .in_flight
                 .lock()
                 .expect("in-flight lock")
                 .values()
-                .any(|n| *n > 0);
+                .any(|n| *n > 0 && *n < max);
             if busy {
-                tokio::time::sleep(BUSY_POLL).await;
+                tokio::time::sleep_until(last_look + BUSY_POLL).await;
             }
+            last_look = tokio::time::Instant::now();
             match self.dispatch_once().await {
                 Ok(0) => {
                     let wait = match self.next_wait().await {
