@@ -32,6 +32,41 @@ async fn strangers_are_challenged_and_wrong_passwords_refused(app: TestApp) {
 }
 both!(strangers_are_challenged_and_wrong_passwords_refused);
 
+/// How many argon2 password checks the server made (`/metrics`).
+async fn password_checks(app: &TestApp) -> f64 {
+    app.metrics()
+        .await
+        .lines()
+        .find(|l| l.starts_with("voxprov_auth_password_checks_total"))
+        .and_then(|l| l.rsplit_once(' '))
+        .map_or(0.0, |(_, v)| v.parse().unwrap())
+}
+
+async fn requests_bringing_the_same_password_at_once_share_one_check(app: TestApp) {
+    let (_, login, pass) = app.reseller("busy").await;
+    let before = password_checks(&app).await;
+    let at_once = |n: usize, pass: &str| {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            set.spawn(send(app.req_as(Method::GET, "/api/domains/", &login, pass)));
+        }
+        set.join_all()
+    };
+    let answers = at_once(16, &pass).await;
+    assert!(
+        answers.iter().all(|(s, _)| *s == StatusCode::OK),
+        "{answers:?}"
+    );
+    // Sixteen requests arriving together with a password not checked yet: one argon2 check,
+    // the others wait for it rather than each paying their own.
+    assert_eq!(password_checks(&app).await - before, 1.0);
+    // A wrong password is never taken from another request's check.
+    let wrong = at_once(4, "not-the-password").await;
+    assert!(wrong.iter().all(|(s, _)| *s == StatusCode::UNAUTHORIZED));
+    assert_eq!(password_checks(&app).await - before, 5.0);
+}
+both!(requests_bringing_the_same_password_at_once_share_one_check);
+
 async fn a_reseller_sees_only_its_own_world(app: TestApp) {
     let f = app.fixture().await; // reseller 1's
     let theirs = app.subscriber(&f, "theirs", 100).await;

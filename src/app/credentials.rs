@@ -11,7 +11,7 @@
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -25,10 +25,44 @@ use crate::store::Store;
 pub struct Credentials {
     /// Verified (login, password) pairs → the password hash they were verified against.
     cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// Pairs being verified now: requests that bring the same pair wait for that check rather
+    /// than making their own (when a busy client's pair drops out of the cache, its requests
+    /// in flight would otherwise each pay an argon2 check at the same moment).
+    checking: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     /// Failed attempts and bans per address, shared by the nodes.
     pub strikes: std::sync::Arc<super::strikes::Strikes>,
     ttl: Duration,
     key_touched: Mutex<HashMap<i64, Instant>>,
+}
+
+/// A turn at checking one (login, password) pair; the last request out removes the pair's
+/// entry (dropped on every path, a request that went away included).
+struct Gate<'a>(
+    Arc<tokio::sync::Mutex<()>>,
+    &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    [u8; 32],
+);
+
+impl<'a> Gate<'a> {
+    fn new(map: &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>, key: [u8; 32]) -> Self {
+        let g = map
+            .lock()
+            .expect("auth checks")
+            .entry(key)
+            .or_default()
+            .clone();
+        Gate(g, map, key)
+    }
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        let mut map = self.1.lock().expect("auth checks");
+        // The map's reference and this one: nobody else is waiting.
+        if Arc::strong_count(&self.0) == 2 {
+            map.remove(&self.2);
+        }
+    }
 }
 
 /// How long failures are counted together, and how long an address that reached the limit
@@ -39,6 +73,7 @@ impl Credentials {
     pub fn new(store: &Store, ttl_secs: u64, max_failures: u32) -> Self {
         Credentials {
             cache: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashMap::new()),
             strikes: std::sync::Arc::new(super::strikes::Strikes::new(
                 store.clone(),
                 "login",
@@ -140,25 +175,13 @@ impl Credentials {
         check_ban_row(row.try_get(5)?)?;
         if row.try_get::<Option<i64>, _>(0)?.is_none() {
             // Same cost as a wrong password, so timing does not reveal which logins exist.
+            metrics::counter!("voxprov_auth_password_checks_total").increment(1);
             let _ = crypto::verify_password(DUMMY_HASH.to_string(), password.to_string()).await;
             return Err(self.failed(ip).await);
         }
         let hash: String = row.try_get(1)?;
-        let remembered = self
-            .cache
-            .lock()
-            .expect("auth cache")
-            .get(&key)
-            .is_some_and(|(h, at)| *h == hash && at.elapsed() < self.ttl);
-        if !remembered {
-            if !crypto::verify_password(hash.clone(), password.to_string()).await {
-                return Err(self.failed(ip).await);
-            }
-            let mut cache = self.cache.lock().expect("auth cache");
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(key, (hash, Instant::now()));
+        if !self.remembered(&key, &hash) && !self.check_once(key, &hash, password).await {
+            return Err(self.failed(ip).await);
         }
         let role: String = row.try_get(2)?;
         Ok(Actor {
@@ -171,6 +194,34 @@ impl Credentials {
             client: None,
             admin_id: Some(row.try_get(0)?),
         })
+    }
+
+    /// Whether `key`'s password was verified against `hash` lately.
+    fn remembered(&self, key: &[u8; 32], hash: &str) -> bool {
+        self.cache
+            .lock()
+            .expect("auth cache")
+            .get(key)
+            .is_some_and(|(h, at)| h == hash && at.elapsed() < self.ttl)
+    }
+
+    /// Verifies `password` against `hash` and remembers a match; one check at a time per
+    /// pair, and a request that waited for another's check takes its remembered match.
+    async fn check_once(&self, key: [u8; 32], hash: &str, password: &str) -> bool {
+        let gate = Gate::new(&self.checking, key);
+        let _turn = gate.0.lock().await;
+        self.remembered(&key, hash) || {
+            metrics::counter!("voxprov_auth_password_checks_total").increment(1);
+            let ok = crypto::verify_password(hash.to_string(), password.to_string()).await;
+            if ok {
+                let mut cache = self.cache.lock().expect("auth cache");
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(key, (hash.to_string(), Instant::now()));
+            }
+            ok
+        }
     }
 
     /// An API key's secret.
