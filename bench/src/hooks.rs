@@ -8,6 +8,10 @@
 //! - **latency**: subscribers created one by one at a steady pace; for each event, the time
 //!   from its commit (the `timestamp` in the payload, taken inside the transaction) to its
 //!   arrival at the receiver; p50/p99.
+//! - **API writes**: the write rate with no hook enabled; with none enabled but the bench
+//!   itself posting a payload-sized body to the receiver twice per write (what two deliveries
+//!   cost this machine if voxprov's bookkeeping of them were free: the most the two-hook
+//!   ratio can reach where the receiver shares the CPUs); with two healthy hooks.
 //! - **hanging receiver**: API write latency with two hooks whose receivers answer, then with
 //!   one of them never answering within its 30 s timeout; the ratio of the p99s.
 //!
@@ -155,6 +159,7 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
         "resource": "subscribers", "resource_id": 1, "object": { "username": "x".repeat(400) }, "old_object": null,
         "actor": { "type": "admin", "id": 1, "name": "administrator" }, "timestamp": "2026-01-01T00:00:00.000Z", "change_id": 1 });
     let body = Arc::new(sample.to_string());
+    let echo_body = body.clone();
     let n_ref = args.events.min(20_000);
     let (c2, u2) = (client.clone(), format!("{rbase}/events"));
     let reference: Outcome = run_load("reference", n_ref, 16, move |_| {
@@ -265,11 +270,7 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
         .map(|(a, t)| a - t)
         .collect();
 
-    // API writes with no hanging receiver, then with one.
-    eprintln!(
-        "==> API writes: {} at concurrency {}, two hooks, both receivers healthy",
-        args.writes, args.concurrency
-    );
+    // API writes with no hook, then with two: both receivers healthy, then one hanging.
     let writes = |prefix: &'static str| {
         let (client, base) = (client.clone(), base.clone());
         move |i: usize| {
@@ -295,10 +296,65 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
         }
     };
     set_status(first, "disabled").await?;
+    eprintln!(
+        "==> API writes: {} at concurrency {}, no hook enabled",
+        args.writes, args.concurrency
+    );
     let bare = run_load("no hooks", args.writes, args.concurrency, writes("n")).await;
+    // The same writes, still no hook, and after each 201 two bare exchanges with the receiver
+    // made by the bench (tasks of their own, at most `in_flight` at once per "hook", as
+    // voxprov's worker sends): two deliveries whose bookkeeping costs nothing.
+    let slots = Arc::new(tokio::sync::Semaphore::new(2 * args.in_flight));
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let echoed = {
+        let (client, base, url) = (client.clone(), base.clone(), format!("{rbase}/events"));
+        let (slots, sent) = (slots.clone(), sent.clone());
+        move |i: usize| {
+            let (client, base, url) = (client.clone(), base.clone(), url.clone());
+            let (slots, sent, body) = (slots.clone(), sent.clone(), echo_body.clone());
+            async move {
+                create_one(&client, &base, customer, format!("e{i}")).await?;
+                for _ in 0..2 {
+                    let (c, u, b) = (client.clone(), url.clone(), body.clone());
+                    let (slots, sent) = (slots.clone(), sent.clone());
+                    tokio::spawn(async move {
+                        let _slot = slots.acquire_owned().await;
+                        if let Ok(r) = c
+                            .post(&u)
+                            .header("content-type", "application/json")
+                            .body((*b).clone())
+                            .send()
+                            .await
+                        {
+                            let _ = r.bytes().await;
+                        }
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    });
+                }
+                Ok(())
+            }
+        }
+    };
+    eprintln!(
+        "==> API writes: {} at concurrency {}, no hook, two bare posts to the receiver per write",
+        args.writes, args.concurrency
+    );
+    let echo = run_load("bare posts", args.writes, args.concurrency, echoed).await;
+    let echo_start = Instant::now();
+    let expected = 2 * echo.latencies.len();
+    while sent.load(std::sync::atomic::Ordering::Relaxed) < expected
+        && echo_start.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let echo_drain = echo_start.elapsed();
     set_status(first, "enabled").await?;
     // A second hook, healthy for the first phase; then its receiver hangs.
     let second = post_created(&client, &base, "hooks", json!({ "name": "second", "events": ["subscriber.created"], "url": format!("{rbase}/events"), "timeout": 30 })).await?;
+    eprintln!(
+        "==> API writes: {} at concurrency {}, two hooks, both receivers healthy",
+        args.writes, args.concurrency
+    );
     let calm = run_load("calm", args.writes, args.concurrency, writes("c")).await;
     let r = client
         .patch(format!("{base}/api/hooks/{second}"))
@@ -357,6 +413,15 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
     println!(
         "  API writes, no hook enabled:               {}",
         bare.summary()
+    );
+    println!(
+        "  API writes, no hook, 2 bare posts each:    {}",
+        echo.summary()
+    );
+    println!(
+        "  ratio writes/s with the bare posts / none: {:.1}%  (the most two hooks can reach here; last posts {:.2} s after the last write)",
+        100.0 * echo.ops_per_sec() / bare.ops_per_sec(),
+        echo_drain.as_secs_f64()
     );
     println!(
         "  API writes, two hooks, both healthy:       {}",
