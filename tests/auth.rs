@@ -64,6 +64,19 @@ async fn requests_bringing_the_same_password_at_once_share_one_check(app: TestAp
     let wrong = at_once(4, "not-the-password").await;
     assert!(wrong.iter().all(|(s, _)| *s == StatusCode::UNAUTHORIZED));
     assert_eq!(password_checks(&app).await - before, 5.0);
+    // Nor is a login that does not exist answered any sooner: a check each, as above.
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        set.spawn(send(app.req_as(
+            Method::GET,
+            "/api/domains/",
+            "nobody_here",
+            "x",
+        )));
+    }
+    let unknown = set.join_all().await;
+    assert!(unknown.iter().all(|(s, _)| *s == StatusCode::UNAUTHORIZED));
+    assert_eq!(password_checks(&app).await - before, 9.0);
 }
 both!(requests_bringing_the_same_password_at_once_share_one_check);
 

@@ -174,9 +174,15 @@ impl Credentials {
         };
         check_ban_row(row.try_get(5)?)?;
         if row.try_get::<Option<i64>, _>(0)?.is_none() {
-            // Same cost as a wrong password, so timing does not reveal which logins exist.
-            metrics::counter!("voxprov_auth_password_checks_total").increment(1);
-            let _ = crypto::verify_password(DUMMY_HASH.to_string(), password.to_string()).await;
+            // Same cost as a wrong password, so timing does not reveal which logins exist:
+            // a check of its own, and behind the same gate (requests bringing one wrong pair
+            // at once are checked one after another either way).
+            {
+                let gate = Gate::new(&self.checking, key);
+                let _turn = gate.0.lock().await;
+                metrics::counter!("voxprov_auth_password_checks_total").increment(1);
+                let _ = crypto::verify_password(DUMMY_HASH.to_string(), password.to_string()).await;
+            }
             return Err(self.failed(ip).await);
         }
         let hash: String = row.try_get(1)?;
@@ -206,7 +212,8 @@ impl Credentials {
     }
 
     /// Verifies `password` against `hash` and remembers a match; one check at a time per
-    /// pair, and a request that waited for another's check takes its remembered match.
+    /// pair, and a request that waited for another's check takes its remembered match (a
+    /// failure is not shared: each wrong attempt pays its own check, as for an unknown login).
     async fn check_once(&self, key: [u8; 32], hash: &str, password: &str) -> bool {
         let gate = Gate::new(&self.checking, key);
         let _turn = gate.0.lock().await;
