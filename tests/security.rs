@@ -249,6 +249,13 @@ async fn templates_past_their_limits_are_refused_when_saved(app: TestApp) {
             "memory",
         ),
         (
+            // One allocation of twice the workers' limit, well within the instruction budget
+            // and the engine's own cap on repeated strings: only the memory limit stops it.
+            "memory: one string of 64 MiB",
+            r#"{{ ("x" * 67108864)|length }}"#,
+            "memory",
+        ),
+        (
             "instructions: two nested loops",
             "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
             "instruction budget",

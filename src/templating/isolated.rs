@@ -170,6 +170,10 @@ impl Isolated {
         let mut child = Command::new(&self.exe)
             .arg(WORKER_ARG)
             .env_clear()
+            // mimalloc (the global allocator) would otherwise map its first arena writable,
+            // a gigabyte, before the worker lowers its data limit, and serve the template's
+            // allocations from it past that limit; committed as used, they count against it.
+            .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
