@@ -100,7 +100,9 @@ impl Prehashed {
     }
 }
 
+/// Checks `pw` against an argon2 `hash` (counted in `voxprov_auth_password_checks_total`).
 pub async fn verify_password(hash: String, pw: String) -> bool {
+    metrics::counter!("voxprov_auth_password_checks_total").increment(1);
     let Ok(_turn) = hashing().acquire().await else {
         return false;
     };

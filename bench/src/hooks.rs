@@ -18,6 +18,7 @@
 //! No timed assertions: it prints the figures.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -305,8 +306,8 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
     // made by the bench (tasks of their own, at most 2 × `in_flight` at once, the slots of
     // two hooks): two deliveries whose bookkeeping costs nothing.
     let slots = Arc::new(tokio::sync::Semaphore::new(2 * args.in_flight));
-    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
     let echoed = {
         let (client, base, url) = (client.clone(), base.clone(), format!("{rbase}/events"));
         let (slots, sent, refused) = (slots.clone(), sent.clone(), refused.clone());
@@ -332,9 +333,9 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
                             Err(_) => false,
                         };
                         if !ok {
-                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            refused.fetch_add(1, Ordering::Relaxed);
                         }
-                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        sent.fetch_add(1, Ordering::Relaxed);
                     });
                 }
                 Ok(())
@@ -348,15 +349,14 @@ pub async fn hooks(args: HooksArgs) -> Result<()> {
     let echo = run_load("bare posts", args.writes, args.concurrency, echoed).await;
     let echo_start = Instant::now();
     let expected = 2 * echo.latencies.len();
-    while sent.load(std::sync::atomic::Ordering::Relaxed) < expected
-        && echo_start.elapsed() < Duration::from_secs(60)
+    while sent.load(Ordering::Relaxed) < expected && echo_start.elapsed() < Duration::from_secs(60)
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let echo_drain = echo_start.elapsed();
     let (done, refused) = (
-        sent.load(std::sync::atomic::Ordering::Relaxed),
-        refused.load(std::sync::atomic::Ordering::Relaxed),
+        sent.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
     );
     if done < expected || refused > 0 {
         bail!("bare posts: {done} of {expected} answered within 60 s of the last write, {refused} refused or failed");

@@ -28,7 +28,7 @@ pub struct Credentials {
     /// Pairs being verified now: requests that bring the same pair wait for that check rather
     /// than making their own (when a busy client's pair drops out of the cache, its requests
     /// in flight would otherwise each pay an argon2 check at the same moment).
-    checking: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    checking: Checking,
     /// Failed attempts and bans per address, shared by the nodes.
     pub strikes: std::sync::Arc<super::strikes::Strikes>,
     ttl: Duration,
@@ -37,14 +37,13 @@ pub struct Credentials {
 
 /// A turn at checking one (login, password) pair; the last request out removes the pair's
 /// entry (dropped on every path, a request that went away included).
-struct Gate<'a>(
-    Arc<tokio::sync::Mutex<()>>,
-    &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
-    [u8; 32],
-);
+struct Gate<'a>(Arc<tokio::sync::Mutex<()>>, &'a Checking, [u8; 32]);
+
+/// The pairs being checked, each with the turn its requests wait for.
+type Checking = Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>;
 
 impl<'a> Gate<'a> {
-    fn new(map: &'a Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>, key: [u8; 32]) -> Self {
+    fn new(map: &'a Checking, key: [u8; 32]) -> Self {
         let g = map
             .lock()
             .expect("auth checks")
@@ -180,7 +179,6 @@ impl Credentials {
             {
                 let gate = Gate::new(&self.checking, key);
                 let _turn = gate.0.lock().await;
-                metrics::counter!("voxprov_auth_password_checks_total").increment(1);
                 let _ = crypto::verify_password(DUMMY_HASH.to_string(), password.to_string()).await;
             }
             return Err(self.failed(ip).await);
@@ -218,7 +216,6 @@ impl Credentials {
         let gate = Gate::new(&self.checking, key);
         let _turn = gate.0.lock().await;
         self.remembered(&key, hash) || {
-            metrics::counter!("voxprov_auth_password_checks_total").increment(1);
             let ok = crypto::verify_password(hash.to_string(), password.to_string()).await;
             if ok {
                 let mut cache = self.cache.lock().expect("auth cache");
